@@ -1,0 +1,194 @@
+#include "executor.h"
+
+#include <pthread.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include <kj/debug.h>
+
+namespace sb {
+
+namespace {
+
+void onInterrupt(int) {
+  // Nothing to do: being delivered is the point, it makes the blocked syscall return EINTR.
+}
+
+void installInterruptHandler() {
+  static std::once_flag once;
+  std::call_once(once, []() {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = &onInterrupt;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = 0;  // No SA_RESTART: the interrupted syscall must return EINTR.
+    KJ_SYSCALL(sigaction(SIG_INTERRUPT, &sa, nullptr));
+    // A write to a FIFO or socket whose reader left must answer EPIPE to the tracee, not kill
+    // the agent and every other session with it.
+    signal(SIGPIPE, SIG_IGN);
+  });
+}
+
+}  // namespace
+
+// One queued call. The state fields are guarded by Executor::mutex.
+struct Executor::Job: public kj::AtomicRefcounted {
+  enum class State { QUEUED, RUNNING, DONE };
+
+  kj::Function<WorkResult()> work;
+  kj::Own<kj::CrossThreadPromiseFulfiller<WorkResult>> fulfiller;
+  State state = State::QUEUED;
+  bool cancelled = false;
+  pthread_t thread{};
+
+  Job(kj::Function<WorkResult()> work,
+      kj::Own<kj::CrossThreadPromiseFulfiller<WorkResult>> fulfiller)
+      : work(kj::mv(work)), fulfiller(kj::mv(fulfiller)) {}
+};
+
+Executor::Executor(kj::Timer& timer, size_t maxWorkers)
+    : timer(timer), maxWorkers(maxWorkers), resignals(*this) {
+  KJ_REQUIRE(maxWorkers > 0);
+  installInterruptHandler();
+}
+
+Executor::~Executor() noexcept(false) {
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    stopping = true;
+    queue.clear();
+  }
+  wakeWorkers.notify_all();
+  // Workers still inside a syscall are interrupted until they come out; a worker blocked in an
+  // uninterruptible call (fsync on a dead NFS server) would hold the join, as it would hold exit.
+  for (;;) {
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      if (busy == 0) {
+        break;
+      }
+    }
+    // The running jobs record their threads; interrupting every worker is simpler and harmless.
+    for (auto& worker: workers) {
+      pthread_kill(worker.native_handle(), SIG_INTERRUPT);
+    }
+    usleep(1000);
+  }
+  for (auto& worker: workers) {
+    worker.join();
+  }
+}
+
+kj::Promise<WorkResult> Executor::run(kj::Function<WorkResult()> work) {
+  auto paf = kj::newPromiseAndCrossThreadFulfiller<WorkResult>();
+  kj::Own<Job> job = kj::atomicRefcounted<Job>(kj::mv(work), kj::mv(paf.fulfiller));
+  Job& jobRef = *job;
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    KJ_REQUIRE(!stopping, "executor is shutting down");
+    queue.push_back(kj::mv(job));
+    if (idle == 0 && workers.size() < maxWorkers) {
+      workers.emplace_back([this]() { workerMain(); });
+    }
+  }
+  wakeWorkers.notify_one();
+  // The defer runs when the promise is consumed or dropped; after completion it is a no-op.
+  return paf.promise.attach(kj::defer([this, job = kj::atomicAddRef(jobRef)]() mutable {
+    cancel(*job);
+  }));
+}
+
+void Executor::workerMain() {
+  sigset_t mask;
+  sigfillset(&mask);
+  sigdelset(&mask, SIG_INTERRUPT);
+  pthread_sigmask(SIG_SETMASK, &mask, nullptr);
+
+  std::unique_lock<std::mutex> lock(mutex);
+  for (;;) {
+    ++idle;
+    wakeWorkers.wait(lock, [this]() { return stopping || !queue.empty(); });
+    --idle;
+    if (stopping) {
+      return;
+    }
+    kj::Own<Job> job = kj::mv(queue.front());
+    queue.pop_front();
+    if (job->cancelled) {
+      // Dropping the fulfiller rejects a promise nobody waits for any more.
+      continue;
+    }
+    job->state = Job::State::RUNNING;
+    job->thread = pthread_self();
+    ++busy;
+    lock.unlock();
+
+    WorkResult result;
+    KJ_IF_MAYBE(exception, kj::runCatchingExceptions([&]() { result = job->work(); })) {
+      // Work functions only make syscalls; an exception here is a bug, reported to the caller.
+      lock.lock();
+      job->state = Job::State::DONE;
+      --busy;
+      lock.unlock();
+      job->fulfiller->reject(kj::mv(*exception));
+      lock.lock();
+      continue;
+    }
+
+    // DONE must be recorded before anything else can run on this thread, so a late
+    // pthread_kill meant for this job can never interrupt the next one.
+    lock.lock();
+    job->state = Job::State::DONE;
+    --busy;
+    lock.unlock();
+    // Fulfilling a cancelled promise is allowed: the value is dropped here, on this thread.
+    job->fulfiller->fulfill(kj::mv(result));
+    job = nullptr;
+    lock.lock();
+  }
+}
+
+void Executor::cancel(Job& job) {
+  std::lock_guard<std::mutex> lock(mutex);
+  if (job.state == Job::State::DONE || job.cancelled) {
+    return;
+  }
+  job.cancelled = true;
+  if (job.state == Job::State::RUNNING) {
+    pthread_kill(job.thread, SIG_INTERRUPT);
+    resignals.add(resignalLater(kj::atomicAddRef(job), 1 * kj::MILLISECONDS));
+  }
+}
+
+kj::Promise<void> Executor::resignalLater(kj::Own<Job> job, kj::Duration delay) {
+  return timer.afterDelay(delay).then([this, job = kj::mv(job), delay]() mutable
+                                      -> kj::Promise<void> {
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      if (job->state != Job::State::RUNNING) {
+        return kj::READY_NOW;
+      }
+      pthread_kill(job->thread, SIG_INTERRUPT);
+    }
+    // Back off: a call that ignores signals (fsync in D state) should not cost a busy loop.
+    kj::Duration next = delay * 2 < 100 * kj::MILLISECONDS ? delay * 2 : 100 * kj::MILLISECONDS;
+    return resignalLater(kj::mv(job), next);
+  });
+}
+
+size_t Executor::busyWorkers() const {
+  std::lock_guard<std::mutex> lock(mutex);
+  return busy;
+}
+
+size_t Executor::workerCount() const {
+  std::lock_guard<std::mutex> lock(mutex);
+  return workers.size();
+}
+
+void Executor::taskFailed(kj::Exception&& exception) {
+  KJ_LOG(ERROR, "interrupting a cancelled worker call failed", exception);
+}
+
+}  // namespace sb

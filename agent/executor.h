@@ -1,0 +1,94 @@
+// Executor: runs the syscalls that may block (a read on a FIFO or socket, opening a FIFO, a
+// waiting lock, fsync ...) on worker threads, so one slow call never stalls the event loop that
+// serves every session (DESIGN D8). Calls that cannot block (regular files, directories) run
+// inline on the loop and never come here.
+//
+// How a call goes:
+//   - `run(work)` queues `work` and returns a promise for its WorkResult. A worker thread runs it
+//     and hands the result back through kj's cross-thread fulfiller, which wakes the loop.
+//   - The pool grows on demand (an idle worker is reused, otherwise a new one starts, up to a
+//     cap), because blocked calls can depend on each other: a FIFO read waits for a write that
+//     must not queue behind it.
+//   - Dropping the promise cancels the call (the RPC was cancelled, or the connection went away):
+//     a queued job is skipped; a running one gets SIG_INTERRUPT via pthread_kill. The handler is a
+//     no-op installed without SA_RESTART, so the blocked syscall returns EINTR. A signal that lands
+//     just before the worker enters the syscall would be lost, so the loop re-sends it on a timer
+//     until the worker reports the job done.
+//   - The job's result is then dropped on whichever side lets go last: anything it holds (an fd
+//     the work opened, a buffer) is released by its own destructor. Work must therefore own
+//     everything it touches (copies of input bytes, a reference on the fd), never borrow from
+//     the RPC's messages, which are freed on cancellation.
+//
+// Worker threads block every signal except SIG_INTERRUPT, so process signals reach the loop.
+
+#pragma once
+
+#include <fcntl.h>
+#include <signal.h>
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include <kj/async.h>
+#include <kj/function.h>
+#include <kj/io.h>
+#include <kj/refcount.h>
+#include <kj/timer.h>
+
+namespace sb {
+
+// The signal that interrupts a worker's syscall. Not SIGUSR1, which KJ reserves for its own
+// cross-thread wake-ups on some platforms.
+constexpr int SIG_INTERRUPT = SIGUSR2;
+
+// What a blocking call produced. `result` is the kernel's ret or -errno; the rest is filled by
+// the calls that need it.
+struct WorkResult {
+  int64_t result = 0;
+  kj::AutoCloseFd fd;             // An fd the work opened (closed if nobody takes it).
+  kj::Array<kj::byte> data;       // Bytes the work read; `result` of them are valid.
+  int64_t offsets[2] = {-1, -1};  // Advanced file offsets (copyTo).
+  struct flock lock = {};         // F_GETLK answers.
+};
+
+class Executor final: private kj::TaskSet::ErrorHandler {
+public:
+  // `timer` drives the re-sending of interrupts. Installs the SIG_INTERRUPT handler.
+  explicit Executor(kj::Timer& timer, size_t maxWorkers = 64);
+  // Interrupts every running job and joins the workers.
+  ~Executor() noexcept(false);
+  KJ_DISALLOW_COPY(Executor);
+
+  // Runs `work` on a worker thread. Must be called on the event loop thread.
+  kj::Promise<WorkResult> run(kj::Function<WorkResult()> work);
+
+  // For tests and logs: workers currently running a job, and workers started so far.
+  size_t busyWorkers() const;
+  size_t workerCount() const;
+
+private:
+  struct Job;
+
+  kj::Timer& timer;
+  const size_t maxWorkers;
+  kj::TaskSet resignals;
+
+  mutable std::mutex mutex;
+  std::condition_variable wakeWorkers;
+  std::deque<kj::Own<Job>> queue;
+  std::vector<std::thread> workers;
+  size_t idle = 0;
+  size_t busy = 0;
+  bool stopping = false;
+
+  void workerMain();
+  void cancel(Job& job);
+  kj::Promise<void> resignalLater(kj::Own<Job> job, kj::Duration delay);
+  void taskFailed(kj::Exception&& exception) override;
+};
+
+}  // namespace sb

@@ -1,0 +1,584 @@
+// NodeImpl, part 1: the node itself and its I/O methods (read, write, seek, getdents, locks,
+// copies, flags, path). The path methods are in node_path.cc.
+
+#include "node.h"
+
+#include <sys/file.h>
+#include <sys/sendfile.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <vector>
+
+#include <capnp/orphan.h>
+#include <kj/debug.h>
+
+#include "host_wire.h"
+
+namespace sb {
+
+namespace {
+
+// A blocking read copies out of a worker-owned buffer, so it is kept to what one pipe or socket
+// read returns in practice; the tracer loops for more.
+constexpr uint64_t MAX_BLOCKING_READ = 1ull << 20;
+// getdents64 buffers beyond this bring nothing: the tracer loops.
+constexpr uint32_t MAX_DENTS_BYTES = 1u << 20;
+
+// Reads straight into the result message (no extra copy): `readFn(buf, n)` is a read-like call.
+template <typename Results, typename ReadFn>
+void readIntoResults(Results results, size_t count, ReadFn&& readFn) {
+  auto orphan = capnp::Orphanage::getForMessageContaining(results)
+                    .template newOrphan<capnp::Data>(count);
+  ssize_t n = readFn(orphan.get().begin(), count);
+  if (n < 0) {
+    results.setResult(-int64_t(errno));
+    return;
+  }
+  orphan.truncate(size_t(n));
+  results.setResult(n);
+  results.adoptData(kj::mv(orphan));
+}
+
+ssize_t preadAny(int fd, void* buf, size_t count, int64_t offset, int flags) {
+  if (flags == 0 && offset >= 0) {
+    return ::pread(fd, buf, count, offset);
+  }
+  struct iovec iov = {buf, count};
+  return ::preadv2(fd, &iov, 1, offset, flags);
+}
+
+ssize_t pwriteAny(int fd, const void* buf, size_t count, int64_t offset, int flags) {
+  if (flags == 0 && offset >= 0) {
+    return ::pwrite(fd, buf, count, offset);
+  }
+  struct iovec iov = {const_cast<void*>(buf), count};
+  return ::pwritev2(fd, &iov, 1, offset, flags);
+}
+
+// One copy call; `offsets` are in/out, -1 meaning "the file position".
+int64_t copyOnce(int src, int dst, size_t count, proto::CopyKind kind, int64_t offsets[2]) {
+  switch (kind) {
+    case proto::CopyKind::SENDFILE: {
+      if (offsets[1] != -1) {
+        // sendfile(2) always writes at the destination's position.
+        return -EINVAL;
+      }
+      off_t in = offsets[0];
+      ssize_t n = ::sendfile(dst, src, offsets[0] == -1 ? nullptr : &in, count);
+      if (n >= 0 && offsets[0] != -1) {
+        offsets[0] = in;
+      }
+      return sysResult(n);
+    }
+    case proto::CopyKind::COPY_FILE_RANGE: {
+      off_t in = offsets[0];
+      off_t out = offsets[1];
+      ssize_t n = ::copy_file_range(src, offsets[0] == -1 ? nullptr : &in, dst,
+                                    offsets[1] == -1 ? nullptr : &out, count, 0);
+      if (n >= 0) {
+        if (offsets[0] != -1) offsets[0] = in;
+        if (offsets[1] != -1) offsets[1] = out;
+      }
+      return sysResult(n);
+    }
+  }
+  return -EINVAL;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// FdRef, SessionState
+
+FdRef::~FdRef() noexcept(false) {
+  if (fd >= 0) {
+    ::close(fd);
+  }
+}
+
+int64_t FdRef::closeNow() {
+  int old = fd;
+  fd = -1;
+  // close(2) must not be retried on EINTR: the fd is gone either way on Linux.
+  return sysResult(::close(old));
+}
+
+proto::Node::Client SessionState::newNode(int fd, proto::FileType& typeOut) {
+  struct stat st;
+  bool blockingKind = true;
+  typeOut = proto::FileType::UNKNOWN;
+  if (fstat(fd, &st) == 0) {
+    typeOut = fileTypeFromMode(st.st_mode);
+    switch (st.st_mode & S_IFMT) {
+      case S_IFIFO:
+      case S_IFSOCK:
+        blockingKind = true;
+        break;
+      case S_IFCHR:
+        // The memory devices (/dev/null, zero, full, random, urandom: major 1) never block.
+        blockingKind = major(st.st_rdev) != 1;
+        break;
+      default:
+        blockingKind = false;
+        break;
+    }
+  }
+  return nodes.add(kj::heap<NodeImpl>(kj::addRef(*this), kj::atomicRefcounted<FdRef>(fd),
+                                      typeOut, blockingKind));
+}
+
+// ---------------------------------------------------------------------------------------------
+// NodeImpl basics
+
+NodeImpl::NodeImpl(kj::Own<SessionState> session, kj::Own<FdRef> fd, proto::FileType type,
+                   bool blockingKind)
+    : session(kj::mv(session)), fd(kj::mv(fd)), type(type), blockingKind(blockingKind) {}
+
+int NodeImpl::fdOrError() const {
+  KJ_IF_MAYBE(f, fd) {
+    return (*f)->get();
+  }
+  return -EBADF;
+}
+
+bool NodeImpl::mayBlock() const {
+  if (!blockingKind) {
+    return false;
+  }
+  int flags = fcntl(fdOrError(), F_GETFL);
+  return flags < 0 || !(flags & O_NONBLOCK);
+}
+
+kj::Promise<WorkResult> NodeImpl::runBlocking(kj::Function<WorkResult(int fd)> work) {
+  KJ_IF_MAYBE(f, fd) {
+    return executor().run([ref = kj::atomicAddRef(**f), work = kj::mv(work)]() mutable {
+      return work(ref->get());
+    });
+  }
+  KJ_FAIL_ASSERT("runBlocking() on a closed node");
+}
+
+kj::Promise<kj::Maybe<NodeImpl&>> NodeImpl::sameSessionNode(proto::Node::Client client) {
+  return session->nodes.getLocalServer(client).then(
+      [](kj::Maybe<proto::Node::Server&> server) -> kj::Maybe<NodeImpl&> {
+        KJ_IF_MAYBE(s, server) {
+          // The set only ever holds NodeImpls.
+          return static_cast<NodeImpl&>(*s);
+        }
+        return nullptr;
+      });
+}
+
+kj::Promise<void> NodeImpl::close(CloseContext context) {
+  auto results = context.getResults();
+  KJ_IF_MAYBE(f, fd) {
+    kj::Own<FdRef> ref = kj::mv(*f);
+    fd = nullptr;
+    // A worker call still holds the fd (a read blocked on a FIFO): the kernel's close(2) would
+    // succeed and leave that read running, so report success and let the last holder close it.
+    results.setResult(ref->isShared() ? 0 : ref->closeNow());
+  } else {
+    results.setResult(-EBADF);
+  }
+  return kj::READY_NOW;
+}
+
+kj::Promise<void> NodeImpl::info(InfoContext context) {
+  auto results = context.getResults();
+  struct stat st;
+  int f = fdOrError();
+  if (f < 0) {
+    results.setResult(f);
+  } else if (fstat(f, &st) < 0) {
+    results.setResult(-int64_t(errno));
+  } else {
+    results.setResult(0);
+    results.initInfo().setType(fileTypeFromMode(st.st_mode));
+  }
+  return kj::READY_NOW;
+}
+
+// ---------------------------------------------------------------------------------------------
+// read / write
+
+kj::Promise<void> NodeImpl::read(ReadContext context) {
+  uint64_t count = kj::min(context.getParams().getCount(), MAX_TRANSFER);
+  int f = fdOrError();
+  if (f < 0) {
+    context.getResults().setResult(f);
+    return kj::READY_NOW;
+  }
+  if (mayBlock()) {
+    count = kj::min(count, MAX_BLOCKING_READ);
+    context.allowCancellation();
+    return runBlocking([count](int fd) {
+      WorkResult w;
+      w.data = kj::heapArray<kj::byte>(count);
+      w.result = sysResult(::read(fd, w.data.begin(), count));
+      return w;
+    }).then([context](WorkResult&& w) mutable {
+      auto results = context.getResults();
+      results.setResult(w.result);
+      if (w.result > 0) {
+        results.setData(w.data.slice(0, size_t(w.result)));
+      }
+    });
+  }
+  readIntoResults(context.getResults(), count,
+                  [f](void* buf, size_t n) { return ::read(f, buf, n); });
+  return kj::READY_NOW;
+}
+
+kj::Promise<void> NodeImpl::pread(PreadContext context) {
+  auto params = context.getParams();
+  uint64_t count = kj::min(params.getCount(), MAX_TRANSFER);
+  int64_t offset = params.getOffset();
+  int flags = rwFlagsToHost(params.getFlags());
+  int f = fdOrError();
+  if (f < 0) {
+    context.getResults().setResult(f);
+    return kj::READY_NOW;
+  }
+  if (mayBlock()) {
+    count = kj::min(count, MAX_BLOCKING_READ);
+    context.allowCancellation();
+    return runBlocking([count, offset, flags](int fd) {
+      WorkResult w;
+      w.data = kj::heapArray<kj::byte>(count);
+      w.result = sysResult(preadAny(fd, w.data.begin(), count, offset, flags));
+      return w;
+    }).then([context](WorkResult&& w) mutable {
+      auto results = context.getResults();
+      results.setResult(w.result);
+      if (w.result > 0) {
+        results.setData(w.data.slice(0, size_t(w.result)));
+      }
+    });
+  }
+  readIntoResults(context.getResults(), count, [f, offset, flags](void* buf, size_t n) {
+    return preadAny(f, buf, n, offset, flags);
+  });
+  return kj::READY_NOW;
+}
+
+kj::Promise<void> NodeImpl::write(WriteContext context) {
+  auto data = context.getParams().getData();
+  size_t count = kj::min(data.size(), MAX_TRANSFER);
+  int f = fdOrError();
+  if (f < 0 || readOnly()) {
+    context.getResults().setResult(f < 0 ? f : -EROFS);
+    return kj::READY_NOW;
+  }
+  if (mayBlock()) {
+    // The worker owns a copy: the request message is freed if the call is cancelled.
+    auto copy = kj::heapArray<kj::byte>(data.slice(0, count));
+    context.allowCancellation();
+    return runBlocking([copy = kj::mv(copy)](int fd) {
+      WorkResult w;
+      w.result = sysResult(::write(fd, copy.begin(), copy.size()));
+      return w;
+    }).then([context](WorkResult&& w) mutable { context.getResults().setResult(w.result); });
+  }
+  context.getResults().setResult(sysResult(::write(f, data.begin(), count)));
+  return kj::READY_NOW;
+}
+
+kj::Promise<void> NodeImpl::pwrite(PwriteContext context) {
+  auto params = context.getParams();
+  auto data = params.getData();
+  size_t count = kj::min(data.size(), MAX_TRANSFER);
+  int64_t offset = params.getOffset();
+  int flags = rwFlagsToHost(params.getFlags());
+  int f = fdOrError();
+  if (f < 0 || readOnly()) {
+    context.getResults().setResult(f < 0 ? f : -EROFS);
+    return kj::READY_NOW;
+  }
+  if (mayBlock()) {
+    auto copy = kj::heapArray<kj::byte>(data.slice(0, count));
+    context.allowCancellation();
+    return runBlocking([copy = kj::mv(copy), offset, flags](int fd) {
+      WorkResult w;
+      w.result = sysResult(pwriteAny(fd, copy.begin(), copy.size(), offset, flags));
+      return w;
+    }).then([context](WorkResult&& w) mutable { context.getResults().setResult(w.result); });
+  }
+  context.getResults().setResult(sysResult(pwriteAny(f, data.begin(), count, offset, flags)));
+  return kj::READY_NOW;
+}
+
+kj::Promise<void> NodeImpl::seek(SeekContext context) {
+  auto params = context.getParams();
+  int64_t whence = whenceToHost(params.getWhence());
+  int f = fdOrError();
+  int64_t r = f < 0 ? f : whence < 0 ? whence : sysResult(::lseek(f, params.getOffset(), int(whence)));
+  context.getResults().setResult(r);
+  return kj::READY_NOW;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Directories
+
+kj::Promise<void> NodeImpl::getdents(GetdentsContext context) {
+  auto results = context.getResults();
+  int f = fdOrError();
+  if (f < 0) {
+    results.setResult(f);
+    return kj::READY_NOW;
+  }
+  // Exactly the caller's size, so the kernel consumes exactly what the tracer can re-encode; a
+  // buffer too small for one record gets the kernel's own EINVAL.
+  uint32_t maxBytes = kj::min(context.getParams().getMaxBytes(), MAX_DENTS_BYTES);
+  // Directory reads run on the loop thread only: one reusable buffer serves them all.
+  static thread_local std::vector<char> buffer;
+  if (buffer.size() < maxBytes) {
+    buffer.resize(maxBytes);
+  }
+  long n = syscall(SYS_getdents64, f, buffer.data(), size_t(maxBytes));
+  if (n < 0) {
+    results.setResult(-int64_t(errno));
+    return kj::READY_NOW;
+  }
+  // linux_dirent64: u64 ino, s64 off, u16 reclen, u8 type, char name[] (NUL-terminated).
+  constexpr size_t NAME_OFFSET = 19;
+  size_t count = 0;
+  for (long pos = 0; pos < n;) {
+    uint16_t reclen;
+    memcpy(&reclen, buffer.data() + pos + 16, sizeof(reclen));
+    ++count;
+    pos += reclen;
+  }
+  auto entries = results.initEntries(count);
+  size_t i = 0;
+  for (long pos = 0; pos < n; ++i) {
+    const char* rec = buffer.data() + pos;
+    uint64_t ino;
+    int64_t off;
+    uint16_t reclen;
+    memcpy(&ino, rec, 8);
+    memcpy(&off, rec + 8, 8);
+    memcpy(&reclen, rec + 16, 2);
+    auto entry = entries[i];
+    entry.setIno(ino);
+    entry.setOff(off);
+    entry.setType(uint8_t(rec[18]));
+    const char* name = rec + NAME_OFFSET;
+    size_t nameLen = strnlen(name, reclen - NAME_OFFSET);
+    entry.setName(kj::arrayPtr(reinterpret_cast<const kj::byte*>(name), nameLen));
+    pos += reclen;
+  }
+  results.setResult(n);
+  return kj::READY_NOW;
+}
+
+kj::Promise<void> NodeImpl::chdirCheck(ChdirCheckContext context) {
+  int f = fdOrError();
+  int64_t r = f;
+  struct stat st;
+  if (f >= 0) {
+    if (fstat(f, &st) < 0) {
+      r = -int64_t(errno);
+    } else if (!S_ISDIR(st.st_mode)) {
+      r = -ENOTDIR;
+    } else {
+      // chdir(2) needs search permission for the agent's own identity (AT_EACCESS).
+      r = sysResult(faccessat(f, "", X_OK, AT_EMPTY_PATH | AT_EACCESS));
+    }
+  }
+  context.getResults().setResult(r);
+  return kj::READY_NOW;
+}
+
+kj::Promise<void> NodeImpl::path(PathContext context) {
+  auto results = context.getResults();
+  int f = fdOrError();
+  if (f < 0) {
+    results.setResult(f);
+    return kj::READY_NOW;
+  }
+  kj::String p;
+  int64_t r = confinement().pathOf(f, p);
+  if (r < 0) {
+    results.setResult(r);
+    return kj::READY_NOW;
+  }
+  results.setResult(int64_t(p.size()));
+  results.setPath(p.asBytes());
+  return kj::READY_NOW;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Space, sync, flags
+
+kj::Promise<void> NodeImpl::fallocate(FallocateContext context) {
+  auto params = context.getParams();
+  int f = fdOrError();
+  int64_t r = f < 0         ? f
+              : readOnly()  ? -EROFS
+                            : sysResult(::fallocate(f, int(params.getMode()), params.getOffset(),
+                                                    params.getLength()));
+  context.getResults().setResult(r);
+  return kj::READY_NOW;
+}
+
+kj::Promise<void> NodeImpl::fsync(FsyncContext context) {
+  int f = fdOrError();
+  if (f < 0) {
+    context.getResults().setResult(f);
+    return kj::READY_NOW;
+  }
+  // fsync can take seconds on a busy disk or a slow NFS server, whatever the file type.
+  bool dataOnly = context.getParams().getDataOnly();
+  context.allowCancellation();
+  return runBlocking([dataOnly](int fd) {
+    WorkResult w;
+    w.result = sysResult(dataOnly ? ::fdatasync(fd) : ::fsync(fd));
+    return w;
+  }).then([context](WorkResult&& w) mutable { context.getResults().setResult(w.result); });
+}
+
+kj::Promise<void> NodeImpl::getFlags(GetFlagsContext context) {
+  auto results = context.getResults();
+  int f = fdOrError();
+  int flags = f < 0 ? f : fcntl(f, F_GETFL);
+  if (f < 0) {
+    results.setResult(f);
+  } else if (flags < 0) {
+    results.setResult(-int64_t(errno));
+  } else {
+    results.setResult(0);
+    statusFlagsFromHost(flags, results.initFlags());
+  }
+  return kj::READY_NOW;
+}
+
+kj::Promise<void> NodeImpl::setFlags(SetFlagsContext context) {
+  int f = fdOrError();
+  int64_t r = f < 0 ? f : sysResult(fcntl(f, F_SETFL, statusFlagsToHost(context.getParams().getFlags())));
+  context.getResults().setResult(r);
+  return kj::READY_NOW;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Locks
+//
+// PITFALLS #18: POSIX record locks (F_SETLK/F_SETLKW) belong to a *process*, and this agent is
+// one process for all its sessions and all their tracee processes. Two tracee processes locking
+// the same file through one agent therefore share one lock owner (neither blocks the other), and
+// closing any agent fd on the file drops the locks. Mapping them to OFD locks that mirror the
+// per-process rules is the tracer's decision to make later; the agent performs what it is asked.
+
+kj::Promise<void> NodeImpl::lock(LockContext context) {
+  auto params = context.getParams();
+  int f = fdOrError();
+  int64_t cmd = lockCmdToHost(params.getCmd());
+  struct flock lk;
+  int64_t bad = f < 0 ? f : cmd < 0 ? cmd : flockToHost(params.getLock(), lk);
+  if (bad < 0) {
+    context.getResults().setResult(bad);
+    return kj::READY_NOW;
+  }
+  if (cmd == F_SETLKW || cmd == F_OFD_SETLKW) {
+    context.allowCancellation();
+    return runBlocking([cmd, lk](int fd) mutable {
+      WorkResult w;
+      w.result = sysResult(fcntl(fd, int(cmd), &lk));
+      w.lock = lk;
+      return w;
+    }).then([context](WorkResult&& w) mutable {
+      auto results = context.getResults();
+      results.setResult(w.result);
+      flockFromHost(w.lock, results.initLock());
+    });
+  }
+  auto results = context.getResults();
+  results.setResult(sysResult(fcntl(f, int(cmd), &lk)));
+  flockFromHost(lk, results.initLock());
+  return kj::READY_NOW;
+}
+
+kj::Promise<void> NodeImpl::flock(FlockContext context) {
+  auto params = context.getParams();
+  int f = fdOrError();
+  if (f < 0) {
+    context.getResults().setResult(f);
+    return kj::READY_NOW;
+  }
+  int op = params.getUnlock() ? LOCK_UN : params.getExclusive() ? LOCK_EX : LOCK_SH;
+  if (params.getNonBlock()) {
+    op |= LOCK_NB;
+  }
+  if (op == LOCK_SH || op == LOCK_EX) {
+    context.allowCancellation();
+    return runBlocking([op](int fd) {
+      WorkResult w;
+      w.result = sysResult(::flock(fd, op));
+      return w;
+    }).then([context](WorkResult&& w) mutable { context.getResults().setResult(w.result); });
+  }
+  context.getResults().setResult(sysResult(::flock(f, op)));
+  return kj::READY_NOW;
+}
+
+// ---------------------------------------------------------------------------------------------
+// copyTo
+
+kj::Promise<void> NodeImpl::copyTo(CopyToContext context) {
+  auto params = context.getParams();
+  return sameSessionNode(params.getDst()).then(
+      [this, context](kj::Maybe<NodeImpl&> maybeDst) mutable -> kj::Promise<void> {
+        auto params = context.getParams();
+        auto results = context.getResults();
+        results.setSrcOffset(params.getSrcOffset());
+        results.setDstOffset(params.getDstOffset());
+        NodeImpl* dst = nullptr;
+        KJ_IF_MAYBE(d, maybeDst) {
+          dst = d;
+        } else {
+          // A node of another session (or another agent): the kernel's answer for files that
+          // cannot be copied between directly.
+          results.setResult(-EXDEV);
+          return kj::READY_NOW;
+        }
+        int src = fdOrError();
+        int out = dst->fdOrError();
+        if (src < 0 || out < 0 || readOnly()) {
+          results.setResult(src < 0 ? src : out < 0 ? out : -EROFS);
+          return kj::READY_NOW;
+        }
+        size_t count = kj::min(params.getCount(), MAX_TRANSFER);
+        auto kind = params.getKind();
+        int64_t offsets[2] = {params.getSrcOffset(), params.getDstOffset()};
+        if (mayBlock() || dst->mayBlock()) {
+          // sendfile into a pipe or socket waits for room; the worker holds both fds.
+          KJ_IF_MAYBE(dstRef, dst->fd) {
+            context.allowCancellation();
+            auto outRef = kj::atomicAddRef(**dstRef);
+            return runBlocking([outRef = kj::mv(outRef), count, kind, offsets](int fd) mutable {
+              WorkResult w;
+              w.result = copyOnce(fd, outRef->get(), count, kind, offsets);
+              w.offsets[0] = offsets[0];
+              w.offsets[1] = offsets[1];
+              return w;
+            }).then([context](WorkResult&& w) mutable {
+              auto results = context.getResults();
+              results.setResult(w.result);
+              results.setSrcOffset(w.offsets[0]);
+              results.setDstOffset(w.offsets[1]);
+            });
+          }
+        }
+        results.setResult(copyOnce(src, out, count, kind, offsets));
+        results.setSrcOffset(offsets[0]);
+        results.setDstOffset(offsets[1]);
+        return kj::READY_NOW;
+      });
+}
+
+}  // namespace sb

@@ -1,0 +1,134 @@
+// Node: the server side of proto::Node, one open file description on the agent (a file, a
+// directory, an O_PATH handle, a FIFO ...). Every method answers the kernel's own `ret` or
+// `-errno` as data and never throws for an errno; a bad request (wrong sizes, unknown enum values,
+// an operation on the wrong file type) gets the errno the kernel gives, or EINVAL.
+//
+// Ownership: a NodeImpl belongs to capnp (dropping the last client reference destroys it) and
+// owns its fd through an FdRef it shares only with worker calls still in flight; the fd is closed
+// when the last of them lets go, so nothing a connection opened survives it. It keeps its session
+// alive through SessionState, which the session's other nodes share.
+//
+// Where the work happens: regular files and directories are served inline on the event loop;
+// calls that can block (see NodeImpl::mayBlock) go to the Executor. Path arguments all go through
+// Confinement. The I/O methods live in node.cc, the path methods in node_path.cc.
+
+#pragma once
+
+#include <capnp/capability.h>
+#include <kj/refcount.h>
+
+#include "confinement.h"
+#include "executor.h"
+#include "splitbrain.capnp.h"
+
+namespace sb {
+
+// Agent-wide services every session and node borrows. Owned by main (or a test).
+struct AgentContext {
+  Confinement& confinement;
+  Executor& executor;
+  bool readOnly = false;
+};
+
+// An fd shared by a node and its in-flight worker calls. Worker threads drop their references,
+// hence the atomic refcount. A worker never uses a dup: closing a dup would drop the process's
+// POSIX record locks on the file (PITFALLS #18).
+class FdRef final: public kj::AtomicRefcounted {
+public:
+  explicit FdRef(int fd): fd(fd) {}
+  ~FdRef() noexcept(false);
+  KJ_DISALLOW_COPY(FdRef);
+
+  int get() const { return fd; }
+  // close(2) now and report its result; only valid when no worker shares the fd.
+  int64_t closeNow();
+
+private:
+  int fd;
+};
+
+// What a session's nodes share: the agent services and the server set that recognises this
+// session's own nodes when a client passes one back (copyTo, renameAt, linkAt).
+class SessionState final: public kj::Refcounted {
+public:
+  explicit SessionState(AgentContext& agent): agent(agent) {}
+
+  AgentContext& agent;
+  capnp::CapabilityServerSet<proto::Node> nodes;
+
+  // Wraps an open fd (ownership passes to the node) in a new Node of this session.
+  proto::Node::Client newNode(int fd, proto::FileType& typeOut);
+};
+
+class NodeImpl final: public proto::Node::Server {
+public:
+  NodeImpl(kj::Own<SessionState> session, kj::Own<FdRef> fd, proto::FileType type,
+           bool blockingKind);
+
+  // The fd, or -EBADF after close(): for sibling nodes of this session (copyTo, renameAt).
+  int fdOrError() const;
+
+  kj::Promise<void> close(CloseContext context) override;
+  kj::Promise<void> info(InfoContext context) override;
+  kj::Promise<void> openAt(OpenAtContext context) override;
+  kj::Promise<void> read(ReadContext context) override;
+  kj::Promise<void> pread(PreadContext context) override;
+  kj::Promise<void> write(WriteContext context) override;
+  kj::Promise<void> pwrite(PwriteContext context) override;
+  kj::Promise<void> seek(SeekContext context) override;
+  kj::Promise<void> statAt(StatAtContext context) override;
+  kj::Promise<void> statfs(StatfsContext context) override;
+  kj::Promise<void> accessAt(AccessAtContext context) override;
+  kj::Promise<void> getdents(GetdentsContext context) override;
+  kj::Promise<void> readlinkAt(ReadlinkAtContext context) override;
+  kj::Promise<void> mkdirAt(MkdirAtContext context) override;
+  kj::Promise<void> mknodAt(MknodAtContext context) override;
+  kj::Promise<void> unlinkAt(UnlinkAtContext context) override;
+  kj::Promise<void> renameAt(RenameAtContext context) override;
+  kj::Promise<void> linkAt(LinkAtContext context) override;
+  kj::Promise<void> symlinkAt(SymlinkAtContext context) override;
+  kj::Promise<void> chmodAt(ChmodAtContext context) override;
+  kj::Promise<void> chownAt(ChownAtContext context) override;
+  kj::Promise<void> truncateAt(TruncateAtContext context) override;
+  kj::Promise<void> fallocate(FallocateContext context) override;
+  kj::Promise<void> fsync(FsyncContext context) override;
+  kj::Promise<void> utimensAt(UtimensAtContext context) override;
+  kj::Promise<void> getXattr(GetXattrContext context) override;
+  kj::Promise<void> setXattr(SetXattrContext context) override;
+  kj::Promise<void> listXattr(ListXattrContext context) override;
+  kj::Promise<void> removeXattr(RemoveXattrContext context) override;
+  kj::Promise<void> getFlags(GetFlagsContext context) override;
+  kj::Promise<void> setFlags(SetFlagsContext context) override;
+  kj::Promise<void> lock(LockContext context) override;
+  kj::Promise<void> flock(FlockContext context) override;
+  kj::Promise<void> copyTo(CopyToContext context) override;
+  kj::Promise<void> path(PathContext context) override;
+  kj::Promise<void> chdirCheck(ChdirCheckContext context) override;
+
+private:
+  kj::Own<SessionState> session;
+  kj::Maybe<kj::Own<FdRef>> fd;  // null after close()
+  proto::FileType type;
+  // A FIFO, socket or character device (other than the memory devices): I/O on it may block.
+  bool blockingKind;
+
+  Confinement& confinement() const { return session->agent.confinement; }
+  Executor& executor() const { return session->agent.executor; }
+  bool readOnly() const { return session->agent.readOnly; }
+
+  // True when an I/O call on this node may block: a blocking kind without O_NONBLOCK.
+  bool mayBlock() const;
+  // Runs `work` on the executor with a reference on this node's fd (the fd must be open). The
+  // caller must have made its RPC cancellable (context.allowCancellation()).
+  kj::Promise<WorkResult> runBlocking(kj::Function<WorkResult(int fd)> work);
+
+  // Unwraps a Node of this session (for copyTo, renameAt, linkAt): null for a foreign node.
+  kj::Promise<kj::Maybe<NodeImpl&>> sameSessionNode(proto::Node::Client client);
+
+  // Shared by renameAt and linkAt once the destination directory is known.
+  int64_t renameIn(kj::StringPtr oldPath, int newDirFd, kj::StringPtr newPath, unsigned flags);
+  int64_t linkIn(kj::StringPtr oldPath, bool follow, bool emptyPath, int newDirFd,
+                 kj::StringPtr newPath);
+};
+
+}  // namespace sb

@@ -1,0 +1,113 @@
+#include "session.h"
+
+#include <fcntl.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include <fmt/core.h>
+#include <kj/debug.h>
+
+#include "host_wire.h"
+#include "identity.h"
+
+namespace sb {
+
+bool tokensEqual(kj::ArrayPtr<const kj::byte> a, kj::ArrayPtr<const kj::byte> b) {
+  // The length is not secret (it would show in the message size anyway); the content is.
+  if (a.size() != b.size()) {
+    return false;
+  }
+  volatile kj::byte diff = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    diff = diff | (a[i] ^ b[i]);
+  }
+  return diff == 0;
+}
+
+AgentImpl::AgentImpl(AgentContext& context, const AgentOptions& options, kj::String peer)
+    : agent(context), options(options), peer(kj::mv(peer)) {}
+
+kj::Promise<void> AgentImpl::handshake(HandshakeContext context) {
+  auto hello = context.getParams().getHello();
+  kj::StringPtr client = hello.getClientName();
+  uint32_t theirs = hello.getProtocolVersion();
+  if (theirs != proto::PROTOCOL_VERSION) {
+    auto message = fmt::format(
+        "protocol version mismatch: the client ({}) speaks version {}, this sbagent speaks "
+        "version {}; upgrade sbrun or sbagent so they match",
+        client.cStr(), theirs, proto::PROTOCOL_VERSION);
+    options.log.warn("{}: handshake refused: {}", peer.cStr(), message);
+    kj::throwFatalException(KJ_EXCEPTION(FAILED, message.c_str()));
+  }
+  KJ_IF_MAYBE(token, options.token) {
+    if (!tokensEqual(hello.getToken(), token->asBytes())) {
+      auto message = fmt::format(
+          "bad token: the handshake must present the content of the agent's --token-file "
+          "(client {})", client.cStr());
+      options.log.warn("{}: handshake refused: {}", peer.cStr(), message);
+      kj::throwFatalException(KJ_EXCEPTION(FAILED, message.c_str()));
+    }
+  }
+
+  auto results = context.getResults();
+  auto welcome = results.initWelcome();
+  welcome.setProtocolVersion(proto::PROTOCOL_VERSION);
+  struct utsname u;
+  if (::uname(&u) == 0) {
+    welcome.setArch(u.machine);
+    welcome.setKernel(u.release);
+  }
+  fillUname(welcome.initUname());
+  welcome.setRoot(agent.confinement.rootPath().asBytes());
+  welcome.setReadOnly(agent.readOnly);
+  welcome.setAgentPid(getpid());
+  welcome.setUid(geteuid());
+  welcome.setGid(getegid());
+  results.setSession(kj::heap<SessionImpl>(kj::refcounted<SessionState>(agent)));
+  options.log.info("{}: session for {} (client arch {})", peer.cStr(), client.cStr(),
+                   hello.getClientArch().cStr());
+  return kj::READY_NOW;
+}
+
+SessionImpl::SessionImpl(kj::Own<SessionState> state): state(kj::mv(state)) {}
+
+kj::Promise<void> SessionImpl::root(RootContext context) {
+  // A dup of the agent's root O_PATH fd: O_PATH fds carry no locks, so duplicating is harmless.
+  int fd;
+  KJ_SYSCALL(fd = fcntl(state->agent.confinement.rootFd(), F_DUPFD_CLOEXEC, 0),
+             "cannot duplicate the root directory fd; is the agent out of file descriptors?");
+  proto::FileType type;
+  context.getResults().setDir(state->newNode(fd, type));
+  return kj::READY_NOW;
+}
+
+kj::Promise<void> SessionImpl::uname(UnameContext context) {
+  auto results = context.getResults();
+  results.setResult(fillUname(results.initUname()));
+  return kj::READY_NOW;
+}
+
+kj::Promise<void> SessionImpl::openPath(OpenPathContext context) {
+  auto results = context.getResults();
+  kj::String path;
+  int64_t r = pathFromWire(context.getParams().getPath(), path);
+  if (r >= 0) {
+    struct open_how how;
+    memset(&how, 0, sizeof(how));
+    how.flags = O_PATH | O_DIRECTORY | O_CLOEXEC;
+    const Confinement& conf = state->agent.confinement;
+    // Relative paths are relative to the root, like absolute ones.
+    r = conf.open(conf.rootFd(), path.size() == 0 ? kj::StringPtr("") : path, how);
+  }
+  if (r >= 0) {
+    proto::FileType type;
+    results.setDir(state->newNode(int(r), type));
+    r = 0;
+  }
+  results.setResult(r);
+  return kj::READY_NOW;
+}
+
+}  // namespace sb

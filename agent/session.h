@@ -1,0 +1,53 @@
+// Session: the bootstrap `Agent` a connection sees first, and the `Session` its handshake returns
+// (DESIGN D8, STYLE §2.10). One Session per handshake owns, through SessionState, every Node it
+// hands out; when the connection ends capnp drops the capabilities and each Node closes its fd.
+//
+// The handshake refuses a protocol version mismatch and, when the agent has a token, any hello
+// that does not present exactly that token; both are logged and thrown as exceptions (they are
+// failures of the connection, not errnos of a syscall).
+
+#pragma once
+
+#include <kj/string.h>
+
+#include "log.h"
+#include "node.h"
+#include "splitbrain.capnp.h"
+
+namespace sb {
+
+// Agent-wide handshake policy. Owned by main (or a test).
+struct AgentOptions {
+  kj::Maybe<kj::String> token;  // --token-file content, trailing newline stripped
+  const Log& log;
+};
+
+class AgentImpl final: public proto::Agent::Server {
+public:
+  // `peer` names the connection in logs ("unix peer pid 42", "tcp 10.0.0.2:5512", "stdio").
+  AgentImpl(AgentContext& context, const AgentOptions& options, kj::String peer);
+
+  kj::Promise<void> handshake(HandshakeContext context) override;
+
+private:
+  AgentContext& agent;
+  const AgentOptions& options;
+  kj::String peer;
+};
+
+class SessionImpl final: public proto::Session::Server {
+public:
+  explicit SessionImpl(kj::Own<SessionState> state);
+
+  kj::Promise<void> root(RootContext context) override;
+  kj::Promise<void> uname(UnameContext context) override;
+  kj::Promise<void> openPath(OpenPathContext context) override;
+
+private:
+  kj::Own<SessionState> state;
+};
+
+// Equality of a token without an early exit, so response timing does not reveal a prefix.
+bool tokensEqual(kj::ArrayPtr<const kj::byte> a, kj::ArrayPtr<const kj::byte> b);
+
+}  // namespace sb

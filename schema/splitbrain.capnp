@@ -1,0 +1,311 @@
+@0xd23c8b1306e6b81e;
+# The protocol between sbrun (the tracer, machine A) and sbagent (machine B).
+#
+# Everything crosses as meaning, never as one architecture's bytes (DESIGN D3): flags are named
+# booleans, structs are typed, and numbers say their unit. The tracer decodes the tracee's ABI
+# into these requests; the agent performs them with its own libc; typed results come back.
+#
+# Conventions:
+# - `result :Int64` is the kernel's own encoding: a value >= 0 on success, or -errno on failure.
+#   Errno numbers are Linux's asm-generic numbering (identical on x86-64 and aarch64).
+# - Paths are raw bytes (`Data`), not NUL-terminated, never re-encoded.
+# - A `Node` is an open file description on the agent. Dropping the last reference closes it;
+#   `close` does so explicitly and reports the error close(2) gives (NFS EIO). After a
+#   disconnect every Node fails with DISCONNECTED, which the tracer turns into EIO (D10).
+
+using Cxx = import "/capnp/c++.capnp";
+$Cxx.namespace("sb::proto");
+
+const protocolVersion :UInt32 = 1;
+# Bumped on any incompatible change; the handshake refuses a mismatch on both sides.
+
+struct Uname {
+  sysname @0 :Text;
+  nodename @1 :Text;
+  release @2 :Text;
+  version @3 :Text;
+  machine @4 :Text;
+  domainname @5 :Text;
+}
+
+struct Hello {
+  protocolVersion @0 :UInt32;
+  clientArch @1 :Text;      # e.g. "x86_64": the tracee ABI the client speaks.
+  token @2 :Data;           # Must equal the agent's --token-file content when it has one.
+  clientName @3 :Text;      # Free text for the agent's log, e.g. "sbrun 0.1 pid 1234".
+}
+
+struct Welcome {
+  protocolVersion @0 :UInt32;
+  arch @1 :Text;            # The agent's architecture, e.g. "x86_64", "aarch64".
+  kernel @2 :Text;          # uname release of the agent's kernel.
+  uname @3 :Uname;
+  root @4 :Data;            # The agent's --root (confinement) or "/".
+  readOnly @5 :Bool;
+  agentPid @6 :Int32;
+  uid @7 :UInt32;           # Identity the agent performs syscalls as.
+  gid @8 :UInt32;
+}
+
+interface Agent {
+  handshake @0 (hello :Hello) -> (welcome :Welcome, session :Session);
+  # Must come first. Throws a clear error on a version or token mismatch.
+}
+
+interface Session {
+  # One per connection. It owns every Node it hands out; all are closed when it goes.
+
+  root @0 () -> (dir :Node);
+  # The agent's root directory (its --root, or "/"). Absolute paths resolve against it.
+
+  uname @1 () -> (result :Int64, uname :Uname);
+
+  openPath @2 (path :Data) -> (result :Int64, dir :Node);
+  # Opens PATH as a directory with O_PATH, for a tracer that wants a cwd. ENOTDIR, ENOENT...
+}
+
+enum AccessMode {
+  readOnly @0;
+  writeOnly @1;
+  readWrite @2;
+  path @3;                  # O_PATH
+}
+
+struct OpenHow {
+  access @0 :AccessMode;
+  create @1 :Bool;
+  exclusive @2 :Bool;
+  noCtty @3 :Bool;
+  truncate @4 :Bool;
+  append @5 :Bool;
+  nonBlock @6 :Bool;
+  dsync @7 :Bool;
+  sync @8 :Bool;
+  direct @9 :Bool;
+  directory @10 :Bool;
+  noFollow @11 :Bool;
+  noAtime @12 :Bool;
+  closeOnExec @13 :Bool;    # Recorded only: the tracer keeps cloexec on its placeholder.
+  tmpFile @14 :Bool;
+  async @15 :Bool;
+  largeFile @16 :Bool;
+  mode @17 :UInt32;         # Permission bits (07777) for create/tmpFile; the umask is applied by the tracer.
+  resolveNoXdev @18 :Bool;  # openat2 RESOLVE_* flags.
+  resolveNoMagicLinks @19 :Bool;
+  resolveNoSymlinks @20 :Bool;
+  resolveBeneath @21 :Bool;
+  resolveInRoot @22 :Bool;
+  resolveCached @23 :Bool;
+}
+
+enum FileType {
+  unknown @0;
+  regular @1;
+  directory @2;
+  symlink @3;
+  charDevice @4;
+  blockDevice @5;
+  fifo @6;
+  socket @7;
+}
+
+struct Timestamp {
+  sec @0 :Int64;
+  nsec @1 :UInt32;
+}
+
+struct Statx {
+  # statx(2) fields; `mode` holds S_IFMT type bits and permissions (universal values).
+  mask @0 :UInt32;          # STATX_* bits: the generic values, identical on every Linux arch.
+  blksize @1 :UInt32;
+  attributes @2 :UInt64;
+  nlink @3 :UInt32;
+  uid @4 :UInt32;
+  gid @5 :UInt32;
+  mode @6 :UInt32;
+  ino @7 :UInt64;
+  size @8 :UInt64;
+  blocks @9 :UInt64;        # 512-byte units.
+  attributesMask @10 :UInt64;
+  atime @11 :Timestamp;
+  btime @12 :Timestamp;
+  ctime @13 :Timestamp;
+  mtime @14 :Timestamp;
+  rdevMajor @15 :UInt32;
+  rdevMinor @16 :UInt32;
+  devMajor @17 :UInt32;
+  devMinor @18 :UInt32;
+  mntId @19 :UInt64;
+}
+
+struct StatFlags {
+  emptyPath @0 :Bool;       # AT_EMPTY_PATH: the node itself when the path is empty.
+  noFollow @1 :Bool;        # AT_SYMLINK_NOFOLLOW
+  noAutomount @2 :Bool;
+  forceSync @3 :Bool;       # AT_STATX_FORCE_SYNC
+  dontSync @4 :Bool;        # AT_STATX_DONT_SYNC
+}
+
+struct Statfs {
+  type @0 :Int64;           # f_type magic (EXT4_SUPER_MAGIC ...).
+  bsize @1 :Int64;
+  blocks @2 :UInt64;
+  bfree @3 :UInt64;
+  bavail @4 :UInt64;
+  files @5 :UInt64;
+  ffree @6 :UInt64;
+  fsid0 @7 :Int32;
+  fsid1 @8 :Int32;
+  namelen @9 :Int64;
+  frsize @10 :Int64;
+  flags @11 :Int64;         # ST_* mount flags (generic values).
+}
+
+struct Dirent {
+  ino @0 :UInt64;
+  off @1 :Int64;            # Opaque position after this entry (d_off).
+  type @2 :UInt8;           # DT_* (universal values).
+  name @3 :Data;
+}
+
+enum Whence {
+  set @0;
+  cur @1;
+  end @2;
+  data @3;
+  hole @4;
+}
+
+struct RwFlags {
+  # preadv2/pwritev2 RWF_* flags.
+  hipri @0 :Bool;
+  dsync @1 :Bool;
+  sync @2 :Bool;
+  noWait @3 :Bool;
+  append @4 :Bool;
+}
+
+struct TimeSpec {
+  union {
+    now @0 :Void;           # UTIME_NOW
+    omit @1 :Void;          # UTIME_OMIT
+    time @2 :Timestamp;
+  }
+}
+
+struct StatusFlags {
+  # fcntl F_GETFL / F_SETFL: the open file description's status flags.
+  access @0 :AccessMode;    # Read-only for F_SETFL.
+  append @1 :Bool;
+  nonBlock @2 :Bool;
+  async @3 :Bool;
+  direct @4 :Bool;
+  noAtime @5 :Bool;
+  dsync @6 :Bool;
+  sync @7 :Bool;
+  largeFile @8 :Bool;
+}
+
+enum LockType {
+  read @0;                  # F_RDLCK
+  write @1;                 # F_WRLCK
+  unlock @2;                # F_UNLCK
+}
+
+struct Flock {
+  type @0 :LockType;
+  whence @1 :Whence;        # set, cur or end only.
+  start @2 :Int64;
+  len @3 :Int64;
+  pid @4 :Int32;            # For F_GETLK answers: the holder (-1 for OFD locks).
+}
+
+enum LockCmd {
+  getLk @0;
+  setLk @1;
+  setLkW @2;                # Blocks until granted.
+  ofdGetLk @3;
+  ofdSetLk @4;
+  ofdSetLkW @5;
+}
+
+enum CopyKind {
+  sendfile @0;
+  copyFileRange @1;
+}
+
+struct Xattr {
+  noFollow @0 :Bool;        # The l*xattr variants.
+  create @1 :Bool;          # XATTR_CREATE
+  replace @2 :Bool;         # XATTR_REPLACE
+}
+
+struct NodeInfo {
+  type @0 :FileType;        # Lets the tracer pick pipelining/readahead per file type.
+}
+
+interface Node {
+  # An open file description on the agent; also the directory for the *At calls.
+  # Path arguments are resolved against this node when relative and against the session's root
+  # when absolute; an empty path with `emptyPath` means the node itself.
+
+  close @0 () -> (result :Int64);
+  info @1 () -> (result :Int64, info :NodeInfo);
+
+  openAt @2 (path :Data, how :OpenHow) -> (result :Int64, node :Node, info :NodeInfo);
+  read @3 (count :UInt64) -> (result :Int64, data :Data);
+  pread @4 (count :UInt64, offset :Int64, flags :RwFlags) -> (result :Int64, data :Data);
+  # offset -1 with flags: preadv2 at the current position.
+  write @5 (data :Data) -> (result :Int64);
+  pwrite @6 (data :Data, offset :Int64, flags :RwFlags) -> (result :Int64);
+  seek @7 (offset :Int64, whence :Whence) -> (result :Int64);
+
+  statAt @8 (path :Data, flags :StatFlags, mask :UInt32) -> (result :Int64, stat :Statx);
+  statfs @9 (path :Data) -> (result :Int64, statfs :Statfs);
+  # Empty path: fstatfs of the node.
+  accessAt @10 (path :Data, mode :UInt8, eaccess :Bool, noFollow :Bool, emptyPath :Bool)
+      -> (result :Int64);
+  # mode: R_OK=4 W_OK=2 X_OK=1, F_OK=0.
+  getdents @11 (maxBytes :UInt32) -> (result :Int64, entries :List(Dirent));
+  # Returns at most what fits in maxBytes of linux_dirent64 records (the tracer re-encodes them
+  # with the same sizes), so no entry is consumed without being delivered.
+  readlinkAt @12 (path :Data, size :UInt64) -> (result :Int64, target :Data);
+  mkdirAt @13 (path :Data, mode :UInt32) -> (result :Int64);
+  mknodAt @14 (path :Data, mode :UInt32, rdevMajor :UInt32, rdevMinor :UInt32) -> (result :Int64);
+  unlinkAt @15 (path :Data, removeDir :Bool) -> (result :Int64);
+  renameAt @16 (oldPath :Data, newDir :Node, newPath :Data,
+                noReplace :Bool, exchange :Bool, whiteout :Bool) -> (result :Int64);
+  linkAt @17 (oldPath :Data, newDir :Node, newPath :Data, follow :Bool, emptyPath :Bool)
+      -> (result :Int64);
+  symlinkAt @18 (target :Data, path :Data) -> (result :Int64);
+  chmodAt @19 (path :Data, mode :UInt32, noFollow :Bool, emptyPath :Bool) -> (result :Int64);
+  chownAt @20 (path :Data, uid :Int64, gid :Int64, noFollow :Bool, emptyPath :Bool)
+      -> (result :Int64);
+  # uid/gid -1: unchanged.
+  truncateAt @21 (path :Data, length :Int64, emptyPath :Bool) -> (result :Int64);
+  # Empty path + emptyPath: ftruncate of the node.
+  fallocate @22 (mode :UInt32, offset :Int64, length :Int64) -> (result :Int64);
+  # mode: FALLOC_FL_* (generic values).
+  fsync @23 (dataOnly :Bool) -> (result :Int64);
+  utimensAt @24 (path :Data, atime :TimeSpec, mtime :TimeSpec, noFollow :Bool, emptyPath :Bool)
+      -> (result :Int64);
+  getXattr @25 (path :Data, name :Data, size :UInt64, flags :Xattr, emptyPath :Bool)
+      -> (result :Int64, value :Data);
+  setXattr @26 (path :Data, name :Data, value :Data, flags :Xattr, emptyPath :Bool)
+      -> (result :Int64);
+  listXattr @27 (path :Data, size :UInt64, flags :Xattr, emptyPath :Bool)
+      -> (result :Int64, names :Data);
+  removeXattr @28 (path :Data, name :Data, flags :Xattr, emptyPath :Bool) -> (result :Int64);
+  getFlags @29 () -> (result :Int64, flags :StatusFlags);
+  setFlags @30 (flags :StatusFlags) -> (result :Int64);
+  lock @31 (cmd :LockCmd, lock :Flock) -> (result :Int64, lock :Flock);
+  flock @32 (exclusive :Bool, unlock :Bool, nonBlock :Bool) -> (result :Int64);
+  # Neither exclusive nor unlock: LOCK_SH.
+  copyTo @33 (dst :Node, count :UInt64, srcOffset :Int64, dstOffset :Int64, kind :CopyKind)
+      -> (result :Int64, srcOffset :Int64, dstOffset :Int64);
+  # Offsets -1: use and advance the file positions. Otherwise explicit, returned advanced.
+  path @34 () -> (result :Int64, path :Data);
+  # The node's current path as seen inside the agent's root (getcwd).
+  chdirCheck @35 () -> (result :Int64);
+  # What chdir(2) would say about this directory node: ENOTDIR, EACCES (no search permission).
+}

@@ -1,0 +1,873 @@
+#!/usr/bin/env python3
+"""Integration tests: a real sbrun on this machine (A) against a real sbagent (B).
+
+Each case starts its own agent in fresh UTS and mount namespaces: hostname `board-b`, and a
+tmpfs mounted on /srv/sb-b that only the agent's namespace can see (on A the directory stays
+empty). A file that a traced program finds under /srv/sb-b therefore came from B.
+
+Differential cases run the same command twice against identical fresh trees on B: natively
+inside the agent's namespaces (nsenter) and under sbrun on A. They compare standard output,
+exit status and the tree left behind (a manifest of relative paths, types, modes, owners, link
+counts, sizes, link targets, content hashes and user xattrs).
+
+Both runs use the same absolute path (/srv/sb-b/work): the native run goes first, its manifest
+is taken, the tree is removed and rebuilt, then the traced run goes. So commands that print
+absolute paths (readlink -f, realpath, python's getcwd) compare without any rewriting.
+
+Exit status: 0 passed, 1 failed, 77 skipped (namespaces or ptrace unavailable, with the reason
+printed), 2 usage error. Python 3 standard library only.
+
+    run.py --list
+    run.py --case cat --sbrun build/tracer/sbrun --sbagent build/agent/sbagent \\
+           --conformance-dir build/tests/conformance --helpers-dir build/tests/integration
+    run.py --case cat --native-only ...   # only the native half: checks the harness itself
+"""
+
+import argparse
+import ctypes
+import difflib
+import json
+import os
+import select
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+B_ROOT = "/srv/sb-b"              # tmpfs mount point, visible only in the agent's namespace
+WORK = B_ROOT + "/work"           # the tree each differential command runs in
+B_HOSTNAME = "board-b"
+SYS_PYTHON = "/usr/bin/python3"   # Debian's, present on both sides
+FIXED_TIME = 1700000000           # every fixture entry gets this mtime/atime
+ENV = {
+    "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    "LC_ALL": "C",
+    "TZ": "UTC",
+    "HOME": "/nonexistent-home",  # missing on both sides: no rc files change the behaviour
+}
+CMD_TIMEOUT = 120
+
+
+class Skip(Exception):
+    pass
+
+
+class Failure(Exception):
+    pass
+
+
+def log(*args):
+    print(*args, flush=True)
+
+
+def check(cond, what):
+    if not cond:
+        raise Failure(what)
+
+
+# ---------------------------------------------------------------------------------------------
+# Environment probes
+
+def probe_namespaces():
+    """Raises Skip when this machine cannot give the agent its own UTS and mount namespaces."""
+    if os.geteuid() != 0:
+        raise Skip("needs root: the agent's namespaces use mount(2), sethostname(2) and nsenter")
+    for tool in ("unshare", "nsenter", "setpriv", "mount"):
+        if shutil.which(tool) is None:
+            raise Skip(f"{tool} (util-linux) is not installed")
+    r = subprocess.run(["unshare", "--uts", "--mount", "--propagation", "private", "sh", "-c",
+                        "hostname sb-probe && mount -t tmpfs sbprobe /mnt 2>/dev/null || "
+                        "mount -t tmpfs sbprobe /tmp"],
+                       capture_output=True, text=True, timeout=30)
+    if r.returncode != 0:
+        raise Skip("cannot create UTS+mount namespaces with a tmpfs (unshare: "
+                   f"{r.stderr.strip() or r.returncode})")
+
+
+def probe_ptrace():
+    """Raises Skip when ptrace is forbidden here (a container's seccomp policy, Yama scope 3)."""
+    try:
+        with open("/proc/sys/kernel/yama/ptrace_scope") as f:
+            if f.read().strip() == "3":
+                raise Skip("ptrace is disabled (kernel.yama.ptrace_scope = 3)")
+    except FileNotFoundError:
+        pass
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.ptrace.restype = ctypes.c_long
+    libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p]
+    pid = os.fork()
+    if pid == 0:
+        time.sleep(30)
+        os._exit(0)
+    try:
+        PTRACE_SEIZE = 0x4206
+        if libc.ptrace(PTRACE_SEIZE, pid, None, None) != 0:
+            e = ctypes.get_errno()
+            raise Skip(f"ptrace(PTRACE_SEIZE) is forbidden here: {os.strerror(e)}")
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Code run on B (inside the agent's namespaces) with Debian's python3.
+
+FIXTURE_CODE = r"""
+import os, sys
+root = sys.argv[1]
+T = int(sys.argv[2])
+os.makedirs(root)
+def w(rel, data, mode=0o644):
+    p = os.path.join(root, rel)
+    with open(p, "wb") as f:
+        f.write(data)
+    os.chmod(p, mode)
+w("hello.txt", b"hello from board-b\n")
+w("data.bin", bytes((i * 7 + i // 251) % 256 for i in range(100000)))
+w("exec.sh", b"#!/bin/sh\necho run\n", 0o755)
+w("ro.txt", b"read only\n", 0o444)
+os.mkdir(os.path.join(root, "sub"))
+w("sub/a.txt", b"a\n")
+w("sub/b.txt", b"bb\n")
+os.mkdir(os.path.join(root, "sub/deep"))
+w("sub/deep/c.txt", b"ccc\n")
+os.link(os.path.join(root, "sub/a.txt"), os.path.join(root, "sub/hl"))
+os.mkdir(os.path.join(root, "empty"))
+os.symlink("hello.txt", os.path.join(root, "link"))
+os.symlink("nowhere", os.path.join(root, "dangling"))
+os.symlink("sub/deep", os.path.join(root, "dirlink"))
+for dirpath, dirnames, filenames in os.walk(root, topdown=False):
+    for n in filenames + dirnames:
+        os.utime(os.path.join(dirpath, n), (T, T), follow_symlinks=False)
+    os.utime(dirpath, (T, T))
+os.utime(os.path.dirname(root), (T, T))
+"""
+
+MANIFEST_CODE = r"""
+import hashlib, json, os, stat, sys
+root = sys.argv[1]
+out = []
+def entry(path):
+    st = os.lstat(path)
+    rel = os.path.relpath(path, root)
+    e = {"path": rel, "type": stat.filemode(st.st_mode)[0], "perm": oct(stat.S_IMODE(st.st_mode)),
+         "uid": st.st_uid, "gid": st.st_gid, "mtime": st.st_mtime_ns}
+    if not stat.S_ISDIR(st.st_mode):
+        e["nlink"] = st.st_nlink
+    if stat.S_ISREG(st.st_mode):
+        e["size"] = st.st_size
+        with open(path, "rb") as f:
+            e["sha256"] = hashlib.sha256(f.read()).hexdigest()
+    elif stat.S_ISLNK(st.st_mode):
+        e["target"] = os.readlink(path)
+    try:
+        names = sorted(n for n in os.listxattr(path, follow_symlinks=False) if n.startswith("user."))
+        if names:
+            e["xattrs"] = {n: os.getxattr(path, n, follow_symlinks=False).hex() for n in names}
+    except OSError:
+        pass
+    out.append(e)
+if os.path.lexists(root):
+    entry(root)
+    for dirpath, dirnames, filenames in os.walk(root):
+        for n in sorted(dirnames + filenames):
+            entry(os.path.join(dirpath, n))
+print(json.dumps(out))
+"""
+
+
+# ---------------------------------------------------------------------------------------------
+# The agent on B
+
+class Agent:
+    """A real sbagent in its own UTS and mount namespaces, listening on a unix socket on A."""
+
+    def __init__(self, ctx, hostname=B_HOSTNAME, root=None, as_nobody=False, prepare=""):
+        self.ctx = ctx
+        self.hostname = hostname
+        self.root = root
+        self.as_nobody = as_nobody
+        self.prepare = prepare    # shell run on B (as root) after the tmpfs is mounted
+        self.proc = None
+        sockdir = os.path.join(ctx.tmp, "sock")
+        os.makedirs(sockdir, exist_ok=True)
+        if as_nobody:
+            os.chmod(ctx.tmp, 0o755)
+            os.chown(sockdir, 65534, 65534)
+        self.sock = os.path.join(sockdir, "agent.sock")
+        self.logpath = os.path.join(ctx.tmp, "agent.log")
+
+    def start(self):
+        os.makedirs(B_ROOT, exist_ok=True)   # the empty mount point on A
+        argv = [self.ctx.sbagent, "--listen", "unix:" + self.sock]
+        if self.root:
+            argv += ["--root", self.root]
+        rfd, wfd = os.pipe()
+        argv += ["--ready-fd", str(wfd)]
+        if self.as_nobody:
+            argv = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"] + argv
+        script = (f"mount -t tmpfs -o mode=0755 sbtest {B_ROOT} && hostname {self.hostname} && "
+                  f"{self.prepare or 'true'} && exec {shlex.join(argv)}")
+        log(f"[agent] {script}")
+        logf = open(self.logpath, "wb")
+        self.proc = subprocess.Popen(
+            ["unshare", "--uts", "--mount", "--propagation", "private", "sh", "-c", script],
+            stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
+            pass_fds=(wfd,), start_new_session=True, env=ENV)
+        os.close(wfd)
+        logf.close()
+        line = b""
+        deadline = time.monotonic() + 20
+        try:
+            while not line.endswith(b"\n"):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise Failure(f"agent did not report ready within 20 s\n{self.log_tail()}")
+                ready, _, _ = select.select([rfd], [], [], left)
+                if not ready:
+                    continue
+                chunk = os.read(rfd, 256)
+                if not chunk:
+                    raise Failure("agent exited or closed its --ready-fd without a ready line "
+                                  f"(status {self.proc.poll()})\n{self.log_tail()}")
+                line += chunk
+        finally:
+            os.close(rfd)
+        text = line.decode(errors="replace").strip()
+        log(f"[agent] pid {self.proc.pid}: {text}")
+        check(text.startswith("ready "), f"bad ready line {text!r} (expected 'ready ADDRESS')")
+        check(os.path.exists(self.sock), f"agent said ready but {self.sock} does not exist")
+        return self
+
+    @property
+    def url(self):
+        return "unix:" + self.sock
+
+    def log_tail(self):
+        try:
+            with open(self.logpath, "rb") as f:
+                data = f.read()[-4000:].decode(errors="replace")
+            return "--- agent log ---\n" + data + "--- end of agent log ---"
+        except OSError:
+            return "(no agent log)"
+
+    def nsenter(self, argv, user=None, **kw):
+        """Runs argv on B: inside the agent's mount and UTS namespaces."""
+        if user == "nobody":
+            argv = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"] + argv
+        return run(["nsenter", "-t", str(self.proc.pid), "-m", "-u", "--"] + argv, **kw)
+
+    def sh(self, script, **kw):
+        return self.nsenter(["sh", "-c", script], **kw)
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill(self, sig=signal.SIGKILL):
+        try:
+            os.killpg(self.proc.pid, sig)
+        except ProcessLookupError:
+            pass
+
+    def stop(self):
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.kill(signal.SIGTERM)
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.kill(signal.SIGKILL)
+                self.proc.wait(5)
+        else:
+            self.kill(signal.SIGKILL)   # stragglers in its process group
+
+
+class Result:
+    def __init__(self, argv, rc, out, err, secs):
+        self.argv, self.rc, self.out, self.err, self.secs = argv, rc, out, err, secs
+
+    def describe(self):
+        return (f"$ {shlex.join(self.argv)}\nexit {self.rc} after {self.secs:.2f} s\n"
+                f"--- stdout ---\n{self.out}--- stderr ---\n{self.err}--- end ---")
+
+
+def run(argv, input=None, timeout=CMD_TIMEOUT, env=None, cwd=None):
+    """Runs argv to completion in its own session; on timeout kills the whole group."""
+    start = time.monotonic()
+    p = subprocess.Popen(argv, stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env or ENV, cwd=cwd,
+                         start_new_session=True)
+    try:
+        out, err = p.communicate(input.encode() if isinstance(input, str) else input,
+                                 timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGKILL)
+        out, err = p.communicate()
+        r = Result(argv, None, out.decode(errors="replace"), err.decode(errors="replace"),
+                   time.monotonic() - start)
+        raise Failure(f"timed out after {timeout} s (hang?)\n{r.describe()}")
+    return Result(argv, p.returncode, out.decode(errors="replace"), err.decode(errors="replace"),
+                  time.monotonic() - start)
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-case context
+
+class Ctx:
+    def __init__(self, args):
+        self.args = args
+        self.sbrun = os.path.abspath(args.sbrun) if args.sbrun else None
+        self.sbagent = os.path.abspath(args.sbagent) if args.sbagent else None
+        self.conformance_dir = args.conformance_dir
+        self.helpers_dir = args.helpers_dir
+        self.native_only = args.native_only
+        self.tmp = tempfile.mkdtemp(prefix="sb-int-")
+        os.chmod(self.tmp, 0o755)
+        self.agents = []
+        self.cleanups = []
+
+    def agent(self, **kw):
+        a = Agent(self, **kw)
+        self.agents.append(a)
+        return a.start()
+
+    def close(self):
+        for a in self.agents:
+            try:
+                a.stop()
+            except Exception as e:   # keep tearing down
+                log(f"[teardown] stopping agent: {e}")
+        for fn in self.cleanups:
+            try:
+                fn()
+            except Exception as e:
+                log(f"[teardown] {e}")
+        if self.args.keep:
+            log(f"[teardown] kept {self.tmp}")
+        else:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def sbrun_argv(self, agent, argv, cwd=WORK, extra=()):
+        a = [self.sbrun, "--target", agent.url]
+        if cwd:
+            a += ["--remote-cwd", cwd]
+        return a + list(extra) + ["--"] + list(argv)
+
+    def traced(self, agent, argv, cwd=WORK, extra=(), **kw):
+        need_binary(self.sbrun, "sbrun")
+        return run(self.sbrun_argv(agent, argv, cwd, extra), cwd=self.tmp, **kw)
+
+
+def need_binary(path, what):
+    if not path or not os.access(path, os.X_OK):
+        raise Failure(f"{what} not found or not executable: {path!r} (build it first; pass --{what})")
+
+
+# ---------------------------------------------------------------------------------------------
+# Trees and manifests
+
+def make_tree(agent, path=WORK, owner=None):
+    agent.sh(f"rm -rf {shlex.quote(path)}")
+    r = agent.nsenter([SYS_PYTHON, "-c", FIXTURE_CODE, path, str(FIXED_TIME)])
+    check(r.rc == 0, f"building the fixture failed\n{r.describe()}")
+    if owner:
+        r = agent.sh(f"chown -R {owner} {shlex.quote(path)}")
+        check(r.rc == 0, f"chown failed\n{r.describe()}")
+
+
+def empty_tree(agent, path=WORK, owner=None):
+    r = agent.sh(f"rm -rf {shlex.quote(path)} && mkdir -m 755 {shlex.quote(path)} && "
+                 f"touch -d @{FIXED_TIME} {shlex.quote(path)} {B_ROOT}"
+                 + (f" && chown {owner} {shlex.quote(path)}" if owner else ""))
+    check(r.rc == 0, f"making an empty tree failed\n{r.describe()}")
+
+
+def manifest(agent, path=WORK):
+    r = agent.nsenter([SYS_PYTHON, "-c", MANIFEST_CODE, path])
+    check(r.rc == 0, f"manifest failed\n{r.describe()}")
+    return json.loads(r.out)
+
+
+def manifest_lines(m, times_for=()):
+    """One line per entry. Times are left out (they differ between two runs made at different
+    moments) except under the prefixes in times_for, where the command set them on purpose."""
+    lines = []
+    for e in m:
+        e = dict(e)
+        keep_time = any(e["path"] == p or e["path"].startswith(p.rstrip("/") + "/") for p in times_for)
+        if not keep_time or e["path"] == ".":
+            e.pop("mtime")
+        # Directory sizes and link counts follow the entries in them; the entries themselves are
+        # compared, so nothing is lost by leaving these out.
+        lines.append(json.dumps(e, sort_keys=True))
+    return lines
+
+
+def diff(a, b, name_a, name_b):
+    return "\n".join(difflib.unified_diff(a, b, name_a, name_b, lineterm="", n=2))
+
+
+def prove_remote(agent, path=WORK):
+    """The tree is on B only: A's mount point stays empty."""
+    check(not os.path.lexists(path), f"{path} is visible on A: the tmpfs is not private to B")
+    r = agent.sh(f"test -d {shlex.quote(path)}")
+    check(r.rc == 0, f"{path} is missing on B")
+
+
+# ---------------------------------------------------------------------------------------------
+# Differential runs
+
+def differential(ctx, cmd, times_for=(), stdin=None, fixture=True, as_nobody=False,
+                 native_argv=None, traced_argv=None, expect_rc=None, check_out=None):
+    """Runs CMD natively on B and under sbrun on A against identical fresh trees and compares."""
+    agent = ctx.agent(as_nobody=as_nobody)
+    owner = "65534:65534" if as_nobody else None
+    user = "nobody" if as_nobody else None
+
+    def fresh():
+        if fixture:
+            make_tree(agent, owner=owner)
+        else:
+            empty_tree(agent, owner=owner)
+
+    fresh()
+    prove_remote(agent)
+    n_argv = native_argv or ["sh", "-c", cmd]
+    # Native on B: the same environment, the same cwd.
+    native = agent.nsenter(["env", "-C", WORK] + n_argv, user=user, input=stdin)
+    log(f"[native on B]\n{native.describe()}")
+    check(native.rc is not None, "native run did not finish")
+    if expect_rc is not None:
+        check(native.rc == expect_rc, f"native run: exit {native.rc}, expected {expect_rc} "
+              "(the harness or the fixture is wrong)")
+    if check_out:
+        check_out(native.out, "native")
+    m_native = manifest(agent)
+    if ctx.native_only:
+        log(f"[native-only] manifest has {len(m_native)} entries; traced half not run")
+        return native, None
+
+    fresh()
+    traced = ctx.traced(agent, traced_argv or n_argv, input=stdin)
+    log(f"[traced via sbrun]\n{traced.describe()}")
+    m_traced = manifest(agent)
+    problems = []
+    if traced.out != native.out:
+        problems.append("stdout differs:\n" + diff(native.out.splitlines(), traced.out.splitlines(),
+                                                   "native", "sbrun"))
+    if traced.rc != native.rc:
+        problems.append(f"exit status differs: native {native.rc}, sbrun {traced.rc}")
+    ln, lt = manifest_lines(m_native, times_for), manifest_lines(m_traced, times_for)
+    if ln != lt:
+        problems.append("resulting tree differs:\n" + diff(ln, lt, "native", "sbrun"))
+    if check_out:
+        check_out(traced.out, "sbrun")
+    if problems:
+        raise Failure("\n\n".join(problems) + "\n" + agent.log_tail())
+    return native, traced
+
+
+# Each: (command, {options}). Commands run with cwd = /srv/sb-b/work on B; stderr is folded in
+# with 2>&1 where the error message itself is part of the behaviour.
+SHELL_CASES = {
+    "cat": ("cat hello.txt sub/a.txt link; cat missing.txt 2>&1; echo rc=$?; cat sub 2>&1; echo rc=$?", {}),
+    "ls": ("ls -la; ls -la sub; ls -lai --time-style=+%s . | wc -l; ls -l link dirlink/", {}),
+    "stat": ("stat -c '%n %s %F %a %h' hello.txt sub link data.bin empty exec.sh ro.txt sub/hl; "
+             "stat -L -c '%n %F %s' link dirlink; stat missing 2>&1; echo rc=$?", {}),
+    "cp-a": ("cp -a sub copy && cp -a link link-copy && cp data.bin data2.bin && cp -r empty e2 && "
+             "ls -la copy && cmp data.bin data2.bin && echo same", {"times_for": ["copy", "link-copy"]}),
+    "mv": ("mv hello.txt moved.txt && mv sub sub2 && mv link link2 && mv empty sub2/ && "
+           "mv data.bin sub2/deep/ && mv missing x 2>&1; echo rc=$?; ls -R", {}),
+    "mkdir-p": ("mkdir -p a/b/c && mkdir -p a/b/c && mkdir -m 700 m && mkdir -p -m 750 n/o && "
+                "mkdir a 2>&1; echo rc=$?; mkdir -p hello.txt/x 2>&1; echo rc=$?; "
+                "stat -c '%n %a' a a/b a/b/c m n n/o", {}),
+    "rm-rf": ("rm -rf sub && rm -rf missing && rm -f link && rm hello.txt && rm empty 2>&1; "
+              "echo rc=$?; rm -r dirlink && ls -A", {}),
+    "find": ("find . | sort; find . -type f -name '*.txt' | sort; "
+             "find . -type l -printf '%p -> %l\\n' | sort; find . -newer hello.txt | sort; "
+             "find . -size +10k; find . -perm -u+x -type f; find . -empty | sort; "
+             "find -L . -name c.txt | sort", {}),
+    "du": ("du -a . | sort -k2; du -sb .; du -s --apparent-size sub; du -sh data.bin", {}),
+    "tar": ("tar cf sub.tar sub link exec.sh && mkdir x && tar xf sub.tar -C x && "
+            "tar tvf sub.tar | sort -k6 && sha256sum sub.tar && tar czf sub.tgz sub && "
+            "mkdir y && tar xzf sub.tgz -C y && diff -r sub y/sub && echo extracted-same",
+            {"times_for": ["x", "y"]}),
+    "sha256sum": ("sha256sum hello.txt data.bin sub/*.txt exec.sh; sha256sum missing 2>&1; "
+                  "echo rc=$?; sha256sum hello.txt > sums && sha256sum -c sums", {}),
+    "touch-d": ("touch -d '2001-02-03 04:05:06' hello.txt newfile && "
+                "touch -h -d '2002-01-01 00:00:00' link && touch -r hello.txt sub/a.txt && "
+                "touch -m -d @1234567890.5 data.bin && "
+                "stat -c '%n %Y %X %y' hello.txt newfile sub/a.txt data.bin && stat -c '%n %Y' link",
+                {"times_for": ["hello.txt", "newfile", "link", "sub/a.txt", "data.bin"]}),
+    "chmod": ("chmod 600 hello.txt && chmod -R go-rwx sub && chmod u+s exec.sh && "
+              "chmod 1777 empty && chmod a-w data.bin && "
+              "stat -c '%n %a' hello.txt sub sub/a.txt sub/deep exec.sh empty data.bin; "
+              "chmod 644 missing 2>&1; echo rc=$?", {}),
+    "ln-s": ("ln -s sub/a.txt l1 && ln -s /nonexistent l2 && ln hello.txt hard && "
+             "ln -sf hello.txt l1 && ln -sr sub/deep/c.txt rel && readlink l1 l2 rel && "
+             "stat -c '%h' hello.txt; ln -s x hello.txt 2>&1; echo rc=$?; cat l1 rel", {}),
+    "readlink-f": ("readlink link; readlink -f link; readlink -f sub/../link; readlink -f dangling; "
+                   "readlink -f missing/x; echo rc=$?; readlink -e dangling; echo rc=$?; "
+                   "realpath sub/deep dirlink; readlink -f dirlink/../a.txt", {}),
+    "sqlite": ("sqlite3 test.db && sqlite3 test.db 'SELECT count(*), sum(x) FROM t;' && "
+               "ls test.db-journal 2>&1; echo rc=$?", {"stdin": "sql"}),
+    "python": (f"{SYS_PYTHON} -", {"stdin": "py_fs"}),
+}
+
+SQL = """\
+PRAGMA journal_mode=DELETE;
+CREATE TABLE t(id INTEGER PRIMARY KEY, name TEXT NOT NULL, x INTEGER);
+BEGIN;
+WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 1000)
+  INSERT INTO t(name, x) SELECT 'row-' || i, i * 3 FROM c;
+COMMIT;
+SELECT count(*), sum(x) FROM t;
+BEGIN;
+DELETE FROM t WHERE id > 10;
+UPDATE t SET x = 0;
+SELECT count(*), sum(x) FROM t;
+ROLLBACK;
+SELECT count(*), sum(x) FROM t;
+CREATE INDEX t_name ON t(name);
+SELECT id, x FROM t WHERE name = 'row-777';
+PRAGMA integrity_check;
+PRAGMA journal_mode;
+"""
+
+
+def shell_case(name):
+    cmd, opts = SHELL_CASES[name]
+
+    def fn(ctx):
+        stdin = None
+        if opts.get("stdin") == "sql":
+            stdin = SQL
+        elif opts.get("stdin") == "py_fs":
+            with open(os.path.join(HERE, "py_fs.py")) as f:
+                stdin = f.read()
+        native, _ = differential(ctx, cmd, times_for=opts.get("times_for", ()), stdin=stdin)
+        check(native.out.strip() != "", "the native run printed nothing: the case checks nothing")
+    return fn
+
+
+# ---------------------------------------------------------------------------------------------
+# Identity: the traced program sees B's hostname, not A's.
+
+def identity_case(cmd):
+    def fn(ctx):
+        local = run(["sh", "-c", cmd])
+        check(local.rc == 0, f"native run on A failed\n{local.describe()}")
+        check(local.out.strip() != B_HOSTNAME, f"A is already called {B_HOSTNAME}: cannot tell them apart")
+
+        def on_b(out, who):
+            check(out.strip() == B_HOSTNAME, f"{who}: expected {B_HOSTNAME!r}, got {out.strip()!r}")
+        differential(ctx, cmd, check_out=on_b)
+        log(f"[ok] A says {local.out.strip()!r}, B and the traced program say {B_HOSTNAME!r}")
+    return fn
+
+
+# ---------------------------------------------------------------------------------------------
+# Conformance programs
+
+def conformance_names(args):
+    d = args.conformance_dir if args else None
+    src = os.path.join(HERE, "..", "conformance")
+    return sorted(f[:-2] for f in os.listdir(src) if f.endswith(".c"))
+
+
+def conformance_case(name, extra_args=(), as_nobody=False):
+    def fn(ctx):
+        check(ctx.conformance_dir, "--conformance-dir is required for conformance cases")
+        prog = os.path.abspath(os.path.join(ctx.conformance_dir, "conf_" + name))
+        need_binary(prog, "conformance program " + name)
+        argv = [prog, WORK] + list(extra_args)
+
+        def success(out, who):
+            lines = out.splitlines()
+            check(lines and lines[-1] == "EXIT-SUCCESS", f"{who}: no EXIT-SUCCESS at the end")
+        differential(ctx, None, fixture=False, native_argv=argv, traced_argv=argv,
+                     expect_rc=0, check_out=success, as_nobody=as_nobody)
+    return fn
+
+
+# ---------------------------------------------------------------------------------------------
+# Special cases
+
+def case_eacces(ctx):
+    """The agent runs as nobody: B refuses what nobody may not do, although sbrun runs as root."""
+    conformance_case("errno_eacces", ["expect-eacces"], as_nobody=True)(ctx)
+
+
+def case_root(ctx):
+    """--root confines every path: the tree is the agent's /, and nothing escapes it."""
+    conf = B_ROOT + "/confined"
+    prepare = (f"mkdir -p {conf}/etc {conf}/data && echo confined-root > {conf}/etc/hostname && "
+               f"echo inside > {conf}/data/file.txt && echo TOP-SECRET > {B_ROOT}/secret && "
+               f"ln -s {B_ROOT}/secret {conf}/abs-escape && ln -s ../../../secret {conf}/rel-escape && "
+               f"ln -s /etc/hostname {conf}/abs-inside")
+    agent = ctx.agent(root=conf, prepare=prepare)
+    r = agent.sh(f"cat {B_ROOT}/secret {conf}/etc/hostname")
+    check(r.rc == 0 and "TOP-SECRET" in r.out, f"fixture on B is wrong\n{r.describe()}")
+    if ctx.native_only:
+        return
+    t = ctx.traced(agent, ["cat", "/etc/hostname"], cwd="/")
+    log(t.describe())
+    check(t.rc == 0 and t.out == "confined-root\n", "cat /etc/hostname must read the root tree's file")
+    t = ctx.traced(agent, ["cat", "abs-inside", "data/file.txt"], cwd="/")
+    log(t.describe())
+    check(t.rc == 0 and t.out == "confined-root\ninside\n",
+          "an absolute symlink inside the root must resolve inside the root")
+    t = ctx.traced(agent, ["sh", "-c", "ls -a / | sort"], cwd="/")
+    log(t.describe())
+    check(t.rc == 0 and sorted(t.out.split()) ==
+          sorted([".", "..", "abs-escape", "abs-inside", "data", "etc", "rel-escape"]),
+          "ls / must list the root tree")
+    for path in ("../../../secret", f"{B_ROOT}/secret", "/../secret", "abs-escape", "rel-escape",
+                 "data/../../secret", "../../../../etc/shadow"):
+        t = ctx.traced(agent, ["cat", path], cwd="/")
+        log(t.describe())
+        check("TOP-SECRET" not in t.out and "TOP-SECRET" not in t.err, f"{path} escaped the root")
+        check(t.rc != 0, f"cat {path} must fail inside the root")
+    t = ctx.traced(agent, ["sh", "-c", "cd /data && cat ../../../etc/hostname && pwd"], cwd="/")
+    log(t.describe())
+    check(t.out == "confined-root\n/data\n", ".. at the root stays at the root")
+
+
+def case_local_target(ctx):
+    """--target 'local:ROOT?hostname=NAME': sbrun spawns its own confined agent in new UTS and mount
+    namespaces; writes land in ROOT, never on A's /."""
+    lroot = os.path.join(ctx.tmp, "lroot")
+    os.makedirs(os.path.join(lroot, "etc"))
+    with open(os.path.join(lroot, "etc", "hostname"), "w") as f:
+        f.write("local-root-host\n")
+    mark = f"sb-int-{os.getpid()}.txt"
+    ctx.cleanups.append(lambda: os.path.exists("/" + mark) and os.unlink("/" + mark))
+    if ctx.native_only:
+        return
+    need_binary(ctx.sbrun, "sbrun")
+    need_binary(ctx.sbagent, "sbagent")
+    env = dict(ENV, PATH=os.path.dirname(ctx.sbagent) + ":" + ENV["PATH"])
+    before = run(["hostname"]).out
+    t = run([ctx.sbrun, "--target", f"local:{lroot}?hostname=board-l", "--",
+             "sh", "-c", f"hostname; uname -n; cat /etc/hostname; echo written-from-A > /{mark}; ls /"],
+            env=env, cwd=ctx.tmp)
+    log(t.describe())
+    check(not os.path.exists("/" + mark), f"/{mark} was written on A's real root")
+    check(t.rc == 0, "sbrun with a local target failed")
+    lines = t.out.splitlines()
+    check(lines[:3] == ["board-l", "board-l", "local-root-host"], "hostname or /etc/hostname not the target's")
+    check(mark in lines[3:] and "etc" in lines[3:], "ls / does not list the target root")
+    with open(os.path.join(lroot, mark)) as f:
+        check(f.read() == "written-from-A\n", "the write did not land in the target root")
+    check(run(["hostname"]).out == before, "A's hostname changed")
+
+
+def case_unreachable(ctx):
+    need_binary(ctx.sbrun, "sbrun")
+    for target in ("unix:/nonexistent/sb-int.sock", "tcp://127.0.0.1:1"):
+        t = run([ctx.sbrun, "--target", target, "--", "true"], timeout=30)
+        log(t.describe())
+        check(t.rc == 125, f"{target}: exit {t.rc}, expected 125")
+        check(t.secs < 10, f"{target}: took {t.secs:.1f} s, expected to fail fast")
+        check(t.err.strip() != "", f"{target}: no message on stderr")
+        where = target.split(":", 1)[1] if target.startswith("unix:") else "127.0.0.1:1"
+        check(where in t.err, f"{target}: the message does not name the address")
+
+
+def case_bad_flag(ctx):
+    need_binary(ctx.sbrun, "sbrun")
+    for argv in (["--definitely-not-a-flag", "--", "true"], ["--mode", "sideways", "--", "true"], []):
+        t = run([ctx.sbrun] + argv, timeout=30)
+        log(t.describe())
+        check(t.rc == 125, f"sbrun {shlex.join(argv)}: exit {t.rc}, expected 125")
+        low = t.err.lower()
+        check("usage" in low or "--help" in low, "no usage hint on stderr")
+    t = run([ctx.sbrun, "--help"], timeout=30)
+    log(t.describe())
+    check(t.rc == 0 and "--target" in t.out, "--help must print the options on stdout and exit 0")
+    t = run([ctx.sbrun, "--version"], timeout=30)
+    check(t.rc == 0 and t.out.strip() != "", "--version must print a version and exit 0")
+
+
+def case_bad_url(ctx):
+    need_binary(ctx.sbrun, "sbrun")
+    for url in ("bogus://x", "unix:", "tcp://no-port-here", "tcp://127.0.0.1:99999", "=unix:/x"):
+        t = run([ctx.sbrun, "--target", url, "--", "true"], timeout=30)
+        log(t.describe())
+        check(t.rc == 125, f"--target {url}: exit {t.rc}, expected 125")
+        check(t.err.strip() != "", f"--target {url}: no message on stderr")
+    t = run([ctx.sbrun, "--target", "bogus://x", "--", "true"], timeout=30)
+    check("bogus://x" in t.err, "the message must quote the bad URL")
+
+
+def case_print_rules(ctx):
+    need_binary(ctx.sbrun, "sbrun")
+    t = run([ctx.sbrun, "--print-rules"], timeout=30)
+    log(t.describe())
+    check(t.rc == 0, "--print-rules must exit 0")
+    lines = t.out.splitlines()
+
+    def line_of(prefix, kind):
+        for i, l in enumerate(lines):
+            words = l.replace(":", " ").replace("\t", " ").split()
+            if prefix in words and any(kind in w.lower() for w in words):
+                return i
+        raise Failure(f"--print-rules: no {kind} rule for {prefix}\n{t.out}")
+    for p in ("/proc/self", "/proc/thread-self", "/dev/tty", "/dev/pts", "/dev/null",
+              "/dev/urandom", "/dev/shm", "/etc/ld.so.cache"):
+        line_of(p, "local")
+    for p in ("/usr/lib", "/usr/share/locale"):
+        line_of(p, "fallback")
+    t = run([ctx.sbrun, "--local", "/opt/sb-l", "--remote", "/proc/self/sb-r",
+             "--fallback", "/opt/sb-f", "--print-rules"], timeout=30)
+    log(t.describe())
+    check(t.rc == 0, "--print-rules with rules must exit 0")
+    lines = t.out.splitlines()
+    ul, ur, uf = line_of("/opt/sb-l", "local"), line_of("/proc/self/sb-r", "remote"), line_of("/opt/sb-f", "fallback")
+    d = line_of("/proc/self", "local")
+    check(ul < ur < uf < d, "user rules must come first, in order, before the defaults")
+
+
+def case_exit_codes(ctx):
+    agent = ctx.agent()
+    empty_tree(agent)
+    if ctx.native_only:
+        return
+    for cmd, want in (("exit 3", 3), ("true", 0), ("kill -TERM $$", 143), ("kill -KILL $$", 137),
+                      ("exit 255", 255)):
+        t = ctx.traced(agent, ["sh", "-c", cmd])
+        log(t.describe())
+        check(t.rc == want, f"sh -c {cmd!r}: exit {t.rc}, expected {want}")
+    t = ctx.traced(agent, ["/nonexistent/program"])
+    log(t.describe())
+    check(t.rc == 127 and t.err.strip(), "a missing program must give 127 and a message")
+    noexec = os.path.join(ctx.tmp, "not-executable")
+    with open(noexec, "w") as f:
+        f.write("#!/bin/sh\n")
+    t = ctx.traced(agent, [noexec])
+    log(t.describe())
+    check(t.rc == 126 and t.err.strip(), "a program that cannot be executed must give 126 and a message")
+
+
+def case_agent_killed(ctx):
+    """The agent dies under a program that reads a remote file in a loop: the program gets EIO,
+    sbrun says so once and exits; nothing hangs."""
+    helper = os.path.abspath(os.path.join(ctx.helpers_dir or "", "read_loop"))
+    need_binary(helper, "helper read_loop (--helpers-dir)")
+    agent = ctx.agent()
+    make_tree(agent)
+    if ctx.native_only:
+        r = agent.nsenter([helper, WORK + "/hello.txt", "1"])
+        check(r.rc == 4 and r.out.startswith("opened"), f"helper misbehaves natively\n{r.describe()}")
+        return
+    need_binary(ctx.sbrun, "sbrun")
+    argv = ctx.sbrun_argv(agent, [helper, WORK + "/hello.txt", "60"])
+    p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, env=ENV, cwd=ctx.tmp, start_new_session=True)
+    ctx.cleanups.append(lambda: p.poll() is None and os.killpg(p.pid, signal.SIGKILL))
+    ready, _, _ = select.select([p.stdout], [], [], 30)
+    first = p.stdout.readline().decode() if ready else ""
+    if first != "opened\n":
+        os.killpg(p.pid, signal.SIGKILL)
+        out, err = p.communicate()
+        raise Failure(f"the traced helper did not start: {first!r}\n{out.decode()}\n{err.decode()}")
+    time.sleep(0.5)
+    agent.kill(signal.SIGKILL)
+    killed = time.monotonic()
+    try:
+        out, err = p.communicate(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGKILL)
+        out, err = p.communicate()
+        raise Failure(f"sbrun hangs after the agent died\n{out.decode()}\n{err.decode()}")
+    secs = time.monotonic() - killed
+    out, err = out.decode(errors="replace"), err.decode(errors="replace")
+    log(f"exit {p.returncode} {secs:.2f} s after the kill\n--- stdout ---\n{out}--- stderr ---\n{err}")
+    check("EIO" in out, "the program must see EIO")
+    check(p.returncode == 3, f"exit {p.returncode}, expected the program's own 3")
+    check(err.strip() != "", "sbrun must say that the agent went away")
+    check(len(err.strip().splitlines()) <= 3, "one message, not one per failed call")
+
+
+# ---------------------------------------------------------------------------------------------
+
+def build_cases():
+    cases = {}   # name -> (function, needs namespaces+ptrace)
+    for name in SHELL_CASES:
+        cases[name] = (shell_case(name), True)
+    cases["hostname"] = (identity_case("hostname"), True)
+    cases["uname-n"] = (identity_case("uname -n"), True)
+    for name in conformance_names(None):
+        if name == "errno_eacces":
+            cases["conformance-" + name] = (conformance_case(name, ["expect-root"]), True)
+        else:
+            cases["conformance-" + name] = (conformance_case(name), True)
+    cases["eacces"] = (case_eacces, True)
+    cases["root"] = (case_root, True)
+    cases["local-target"] = (case_local_target, True)
+    cases["unreachable"] = (case_unreachable, False)
+    cases["bad-flag"] = (case_bad_flag, False)
+    cases["bad-url"] = (case_bad_url, False)
+    cases["print-rules"] = (case_print_rules, False)
+    cases["exit-codes"] = (case_exit_codes, True)
+    cases["agent-killed"] = (case_agent_killed, True)
+    return cases
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--list", action="store_true", help="print the case names and exit")
+    ap.add_argument("--case", help="the case to run")
+    ap.add_argument("--sbrun", help="path of the sbrun executable")
+    ap.add_argument("--sbagent", help="path of the sbagent executable")
+    ap.add_argument("--conformance-dir", help="build directory of tests/conformance")
+    ap.add_argument("--helpers-dir", help="build directory of tests/integration (read_loop)")
+    ap.add_argument("--native-only", action="store_true",
+                    help="run only the native half (checks the harness without sbrun)")
+    ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    args = ap.parse_args()
+    cases = build_cases()
+    if args.list:
+        print("\n".join(cases))
+        return 0
+    if not args.case or args.case not in cases:
+        print(f"run.py: unknown or missing --case {args.case!r}; see --list", file=sys.stderr)
+        return 2
+    fn, needs_ns = cases[args.case]
+    log(f"=== case {args.case}")
+    try:
+        if needs_ns:
+            probe_namespaces()
+            if not args.native_only:
+                probe_ptrace()
+            need_binary(args.sbagent and os.path.abspath(args.sbagent), "sbagent")
+    except Skip as e:
+        print(f"SKIP {args.case}: {e}", flush=True)
+        return 77
+    except Failure as e:
+        print(f"FAIL {args.case}: {e}", flush=True)
+        return 1
+    ctx = Ctx(args)
+    try:
+        fn(ctx)
+    except Failure as e:
+        print(f"FAIL {args.case}: {e}", flush=True)
+        return 1
+    except Exception:
+        traceback.print_exc()
+        print(f"FAIL {args.case}: error in the harness", flush=True)
+        return 1
+    finally:
+        ctx.close()
+    print(f"PASS {args.case}" + (" (native half only)" if args.native_only else ""), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

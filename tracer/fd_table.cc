@@ -1,0 +1,42 @@
+#include "fd_table.h"
+
+namespace sb {
+
+kj::Maybe<RemoteFile&> FdTable::find(int fd) {
+  auto it = fds.find(fd);
+  if (it == fds.end()) {
+    return nullptr;
+  }
+  return *it->second;
+}
+
+void FdTable::bind(int fd, kj::Own<RemoteFile> file) {
+  fds.insert_or_assign(fd, kj::mv(file));
+}
+
+kj::Maybe<kj::Own<RemoteFile>> FdTable::unbind(int fd) {
+  auto it = fds.find(fd);
+  if (it == fds.end()) {
+    return nullptr;
+  }
+  auto file = kj::mv(it->second);
+  fds.erase(it);
+  return kj::mv(file);
+}
+
+void FdTable::unbindRange(unsigned first, unsigned last) {
+  for (auto it = fds.lower_bound(static_cast<int>(first > INT32_MAX ? INT32_MAX : first));
+       it != fds.end() && static_cast<unsigned>(it->first) <= last;) {
+    it = fds.erase(it);
+  }
+}
+
+kj::Own<FdTable> FdTable::copy() {
+  auto table = kj::refcounted<FdTable>();
+  for (auto& [fd, file] : fds) {
+    table->fds.emplace(fd, kj::addRef(*file));
+  }
+  return table;
+}
+
+}  // namespace sb

@@ -1,0 +1,67 @@
+// FdTable: which of a tracee's fd numbers are remote, keyed by file-table identity (DESIGN D4).
+//
+// Only remote fds are recorded; every other number is the kernel's business. A remote fd owns a
+// real local fd number (an O_PATH placeholder), so the kernel keeps choosing numbers: lowest-free,
+// dup2, fork and O_CLOEXEC behave exactly as the program expects. Threads and CLONE_FILES
+// children share one FdTable (kj::addRef); fork copies it. RemoteFile is shared by every fd that
+// refers to the same remote open file description (dup, fork): the remote close happens when the
+// last reference goes.
+
+#pragma once
+
+#include <kj/refcount.h>
+#include <kj/string.h>
+#include <map>
+
+#include "splitbrain.capnp.h"
+
+namespace sb {
+
+class AgentLink;
+
+// One open file description on an agent.
+class RemoteFile : public kj::Refcounted {
+ public:
+  RemoteFile(AgentLink& target, proto::Node::Client node, proto::FileType type, kj::String path)
+      : target(target), node(kj::mv(node)), type(type), path(kj::mv(path)) {}
+
+  AgentLink& target;
+  proto::Node::Client node;
+  proto::FileType type;
+  kj::String path;  // As the program named it, for messages.
+};
+
+class FdTable : public kj::Refcounted {
+ public:
+  kj::Maybe<RemoteFile&> find(int fd);
+  bool isRemote(int fd) { return find(fd) != nullptr; }
+
+  // Records fd as remote, replacing what was there.
+  void bind(int fd, kj::Own<RemoteFile> file);
+  // Forgets fd; returns the reference it held (null if fd was not remote).
+  kj::Maybe<kj::Own<RemoteFile>> unbind(int fd);
+  // close_range(first, last): forgets every remote fd in [first, last].
+  void unbindRange(unsigned first, unsigned last);
+  // Keeps only the fds for which `stillOpen(fd)` is true (after exec closed O_CLOEXEC ones).
+  template <typename Func>
+  void retainIf(Func&& stillOpen) {
+    for (auto it = fds.begin(); it != fds.end();) {
+      if (stillOpen(it->first)) {
+        ++it;
+      } else {
+        it = fds.erase(it);
+      }
+    }
+  }
+
+  // fork(): a new table sharing every RemoteFile.
+  kj::Own<FdTable> copy();
+
+  size_t size() const { return fds.size(); }
+  const std::map<int, kj::Own<RemoteFile>>& entries() const { return fds; }
+
+ private:
+  std::map<int, kj::Own<RemoteFile>> fds;
+};
+
+}  // namespace sb

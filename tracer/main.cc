@@ -1,0 +1,40 @@
+// sbrun: run a program here while its files and host identity live on a target machine.
+
+#include <signal.h>
+
+#include <fmt/core.h>
+#include <kj/async-unix.h>
+#include <kj/debug.h>
+
+#include "options.h"
+#include "tracer.h"
+
+int main(int argc, char** argv) {
+  auto options = sb::parseOptions(argc, argv);
+
+  // Before any thread exists (kj requirement): SIGCHLD reaches the event loop, never a handler.
+  kj::UnixEventPort::captureSignal(SIGCHLD);
+  // Ctrl-C and Ctrl-\ are for the program (it shares our process group); sbrun follows it out.
+  signal(SIGINT, SIG_IGN);
+  signal(SIGQUIT, SIG_IGN);
+  signal(SIGPIPE, SIG_IGN);
+
+  int status = sb::EXIT_SBRUN_ERROR;
+  auto io = kj::setupAsyncIo();
+  KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() {
+    sb::Tracer tracer(io, options);
+    if (options.printRules) {
+      fmt::print("{}", tracer.rules().describe().cStr());
+      status = 0;
+      return;
+    }
+    tracer.connectTargets(io.waitScope);
+    status = tracer.run(io.waitScope);
+  })) {
+    fmt::print(stderr, "sbrun: {}\n", e->getDescription().cStr());
+    return sb::EXIT_SBRUN_ERROR;
+  }
+  fflush(stdout);
+  // Targets and the tracer are gone: embedded agents see EOF and exit on their own.
+  _exit(status);
+}

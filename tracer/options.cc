@@ -1,0 +1,166 @@
+#include "options.h"
+
+#include <getopt.h>
+#include <stdlib.h>
+
+#include <fmt/core.h>
+#include <kj/debug.h>
+
+namespace sb {
+
+namespace {
+
+constexpr const char USAGE[] = R"(Usage: sbrun [OPTIONS] -- PROGRAM [ARGS...]
+
+Run PROGRAM on this machine while its files and host identity live on another machine,
+where sbagent runs. The program is unchanged: its file syscalls are trapped (seccomp + ptrace)
+and performed by the agent; its computation, memory and terminal stay here.
+
+Targets:
+  --target [NAME=]URL   an agent to talk to (repeatable; the first is the default scope).
+                        URL is one of:
+                          local                 spawn `sbagent --stdio` here (no confinement)
+                          local:ROOT            ... confined to the directory ROOT
+                          local...?hostname=H   ... in its own UTS+mount namespaces named H
+                          unix:PATH             an agent listening on a unix socket
+                          tcp://HOST:PORT       an agent listening on TCP
+                        Default: local. Names default to target1, target2, ...
+  --token-file FILE     present FILE's content to the agents (for agents with --token-file)
+
+Placement:
+  --mode remote|local   start the program inside the first target (remote, default) or
+                        outside every target (local)
+  --remote PREFIX       paths under PREFIX go to the target
+  --local PREFIX        paths under PREFIX stay on this machine
+  --fallback PREFIX     paths under PREFIX are tried here first, on the target on ENOENT
+                        Rules are matched first to last, before the defaults; a path that no
+                        rule matches follows the thread's scope.
+  --print-rules         print the effective path rules and exit
+  --remote-cwd DIR      the program's working directory on the target. Default: the same
+                        absolute path as here when it exists there, else the target's root
+
+Other:
+  -v, --verbose         explain decisions (connections, cwd, fallbacks) on stderr
+  -h, --help            show this help and exit
+  --version             show the version and exit
+
+Exit status: PROGRAM's own; 128+N if it was killed by signal N; 125 if sbrun itself failed
+(bad option, unreachable agent); 126 if PROGRAM cannot be executed; 127 if it is not found.
+
+Redirected today: open/openat/openat2/creat, close/close_range, read/write and the pread,
+pwrite, readv, writev, preadv(2), pwritev(2) family, lseek, stat family and statx, statfs,
+access family, getdents64, readlink, mkdir, rmdir, unlink, rename family, link, symlink,
+chmod, chown, truncate, fallocate, fsync, fdatasync, utime family, mknod, xattrs, dup family,
+fcntl, flock, chdir, fchdir, getcwd, sendfile, copy_file_range, uname. Programs that the
+program executes run here (still traced); sockets stay local. A call that cannot act on a
+remote fd yet (ioctl, mmap, ...) fails with a clear errno and a one-time note on stderr.
+
+Examples:
+  sbrun -- cat /etc/hostname                         # B's file, via an embedded local agent
+  sbrun --target unix:/run/sb.sock -- ./test
+  sbrun --target 'local:/srv/demo?hostname=board-b' -- sh -c 'hostname; ls /'
+See sbrun(1) and docs/user-guide.md.
+)";
+
+[[noreturn]] void usageError(kj::StringPtr message) {
+  fmt::print(stderr, "sbrun: {}\nTry 'sbrun --help' for more information.\n", message.cStr());
+  exit(EXIT_SBRUN_ERROR);
+}
+
+}  // namespace
+
+kj::StringPtr usageText() { return USAGE; }
+
+Options parseOptions(int argc, char** argv) {
+  enum {
+    OPT_TARGET = 1000, OPT_TOKEN, OPT_MODE, OPT_REMOTE, OPT_LOCAL, OPT_FALLBACK, OPT_PRINT_RULES,
+    OPT_REMOTE_CWD, OPT_VERSION,
+  };
+  static const struct option LONG[] = {
+      {"target", required_argument, nullptr, OPT_TARGET},
+      {"token-file", required_argument, nullptr, OPT_TOKEN},
+      {"mode", required_argument, nullptr, OPT_MODE},
+      {"remote", required_argument, nullptr, OPT_REMOTE},
+      {"local", required_argument, nullptr, OPT_LOCAL},
+      {"fallback", required_argument, nullptr, OPT_FALLBACK},
+      {"print-rules", no_argument, nullptr, OPT_PRINT_RULES},
+      {"remote-cwd", required_argument, nullptr, OPT_REMOTE_CWD},
+      {"verbose", no_argument, nullptr, 'v'},
+      {"help", no_argument, nullptr, 'h'},
+      {"version", no_argument, nullptr, OPT_VERSION},
+      {nullptr, 0, nullptr, 0},
+  };
+  Options o;
+  opterr = 0;
+  // "+": stop at the first non-option, so the program's own flags are never ours.
+  int c;
+  while ((c = getopt_long(argc, argv, "+vh", LONG, nullptr)) != -1) {
+    auto parseRule = [&](Placement p) {
+      kj::StringPtr prefix = optarg;
+      if (!prefix.startsWith("/")) {
+        usageError(kj::str("path rule prefix must be absolute: '", prefix, "'"));
+      }
+      o.userRules.add(p, kj::str(prefix));
+    };
+    switch (c) {
+      case OPT_TARGET: {
+        KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() { o.targets.add(parseTargetUrl(optarg)); })) {
+          usageError(kj::str("bad --target '", optarg, "': ", e->getDescription()));
+        }
+        break;
+      }
+      case OPT_TOKEN: o.tokenFile = kj::str(optarg); break;
+      case OPT_MODE:
+        if (kj::StringPtr(optarg) == "remote") {
+          o.startRemote = true;
+        } else if (kj::StringPtr(optarg) == "local") {
+          o.startRemote = false;
+        } else {
+          usageError(kj::str("--mode takes 'remote' or 'local', not '", optarg, "'"));
+        }
+        break;
+      case OPT_REMOTE: parseRule(Placement::REMOTE); break;
+      case OPT_LOCAL: parseRule(Placement::LOCAL); break;
+      case OPT_FALLBACK: parseRule(Placement::FALLBACK); break;
+      case OPT_PRINT_RULES: o.printRules = true; break;
+      case OPT_REMOTE_CWD:
+        if (optarg[0] != '/') {
+          usageError(kj::str("--remote-cwd must be absolute: '", optarg, "'"));
+        }
+        o.remoteCwd = kj::str(optarg);
+        break;
+      case 'v': ++o.verbose; break;
+      case 'h': fmt::print("{}", USAGE); exit(0);
+      case OPT_VERSION: fmt::print("sbrun 0.1.0 (protocol 1)\n"); exit(0);
+      case '?':
+      default:
+        if (optopt != 0 && optopt < 256) {
+          usageError(kj::str("unknown or incomplete option '-", (char)optopt, "'"));
+        }
+        usageError(kj::str("unknown or incomplete option '", argv[optind - 1], "'"));
+    }
+  }
+  for (int i = optind; i < argc; ++i) {
+    o.command.add(kj::str(argv[i]));
+  }
+  if (o.targets.empty()) {
+    o.targets.add(parseTargetUrl("local"));
+  }
+  // Names: explicit ones are kept; unnamed targets get target1, target2, ...
+  for (size_t i = 0; i < o.targets.size(); ++i) {
+    if (o.targets[i].name.size() == 0) {
+      o.targets[i].name = kj::str("target", i + 1);
+    }
+    for (size_t j = 0; j < i; ++j) {
+      if (o.targets[j].name == o.targets[i].name) {
+        usageError(kj::str("two targets are named '", o.targets[i].name, "'"));
+      }
+    }
+  }
+  if (o.command.empty() && !o.printRules) {
+    usageError("no program given: sbrun [OPTIONS] -- PROGRAM [ARGS...]");
+  }
+  return o;
+}
+
+}  // namespace sb

@@ -1,0 +1,36 @@
+// sbrun's command line: parsed into Options, with --help text and exit code 125 for bad input.
+
+#pragma once
+
+#include <kj/string.h>
+#include <kj/vector.h>
+#include <utility>
+
+#include "path_rules.h"
+#include "target_url.h"
+
+namespace sb {
+
+// Exit codes of sbrun's own failures, as env(1), timeout(1) and docker use them.
+constexpr int EXIT_SBRUN_ERROR = 125;
+constexpr int EXIT_CANNOT_EXECUTE = 126;
+constexpr int EXIT_NOT_FOUND = 127;
+
+struct Options {
+  kj::Vector<TargetUrl> targets;  // Named: "NAME=" or target1, target2...
+  kj::String tokenFile;
+  bool startRemote = true;        // --mode remote|local
+  kj::Vector<std::pair<Placement, kj::String>> userRules;
+  bool printRules = false;
+  kj::String remoteCwd;           // "" = same as local cwd when it exists there, else root
+  int verbose = 0;
+  kj::Vector<kj::String> command;
+};
+
+// Parses argv. On --help/--version prints and exits 0; on bad input prints a message plus a
+// usage hint to stderr and exits EXIT_SBRUN_ERROR.
+Options parseOptions(int argc, char** argv);
+
+kj::StringPtr usageText();
+
+}  // namespace sb

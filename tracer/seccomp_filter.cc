@@ -1,0 +1,170 @@
+#include "seccomp_filter.h"
+
+#include <errno.h>
+#include <seccomp.h>
+#include <stddef.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <kj/debug.h>
+#include <kj/vector.h>
+
+#include "syscall_table.h"
+
+namespace sb {
+
+namespace {
+
+kj::Array<kj::byte> drain(int fd) {
+  kj::Vector<kj::byte> out;
+  KJ_SYSCALL(lseek(fd, 0, SEEK_SET));
+  kj::byte buf[4096];
+  for (;;) {
+    ssize_t n;
+    KJ_SYSCALL(n = ::read(fd, buf, sizeof(buf)));
+    if (n == 0) {
+      break;
+    }
+    out.addAll(buf, buf + n);
+  }
+  return out.releaseAsArray();
+}
+
+void check(int rc, const char* what) {
+  KJ_REQUIRE(rc == 0, "libseccomp failed to build the filter", what, strerror(-rc));
+}
+
+}  // namespace
+
+SeccompFilter SeccompFilter::build() {
+  scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_TRACE(0));
+  KJ_REQUIRE(ctx != nullptr, "seccomp_init failed");
+  KJ_DEFER(seccomp_release(ctx));
+  check(seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS), "badarch");
+
+  for (auto& row : syscallTable()) {
+    switch (row.cls) {
+      case SyscallClass::LOCAL:
+      case SyscallClass::PROCESS:
+        check(seccomp_rule_add(ctx, SCMP_ACT_ALLOW, row.nr, 0), row.name);
+        break;
+      case SyscallClass::REFUSED:
+        check(seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), row.nr, 0), row.name);
+        break;
+      case SyscallClass::UNHANDLED:
+        if (row.trapOnlyRealFd) {
+          // A negative fd (as a signed 32-bit int: bit 31 set) cannot name a remote file.
+          struct scmp_arg_cmp negative =
+              SCMP_CMP32(static_cast<unsigned>(row.fdArg), SCMP_CMP_MASKED_EQ, 0x80000000u,
+                         0x80000000u);
+          check(seccomp_rule_add_array(ctx, SCMP_ACT_ALLOW, row.nr, 1, &negative), row.name);
+        }
+        break;
+      case SyscallClass::PATH:
+      case SyscallClass::FD:
+      case SyscallClass::IDENTITY:
+        break;  // The default action: trace.
+    }
+  }
+
+  SeccompFilter filter;
+  int fd = memfd_create("sb-seccomp", MFD_CLOEXEC);
+  KJ_SYSCALL(fd, "memfd_create");
+  KJ_DEFER(close(fd));
+  check(seccomp_export_bpf(ctx, fd), "export");
+  auto bytes = drain(fd);
+  KJ_ASSERT(bytes.size() % sizeof(sock_filter) == 0);
+  filter.insns = kj::heapArray<sock_filter>(bytes.size() / sizeof(sock_filter));
+  memcpy(filter.insns.begin(), bytes.begin(), bytes.size());
+
+  KJ_SYSCALL(ftruncate(fd, 0));
+  check(seccomp_export_pfc(ctx, fd), "export pfc");
+  auto text = drain(fd);
+  filter.pfcText = kj::heapString(reinterpret_cast<const char*>(text.begin()), text.size());
+  return filter;
+}
+
+int SeccompFilter::install() const {
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
+    return -errno;
+  }
+  struct sock_fprog prog = {static_cast<unsigned short>(insns.size()),
+                            const_cast<sock_filter*>(insns.begin())};
+  if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) != 0) {
+    return -errno;
+  }
+  return 0;
+}
+
+uint32_t evaluateFilter(kj::ArrayPtr<const sock_filter> program, const seccomp_data& data) {
+  uint32_t a = 0, x = 0;
+  uint32_t mem[BPF_MEMWORDS] = {};
+  const auto* bytes = reinterpret_cast<const kj::byte*>(&data);
+  for (size_t pc = 0; pc < program.size(); ++pc) {
+    const sock_filter& in = program[pc];
+    uint32_t operand = BPF_SRC(in.code) == BPF_X ? x : in.k;
+    switch (BPF_CLASS(in.code)) {
+      case BPF_LD:
+        if (BPF_MODE(in.code) == BPF_ABS) {
+          KJ_REQUIRE(in.k + 4 <= sizeof(data), "load out of seccomp_data", in.k);
+          memcpy(&a, bytes + in.k, 4);
+        } else if (BPF_MODE(in.code) == BPF_IMM) {
+          a = in.k;
+        } else if (BPF_MODE(in.code) == BPF_MEM) {
+          a = mem[in.k % BPF_MEMWORDS];
+        } else {
+          KJ_FAIL_REQUIRE("unsupported BPF load", in.code);
+        }
+        break;
+      case BPF_LDX:
+        x = BPF_MODE(in.code) == BPF_MEM ? mem[in.k % BPF_MEMWORDS] : in.k;
+        break;
+      case BPF_ST:
+        mem[in.k % BPF_MEMWORDS] = a;
+        break;
+      case BPF_STX:
+        mem[in.k % BPF_MEMWORDS] = x;
+        break;
+      case BPF_ALU:
+        switch (BPF_OP(in.code)) {
+          case BPF_ADD: a += operand; break;
+          case BPF_SUB: a -= operand; break;
+          case BPF_AND: a &= operand; break;
+          case BPF_OR: a |= operand; break;
+          case BPF_LSH: a <<= operand; break;
+          case BPF_RSH: a >>= operand; break;
+          default: KJ_FAIL_REQUIRE("unsupported BPF alu op", in.code);
+        }
+        break;
+      case BPF_JMP: {
+        bool taken;
+        switch (BPF_OP(in.code)) {
+          case BPF_JA: pc += in.k; continue;
+          case BPF_JEQ: taken = a == operand; break;
+          case BPF_JGT: taken = a > operand; break;
+          case BPF_JGE: taken = a >= operand; break;
+          case BPF_JSET: taken = (a & operand) != 0; break;
+          default: KJ_FAIL_REQUIRE("unsupported BPF jump", in.code);
+        }
+        pc += taken ? in.jt : in.jf;
+        break;
+      }
+      case BPF_RET:
+        return BPF_RVAL(in.code) == BPF_A ? a : in.k;
+      case BPF_MISC:
+        if (BPF_MISCOP(in.code) == BPF_TAX) {
+          x = a;
+        } else {
+          a = x;
+        }
+        break;
+      default:
+        KJ_FAIL_REQUIRE("unsupported BPF class", in.code);
+    }
+  }
+  KJ_FAIL_REQUIRE("BPF program fell off its end");
+}
+
+}  // namespace sb

@@ -1,0 +1,556 @@
+#include "tracer.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/ptrace.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fmt/core.h>
+#include <kj/async-unix.h>
+#include <kj/debug.h>
+#include <kj/io.h>
+
+namespace sb {
+
+namespace {
+
+constexpr int PTRACE_OPTIONS = PTRACE_O_TRACESYSGOOD | PTRACE_O_EXITKILL | PTRACE_O_TRACESECCOMP |
+                               PTRACE_O_TRACECLONE | PTRACE_O_TRACEFORK | PTRACE_O_TRACEVFORK |
+                               PTRACE_O_TRACEEXEC;
+
+// ptrace on a tracee that vanished (SIGKILL, exit_group from another thread) is an expected
+// race (PITFALLS #6): the exit shows up in waitpid; callers just stop caring.
+bool ptraceOk(long rc) { return rc >= 0 || errno == ESRCH; }
+
+bool getRegs(pid_t tid, user_regs_struct& regs) {
+  return ptrace(PTRACE_GETREGS, tid, nullptr, &regs) == 0;
+}
+
+void setRegs(pid_t tid, const user_regs_struct& regs) {
+  long rc = ptrace(PTRACE_SETREGS, tid, nullptr, &regs);
+  KJ_REQUIRE(ptraceOk(rc), "PTRACE_SETREGS failed", tid, strerror(errno));
+}
+
+// The sbagent to spawn for `local` targets: $SB_AGENT, else beside sbrun (installed), else in
+// the build tree's agent/ directory, else PATH.
+kj::String findAgent() {
+  if (const char* env = getenv("SB_AGENT")) {
+    return kj::str(env);
+  }
+  char self[4096];
+  ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+  if (n > 0) {
+    self[n] = 0;
+    kj::StringPtr exe(self);
+    KJ_IF_MAYBE(slash, exe.findLast('/')) {
+      auto dir = kj::heapString(exe.slice(0, *slash));
+      kj::String candidates[] = {kj::str(dir, "/sbagent"), kj::str(dir, "/../agent/sbagent")};
+      for (auto& candidate : candidates) {
+        if (access(candidate.cStr(), X_OK) == 0) {
+          return kj::mv(candidate);
+        }
+      }
+    }
+  }
+  return kj::str("sbagent");
+}
+
+// The install prefix of the program (…/bin/prog → …), for the default fallback rule.
+kj::String programPrefix(kj::StringPtr program) {
+  kj::String resolved;
+  if (program.findFirst('/') == nullptr) {
+    const char* path = getenv("PATH");
+    kj::StringPtr rest = path ? path : "/usr/local/bin:/usr/bin:/bin";
+    while (rest.size() > 0) {
+      auto colon = rest.findFirst(':').orDefault(rest.size());
+      auto candidate = kj::str(rest.slice(0, colon), "/", program);
+      if (access(candidate.cStr(), X_OK) == 0) {
+        resolved = kj::mv(candidate);
+        break;
+      }
+      rest = colon < rest.size() ? rest.slice(colon + 1) : kj::StringPtr("");
+    }
+  } else {
+    resolved = kj::str(program);
+  }
+  char real[4096];
+  if (resolved.size() == 0 || realpath(resolved.cStr(), real) == nullptr) {
+    return kj::str("");
+  }
+  kj::StringPtr r(real);
+  auto binSlash = r.findLast('/').orDefault(0);
+  auto bin = kj::heapString(r.slice(0, binSlash));
+  auto prefixSlash = bin.findLast('/').orDefault(0);
+  return kj::heapString(bin.slice(0, prefixSlash));
+}
+
+}  // namespace
+
+uint64_t Call::arg(int i) const {
+  switch (i) {
+    case 0: return regs.rdi;
+    case 1: return regs.rsi;
+    case 2: return regs.rdx;
+    case 3: return regs.r10;
+    case 4: return regs.r8;
+    case 5: return regs.r9;
+  }
+  KJ_FAIL_ASSERT("syscall argument index out of range", i);
+}
+
+void Tracer::ErrorHandler::taskFailed(kj::Exception&& e) {
+  fmt::print(stderr, "sbrun: background remote call failed: {}\n", e.getDescription().cStr());
+}
+
+Tracer::Tracer(kj::AsyncIoContext& io, Options& options)
+    : io(io), options_(options), filter(SeccompFilter::build()), background(errorHandler) {
+  for (auto& rule : options.userRules) {
+    rules_.addUser(rule.first, rule.second);
+  }
+  rules_.addDefaults(options.command.empty() ? kj::str("") : programPrefix(options.command[0]));
+}
+
+Tracer::~Tracer() noexcept(false) {}
+
+void Tracer::noteOnce(kj::StringPtr key, kj::StringPtr message) {
+  for (auto& k : notesShown) {
+    if (k == key) {
+      return;
+    }
+  }
+  notesShown.add(kj::str(key));
+  fmt::print(stderr, "sbrun: {}\n", message.cStr());
+}
+
+void Tracer::verbose(kj::StringPtr message) {
+  if (options_.verbose > 0) {
+    fmt::print(stderr, "sbrun: {}\n", message.cStr());
+  }
+}
+
+void Tracer::connectTargets(kj::WaitScope& ws) {
+  kj::String token;
+  if (options_.tokenFile.size() > 0) {
+    int fd = open(options_.tokenFile.cStr(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      KJ_FAIL_REQUIRE(kj::str("cannot read --token-file ", options_.tokenFile, ": ",
+                              strerror(errno)));
+    }
+    kj::FdInputStream in{kj::AutoCloseFd(fd)};
+    auto bytes = in.readAllBytes();
+    size_t n = bytes.size();
+    while (n > 0 && (bytes[n - 1] == '\n' || bytes[n - 1] == '\r')) {
+      --n;
+    }
+    token = kj::heapString(reinterpret_cast<const char*>(bytes.begin()), n);
+  }
+  auto agentPath = findAgent();
+  char here[4096];
+  kj::StringPtr localCwd = getcwd(here, sizeof(here)) ? kj::StringPtr(here) : "/";
+  initialFs = kj::refcounted<FsContext>();
+  for (auto& url : options_.targets) {
+    auto link = kj::heap<AgentLink>(parseTargetUrl(url.text), kj::str(url.name), kj::str(token));
+    link->connect(io, agentPath).wait(ws);
+    auto w = link->welcome();
+    verbose(kj::str("target '", link->name(), "': ", w.getUname().getNodename(), " (",
+                    w.getArch(), ", Linux ", w.getKernel(), "), root ", w.getRoot(),
+                    w.getReadOnly() ? ", read-only" : ""));
+
+    // The remote cwd: --remote-cwd, else the same path as here when it exists there.
+    bool explicitCwd = options_.remoteCwd.size() > 0;
+    kj::StringPtr want = explicitCwd ? options_.remoteCwd.asPtr() : localCwd;
+    auto req = link->session().openPathRequest();
+    req.setPath(want.asBytes());
+    auto reply = req.send().wait(ws);
+    if (reply.getResult() >= 0) {
+      initialFs->cwd.emplace(link.get(), reply.getDir());
+      verbose(kj::str("target '", link->name(), "': working directory ", want));
+    } else if (explicitCwd) {
+      KJ_FAIL_REQUIRE(kj::str("--remote-cwd ", want, " on target '", link->name(),
+                              "': ", strerror(-reply.getResult())));
+    } else {
+      verbose(kj::str("target '", link->name(), "': ", want, " does not exist there (",
+                      strerror(-reply.getResult()), "): working directory is its root"));
+    }
+    targets_.add(kj::mv(link));
+  }
+}
+
+void Tracer::setupInitialTask(Task& task) {
+  task.fds = kj::refcounted<FdTable>();
+  task.fs = kj::addRef(*initialFs);
+  task.scope = options_.startRemote ? targets_[0].get() : nullptr;
+  task.attached = true;
+}
+
+pid_t Tracer::launch() {
+  auto& argv0 = options_.command[0];
+  kj::Vector<char*> argv;
+  for (auto& a : options_.command) {
+    argv.add(const_cast<char*>(a.cStr()));
+  }
+  argv.add(nullptr);
+
+  int gate[2];
+  KJ_SYSCALL(pipe2(gate, O_CLOEXEC));
+  pid_t pid = fork();
+  KJ_SYSCALL(pid, "fork");
+  if (pid == 0) {
+    // Child: only async-signal-safe work until exec. Restore what sbrun changed for itself.
+    close(gate[1]);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
+    signal(SIGINT, SIG_DFL);
+    signal(SIGQUIT, SIG_DFL);
+    signal(SIGPIPE, SIG_DFL);
+    char go;
+    if (read(gate[0], &go, 1) != 1) {
+      _exit(EXIT_SBRUN_ERROR);  // The parent could not trace us: never run untraced.
+    }
+    int rc = filter.install();
+    if (rc < 0) {
+      const char msg[] = "sbrun: cannot install the seccomp filter\n";
+      (void)!write(2, msg, sizeof(msg) - 1);
+      _exit(EXIT_SBRUN_ERROR);
+    }
+    execvp(argv[0], argv.begin());
+    int err = errno;
+    // The filter is in place and traced: this message goes through the tracer like any write.
+    fmt::print(stderr, "sbrun: cannot execute {}: {}\n", argv[0], strerror(err));
+    _exit(err == ENOENT ? EXIT_NOT_FOUND : EXIT_CANNOT_EXECUTE);
+  }
+  close(gate[0]);
+  if (ptrace(PTRACE_SEIZE, pid, nullptr, PTRACE_OPTIONS) != 0) {
+    int err = errno;
+    kill(pid, SIGKILL);
+    close(gate[1]);
+    waitpid(pid, nullptr, 0);
+    KJ_FAIL_REQUIRE(kj::str("cannot trace ", argv0, ": ptrace(PTRACE_SEIZE): ", strerror(err),
+                            err == EPERM ? " (is ptrace forbidden here, e.g. by Yama "
+                                           "ptrace_scope=3 or a container's seccomp profile?)"
+                                         : ""));
+  }
+  KJ_SYSCALL(write(gate[1], "g", 1));
+  close(gate[1]);
+  return pid;
+}
+
+int Tracer::run(kj::WaitScope& ws) {
+  auto paf = kj::newPromiseAndFulfiller<void>();
+  allGone = kj::mv(paf.fulfiller);
+  leader = launch();
+  auto task = kj::heap<Task>();
+  task->tid = leader;
+  task->tgid = leader;
+  setupInitialTask(*task);
+  tasks.emplace(leader, kj::mv(task));
+
+  auto watching = watchChildren().eagerlyEvaluate([](kj::Exception&& e) {
+    fmt::print(stderr, "sbrun: internal error in the event loop: {}\n",
+               e.getDescription().cStr());
+    exit(EXIT_SBRUN_ERROR);
+  });
+  drainWaits();
+  paf.promise.wait(ws);
+
+  if (WIFEXITED(leaderStatus)) {
+    return WEXITSTATUS(leaderStatus);
+  }
+  if (WIFSIGNALED(leaderStatus)) {
+    return 128 + WTERMSIG(leaderStatus);
+  }
+  return EXIT_SBRUN_ERROR;
+}
+
+kj::Promise<void> Tracer::watchChildren() {
+  return io.unixEventPort.onSignal(SIGCHLD).then([this](siginfo_t) {
+    drainWaits();
+    return watchChildren();
+  });
+}
+
+void Tracer::drainWaits() {
+  for (;;) {
+    int status;
+    pid_t pid = waitpid(-1, &status, __WALL | WNOHANG);
+    if (pid <= 0) {
+      return;
+    }
+    bool agent = false;
+    for (auto& t : targets_) {
+      if (t->agentPid() == pid) {
+        t->agentExited(status);
+        agent = true;
+      }
+    }
+    if (agent) {
+      continue;
+    }
+    if (WIFEXITED(status) || WIFSIGNALED(status)) {
+      onExit(pid, status);
+    } else if (WIFSTOPPED(status)) {
+      onStop(taskFor(pid), status);
+    }
+  }
+}
+
+Task& Tracer::taskFor(pid_t tid) {
+  auto it = tasks.find(tid);
+  if (it != tasks.end()) {
+    return *it->second;
+  }
+  // A new thread or child whose parent's clone event has not been seen yet.
+  auto task = kj::heap<Task>();
+  task->tid = tid;
+  task->tgid = tid;
+  auto& ref = *task;
+  tasks.emplace(tid, kj::mv(task));
+  return ref;
+}
+
+void Tracer::resume(Task& task, int sig) {
+  long rc = ptrace(PTRACE_CONT, task.tid, nullptr, sig);
+  KJ_REQUIRE(ptraceOk(rc), "PTRACE_CONT failed", task.tid, strerror(errno));
+}
+
+void Tracer::onStop(Task& task, int status) {
+  int sig = WSTOPSIG(status);
+  int event = status >> 16;
+  if (sig == (SIGTRAP | 0x80)) {
+    onSyscallExit(task);
+    return;
+  }
+  if (event == PTRACE_EVENT_STOP) {
+    if (sig == SIGSTOP || sig == SIGTSTP || sig == SIGTTIN || sig == SIGTTOU) {
+      // Group-stop: stay stopped until SIGCONT, but keep reporting (PTRACE_LISTEN).
+      ptrace(PTRACE_LISTEN, task.tid, nullptr, nullptr);
+      return;
+    }
+    // The first stop of an auto-attached child, or the end of a LISTEN.
+    if (!task.attached) {
+      task.seenFirstStop = true;  // Resumed when the parent's clone event sets it up.
+      return;
+    }
+    resume(task);
+    return;
+  }
+  if (sig == SIGTRAP && event != 0) {
+    switch (event) {
+      case PTRACE_EVENT_SECCOMP:
+        onSeccompStop(task);
+        return;
+      case PTRACE_EVENT_FORK:
+      case PTRACE_EVENT_VFORK:
+      case PTRACE_EVENT_CLONE:
+        onNewChild(task, event);
+        resume(task);
+        return;
+      case PTRACE_EVENT_EXEC:
+        onExec(task);
+        return;
+      default:
+        resume(task);
+        return;
+    }
+  }
+  // A signal for the tracee: deliver it as the kernel would have.
+  resume(task, sig);
+}
+
+void Tracer::onNewChild(Task& parent, int event) {
+  unsigned long msg = 0;
+  if (ptrace(PTRACE_GETEVENTMSG, parent.tid, nullptr, &msg) != 0) {
+    return;
+  }
+  pid_t child = static_cast<pid_t>(msg);
+  uint64_t flags = 0;
+  user_regs_struct regs;
+  if (getRegs(parent.tid, regs)) {
+    switch (regs.orig_rax) {
+      case SYS_clone: flags = regs.rdi; break;
+      case SYS_clone3: {
+        uint64_t f = 0;
+        TraceeMemory(parent.tid).readValue(regs.rdi, f);
+        flags = f;
+        break;
+      }
+      case SYS_vfork: flags = CLONE_VM | CLONE_VFORK; break;
+      default: flags = 0; break;
+    }
+  }
+  if (event == PTRACE_EVENT_VFORK) {
+    flags |= CLONE_VFORK;
+  }
+  Task& task = taskFor(child);
+  task.tgid = (flags & CLONE_THREAD) ? parent.tgid : child;
+  task.fds = (flags & CLONE_FILES) ? kj::addRef(*parent.fds) : parent.fds->copy();
+  task.fs = (flags & CLONE_FS) ? kj::addRef(*parent.fs) : parent.fs->copy();
+  task.scope = parent.scope;
+  task.attached = true;
+  if (task.seenFirstStop) {
+    resume(task);
+  }
+}
+
+void Tracer::onExec(Task& task) {
+  unsigned long former = 0;
+  ptrace(PTRACE_GETEVENTMSG, task.tid, nullptr, &former);
+  if (static_cast<pid_t>(former) != task.tid) {
+    // A non-leader thread exec'd (de_thread): it now wears the leader's tid (PITFALLS #10).
+    auto it = tasks.find(static_cast<pid_t>(former));
+    if (it != tasks.end()) {
+      task.fds = kj::mv(it->second->fds);
+      task.fs = kj::mv(it->second->fs);
+      task.scope = it->second->scope;
+      tasks.erase(it);
+    }
+  }
+  // Every other thread of the process is gone.
+  for (auto it = tasks.begin(); it != tasks.end();) {
+    if (it->second->tgid == task.tgid && it->first != task.tid) {
+      it = tasks.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  // exec unshares the file table; O_CLOEXEC placeholders are gone: forget their remote side.
+  task.fds = task.fds->copy();
+  pid_t tid = task.tid;
+  task.fds->retainIf([tid](int fd) {
+    auto path = kj::str("/proc/", tid, "/fd/", fd);
+    struct stat st;
+    return lstat(path.cStr(), &st) == 0;
+  });
+  resume(task);
+}
+
+void Tracer::onExit(pid_t tid, int status) {
+  tasks.erase(tid);
+  if (tid == leader) {
+    leaderStatus = status;
+  }
+  maybeFinish();
+}
+
+void Tracer::maybeFinish() {
+  if (tasks.empty() && allGone.get() != nullptr && allGone->isWaiting()) {
+    allGone->fulfill();
+  }
+}
+
+void Tracer::onSeccompStop(Task& task) {
+  user_regs_struct regs;
+  if (!getRegs(task.tid, regs)) {
+    return;  // Gone; its exit is on its way.
+  }
+  int nr = static_cast<int>(regs.orig_rax);
+  auto call = kj::heap<Call>(Call{*this, task, regs, nr, findSyscall(nr)});
+  Handler handler = findHandler(nr);
+  kj::Promise<Outcome> outcome = nullptr;
+  if (handler == nullptr) {
+    // A trapped row with no handler is a bug the unit tests catch; never run it locally.
+    noteOnce(kj::str("nohandler", nr),
+             kj::str("internal: no handler for trapped syscall ", syscallName(nr),
+                     ": answering ENOSYS"));
+    outcome = Outcome(Complete{-ENOSYS});
+  } else {
+    KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() { outcome = handler(*call); })) {
+      outcome = kj::mv(*e);
+    }
+  }
+  auto& c = *call;
+  task.pending = outcome
+                     .then([this, &c](Outcome o) { apply(c, kj::mv(o)); },
+                           [this, &c](kj::Exception&& e) {
+                             int64_t err = c.target ? c.target->failure(e) : -EIO;
+                             if (c.target == nullptr) {
+                               fmt::print(stderr, "sbrun: internal error in {}: {}\n",
+                                          syscallName(c.nr).cStr(), e.getDescription().cStr());
+                             }
+                             apply(c, Complete{err});
+                           })
+                     .attach(kj::mv(call))
+                     .eagerlyEvaluate([](kj::Exception&& e) {
+                       fmt::print(stderr, "sbrun: internal error: {}\n",
+                                  e.getDescription().cStr());
+                     });
+}
+
+void Tracer::apply(Call& call, Outcome outcome) {
+  Task& task = call.task;
+  KJ_SWITCH_ONEOF(outcome) {
+    KJ_CASE_ONEOF(complete, Complete) {
+      auto regs = call.regs;
+      regs.orig_rax = -1;  // Skip the syscall...
+      regs.rax = complete.ret;  // ...and return this (PITFALLS: set both in one write).
+      setRegs(task.tid, regs);
+      resume(task);
+    }
+    KJ_CASE_ONEOF(run, RunLocal) { resume(task); }
+    KJ_CASE_ONEOF(then, RunLocalThen) {
+      task.atExit = [after = kj::mv(then.after)](user_regs_struct& regs) mutable {
+        regs.rax = after(static_cast<int64_t>(regs.rax));
+      };
+      long rc = ptrace(PTRACE_SYSCALL, task.tid, nullptr, 0);
+      KJ_REQUIRE(ptraceOk(rc), "PTRACE_SYSCALL failed", strerror(errno));
+    }
+    KJ_CASE_ONEOF(rewrite, Rewrite) {
+      setRegs(task.tid, rewrite.regs);
+      task.atExit = [orig = call.regs, after = kj::mv(rewrite.after)](
+                        user_regs_struct& regs) mutable {
+        int64_t ret = after(static_cast<int64_t>(regs.rax));
+        regs = orig;  // The program must find its registers as the syscall left them.
+        regs.rax = ret;
+      };
+      long rc = ptrace(PTRACE_SYSCALL, task.tid, nullptr, 0);
+      KJ_REQUIRE(ptraceOk(rc), "PTRACE_SYSCALL failed", strerror(errno));
+    }
+  }
+}
+
+void Tracer::onSyscallExit(Task& task) {
+  KJ_IF_MAYBE(fn, task.atExit) {
+    user_regs_struct regs;
+    if (!getRegs(task.tid, regs)) {
+      return;
+    }
+    (*fn)(regs);
+    task.atExit = nullptr;
+    setRegs(task.tid, regs);
+  }
+  resume(task);
+}
+
+Outcome Tracer::installPlaceholder(Call& call, kj::Own<RemoteFile> file, bool cloexec) {
+  // The path "/" goes below the red zone of the tracee's stack: free memory while it is stopped
+  // in a syscall, read by the kernel before anything else can run on that stack.
+  uint64_t scratch = (call.regs.rsp - 1024) & ~uint64_t(15);
+  static const kj::byte ROOT[] = {'/', 0};
+  if (call.mem().write(scratch, ROOT) < 0) {
+    noteOnce("scratch", "cannot write to the program's stack to create a placeholder fd");
+    return Complete{-ENOMEM};
+  }
+  auto regs = call.regs;
+  regs.orig_rax = SYS_openat;
+  regs.rdi = static_cast<uint64_t>(static_cast<int64_t>(AT_FDCWD));
+  regs.rsi = scratch;
+  regs.rdx = O_PATH | (cloexec ? O_CLOEXEC : 0);
+  regs.r10 = 0;
+  Task& task = call.task;
+  return Rewrite{regs, [&task, file = kj::mv(file)](int64_t fd) mutable {
+                   if (fd >= 0) {
+                     task.fds->bind(static_cast<int>(fd), kj::mv(file));
+                   }
+                   // On EMFILE the remote file is dropped, which closes it on the agent.
+                   return fd;
+                 }};
+}
+
+}  // namespace sb

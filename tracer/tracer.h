@@ -1,0 +1,156 @@
+// The tracer: launches the program under seccomp + ptrace and runs the one event loop that owns
+// every ptrace call (DESIGN D1).
+//
+// SIGCHLD is captured by kj; each wake-up drains waitpid(-1, __WALL|WNOHANG). A thread stopped
+// at a trapped syscall stays stopped while its remote call is in flight; other threads run on.
+// Handlers (handlers.cc) decide what a trapped syscall does and answer with an Outcome; this
+// file applies it (inject a result, let it run, rewrite it) and follows clone/fork/exec/exit.
+
+#pragma once
+
+#include <kj/async-io.h>
+#include <kj/function.h>
+#include <kj/one-of.h>
+#include <kj/refcount.h>
+#include <kj/vector.h>
+#include <map>
+#include <sys/user.h>
+#include <unordered_map>
+
+#include "agent_link.h"
+#include "fd_table.h"
+#include "options.h"
+#include "path_rules.h"
+#include "seccomp_filter.h"
+#include "syscall_table.h"
+#include "tracee_memory.h"
+
+namespace sb {
+
+// What CLONE_FS shares: the working directory on each target.
+class FsContext : public kj::Refcounted {
+ public:
+  std::map<AgentLink*, proto::Node::Client> cwd;
+  kj::Own<FsContext> copy() {
+    auto fs = kj::refcounted<FsContext>();
+    for (auto& [target, node] : cwd) {
+      fs->cwd.emplace(target, node);
+    }
+    return fs;
+  }
+};
+
+// One tracee thread.
+struct Task {
+  pid_t tid;
+  pid_t tgid;
+  kj::Own<FdTable> fds;
+  kj::Own<FsContext> fs;
+  // The active target; null = local. (Scope stacks come with enter/exit.)
+  AgentLink* scope = nullptr;
+
+  // Set while the thread is stopped in a trapped syscall awaiting its outcome; destroying it
+  // cancels the remote call (the thread died).
+  kj::Maybe<kj::Promise<void>> pending;
+  // Set after a PTRACE_SYSCALL resume: what to do at the syscall-exit stop.
+  kj::Maybe<kj::Function<void(user_regs_struct&)>> atExit;
+  // The first stop of a new thread may arrive before its parent's clone event.
+  bool seenFirstStop = false;
+  bool attached = false;  // its parent's clone event has set it up
+};
+
+// What a handler decided for one trapped syscall.
+struct Complete { int64_t ret; };   // skip the syscall; return ret (-errno on failure)
+struct RunLocal {};                 // let the kernel run it as it is
+struct RunLocalThen {               // let it run, then see (and may change) its result
+  kj::Function<int64_t(int64_t)> after;
+};
+struct Rewrite {                    // run another syscall instead; registers are restored after
+  user_regs_struct regs;
+  kj::Function<int64_t(int64_t)> after;
+};
+using Outcome = kj::OneOf<Complete, RunLocal, RunLocalThen, Rewrite>;
+
+class Tracer;
+
+// One trapped syscall, as the handler sees it.
+struct Call {
+  Tracer& tracer;
+  Task& task;
+  user_regs_struct regs;
+  int nr;
+  const SyscallRow* row;
+  // The target of the remote call in flight, so a failure maps to its errno policy (EIO).
+  AgentLink* target = nullptr;
+
+  uint64_t arg(int i) const;
+  int fdArg(int i) const { return static_cast<int>(arg(i)); }
+  TraceeMemory mem() const { return TraceeMemory(task.tid); }
+};
+
+using Handler = kj::Promise<Outcome> (*)(Call& call);
+// The handler for a syscall number, or null (see handlers.cc).
+Handler findHandler(int nr);
+
+class Tracer {
+ public:
+  Tracer(kj::AsyncIoContext& io, Options& options);
+  ~Tracer();
+
+  // Connects every target; throws with a clear message when one cannot be reached.
+  void connectTargets(kj::WaitScope& ws);
+  // Launches the program and runs until it and all its traced descendants are gone.
+  // Returns sbrun's exit status.
+  int run(kj::WaitScope& ws);
+
+  PathRules& rules() { return rules_; }
+  Options& options() { return options_; }
+  kj::ArrayPtr<kj::Own<AgentLink>> targets() { return targets_; }
+  AgentLink& defaultTarget() { return *targets_[0]; }
+
+  // Prints `message` on stderr the first time `key` is seen (one-time explanations).
+  void noteOnce(kj::StringPtr key, kj::StringPtr message);
+  void verbose(kj::StringPtr message);
+  // Fire-and-forget remote work whose failure is reported but needs no answer (a seek-back).
+  void backgroundSend(kj::Promise<void> promise) { background.add(kj::mv(promise)); }
+
+  // Places an O_PATH placeholder fd in the tracee for `file` and binds it (DESIGN D4): the
+  // trapped syscall is rewritten into openat(AT_FDCWD, "/", O_PATH|cloexec). `result` maps the
+  // new fd to the syscall's return value (identity for open).
+  Outcome installPlaceholder(Call& call, kj::Own<RemoteFile> file, bool cloexec);
+
+ private:
+  kj::AsyncIoContext& io;
+  Options& options_;
+  PathRules rules_;
+  kj::Vector<kj::Own<AgentLink>> targets_;
+  SeccompFilter filter;
+  kj::Own<FsContext> initialFs;
+  std::unordered_map<pid_t, kj::Own<Task>> tasks;
+  kj::Vector<kj::String> notesShown;
+  pid_t leader = -1;
+  int leaderStatus = -1;
+  kj::Own<kj::PromiseFulfiller<void>> allGone;
+  kj::TaskSet background;
+
+  struct ErrorHandler : public kj::TaskSet::ErrorHandler {
+    void taskFailed(kj::Exception&& e) override;
+  } errorHandler;
+
+  pid_t launch();
+  kj::Promise<void> watchChildren();
+  void drainWaits();
+  void onStop(Task& task, int status);
+  void onSeccompStop(Task& task);
+  void onSyscallExit(Task& task);
+  void onNewChild(Task& parent, int event);
+  void onExec(Task& task);
+  void onExit(pid_t tid, int status);
+  void apply(Call& call, Outcome outcome);
+  void resume(Task& task, int sig = 0);
+  Task& taskFor(pid_t tid);
+  void maybeFinish();
+  void setupInitialTask(Task& task);
+};
+
+}  // namespace sb
