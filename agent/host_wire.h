@@ -15,6 +15,7 @@
 #include <sys/statfs.h>
 #include <time.h>
 
+#include <cerrno>
 #include <cstdint>
 
 #include <capnp/blob.h>

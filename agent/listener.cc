@@ -1,0 +1,356 @@
+#include "listener.h"
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include <capnp/rpc-twoparty.h>
+#include <capnp/rpc.h>
+#include <fmt/core.h>
+#include <kj/debug.h>
+
+#include "host_wire.h"
+#include "log.h"
+
+namespace sb {
+
+namespace {
+
+// In-flight call data per connection before the agent stops reading more (PITFALLS #20).
+constexpr size_t FLOW_LIMIT_WORDS = (2 * MAX_TRANSFER) / sizeof(capnp::word);
+
+// One connection's RPC state. Member order matters: the RPC system refers to the network, which
+// refers to the stream, so they are destroyed in the opposite order.
+struct Connection {
+  kj::Own<kj::AsyncIoStream> stream;
+  capnp::TwoPartyVatNetwork network;
+  capnp::RpcSystem<capnp::rpc::twoparty::VatId> rpc;
+
+  Connection(kj::Own<kj::AsyncIoStream> streamParam, capnp::Capability::Client bootstrap)
+      : stream(kj::mv(streamParam)),
+        network(*stream, capnp::rpc::twoparty::Side::SERVER, agentReaderOptions()),
+        rpc(capnp::makeRpcServer(network, kj::mv(bootstrap))) {
+    rpc.setFlowLimit(FLOW_LIMIT_WORDS);
+  }
+};
+
+// stdin and stdout as one stream, for ssh, which gives the agent two pipes.
+class StdioStream final: public kj::AsyncIoStream {
+public:
+  StdioStream(kj::Own<kj::AsyncInputStream> in, kj::Own<kj::AsyncOutputStream> out)
+      : in(kj::mv(in)), out(kj::mv(out)) {}
+
+  kj::Promise<size_t> tryRead(void* buffer, size_t minBytes, size_t maxBytes) override {
+    return in->tryRead(buffer, minBytes, maxBytes);
+  }
+  kj::Maybe<uint64_t> tryGetLength() override { return in->tryGetLength(); }
+  kj::Promise<uint64_t> pumpTo(kj::AsyncOutputStream& output, uint64_t amount) override {
+    return in->pumpTo(output, amount);
+  }
+  kj::Promise<void> write(const void* buffer, size_t size) override {
+    return output().write(buffer, size);
+  }
+  kj::Promise<void> write(kj::ArrayPtr<const kj::ArrayPtr<const kj::byte>> pieces) override {
+    return output().write(pieces);
+  }
+  kj::Promise<void> whenWriteDisconnected() override { return output().whenWriteDisconnected(); }
+  void shutdownWrite() override {
+    out = nullptr;
+    ::close(STDOUT_FILENO);
+  }
+
+private:
+  kj::Own<kj::AsyncInputStream> in;
+  kj::Own<kj::AsyncOutputStream> out;
+
+  kj::AsyncOutputStream& output() {
+    KJ_REQUIRE(out.get() != nullptr, "stdout was shut down");
+    return *out;
+  }
+};
+
+kj::String describeSockaddr(const struct sockaddr* sa) {
+  char host[INET6_ADDRSTRLEN] = "?";
+  if (sa->sa_family == AF_INET) {
+    auto* in = reinterpret_cast<const struct sockaddr_in*>(sa);
+    inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
+    return kj::str(host, ":", ntohs(in->sin_port));
+  }
+  if (sa->sa_family == AF_INET6) {
+    auto* in6 = reinterpret_cast<const struct sockaddr_in6*>(sa);
+    inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
+    return kj::str("[", host, "]:", ntohs(in6->sin6_port));
+  }
+  return kj::str("unix");
+}
+
+kj::String describePeer(kj::AsyncIoStream& stream) {
+  struct sockaddr_storage addr;
+  uint len = sizeof(addr);
+  memset(&addr, 0, sizeof(addr));
+  KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() {
+    stream.getpeername(reinterpret_cast<struct sockaddr*>(&addr), &len);
+  })) {
+    return kj::str("peer");
+  }
+  if (addr.ss_family == AF_UNIX) {
+    struct ucred cred;
+    uint credLen = sizeof(cred);
+    KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() {
+      stream.getsockopt(SOL_SOCKET, SO_PEERCRED, &cred, &credLen);
+    })) {
+      return kj::str("unix peer");
+    }
+    return kj::str("unix peer pid ", cred.pid, " uid ", cred.uid);
+  }
+  return kj::str("tcp ", describeSockaddr(reinterpret_cast<struct sockaddr*>(&addr)));
+}
+
+bool isLoopbackSockaddr(const struct sockaddr* sa) {
+  if (sa->sa_family == AF_INET) {
+    auto* in = reinterpret_cast<const struct sockaddr_in*>(sa);
+    return (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+  }
+  if (sa->sa_family == AF_INET6) {
+    auto* in6 = reinterpret_cast<const struct sockaddr_in6*>(sa);
+    if (IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr)) {
+      return true;
+    }
+    return IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr) && in6->sin6_addr.s6_addr[12] == 127;
+  }
+  return false;
+}
+
+struct AddrInfoList {
+  struct addrinfo* list = nullptr;
+  ~AddrInfoList() {
+    if (list != nullptr) {
+      freeaddrinfo(list);
+    }
+  }
+};
+
+}  // namespace
+
+kj::Maybe<ListenAddress> parseListenAddress(kj::StringPtr text, kj::String& error) {
+  if (text.startsWith("unix:")) {
+    kj::StringPtr path = text.slice(5);
+    if (path.size() == 0) {
+      error = kj::str("empty unix socket path in '", text, "'; use unix:/path/to/socket");
+      return nullptr;
+    }
+    if (path.size() >= sizeof(sockaddr_un::sun_path)) {
+      error = kj::str("unix socket path too long (", path.size(), " bytes, the limit is ",
+                      sizeof(sockaddr_un::sun_path) - 1, "): ", path);
+      return nullptr;
+    }
+    return ListenAddress{ListenAddress::Kind::UNIX, kj::heapString(path), kj::heapString(""), 0};
+  }
+  if (text.startsWith("tcp://")) {
+    kj::StringPtr rest = text.slice(6);
+    kj::String host;
+    kj::StringPtr portText;
+    if (rest.startsWith("[")) {
+      KJ_IF_MAYBE(close, rest.findFirst(']')) {
+        host = kj::heapString(rest.slice(1, *close));
+        if (rest.size() > *close + 1 && rest[*close + 1] == ':') {
+          portText = rest.slice(*close + 2);
+        }
+      }
+    } else {
+      KJ_IF_MAYBE(colon, rest.findLast(':')) {
+        host = kj::heapString(rest.slice(0, *colon));
+        portText = rest.slice(*colon + 1);
+      }
+    }
+    char* end = nullptr;
+    unsigned long port = portText.size() > 0 ? strtoul(portText.cStr(), &end, 10) : 0;
+    if (host == nullptr || host.size() == 0 || portText.size() == 0 || *end != '\0' ||
+        port > 65535) {
+      error = kj::str("bad TCP address '", text,
+                      "'; use tcp://HOST:PORT, e.g. tcp://127.0.0.1:7433 or tcp://[::1]:0 "
+                      "(port 0 picks a free port)");
+      return nullptr;
+    }
+    return ListenAddress{ListenAddress::Kind::TCP, kj::heapString(""), kj::mv(host),
+                         uint16_t(port)};
+  }
+  error = kj::str("unknown listen address '", text,
+                  "'; use unix:PATH or tcp://HOST:PORT");
+  return nullptr;
+}
+
+bool isLoopbackHost(kj::StringPtr host) {
+  struct addrinfo hints;
+  memset(&hints, 0, sizeof(hints));
+  hints.ai_socktype = SOCK_STREAM;
+  AddrInfoList res;
+  if (getaddrinfo(host.cStr(), nullptr, &hints, &res.list) != 0 || res.list == nullptr) {
+    return false;
+  }
+  for (auto* ai = res.list; ai != nullptr; ai = ai->ai_next) {
+    if (!isLoopbackSockaddr(ai->ai_addr)) {
+      return false;
+    }
+  }
+  return true;
+}
+
+capnp::ReaderOptions agentReaderOptions() {
+  capnp::ReaderOptions options;
+  // One maximal write (MAX_TRANSFER of data) plus the same again of headroom.
+  options.traversalLimitInWords = (2 * MAX_TRANSFER) / sizeof(capnp::word);
+  options.nestingLimit = 64;
+  return options;
+}
+
+Listener::Listener(kj::AsyncIoContext& io, AgentContext& agent, const AgentOptions& options)
+    : io(io), agent(agent), options(options), tasks(*this) {}
+
+Listener::~Listener() noexcept(false) {
+  KJ_IF_MAYBE(path, createdSocket) {
+    unlink(path->cStr());
+  }
+}
+
+kj::Maybe<kj::StringPtr> Listener::unixPath() const {
+  KJ_IF_MAYBE(path, createdSocket) {
+    return path->asPtr();
+  }
+  return nullptr;
+}
+
+kj::Promise<void> Listener::serve(kj::Own<kj::AsyncIoStream> stream, kj::String peer) {
+  ++connections;
+  options.log.info("{}: connected", peer.cStr());
+  auto bootstrap = kj::heap<AgentImpl>(agent, options, kj::heapString(peer));
+  auto connection = kj::heap<Connection>(kj::mv(stream), kj::mv(bootstrap));
+  auto disconnected = connection->network.onDisconnect();
+  // Destroying the connection drops every capability it exported: each Node closes its fd, and
+  // in-flight worker calls are cancelled.
+  return disconnected.attach(kj::mv(connection)).then([this, peer = kj::mv(peer)]() {
+    --connections;
+    options.log.info("{}: disconnected; its session and files are closed", peer.cStr());
+  });
+}
+
+kj::Promise<void> Listener::serveStdio() {
+  struct stat in, out;
+  KJ_SYSCALL(fstat(STDIN_FILENO, &in), "--stdio needs an open stdin");
+  KJ_SYSCALL(fstat(STDOUT_FILENO, &out), "--stdio needs an open stdout");
+  kj::Own<kj::AsyncIoStream> stream;
+  if (S_ISSOCK(in.st_mode) && in.st_dev == out.st_dev && in.st_ino == out.st_ino) {
+    // sbrun's socketpair: one socket on both fds.
+    stream = io.lowLevelProvider->wrapSocketFd(STDIN_FILENO);
+  } else {
+    stream = kj::heap<StdioStream>(io.lowLevelProvider->wrapInputFd(STDIN_FILENO),
+                                   io.lowLevelProvider->wrapOutputFd(STDOUT_FILENO));
+  }
+  return serve(kj::mv(stream), kj::str("stdio"));
+}
+
+kj::Promise<void> Listener::listen(const ListenAddress& address, kj::String& bound) {
+  int fd = -1;
+  if (address.kind == ListenAddress::Kind::UNIX) {
+    const char* path = address.path.cStr();
+    struct sockaddr_un sun;
+    memset(&sun, 0, sizeof(sun));
+    sun.sun_family = AF_UNIX;
+    if (address.path.size() >= sizeof(sun.sun_path)) {
+      failClearly(fmt::format("unix socket path too long: {}", path));
+    }
+    memcpy(sun.sun_path, path, address.path.size());
+    struct stat st;
+    if (lstat(path, &st) == 0) {
+      if (!S_ISSOCK(st.st_mode)) {
+        failClearly(fmt::format("cannot listen on unix:{}: the path exists and is not a socket; "
+                                "remove it or choose another path", path));
+      }
+      int probe;
+      KJ_SYSCALL(probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+      bool live = connect(probe, reinterpret_cast<struct sockaddr*>(&sun), sizeof(sun)) == 0;
+      ::close(probe);
+      if (live) {
+        failClearly(fmt::format("cannot listen on unix:{}: another process is listening there; "
+                                "stop it or choose another path", path));
+      }
+      // A stale socket left by an agent that died: replace it.
+      if (unlink(path) < 0) {
+        failClearly(fmt::format("cannot remove the stale socket {}: {}", path, strerror(errno)));
+      }
+    }
+    KJ_SYSCALL(fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    kj::AutoCloseFd owner(fd);
+    if (bind(fd, reinterpret_cast<struct sockaddr*>(&sun), sizeof(sun)) < 0) {
+      failClearly(fmt::format("cannot listen on unix:{}: {}; check that the directory exists and "
+                              "is writable", path, strerror(errno)));
+    }
+    createdSocket = kj::heapString(address.path);
+    KJ_SYSCALL(::listen(fd, SOMAXCONN));
+    bound = kj::str("unix:", address.path);
+    owner.release();
+  } else {
+    struct addrinfo hints;
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    AddrInfoList res;
+    auto portText = kj::str(address.port);
+    int gai = getaddrinfo(address.host.cStr(), portText.cStr(), &hints, &res.list);
+    if (gai != 0 || res.list == nullptr) {
+      failClearly(fmt::format("cannot resolve the listen host '{}': {}", address.host.cStr(),
+                              gai_strerror(gai)));
+    }
+    bool loopback = true;
+    for (auto* ai = res.list; ai != nullptr; ai = ai->ai_next) {
+      loopback = loopback && isLoopbackSockaddr(ai->ai_addr);
+    }
+    if (!loopback && options.token == nullptr) {
+      failClearly(fmt::format(
+          "refusing to listen on tcp://{}:{} without --token-file: anyone who can reach a "
+          "non-loopback address could act on this machine. Add --token-file FILE (and give sbrun "
+          "the same token), or listen on 127.0.0.1, [::1] or a unix: socket",
+          address.host.cStr(), address.port));
+    }
+    auto* ai = res.list;
+    KJ_SYSCALL(fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    kj::AutoCloseFd owner(fd);
+    int one = 1;
+    KJ_SYSCALL(setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)));
+    if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
+      failClearly(fmt::format("cannot listen on tcp://{}:{}: {}; choose another port (0 picks a "
+                              "free one)", address.host.cStr(), address.port, strerror(errno)));
+    }
+    KJ_SYSCALL(::listen(fd, SOMAXCONN));
+    struct sockaddr_storage actual;
+    socklen_t len = sizeof(actual);
+    KJ_SYSCALL(getsockname(fd, reinterpret_cast<struct sockaddr*>(&actual), &len));
+    bound = kj::str("tcp://", describeSockaddr(reinterpret_cast<struct sockaddr*>(&actual)));
+    owner.release();
+  }
+  receiver = io.lowLevelProvider->wrapListenSocketFd(
+      fd, kj::LowLevelAsyncIoProvider::TAKE_OWNERSHIP |
+              kj::LowLevelAsyncIoProvider::ALREADY_CLOEXEC);
+  return acceptLoop();
+}
+
+kj::Promise<void> Listener::acceptLoop() {
+  return receiver->accept().then([this](kj::Own<kj::AsyncIoStream> stream) {
+    kj::String peer = describePeer(*stream);
+    tasks.add(serve(kj::mv(stream), kj::mv(peer)));
+    return acceptLoop();
+  });
+}
+
+void Listener::taskFailed(kj::Exception&& exception) {
+  options.log.warn("connection failed: {}", exception.getDescription().cStr());
+}
+
+}  // namespace sb

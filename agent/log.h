@@ -5,7 +5,10 @@
 
 #include <cstdio>
 
+#include <string>
+
 #include <fmt/core.h>
+#include <kj/exception.h>
 
 namespace sb {
 
@@ -32,5 +35,13 @@ private:
 
   static void line(const std::string& text) { fmt::print(stderr, "sbagent: {}\n", text); }
 };
+
+// Throws a kj exception whose description is exactly `message` (KJ_EXCEPTION would prefix the
+// source expression). For failures a person must read: refused handshakes, startup errors.
+[[noreturn]] inline void failClearly(const std::string& message, const char* file = __builtin_FILE(),
+                                     int line = __builtin_LINE()) {
+  kj::throwFatalException(
+      kj::Exception(kj::Exception::Type::FAILED, file, line, kj::heapString(message.c_str())));
+}
 
 }  // namespace sb

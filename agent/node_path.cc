@@ -146,7 +146,7 @@ kj::Promise<void> NodeImpl::openAt(OpenAtContext context) {
     finish(results, probe);
     return kj::READY_NOW;
   }
-  kj::AutoCloseFd probeFd(int(probe));
+  kj::AutoCloseFd probeFd{int(probe)};
   if ((flags & (O_CREAT | O_EXCL)) == (O_CREAT | O_EXCL)) {
     finish(results, -EEXIST);
     return kj::READY_NOW;

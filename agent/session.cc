@@ -39,7 +39,7 @@ kj::Promise<void> AgentImpl::handshake(HandshakeContext context) {
         "version {}; upgrade sbrun or sbagent so they match",
         client.cStr(), theirs, proto::PROTOCOL_VERSION);
     options.log.warn("{}: handshake refused: {}", peer.cStr(), message);
-    kj::throwFatalException(KJ_EXCEPTION(FAILED, message.c_str()));
+    failClearly(message);
   }
   KJ_IF_MAYBE(token, options.token) {
     if (!tokensEqual(hello.getToken(), token->asBytes())) {
@@ -47,7 +47,7 @@ kj::Promise<void> AgentImpl::handshake(HandshakeContext context) {
           "bad token: the handshake must present the content of the agent's --token-file "
           "(client {})", client.cStr());
       options.log.warn("{}: handshake refused: {}", peer.cStr(), message);
-      kj::throwFatalException(KJ_EXCEPTION(FAILED, message.c_str()));
+      failClearly(message);
     }
   }
 

@@ -61,6 +61,15 @@ constexpr DefaultRule DEFAULT_RULES[] = {
     {Placement::FALLBACK, "/usr/local/lib"},
     {Placement::FALLBACK, "/usr/share/locale"},
     {Placement::FALLBACK, "/usr/lib/locale"},
+    // Programs are executed here in this version (remote exec comes with the process model), so
+    // a shell's PATH search must find what exec will run: the local binaries, or the remote's
+    // when there is none here.
+    {Placement::FALLBACK, "/bin"},
+    {Placement::FALLBACK, "/sbin"},
+    {Placement::FALLBACK, "/usr/bin"},
+    {Placement::FALLBACK, "/usr/sbin"},
+    {Placement::FALLBACK, "/usr/local/bin"},
+    {Placement::FALLBACK, "/usr/local/sbin"},
 };
 
 }  // namespace

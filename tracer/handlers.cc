@@ -379,6 +379,8 @@ int64_t gather(Call& c, kj::ArrayPtr<const IoVec> iov, kj::ArrayPtr<kj::byte> ou
 // offset -1: the file position. The iovecs say where the bytes go.
 struct ReadJob : public kj::Refcounted {
   Call& call;
+  // Held, not borrowed: another thread may close the fd while this call is in flight.
+  kj::Own<RemoteFile> fileRef;
   RemoteFile& file;
   kj::Array<IoVec> iov;
   uint64_t count;
@@ -389,7 +391,8 @@ struct ReadJob : public kj::Refcounted {
   uint64_t doneBytes = 0;
   ReadJob(Call& call, RemoteFile& file, kj::Array<IoVec> iov, uint64_t count, int64_t offset,
           bool positional, bool hasFlags, int64_t rwFlags)
-      : call(call), file(file), iov(kj::mv(iov)), count(count), offset(offset),
+      : call(call), fileRef(kj::addRef(file)), file(*fileRef), iov(kj::mv(iov)), count(count),
+        offset(offset),
         positional(positional), hasFlags(hasFlags), rwFlags(rwFlags) {}
 
   // The tail of the iovecs after `skip` bytes.
@@ -515,6 +518,8 @@ kj::Promise<Outcome> hPreadv2(Call& c) { return readvCommon(c, 2); }
 // Writes the iovecs' bytes to the remote file in CHUNK pieces.
 struct WriteJob : public kj::Refcounted {
   Call& call;
+  // Held, not borrowed: another thread may close the fd while this call is in flight.
+  kj::Own<RemoteFile> fileRef;
   RemoteFile& file;
   kj::Array<IoVec> iov;
   uint64_t count;
@@ -525,7 +530,8 @@ struct WriteJob : public kj::Refcounted {
   uint64_t doneBytes = 0;
   WriteJob(Call& call, RemoteFile& file, kj::Array<IoVec> iov, uint64_t count, int64_t offset,
            bool positional, bool hasFlags, int64_t rwFlags)
-      : call(call), file(file), iov(kj::mv(iov)), count(count), offset(offset),
+      : call(call), fileRef(kj::addRef(file)), file(*fileRef), iov(kj::mv(iov)), count(count),
+        offset(offset),
         positional(positional), hasFlags(hasFlags), rwFlags(rwFlags) {}
 
   kj::Promise<int64_t> step() {
@@ -685,12 +691,7 @@ kj::Promise<Outcome> statPath(Call& c, int dirfd, uint64_t pathAddr, int atFlags
   auto where = resolvePath(c, dirfd, pathAddr);
   KJ_SWITCH_ONEOF(where) {
     KJ_CASE_ONEOF(l, Local) { return local(); }
-    KJ_CASE_ONEOF(f, Failed) {
-      // fstatat(fd, NULL, AT_EMPTY_PATH) is fstat since 6.11; a bad pointer is EFAULT otherwise.
-      return f.err == -EFAULT && dirfd != AT_FDCWD && (atFlags & AT_EMPTY_PATH) && pathAddr == 0
-                 ? statPath(c, dirfd, 0, atFlags, bufAddr)
-                 : done(f.err);
-    }
+    KJ_CASE_ONEOF(f, Failed) { return done(f.err); }
     KJ_CASE_ONEOF(r, Remote) {
       return statRemote(c, r.dir, *r.target, r.path, atFlags, BASIC, StatOut::STAT, bufAddr);
     }
@@ -1314,6 +1315,59 @@ kj::Promise<Outcome> hRemovexattr(Call& c) { return removexattrCommon(c, XattrVi
 kj::Promise<Outcome> hLremovexattr(Call& c) { return removexattrCommon(c, XattrVia::LPATH); }
 kj::Promise<Outcome> hFremovexattr(Call& c) { return removexattrCommon(c, XattrVia::FD); }
 
+// Advice about the page cache: a remote file has none here, so the answer is what B's kernel
+// gives after validating the arguments; durability requests become an fsync on B.
+
+bool isStream(RemoteFile& f) {
+  return f.type == proto::FileType::FIFO || f.type == proto::FileType::SOCKET;
+}
+
+kj::Promise<Outcome> hFadvise(Call& c) {
+  KJ_IF_MAYBE(f, remoteFd(c, 0)) {
+    int64_t advice = static_cast<int>(c.arg(3));
+    if (isStream(*f)) {
+      return done(-ESPIPE);
+    }
+    if (advice < POSIX_FADV_NORMAL || advice > POSIX_FADV_NOREUSE ||
+        static_cast<int64_t>(c.arg(2)) < 0) {
+      return done(-EINVAL);
+    }
+    return done(0);
+  }
+  return local();
+}
+
+kj::Promise<Outcome> hReadahead(Call& c) {
+  KJ_IF_MAYBE(f, remoteFd(c, 0)) {
+    return done(f->type == proto::FileType::REGULAR ? 0 : -EINVAL);
+  }
+  return local();
+}
+
+kj::Promise<Outcome> hSyncFileRange(Call& c) {
+  KJ_IF_MAYBE(f, remoteFd(c, 0)) {
+    unsigned flags = c.arg(3);
+    if ((flags & ~(SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
+                   SYNC_FILE_RANGE_WAIT_AFTER)) ||
+        static_cast<int64_t>(c.arg(1)) < 0 || static_cast<int64_t>(c.arg(2)) < 0) {
+      return done(-EINVAL);
+    }
+    if (isStream(*f)) {
+      return done(-ESPIPE);
+    }
+    if (!(flags & SYNC_FILE_RANGE_WRITE)) {
+      return done(0);
+    }
+    auto req = f->node.fsyncRequest();
+    req.setDataOnly(true);
+    return resultOf(send(c, f->target, req));
+  }
+  return local();
+}
+
+// syncfs on B: the closest request we have is an fsync of the file (TODO(protocol): syncfs).
+kj::Promise<Outcome> hSyncfs(Call& c) { return fsyncCommon(c, false); }
+
 // ---------------------------------------------------------------------------------------------
 // getdents64
 
@@ -1452,7 +1506,21 @@ kj::Promise<Outcome> hChdir(Call& c) {
 }
 
 kj::Promise<Outcome> hFchdir(Call& c) {
-  KJ_IF_MAYBE(f, remoteFd(c, 0)) { return setCwd(c, f->target, f->node); }
+  KJ_IF_MAYBE(f, remoteFd(c, 0)) {
+    // The cwd needs its own open directory: the program may close the fd right after.
+    auto req = f->node.openAtRequest();
+    req.setPath(bytes("."));
+    auto how = req.initHow();
+    how.setAccess(proto::AccessMode::PATH);
+    how.setDirectory(true);
+    auto target = &f->target;
+    return send(c, *target, req).then([&c, target](auto reply) -> kj::Promise<Outcome> {
+      if (reply.getResult() < 0) {
+        return done(reply.getResult());
+      }
+      return setCwd(c, *target, reply.getNode());
+    });
+  }
   return local();
 }
 
@@ -1747,7 +1815,8 @@ const Entry HANDLERS[] = {
     {SYS_renameat2, hRenameat2}, {SYS_copy_file_range, hCopyFileRange},
     {SYS_preadv2, hPreadv2}, {SYS_pwritev2, hPwritev2}, {SYS_statx, hStatx},
     {SYS_close_range, hCloseRange}, {SYS_openat2, hOpenat2}, {SYS_faccessat2, hFaccessat2},
-    {452 /* fchmodat2 */, hFchmodat2},
+    {452 /* fchmodat2 */, hFchmodat2}, {SYS_fadvise64, hFadvise}, {SYS_readahead, hReadahead},
+    {SYS_sync_file_range, hSyncFileRange}, {SYS_syncfs, hSyncfs},
 };
 
 }  // namespace

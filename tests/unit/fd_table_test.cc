@@ -1,0 +1,96 @@
+#include <doctest.h>
+
+#include <capnp/capability.h>
+#include <kj/async.h>
+#include <kj/debug.h>
+
+#include "fd_table.h"
+
+namespace {
+
+// A RemoteFile needs a target and a node; these tests only look at table semantics, so the
+// node is a broken capability that would fail if anything called it.
+kj::Own<sb::RemoteFile> file(kj::StringPtr path) {
+  auto& target = *reinterpret_cast<sb::AgentLink*>(0x1000);
+  return kj::refcounted<sb::RemoteFile>(
+      target, capnp::Capability::Client(KJ_EXCEPTION(FAILED, "not called")).castAs<sb::proto::Node>(),
+      sb::proto::FileType::REGULAR, kj::str(path));
+}
+
+}  // namespace
+
+TEST_SUITE("fd_table") {
+  TEST_CASE("only bound fds are remote") {
+    kj::EventLoop loop;
+    kj::WaitScope ws(loop);
+    auto t = kj::refcounted<sb::FdTable>();
+    t->bind(3, file("/a"));
+    CHECK(t->isRemote(3));
+    CHECK_FALSE(t->isRemote(4));
+    CHECK(KJ_ASSERT_NONNULL(t->find(3)).path == "/a");
+  }
+
+  TEST_CASE("dup shares one remote file and the last unbind is the last reference") {
+    kj::EventLoop loop;
+    kj::WaitScope ws(loop);
+    auto t = kj::refcounted<sb::FdTable>();
+    t->bind(3, file("/a"));
+    t->bind(4, kj::addRef(KJ_ASSERT_NONNULL(t->find(3))));
+    auto first = KJ_ASSERT_NONNULL(t->unbind(3));
+    CHECK(first->isShared());
+    first = nullptr;
+    auto last = KJ_ASSERT_NONNULL(t->unbind(4));
+    CHECK_FALSE(last->isShared());
+  }
+
+  TEST_CASE("dup2 over a remote fd replaces its binding") {
+    kj::EventLoop loop;
+    kj::WaitScope ws(loop);
+    auto t = kj::refcounted<sb::FdTable>();
+    t->bind(3, file("/a"));
+    t->bind(5, file("/b"));
+    t->bind(5, kj::addRef(KJ_ASSERT_NONNULL(t->find(3))));
+    CHECK(KJ_ASSERT_NONNULL(t->find(5)).path == "/a");
+    CHECK(t->size() == 2);
+  }
+
+  TEST_CASE("fork copies the table and both share each file until one closes") {
+    kj::EventLoop loop;
+    kj::WaitScope ws(loop);
+    auto parent = kj::refcounted<sb::FdTable>();
+    parent->bind(3, file("/a"));
+    auto child = parent->copy();
+    CHECK(child->isRemote(3));
+    auto c = KJ_ASSERT_NONNULL(child->unbind(3));
+    CHECK(c->isShared());  // The parent still holds it: no remote close yet.
+    CHECK(parent->isRemote(3));
+    CHECK_FALSE(child->isRemote(3));
+  }
+
+  TEST_CASE("close_range forgets exactly the remote fds in range") {
+    kj::EventLoop loop;
+    kj::WaitScope ws(loop);
+    auto t = kj::refcounted<sb::FdTable>();
+    for (int fd : {3, 5, 7, 9}) {
+      t->bind(fd, file("/x"));
+    }
+    t->unbindRange(5, 7);
+    CHECK(t->isRemote(3));
+    CHECK_FALSE(t->isRemote(5));
+    CHECK_FALSE(t->isRemote(7));
+    CHECK(t->isRemote(9));
+    t->unbindRange(4, ~0u);
+    CHECK(t->size() == 1);
+  }
+
+  TEST_CASE("exec keeps only the fds that are still open") {
+    kj::EventLoop loop;
+    kj::WaitScope ws(loop);
+    auto t = kj::refcounted<sb::FdTable>();
+    t->bind(3, file("/keep"));
+    t->bind(4, file("/cloexec"));
+    t->retainIf([](int fd) { return fd == 3; });
+    CHECK(t->isRemote(3));
+    CHECK_FALSE(t->isRemote(4));
+  }
+}

@@ -101,13 +101,15 @@ TEST_SUITE("path_rules") {
     PathRules rules;
     rules.addDefaults("");
     auto all = rules.rules();
-    REQUIRE(all.size() == 24);
+    REQUIRE(all.size() == 30);
     CHECK(toStd(all[0].prefix) == "/proc/self");
     CHECK(toStd(all[12].prefix) == "/etc/ld.so.preload");
     CHECK(all[12].placement == Placement::LOCAL);
     CHECK(toStd(all[13].prefix) == "/lib");
     CHECK(all[13].placement == Placement::FALLBACK);
     CHECK(toStd(all[23].prefix) == "/usr/lib/locale");
+    CHECK(toStd(all[26].prefix) == "/usr/bin");
+    CHECK(all[26].placement == Placement::FALLBACK);
   }
 
   TEST_CASE("the program's install prefix becomes a fallback unless it is / or /usr") {
@@ -122,8 +124,8 @@ TEST_SUITE("path_rules") {
       CAPTURE(broad);
       PathRules other;
       other.addDefaults(broad);
-      CHECK(other.rules().size() == 24);
-      CHECK(other.match("/usr/bin/python3") == Placement::SCOPE);
+      CHECK(other.rules().size() == 30);
+      CHECK(other.match("/usr/share/python3/x") == Placement::SCOPE);
     }
   }
 
@@ -153,7 +155,7 @@ TEST_SUITE("path_rules") {
     CHECK(rules.match("/dev/tty") == Placement::REMOTE);
     CHECK(rules.match("/opt/tools/bin/x") == Placement::FALLBACK);
     auto all = rules.rules();
-    REQUIRE(all.size() == 27);
+    REQUIRE(all.size() == 33);
     CHECK(toStd(all[0].prefix) == "/usr/lib/firmware");
     CHECK(toStd(all[1].prefix) == "/dev/tty");
     CHECK(toStd(all[2].prefix) == "/opt/tools");
