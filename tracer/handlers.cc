@@ -415,6 +415,8 @@ struct ReadJob : public kj::Refcounted {
       if (result < 0) {
         return doneBytes > 0 ? static_cast<int64_t>(doneBytes) : result;
       }
+      // Never write past the program's buffer, whatever the peer sends.
+      KJ_REQUIRE(data.size() <= want, "agent answered a read with more bytes than asked");
       auto dst = tail(doneBytes);
       int64_t placed = scatter(call, dst, data);
       if (placed < 0 || static_cast<uint64_t>(placed) < data.size()) {
@@ -556,6 +558,7 @@ struct WriteJob : public kj::Refcounted {
       if (result < 0) {
         return doneBytes > 0 ? static_cast<int64_t>(doneBytes) : result;
       }
+      KJ_REQUIRE(static_cast<uint64_t>(result) <= want, "agent wrote more bytes than sent");
       doneBytes += result;
       if (static_cast<uint64_t>(result) < want || doneBytes >= count) {
         return static_cast<int64_t>(doneBytes);
@@ -832,12 +835,13 @@ kj::Promise<Outcome> readlinkCommon(Call& c, int dirfd, uint64_t path, uint64_t 
     auto req = r.dir.readlinkAtRequest();
     req.setPath(bytes(r.path));
     req.setSize(size);
-    return req.send().then([&c, buf](auto reply) -> Outcome {
+    return req.send().then([&c, buf, size](auto reply) -> Outcome {
       int64_t n = reply.getResult();
       if (n < 0) {
         return Complete{n};
       }
       auto target = reply.getTarget();
+      KJ_REQUIRE(target.size() <= size, "agent answered readlink with more than the buffer");
       return Complete{putBytes(c, buf, target, target.size())};
     });
   });
@@ -1263,7 +1267,10 @@ kj::Promise<Outcome> getxattrCommon(Call& c, XattrVia via) {
       if (n < 0 || size == 0) {
         return Complete{n};
       }
-      return Complete{putBytes(c, buf, reply.getValue(), n)};
+      auto value = reply.getValue();
+      KJ_REQUIRE(value.size() == static_cast<uint64_t>(n) && value.size() <= size,
+                 "agent answered getxattr with a bad size");
+      return Complete{putBytes(c, buf, value, n)};
     });
   });
 }
@@ -1281,7 +1288,10 @@ kj::Promise<Outcome> listxattrCommon(Call& c, XattrVia via) {
       if (n < 0 || size == 0) {
         return Complete{n};
       }
-      return Complete{putBytes(c, buf, reply.getNames(), n)};
+      auto names = reply.getNames();
+      KJ_REQUIRE(names.size() == static_cast<uint64_t>(n) && names.size() <= size,
+                 "agent answered listxattr with a bad size");
+      return Complete{putBytes(c, buf, names, n)};
     });
   });
 }
@@ -1377,7 +1387,7 @@ kj::Promise<Outcome> hGetdents64(Call& c) {
     uint32_t count = kj::min(c.arg(2), (uint64_t)INT32_MAX);
     auto req = f->node.getdentsRequest();
     req.setMaxBytes(kj::min(count, 1u << 20));
-    return send(c, f->target, req).then([&c, buf](auto reply) -> Outcome {
+    return send(c, f->target, req).then([&c, buf, count](auto reply) -> Outcome {
       if (reply.getResult() < 0) {
         return Complete{reply.getResult()};
       }
@@ -1386,6 +1396,8 @@ kj::Promise<Outcome> hGetdents64(Call& c) {
       for (auto e : entries) {
         need += abi::direntSize(e.getName().size());
       }
+      // Entries the agent consumed must all be delivered: more than fits is a protocol error.
+      KJ_REQUIRE(need <= count, "agent answered getdents with more than the buffer holds");
       auto out = kj::heapArray<kj::byte>(need);
       size_t n = abi::encodeDirents(entries, out);
       return Complete{putBytes(c, buf, out.slice(0, n), n)};

@@ -105,7 +105,7 @@ Options parseOptions(int argc, char** argv) {
     switch (c) {
       case OPT_TARGET: {
         KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() { o.targets.add(parseTargetUrl(optarg)); })) {
-          usageError(kj::str("bad --target '", optarg, "': ", e->getDescription()));
+          usageError(e->getDescription());
         }
         break;
       }
