@@ -728,7 +728,9 @@ kj::Promise<Outcome> hStatx(Call& c) {
   int dirfd = c.fdArg(0);
   int flags = c.arg(2);
   uint32_t mask = c.arg(3);
-  if (mask & STATX__RESERVED) {
+  if ((mask & STATX__RESERVED) ||
+      (flags & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH | AT_NO_AUTOMOUNT | AT_STATX_SYNC_TYPE)) ||
+      (flags & AT_STATX_SYNC_TYPE) == AT_STATX_SYNC_TYPE) {
     return done(-EINVAL);
   }
   if ((flags & AT_EMPTY_PATH) && c.arg(1) == 0) {
@@ -1709,7 +1711,9 @@ kj::Promise<Outcome> hSendfile(Call& c) {
 }
 kj::Promise<Outcome> hCopyFileRange(Call& c) {
   if (c.arg(5) != 0) {
-    return local();  // The kernel's EINVAL for flags.
+    // The kernel checks flags first; a remote fd must not reach the placeholder's EBADF.
+    bool remote = c.task.fds->isRemote(c.fdArg(0)) || c.task.fds->isRemote(c.fdArg(2));
+    return remote ? done(-EINVAL) : local();
   }
   return copyCommon(c, c.fdArg(0), c.arg(1), c.fdArg(2), c.arg(3), c.arg(4),
                     proto::CopyKind::COPY_FILE_RANGE);
