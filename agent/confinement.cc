@@ -139,12 +139,12 @@ int64_t Confinement::object(int dirFd, kj::StringPtr path, bool follow, bool emp
   return 0;
 }
 
-int64_t Confinement::parent(int dirFd, kj::StringPtr path, PathTarget& out) const {
+int64_t Confinement::parent(int dirFd, kj::StringPtr path, PathTarget& out, bool split) const {
   out = PathTarget();
   if (path.size() == 0) {
     return -ENOENT;
   }
-  if (!confined) {
+  if (!confined && !split) {
     out.dirFd = dirFd;
     out.name = kj::heapString(path);
     return 0;
@@ -175,7 +175,7 @@ int64_t Confinement::parent(int dirFd, kj::StringPtr path, PathTarget& out) cons
   struct open_how how;
   memset(&how, 0, sizeof(how));
   how.flags = O_PATH | O_DIRECTORY | O_CLOEXEC;
-  int64_t fd = openConfined(dirFd, dirPart, how);
+  int64_t fd = open(dirFd, dirPart, how);
   if (fd < 0) {
     return fd;
   }

@@ -76,8 +76,9 @@ public:
 
   // Resolves the directory that holds the last component of `path`, for syscalls that create or
   // remove that name. The returned name keeps trailing slashes so the kernel applies its own
-  // rules ("x/" must be a directory). An empty path is -ENOENT.
-  int64_t parent(int dirFd, kj::StringPtr path, PathTarget& out) const;
+  // rules ("x/" must be a directory). An empty path is -ENOENT. Unconfined, the path is passed
+  // through whole unless `split` asks for the parent to be looked up anyway.
+  int64_t parent(int dirFd, kj::StringPtr path, PathTarget& out, bool split = false) const;
 
   // The path of `fd` as seen inside the root ("/" for the root itself), from /proc/self/fd.
   // -ENOENT when the file was deleted or lies outside the root.

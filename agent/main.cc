@@ -174,7 +174,7 @@ private:
     }
     kj::Maybe<kj::Exception> failure = kj::runCatchingExceptions([&]() { serve(); });
     KJ_IF_MAYBE(e, failure) {
-      context.exitError(kj::str("error: ", e->getDescription()));
+      context.exitError(kj::str("sbagent: error: ", e->getDescription()));
     }
     return true;
   }

@@ -30,6 +30,26 @@ constexpr uint64_t MAX_BLOCKING_READ = 1ull << 20;
 // getdents64 buffers beyond this bring nothing: the tracer loops.
 constexpr uint32_t MAX_DENTS_BYTES = 1u << 20;
 
+// How many bytes to reserve in the result for a read of `count` at `offset` (-1: the file
+// position). The reservation becomes part of the response message even when the read comes back
+// short, so it is sized to what the file holds: a 64 MiB request on a 5-byte file must not cost a
+// 64 MiB message. Files whose size says nothing (procfs, sysfs, block devices report 0) get a
+// moderate chunk; a short read is legal and the tracer loops.
+size_t readReservation(int fd, int64_t offset, uint64_t count) {
+  constexpr uint64_t UNKNOWN_SIZE_CHUNK = 256u << 10;
+  constexpr uint64_t PAST_EOF_PROBE = 4096;  // the file may have grown since
+  struct stat st;
+  if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size <= 0) {
+    return size_t(kj::min(count, UNKNOWN_SIZE_CHUNK));
+  }
+  int64_t pos = offset >= 0 ? offset : int64_t(lseek(fd, 0, SEEK_CUR));
+  if (pos < 0) {
+    return size_t(kj::min(count, UNKNOWN_SIZE_CHUNK));
+  }
+  int64_t remaining = int64_t(st.st_size) - pos;
+  return size_t(kj::min(count, remaining > 0 ? uint64_t(remaining) : PAST_EOF_PROBE));
+}
+
 // Reads straight into the result message (no extra copy): `readFn(buf, n)` is a read-like call.
 template <typename Results, typename ReadFn>
 void readIntoResults(Results results, size_t count, ReadFn&& readFn) {
@@ -230,7 +250,7 @@ kj::Promise<void> NodeImpl::read(ReadContext context) {
       }
     });
   }
-  readIntoResults(context.getResults(), count,
+  readIntoResults(context.getResults(), readReservation(f, -1, count),
                   [f](void* buf, size_t n) { return ::read(f, buf, n); });
   return kj::READY_NOW;
 }
@@ -261,7 +281,8 @@ kj::Promise<void> NodeImpl::pread(PreadContext context) {
       }
     });
   }
-  readIntoResults(context.getResults(), count, [f, offset, flags](void* buf, size_t n) {
+  readIntoResults(context.getResults(), readReservation(f, offset, count),
+                  [f, offset, flags](void* buf, size_t n) {
     return preadAny(f, buf, n, offset, flags);
   });
   return kj::READY_NOW;

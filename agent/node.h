@@ -125,6 +125,13 @@ private:
   // Unwraps a Node of this session (for copyTo, renameAt, linkAt): null for a foreign node.
   kj::Promise<kj::Maybe<NodeImpl&>> sameSessionNode(proto::Node::Client client);
 
+  // What a name syscall (mkdir, unlink, rename ...) will act on: Confinement::parent(). In
+  // read-only mode the lookup still happens, so a missing parent says ENOENT and an existing
+  // name to create says EEXIST, and only then EROFS, as on a read-only mount; the result is then
+  // always < 0.
+  enum class NameUse { CREATE, REMOVE, REPLACE };
+  int64_t nameTarget(int dirFd, kj::StringPtr path, NameUse use, PathTarget& out) const;
+
   // Shared by renameAt and linkAt once the destination directory is known.
   int64_t renameIn(kj::StringPtr oldPath, int newDirFd, kj::StringPtr newPath, unsigned flags);
   int64_t linkIn(kj::StringPtr oldPath, bool follow, bool emptyPath, int newDirFd,

@@ -315,14 +315,36 @@ kj::Promise<void> NodeImpl::readlinkAt(ReadlinkAtContext context) {
 // ---------------------------------------------------------------------------------------------
 // Creating and removing names
 
+int64_t NodeImpl::nameTarget(int dirFd, kj::StringPtr path, NameUse use, PathTarget& t) const {
+  if (dirFd < 0) {
+    return dirFd;
+  }
+  int64_t r = confinement().parent(dirFd, path, t, readOnly());
+  if (r < 0 || !readOnly()) {
+    return r;
+  }
+  struct stat st;
+  bool exists = fstatat(t.dirFd, t.name.cStr(), &st, AT_SYMLINK_NOFOLLOW) == 0;
+  int err = errno;
+  if (!exists && err != ENOENT) {
+    return -int64_t(err);
+  }
+  switch (use) {
+    case NameUse::CREATE: return exists ? -EEXIST : -EROFS;
+    case NameUse::REMOVE: return exists ? -EROFS : -ENOENT;
+    case NameUse::REPLACE: return -EROFS;
+  }
+  return -EROFS;
+}
+
 kj::Promise<void> NodeImpl::mkdirAt(MkdirAtContext context) {
   auto params = context.getParams();
   int f = fdOrError();
   PathArg arg = decodePath(f, params.getPath());
   PathTarget t;
-  int64_t r = arg.result >= 0 ? confinement().parent(f, arg.path, t) : arg.result;
+  int64_t r = arg.result >= 0 ? nameTarget(f, arg.path, NameUse::CREATE, t) : arg.result;
   if (r >= 0) {
-    r = readOnly() ? -EROFS : sysResult(mkdirat(t.dirFd, t.name.cStr(), params.getMode()));
+    r = sysResult(mkdirat(t.dirFd, t.name.cStr(), params.getMode()));
   }
   context.getResults().setResult(r);
   return kj::READY_NOW;
@@ -333,11 +355,10 @@ kj::Promise<void> NodeImpl::mknodAt(MknodAtContext context) {
   int f = fdOrError();
   PathArg arg = decodePath(f, params.getPath());
   PathTarget t;
-  int64_t r = arg.result >= 0 ? confinement().parent(f, arg.path, t) : arg.result;
+  int64_t r = arg.result >= 0 ? nameTarget(f, arg.path, NameUse::CREATE, t) : arg.result;
   if (r >= 0) {
     dev_t dev = makedev(params.getRdevMajor(), params.getRdevMinor());
-    r = readOnly() ? -EROFS
-                   : sysResult(mknodat(t.dirFd, t.name.cStr(), params.getMode(), dev));
+    r = sysResult(mknodat(t.dirFd, t.name.cStr(), params.getMode(), dev));
   }
   context.getResults().setResult(r);
   return kj::READY_NOW;
@@ -348,10 +369,10 @@ kj::Promise<void> NodeImpl::unlinkAt(UnlinkAtContext context) {
   int f = fdOrError();
   PathArg arg = decodePath(f, params.getPath());
   PathTarget t;
-  int64_t r = arg.result >= 0 ? confinement().parent(f, arg.path, t) : arg.result;
+  int64_t r = arg.result >= 0 ? nameTarget(f, arg.path, NameUse::REMOVE, t) : arg.result;
   if (r >= 0) {
     int flags = params.getRemoveDir() ? AT_REMOVEDIR : 0;
-    r = readOnly() ? -EROFS : sysResult(unlinkat(t.dirFd, t.name.cStr(), flags));
+    r = sysResult(unlinkat(t.dirFd, t.name.cStr(), flags));
   }
   context.getResults().setResult(r);
   return kj::READY_NOW;
@@ -365,11 +386,11 @@ kj::Promise<void> NodeImpl::symlinkAt(SymlinkAtContext context) {
   int64_t r = arg.result >= 0 ? pathFromWire(params.getTarget(), target) : arg.result;
   PathTarget t;
   if (r >= 0) {
-    r = confinement().parent(f, arg.path, t);
+    r = nameTarget(f, arg.path, NameUse::CREATE, t);
   }
   if (r >= 0) {
     // The target is stored as given; under --root it is resolved inside the root when followed.
-    r = readOnly() ? -EROFS : sysResult(symlinkat(target.cStr(), t.dirFd, t.name.cStr()));
+    r = sysResult(symlinkat(target.cStr(), t.dirFd, t.name.cStr()));
   }
   context.getResults().setResult(r);
   return kj::READY_NOW;
@@ -383,14 +404,13 @@ int64_t NodeImpl::renameIn(kj::StringPtr oldPath, int newDirFd, kj::StringPtr ne
   }
   PathTarget from;
   PathTarget to;
-  int64_t r = confinement().parent(f, oldPath, from);
-  if (r >= 0) {
-    r = confinement().parent(newDirFd, newPath, to);
+  int64_t r = nameTarget(f, oldPath, NameUse::REMOVE, from);
+  if (r >= 0 || r == -EROFS) {
+    int64_t r2 = nameTarget(newDirFd, newPath, NameUse::REPLACE, to);
+    r = r2 < 0 && r2 != -EROFS ? r2 : r;
   }
   if (r >= 0) {
-    r = readOnly() ? -EROFS
-                   : sysResult(renameat2(from.dirFd, from.name.cStr(), to.dirFd, to.name.cStr(),
-                                         flags));
+    r = sysResult(renameat2(from.dirFd, from.name.cStr(), to.dirFd, to.name.cStr(), flags));
   }
   return r;
 }
@@ -425,15 +445,14 @@ int64_t NodeImpl::linkIn(kj::StringPtr oldPath, bool follow, bool emptyPath, int
     return f < 0 ? f : newDirFd;
   }
   PathTarget to;
-  int64_t r = confinement().parent(newDirFd, newPath, to);
+  int64_t r = nameTarget(newDirFd, newPath, NameUse::CREATE, to);
   if (r < 0) {
     return r;
   }
   if (oldPath.size() == 0 || !confinement().isConfined()) {
     // The kernel applies its own rules, including CAP_DAC_READ_SEARCH for AT_EMPTY_PATH.
     int flags = (follow ? AT_SYMLINK_FOLLOW : 0) | (emptyPath ? AT_EMPTY_PATH : 0);
-    return readOnly() ? -EROFS
-                      : sysResult(linkat(f, oldPath.cStr(), to.dirFd, to.name.cStr(), flags));
+    return sysResult(linkat(f, oldPath.cStr(), to.dirFd, to.name.cStr(), flags));
   }
   PathTarget from;
   r = confinement().object(f, oldPath, follow, false, true, from);
@@ -443,9 +462,7 @@ int64_t NodeImpl::linkIn(kj::StringPtr oldPath, bool follow, bool emptyPath, int
   // Linking the confined O_PATH fd through its magic link links exactly that inode (a symlink
   // itself when !follow), without CAP_DAC_READ_SEARCH: the documented O_TMPFILE idiom.
   kj::String proc = from.procPath();
-  return readOnly() ? -EROFS
-                    : sysResult(linkat(AT_FDCWD, proc.cStr(), to.dirFd, to.name.cStr(),
-                                       AT_SYMLINK_FOLLOW));
+  return sysResult(linkat(AT_FDCWD, proc.cStr(), to.dirFd, to.name.cStr(), AT_SYMLINK_FOLLOW));
 }
 
 kj::Promise<void> NodeImpl::linkAt(LinkAtContext context) {

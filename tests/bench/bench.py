@@ -21,6 +21,7 @@ import sys
 import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.dont_write_bytecode = True   # no __pycache__ in the source tree
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 import run as harness  # noqa: E402  (the integration runner: Agent, run, probes)
 

@@ -458,6 +458,8 @@ def differential(ctx, cmd, times_for=(), stdin=None, fixture=True, as_nobody=Fal
     fresh()
     traced = ctx.traced(agent, traced_argv or n_argv, input=stdin)
     log(f"[traced via sbrun]\n{traced.describe()}")
+    check(agent.alive(), f"the agent died during the traced run (status {agent.proc.poll()})\n"
+          + agent.log_tail())
     m_traced = manifest(agent)
     problems = []
     if traced.out != native.out:
@@ -577,8 +579,8 @@ def identity_case(cmd):
 # ---------------------------------------------------------------------------------------------
 # Conformance programs
 
-def conformance_names(args):
-    d = args.conformance_dir if args else None
+def conformance_names():
+    """One case per tests/conformance/*.c (the meson build names the programs conf_NAME)."""
     src = os.path.join(HERE, "..", "conformance")
     return sorted(f[:-2] for f in os.listdir(src) if f.endswith(".c"))
 
@@ -805,7 +807,7 @@ def build_cases():
         cases[name] = (shell_case(name), True)
     cases["hostname"] = (identity_case("hostname"), True)
     cases["uname-n"] = (identity_case("uname -n"), True)
-    for name in conformance_names(None):
+    for name in conformance_names():
         if name == "errno_eacces":
             cases["conformance-" + name] = (conformance_case(name, ["expect-root"]), True)
         else:

@@ -76,10 +76,19 @@ std::string readFile(const std::string& path) {
   return std::string(buf, n > 0 ? size_t(n) : 0);
 }
 
+// Open fds of this process, not counting sockets: kj's in-process two-way pipe is a socketpair
+// that goes away with the connection itself.
 size_t countOpenFds() {
   size_t n = 0;
   DIR* d = opendir("/proc/self/fd");
-  while (readdir(d) != nullptr) ++n;
+  while (auto* e = readdir(d)) {
+    char target[256] = {};
+    if (readlink((std::string("/proc/self/fd/") + e->d_name).c_str(), target,
+                 sizeof(target) - 1) < 0) {
+      continue;  // "." and ".."
+    }
+    if (strncmp(target, "socket:", 7) != 0) ++n;
+  }
   closedir(d);
   return n;
 }
@@ -96,6 +105,22 @@ struct AgentConfig {
   std::string root;  // empty: unconfined
   bool readOnly = false;
   std::string token;
+
+  static AgentConfig confinedTo(std::string root) {
+    AgentConfig c;
+    c.root = kj::mv(root);
+    return c;
+  }
+  static AgentConfig readOnlyAgent() {
+    AgentConfig c;
+    c.readOnly = true;
+    return c;
+  }
+  static AgentConfig withToken(std::string token) {
+    AgentConfig c;
+    c.token = kj::mv(token);
+    return c;
+  }
 };
 
 // One agent and one client connected over an in-memory pipe.
@@ -191,7 +216,7 @@ struct Opened {
   proto::FileType type;
 };
 
-Opened openAt(Fixture& f, Node::Client& dir, const std::string& path, How how = {}) {
+Opened openAt(Fixture& f, Node::Client dir, const std::string& path, How how = {}) {
   auto req = dir.openAtRequest();
   req.setPath(bytes(path));
   auto h = req.initHow();
@@ -215,7 +240,7 @@ How rw(bool create = true) {
   return h;
 }
 
-int64_t write(Fixture& f, Node::Client& node, const std::string& data) {
+int64_t write(Fixture& f, Node::Client node, const std::string& data) {
   auto req = node.writeRequest();
   req.setData(bytes(data));
   return req.send().wait(f.ws).getResult();
@@ -226,7 +251,7 @@ struct ReadResult {
   std::string data;
 };
 
-ReadResult pread(Fixture& f, Node::Client& node, uint64_t count, int64_t offset) {
+ReadResult pread(Fixture& f, Node::Client node, uint64_t count, int64_t offset) {
   auto req = node.preadRequest();
   req.setCount(count);
   req.setOffset(offset);
@@ -234,7 +259,7 @@ ReadResult pread(Fixture& f, Node::Client& node, uint64_t count, int64_t offset)
   return {resp.getResult(), str(resp.getData())};
 }
 
-ReadResult read(Fixture& f, Node::Client& node, uint64_t count) {
+ReadResult read(Fixture& f, Node::Client node, uint64_t count) {
   auto req = node.readRequest();
   req.setCount(count);
   auto resp = req.send().wait(f.ws);
@@ -250,7 +275,7 @@ struct Stat {
   uint64_t ino = 0;
 };
 
-Stat statAt(Fixture& f, Node::Client& dir, const std::string& path, bool noFollow = false,
+Stat statAt(Fixture& f, Node::Client dir, const std::string& path, bool noFollow = false,
             bool emptyPath = false) {
   auto req = dir.statAtRequest();
   req.setPath(bytes(path));
@@ -263,21 +288,21 @@ Stat statAt(Fixture& f, Node::Client& dir, const std::string& path, bool noFollo
           st.getMtime().getSec(), st.getAtime().getSec(), st.getIno()};
 }
 
-int64_t mkdirAt(Fixture& f, Node::Client& dir, const std::string& path, uint32_t mode = 0755) {
+int64_t mkdirAt(Fixture& f, Node::Client dir, const std::string& path, uint32_t mode = 0755) {
   auto req = dir.mkdirAtRequest();
   req.setPath(bytes(path));
   req.setMode(mode);
   return req.send().wait(f.ws).getResult();
 }
 
-int64_t unlinkAt(Fixture& f, Node::Client& dir, const std::string& path, bool removeDir = false) {
+int64_t unlinkAt(Fixture& f, Node::Client dir, const std::string& path, bool removeDir = false) {
   auto req = dir.unlinkAtRequest();
   req.setPath(bytes(path));
   req.setRemoveDir(removeDir);
   return req.send().wait(f.ws).getResult();
 }
 
-int64_t symlinkAt(Fixture& f, Node::Client& dir, const std::string& target,
+int64_t symlinkAt(Fixture& f, Node::Client dir, const std::string& target,
                   const std::string& path) {
   auto req = dir.symlinkAtRequest();
   req.setTarget(bytes(target));
@@ -285,7 +310,7 @@ int64_t symlinkAt(Fixture& f, Node::Client& dir, const std::string& target,
   return req.send().wait(f.ws).getResult();
 }
 
-ReadResult readlinkAt(Fixture& f, Node::Client& dir, const std::string& path, uint64_t size) {
+ReadResult readlinkAt(Fixture& f, Node::Client dir, const std::string& path, uint64_t size) {
   auto req = dir.readlinkAtRequest();
   req.setPath(bytes(path));
   req.setSize(size);
@@ -293,7 +318,7 @@ ReadResult readlinkAt(Fixture& f, Node::Client& dir, const std::string& path, ui
   return {resp.getResult(), str(resp.getTarget())};
 }
 
-int64_t renameAt(Fixture& f, Node::Client& dir, const std::string& from, Node::Client newDir,
+int64_t renameAt(Fixture& f, Node::Client dir, const std::string& from, Node::Client newDir,
                  const std::string& to, bool noReplace = false) {
   auto req = dir.renameAtRequest();
   req.setOldPath(bytes(from));
@@ -303,7 +328,7 @@ int64_t renameAt(Fixture& f, Node::Client& dir, const std::string& from, Node::C
   return req.send().wait(f.ws).getResult();
 }
 
-int64_t linkAt(Fixture& f, Node::Client& dir, const std::string& from, Node::Client newDir,
+int64_t linkAt(Fixture& f, Node::Client dir, const std::string& from, Node::Client newDir,
                const std::string& to, bool follow = false) {
   auto req = dir.linkAtRequest();
   req.setOldPath(bytes(from));
@@ -313,7 +338,7 @@ int64_t linkAt(Fixture& f, Node::Client& dir, const std::string& from, Node::Cli
   return req.send().wait(f.ws).getResult();
 }
 
-int64_t chmodAt(Fixture& f, Node::Client& dir, const std::string& path, uint32_t mode,
+int64_t chmodAt(Fixture& f, Node::Client dir, const std::string& path, uint32_t mode,
                 bool noFollow = false, bool emptyPath = false) {
   auto req = dir.chmodAtRequest();
   req.setPath(bytes(path));
@@ -323,7 +348,7 @@ int64_t chmodAt(Fixture& f, Node::Client& dir, const std::string& path, uint32_t
   return req.send().wait(f.ws).getResult();
 }
 
-int64_t truncateAt(Fixture& f, Node::Client& dir, const std::string& path, int64_t length,
+int64_t truncateAt(Fixture& f, Node::Client dir, const std::string& path, int64_t length,
                    bool emptyPath = false) {
   auto req = dir.truncateAtRequest();
   req.setPath(bytes(path));
@@ -332,7 +357,7 @@ int64_t truncateAt(Fixture& f, Node::Client& dir, const std::string& path, int64
   return req.send().wait(f.ws).getResult();
 }
 
-ReadResult nodePath(Fixture& f, Node::Client& node) {
+ReadResult nodePath(Fixture& f, Node::Client node) {
   auto resp = node.pathRequest().send().wait(f.ws);
   return {resp.getResult(), str(resp.getPath())};
 }
@@ -382,7 +407,7 @@ TEST_CASE("a handshake with another protocol version is refused naming both vers
 }
 
 TEST_CASE("with a token the handshake requires exactly that token") {
-  Fixture f(AgentConfig{"", false, "s3cret"});
+  Fixture f(AgentConfig::withToken("s3cret"));
   for (std::string wrong: {"", "s3cre", "s3cret\n", "S3cret"}) {
     auto failure = kj::runCatchingExceptions([&]() { f.handshake(proto::PROTOCOL_VERSION, wrong); });
     KJ_IF_MAYBE(e, failure) {
@@ -778,7 +803,10 @@ TEST_CASE("fcntl and flock locks conflict between open file descriptions as the 
   auto unlockA = a.flockRequest();
   unlockA.setUnlock(true);
   CHECK(unlockA.send().wait(f.ws).getResult() == 0);
-  CHECK(flockB.send().wait(f.ws).getResult() == 0);
+  auto flockB2 = b.flockRequest();
+  flockB2.setExclusive(true);
+  flockB2.setNonBlock(true);
+  CHECK(flockB2.send().wait(f.ws).getResult() == 0);
 
   auto sync = a.fsyncRequest();
   sync.setDataOnly(true);
@@ -957,7 +985,7 @@ TEST_CASE("--root: `..` stops at the root and absolute paths resolve inside it")
   mkdir((tmp / "root/sub/deeper").c_str(), 0755);
   writeFile(tmp / "root/inner.txt", "inside");
   writeFile(tmp / "secret", "outside");
-  Fixture f(AgentConfig{tmp / "root"});
+  Fixture f(AgentConfig::confinedTo(tmp / "root"));
   auto resp = f.handshake();
   CHECK(str(resp.getWelcome().getRoot()) == tmp / "root");
   auto session = resp.getSession();
@@ -1005,7 +1033,7 @@ TEST_CASE("--root: absolute symlinks and symlinks to /proc/self/root stay inside
   symlink("/proc/self/root", (tmp / "root/escape").c_str());
   symlink("../../../../../..", (tmp / "root/sub/up").c_str());
   symlink(tmp.path.c_str(), (tmp / "root/hostdir").c_str());
-  Fixture f(AgentConfig{tmp / "root"});
+  Fixture f(AgentConfig::confinedTo(tmp / "root"));
   auto session = f.session();
   auto root = f.root(session);
   auto sub = openAt(f, root, "sub").node;
@@ -1050,7 +1078,7 @@ TEST_CASE("--root: absolute symlinks and symlinks to /proc/self/root stay inside
 
 TEST_CASE("--root: magic links are refused inside the root") {
   // With /proc as the root, "self/root" is a magic link to the real /: it must not resolve.
-  Fixture f(AgentConfig{"/proc"});
+  Fixture f(AgentConfig::confinedTo("/proc"));
   auto session = f.session();
   auto root = f.root(session);
   int64_t r = openAt(f, root, "self/root/etc/hostname").result;
@@ -1063,7 +1091,7 @@ TEST_CASE("--root: magic links are refused inside the root") {
 TEST_CASE("--root: trailing slashes and dot components get the same errnos as the kernel") {
   TempDir tmp;
   mkdir((tmp / "root").c_str(), 0755);
-  Fixture f(AgentConfig{tmp / "root"});
+  Fixture f(AgentConfig::confinedTo(tmp / "root"));
   auto session = f.session();
   auto root = f.root(session);
   // Each call runs in the confined agent and natively in a twin directory.
@@ -1128,7 +1156,7 @@ TEST_CASE("read-only mode answers EROFS to every modifying operation") {
   TempDir tmp;
   writeFile(tmp / "f", "keep");
   mkdir((tmp / "d").c_str(), 0755);
-  Fixture f(AgentConfig{"", true});
+  Fixture f(AgentConfig::readOnlyAgent());
   auto resp = f.handshake();
   CHECK(resp.getWelcome().getReadOnly());
   auto session = resp.getSession();
