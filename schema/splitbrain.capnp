@@ -62,6 +62,9 @@ interface Session {
 
   openPath @2 (path :Data) -> (result :Int64, dir :Node);
   # Opens PATH as a directory with O_PATH, for a tracer that wants a cwd. ENOTDIR, ENOENT...
+
+  releaseOwner @3 (owner :Int32) -> ();
+  # The traced process `owner` is gone: drop every POSIX record lock it held (see Node.lock).
 }
 
 enum AccessMode {
@@ -96,6 +99,8 @@ struct OpenHow {
   resolveBeneath @21 :Bool;
   resolveInRoot @22 :Bool;
   resolveCached @23 :Bool;
+  reopen @24 :Bool;         # Open the node itself anew (what opening /proc/self/fd/N does);
+                            # the path must be empty.
 }
 
 enum FileType {
@@ -298,7 +303,10 @@ interface Node {
   removeXattr @28 (path :Data, name :Data, flags :Xattr, emptyPath :Bool) -> (result :Int64);
   getFlags @29 () -> (result :Int64, flags :StatusFlags);
   setFlags @30 (flags :StatusFlags) -> (result :Int64);
-  lock @31 (cmd :LockCmd, lock :Flock) -> (result :Int64, lock :Flock);
+  lock @31 (cmd :LockCmd, lock :Flock, owner :Int32) -> (result :Int64, lock :Flock);
+  # POSIX record locks (getLk, setLk, setLkW) belong to a process, not to the agent: `owner` is
+  # the traced process (its pid on A), and the agent keeps them apart so that two traced
+  # processes conflict as they would on one machine. F_GETLK answers name the owner as pid.
   flock @32 (exclusive :Bool, unlock :Bool, nonBlock :Bool) -> (result :Int64);
   # Neither exclusive nor unlock: LOCK_SH.
   copyTo @33 (dst :Node, count :UInt64, srcOffset :Int64, dstOffset :Int64, kind :CopyKind)
@@ -308,4 +316,6 @@ interface Node {
   # The node's current path as seen inside the agent's root (getcwd).
   chdirCheck @35 () -> (result :Int64);
   # What chdir(2) would say about this directory node: ENOTDIR, EACCES (no search permission).
+  releaseLocks @36 (owner :Int32) -> (result :Int64);
+  # Process `owner` closed an fd of this node's file: POSIX drops all its locks on that file.
 }

@@ -54,6 +54,8 @@ struct Remote {
   AgentLink* target;
   proto::Node::Client dir;  // The node relative paths resolve against (or the fd itself).
   kj::String path;
+  // The path named the node itself (/proc/self/fd/N of a remote fd): act on it with emptyPath.
+  bool self = false;
 };
 struct Local {};
 struct Failed { int64_t err; };
@@ -72,11 +74,49 @@ bool existsLocally(kj::StringPtr abs) {
   return lstat(abs.cStr(), &st) == 0 || errno != ENOENT;
 }
 
+// /proc/self/fd/N (or thread-self, or the process's own pid) where N is remote names the file on
+// the target, not the local placeholder (glibc's fchmodat and tar reach files that way).
+kj::Maybe<Remote> procFdPath(Task& task, kj::StringPtr abs) {
+  kj::StringPtr rest;
+  auto own = [&](kj::StringPtr prefix) {
+    if (abs.startsWith(prefix)) {
+      rest = abs.slice(prefix.size());
+      return true;
+    }
+    return false;
+  };
+  auto pidPrefix = kj::str("/proc/", task.tgid, "/fd/");
+  auto tidPrefix = kj::str("/proc/", task.tgid, "/task/", task.tid, "/fd/");
+  if (!own("/proc/self/fd/") && !own("/proc/thread-self/fd/") && !own(pidPrefix) &&
+      !own(tidPrefix)) {
+    return nullptr;
+  }
+  size_t digits = 0;
+  int fd = 0;
+  while (digits < rest.size() && rest[digits] >= '0' && rest[digits] <= '9' && digits < 9) {
+    fd = fd * 10 + (rest[digits] - '0');
+    ++digits;
+  }
+  if (digits == 0 || (digits < rest.size() && rest[digits] != '/')) {
+    return nullptr;
+  }
+  KJ_IF_MAYBE(file, task.fds->find(fd)) {
+    auto sub = digits < rest.size() ? rest.slice(digits + 1) : kj::StringPtr("");
+    return Remote{&file->target, file->node, kj::str(sub), sub.size() == 0};
+  }
+  return nullptr;
+}
+
 // The placement of a path given as (dirfd, path string).
 Where placePath(Call& call, int dirfd, kj::String path) {
   Task& task = call.task;
   if (path.startsWith("/")) {
     auto abs = normalizePath("/", path);
+    if (abs.startsWith("/proc/")) {
+      KJ_IF_MAYBE(r, procFdPath(task, abs)) {
+        return kj::mv(*r);
+      }
+    }
     AgentLink* scope = task.scope;
     switch (call.tracer.rules().match(abs)) {
       case Placement::LOCAL:
@@ -178,6 +218,7 @@ kj::Promise<Outcome> openRemote(Call& call, Remote where, uint64_t flags, uint32
       return done(-EINVAL);
     }
   }
+  how.setReopen(where.self);
   bool cloexec = flags & O_CLOEXEC;
   auto target = where.target;
   auto path = kj::mv(where.path);
@@ -243,22 +284,34 @@ kj::Promise<Outcome> hOpenat2(Call& c) {
 // ---------------------------------------------------------------------------------------------
 // close, dup family
 
-kj::Promise<Outcome> hClose(Call& c) {
-  int fd = c.fdArg(0);
-  KJ_IF_MAYBE(file, c.task.fds->unbind(fd)) {
-    if ((*file)->isShared()) {
-      return local();  // Another fd or process still refers to it: only the number goes.
+// The local close of a remote fd; the remote close only when it was the last reference.
+kj::Promise<Outcome> closeRest(Call& c, kj::Own<RemoteFile> file) {
+  if (file->isShared()) {
+    return local();  // Another fd or process still refers to it: only the number goes.
+  }
+  auto req = file->node.closeRequest();
+  return send(c, file->target, req).then([file = kj::mv(file)](auto reply) -> Outcome {
+    int64_t remote = reply.getResult();
+    if (remote >= 0) {
+      return RunLocal{};
     }
+    // Close the placeholder, but report the remote error (NFS EIO) as close(2) would.
+    return RunLocalThen{[remote](int64_t) { return remote; }};
+  });
+}
+
+kj::Promise<Outcome> hClose(Call& c) {
+  KJ_IF_MAYBE(file, c.task.fds->unbind(c.fdArg(0))) {
     auto& target = (*file)->target;
-    auto req = (*file)->node.closeRequest();
-    return send(c, target, req).then([file = kj::mv(*file)](auto reply) -> Outcome {
-      int64_t remote = reply.getResult();
-      if (remote >= 0) {
-        return RunLocal{};
-      }
-      // Close the placeholder, but report the remote error (NFS EIO) as close(2) would.
-      return RunLocalThen{[remote](int64_t) { return remote; }};
-    });
+    if (c.tracer.holdsLocks(target, c.task.tgid)) {
+      // POSIX: closing any fd of a file drops all the process's record locks on it, at once.
+      auto release = (*file)->node.releaseLocksRequest();
+      release.setOwner(c.task.tgid);
+      return send(c, target, release).then([&c, file = kj::mv(*file)](auto) mutable {
+        return closeRest(c, kj::mv(file));
+      });
+    }
+    return closeRest(c, kj::mv(*file));
   }
   return local();
 }
@@ -696,7 +749,8 @@ kj::Promise<Outcome> statPath(Call& c, int dirfd, uint64_t pathAddr, int atFlags
     KJ_CASE_ONEOF(l, Local) { return local(); }
     KJ_CASE_ONEOF(f, Failed) { return done(f.err); }
     KJ_CASE_ONEOF(r, Remote) {
-      return statRemote(c, r.dir, *r.target, r.path, atFlags, BASIC, StatOut::STAT, bufAddr);
+      return statRemote(c, r.dir, *r.target, r.path, atFlags | (r.self ? AT_EMPTY_PATH : 0),
+                        BASIC, StatOut::STAT, bufAddr);
     }
   }
   KJ_UNREACHABLE;
@@ -744,7 +798,8 @@ kj::Promise<Outcome> hStatx(Call& c) {
     KJ_CASE_ONEOF(l, Local) { return local(); }
     KJ_CASE_ONEOF(f, Failed) { return done(f.err); }
     KJ_CASE_ONEOF(r, Remote) {
-      return statRemote(c, r.dir, *r.target, r.path, flags, mask, StatOut::STATX, c.arg(4));
+      return statRemote(c, r.dir, *r.target, r.path, flags | (r.self ? AT_EMPTY_PATH : 0), mask,
+                        StatOut::STATX, c.arg(4));
     }
   }
   KJ_UNREACHABLE;
@@ -816,7 +871,7 @@ kj::Promise<Outcome> accessCommon(Call& c, int dirfd, uint64_t path, int64_t mod
     req.setMode(mode);
     req.setEaccess(flags & AT_EACCESS);
     req.setNoFollow(flags & AT_SYMLINK_NOFOLLOW);
-    req.setEmptyPath(flags & AT_EMPTY_PATH);
+    req.setEmptyPath((flags & AT_EMPTY_PATH) || r.self);
     return resultOf(req.send());
   });
 }
@@ -833,7 +888,19 @@ kj::Promise<Outcome> readlinkCommon(Call& c, int dirfd, uint64_t path, uint64_t 
   if (size <= 0) {
     return done(-EINVAL);
   }
-  return onPath(c, dirfd, path, [&](Remote& r) {
+  return onPath(c, dirfd, path, [&](Remote& r) -> kj::Promise<Outcome> {
+    if (r.self) {
+      // readlink of /proc/self/fd/N: the file's path on the target, as the magic link says.
+      auto req = r.dir.pathRequest();
+      return req.send().then([&c, buf, size](auto reply) -> Outcome {
+        if (reply.getResult() < 0) {
+          return Complete{reply.getResult()};
+        }
+        auto path = reply.getPath();
+        size_t n = kj::min(path.size(), static_cast<size_t>(size));
+        return Complete{putBytes(c, buf, path.slice(0, n), n)};
+      });
+    }
     auto req = r.dir.readlinkAtRequest();
     req.setPath(bytes(r.path));
     req.setSize(size);
@@ -992,7 +1059,7 @@ kj::Promise<Outcome> chmodRemote(Call& c, Remote& r, uint32_t mode, int flags) {
   req.setPath(bytes(r.path));
   req.setMode(mode & 07777);
   req.setNoFollow(flags & AT_SYMLINK_NOFOLLOW);
-  req.setEmptyPath(flags & AT_EMPTY_PATH);
+  req.setEmptyPath((flags & AT_EMPTY_PATH) || r.self);
   c.target = r.target;
   return resultOf(req.send());
 }
@@ -1027,7 +1094,7 @@ kj::Promise<Outcome> chownRemote(Call& c, Remote& r, uint64_t uid, uint64_t gid,
   req.setUid(static_cast<uint32_t>(uid) == UINT32_MAX ? -1 : static_cast<int64_t>(uid & 0xffffffff));
   req.setGid(static_cast<uint32_t>(gid) == UINT32_MAX ? -1 : static_cast<int64_t>(gid & 0xffffffff));
   req.setNoFollow(flags & AT_SYMLINK_NOFOLLOW);
-  req.setEmptyPath(flags & AT_EMPTY_PATH);
+  req.setEmptyPath((flags & AT_EMPTY_PATH) || r.self);
   c.target = r.target;
   return resultOf(req.send());
 }
@@ -1062,6 +1129,7 @@ kj::Promise<Outcome> hTruncate(Call& c) {
     auto req = r.dir.truncateAtRequest();
     req.setPath(bytes(r.path));
     req.setLength(length);
+    req.setEmptyPath(r.self);
     return resultOf(req.send());
   });
 }
@@ -1111,7 +1179,7 @@ kj::Promise<Outcome> utimensRemote(Call& c, Remote& r, const Times& times, bool 
   auto req = r.dir.utimensAtRequest();
   req.setPath(bytes(r.path));
   req.setNoFollow(flags & AT_SYMLINK_NOFOLLOW);
-  req.setEmptyPath(flags & AT_EMPTY_PATH);
+  req.setEmptyPath((flags & AT_EMPTY_PATH) || r.self);
   auto set = [&](const struct timespec& ts, proto::TimeSpec::Builder b) {
     if (!times.given) {
       b.setNow();
@@ -1204,7 +1272,7 @@ kj::Promise<Outcome> onXattrObject(Call& c, XattrVia via, Func&& func) {
     }
     return local();
   }
-  return onPath(c, AT_FDCWD, c.arg(0), [&](Remote& r) { return func(r, false); });
+  return onPath(c, AT_FDCWD, c.arg(0), [&](Remote& r) { return func(r, r.self); });
 }
 
 int64_t readXattrName(Call& c, uint64_t addr, kj::String& name) {
@@ -1418,11 +1486,17 @@ kj::Promise<Outcome> lockCommon(Call& c, RemoteFile& f, proto::LockCmd cmd, uint
   }
   auto req = f.node.lockRequest();
   req.setCmd(cmd);
+  req.setOwner(c.task.tgid);
   if (!abi::decodeFlockChecked(fl, req.initLock())) {
     return done(-EINVAL);
   }
   bool isGet = cmd == proto::LockCmd::GET_LK || cmd == proto::LockCmd::OFD_GET_LK;
-  return send(c, f.target, req).then([&c, addr, isGet](auto reply) -> Outcome {
+  bool isPosixSet = cmd == proto::LockCmd::SET_LK || cmd == proto::LockCmd::SET_LK_W;
+  auto& target = f.target;
+  return send(c, f.target, req).then([&c, &target, addr, isGet, isPosixSet](auto reply) -> Outcome {
+    if (isPosixSet && reply.getResult() >= 0) {
+      c.tracer.noteLockOwner(target, c.task.tgid);
+    }
     if (reply.getResult() < 0 || !isGet) {
       return Complete{reply.getResult()};
     }

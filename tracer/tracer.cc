@@ -432,7 +432,30 @@ void Tracer::onExec(Task& task) {
 }
 
 void Tracer::onExit(pid_t tid, int status) {
-  tasks.erase(tid);
+  auto it = tasks.find(tid);
+  if (it != tasks.end()) {
+    pid_t tgid = it->second->tgid;
+    tasks.erase(it);
+    bool processGone = true;
+    for (auto& [other, task] : tasks) {
+      processGone = processGone && task->tgid != tgid;
+    }
+    if (processGone) {
+      // A dead process holds no record locks (POSIX); tell each target it locked on.
+      for (auto lock = lockOwners.begin(); lock != lockOwners.end();) {
+        if (lock->second == tgid) {
+          auto req = lock->first->session().releaseOwnerRequest();
+          req.setOwner(tgid);
+          background.add(req.send().ignoreResult().catch_([](kj::Exception&&) {
+            // A target that is gone holds no locks either.
+          }));
+          lock = lockOwners.erase(lock);
+        } else {
+          ++lock;
+        }
+      }
+    }
+  }
   if (tid == leader) {
     leaderStatus = status;
   }

@@ -14,6 +14,7 @@
 #include <kj/refcount.h>
 #include <kj/vector.h>
 #include <map>
+#include <set>
 #include <sys/user.h>
 #include <unordered_map>
 
@@ -111,6 +112,13 @@ class Tracer {
   // Prints `message` on stderr the first time `key` is seen (one-time explanations).
   void noteOnce(kj::StringPtr key, kj::StringPtr message);
   void verbose(kj::StringPtr message);
+  // POSIX record locks: which traced processes hold some on which target (so close and exit
+  // can release them as the kernel would).
+  void noteLockOwner(AgentLink& target, pid_t tgid) { lockOwners.insert({&target, tgid}); }
+  bool holdsLocks(AgentLink& target, pid_t tgid) {
+    return lockOwners.count({&target, tgid}) > 0;
+  }
+
   // Fire-and-forget remote work whose failure is reported but needs no answer (a seek-back).
   void backgroundSend(kj::Promise<void> promise) { background.add(kj::mv(promise)); }
 
@@ -128,6 +136,7 @@ class Tracer {
   kj::Own<FsContext> initialFs;
   std::unordered_map<pid_t, kj::Own<Task>> tasks;
   kj::Vector<kj::String> notesShown;
+  std::set<std::pair<AgentLink*, pid_t>> lockOwners;
   pid_t leader = -1;
   int leaderStatus = -1;
   kj::Own<kj::PromiseFulfiller<void>> allGone;
