@@ -58,7 +58,7 @@ struct WorkResult {
 class Executor final: private kj::TaskSet::ErrorHandler {
 public:
   // `timer` drives the re-sending of interrupts. Installs the SIG_INTERRUPT handler.
-  explicit Executor(kj::Timer& timer, size_t maxWorkers = 64);
+  explicit Executor(kj::Timer& timer, size_t maxWorkers = 256);
   // Interrupts every running job and joins the workers.
   ~Executor() noexcept(false);
   KJ_DISALLOW_COPY(Executor);

@@ -29,7 +29,7 @@ int64_t pathFromWire(capnp::Data::Reader path, kj::String& out) {
   if (path.size() >= PATH_MAX) {
     return -ENAMETOOLONG;
   }
-  if (memchr(path.begin(), '\0', path.size()) != nullptr) {
+  if (path.size() > 0 && memchr(path.begin(), '\0', path.size()) != nullptr) {
     return -EINVAL;
   }
   out = kj::heapString(reinterpret_cast<const char*>(path.begin()), path.size());

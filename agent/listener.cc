@@ -245,6 +245,13 @@ kj::Promise<void> Listener::serveStdio() {
   struct stat in, out;
   KJ_SYSCALL(fstat(STDIN_FILENO, &in), "--stdio needs an open stdin");
   KJ_SYSCALL(fstat(STDOUT_FILENO, &out), "--stdio needs an open stdout");
+  auto pollable = [](int fd, const struct stat& st) {
+    return S_ISSOCK(st.st_mode) || S_ISFIFO(st.st_mode) || (S_ISCHR(st.st_mode) && isatty(fd));
+  };
+  if (!pollable(STDIN_FILENO, in) || !pollable(STDOUT_FILENO, out)) {
+    failClearly("--stdio needs stdin and stdout to be pipes or a socket (as ssh and sbrun give "
+                "them), not a regular file or /dev/null; use --listen to run as a server");
+  }
   kj::Own<kj::AsyncIoStream> stream;
   if (S_ISSOCK(in.st_mode) && in.st_dev == out.st_dev && in.st_ino == out.st_ino) {
     // sbrun's socketpair: one socket on both fds.

@@ -152,6 +152,9 @@ private:
     if (text.size() == 0 || *end != '\0' || fd < 0 || fd > 1 << 20) {
       return kj::str("--ready-fd ", text, ": expected a file descriptor number");
     }
+    if (fd == STDIN_FILENO || fd == STDERR_FILENO) {
+      return kj::str("--ready-fd ", fd, ": use a descriptor other than stdin and stderr");
+    }
     if (fcntl(int(fd), F_GETFD) < 0) {
       return kj::str("--ready-fd ", fd, ": that descriptor is not open; e.g. run with 3>FILE");
     }

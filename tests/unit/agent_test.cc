@@ -740,6 +740,23 @@ TEST_CASE("extended attributes round-trip, and size 0 asks for the size") {
   auto names = list.send().wait(f.ws);
   CHECK(str(names.getNames()).find(std::string("user.colour\0", 12)) != std::string::npos);
 
+  // The kernel's bounds: a name longer than 255 bytes, a value over 64 KiB.
+  auto longName = dir.getXattrRequest();
+  longName.setPath(bytes("f"));
+  longName.setName(bytes("user." + std::string(300, 'n')));
+  longName.setSize(10);
+  CHECK(longName.send().wait(f.ws).getResult() == -ERANGE);
+  auto bigValue = dir.setXattrRequest();
+  bigValue.setPath(bytes("f"));
+  bigValue.setName(bytes("user.big"));
+  bigValue.setValue(bytes(std::string(70000, 'v')));
+  CHECK(bigValue.send().wait(f.ws).getResult() == -E2BIG);
+  auto missing = dir.getXattrRequest();
+  missing.setPath(bytes("f"));
+  missing.setName(bytes("user.missing"));
+  missing.setSize(10);
+  CHECK(missing.send().wait(f.ws).getResult() == -ENODATA);
+
   auto file = openAt(f, dir, "f").node;
   auto remove = file.removeXattrRequest();
   remove.setEmptyPath(true);
@@ -787,6 +804,12 @@ TEST_CASE("fcntl and flock locks conflict between open file descriptions as the 
   c.setStart(2);
   c.setLen(1);
   CHECK(conflict.send().wait(f.ws).getResult() == -EAGAIN);
+
+  // Lock ranges are relative to set/cur/end only.
+  auto badWhence = b.lockRequest();
+  badWhence.setCmd(proto::LockCmd::OFD_GET_LK);
+  badWhence.initLock().setWhence(proto::Whence::DATA);
+  CHECK(badWhence.send().wait(f.ws).getResult() == -EINVAL);
 
   // A bad enum value from a newer peer is EINVAL, not a crash.
   auto bad = b.lockRequest();
