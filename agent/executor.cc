@@ -83,7 +83,8 @@ Executor::~Executor() noexcept(false) {
 kj::Promise<WorkResult> Executor::run(kj::Function<WorkResult()> work) {
   auto paf = kj::newPromiseAndCrossThreadFulfiller<WorkResult>();
   kj::Own<Job> job = kj::atomicRefcounted<Job>(kj::mv(work), kj::mv(paf.fulfiller));
-  Job& jobRef = *job;
+  // Our reference is taken before the queue has the job: a worker may run and drop it at once.
+  kj::Own<Job> mine = kj::atomicAddRef(*job);
   {
     std::lock_guard<std::mutex> lock(mutex);
     KJ_REQUIRE(!stopping, "executor is shutting down");
@@ -94,9 +95,7 @@ kj::Promise<WorkResult> Executor::run(kj::Function<WorkResult()> work) {
   }
   wakeWorkers.notify_one();
   // The defer runs when the promise is consumed or dropped; after completion it is a no-op.
-  return paf.promise.attach(kj::defer([this, job = kj::atomicAddRef(jobRef)]() mutable {
-    cancel(*job);
-  }));
+  return paf.promise.attach(kj::defer([this, job = kj::mv(mine)]() mutable { cancel(*job); }));
 }
 
 void Executor::workerMain() {

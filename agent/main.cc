@@ -183,6 +183,9 @@ private:
   }
 
   void serve() {
+    // Creation modes arrive with the client's umask already applied (the tracee's own): ours
+    // must not take bits away a second time.
+    ::umask(0);
     // Before any thread exists: unshare(CLONE_NEWUSER) needs a single-threaded process.
     KJ_IF_MAYBE(name, hostname) {
       enterHostnameNamespace(*name);

@@ -16,6 +16,10 @@
 
 #include <capnp/capability.h>
 #include <kj/refcount.h>
+#include <kj/io.h>
+#include <fcntl.h>
+#include <map>
+#include <sys/stat.h>
 
 #include "confinement.h"
 #include "executor.h"
@@ -58,6 +62,33 @@ public:
 
   // Wraps an open fd (ownership passes to the node) in a new Node of this session.
   proto::Node::Client newNode(int fd, proto::FileType& typeOut);
+
+  // POSIX record locks belong to processes (PITFALLS #18). The agent is one process for every
+  // traced process, so each (file, owner) gets its own open file description, reopened from
+  // the node, and POSIX commands run on it as OFD locks: two traced processes conflict as on one
+  // machine, one process's locks merge across its fds, and closing that description (on
+  // releaseLocks/releaseOwner) drops them all, as close(2) and exit do for POSIX locks.
+  //
+  // The description for the file behind `fd` and `owner`, shared with a worker that blocks on
+  // it; null with `error` 0 when the node's own description must serve (reopening was refused),
+  // null with -errno in `error` on failure.
+  kj::Maybe<kj::Own<FdRef>> lockFdFor(int fd, int32_t owner, int64_t& error);
+  void releaseLocks(int fd, int32_t owner);
+  void releaseOwner(int32_t owner);
+  // F_GETLK names the holder: the owner whose description holds a lock overlapping `conflict`
+  // on the same file, or -1 when none of ours does (an OFD lock).
+  int32_t ownerOfConflict(int fd, int32_t requester, const struct flock& conflict);
+
+private:
+  struct LockKey {
+    dev_t dev;
+    ino_t ino;
+    int32_t owner;
+    bool operator<(const LockKey& o) const {
+      return dev != o.dev ? dev < o.dev : ino != o.ino ? ino < o.ino : owner < o.owner;
+    }
+  };
+  std::map<LockKey, kj::Own<FdRef>> posixLocks;
 };
 
 class NodeImpl final: public proto::Node::Server {
@@ -104,6 +135,7 @@ public:
   kj::Promise<void> copyTo(CopyToContext context) override;
   kj::Promise<void> path(PathContext context) override;
   kj::Promise<void> chdirCheck(ChdirCheckContext context) override;
+  kj::Promise<void> releaseLocks(ReleaseLocksContext context) override;
 
 private:
   kj::Own<SessionState> session;

@@ -129,12 +129,25 @@ kj::Promise<void> NodeImpl::openAt(OpenAtContext context) {
     return kj::READY_NOW;
   }
 
-  // Resolve without opening. O_NOFOLLOW and O_DIRECTORY keep their meaning for the lookup.
-  struct open_how probeHow;
-  memset(&probeHow, 0, sizeof(probeHow));
-  probeHow.flags = O_PATH | O_CLOEXEC | (flags & (O_NOFOLLOW | O_DIRECTORY));
-  probeHow.resolve = how.resolve;
-  int64_t probe = conf.open(f, arg.path, probeHow);
+  int64_t probe;
+  if (params.getHow().getReopen()) {
+    // Opening /proc/self/fd/N on the client: a new description of this very node. The probe is a
+    // second reference to it (the agent holds no POSIX locks of its own that closing could drop:
+    // traced processes' locks live on their own descriptions, see SessionState).
+    if (arg.path.size() != 0 || f < 0) {
+      finish(results, f < 0 ? f : -EINVAL);
+      return kj::READY_NOW;
+    }
+    probe = sysResult(fcntl(f, F_DUPFD_CLOEXEC, 0));
+    flags &= ~uint64_t(O_EXCL);  // The file exists; O_EXCL on a magic link is not an error.
+  } else {
+    // Resolve without opening. O_NOFOLLOW and O_DIRECTORY keep their meaning for the lookup.
+    struct open_how probeHow;
+    memset(&probeHow, 0, sizeof(probeHow));
+    probeHow.flags = O_PATH | O_CLOEXEC | (flags & (O_NOFOLLOW | O_DIRECTORY));
+    probeHow.resolve = how.resolve;
+    probe = conf.open(f, arg.path, probeHow);
+  }
   if (probe == -ENOENT && (flags & O_CREAT)) {
     // A new file is a regular file: create it inline, with the caller's exact flags.
     // TODO(security): a FIFO created by someone else between the probe and this open would

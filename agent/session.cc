@@ -110,4 +110,9 @@ kj::Promise<void> SessionImpl::openPath(OpenPathContext context) {
   return kj::READY_NOW;
 }
 
+kj::Promise<void> SessionImpl::releaseOwner(ReleaseOwnerContext context) {
+  state->releaseOwner(context.getParams().getOwner());
+  return kj::READY_NOW;
+}
+
 }  // namespace sb

@@ -42,6 +42,7 @@ public:
   kj::Promise<void> root(RootContext context) override;
   kj::Promise<void> uname(UnameContext context) override;
   kj::Promise<void> openPath(OpenPathContext context) override;
+  kj::Promise<void> releaseOwner(ReleaseOwnerContext context) override;
 
 private:
   kj::Own<SessionState> state;
