@@ -117,6 +117,16 @@ kj::Promise<void> NodeImpl::openAt(OpenAtContext context) {
   const Confinement& conf = confinement();
 
   if (access == O_PATH) {
+    if (params.getHow().getReopen()) {
+      // An O_PATH open of /proc/self/fd/N on the client: a new O_PATH description of the node.
+      if (arg.path.size() != 0) {
+        finish(results, -EINVAL);
+        return kj::READY_NOW;
+      }
+      kj::String proc = kj::str("/proc/self/fd/", f);
+      finish(results, sysResult(::open(proc.cStr(), int(flags))));
+      return kj::READY_NOW;
+    }
     finish(results, conf.open(f, arg.path, how));
     return kj::READY_NOW;
   }

@@ -42,6 +42,11 @@ constexpr DefaultRule DEFAULT_RULES[] = {
     // Shared memory is IPC between processes on this machine (the test harness, multiprocessing
     // semaphores); a remote shm object could never be mapped by a local peer.
     {Placement::LOCAL, "/dev/shm"},
+    // The process's own fds (sbrun maps those that are remote to the file on the target).
+    {Placement::LOCAL, "/dev/fd"},
+    {Placement::LOCAL, "/dev/stdin"},
+    {Placement::LOCAL, "/dev/stdout"},
+    {Placement::LOCAL, "/dev/stderr"},
     // The dynamic loader reads these before main(); they describe *this* machine's libraries,
     // which the loader then maps locally.
     {Placement::LOCAL, "/etc/ld.so.cache"},

@@ -76,6 +76,7 @@ bool existsLocally(kj::StringPtr abs) {
 
 // /proc/self/fd/N (or thread-self, or the process's own pid) where N is remote names the file on
 // the target, not the local placeholder (glibc's fchmodat and tar reach files that way).
+// (Also /dev/fd/N and /dev/std{in,out,err}, which name the same thing.)
 kj::Maybe<Remote> procFdPath(Task& task, kj::StringPtr abs) {
   kj::StringPtr rest;
   auto own = [&](kj::StringPtr prefix) {
@@ -85,10 +86,20 @@ kj::Maybe<Remote> procFdPath(Task& task, kj::StringPtr abs) {
     }
     return false;
   };
+  // /dev/stdin, /dev/stdout and /dev/stderr are symlinks to /proc/self/fd/0..2.
+  static const char* const STDIO[] = {"/dev/stdin", "/dev/stdout", "/dev/stderr"};
+  for (int i = 0; i < 3; ++i) {
+    if (abs == kj::StringPtr(STDIO[i])) {
+      KJ_IF_MAYBE(file, task.fds->find(i)) {
+        return Remote{&file->target, file->node, kj::str(""), true};
+      }
+      return nullptr;
+    }
+  }
   auto pidPrefix = kj::str("/proc/", task.tgid, "/fd/");
   auto tidPrefix = kj::str("/proc/", task.tgid, "/task/", task.tid, "/fd/");
-  if (!own("/proc/self/fd/") && !own("/proc/thread-self/fd/") && !own(pidPrefix) &&
-      !own(tidPrefix)) {
+  if (!own("/proc/self/fd/") && !own("/proc/thread-self/fd/") && !own("/dev/fd/") &&
+      !own(pidPrefix) && !own(tidPrefix)) {
     return nullptr;
   }
   size_t digits = 0;
@@ -112,9 +123,15 @@ Where placePath(Call& call, int dirfd, kj::String path) {
   Task& task = call.task;
   if (path.startsWith("/")) {
     auto abs = normalizePath("/", path);
-    if (abs.startsWith("/proc/")) {
+    if (abs.startsWith("/proc/") || abs.startsWith("/dev/")) {
       KJ_IF_MAYBE(r, procFdPath(task, abs)) {
         return kj::mv(*r);
+      }
+      // The program's own /proc/PID (and /proc/TID) is this process, like /proc/self.
+      for (pid_t id : {task.tgid, task.tid}) {
+        if (pathHasPrefix(abs, kj::str("/proc/", id))) {
+          return Local{};
+        }
       }
     }
     AgentLink* scope = task.scope;
@@ -139,12 +156,13 @@ Where placePath(Call& call, int dirfd, kj::String path) {
     }
     KJ_UNREACHABLE;
   }
-  // Relative (or empty): against the directory fd, or the thread's cwd in its scope.
+  // Relative (or empty): against the directory fd, or the cwd on whichever side it is.
   if (dirfd == AT_FDCWD) {
-    if (task.scope == nullptr) {
+    AgentLink* side = task.fs->side;
+    if (side == nullptr) {
       return Local{};
     }
-    return Remote{task.scope, cwdNode(task, *task.scope), kj::mv(path)};
+    return Remote{side, cwdNode(task, *side), kj::mv(path)};
   }
   KJ_IF_MAYBE(file, task.fds->find(dirfd)) {
     return Remote{&file->target, file->node, kj::mv(path)};
@@ -303,15 +321,22 @@ kj::Promise<Outcome> closeRest(Call& c, kj::Own<RemoteFile> file) {
 kj::Promise<Outcome> hClose(Call& c) {
   KJ_IF_MAYBE(file, c.task.fds->unbind(c.fdArg(0))) {
     auto& target = (*file)->target;
+    kj::Promise<Outcome> closing = nullptr;
     if (c.tracer.holdsLocks(target, c.task.tgid)) {
       // POSIX: closing any fd of a file drops all the process's record locks on it, at once.
       auto release = (*file)->node.releaseLocksRequest();
       release.setOwner(c.task.tgid);
-      return send(c, target, release).then([&c, file = kj::mv(*file)](auto) mutable {
+      closing = send(c, target, release).then([&c, file = kj::mv(*file)](auto) mutable {
         return closeRest(c, kj::mv(file));
       });
+    } else {
+      closing = closeRest(c, kj::mv(*file));
     }
-    return closeRest(c, kj::mv(*file));
+    // Linux always frees the fd number, even when close reports an error: so do we.
+    return closing.catch_([&target](kj::Exception&& e) -> Outcome {
+      int64_t err = target.failure(e);
+      return RunLocalThen{[err](int64_t) { return err; }};
+    });
   }
   return local();
 }
@@ -822,7 +847,7 @@ kj::Promise<Outcome> hStatfs(Call& c) {
     KJ_CASE_ONEOF(l, Local) { return local(); }
     KJ_CASE_ONEOF(f, Failed) { return done(f.err); }
     KJ_CASE_ONEOF(r, Remote) {
-      if (r.path.size() == 0) {
+      if (r.path.size() == 0 && !r.self) {
         return done(-ENOENT);
       }
       return statfsRemote(c, r.dir, *r.target, r.path, c.arg(1));
@@ -1209,10 +1234,13 @@ kj::Promise<Outcome> hUtimensat(Call& c) {
     return done(-EFAULT);
   }
   if (c.arg(1) == 0) {
-    // utimensat(fd, NULL, ...) is futimens(fd).
+    // utimensat(fd, NULL, ...) is futimens(fd), which takes no flags.
     int fd = c.fdArg(0);
     if (fd == AT_FDCWD) {
       return local();
+    }
+    if (flags != 0 && c.task.fds->isRemote(fd)) {
+      return done(-EINVAL);
     }
     KJ_IF_MAYBE(f, c.task.fds->find(fd)) {
       Remote r{&f->target, f->node, kj::str("")};
@@ -1236,6 +1264,14 @@ kj::Promise<Outcome> timevalCommon(Call& c, int dirfd, uint64_t path, uint64_t t
       times.t[i].tv_sec = tv[i].tv_sec;
       times.t[i].tv_nsec = tv[i].tv_usec;  // decodeTimeval reads it back as usec.
     }
+  }
+  if (path == 0 && dirfd != AT_FDCWD) {
+    // futimesat(fd, NULL, tv) acts on the fd itself.
+    KJ_IF_MAYBE(f, c.task.fds->find(dirfd)) {
+      Remote r{&f->target, f->node, kj::str(""), true};
+      return utimensRemote(c, r, times, true, 0);
+    }
+    return local();
   }
   return onPath(c, dirfd, path, [&](Remote& r) { return utimensRemote(c, r, times, true, 0); });
 }
@@ -1454,7 +1490,8 @@ kj::Promise<Outcome> hSyncfs(Call& c) { return fsyncCommon(c, false); }
 kj::Promise<Outcome> hGetdents64(Call& c) {
   KJ_IF_MAYBE(f, remoteFd(c, 0)) {
     uint64_t buf = c.arg(1);
-    uint32_t count = kj::min(c.arg(2), (uint64_t)INT32_MAX);
+    // The kernel takes count as an unsigned int: upper register bits are not part of it.
+    uint32_t count = kj::min(static_cast<uint32_t>(c.arg(2)), static_cast<uint32_t>(INT32_MAX));
     auto req = f->node.getdentsRequest();
     req.setMaxBytes(kj::min(count, 1u << 20));
     return send(c, f->target, req).then([&c, buf, count](auto reply) -> Outcome {
@@ -1571,26 +1608,45 @@ kj::Promise<Outcome> setCwd(Call& c, AgentLink& target, proto::Node::Client dir)
   return check.send().then([&task, &target, dir](auto reply) mutable -> Outcome {
     if (reply.getResult() == 0) {
       task.fs->cwd.insert_or_assign(&target, kj::mv(dir));
+      task.fs->side = &target;
     }
     return Complete{reply.getResult()};
   });
 }
 
+// A chdir that the kernel performs here moves the cwd to this side once it succeeds.
+Outcome localChdir(Call& c) {
+  Task& task = c.task;
+  return RunLocalThen{[&task](int64_t ret) {
+    if (ret == 0) {
+      task.fs->side = nullptr;
+    }
+    return ret;
+  }};
+}
+
 kj::Promise<Outcome> hChdir(Call& c) {
-  return onPath(c, AT_FDCWD, c.arg(0), [&](Remote& r) {
-    auto req = r.dir.openAtRequest();
-    req.setPath(bytes(r.path));
-    auto how = req.initHow();
-    how.setAccess(proto::AccessMode::PATH);
-    how.setDirectory(true);
-    auto target = r.target;
-    return req.send().then([&c, target](auto reply) -> kj::Promise<Outcome> {
-      if (reply.getResult() < 0) {
-        return done(reply.getResult());
-      }
-      return setCwd(c, *target, reply.getNode());
-    });
-  });
+  auto where = resolvePath(c, AT_FDCWD, c.arg(0));
+  KJ_SWITCH_ONEOF(where) {
+    KJ_CASE_ONEOF(l, Local) { return localChdir(c); }
+    KJ_CASE_ONEOF(f, Failed) { return done(f.err); }
+    KJ_CASE_ONEOF(r, Remote) {
+      auto req = r.dir.openAtRequest();
+      // chdir("/proc/self/fd/N") of a remote directory fd: that directory itself.
+      req.setPath(bytes(r.self ? kj::StringPtr(".") : r.path.asPtr()));
+      auto how = req.initHow();
+      how.setAccess(proto::AccessMode::PATH);
+      how.setDirectory(true);
+      auto target = r.target;
+      return send(c, *target, req).then([&c, target](auto reply) -> kj::Promise<Outcome> {
+        if (reply.getResult() < 0) {
+          return done(reply.getResult());
+        }
+        return setCwd(c, *target, reply.getNode());
+      });
+    }
+  }
+  KJ_UNREACHABLE;
 }
 
 kj::Promise<Outcome> hFchdir(Call& c) {
@@ -1609,14 +1665,14 @@ kj::Promise<Outcome> hFchdir(Call& c) {
       return setCwd(c, *target, reply.getNode());
     });
   }
-  return local();
+  return localChdir(c);
 }
 
 kj::Promise<Outcome> hGetcwd(Call& c) {
-  if (c.task.scope == nullptr) {
+  if (c.task.fs->side == nullptr) {
     return local();
   }
-  AgentLink& target = *c.task.scope;
+  AgentLink& target = *c.task.fs->side;
   uint64_t buf = c.arg(0), size = c.arg(1);
   auto req = cwdNode(c.task, target).pathRequest();
   return send(c, target, req).then([&c, buf, size](auto reply) -> Outcome {
@@ -1671,7 +1727,10 @@ kj::Promise<Outcome> copyRemote(Call& c, RemoteFile& in, RemoteFile& out, uint64
 }
 
 // One side here, one there: the tracer moves one chunk through itself, reading or writing the
-// local side through a copy of the tracee's fd (pidfd_getfd shares the file position).
+// local side through a copy of the tracee's fd (pidfd_getfd shares the file position). Only a
+// regular local file qualifies: the event loop must never block on a pipe or socket, and the
+// kernel itself answers EINVAL for what sendfile/copy_file_range cannot take, which sends
+// cp and Python back to read/write.
 kj::Promise<Outcome> copyMixed(Call& c, int inFd, kj::Maybe<RemoteFile&> in, int outFd,
                                kj::Maybe<RemoteFile&> out, uint64_t count, uint64_t inOffAddr,
                                uint64_t outOffAddr) {
@@ -1685,16 +1744,21 @@ kj::Promise<Outcome> copyMixed(Call& c, int inFd, kj::Maybe<RemoteFile&> in, int
   if ((inOffAddr && inOff < 0) || (outOffAddr && outOff < 0)) {
     return done(-EINVAL);
   }
-  int pidfd = syscall(SYS_pidfd_open, c.task.tid, 0);
+  // pidfd_open takes the process (a thread id of a non-leader thread is refused).
+  int pidfd = syscall(SYS_pidfd_open, c.task.tgid, 0);
   if (pidfd < 0) {
     return done(-errno);
   }
   KJ_DEFER(close(pidfd));
   int localFd = syscall(SYS_pidfd_getfd, pidfd, in == nullptr ? inFd : outFd, 0);
   if (localFd < 0) {
-    return done(errno == EBADF ? -EBADF : -errno);
+    return done(-errno);
   }
   auto localOwn = kj::AutoCloseFd(localFd);
+  struct stat st;
+  if (fstat(localOwn.get(), &st) < 0 || !S_ISREG(st.st_mode)) {
+    return done(-EINVAL);
+  }
   uint64_t want = kj::min(count, CHUNK);
   if (want == 0) {
     return done(0);
@@ -1705,61 +1769,81 @@ kj::Promise<Outcome> copyMixed(Call& c, int inFd, kj::Maybe<RemoteFile&> in, int
     req.setCount(want);
     req.setOffset(inOff);
     c.target = &src->target;
+    auto giveBack = [&c, srcNode = src->node, positional = inOffAddr != 0](int64_t lost) mutable {
+      if (!positional && lost > 0) {
+        auto seek = srcNode.seekRequest();
+        seek.setOffset(-lost);
+        seek.setWhence(proto::Whence::CUR);
+        c.tracer.backgroundSend(seek.send().ignoreResult());
+      }
+    };
     return req.send().then([&c, fd = kj::mv(localOwn), outOff, inOffAddr, outOffAddr, inOff,
-                            srcNode = src->node, isReg = src->type == proto::FileType::REGULAR](
-                               auto reply) mutable -> kj::Promise<Outcome> {
+                            giveBack = kj::mv(giveBack)](auto reply) mutable -> Outcome {
       int64_t n = reply.getResult();
       if (n <= 0) {
-        return done(n);
+        return Complete{n};
       }
       auto data = reply.getData();
       ssize_t w = outOff >= 0 ? pwrite(fd.get(), data.begin(), data.size(), outOff)
                               : write(fd.get(), data.begin(), data.size());
       if (w < 0) {
-        return done(-errno);
+        int err = errno;
+        giveBack(n);
+        return Complete{-err};
       }
+      giveBack(n - w);
       if (inOffAddr) {
         c.mem().writeValue(inOffAddr, inOff + w);
-      } else if (w < n && isReg) {
-        auto seek = srcNode.seekRequest();
-        seek.setOffset(w - n);
-        seek.setWhence(proto::Whence::CUR);
-        c.tracer.backgroundSend(seek.send().ignoreResult());
       }
       if (outOffAddr) {
         c.mem().writeValue(outOffAddr, outOff + w);
       }
-      return done(w);
+      return Complete{w};
     });
   }
   // local -> remote
   auto& dst = KJ_ASSERT_NONNULL(out);
-  auto buf = kj::heapArray<kj::byte>(want);
+  auto req = dst.node.pwriteRequest();
+  auto buf = req.initData(want);
   ssize_t n = inOff >= 0 ? pread(localOwn.get(), buf.begin(), want, inOff)
                          : read(localOwn.get(), buf.begin(), want);
   if (n <= 0) {
     return done(n < 0 ? -errno : 0);
   }
-  auto req = dst.node.pwriteRequest();
-  req.setData(buf.slice(0, n));
+  if (static_cast<uint64_t>(n) < want) {
+    req.setData(buf.slice(0, n));
+  }
   req.setOffset(outOff);
   c.target = &dst.target;
-  return req.send().then([&c, n, fd = kj::mv(localOwn), inOff, inOffAddr, outOff,
-                          outOffAddr](auto reply) mutable -> Outcome {
-    int64_t w = reply.getResult();
-    if (w < 0) {
-      return Complete{w};
-    }
-    if (inOffAddr) {
-      c.mem().writeValue(inOffAddr, inOff + w);
-    } else if (w < n) {
-      lseek(fd.get(), w - n, SEEK_CUR);
-    }
-    if (outOffAddr) {
-      c.mem().writeValue(outOffAddr, outOff + w);
-    }
-    return Complete{w};
-  });
+  int rawFd = localOwn.get();
+  bool positional = inOff >= 0;
+  // Whatever the remote write does not take goes back to the local file position.
+  auto restore = kj::defer([fd = kj::mv(localOwn)]() {});
+  return req.send()
+      .then([&c, n, rawFd, positional, inOff, inOffAddr, outOff, outOffAddr](
+                auto reply) -> Outcome {
+        int64_t w = reply.getResult();
+        if (!positional && (w < 0 ? n : n - w) > 0) {
+          lseek(rawFd, w < 0 ? -n : w - n, SEEK_CUR);
+        }
+        if (w < 0) {
+          return Complete{w};
+        }
+        if (inOffAddr) {
+          c.mem().writeValue(inOffAddr, inOff + w);
+        }
+        if (outOffAddr) {
+          c.mem().writeValue(outOffAddr, outOff + w);
+        }
+        return Complete{w};
+      },
+      [rawFd, n, positional](kj::Exception&& e) -> Outcome {
+        if (!positional) {
+          lseek(rawFd, -n, SEEK_CUR);
+        }
+        kj::throwFatalException(kj::mv(e));
+      })
+      .attach(kj::mv(restore));
 }
 
 kj::Promise<Outcome> copyCommon(Call& c, int inFd, uint64_t inOffAddr, int outFd,
@@ -1772,7 +1856,8 @@ kj::Promise<Outcome> copyCommon(Call& c, int inFd, uint64_t inOffAddr, int outFd
   KJ_IF_MAYBE(i, in) {
     KJ_IF_MAYBE(o, out) {
       if (&i->target != &o->target) {
-        return copyMixed(c, inFd, in, outFd, nullptr, count, inOffAddr, outOffAddr);
+        // Two machines: no kernel can copy between them in one call.
+        return done(kind == proto::CopyKind::COPY_FILE_RANGE ? -EXDEV : -EINVAL);
       }
       return copyRemote(c, *i, *o, count, inOffAddr, outOffAddr, kind);
     }

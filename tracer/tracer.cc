@@ -186,6 +186,7 @@ void Tracer::setupInitialTask(Task& task) {
   task.fds = kj::refcounted<FdTable>();
   task.fs = kj::addRef(*initialFs);
   task.scope = options_.startRemote ? targets_[0].get() : nullptr;
+  task.fs->side = task.scope;
   task.attached = true;
 }
 
@@ -306,6 +307,7 @@ Task& Tracer::taskFor(pid_t tid) {
   if (it != tasks.end()) {
     return *it->second;
   }
+  reaped.erase(tid);  // A live task with this number: any earlier one is long gone.
   // A new thread or child whose parent's clone event has not been seen yet.
   auto task = kj::heap<Task>();
   task->tid = tid;
@@ -388,6 +390,9 @@ void Tracer::onNewChild(Task& parent, int event) {
   if (event == PTRACE_EVENT_VFORK) {
     flags |= CLONE_VFORK;
   }
+  if (reaped.count(child) > 0) {
+    return;  // Killed and reaped before its parent's event got here.
+  }
   Task& task = taskFor(child);
   task.tgid = (flags & CLONE_THREAD) ? parent.tgid : child;
   task.fds = (flags & CLONE_FILES) ? kj::addRef(*parent.fds) : parent.fds->copy();
@@ -400,6 +405,10 @@ void Tracer::onNewChild(Task& parent, int event) {
 }
 
 void Tracer::onExec(Task& task) {
+  // Whatever this tid was doing before the exec belongs to a thread that no longer exists (the
+  // old leader when another thread exec'd): its call in flight must never touch the new image.
+  task.pending = nullptr;
+  task.atExit = nullptr;
   unsigned long former = 0;
   ptrace(PTRACE_GETEVENTMSG, task.tid, nullptr, &former);
   if (static_cast<pid_t>(former) != task.tid) {
@@ -432,6 +441,12 @@ void Tracer::onExec(Task& task) {
 }
 
 void Tracer::onExit(pid_t tid, int status) {
+  // Remembered until a new task reuses the number (see onNewChild); the race it covers lasts
+  // microseconds, so a bounded memory is enough.
+  if (reaped.size() > 4096) {
+    reaped.clear();
+  }
+  reaped.insert(tid);
   auto it = tasks.find(tid);
   if (it != tasks.end()) {
     pid_t tgid = it->second->tgid;
@@ -500,9 +515,11 @@ void Tracer::onSeccompStop(Task& task) {
                              apply(c, Complete{err});
                            })
                      .attach(kj::mv(call))
-                     .eagerlyEvaluate([](kj::Exception&& e) {
+                     .eagerlyEvaluate([tid = task.tid](kj::Exception&& e) {
                        fmt::print(stderr, "sbrun: internal error: {}\n",
                                   e.getDescription().cStr());
+                       // Never leave the thread stopped for good.
+                       ptrace(PTRACE_CONT, tid, nullptr, 0);
                      });
 }
 
@@ -552,9 +569,10 @@ void Tracer::onSyscallExit(Task& task) {
 }
 
 Outcome Tracer::installPlaceholder(Call& call, kj::Own<RemoteFile> file, bool cloexec) {
-  // The path "/" goes below the red zone of the tracee's stack: free memory while it is stopped
-  // in a syscall, read by the kernel before anything else can run on that stack.
-  uint64_t scratch = (call.regs.rsp - 1024) & ~uint64_t(15);
+  // The path "/" goes just below the red zone of the tracee's stack: free memory while it is
+  // stopped in a syscall, read by the kernel before anything else can run on that stack. As
+  // close to rsp as the ABI allows, because some stacks (goroutines, sigaltstacks) are small.
+  uint64_t scratch = (call.regs.rsp - 128 - 16) & ~uint64_t(15);
   static const kj::byte ROOT[] = {'/', 0};
   if (call.mem().write(scratch, ROOT) < 0) {
     noteOnce("scratch", "cannot write to the program's stack to create a placeholder fd");

@@ -28,15 +28,19 @@
 
 namespace sb {
 
-// What CLONE_FS shares: the working directory on each target.
+// What CLONE_FS shares: the working directory on each target, and which side the process's
+// current directory is on (the last successful chdir decides: relative paths and getcwd follow
+// it, whatever the scope).
 class FsContext : public kj::Refcounted {
  public:
   std::map<AgentLink*, proto::Node::Client> cwd;
+  AgentLink* side = nullptr;  // null: the local cwd
   kj::Own<FsContext> copy() {
     auto fs = kj::refcounted<FsContext>();
     for (auto& [target, node] : cwd) {
       fs->cwd.emplace(target, node);
     }
+    fs->side = side;
     return fs;
   }
 };
@@ -137,6 +141,7 @@ class Tracer {
   std::unordered_map<pid_t, kj::Own<Task>> tasks;
   kj::Vector<kj::String> notesShown;
   std::set<std::pair<AgentLink*, pid_t>> lockOwners;
+  std::set<pid_t> reaped;
   pid_t leader = -1;
   int leaderStatus = -1;
   kj::Own<kj::PromiseFulfiller<void>> allGone;

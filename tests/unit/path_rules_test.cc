@@ -101,15 +101,15 @@ TEST_SUITE("path_rules") {
     PathRules rules;
     rules.addDefaults("");
     auto all = rules.rules();
-    REQUIRE(all.size() == 30);
+    REQUIRE(all.size() == 34);
     CHECK(toStd(all[0].prefix) == "/proc/self");
-    CHECK(toStd(all[12].prefix) == "/etc/ld.so.preload");
-    CHECK(all[12].placement == Placement::LOCAL);
-    CHECK(toStd(all[13].prefix) == "/lib");
-    CHECK(all[13].placement == Placement::FALLBACK);
-    CHECK(toStd(all[23].prefix) == "/usr/lib/locale");
-    CHECK(toStd(all[26].prefix) == "/usr/bin");
-    CHECK(all[26].placement == Placement::FALLBACK);
+    CHECK(toStd(all[16].prefix) == "/etc/ld.so.preload");
+    CHECK(all[16].placement == Placement::LOCAL);
+    CHECK(toStd(all[17].prefix) == "/lib");
+    CHECK(all[17].placement == Placement::FALLBACK);
+    CHECK(toStd(all[27].prefix) == "/usr/lib/locale");
+    CHECK(toStd(all[30].prefix) == "/usr/bin");
+    CHECK(all[30].placement == Placement::FALLBACK);
   }
 
   TEST_CASE("the program's install prefix becomes a fallback unless it is / or /usr") {
@@ -124,7 +124,7 @@ TEST_SUITE("path_rules") {
       CAPTURE(broad);
       PathRules other;
       other.addDefaults(broad);
-      CHECK(other.rules().size() == 30);
+      CHECK(other.rules().size() == 34);
       CHECK(other.match("/usr/share/python3/x") == Placement::SCOPE);
     }
   }
@@ -155,7 +155,7 @@ TEST_SUITE("path_rules") {
     CHECK(rules.match("/dev/tty") == Placement::REMOTE);
     CHECK(rules.match("/opt/tools/bin/x") == Placement::FALLBACK);
     auto all = rules.rules();
-    REQUIRE(all.size() == 33);
+    REQUIRE(all.size() == 37);
     CHECK(toStd(all[0].prefix) == "/usr/lib/firmware");
     CHECK(toStd(all[1].prefix) == "/dev/tty");
     CHECK(toStd(all[2].prefix) == "/opt/tools");
