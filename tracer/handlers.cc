@@ -1862,6 +1862,10 @@ kj::Promise<Outcome> copyCommon(Call& c, int inFd, uint64_t inOffAddr, int outFd
       return copyRemote(c, *i, *o, count, inOffAddr, outOffAddr, kind);
     }
   }
+  if (kind == proto::CopyKind::COPY_FILE_RANGE) {
+    // Files on two machines are never on one superblock: the kernel's own cross-fs answer.
+    return done(-EXDEV);
+  }
   return copyMixed(c, inFd, in, outFd, out, count, inOffAddr, outOffAddr);
 }
 

@@ -522,6 +522,12 @@ SHELL_CASES = {
     "sqlite": ("sqlite3 test.db && sqlite3 test.db 'SELECT count(*), sum(x) FROM t;' && "
                "ls test.db-journal 2>&1; echo rc=$?", {"stdin": "sql"}),
     "python": (f"{SYS_PYTHON} -", {"stdin": "py_fs"}),
+    # The cwd follows the last chdir to whichever side it went (/usr/lib stays local under the
+    # default fallback rule), and /dev/stdout names the program's own stdout, not the agent's.
+    "cwd-sides": ("cd /usr/lib && pwd && ls -d x86_64-linux-gnu && cd /srv/sb-b/work && pwd && "
+                  "ls hello.txt && (echo via-dev-stdout > /dev/stdout) | cat && "
+                  "exec 7<hello.txt && cat /dev/fd/7 && readlink /proc/self/fd/7 | sed 's,.*/,,'",
+                  {}),
 }
 
 SQL = """\
