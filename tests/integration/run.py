@@ -690,6 +690,47 @@ def case_unreachable(ctx):
         check(where in t.err, f"{target}: the message does not name the address")
 
 
+def case_tcp_token(ctx):
+    """TCP with a token: the right token works, a wrong or missing one is refused with a clear
+    message (exit 125), and off loopback the agent refuses to start without --token-file."""
+    need_binary(ctx.sbrun, "sbrun")
+    need_binary(ctx.sbagent, "sbagent")
+    root = os.path.join(ctx.tmp, "troot")
+    os.makedirs(os.path.join(root, "etc"))
+    with open(os.path.join(root, "etc", "hostname"), "w") as f:
+        f.write("tcp-root\n")
+    good, bad = os.path.join(ctx.tmp, "token"), os.path.join(ctx.tmp, "wrong")
+    with open(good, "w") as f:
+        f.write("s3cret-token\n")
+    with open(bad, "w") as f:
+        f.write("not-the-token\n")
+    rfd, wfd = os.pipe()
+    agent = subprocess.Popen([ctx.sbagent, "--listen", "tcp://127.0.0.1:0", "--root", root,
+                              "--token-file", good, "--ready-fd", str(wfd)],
+                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, pass_fds=(wfd,), env=ENV)
+    ctx.cleanups.append(lambda: (agent.kill(), agent.wait()))
+    os.close(wfd)
+    ready, _, _ = select.select([rfd], [], [], 20)
+    line = os.read(rfd, 256).decode() if ready else ""
+    os.close(rfd)
+    check(line.startswith("ready tcp://127.0.0.1:"), f"bad ready line {line!r}")
+    url = line.split()[1]
+    t = run([ctx.sbrun, "--target", url, "--token-file", good, "--", "cat", "/etc/hostname"],
+            timeout=60)
+    log(t.describe())
+    check(t.rc == 0 and t.out == "tcp-root\n", "the right token must work")
+    for argv in (["--token-file", bad], []):
+        t = run([ctx.sbrun, "--target", url] + argv + ["--", "cat", "/etc/hostname"], timeout=60)
+        log(t.describe())
+        check(t.rc == 125, f"{argv or 'no token'}: exit {t.rc}, expected 125")
+        check("token" in t.err and "tcp-root" not in t.out, "the refusal must say why")
+    t = run([ctx.sbagent, "--listen", "tcp://0.0.0.0:0", "--root", root], timeout=30)
+    log(t.describe())
+    check(t.rc != 0 and "--token-file" in t.err,
+          "a non-loopback listen without --token-file must be refused at startup")
+
+
 def case_bad_flag(ctx):
     need_binary(ctx.sbrun, "sbrun")
     for argv in (["--definitely-not-a-flag", "--", "true"], ["--mode", "sideways", "--", "true"], []):
@@ -822,6 +863,7 @@ def build_cases():
     cases["root"] = (case_root, True)
     cases["local-target"] = (case_local_target, True)
     cases["unreachable"] = (case_unreachable, False)
+    cases["tcp-token"] = (case_tcp_token, True)
     cases["bad-flag"] = (case_bad_flag, False)
     cases["bad-url"] = (case_bad_url, False)
     cases["print-rules"] = (case_print_rules, False)
