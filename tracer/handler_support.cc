@@ -1,0 +1,156 @@
+#include "handler_support.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/stat.h>
+
+namespace sb::handler {
+
+namespace {
+
+bool existsLocally(kj::StringPtr abs) {
+  struct stat st;
+  return lstat(abs.cStr(), &st) == 0 || errno != ENOENT;
+}
+
+// /proc/self/fd/N (or thread-self, or the process's own pid) where N is remote names the file on
+// the target, not the local placeholder (glibc's fchmodat and tar reach files that way).
+// (Also /dev/fd/N and /dev/std{in,out,err}, which name the same thing.)
+kj::Maybe<Remote> procFdPath(Task& task, kj::StringPtr abs) {
+  kj::StringPtr rest;
+  auto own = [&](kj::StringPtr prefix) {
+    if (abs.startsWith(prefix)) {
+      rest = abs.slice(prefix.size());
+      return true;
+    }
+    return false;
+  };
+  // /dev/stdin, /dev/stdout and /dev/stderr are symlinks to /proc/self/fd/0..2.
+  static const char* const STDIO[] = {"/dev/stdin", "/dev/stdout", "/dev/stderr"};
+  for (int i = 0; i < 3; ++i) {
+    if (abs == kj::StringPtr(STDIO[i])) {
+      KJ_IF_MAYBE(file, task.fds->find(i)) {
+        return Remote{&file->target, file->node, kj::str(""), true};
+      }
+      return nullptr;
+    }
+  }
+  auto pidPrefix = kj::str("/proc/", task.tgid, "/fd/");
+  auto tidPrefix = kj::str("/proc/", task.tgid, "/task/", task.tid, "/fd/");
+  if (!own("/proc/self/fd/") && !own("/proc/thread-self/fd/") && !own("/dev/fd/") &&
+      !own(pidPrefix) && !own(tidPrefix)) {
+    return nullptr;
+  }
+  size_t digits = 0;
+  int fd = 0;
+  while (digits < rest.size() && rest[digits] >= '0' && rest[digits] <= '9' && digits < 9) {
+    fd = fd * 10 + (rest[digits] - '0');
+    ++digits;
+  }
+  if (digits == 0 || (digits < rest.size() && rest[digits] != '/')) {
+    return nullptr;
+  }
+  KJ_IF_MAYBE(file, task.fds->find(fd)) {
+    auto sub = digits < rest.size() ? rest.slice(digits + 1) : kj::StringPtr("");
+    return Remote{&file->target, file->node, kj::str(sub), sub.size() == 0};
+  }
+  return nullptr;
+}
+
+// The placement of a path given as (dirfd, path string).
+Where placePath(Call& call, int dirfd, kj::String path) {
+  Task& task = call.task;
+  if (path.startsWith("/")) {
+    auto abs = normalizePath("/", path);
+    if (abs.startsWith("/proc/") || abs.startsWith("/dev/")) {
+      KJ_IF_MAYBE(r, procFdPath(task, abs)) {
+        return kj::mv(*r);
+      }
+      // The program's own /proc/PID (and /proc/TID) is this process, like /proc/self.
+      for (pid_t id : {task.tgid, task.tid}) {
+        if (pathHasPrefix(abs, kj::str("/proc/", id))) {
+          return Local{};
+        }
+      }
+    }
+    AgentLink* scope = task.scope;
+    switch (call.tracer.rules().match(abs)) {
+      case Placement::LOCAL:
+        return Local{};
+      case Placement::REMOTE: {
+        auto& target = scope ? *scope : call.tracer.defaultTarget();
+        return Remote{&target, target.root(), kj::mv(path)};
+      }
+      case Placement::FALLBACK:
+        if (scope == nullptr || existsLocally(abs)) {
+          return Local{};
+        }
+        call.tracer.verbose(kj::str("fallback: ", abs, " is not here, asking ", scope->name()));
+        return Remote{scope, scope->root(), kj::mv(path)};
+      case Placement::SCOPE:
+        if (scope == nullptr) {
+          return Local{};
+        }
+        return Remote{scope, scope->root(), kj::mv(path)};
+    }
+    KJ_UNREACHABLE;
+  }
+  // Relative (or empty): against the directory fd, or the cwd on whichever side it is.
+  if (dirfd == AT_FDCWD) {
+    AgentLink* side = task.fs->side;
+    if (side == nullptr) {
+      return Local{};
+    }
+    return Remote{side, cwdNode(task, *side), kj::mv(path)};
+  }
+  KJ_IF_MAYBE(file, task.fds->find(dirfd)) {
+    return Remote{&file->target, file->node, kj::mv(path)};
+  }
+  return Local{};
+}
+
+}  // namespace
+
+proto::Node::Client cwdNode(Task& task, AgentLink& target) {
+  auto it = task.fs->cwd.find(&target);
+  if (it != task.fs->cwd.end()) {
+    return it->second;
+  }
+  return target.root();
+}
+
+Where resolvePath(Call& call, int dirfd, uint64_t pathAddr) {
+  kj::String path;
+  int64_t r = call.mem().readPath(pathAddr, path);
+  if (r < 0) {
+    // The kernel would fail the same way before looking at anything else; for a local call we
+    // still let it, so the answer stays the kernel's own.
+    return Failed{r};
+  }
+  return placePath(call, dirfd, kj::mv(path));
+}
+
+// Reads the tracee's umask: creation modes are applied here, the agent runs with umask 0.
+uint32_t umaskOf(pid_t tid) {
+  auto path = kj::str("/proc/", tid, "/status");
+  FILE* f = fopen(path.cStr(), "re");
+  if (f == nullptr) {
+    return 022;
+  }
+  KJ_DEFER(fclose(f));
+  char line[256];
+  while (fgets(line, sizeof(line), f)) {
+    unsigned mask;
+    if (sscanf(line, "Umask: %o", &mask) == 1) {
+      return mask;
+    }
+  }
+  return 022;
+}
+
+int64_t putBytes(Call& call, uint64_t addr, kj::ArrayPtr<const kj::byte> data, int64_t ok) {
+  return call.mem().write(addr, data) < 0 ? -EFAULT : ok;
+}
+
+}  // namespace sb::handler

@@ -1,0 +1,104 @@
+// What the per-syscall handlers share (DESIGN D12): where a path or fd lives (path rules, the
+// cwd's side, /proc/self/fd of remote fds), and the small shapes every handler repeats —
+// answering, sending a remote call so its failure maps to the target's errno, writing a result
+// struct into the tracee. The handlers themselves live in handlers_*.cc, one file per family,
+// each with a table of the syscalls it answers; handlers.cc joins the tables.
+
+#pragma once
+
+#include <errno.h>
+#include <fcntl.h>
+
+#include "tracee_abi.h"
+#include "tracer.h"
+
+namespace sb::handler {
+
+namespace abi = sb::x86_64;
+
+// Largest payload of one request or reply; bigger reads and writes loop.
+constexpr uint64_t CHUNK = 4u << 20;
+// Linux caps one read/write at this (MAX_RW_COUNT).
+constexpr uint64_t MAX_RW = 0x7ffff000;
+
+inline kj::Promise<Outcome> done(int64_t ret) { return Outcome(Complete{ret}); }
+inline kj::Promise<Outcome> local() { return Outcome(RunLocal{}); }
+
+inline capnp::Data::Reader bytes(kj::StringPtr s) {
+  return capnp::Data::Reader(reinterpret_cast<const kj::byte*>(s.begin()), s.size());
+}
+
+// Where a path or fd lives, once rules and scope have spoken.
+struct Remote {
+  AgentLink* target;
+  proto::Node::Client dir;  // The node relative paths resolve against (or the fd itself).
+  kj::String path;
+  // The path named the node itself (/proc/self/fd/N of a remote fd): act on it with emptyPath.
+  bool self = false;
+};
+struct Local {};
+struct Failed { int64_t err; };
+using Where = kj::OneOf<Local, Remote, Failed>;
+
+// The node the cwd of `task` is on `target` (the target's root until a chdir there).
+proto::Node::Client cwdNode(Task& task, AgentLink& target);
+
+// Where the path at `pathAddr`, relative to `dirfd` (AT_FDCWD or an fd), lives. Failed carries
+// the errno the kernel gives for an unreadable or too long path.
+Where resolvePath(Call& call, int dirfd, uint64_t pathAddr);
+
+// For *at calls: the dirfd argument as the kernel reads it (an int).
+inline int dirfdOf(Call& call, int idx) { return idx < 0 ? AT_FDCWD : call.fdArg(idx); }
+
+inline kj::Maybe<RemoteFile&> remoteFd(Call& call, int idx) {
+  return call.task.fds->find(call.fdArg(idx));
+}
+
+// The tracee's umask: creation modes are applied here, the agent runs with umask 0.
+uint32_t umaskOf(pid_t tid);
+
+// Writes a result struct to the tracee; the syscall's answer is `ok` or -EFAULT.
+template <typename T>
+int64_t putStruct(Call& call, uint64_t addr, const T& value, int64_t ok = 0) {
+  return call.mem().writeValue(addr, value) < 0 ? -EFAULT : ok;
+}
+
+int64_t putBytes(Call& call, uint64_t addr, kj::ArrayPtr<const kj::byte> data, int64_t ok);
+
+// Remote calls must answer with a target recorded for error mapping.
+template <typename Req>
+auto send(Call& call, AgentLink& target, Req& req) {
+  call.target = &target;
+  return req.send();
+}
+
+// Resolves (dirfd, path) and, when remote, runs `build` to make and send the request.
+template <typename Func>
+kj::Promise<Outcome> onPath(Call& c, int dirfd, uint64_t pathAddr, Func&& func) {
+  auto where = resolvePath(c, dirfd, pathAddr);
+  KJ_SWITCH_ONEOF(where) {
+    KJ_CASE_ONEOF(l, Local) { return local(); }
+    KJ_CASE_ONEOF(f, Failed) { return done(f.err); }
+    KJ_CASE_ONEOF(r, Remote) {
+      c.target = r.target;
+      return func(r);
+    }
+  }
+  KJ_UNREACHABLE;
+}
+
+template <typename Promise>
+kj::Promise<Outcome> resultOf(Promise&& p) {
+  return p.then([](auto r) -> Outcome { return Complete{r.getResult()}; });
+}
+
+// One family's handlers: the syscall numbers each answers.
+struct HandlerEntry {
+  int nr;
+  Handler handler;
+};
+kj::ArrayPtr<const HandlerEntry> fdHandlers();
+kj::ArrayPtr<const HandlerEntry> ioHandlers();
+kj::ArrayPtr<const HandlerEntry> pathHandlers();
+
+}  // namespace sb::handler

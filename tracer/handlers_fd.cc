@@ -1,0 +1,418 @@
+// Handlers for fd lifecycle and fd state: open/openat/openat2/creat (placeholders, DESIGN D4),
+// close and close_range, the dup family, fcntl and flock, getdents64, and the working directory
+// (chdir, fchdir, getcwd).
+
+#include <errno.h>
+#include <linux/close_range.h>
+#include <linux/openat2.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/syscall.h>
+
+#include <kj/debug.h>
+
+#include "handler_support.h"
+
+namespace sb::handler {
+
+namespace {
+
+// ---------------------------------------------------------------------------------------------
+// open family
+
+kj::Promise<Outcome> openRemote(Call& call, Remote where, uint64_t flags, uint32_t mode,
+                                kj::Maybe<uint64_t> resolve) {
+  auto req = where.dir.openAtRequest();
+  req.setPath(bytes(where.path));
+  auto how = req.initHow();
+  uint32_t umask = (flags & (O_CREAT | __O_TMPFILE)) ? umaskOf(call.task.tid) : 0;
+  abi::decodeOpenFlags(flags, mode & ~umask & 07777, how);
+  KJ_IF_MAYBE(r, resolve) {
+    if (!abi::decodeResolve(*r, how)) {
+      return done(-EINVAL);
+    }
+  }
+  how.setReopen(where.self);
+  bool cloexec = flags & O_CLOEXEC;
+  auto target = where.target;
+  auto path = kj::mv(where.path);
+  return send(call, *target, req).then(
+      [&call, target, cloexec, path = kj::mv(path)](auto reply) mutable -> Outcome {
+        if (reply.getResult() < 0) {
+          return Complete{reply.getResult()};
+        }
+        auto file = kj::refcounted<RemoteFile>(*target, reply.getNode(),
+                                               reply.getInfo().getType(), kj::mv(path));
+        return call.tracer.installPlaceholder(call, kj::mv(file), cloexec);
+      });
+}
+
+kj::Promise<Outcome> openCommon(Call& call, int dirfd, uint64_t pathAddr, uint64_t flags,
+                                uint32_t mode, kj::Maybe<uint64_t> resolve = nullptr) {
+  auto where = resolvePath(call, dirfd, pathAddr);
+  KJ_SWITCH_ONEOF(where) {
+    KJ_CASE_ONEOF(l, Local) { return local(); }
+    KJ_CASE_ONEOF(f, Failed) { return done(f.err); }
+    KJ_CASE_ONEOF(r, Remote) { return openRemote(call, kj::mv(r), flags, mode, resolve); }
+  }
+  KJ_UNREACHABLE;
+}
+
+kj::Promise<Outcome> hOpen(Call& c) { return openCommon(c, AT_FDCWD, c.arg(0), c.arg(1), c.arg(2)); }
+kj::Promise<Outcome> hCreat(Call& c) {
+  return openCommon(c, AT_FDCWD, c.arg(0), O_CREAT | O_WRONLY | O_TRUNC, c.arg(1));
+}
+kj::Promise<Outcome> hOpenat(Call& c) {
+  return openCommon(c, c.fdArg(0), c.arg(1), c.arg(2), c.arg(3));
+}
+kj::Promise<Outcome> hOpenat2(Call& c) {
+  // struct open_how may grow; we know the 24-byte version and require unknown tail bytes zero.
+  uint64_t size = c.arg(3);
+  if (size < sizeof(open_how)) {
+    return done(-EINVAL);
+  }
+  if (size > 4096) {
+    return done(-E2BIG);
+  }
+  auto raw = kj::heapArray<kj::byte>(size);
+  if (c.mem().read(c.arg(2), raw) < 0) {
+    return done(-EFAULT);
+  }
+  for (size_t i = sizeof(open_how); i < size; ++i) {
+    if (raw[i] != 0) {
+      return done(-E2BIG);
+    }
+  }
+  open_how how;
+  memcpy(&how, raw.begin(), sizeof(how));
+  auto where = resolvePath(c, c.fdArg(0), c.arg(1));
+  if (where.is<Remote>()) {
+    if (!abi::validOpenat2(how.flags, how.mode)) {
+      return done(-EINVAL);
+    }
+    return openRemote(c, kj::mv(where.get<Remote>()), how.flags, how.mode, how.resolve);
+  }
+  return where.is<Failed>() ? done(where.get<Failed>().err) : local();
+}
+
+// ---------------------------------------------------------------------------------------------
+// close, dup family
+
+// The local close of a remote fd; the remote close only when it was the last reference.
+kj::Promise<Outcome> closeRest(Call& c, kj::Own<RemoteFile> file) {
+  if (file->isShared()) {
+    return local();  // Another fd or process still refers to it: only the number goes.
+  }
+  auto req = file->node.closeRequest();
+  return send(c, file->target, req).then([file = kj::mv(file)](auto reply) -> Outcome {
+    int64_t remote = reply.getResult();
+    if (remote >= 0) {
+      return RunLocal{};
+    }
+    // Close the placeholder, but report the remote error (NFS EIO) as close(2) would.
+    return RunLocalThen{[remote](int64_t) { return remote; }};
+  });
+}
+
+kj::Promise<Outcome> hClose(Call& c) {
+  KJ_IF_MAYBE(file, c.task.fds->unbind(c.fdArg(0))) {
+    auto& target = (*file)->target;
+    kj::Promise<Outcome> closing = nullptr;
+    if (c.tracer.holdsLocks(target, c.task.tgid)) {
+      // POSIX: closing any fd of a file drops all the process's record locks on it, at once.
+      auto release = (*file)->node.releaseLocksRequest();
+      release.setOwner(c.task.tgid);
+      closing = send(c, target, release).then([&c, file = kj::mv(*file)](auto) mutable {
+        return closeRest(c, kj::mv(file));
+      });
+    } else {
+      closing = closeRest(c, kj::mv(*file));
+    }
+    // Linux always frees the fd number, even when close reports an error: so do we.
+    return closing.catch_([&target](kj::Exception&& e) -> Outcome {
+      int64_t err = target.failure(e);
+      return RunLocalThen{[err](int64_t) { return err; }};
+    });
+  }
+  return local();
+}
+
+// dup, dup2, dup3, F_DUPFD*: the kernel duplicates the placeholder; we bind the new number.
+kj::Promise<Outcome> dupCommon(Call& c, int oldfd, kj::Maybe<int> newfd) {
+  auto& fds = c.task.fds;
+  bool oldRemote = fds->isRemote(oldfd);
+  bool newRemote = false;
+  KJ_IF_MAYBE(n, newfd) { newRemote = *n != oldfd && fds->isRemote(*n); }
+  if (!oldRemote && !newRemote) {
+    return local();
+  }
+  Task& task = c.task;
+  return Outcome(RunLocalThen{[&task, oldfd, newfd](int64_t ret) {
+    if (ret < 0 || ret == oldfd) {
+      return ret;
+    }
+    kj::Own<RemoteFile> source;
+    KJ_IF_MAYBE(f, task.fds->find(oldfd)) { source = kj::addRef(*f); }
+    // dup2 over a remote fd: the kernel closed the old placeholder, so the number is released.
+    task.fds->unbind(static_cast<int>(ret));
+    if (source.get() != nullptr) {
+      task.fds->bind(static_cast<int>(ret), kj::mv(source));
+    }
+    (void)newfd;
+    return ret;
+  }});
+}
+
+kj::Promise<Outcome> hDup(Call& c) { return dupCommon(c, c.fdArg(0), nullptr); }
+kj::Promise<Outcome> hDup2(Call& c) { return dupCommon(c, c.fdArg(0), c.fdArg(1)); }
+kj::Promise<Outcome> hDup3(Call& c) { return dupCommon(c, c.fdArg(0), c.fdArg(1)); }
+
+kj::Promise<Outcome> hCloseRange(Call& c) {
+  unsigned first = c.arg(0), last = c.arg(1);
+  unsigned flags = c.arg(2);
+  if (c.task.fds->size() == 0) {
+    return local();
+  }
+  Task& task = c.task;
+  return Outcome(RunLocalThen{[&task, first, last, flags](int64_t ret) {
+    if (ret == 0) {
+      if (flags & CLOSE_RANGE_UNSHARE) {
+        task.fds = task.fds->copy();
+      }
+      if (!(flags & CLOSE_RANGE_CLOEXEC)) {
+        task.fds->unbindRange(first, last);
+      }
+    }
+    return ret;
+  }});
+}
+
+// ---------------------------------------------------------------------------------------------
+// getdents64
+
+kj::Promise<Outcome> hGetdents64(Call& c) {
+  KJ_IF_MAYBE(f, remoteFd(c, 0)) {
+    uint64_t buf = c.arg(1);
+    // The kernel takes count as an unsigned int: upper register bits are not part of it.
+    uint32_t count = kj::min(static_cast<uint32_t>(c.arg(2)), static_cast<uint32_t>(INT32_MAX));
+    auto req = f->node.getdentsRequest();
+    req.setMaxBytes(kj::min(count, 1u << 20));
+    return send(c, f->target, req).then([&c, buf, count](auto reply) -> Outcome {
+      if (reply.getResult() < 0) {
+        return Complete{reply.getResult()};
+      }
+      auto entries = reply.getEntries();
+      size_t need = 0;
+      for (auto e : entries) {
+        need += abi::direntSize(e.getName().size());
+      }
+      // Entries the agent consumed must all be delivered: more than fits is a protocol error.
+      KJ_REQUIRE(need <= count, "agent answered getdents with more than the buffer holds");
+      auto out = kj::heapArray<kj::byte>(need);
+      size_t n = abi::encodeDirents(entries, out);
+      return Complete{putBytes(c, buf, out.slice(0, n), n)};
+    });
+  }
+  return local();
+}
+
+// ---------------------------------------------------------------------------------------------
+// fcntl, flock
+
+kj::Promise<Outcome> lockCommon(Call& c, RemoteFile& f, proto::LockCmd cmd, uint64_t addr) {
+  struct flock fl;
+  if (c.mem().readValue(addr, fl) < 0) {
+    return done(-EFAULT);
+  }
+  auto req = f.node.lockRequest();
+  req.setCmd(cmd);
+  req.setOwner(c.task.tgid);
+  if (!abi::decodeFlockChecked(fl, req.initLock())) {
+    return done(-EINVAL);
+  }
+  bool isGet = cmd == proto::LockCmd::GET_LK || cmd == proto::LockCmd::OFD_GET_LK;
+  bool isPosixSet = cmd == proto::LockCmd::SET_LK || cmd == proto::LockCmd::SET_LK_W;
+  auto& target = f.target;
+  return send(c, f.target, req).then([&c, &target, addr, isGet, isPosixSet](auto reply) -> Outcome {
+    if (isPosixSet && reply.getResult() >= 0) {
+      c.tracer.noteLockOwner(target, c.task.tgid);
+    }
+    if (reply.getResult() < 0 || !isGet) {
+      return Complete{reply.getResult()};
+    }
+    return Complete{putStruct(c, addr, abi::encodeFlock(reply.getLock()), reply.getResult())};
+  });
+}
+
+kj::Promise<Outcome> hFcntl(Call& c) {
+  int fd = c.fdArg(0);
+  int cmd = c.arg(1);
+  KJ_IF_MAYBE(f, c.task.fds->find(fd)) {
+    switch (cmd) {
+      case F_DUPFD:
+      case F_DUPFD_CLOEXEC:
+        return dupCommon(c, fd, nullptr);
+      case F_GETFD:
+      case F_SETFD:
+        return local();  // close-on-exec lives on the local placeholder.
+      case F_GETFL: {
+        auto req = f->node.getFlagsRequest();
+        return send(c, f->target, req).then([](auto reply) -> Outcome {
+          if (reply.getResult() < 0) {
+            return Complete{reply.getResult()};
+          }
+          return Complete{static_cast<int64_t>(abi::encodeStatusFlags(reply.getFlags()))};
+        });
+      }
+      case F_SETFL: {
+        auto req = f->node.setFlagsRequest();
+        abi::decodeStatusFlags(c.arg(2), req.initFlags());
+        return resultOf(send(c, f->target, req));
+      }
+      case F_GETLK: return lockCommon(c, *f, proto::LockCmd::GET_LK, c.arg(2));
+      case F_SETLK: return lockCommon(c, *f, proto::LockCmd::SET_LK, c.arg(2));
+      case F_SETLKW: return lockCommon(c, *f, proto::LockCmd::SET_LK_W, c.arg(2));
+      case F_OFD_GETLK: return lockCommon(c, *f, proto::LockCmd::OFD_GET_LK, c.arg(2));
+      case F_OFD_SETLK: return lockCommon(c, *f, proto::LockCmd::OFD_SET_LK, c.arg(2));
+      case F_OFD_SETLKW: return lockCommon(c, *f, proto::LockCmd::OFD_SET_LK_W, c.arg(2));
+      default:
+        c.tracer.noteOnce(kj::str("fcntl", cmd),
+                          kj::str("fcntl command ", cmd, " is not supported on remote fds yet ('",
+                                  f->path, "'): answering EINVAL"));
+        return done(-EINVAL);
+    }
+  }
+  return local();
+}
+
+kj::Promise<Outcome> hFlock(Call& c) {
+  KJ_IF_MAYBE(f, remoteFd(c, 0)) {
+    int op = c.arg(1);
+    int kind = op & ~LOCK_NB;
+    if (kind != LOCK_SH && kind != LOCK_EX && kind != LOCK_UN) {
+      return done(-EINVAL);
+    }
+    auto req = f->node.flockRequest();
+    req.setExclusive(kind == LOCK_EX);
+    req.setUnlock(kind == LOCK_UN);
+    req.setNonBlock(op & LOCK_NB);
+    return resultOf(send(c, f->target, req));
+  }
+  return local();
+}
+
+// ---------------------------------------------------------------------------------------------
+// cwd
+
+kj::Promise<Outcome> setCwd(Call& c, AgentLink& target, proto::Node::Client dir) {
+  auto check = dir.chdirCheckRequest();
+  Task& task = c.task;
+  c.target = &target;
+  return check.send().then([&task, &target, dir](auto reply) mutable -> Outcome {
+    if (reply.getResult() == 0) {
+      task.fs->cwd.insert_or_assign(&target, kj::mv(dir));
+      task.fs->side = &target;
+    }
+    return Complete{reply.getResult()};
+  });
+}
+
+// A chdir that the kernel performs here moves the cwd to this side once it succeeds.
+Outcome localChdir(Call& c) {
+  Task& task = c.task;
+  return RunLocalThen{[&task](int64_t ret) {
+    if (ret == 0) {
+      task.fs->side = nullptr;
+    }
+    return ret;
+  }};
+}
+
+kj::Promise<Outcome> hChdir(Call& c) {
+  auto where = resolvePath(c, AT_FDCWD, c.arg(0));
+  KJ_SWITCH_ONEOF(where) {
+    KJ_CASE_ONEOF(l, Local) { return localChdir(c); }
+    KJ_CASE_ONEOF(f, Failed) { return done(f.err); }
+    KJ_CASE_ONEOF(r, Remote) {
+      auto req = r.dir.openAtRequest();
+      // chdir("/proc/self/fd/N") of a remote directory fd: that directory itself.
+      req.setPath(bytes(r.self ? kj::StringPtr(".") : r.path.asPtr()));
+      auto how = req.initHow();
+      how.setAccess(proto::AccessMode::PATH);
+      how.setDirectory(true);
+      auto target = r.target;
+      return send(c, *target, req).then([&c, target](auto reply) -> kj::Promise<Outcome> {
+        if (reply.getResult() < 0) {
+          return done(reply.getResult());
+        }
+        return setCwd(c, *target, reply.getNode());
+      });
+    }
+  }
+  KJ_UNREACHABLE;
+}
+
+kj::Promise<Outcome> hFchdir(Call& c) {
+  KJ_IF_MAYBE(f, remoteFd(c, 0)) {
+    // The cwd needs its own open directory: the program may close the fd right after.
+    auto req = f->node.openAtRequest();
+    req.setPath(bytes("."));
+    auto how = req.initHow();
+    how.setAccess(proto::AccessMode::PATH);
+    how.setDirectory(true);
+    auto target = &f->target;
+    return send(c, *target, req).then([&c, target](auto reply) -> kj::Promise<Outcome> {
+      if (reply.getResult() < 0) {
+        return done(reply.getResult());
+      }
+      return setCwd(c, *target, reply.getNode());
+    });
+  }
+  return localChdir(c);
+}
+
+kj::Promise<Outcome> hGetcwd(Call& c) {
+  if (c.task.fs->side == nullptr) {
+    return local();
+  }
+  AgentLink& target = *c.task.fs->side;
+  uint64_t buf = c.arg(0), size = c.arg(1);
+  auto req = cwdNode(c.task, target).pathRequest();
+  return send(c, target, req).then([&c, buf, size](auto reply) -> Outcome {
+    if (reply.getResult() < 0) {
+      return Complete{reply.getResult()};
+    }
+    auto path = reply.getPath();
+    if (path.size() + 1 > size) {
+      return Complete{-ERANGE};
+    }
+    auto out = kj::heapArray<kj::byte>(path.size() + 1);
+    memcpy(out.begin(), path.begin(), path.size());
+    out[path.size()] = 0;
+    return Complete{putBytes(c, buf, out, out.size())};
+  });
+}
+
+const HandlerEntry HANDLERS[] = {
+    {SYS_open, hOpen},
+    {SYS_creat, hCreat},
+    {SYS_openat, hOpenat},
+    {SYS_openat2, hOpenat2},
+    {SYS_close, hClose},
+    {SYS_dup, hDup},
+    {SYS_dup2, hDup2},
+    {SYS_dup3, hDup3},
+    {SYS_close_range, hCloseRange},
+    {SYS_getdents64, hGetdents64},
+    {SYS_fcntl, hFcntl},
+    {SYS_flock, hFlock},
+    {SYS_chdir, hChdir},
+    {SYS_fchdir, hFchdir},
+    {SYS_getcwd, hGetcwd},
+};
+
+}  // namespace
+
+kj::ArrayPtr<const HandlerEntry> fdHandlers() { return HANDLERS; }
+
+}  // namespace sb::handler

@@ -1,0 +1,670 @@
+// Handlers that move data: read and write in all their forms (chunked, straight between the
+// tracee's memory and the messages, D9), lseek, ftruncate, fallocate, fsync, page-cache advice,
+// sendfile and copy_file_range across any mix of local and remote fds.
+
+#include <errno.h>
+#include <limits.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <kj/debug.h>
+#include <kj/io.h>
+
+#include "handler_support.h"
+
+namespace sb::handler {
+
+namespace {
+
+// ---------------------------------------------------------------------------------------------
+// read and write family
+
+struct IoVec {
+  uint64_t base;
+  uint64_t len;
+};
+
+// Reads a tracee iovec array; total length capped like the kernel's (MAX_RW_COUNT).
+int64_t readIovecs(Call& c, uint64_t addr, int64_t count, kj::Array<IoVec>& out, uint64_t& total) {
+  if (count < 0 || count > IOV_MAX) {
+    return -EINVAL;
+  }
+  out = kj::heapArray<IoVec>(count);
+  if (count > 0 && c.mem().read(addr, out.asBytes()) < 0) {
+    return -EFAULT;
+  }
+  total = 0;
+  for (auto& v : out) {
+    if (static_cast<int64_t>(v.len) < 0) {
+      return -EINVAL;
+    }
+    if (total + v.len > MAX_RW) {
+      v.len = MAX_RW - total;
+    }
+    total += v.len;
+  }
+  return 0;
+}
+
+// Scatters `data` into the iovecs; returns bytes placed or -EFAULT when none could be.
+int64_t scatter(Call& c, kj::ArrayPtr<const IoVec> iov, kj::ArrayPtr<const kj::byte> data) {
+  size_t off = 0;
+  for (auto& v : iov) {
+    if (off >= data.size()) {
+      break;
+    }
+    size_t n = kj::min(v.len, data.size() - off);
+    if (c.mem().write(v.base, data.slice(off, off + n)) < 0) {
+      return off > 0 ? static_cast<int64_t>(off) : -EFAULT;
+    }
+    off += n;
+  }
+  return off;
+}
+
+// Gathers iovec bytes into `out` (exactly total bytes).
+int64_t gather(Call& c, kj::ArrayPtr<const IoVec> iov, kj::ArrayPtr<kj::byte> out) {
+  size_t off = 0;
+  for (auto& v : iov) {
+    if (off >= out.size()) {
+      break;
+    }
+    size_t n = kj::min(v.len, out.size() - off);
+    if (n > 0 && c.mem().read(v.base, out.slice(off, off + n)) < 0) {
+      return -EFAULT;
+    }
+    off += n;
+  }
+  return 0;
+}
+
+// One remote read into tracee memory, looping in CHUNK pieces until `count` or a short read.
+// offset -1: the file position. The iovecs say where the bytes go.
+struct ReadJob : public kj::Refcounted {
+  Call& call;
+  // Held, not borrowed: another thread may close the fd while this call is in flight.
+  kj::Own<RemoteFile> fileRef;
+  RemoteFile& file;
+  kj::Array<IoVec> iov;
+  uint64_t count;
+  int64_t offset;
+  bool positional;
+  bool hasFlags;
+  int64_t rwFlags;
+  uint64_t doneBytes = 0;
+  ReadJob(Call& call, RemoteFile& file, kj::Array<IoVec> iov, uint64_t count, int64_t offset,
+          bool positional, bool hasFlags, int64_t rwFlags)
+      : call(call), fileRef(kj::addRef(file)), file(*fileRef), iov(kj::mv(iov)), count(count),
+        offset(offset),
+        positional(positional), hasFlags(hasFlags), rwFlags(rwFlags) {}
+
+  // The tail of the iovecs after `skip` bytes.
+  kj::Array<IoVec> tail(uint64_t skip) {
+    kj::Vector<IoVec> out;
+    for (auto& v : iov) {
+      if (skip >= v.len) {
+        skip -= v.len;
+        continue;
+      }
+      out.add(IoVec{v.base + skip, v.len - skip});
+      skip = 0;
+    }
+    return out.releaseAsArray();
+  }
+
+  kj::Promise<int64_t> step() {
+    uint64_t want = kj::min(count - doneBytes, CHUNK);
+    auto handle = [this, want](int64_t result, capnp::Data::Reader data) -> kj::Promise<int64_t> {
+      if (result < 0) {
+        return doneBytes > 0 ? static_cast<int64_t>(doneBytes) : result;
+      }
+      // Never write past the program's buffer, whatever the peer sends.
+      KJ_REQUIRE(data.size() <= want, "agent answered a read with more bytes than asked");
+      auto dst = tail(doneBytes);
+      int64_t placed = scatter(call, dst, data);
+      if (placed < 0 || static_cast<uint64_t>(placed) < data.size()) {
+        // The kernel would not have consumed bytes it could not deliver: give them back.
+        uint64_t lost = data.size() - (placed < 0 ? 0 : placed);
+        if (!positional && file.type == proto::FileType::REGULAR) {
+          auto seek = file.node.seekRequest();
+          seek.setOffset(-static_cast<int64_t>(lost));
+          seek.setWhence(proto::Whence::CUR);
+          call.tracer.backgroundSend(seek.send().ignoreResult());
+        }
+        if (placed <= 0 && doneBytes == 0) {
+          return int64_t(-EFAULT);
+        }
+        return static_cast<int64_t>(doneBytes + kj::max(placed, int64_t(0)));
+      }
+      doneBytes += data.size();
+      if (data.size() < want || doneBytes >= count) {
+        return static_cast<int64_t>(doneBytes);
+      }
+      return step();
+    };
+    if (positional || hasFlags) {
+      auto req = file.node.preadRequest();
+      req.setCount(want);
+      req.setOffset(offset < 0 ? -1 : offset + doneBytes);
+      if (hasFlags && !abi::decodeRwFlags(rwFlags, req.initFlags())) {
+        return int64_t(-EOPNOTSUPP);
+      }
+      call.target = &file.target;
+      return req.send().then([handle = kj::mv(handle)](auto r) mutable {
+        return handle(r.getResult(), r.getData());
+      });
+    }
+    auto req = file.node.readRequest();
+    req.setCount(want);
+    call.target = &file.target;
+    return req.send().then([handle = kj::mv(handle)](auto r) mutable {
+      return handle(r.getResult(), r.getData());
+    });
+  }
+};
+
+kj::Promise<Outcome> readCommon(Call& c, RemoteFile& file, kj::Array<IoVec> iov, uint64_t total,
+                                int64_t offset, bool positional, bool hasFlags, int64_t flags) {
+  if (total == 0) {
+    // read(fd, buf, 0) still reports errors such as EISDIR/EBADF: ask with count 0.
+  }
+  auto job = kj::refcounted<ReadJob>(c, file, kj::mv(iov), total, offset, positional, hasFlags,
+                                     flags);
+  auto& j = *job;
+  return j.step().then([](int64_t r) -> Outcome { return Complete{r}; }).attach(kj::mv(job));
+}
+
+kj::Promise<Outcome> hRead(Call& c) {
+  KJ_IF_MAYBE(f, remoteFd(c, 0)) {
+    uint64_t count = kj::min(c.arg(2), MAX_RW);
+    auto iov = kj::heapArray<IoVec>({IoVec{c.arg(1), count}});
+    return readCommon(c, *f, kj::mv(iov), count, -1, false, false, 0);
+  }
+  return local();
+}
+
+kj::Promise<Outcome> hPread(Call& c) {
+  KJ_IF_MAYBE(f, remoteFd(c, 0)) {
+    if (static_cast<int64_t>(c.arg(3)) < 0) {
+      return done(-EINVAL);
+    }
+    uint64_t count = kj::min(c.arg(2), MAX_RW);
+    auto iov = kj::heapArray<IoVec>({IoVec{c.arg(1), count}});
+    return readCommon(c, *f, kj::mv(iov), count, c.arg(3), true, false, 0);
+  }
+  return local();
+}
+
+// readv (kind 0), preadv (1), preadv2 (2)
+kj::Promise<Outcome> readvCommon(Call& c, int kind) {
+  KJ_IF_MAYBE(f, remoteFd(c, 0)) {
+    kj::Array<IoVec> iov;
+    uint64_t total;
+    int64_t r = readIovecs(c, c.arg(1), static_cast<int64_t>(c.arg(2)), iov, total);
+    if (r < 0) {
+      return done(r);
+    }
+    int64_t offset = kind == 0 ? -1 : static_cast<int64_t>(c.arg(3));
+    if (kind == 1 && offset < 0) {
+      return done(-EINVAL);
+    }
+    if (kind == 2 && offset < -1) {
+      return done(-EINVAL);
+    }
+    return readCommon(c, *f, kj::mv(iov), total, offset, kind == 1 || (kind == 2 && offset >= 0),
+                      kind == 2, kind == 2 ? c.arg(5) : 0);
+  }
+  return local();
+}
+kj::Promise<Outcome> hReadv(Call& c) { return readvCommon(c, 0); }
+kj::Promise<Outcome> hPreadv(Call& c) { return readvCommon(c, 1); }
+kj::Promise<Outcome> hPreadv2(Call& c) { return readvCommon(c, 2); }
+
+// Writes the iovecs' bytes to the remote file in CHUNK pieces.
+struct WriteJob : public kj::Refcounted {
+  Call& call;
+  // Held, not borrowed: another thread may close the fd while this call is in flight.
+  kj::Own<RemoteFile> fileRef;
+  RemoteFile& file;
+  kj::Array<IoVec> iov;
+  uint64_t count;
+  int64_t offset;
+  bool positional;
+  bool hasFlags;
+  int64_t rwFlags;
+  uint64_t doneBytes = 0;
+  WriteJob(Call& call, RemoteFile& file, kj::Array<IoVec> iov, uint64_t count, int64_t offset,
+           bool positional, bool hasFlags, int64_t rwFlags)
+      : call(call), fileRef(kj::addRef(file)), file(*fileRef), iov(kj::mv(iov)), count(count),
+        offset(offset),
+        positional(positional), hasFlags(hasFlags), rwFlags(rwFlags) {}
+
+  kj::Promise<int64_t> step() {
+    uint64_t want = kj::min(count - doneBytes, CHUNK);
+    // Gather the next piece straight into the request (no intermediate copy).
+    kj::Vector<IoVec> piece;
+    uint64_t skip = doneBytes, left = want;
+    for (auto& v : iov) {
+      if (left == 0) {
+        break;
+      }
+      if (skip >= v.len) {
+        skip -= v.len;
+        continue;
+      }
+      uint64_t n = kj::min(v.len - skip, left);
+      piece.add(IoVec{v.base + skip, n});
+      left -= n;
+      skip = 0;
+    }
+    auto finish = [this, want](int64_t result) -> kj::Promise<int64_t> {
+      if (result < 0) {
+        return doneBytes > 0 ? static_cast<int64_t>(doneBytes) : result;
+      }
+      KJ_REQUIRE(static_cast<uint64_t>(result) <= want, "agent wrote more bytes than sent");
+      doneBytes += result;
+      if (static_cast<uint64_t>(result) < want || doneBytes >= count) {
+        return static_cast<int64_t>(doneBytes);
+      }
+      return step();
+    };
+    call.target = &file.target;
+    if (positional || hasFlags) {
+      auto req = file.node.pwriteRequest();
+      auto data = req.initData(want);
+      if (gather(call, piece, data) < 0) {
+        return doneBytes > 0 ? static_cast<int64_t>(doneBytes) : int64_t(-EFAULT);
+      }
+      req.setOffset(offset < 0 ? -1 : offset + doneBytes);
+      if (hasFlags && !abi::decodeRwFlags(rwFlags, req.initFlags())) {
+        return int64_t(-EOPNOTSUPP);
+      }
+      return req.send().then([finish = kj::mv(finish)](auto r) mutable {
+        return finish(r.getResult());
+      });
+    }
+    auto req = file.node.writeRequest();
+    auto data = req.initData(want);
+    if (gather(call, piece, data) < 0) {
+      return doneBytes > 0 ? static_cast<int64_t>(doneBytes) : int64_t(-EFAULT);
+    }
+    return req.send().then([finish = kj::mv(finish)](auto r) mutable {
+      return finish(r.getResult());
+    });
+  }
+};
+
+kj::Promise<Outcome> writeCommon(Call& c, RemoteFile& file, kj::Array<IoVec> iov, uint64_t total,
+                                 int64_t offset, bool positional, bool hasFlags, int64_t flags) {
+  auto job = kj::refcounted<WriteJob>(c, file, kj::mv(iov), total, offset, positional, hasFlags,
+                                      flags);
+  auto& j = *job;
+  return j.step().then([](int64_t r) -> Outcome { return Complete{r}; }).attach(kj::mv(job));
+}
+
+kj::Promise<Outcome> hWrite(Call& c) {
+  KJ_IF_MAYBE(f, remoteFd(c, 0)) {
+    uint64_t count = kj::min(c.arg(2), MAX_RW);
+    auto iov = kj::heapArray<IoVec>({IoVec{c.arg(1), count}});
+    return writeCommon(c, *f, kj::mv(iov), count, -1, false, false, 0);
+  }
+  return local();
+}
+
+kj::Promise<Outcome> hPwrite(Call& c) {
+  KJ_IF_MAYBE(f, remoteFd(c, 0)) {
+    if (static_cast<int64_t>(c.arg(3)) < 0) {
+      return done(-EINVAL);
+    }
+    uint64_t count = kj::min(c.arg(2), MAX_RW);
+    auto iov = kj::heapArray<IoVec>({IoVec{c.arg(1), count}});
+    return writeCommon(c, *f, kj::mv(iov), count, c.arg(3), true, false, 0);
+  }
+  return local();
+}
+
+kj::Promise<Outcome> writevCommon(Call& c, int kind) {
+  KJ_IF_MAYBE(f, remoteFd(c, 0)) {
+    kj::Array<IoVec> iov;
+    uint64_t total;
+    int64_t r = readIovecs(c, c.arg(1), static_cast<int64_t>(c.arg(2)), iov, total);
+    if (r < 0) {
+      return done(r);
+    }
+    int64_t offset = kind == 0 ? -1 : static_cast<int64_t>(c.arg(3));
+    if ((kind == 1 && offset < 0) || (kind == 2 && offset < -1)) {
+      return done(-EINVAL);
+    }
+    return writeCommon(c, *f, kj::mv(iov), total, offset,
+                       kind == 1 || (kind == 2 && offset >= 0), kind == 2,
+                       kind == 2 ? c.arg(5) : 0);
+  }
+  return local();
+}
+kj::Promise<Outcome> hWritev(Call& c) { return writevCommon(c, 0); }
+kj::Promise<Outcome> hPwritev(Call& c) { return writevCommon(c, 1); }
+kj::Promise<Outcome> hPwritev2(Call& c) { return writevCommon(c, 2); }
+
+kj::Promise<Outcome> hLseek(Call& c) {
+  KJ_IF_MAYBE(f, remoteFd(c, 0)) {
+    auto whence = abi::decodeWhence(static_cast<int64_t>(c.arg(2)));
+    if (whence == nullptr) {
+      return done(-EINVAL);
+    }
+    auto req = f->node.seekRequest();
+    req.setOffset(c.arg(1));
+    req.setWhence(KJ_ASSERT_NONNULL(whence));
+    return send(c, f->target, req).then([](auto r) -> Outcome { return Complete{r.getResult()}; });
+  }
+  return local();
+}
+
+kj::Promise<Outcome> hFtruncate(Call& c) {
+  KJ_IF_MAYBE(f, remoteFd(c, 0)) {
+    auto req = f->node.truncateAtRequest();
+    req.setPath(bytes(""));
+    req.setLength(c.arg(1));
+    req.setEmptyPath(true);
+    return resultOf(send(c, f->target, req));
+  }
+  return local();
+}
+
+kj::Promise<Outcome> hFallocate(Call& c) {
+  KJ_IF_MAYBE(f, remoteFd(c, 0)) {
+    auto req = f->node.fallocateRequest();
+    req.setMode(c.arg(1));
+    req.setOffset(c.arg(2));
+    req.setLength(c.arg(3));
+    return resultOf(send(c, f->target, req));
+  }
+  return local();
+}
+
+kj::Promise<Outcome> fsyncCommon(Call& c, bool dataOnly) {
+  KJ_IF_MAYBE(f, remoteFd(c, 0)) {
+    auto req = f->node.fsyncRequest();
+    req.setDataOnly(dataOnly);
+    return resultOf(send(c, f->target, req));
+  }
+  return local();
+}
+kj::Promise<Outcome> hFsync(Call& c) { return fsyncCommon(c, false); }
+kj::Promise<Outcome> hFdatasync(Call& c) { return fsyncCommon(c, true); }
+
+// Advice about the page cache: a remote file has none here, so the answer is what B's kernel
+// gives after validating the arguments; durability requests become an fsync on B.
+
+bool isStream(RemoteFile& f) {
+  return f.type == proto::FileType::FIFO || f.type == proto::FileType::SOCKET;
+}
+
+kj::Promise<Outcome> hFadvise(Call& c) {
+  KJ_IF_MAYBE(f, remoteFd(c, 0)) {
+    int64_t advice = static_cast<int>(c.arg(3));
+    if (isStream(*f)) {
+      return done(-ESPIPE);
+    }
+    if (advice < POSIX_FADV_NORMAL || advice > POSIX_FADV_NOREUSE ||
+        static_cast<int64_t>(c.arg(2)) < 0) {
+      return done(-EINVAL);
+    }
+    return done(0);
+  }
+  return local();
+}
+
+kj::Promise<Outcome> hReadahead(Call& c) {
+  KJ_IF_MAYBE(f, remoteFd(c, 0)) {
+    return done(f->type == proto::FileType::REGULAR ? 0 : -EINVAL);
+  }
+  return local();
+}
+
+kj::Promise<Outcome> hSyncFileRange(Call& c) {
+  KJ_IF_MAYBE(f, remoteFd(c, 0)) {
+    unsigned flags = c.arg(3);
+    if ((flags & ~(SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
+                   SYNC_FILE_RANGE_WAIT_AFTER)) ||
+        static_cast<int64_t>(c.arg(1)) < 0 || static_cast<int64_t>(c.arg(2)) < 0) {
+      return done(-EINVAL);
+    }
+    if (isStream(*f)) {
+      return done(-ESPIPE);
+    }
+    if (!(flags & SYNC_FILE_RANGE_WRITE)) {
+      return done(0);
+    }
+    auto req = f->node.fsyncRequest();
+    req.setDataOnly(true);
+    return resultOf(send(c, f->target, req));
+  }
+  return local();
+}
+
+// syncfs on B: the closest request we have is an fsync of the file (TODO(protocol): syncfs).
+kj::Promise<Outcome> hSyncfs(Call& c) { return fsyncCommon(c, false); }
+
+// ---------------------------------------------------------------------------------------------
+// sendfile, copy_file_range
+
+kj::Promise<Outcome> copyRemote(Call& c, RemoteFile& in, RemoteFile& out, uint64_t count,
+                                uint64_t inOffAddr, uint64_t outOffAddr, proto::CopyKind kind) {
+  int64_t inOff = -1, outOff = -1;
+  if (inOffAddr != 0 && c.mem().readValue(inOffAddr, inOff) < 0) {
+    return done(-EFAULT);
+  }
+  if (outOffAddr != 0 && c.mem().readValue(outOffAddr, outOff) < 0) {
+    return done(-EFAULT);
+  }
+  if ((inOffAddr && inOff < 0) || (outOffAddr && outOff < 0)) {
+    return done(-EINVAL);
+  }
+  auto req = in.node.copyToRequest();
+  req.setDst(out.node);
+  req.setCount(kj::min(count, MAX_RW));
+  req.setSrcOffset(inOff);
+  req.setDstOffset(outOff);
+  req.setKind(kind);
+  return send(c, in.target, req).then([&c, inOffAddr, outOffAddr](auto reply) -> Outcome {
+    int64_t n = reply.getResult();
+    if (n < 0) {
+      return Complete{n};
+    }
+    if (inOffAddr && c.mem().writeValue(inOffAddr, reply.getSrcOffset()) < 0) {
+      return Complete{-EFAULT};
+    }
+    if (outOffAddr && c.mem().writeValue(outOffAddr, reply.getDstOffset()) < 0) {
+      return Complete{-EFAULT};
+    }
+    return Complete{n};
+  });
+}
+
+// One side here, one there: the tracer moves one chunk through itself, reading or writing the
+// local side through a copy of the tracee's fd (pidfd_getfd shares the file position). Only a
+// regular local file qualifies: the event loop must never block on a pipe or socket, and the
+// kernel itself answers EINVAL for what sendfile/copy_file_range cannot take, which sends
+// cp and Python back to read/write.
+kj::Promise<Outcome> copyMixed(Call& c, int inFd, kj::Maybe<RemoteFile&> in, int outFd,
+                               kj::Maybe<RemoteFile&> out, uint64_t count, uint64_t inOffAddr,
+                               uint64_t outOffAddr) {
+  int64_t inOff = -1, outOff = -1;
+  if (inOffAddr != 0 && c.mem().readValue(inOffAddr, inOff) < 0) {
+    return done(-EFAULT);
+  }
+  if (outOffAddr != 0 && c.mem().readValue(outOffAddr, outOff) < 0) {
+    return done(-EFAULT);
+  }
+  if ((inOffAddr && inOff < 0) || (outOffAddr && outOff < 0)) {
+    return done(-EINVAL);
+  }
+  // pidfd_open takes the process (a thread id of a non-leader thread is refused).
+  int pidfd = syscall(SYS_pidfd_open, c.task.tgid, 0);
+  if (pidfd < 0) {
+    return done(-errno);
+  }
+  KJ_DEFER(close(pidfd));
+  int localFd = syscall(SYS_pidfd_getfd, pidfd, in == nullptr ? inFd : outFd, 0);
+  if (localFd < 0) {
+    return done(-errno);
+  }
+  auto localOwn = kj::AutoCloseFd(localFd);
+  struct stat st;
+  if (fstat(localOwn.get(), &st) < 0 || !S_ISREG(st.st_mode)) {
+    return done(-EINVAL);
+  }
+  uint64_t want = kj::min(count, CHUNK);
+  if (want == 0) {
+    return done(0);
+  }
+  KJ_IF_MAYBE(src, in) {
+    // remote -> local
+    auto req = src->node.preadRequest();
+    req.setCount(want);
+    req.setOffset(inOff);
+    c.target = &src->target;
+    auto giveBack = [&c, srcNode = src->node, positional = inOffAddr != 0](int64_t lost) mutable {
+      if (!positional && lost > 0) {
+        auto seek = srcNode.seekRequest();
+        seek.setOffset(-lost);
+        seek.setWhence(proto::Whence::CUR);
+        c.tracer.backgroundSend(seek.send().ignoreResult());
+      }
+    };
+    return req.send().then([&c, fd = kj::mv(localOwn), outOff, inOffAddr, outOffAddr, inOff,
+                            giveBack = kj::mv(giveBack)](auto reply) mutable -> Outcome {
+      int64_t n = reply.getResult();
+      if (n <= 0) {
+        return Complete{n};
+      }
+      auto data = reply.getData();
+      ssize_t w = outOff >= 0 ? pwrite(fd.get(), data.begin(), data.size(), outOff)
+                              : write(fd.get(), data.begin(), data.size());
+      if (w < 0) {
+        int err = errno;
+        giveBack(n);
+        return Complete{-err};
+      }
+      giveBack(n - w);
+      if (inOffAddr) {
+        c.mem().writeValue(inOffAddr, inOff + w);
+      }
+      if (outOffAddr) {
+        c.mem().writeValue(outOffAddr, outOff + w);
+      }
+      return Complete{w};
+    });
+  }
+  // local -> remote
+  auto& dst = KJ_ASSERT_NONNULL(out);
+  auto req = dst.node.pwriteRequest();
+  auto buf = req.initData(want);
+  ssize_t n = inOff >= 0 ? pread(localOwn.get(), buf.begin(), want, inOff)
+                         : read(localOwn.get(), buf.begin(), want);
+  if (n <= 0) {
+    return done(n < 0 ? -errno : 0);
+  }
+  if (static_cast<uint64_t>(n) < want) {
+    req.setData(buf.slice(0, n));
+  }
+  req.setOffset(outOff);
+  c.target = &dst.target;
+  int rawFd = localOwn.get();
+  bool positional = inOff >= 0;
+  // Whatever the remote write does not take goes back to the local file position.
+  auto restore = kj::defer([fd = kj::mv(localOwn)]() {});
+  return req.send()
+      .then([&c, n, rawFd, positional, inOff, inOffAddr, outOff, outOffAddr](
+                auto reply) -> Outcome {
+        int64_t w = reply.getResult();
+        if (!positional && (w < 0 ? n : n - w) > 0) {
+          lseek(rawFd, w < 0 ? -n : w - n, SEEK_CUR);
+        }
+        if (w < 0) {
+          return Complete{w};
+        }
+        if (inOffAddr) {
+          c.mem().writeValue(inOffAddr, inOff + w);
+        }
+        if (outOffAddr) {
+          c.mem().writeValue(outOffAddr, outOff + w);
+        }
+        return Complete{w};
+      },
+      [rawFd, n, positional](kj::Exception&& e) -> Outcome {
+        if (!positional) {
+          lseek(rawFd, -n, SEEK_CUR);
+        }
+        kj::throwFatalException(kj::mv(e));
+      })
+      .attach(kj::mv(restore));
+}
+
+kj::Promise<Outcome> copyCommon(Call& c, int inFd, uint64_t inOffAddr, int outFd,
+                                uint64_t outOffAddr, uint64_t count, proto::CopyKind kind) {
+  auto in = c.task.fds->find(inFd);
+  auto out = c.task.fds->find(outFd);
+  if (in == nullptr && out == nullptr) {
+    return local();
+  }
+  KJ_IF_MAYBE(i, in) {
+    KJ_IF_MAYBE(o, out) {
+      if (&i->target != &o->target) {
+        // Two machines: no kernel can copy between them in one call.
+        return done(kind == proto::CopyKind::COPY_FILE_RANGE ? -EXDEV : -EINVAL);
+      }
+      return copyRemote(c, *i, *o, count, inOffAddr, outOffAddr, kind);
+    }
+  }
+  if (kind == proto::CopyKind::COPY_FILE_RANGE) {
+    // Files on two machines are never on one superblock: the kernel's own cross-fs answer.
+    return done(-EXDEV);
+  }
+  return copyMixed(c, inFd, in, outFd, out, count, inOffAddr, outOffAddr);
+}
+
+kj::Promise<Outcome> hSendfile(Call& c) {
+  return copyCommon(c, c.fdArg(1), c.arg(2), c.fdArg(0), 0, c.arg(3), proto::CopyKind::SENDFILE);
+}
+kj::Promise<Outcome> hCopyFileRange(Call& c) {
+  if (c.arg(5) != 0) {
+    // The kernel checks flags first; a remote fd must not reach the placeholder's EBADF.
+    bool remote = c.task.fds->isRemote(c.fdArg(0)) || c.task.fds->isRemote(c.fdArg(2));
+    return remote ? done(-EINVAL) : local();
+  }
+  return copyCommon(c, c.fdArg(0), c.arg(1), c.fdArg(2), c.arg(3), c.arg(4),
+                    proto::CopyKind::COPY_FILE_RANGE);
+}
+
+const HandlerEntry HANDLERS[] = {
+    {SYS_read, hRead},
+    {SYS_pread64, hPread},
+    {SYS_readv, hReadv},
+    {SYS_preadv, hPreadv},
+    {SYS_preadv2, hPreadv2},
+    {SYS_write, hWrite},
+    {SYS_pwrite64, hPwrite},
+    {SYS_writev, hWritev},
+    {SYS_pwritev, hPwritev},
+    {SYS_pwritev2, hPwritev2},
+    {SYS_lseek, hLseek},
+    {SYS_ftruncate, hFtruncate},
+    {SYS_fallocate, hFallocate},
+    {SYS_fsync, hFsync},
+    {SYS_fdatasync, hFdatasync},
+    {SYS_fadvise64, hFadvise},
+    {SYS_readahead, hReadahead},
+    {SYS_sync_file_range, hSyncFileRange},
+    {SYS_syncfs, hSyncfs},
+    {SYS_sendfile, hSendfile},
+    {SYS_copy_file_range, hCopyFileRange},
+};
+
+}  // namespace
+
+kj::ArrayPtr<const HandlerEntry> ioHandlers() { return HANDLERS; }
+
+}  // namespace sb::handler
