@@ -167,60 +167,12 @@ struct ReadJob : public kj::Refcounted {
 
 kj::Promise<Outcome> readCommon(Call& c, RemoteFile& file, kj::Array<IoVec> iov, uint64_t total,
                                 int64_t offset, bool positional, bool hasFlags, int64_t flags) {
-  if (total == 0) {
-    // read(fd, buf, 0) still reports errors such as EISDIR/EBADF: ask with count 0.
-  }
+  // A count of 0 still asks the agent: read(fd, buf, 0) reports EISDIR or EBADF as usual.
   auto job = kj::refcounted<ReadJob>(c, file, kj::mv(iov), total, offset, positional, hasFlags,
                                      flags);
   auto& j = *job;
   return j.step().then([](int64_t r) -> Outcome { return Complete{r}; }).attach(kj::mv(job));
 }
-
-kj::Promise<Outcome> hRead(Call& c) {
-  KJ_IF_MAYBE(f, remoteFd(c, 0)) {
-    uint64_t count = kj::min(c.arg(2), MAX_RW);
-    auto iov = kj::heapArray<IoVec>({IoVec{c.arg(1), count}});
-    return readCommon(c, *f, kj::mv(iov), count, -1, false, false, 0);
-  }
-  return local();
-}
-
-kj::Promise<Outcome> hPread(Call& c) {
-  KJ_IF_MAYBE(f, remoteFd(c, 0)) {
-    if (static_cast<int64_t>(c.arg(3)) < 0) {
-      return done(-EINVAL);
-    }
-    uint64_t count = kj::min(c.arg(2), MAX_RW);
-    auto iov = kj::heapArray<IoVec>({IoVec{c.arg(1), count}});
-    return readCommon(c, *f, kj::mv(iov), count, c.arg(3), true, false, 0);
-  }
-  return local();
-}
-
-// readv (kind 0), preadv (1), preadv2 (2)
-kj::Promise<Outcome> readvCommon(Call& c, int kind) {
-  KJ_IF_MAYBE(f, remoteFd(c, 0)) {
-    kj::Array<IoVec> iov;
-    uint64_t total;
-    int64_t r = readIovecs(c, c.arg(1), static_cast<int64_t>(c.arg(2)), iov, total);
-    if (r < 0) {
-      return done(r);
-    }
-    int64_t offset = kind == 0 ? -1 : static_cast<int64_t>(c.arg(3));
-    if (kind == 1 && offset < 0) {
-      return done(-EINVAL);
-    }
-    if (kind == 2 && offset < -1) {
-      return done(-EINVAL);
-    }
-    return readCommon(c, *f, kj::mv(iov), total, offset, kind == 1 || (kind == 2 && offset >= 0),
-                      kind == 2, kind == 2 ? c.arg(5) : 0);
-  }
-  return local();
-}
-kj::Promise<Outcome> hReadv(Call& c) { return readvCommon(c, 0); }
-kj::Promise<Outcome> hPreadv(Call& c) { return readvCommon(c, 1); }
-kj::Promise<Outcome> hPreadv2(Call& c) { return readvCommon(c, 2); }
 
 // Writes the iovecs' bytes to the remote file in CHUNK pieces.
 struct WriteJob : public kj::Refcounted {
@@ -304,48 +256,56 @@ kj::Promise<Outcome> writeCommon(Call& c, RemoteFile& file, kj::Array<IoVec> iov
   return j.step().then([](int64_t r) -> Outcome { return Complete{r}; }).attach(kj::mv(job));
 }
 
-kj::Promise<Outcome> hWrite(Call& c) {
-  KJ_IF_MAYBE(f, remoteFd(c, 0)) {
-    uint64_t count = kj::min(c.arg(2), MAX_RW);
-    auto iov = kj::heapArray<IoVec>({IoVec{c.arg(1), count}});
-    return writeCommon(c, *f, kj::mv(iov), count, -1, false, false, 0);
-  }
-  return local();
-}
+// The argument shapes of the read and write families.
+enum class Shape {
+  PLAIN,          // read/write(fd, buf, count)
+  AT_OFFSET,      // pread64/pwrite64(fd, buf, count, offset)
+  VECTOR,         // readv/writev(fd, iov, iovcnt)
+  VECTOR_OFFSET,  // preadv/pwritev(fd, iov, iovcnt, pos_l, pos_h): pos_l is the offset on x86-64
+  VECTOR_FLAGS,   // preadv2/pwritev2(..., pos_l, pos_h, flags): offset -1 = the file position
+};
 
-kj::Promise<Outcome> hPwrite(Call& c) {
-  KJ_IF_MAYBE(f, remoteFd(c, 0)) {
-    if (static_cast<int64_t>(c.arg(3)) < 0) {
-      return done(-EINVAL);
-    }
-    uint64_t count = kj::min(c.arg(2), MAX_RW);
-    auto iov = kj::heapArray<IoVec>({IoVec{c.arg(1), count}});
-    return writeCommon(c, *f, kj::mv(iov), count, c.arg(3), true, false, 0);
-  }
-  return local();
-}
-
-kj::Promise<Outcome> writevCommon(Call& c, int kind) {
+// Decodes any member of the two families and moves the bytes when the fd is remote.
+kj::Promise<Outcome> transfer(Call& c, bool isWrite, Shape shape) {
   KJ_IF_MAYBE(f, remoteFd(c, 0)) {
     kj::Array<IoVec> iov;
     uint64_t total;
-    int64_t r = readIovecs(c, c.arg(1), static_cast<int64_t>(c.arg(2)), iov, total);
-    if (r < 0) {
-      return done(r);
+    if (shape == Shape::PLAIN || shape == Shape::AT_OFFSET) {
+      total = kj::min(c.arg(2), MAX_RW);
+      iov = kj::heapArray<IoVec>({IoVec{c.arg(1), total}});
+    } else {
+      int64_t r = readIovecs(c, c.arg(1), static_cast<int64_t>(c.arg(2)), iov, total);
+      if (r < 0) {
+        return done(r);
+      }
     }
-    int64_t offset = kind == 0 ? -1 : static_cast<int64_t>(c.arg(3));
-    if ((kind == 1 && offset < 0) || (kind == 2 && offset < -1)) {
-      return done(-EINVAL);
+    int64_t offset = -1;
+    if (shape != Shape::PLAIN && shape != Shape::VECTOR) {
+      offset = static_cast<int64_t>(c.arg(3));
+      // Only preadv2/pwritev2 take -1 (the file position); any other negative is EINVAL.
+      if (offset < 0 && !(shape == Shape::VECTOR_FLAGS && offset == -1)) {
+        return done(-EINVAL);
+      }
     }
-    return writeCommon(c, *f, kj::mv(iov), total, offset,
-                       kind == 1 || (kind == 2 && offset >= 0), kind == 2,
-                       kind == 2 ? c.arg(5) : 0);
+    bool hasFlags = shape == Shape::VECTOR_FLAGS;
+    bool positional = offset >= 0;
+    int64_t flags = hasFlags ? c.arg(5) : 0;
+    return isWrite ? writeCommon(c, *f, kj::mv(iov), total, offset, positional, hasFlags, flags)
+                   : readCommon(c, *f, kj::mv(iov), total, offset, positional, hasFlags, flags);
   }
   return local();
 }
-kj::Promise<Outcome> hWritev(Call& c) { return writevCommon(c, 0); }
-kj::Promise<Outcome> hPwritev(Call& c) { return writevCommon(c, 1); }
-kj::Promise<Outcome> hPwritev2(Call& c) { return writevCommon(c, 2); }
+
+kj::Promise<Outcome> hRead(Call& c) { return transfer(c, false, Shape::PLAIN); }
+kj::Promise<Outcome> hPread(Call& c) { return transfer(c, false, Shape::AT_OFFSET); }
+kj::Promise<Outcome> hReadv(Call& c) { return transfer(c, false, Shape::VECTOR); }
+kj::Promise<Outcome> hPreadv(Call& c) { return transfer(c, false, Shape::VECTOR_OFFSET); }
+kj::Promise<Outcome> hPreadv2(Call& c) { return transfer(c, false, Shape::VECTOR_FLAGS); }
+kj::Promise<Outcome> hWrite(Call& c) { return transfer(c, true, Shape::PLAIN); }
+kj::Promise<Outcome> hPwrite(Call& c) { return transfer(c, true, Shape::AT_OFFSET); }
+kj::Promise<Outcome> hWritev(Call& c) { return transfer(c, true, Shape::VECTOR); }
+kj::Promise<Outcome> hPwritev(Call& c) { return transfer(c, true, Shape::VECTOR_OFFSET); }
+kj::Promise<Outcome> hPwritev2(Call& c) { return transfer(c, true, Shape::VECTOR_FLAGS); }
 
 kj::Promise<Outcome> hLseek(Call& c) {
   KJ_IF_MAYBE(f, remoteFd(c, 0)) {
