@@ -80,9 +80,10 @@ int64_t gather(Call& c, kj::ArrayPtr<const IoVec> iov, kj::ArrayPtr<kj::byte> ou
   return 0;
 }
 
-// One remote read into tracee memory, looping in CHUNK pieces until `count` or a short read.
-// offset -1: the file position. The iovecs say where the bytes go.
-struct ReadJob : public kj::Refcounted {
+// One read or write of the family in flight: the tracee's iovecs, how far it got, and where in
+// the file (offset -1: the file position). Loops in CHUNK pieces until `count` or a short
+// transfer, moving bytes straight between tracee memory and the messages.
+struct IoJob : public kj::Refcounted {
   Call& call;
   // Held, not borrowed: another thread may close the fd while this call is in flight.
   kj::Own<RemoteFile> fileRef;
@@ -94,25 +95,33 @@ struct ReadJob : public kj::Refcounted {
   bool hasFlags;
   int64_t rwFlags;
   uint64_t doneBytes = 0;
-  ReadJob(Call& call, RemoteFile& file, kj::Array<IoVec> iov, uint64_t count, int64_t offset,
-          bool positional, bool hasFlags, int64_t rwFlags)
+  IoJob(Call& call, RemoteFile& file, kj::Array<IoVec> iov, uint64_t count, int64_t offset,
+        bool positional, bool hasFlags, int64_t rwFlags)
       : call(call), fileRef(kj::addRef(file)), file(*fileRef), iov(kj::mv(iov)), count(count),
-        offset(offset),
-        positional(positional), hasFlags(hasFlags), rwFlags(rwFlags) {}
+        offset(offset), positional(positional), hasFlags(hasFlags), rwFlags(rwFlags) {}
 
-  // The tail of the iovecs after `skip` bytes.
-  kj::Array<IoVec> tail(uint64_t skip) {
+  // The iovecs' bytes from `skip` on, at most `limit` of them.
+  kj::Array<IoVec> slice(uint64_t skip, uint64_t limit) {
     kj::Vector<IoVec> out;
     for (auto& v : iov) {
+      if (limit == 0) {
+        break;
+      }
       if (skip >= v.len) {
         skip -= v.len;
         continue;
       }
-      out.add(IoVec{v.base + skip, v.len - skip});
+      uint64_t n = kj::min(v.len - skip, limit);
+      out.add(IoVec{v.base + skip, n});
+      limit -= n;
       skip = 0;
     }
     return out.releaseAsArray();
   }
+};
+
+struct ReadJob : public IoJob {
+  using IoJob::IoJob;
 
   kj::Promise<int64_t> step() {
     uint64_t want = kj::min(count - doneBytes, CHUNK);
@@ -122,7 +131,7 @@ struct ReadJob : public kj::Refcounted {
       }
       // Never write past the program's buffer, whatever the peer sends.
       KJ_REQUIRE(data.size() <= want, "agent answered a read with more bytes than asked");
-      auto dst = tail(doneBytes);
+      auto dst = slice(doneBytes, count);
       int64_t placed = scatter(call, dst, data);
       if (placed < 0 || static_cast<uint64_t>(placed) < data.size()) {
         // The kernel would not have consumed bytes it could not deliver: give them back.
@@ -165,52 +174,13 @@ struct ReadJob : public kj::Refcounted {
   }
 };
 
-kj::Promise<Outcome> readCommon(Call& c, RemoteFile& file, kj::Array<IoVec> iov, uint64_t total,
-                                int64_t offset, bool positional, bool hasFlags, int64_t flags) {
-  // A count of 0 still asks the agent: read(fd, buf, 0) reports EISDIR or EBADF as usual.
-  auto job = kj::refcounted<ReadJob>(c, file, kj::mv(iov), total, offset, positional, hasFlags,
-                                     flags);
-  auto& j = *job;
-  return j.step().then([](int64_t r) -> Outcome { return Complete{r}; }).attach(kj::mv(job));
-}
-
-// Writes the iovecs' bytes to the remote file in CHUNK pieces.
-struct WriteJob : public kj::Refcounted {
-  Call& call;
-  // Held, not borrowed: another thread may close the fd while this call is in flight.
-  kj::Own<RemoteFile> fileRef;
-  RemoteFile& file;
-  kj::Array<IoVec> iov;
-  uint64_t count;
-  int64_t offset;
-  bool positional;
-  bool hasFlags;
-  int64_t rwFlags;
-  uint64_t doneBytes = 0;
-  WriteJob(Call& call, RemoteFile& file, kj::Array<IoVec> iov, uint64_t count, int64_t offset,
-           bool positional, bool hasFlags, int64_t rwFlags)
-      : call(call), fileRef(kj::addRef(file)), file(*fileRef), iov(kj::mv(iov)), count(count),
-        offset(offset),
-        positional(positional), hasFlags(hasFlags), rwFlags(rwFlags) {}
+struct WriteJob : public IoJob {
+  using IoJob::IoJob;
 
   kj::Promise<int64_t> step() {
     uint64_t want = kj::min(count - doneBytes, CHUNK);
-    // Gather the next piece straight into the request (no intermediate copy).
-    kj::Vector<IoVec> piece;
-    uint64_t skip = doneBytes, left = want;
-    for (auto& v : iov) {
-      if (left == 0) {
-        break;
-      }
-      if (skip >= v.len) {
-        skip -= v.len;
-        continue;
-      }
-      uint64_t n = kj::min(v.len - skip, left);
-      piece.add(IoVec{v.base + skip, n});
-      left -= n;
-      skip = 0;
-    }
+    // Gathered straight into the request below (no intermediate copy).
+    auto piece = slice(doneBytes, want);
     auto finish = [this, want](int64_t result) -> kj::Promise<int64_t> {
       if (result < 0) {
         return doneBytes > 0 ? static_cast<int64_t>(doneBytes) : result;
@@ -248,10 +218,12 @@ struct WriteJob : public kj::Refcounted {
   }
 };
 
-kj::Promise<Outcome> writeCommon(Call& c, RemoteFile& file, kj::Array<IoVec> iov, uint64_t total,
-                                 int64_t offset, bool positional, bool hasFlags, int64_t flags) {
-  auto job = kj::refcounted<WriteJob>(c, file, kj::mv(iov), total, offset, positional, hasFlags,
-                                      flags);
+// A count of 0 still goes to the agent: read(fd, buf, 0) reports EISDIR or EBADF as usual.
+template <typename Job>
+kj::Promise<Outcome> runJob(Call& c, RemoteFile& file, kj::Array<IoVec> iov, uint64_t total,
+                            int64_t offset, bool positional, bool hasFlags, int64_t flags) {
+  auto job = kj::refcounted<Job>(c, file, kj::mv(iov), total, offset, positional, hasFlags,
+                                 flags);
   auto& j = *job;
   return j.step().then([](int64_t r) -> Outcome { return Complete{r}; }).attach(kj::mv(job));
 }
@@ -290,8 +262,9 @@ kj::Promise<Outcome> transfer(Call& c, bool isWrite, Shape shape) {
     bool hasFlags = shape == Shape::VECTOR_FLAGS;
     bool positional = offset >= 0;
     int64_t flags = hasFlags ? c.arg(5) : 0;
-    return isWrite ? writeCommon(c, *f, kj::mv(iov), total, offset, positional, hasFlags, flags)
-                   : readCommon(c, *f, kj::mv(iov), total, offset, positional, hasFlags, flags);
+    return isWrite
+               ? runJob<WriteJob>(c, *f, kj::mv(iov), total, offset, positional, hasFlags, flags)
+               : runJob<ReadJob>(c, *f, kj::mv(iov), total, offset, positional, hasFlags, flags);
   }
   return local();
 }
