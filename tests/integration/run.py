@@ -522,6 +522,12 @@ SHELL_CASES = {
     "sqlite": ("sqlite3 test.db && sqlite3 test.db 'SELECT count(*), sum(x) FROM t;' && "
                "ls test.db-journal 2>&1; echo rc=$?", {"stdin": "sql"}),
     "python": (f"{SYS_PYTHON} -", {"stdin": "py_fs"}),
+    # Threads: every thread is traced, each does remote IO at the same time as the others.
+    "threads": (f"{SYS_PYTHON} -", {"stdin": "py_threads"}),
+    # make: fork, exec and a shell per recipe line, all reading and writing remote files.
+    "make": ("printf 'all: out.txt copy.txt\\nout.txt: hello.txt\\n\\tsed s/hello/HELLO/ hello.txt > out.txt\\n"
+             "copy.txt: out.txt\\n\\tcp out.txt copy.txt && echo built\\n' > Makefile && make && "
+             "cat copy.txt && make", {}),
     # The cwd follows the last chdir to whichever side it went (/usr/lib stays local under the
     # default fallback rule), and /dev/stdout names the program's own stdout, not the agent's.
     "cwd-sides": ("cd /usr/lib && pwd && ls -d x86_64-linux-gnu && cd /srv/sb-b/work && pwd && "
@@ -558,8 +564,8 @@ def shell_case(name):
         stdin = None
         if opts.get("stdin") == "sql":
             stdin = SQL
-        elif opts.get("stdin") == "py_fs":
-            with open(os.path.join(HERE, "py_fs.py")) as f:
+        elif opts.get("stdin") in ("py_fs", "py_threads"):
+            with open(os.path.join(HERE, opts["stdin"] + ".py")) as f:
                 stdin = f.read()
         native, _ = differential(ctx, cmd, times_for=opts.get("times_for", ()), stdin=stdin)
         check(native.out.strip() != "", "the native run printed nothing: the case checks nothing")
@@ -846,6 +852,40 @@ def case_agent_killed(ctx):
     check(len(err.strip().splitlines()) <= 3, "one message, not one per failed call")
 
 
+def case_sbrun_killed(ctx):
+    """sbrun is SIGKILLed under a running program: the program dies with it (PTRACE_O_EXITKILL)
+    instead of running on untraced, where every trapped syscall would fail with ENOSYS."""
+    agent = ctx.agent()
+    make_tree(agent)
+    if ctx.native_only:
+        return
+    need_binary(ctx.sbrun, "sbrun")
+    mark = os.path.join(ctx.tmp, "still-running")
+    # The program writes a local mark file every 0.1 s for 30 s: if it survived sbrun, the mark
+    # would keep changing after the kill.
+    script = f"i=0; while [ $i -lt 300 ]; do echo $i > {mark}; i=$((i+1)); sleep 0.1; done"
+    argv = [ctx.sbrun, "--target", agent.url, "--local", ctx.tmp, "--remote-cwd", WORK, "--",
+            "sh", "-c", script]
+    p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, env=ENV, cwd=ctx.tmp)
+    ctx.cleanups.append(lambda: p.poll() is None and p.kill())
+    deadline = time.monotonic() + 20
+    while not os.path.exists(mark) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    check(os.path.exists(mark), "the traced program never started")
+    children = run(["pgrep", "-P", str(p.pid)]).out.split()
+    check(children, "no traced child under sbrun")
+    p.kill()
+    p.wait()
+    time.sleep(0.5)
+    for pid in children:
+        alive = os.path.exists(f"/proc/{pid}") and "zombie" not in open(f"/proc/{pid}/status").read()
+        check(not alive, f"the program (pid {pid}) outlived sbrun")
+    before = open(mark).read()
+    time.sleep(0.5)
+    check(open(mark).read() == before, "something still writes the mark after sbrun died")
+
+
 # ---------------------------------------------------------------------------------------------
 
 def build_cases():
@@ -869,6 +909,7 @@ def build_cases():
     cases["print-rules"] = (case_print_rules, False)
     cases["exit-codes"] = (case_exit_codes, True)
     cases["agent-killed"] = (case_agent_killed, True)
+    cases["sbrun-killed"] = (case_sbrun_killed, True)
     return cases
 
 
