@@ -16,6 +16,7 @@ constexpr auto FD = SyscallClass::FD;
 constexpr auto IDENTITY = SyscallClass::IDENTITY;
 constexpr auto REFUSED = SyscallClass::REFUSED;
 constexpr auto UNHANDLED = SyscallClass::UNHANDLED;
+constexpr auto TRACKED = SyscallClass::TRACKED;
 
 // {nr, name, class, fdArg, pathArg, dirfdArg, remoteErrno, trapOnlyRealFd}
 // Sockets, pipes, polling and epoll stay LOCAL in this version: a remote fd there is an O_PATH
@@ -293,7 +294,7 @@ const SyscallRow ROWS[] = {
     {269, "faccessat", PATH, -1, 1, 0},
     {270, "pselect6", LOCAL},
     {271, "ppoll", LOCAL},
-    {272, "unshare", LOCAL},
+    {272, "unshare", TRACKED},
     {273, "set_robust_list", LOCAL},
     {274, "get_robust_list", LOCAL},
     {275, "splice", UNHANDLED, 0, -1, -1, EINVAL},
@@ -431,6 +432,7 @@ kj::StringPtr syscallClassName(SyscallClass cls) {
     case SyscallClass::IDENTITY: return "identity";
     case SyscallClass::REFUSED: return "refused";
     case SyscallClass::UNHANDLED: return "unhandled";
+    case SyscallClass::TRACKED: return "tracked";
   }
   KJ_UNREACHABLE;
 }

@@ -29,6 +29,9 @@ enum class SyscallClass : uint8_t {
   // Kernel IO interfaces the filter cannot see into (io_uring, Linux AIO): the filter answers
   // ENOSYS so programs fall back to plain syscalls, whose IO we do see.
   REFUSED,
+  // Runs locally, but the tracer must see its result to keep its model of the process true
+  // (unshare(CLONE_FILES) gives the thread its own fd table): trapped, handled.
+  TRACKED,
   // Takes an fd or a path but has no remote implementation yet: trapped; when its argument is
   // remote it fails with `remoteErrno` and a one-time explanation, otherwise it runs locally.
   UNHANDLED,

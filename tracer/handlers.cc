@@ -7,6 +7,7 @@
 // the tables into the one lookup the tracer uses.
 
 #include <errno.h>
+#include <sched.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
@@ -48,6 +49,28 @@ kj::Promise<Outcome> hIdentityChange(Call& c) {
                     kj::str(c.row->name, " inside a remote scope is not forwarded to '",
                             c.task.scope->name(), "' yet: answering EPERM"));
   return done(-EPERM);
+}
+
+// ---------------------------------------------------------------------------------------------
+// unshare: CLONE_FILES gives the thread its own copy of the fd table, CLONE_FS its own cwd.
+
+kj::Promise<Outcome> hUnshare(Call& c) {
+  uint64_t flags = c.arg(0);
+  if (!(flags & (CLONE_FILES | CLONE_FS))) {
+    return local();
+  }
+  Task& task = c.task;
+  return Outcome(RunLocalThen{[&task, flags](int64_t ret) {
+    if (ret == 0) {
+      if (flags & CLONE_FILES) {
+        task.fds = task.fds->copy();
+      }
+      if (flags & CLONE_FS) {
+        task.fs = task.fs->copy();
+      }
+    }
+    return ret;
+  }});
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -100,11 +123,12 @@ kj::Promise<Outcome> hUnknown(Call& c) {
   return done(-ENOSYS);
 }
 
-const HandlerEntry IDENTITY_HANDLERS[] = {
+const HandlerEntry HERE_HANDLERS[] = {
     {SYS_uname, hUname},
     {SYS_sethostname, hIdentityChange},
     {SYS_setdomainname, hIdentityChange},
     {SYS_reboot, hIdentityChange},
+    {SYS_unshare, hUnshare},
 };
 
 }  // namespace
@@ -122,7 +146,7 @@ Handler findHandler(int nr) {
       }
     }
     kj::ArrayPtr<const handler::HandlerEntry> families[] = {
-        handler::IDENTITY_HANDLERS, handler::fdHandlers(), handler::ioHandlers(),
+        handler::HERE_HANDLERS, handler::fdHandlers(), handler::ioHandlers(),
         handler::pathHandlers()};
     for (auto family : families) {
       for (auto& e : family) {

@@ -65,6 +65,7 @@ SeccompFilter SeccompFilter::build() {
       case SyscallClass::PATH:
       case SyscallClass::FD:
       case SyscallClass::IDENTITY:
+      case SyscallClass::TRACKED:
         break;  // The default action: trace.
     }
   }

@@ -38,6 +38,7 @@ TEST_SUITE("syscall_table") {
         case sb::SyscallClass::PATH:
         case sb::SyscallClass::FD:
         case sb::SyscallClass::IDENTITY:
+        case sb::SyscallClass::TRACKED:
         case sb::SyscallClass::UNHANDLED:
           CHECK((sb::findHandler(row.nr) != nullptr));
           break;
