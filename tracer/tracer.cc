@@ -455,6 +455,7 @@ void Tracer::onExit(pid_t tid, int status) {
     for (auto& [other, task] : tasks) {
       processGone = processGone && task->tgid != tgid;
     }
+    adoptOrphans();
     if (processGone) {
       // A dead process holds no record locks (POSIX); tell each target it locked on.
       for (auto lock = lockOwners.begin(); lock != lockOwners.end();) {
@@ -475,6 +476,49 @@ void Tracer::onExit(pid_t tid, int status) {
     leaderStatus = status;
   }
   maybeFinish();
+}
+
+// A new task whose creator died at its clone event stop (SIGKILL) never gets that event: adopt
+// it with what can still be known (no remote fds, the starting cwd and scope) so it runs on and
+// sbrun does not wait for it forever. Its inherited remote fds, if any, fail loudly (EBADF on
+// the placeholder).
+void Tracer::adoptOrphans() {
+  for (auto& [tid, task] : tasks) {
+    if (task->attached || !task->seenFirstStop) {
+      continue;
+    }
+    auto path = kj::str("/proc/", tid, "/status");
+    FILE* f = fopen(path.cStr(), "re");
+    if (f == nullptr) {
+      continue;
+    }
+    pid_t tgid = tid, ppid = 0;
+    char line[256];
+    while (fgets(line, sizeof(line), f)) {
+      sscanf(line, "Tgid: %d", &tgid);
+      sscanf(line, "PPid: %d", &ppid);
+    }
+    fclose(f);
+    bool creatorAlive = false;
+    for (auto& [otherTid, other] : tasks) {
+      if (otherTid != tid && (other->tgid == (tgid != tid ? tgid : ppid) || otherTid == ppid)) {
+        creatorAlive = true;
+      }
+    }
+    if (creatorAlive) {
+      continue;  // Its event is still on the way.
+    }
+    noteOnce(kj::str("orphan", tid),
+             kj::str("task ", tid, " lost its creator before sbrun saw the clone: it runs on "
+                     "without the remote fds it may have inherited"));
+    task->tgid = tgid;
+    task->fds = kj::refcounted<FdTable>();
+    task->fs = initialFs->copy();
+    task->scope = options_.startRemote ? targets_[0].get() : nullptr;
+    task->fs->side = task->scope;
+    task->attached = true;
+    resume(*task);
+  }
 }
 
 void Tracer::maybeFinish() {

@@ -164,6 +164,7 @@ class Tracer {
   void resume(Task& task, int sig = 0);
   Task& taskFor(pid_t tid);
   void maybeFinish();
+  void adoptOrphans();
   void setupInitialTask(Task& task);
 };
 
