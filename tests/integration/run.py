@@ -175,6 +175,7 @@ def entry(path):
 if os.path.lexists(root):
     entry(root)
     for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()  # walk order must not depend on directory listing order
         for n in sorted(dirnames + filenames):
             entry(os.path.join(dirpath, n))
 print(json.dumps(out))
