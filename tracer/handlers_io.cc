@@ -383,18 +383,24 @@ kj::Promise<Outcome> hSyncfs(Call& c) { return fsyncCommon(c, false); }
 // ---------------------------------------------------------------------------------------------
 // sendfile, copy_file_range
 
-kj::Promise<Outcome> copyRemote(Call& c, RemoteFile& in, RemoteFile& out, uint64_t count,
-                                uint64_t inOffAddr, uint64_t outOffAddr, proto::CopyKind kind) {
-  int64_t inOff = -1, outOff = -1;
-  if (inOffAddr != 0 && c.mem().readValue(inOffAddr, inOff) < 0) {
-    return done(-EFAULT);
-  }
-  if (outOffAddr != 0 && c.mem().readValue(outOffAddr, outOff) < 0) {
-    return done(-EFAULT);
+// The explicit offsets of sendfile/copy_file_range (-1: the file position when the pointer is
+// NULL): 0, -EFAULT or -EINVAL as the kernel answers.
+int64_t readCopyOffsets(Call& c, uint64_t inOffAddr, uint64_t outOffAddr, int64_t& inOff,
+                        int64_t& outOff) {
+  inOff = outOff = -1;
+  if ((inOffAddr != 0 && c.mem().readValue(inOffAddr, inOff) < 0) ||
+      (outOffAddr != 0 && c.mem().readValue(outOffAddr, outOff) < 0)) {
+    return -EFAULT;
   }
   if ((inOffAddr && inOff < 0) || (outOffAddr && outOff < 0)) {
-    return done(-EINVAL);
+    return -EINVAL;
   }
+  return 0;
+}
+
+kj::Promise<Outcome> copyRemote(Call& c, RemoteFile& in, RemoteFile& out, uint64_t count,
+                                uint64_t inOffAddr, uint64_t outOffAddr, int64_t inOff,
+                                int64_t outOff, proto::CopyKind kind) {
   auto req = in.node.copyToRequest();
   req.setDst(out.node);
   req.setCount(kj::min(count, MAX_RW));
@@ -423,17 +429,7 @@ kj::Promise<Outcome> copyRemote(Call& c, RemoteFile& in, RemoteFile& out, uint64
 // cp and Python back to read/write.
 kj::Promise<Outcome> copyMixed(Call& c, int inFd, kj::Maybe<RemoteFile&> in, int outFd,
                                kj::Maybe<RemoteFile&> out, uint64_t count, uint64_t inOffAddr,
-                               uint64_t outOffAddr) {
-  int64_t inOff = -1, outOff = -1;
-  if (inOffAddr != 0 && c.mem().readValue(inOffAddr, inOff) < 0) {
-    return done(-EFAULT);
-  }
-  if (outOffAddr != 0 && c.mem().readValue(outOffAddr, outOff) < 0) {
-    return done(-EFAULT);
-  }
-  if ((inOffAddr && inOff < 0) || (outOffAddr && outOff < 0)) {
-    return done(-EINVAL);
-  }
+                               uint64_t outOffAddr, int64_t inOff, int64_t outOff) {
   // pidfd_open takes the process (a thread id of a non-leader thread is refused).
   int pidfd = syscall(SYS_pidfd_open, c.task.tgid, 0);
   if (pidfd < 0) {
@@ -543,20 +539,25 @@ kj::Promise<Outcome> copyCommon(Call& c, int inFd, uint64_t inOffAddr, int outFd
   if (in == nullptr && out == nullptr) {
     return local();
   }
+  int64_t inOff, outOff;
+  int64_t bad = readCopyOffsets(c, inOffAddr, outOffAddr, inOff, outOff);
+  if (bad < 0) {
+    return done(bad);
+  }
   KJ_IF_MAYBE(i, in) {
     KJ_IF_MAYBE(o, out) {
       if (&i->target != &o->target) {
         // Two machines: no kernel can copy between them in one call.
         return done(kind == proto::CopyKind::COPY_FILE_RANGE ? -EXDEV : -EINVAL);
       }
-      return copyRemote(c, *i, *o, count, inOffAddr, outOffAddr, kind);
+      return copyRemote(c, *i, *o, count, inOffAddr, outOffAddr, inOff, outOff, kind);
     }
   }
   if (kind == proto::CopyKind::COPY_FILE_RANGE) {
     // Files on two machines are never on one superblock: the kernel's own cross-fs answer.
     return done(-EXDEV);
   }
-  return copyMixed(c, inFd, in, outFd, out, count, inOffAddr, outOffAddr);
+  return copyMixed(c, inFd, in, outFd, out, count, inOffAddr, outOffAddr, inOff, outOff);
 }
 
 kj::Promise<Outcome> hSendfile(Call& c) {

@@ -554,6 +554,14 @@ int64_t readXattrName(Call& c, uint64_t addr, kj::String& name) {
   return r;
 }
 
+// A getxattr/listxattr answer of n bytes into the tracee's buffer of `size`, never past it.
+int64_t putXattrBytes(Call& c, uint64_t buf, uint64_t size, int64_t n,
+                      capnp::Data::Reader data) {
+  KJ_REQUIRE(data.size() == static_cast<uint64_t>(n) && data.size() <= size,
+             "agent answered an xattr call with a bad size");
+  return putBytes(c, buf, data, n);
+}
+
 kj::Promise<Outcome> setxattrCommon(Call& c, XattrVia via) {
   kj::String name;
   int64_t r = readXattrName(c, c.arg(1), name);
@@ -605,10 +613,7 @@ kj::Promise<Outcome> getxattrCommon(Call& c, XattrVia via) {
       if (n < 0 || size == 0) {
         return Complete{n};
       }
-      auto value = reply.getValue();
-      KJ_REQUIRE(value.size() == static_cast<uint64_t>(n) && value.size() <= size,
-                 "agent answered getxattr with a bad size");
-      return Complete{putBytes(c, buf, value, n)};
+      return Complete{putXattrBytes(c, buf, size, n, reply.getValue())};
     });
   });
 }
@@ -626,10 +631,7 @@ kj::Promise<Outcome> listxattrCommon(Call& c, XattrVia via) {
       if (n < 0 || size == 0) {
         return Complete{n};
       }
-      auto names = reply.getNames();
-      KJ_REQUIRE(names.size() == static_cast<uint64_t>(n) && names.size() <= size,
-                 "agent answered listxattr with a bad size");
-      return Complete{putBytes(c, buf, names, n)};
+      return Complete{putXattrBytes(c, buf, size, n, reply.getNames())};
     });
   });
 }
