@@ -1,5 +1,6 @@
 // sbrun: run a program here while its files and host identity live on a target machine.
 
+#include <malloc.h>
 #include <signal.h>
 
 #include <fmt/core.h>
@@ -11,6 +12,10 @@
 
 int main(int argc, char** argv) {
   auto options = sb::parseOptions(argc, argv);
+  // Replies of up to 64 MiB arrive in a fresh buffer each: keep freed memory for reuse rather
+  // than faulting in new pages per message (see keepMessageMemory in sbagent's main.cc).
+  mallopt(M_MMAP_THRESHOLD, 256 << 20);
+  mallopt(M_TRIM_THRESHOLD, 512 << 20);
 
   // Before any thread exists (kj requirement): SIGCHLD reaches the event loop, never a handler.
   kj::UnixEventPort::captureSignal(SIGCHLD);
