@@ -853,6 +853,45 @@ def case_agent_killed(ctx):
     check(len(err.strip().splitlines()) <= 3, "one message, not one per failed call")
 
 
+def case_two_clients(ctx):
+    """Two sbrun sessions on one agent at once: both work, neither disturbs the other, and a POSIX
+    lock taken through one session blocks the other (the processes differ, as on one machine)."""
+    agent = ctx.agent()
+    make_tree(agent)
+    if ctx.native_only:
+        return
+    need_binary(ctx.sbrun, "sbrun")
+    holder = (f"{SYS_PYTHON} -c 'import fcntl, os, sys, time\n"
+              "f = open(\"lockfile\", \"w\")\n"
+              "fcntl.lockf(f, fcntl.LOCK_EX)\n"
+              "print(\"locked\", flush=True)\n"
+              "sys.stdin.readline()\n'")
+    p = subprocess.Popen(ctx.sbrun_argv(agent, ["sh", "-c", holder]), stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV, cwd=ctx.tmp)
+    ctx.cleanups.append(lambda: p.poll() is None and p.kill())
+    ready, _, _ = select.select([p.stdout], [], [], 30)
+    first = p.stdout.readline().decode() if ready else ""
+    check(first == "locked\n", f"the first session did not take its lock: {first!r}")
+    prober = (f"{SYS_PYTHON} -c 'import fcntl\n"
+              "f = open(\"lockfile\", \"w\")\n"
+              "try:\n    fcntl.lockf(f, fcntl.LOCK_EX | fcntl.LOCK_NB); print(\"got it\")\n"
+              "except OSError as e: print(\"refused\", e.errno)\n'; "
+              "for i in 1 2 3 4 5; do echo $i > mine.$i; cat mine.$i; done")
+    t = ctx.traced(agent, ["sh", "-c", prober], timeout=60)
+    log(t.describe())
+    p.stdin.write(b"done\n")
+    p.stdin.close()
+    p.wait(timeout=30)
+    check(t.rc == 0, "the second session failed")
+    check(t.out.splitlines()[0] == "refused 11", "the second session must see the first's lock")
+    check(t.out.splitlines()[1:] == ["1", "2", "3", "4", "5"], "the second session's IO is wrong")
+    check(p.returncode == 0, f"the first session ended with {p.returncode}")
+    t = ctx.traced(agent, ["sh", "-c", prober.replace("; for i in 1 2 3 4 5; do echo $i > mine.$i; cat mine.$i; done", "")],
+                   timeout=60)
+    log(t.describe())
+    check(t.out.strip() == "got it", "the lock must be free once its session is gone")
+
+
 def case_sbrun_killed(ctx):
     """sbrun is SIGKILLed under a running program: the program dies with it (PTRACE_O_EXITKILL)
     instead of running on untraced, where every trapped syscall would fail with ENOSYS."""
@@ -911,6 +950,7 @@ def build_cases():
     cases["exit-codes"] = (case_exit_codes, True)
     cases["agent-killed"] = (case_agent_killed, True)
     cases["sbrun-killed"] = (case_sbrun_killed, True)
+    cases["two-clients"] = (case_two_clients, True)
     return cases
 
 
