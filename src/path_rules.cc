@@ -171,15 +171,20 @@ void PathRules::addUser(Placement placement, kj::StringPtr prefix) {
   ++userCount;
 }
 
-void PathRules::addDefaults(kj::StringPtr programPrefix) {
+void PathRules::addDefaults(kj::StringPtr programPrefix, kj::StringPtr otherPrefix) {
   KJ_REQUIRE(!defaultsAdded, "default path rules added twice");
   defaultsAdded = true;
   for (auto& rule: DEFAULT_RULES) {
     rulesInOrder.add(PathRule{rule.placement, kj::str(rule.prefix), true});
   }
-  if (programPrefix.size() > 0) {
-    auto prefix = parseRulePrefix(programPrefix);
-    if (prefix != "/" && prefix != "/usr") {
+  kj::String added;
+  for (auto given : {programPrefix, otherPrefix}) {
+    if (given.size() == 0) {
+      continue;
+    }
+    auto prefix = parseRulePrefix(given);
+    if (prefix != "/" && prefix != "/usr" && prefix != added) {
+      added = kj::str(prefix);
       rulesInOrder.add(PathRule{Placement::FALLBACK, kj::mv(prefix), true});
     }
   }

@@ -54,8 +54,9 @@ class PathRules {
   // install prefix of the launched program (e.g. "/root/.pyenv/versions/3.11.7" for
   // .../bin/python3): its libraries and modules must load from here like the system ones, so it
   // is added as FALLBACK unless it is "", "/" or "/usr" (already covered, or far too broad).
-  // Call at most once.
-  void addDefaults(kj::StringPtr programPrefix);
+  // Call at most once. A second prefix (e.g. a virtualenv's, whose bin/python is a symlink to
+  // the system one) is added the same way when given and different.
+  void addDefaults(kj::StringPtr programPrefix, kj::StringPtr otherPrefix = "");
 
   // The placement for an absolute, normalized path: the first rule that matches, else SCOPE.
   // Matching is per path component: "/usr/lib" matches "/usr/lib" and "/usr/lib/x" but not

@@ -61,33 +61,45 @@ kj::String findAgent() {
   return kj::str("sbagent");
 }
 
-// The install prefix of the program (…/bin/prog → …), for the default fallback rule.
-kj::String programPrefix(kj::StringPtr program) {
-  kj::String resolved;
-  if (program.findFirst('/') == nullptr) {
-    const char* path = getenv("PATH");
-    kj::StringPtr rest = path ? path : "/usr/local/bin:/usr/bin:/bin";
-    while (rest.size() > 0) {
-      auto colon = rest.findFirst(':').orDefault(rest.size());
-      auto candidate = kj::str(rest.slice(0, colon), "/", program);
-      if (access(candidate.cStr(), X_OK) == 0) {
-        resolved = kj::mv(candidate);
-        break;
-      }
-      rest = colon < rest.size() ? rest.slice(colon + 1) : kj::StringPtr("");
+// The program as exec will find it: PROGRAM itself when it has a slash, else the first
+// executable match on PATH. "" when there is none.
+kj::String findProgram(kj::StringPtr program) {
+  if (program.findFirst('/') != nullptr) {
+    return kj::str(program);
+  }
+  const char* path = getenv("PATH");
+  kj::StringPtr rest = path ? path : "/usr/local/bin:/usr/bin:/bin";
+  while (rest.size() > 0) {
+    auto colon = rest.findFirst(':').orDefault(rest.size());
+    auto candidate = kj::str(rest.slice(0, colon), "/", program);
+    if (access(candidate.cStr(), X_OK) == 0) {
+      return candidate;
     }
-  } else {
-    resolved = kj::str(program);
+    rest = colon < rest.size() ? rest.slice(colon + 1) : kj::StringPtr("");
   }
+  return kj::str("");
+}
+
+// The install prefix of an executable path (PREFIX/bin/prog -> PREFIX), lexically.
+kj::String prefixOf(kj::StringPtr exe) {
+  auto abs = normalizePath("/", exe);
+  auto bin = kj::heapString(abs.slice(0, abs.findLast('/').orDefault(0)));
+  return kj::heapString(bin.slice(0, bin.findLast('/').orDefault(0)));
+}
+
+// The program's install prefixes for the default fallback rules: where its path says (a
+// virtualenv's bin/python) and where its symlinks lead (the interpreter's own prefix).
+std::pair<kj::String, kj::String> programPrefixes(kj::StringPtr program) {
+  auto found = findProgram(program);
+  if (found.size() == 0) {
+    return {kj::str(""), kj::str("")};
+  }
+  char cwd[4096];
+  auto absolute = found.startsWith("/") || getcwd(cwd, sizeof(cwd)) == nullptr
+                      ? kj::str(found) : kj::str(cwd, "/", found);
   char real[4096];
-  if (resolved.size() == 0 || realpath(resolved.cStr(), real) == nullptr) {
-    return kj::str("");
-  }
-  kj::StringPtr r(real);
-  auto binSlash = r.findLast('/').orDefault(0);
-  auto bin = kj::heapString(r.slice(0, binSlash));
-  auto prefixSlash = bin.findLast('/').orDefault(0);
-  return kj::heapString(bin.slice(0, prefixSlash));
+  auto resolved = realpath(found.cStr(), real) ? prefixOf(real) : kj::str("");
+  return {prefixOf(absolute), kj::mv(resolved)};
 }
 
 }  // namespace
@@ -113,7 +125,12 @@ Tracer::Tracer(kj::AsyncIoContext& io, Options& options)
   for (auto& rule : options.userRules) {
     rules_.addUser(rule.first, rule.second);
   }
-  rules_.addDefaults(options.command.empty() ? kj::str("") : programPrefix(options.command[0]));
+  if (options.command.empty()) {
+    rules_.addDefaults("");
+  } else {
+    auto prefixes = programPrefixes(options.command[0]);
+    rules_.addDefaults(prefixes.first, prefixes.second);
+  }
 }
 
 Tracer::~Tracer() noexcept(false) {}

@@ -230,5 +230,20 @@ TEST_SUITE("path_rules") {
   }
 }
 
+TEST_SUITE("path_rules") {
+  TEST_CASE("a second program prefix (a virtualenv's) is a fallback too, once") {
+    PathRules rules;
+    rules.addDefaults("/home/u/venv", "/root/.pyenv/versions/3.11.7");
+    CHECK(rules.match("/home/u/venv/lib/python3.11/site-packages/x.py") == Placement::FALLBACK);
+    CHECK(rules.match("/root/.pyenv/versions/3.11.7/lib/os.py") == Placement::FALLBACK);
+    PathRules same;
+    same.addDefaults("/opt/tool", "/opt/tool");
+    CHECK(same.rules().size() == 35);
+    PathRules broad;
+    broad.addDefaults("/home/u/venv", "/usr");
+    CHECK(broad.rules().size() == 35);
+  }
+}
+
 }  // namespace
 }  // namespace sb
