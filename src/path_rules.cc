@@ -51,8 +51,12 @@ constexpr DefaultRule DEFAULT_RULES[] = {
     // which the loader then maps locally.
     {Placement::LOCAL, "/etc/ld.so.cache"},
     {Placement::LOCAL, "/etc/ld.so.preload"},
+    // Locale data belongs to the program's libc (the archive format is libc-specific) and
+    // message catalogs to the program: both come from here, before the /usr/lib fallback.
+    {Placement::LOCAL, "/usr/lib/locale"},
+    {Placement::LOCAL, "/usr/share/locale"},
     // Code that runs here must be loaded from here: shared libraries, interpreters' modules,
-    // helper executables and locale data are mmapped and executed by the local CPU, and must
+    // and helper executables are mmapped and executed by the local CPU, and must
     // match the local libc. FALLBACK still lets a program reach a library that only the remote
     // has (the analogue of splitbrain importing a missing module from the remote).
     {Placement::FALLBACK, "/lib"},
@@ -64,8 +68,6 @@ constexpr DefaultRule DEFAULT_RULES[] = {
     {Placement::FALLBACK, "/usr/lib64"},
     {Placement::FALLBACK, "/usr/libexec"},
     {Placement::FALLBACK, "/usr/local/lib"},
-    {Placement::FALLBACK, "/usr/share/locale"},
-    {Placement::FALLBACK, "/usr/lib/locale"},
     // Programs are executed here in this version (remote exec comes with the process model), so
     // a shell's PATH search must find what exec will run: the local binaries, or the remote's
     // when there is none here.

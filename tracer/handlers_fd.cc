@@ -107,7 +107,7 @@ kj::Promise<Outcome> closeRest(Call& c, kj::Own<RemoteFile> file) {
   return send(c, file->target, req).then([file = kj::mv(file)](auto reply) -> Outcome {
     int64_t remote = reply.getResult();
     if (remote >= 0) {
-      return RunLocal{};
+      return RunLocal{remote};
     }
     // Close the placeholder, but report the remote error (NFS EIO) as close(2) would.
     return RunLocalThen{[remote](int64_t) { return remote; }};

@@ -39,6 +39,14 @@ Placement:
   --remote-cwd DIR      the program's working directory on the target. Default: the same
                         absolute path as here when it exists there, else the target's root
 
+Observing:
+  --trace[=FILE]        one strace-style line per call that went to a target, with the
+                        target and the latency: [pid N] openat(AT_FDCWD, "/x", O_RDONLY) = 3
+                        <target1 84us>. To stderr, or to FILE.
+  --stats[=FILE]        at exit, a `strace -c`-like table per syscall: calls, errors, bytes,
+                        time, local and remote apart (time is counted for remote calls only).
+  --stats-format=FMT    text (default) or json
+
 Other:
   -v, --verbose         explain decisions (connections, cwd, fallbacks) on stderr
   -h, --help            show this help and exit
@@ -74,7 +82,7 @@ kj::StringPtr usageText() { return USAGE; }
 Options parseOptions(int argc, char** argv) {
   enum {
     OPT_TARGET = 1000, OPT_TOKEN, OPT_MODE, OPT_REMOTE, OPT_LOCAL, OPT_FALLBACK, OPT_PRINT_RULES,
-    OPT_REMOTE_CWD, OPT_VERSION,
+    OPT_REMOTE_CWD, OPT_VERSION, OPT_TRACE, OPT_STATS, OPT_STATS_FORMAT,
   };
   static const struct option LONG[] = {
       {"target", required_argument, nullptr, OPT_TARGET},
@@ -85,6 +93,9 @@ Options parseOptions(int argc, char** argv) {
       {"fallback", required_argument, nullptr, OPT_FALLBACK},
       {"print-rules", no_argument, nullptr, OPT_PRINT_RULES},
       {"remote-cwd", required_argument, nullptr, OPT_REMOTE_CWD},
+      {"trace", optional_argument, nullptr, OPT_TRACE},
+      {"stats", optional_argument, nullptr, OPT_STATS},
+      {"stats-format", required_argument, nullptr, OPT_STATS_FORMAT},
       {"verbose", no_argument, nullptr, 'v'},
       {"help", no_argument, nullptr, 'h'},
       {"version", no_argument, nullptr, OPT_VERSION},
@@ -128,6 +139,15 @@ Options parseOptions(int argc, char** argv) {
           usageError(kj::str("--remote-cwd must be absolute: '", optarg, "'"));
         }
         o.remoteCwd = kj::str(optarg);
+        break;
+      case OPT_TRACE: o.traceFile = kj::str(optarg ? optarg : ""); break;
+      case OPT_STATS: o.statsFile = kj::str(optarg ? optarg : ""); break;
+      case OPT_STATS_FORMAT:
+        if (kj::StringPtr(optarg) == "json") {
+          o.statsJson = true;
+        } else if (kj::StringPtr(optarg) != "text") {
+          usageError(kj::str("--stats-format takes 'text' or 'json', not '", optarg, "'"));
+        }
         break;
       case 'v': ++o.verbose; break;
       case 'h': fmt::print("{}", USAGE); exit(0);

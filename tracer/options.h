@@ -24,6 +24,9 @@ struct Options {
   bool printRules = false;
   kj::String remoteCwd;           // "" = same as local cwd when it exists there, else root
   int verbose = 0;
+  kj::Maybe<kj::String> traceFile;  // --trace[=FILE]: "" is stderr
+  kj::Maybe<kj::String> statsFile;  // --stats[=FILE]: "" is stderr
+  bool statsJson = false;           // --stats-format=json
   kj::Vector<kj::String> command;
 };
 

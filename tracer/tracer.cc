@@ -120,8 +120,36 @@ void Tracer::ErrorHandler::taskFailed(kj::Exception&& e) {
   fmt::print(stderr, "sbrun: background remote call failed: {}\n", e.getDescription().cStr());
 }
 
+namespace {
+
+// An observer's output: stderr for "", else FILE (truncated), with a clear error if it can't.
+FILE* openOutput(kj::StringPtr path, kj::StringPtr option, bool& owned) {
+  if (path.size() == 0) {
+    owned = false;
+    return stderr;
+  }
+  FILE* f = fopen(path.cStr(), "we");
+  KJ_REQUIRE(f != nullptr, kj::str("cannot write ", option, " file ", path, ": ", strerror(errno)));
+  owned = true;
+  return f;
+}
+
+}  // namespace
+
 Tracer::Tracer(kj::AsyncIoContext& io, Options& options)
     : io(io), options_(options), filter(SeccompFilter::build()), background(errorHandler) {
+  bool owned;
+  KJ_IF_MAYBE(path, options.traceFile) {
+    FILE* out = openOutput(*path, "--trace", owned);
+    observers.add(kj::heap<TraceWriter>(out, owned));
+  }
+  KJ_IF_MAYBE(path, options.statsFile) {
+    FILE* out = openOutput(*path, "--stats", owned);
+    observers.add(kj::heap<StatsCollector>(out, owned, options.statsJson));
+  }
+  for (auto& o : observers) {
+    wantArgs = wantArgs || o->wantsArgs();
+  }
   for (auto& rule : options.userRules) {
     rules_.addUser(rule.first, rule.second);
   }
@@ -277,6 +305,9 @@ int Tracer::run(kj::WaitScope& ws) {
   });
   drainWaits();
   paf.promise.wait(ws);
+  for (auto& o : observers) {
+    o->finish();
+  }
 
   if (WIFEXITED(leaderStatus)) {
     return WEXITSTATUS(leaderStatus);
@@ -551,6 +582,12 @@ void Tracer::onSeccompStop(Task& task) {
   }
   int nr = static_cast<int>(regs.orig_rax);
   auto call = kj::heap<Call>(Call{*this, task, regs, nr, findSyscall(nr)});
+  if (!observers.empty()) {
+    call->start = std::chrono::steady_clock::now();
+    if (wantArgs) {
+      call->args = formatArgs(call->row, nr, regs, call->mem());
+    }
+  }
   Handler handler = findHandler(nr);
   kj::Promise<Outcome> outcome = nullptr;
   if (handler == nullptr) {
@@ -586,6 +623,15 @@ void Tracer::onSeccompStop(Task& task) {
 
 void Tracer::apply(Call& call, Outcome outcome) {
   Task& task = call.task;
+  bool observed = !observers.empty();
+  // What an exit-stop continuation needs to report (the Call is gone by then).
+  kj::String args = kj::mv(call.args);
+  auto reporter = [this, observed, tid = task.tid, nr = call.nr, target = call.target,
+                   start = call.start, args = kj::str(args)](int64_t result) {
+    if (observed) {
+      report(tid, nr, target, true, result, start, args);
+    }
+  };
   KJ_SWITCH_ONEOF(outcome) {
     KJ_CASE_ONEOF(complete, Complete) {
       auto regs = call.regs;
@@ -593,26 +639,55 @@ void Tracer::apply(Call& call, Outcome outcome) {
       regs.rax = complete.ret;  // ...and return this (PITFALLS: set both in one write).
       setRegs(task.tid, regs);
       resume(task);
+      reporter(complete.ret);
     }
-    KJ_CASE_ONEOF(run, RunLocal) { resume(task); }
+    KJ_CASE_ONEOF(run, RunLocal) {
+      resume(task);
+      if (observed) {
+        KJ_IF_MAYBE(result, run.known) {
+          reporter(*result);
+        } else {
+          report(task.tid, call.nr, call.target, false, 0, call.start, args);
+        }
+      }
+    }
     KJ_CASE_ONEOF(then, RunLocalThen) {
-      task.atExit = [after = kj::mv(then.after)](user_regs_struct& regs) mutable {
+      task.atExit = [after = kj::mv(then.after), reporter = kj::mv(reporter)](
+                        user_regs_struct& regs) mutable {
         regs.rax = after(static_cast<int64_t>(regs.rax));
+        reporter(static_cast<int64_t>(regs.rax));
       };
       long rc = ptrace(PTRACE_SYSCALL, task.tid, nullptr, 0);
       KJ_REQUIRE(ptraceOk(rc), "PTRACE_SYSCALL failed", strerror(errno));
     }
     KJ_CASE_ONEOF(rewrite, Rewrite) {
       setRegs(task.tid, rewrite.regs);
-      task.atExit = [orig = call.regs, after = kj::mv(rewrite.after)](
-                        user_regs_struct& regs) mutable {
+      task.atExit = [orig = call.regs, after = kj::mv(rewrite.after),
+                     reporter = kj::mv(reporter)](user_regs_struct& regs) mutable {
         int64_t ret = after(static_cast<int64_t>(regs.rax));
         regs = orig;  // The program must find its registers as the syscall left them.
         regs.rax = ret;
+        reporter(ret);
       };
       long rc = ptrace(PTRACE_SYSCALL, task.tid, nullptr, 0);
       KJ_REQUIRE(ptraceOk(rc), "PTRACE_SYSCALL failed", strerror(errno));
     }
+  }
+}
+
+void Tracer::report(pid_t tid, int nr, AgentLink* target, bool known, int64_t result,
+                    std::chrono::steady_clock::time_point start, kj::StringPtr args) {
+  auto elapsed = std::chrono::steady_clock::now() - start;
+  CallRecord record{tid, nr, target ? target->name() : kj::StringPtr("local"), target != nullptr,
+                    known, result,
+                    // A local call's own time is the kernel's, which sbrun does not see.
+                    target ? static_cast<uint64_t>(
+                                 std::chrono::duration_cast<std::chrono::microseconds>(elapsed)
+                                     .count())
+                           : 0,
+                    args};
+  for (auto& o : observers) {
+    o->onCall(record);
   }
 }
 

@@ -18,8 +18,11 @@
 #include <sys/user.h>
 #include <unordered_map>
 
+#include <chrono>
+
 #include "agent_link.h"
 #include "fd_table.h"
+#include "observer.h"
 #include "options.h"
 #include "path_rules.h"
 #include "seccomp_filter.h"
@@ -66,7 +69,11 @@ struct Task {
 
 // What a handler decided for one trapped syscall.
 struct Complete { int64_t ret; };   // skip the syscall; return ret (-errno on failure)
-struct RunLocal {};                 // let the kernel run it as it is
+struct RunLocal {                   // let the kernel run it as it is
+  // For observers only: the answer when it is already known (a remote close that succeeded,
+  // before the kernel closes the placeholder).
+  kj::Maybe<int64_t> known = nullptr;
+};
 struct RunLocalThen {               // let it run, then see (and may change) its result
   kj::Function<int64_t(int64_t)> after;
 };
@@ -87,6 +94,9 @@ struct Call {
   const SyscallRow* row;
   // The target of the remote call in flight, so a failure maps to its errno policy (EIO).
   AgentLink* target = nullptr;
+  // For observers (--trace, --stats): when the stop was seen, and the formatted arguments.
+  std::chrono::steady_clock::time_point start = {};
+  kj::String args = {};
 
   uint64_t arg(int i) const;
   int fdArg(int i) const { return static_cast<int>(arg(i)); }
@@ -123,6 +133,10 @@ class Tracer {
     return lockOwners.count({&target, tgid}) > 0;
   }
 
+  // Tells the observers how a trapped call ended (see observer.h).
+  void report(pid_t tid, int nr, AgentLink* target, bool known, int64_t result,
+              std::chrono::steady_clock::time_point start, kj::StringPtr args);
+
   // Fire-and-forget remote work whose failure is reported but needs no answer (a seek-back).
   void backgroundSend(kj::Promise<void> promise) { background.add(kj::mv(promise)); }
 
@@ -140,6 +154,8 @@ class Tracer {
   kj::Own<FsContext> initialFs;
   std::unordered_map<pid_t, kj::Own<Task>> tasks;
   kj::Vector<kj::String> notesShown;
+  kj::Vector<kj::Own<SyscallObserver>> observers;
+  bool wantArgs = false;
   std::set<std::pair<AgentLink*, pid_t>> lockOwners;
   std::set<pid_t> reaped;
   pid_t leader = -1;

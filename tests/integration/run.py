@@ -27,6 +27,7 @@ import argparse
 import ctypes
 import difflib
 import json
+import re
 import os
 import select
 import shlex
@@ -853,6 +854,44 @@ def case_agent_killed(ctx):
     check(len(err.strip().splitlines()) <= 3, "one message, not one per failed call")
 
 
+def case_trace_stats(ctx):
+    """--trace prints one strace-style line per redirected call with its target and latency;
+    --stats counts exactly what a program with known syscall counts did."""
+    helper = os.path.abspath(os.path.join(ctx.helpers_dir or "", "syscall_counts"))
+    need_binary(helper, "helper syscall_counts (--helpers-dir)")
+    agent = ctx.agent()
+    make_tree(agent)
+    if ctx.native_only:
+        return
+    trace = os.path.join(ctx.tmp, "trace.txt")
+    stats = os.path.join(ctx.tmp, "stats.json")
+    path = WORK + "/hello.txt"
+    t = ctx.traced(agent, [helper, path, "5"],
+                   extra=["--trace=" + trace, "--stats=" + stats, "--stats-format=json"])
+    log(t.describe())
+    check(t.rc == 0, "the traced helper failed")
+    with open(trace) as f:
+        lines = f.read().splitlines()
+    log("--- trace ---\n" + "\n".join(lines))
+    opens = [l for l in lines if re.search(r'\] openat\(AT_FDCWD, "' + re.escape(path) +
+                                           r'", O_RDONLY\) = 3 <target1 \d+us>$', l)]
+    check(len(opens) == 5, f"expected 5 openat lines for {path}, got {len(opens)}")
+    reads = [l for l in lines if re.search(r"\] read\(3, 0x[0-9a-f]+, 4096\) = \d+ <target1 ", l)]
+    check(len(reads) == 10, f"expected 10 read lines, got {len(reads)}")
+    closes = [l for l in lines if re.search(r"\] close\(3\) = 0 <target1 ", l)]
+    check(len(closes) == 5, f"expected 5 close lines, got {len(closes)}")
+    with open(stats) as f:
+        data = json.load(f)
+    remote = {s["name"]: s for s in data["syscalls"] if s["where"] == "remote"}
+    log(json.dumps(data, indent=1))
+    check(remote.get("openat", {}).get("calls") == 5, "stats: 5 remote openat")
+    check(remote.get("read", {}).get("calls") == 10, "stats: 10 remote reads")
+    check(remote.get("close", {}).get("calls") == 5, "stats: 5 remote closes")
+    size = len("hello from board-b\n")
+    check(remote["read"]["bytes"] == 5 * size, f"stats: {5 * size} bytes read")
+    check(remote["openat"]["errors"] == 0, "stats: no errors")
+
+
 def case_two_clients(ctx):
     """Two sbrun sessions on one agent at once: both work, neither disturbs the other, and a POSIX
     lock taken through one session blocks the other (the processes differ, as on one machine)."""
@@ -951,6 +990,7 @@ def build_cases():
     cases["agent-killed"] = (case_agent_killed, True)
     cases["sbrun-killed"] = (case_sbrun_killed, True)
     cases["two-clients"] = (case_two_clients, True)
+    cases["trace-stats"] = (case_trace_stats, True)
     return cases
 
 

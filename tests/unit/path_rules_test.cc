@@ -81,8 +81,10 @@ TEST_SUITE("path_rules") {
     CHECK(rules.match("/etc/ld.so.cache") == Placement::LOCAL);
     CHECK(rules.match("/lib64/ld-linux-x86-64.so.2") == Placement::FALLBACK);
     CHECK(rules.match("/usr/lib/x86_64-linux-gnu/libc.so.6") == Placement::FALLBACK);
-    CHECK(rules.match("/usr/lib/locale/C.utf8/LC_CTYPE") == Placement::FALLBACK);
-    CHECK(rules.match("/usr/share/locale/de/LC_MESSAGES/x.mo") == Placement::FALLBACK);
+    // Locale data is the local libc's (its archive format is libc-specific): local, even though
+    // /usr/lib as a whole is a fallback.
+    CHECK(rules.match("/usr/lib/locale/C.utf8/LC_CTYPE") == Placement::LOCAL);
+    CHECK(rules.match("/usr/share/locale/de/LC_MESSAGES/x.mo") == Placement::LOCAL);
     // Everything else is the scope's business: the target's /proc, /etc, devices and data.
     CHECK(rules.match("/proc/1/status") == Placement::SCOPE);
     CHECK(rules.match("/proc/selfish") == Placement::SCOPE);
@@ -105,9 +107,10 @@ TEST_SUITE("path_rules") {
     CHECK(toStd(all[0].prefix) == "/proc/self");
     CHECK(toStd(all[16].prefix) == "/etc/ld.so.preload");
     CHECK(all[16].placement == Placement::LOCAL);
-    CHECK(toStd(all[17].prefix) == "/lib");
-    CHECK(all[17].placement == Placement::FALLBACK);
-    CHECK(toStd(all[27].prefix) == "/usr/lib/locale");
+    CHECK(toStd(all[17].prefix) == "/usr/lib/locale");
+    CHECK(all[17].placement == Placement::LOCAL);
+    CHECK(toStd(all[19].prefix) == "/lib");
+    CHECK(all[19].placement == Placement::FALLBACK);
     CHECK(toStd(all[30].prefix) == "/usr/bin");
     CHECK(all[30].placement == Placement::FALLBACK);
   }

@@ -1,0 +1,82 @@
+// Observers of trapped syscalls: --trace (one strace-style line per redirected call, with the
+// target and the latency) and --stats (a `strace -c`-like table at exit, local and remote apart).
+// The tracer reports; observers only format. Handlers never print (DESIGN D11).
+
+#pragma once
+
+#include <kj/string.h>
+#include <kj/vector.h>
+#include <map>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
+#include <sys/user.h>
+
+#include "syscall_table.h"
+#include "tracee_memory.h"
+
+namespace sb {
+
+// One trapped syscall once its result is known (or known to be the kernel's own).
+struct CallRecord {
+  pid_t tid;
+  int nr;
+  kj::StringPtr where;  // The target's name, or "local".
+  bool remote;
+  bool resultKnown;     // false: the kernel ran it and sbrun did not look at the result
+  int64_t result;
+  uint64_t micros;      // From the seccomp stop to the answer.
+  kj::StringPtr args;   // strace-style arguments, when an observer asked for them
+};
+
+class SyscallObserver {
+ public:
+  virtual ~SyscallObserver() noexcept(false) = default;
+  virtual bool wantsArgs() const { return false; }
+  virtual void onCall(const CallRecord& call) = 0;
+  // At exit: print whatever is printed at the end.
+  virtual void finish() {}
+};
+
+// strace-style arguments of a trapped call: fds as numbers (AT_FDCWD), paths and names as quoted
+// strings, open flags by name, other values in decimal or hex.
+kj::String formatArgs(const SyscallRow* row, int nr, const user_regs_struct& regs,
+                      const TraceeMemory& mem);
+
+// --trace[=FILE]: `[pid N] openat(AT_FDCWD, "/etc/hostname", O_RDONLY) = 3 <b 84us>` for every
+// call that went to a target.
+class TraceWriter final : public SyscallObserver {
+ public:
+  // Writes to `out` (not owned when it is stderr).
+  TraceWriter(FILE* out, bool owned) : out(out), owned(owned) {}
+  ~TraceWriter() noexcept(false);
+  bool wantsArgs() const override { return true; }
+  void onCall(const CallRecord& call) override;
+
+ private:
+  FILE* out;
+  bool owned;
+};
+
+// --stats[=FILE]: counts, errors, bytes moved and time per (syscall, local or remote).
+class StatsCollector final : public SyscallObserver {
+ public:
+  StatsCollector(FILE* out, bool owned, bool json) : out(out), owned(owned), json(json) {}
+  ~StatsCollector() noexcept(false);
+  void onCall(const CallRecord& call) override;
+  void finish() override;
+
+ private:
+  struct Row {
+    uint64_t calls = 0;
+    uint64_t errors = 0;
+    uint64_t bytes = 0;
+    uint64_t micros = 0;
+  };
+  FILE* out;
+  bool owned;
+  bool json;
+  std::map<std::pair<int, bool>, Row> rows;  // (nr, remote)
+};
+
+}  // namespace sb
