@@ -779,9 +779,9 @@ def case_print_rules(ctx):
                 return i
         raise Failure(f"--print-rules: no {kind} rule for {prefix}\n{t.out}")
     for p in ("/proc/self", "/proc/thread-self", "/dev/tty", "/dev/pts", "/dev/null",
-              "/dev/urandom", "/dev/shm", "/etc/ld.so.cache"):
+              "/dev/urandom", "/dev/shm", "/etc/ld.so.cache", "/usr/share/locale"):
         line_of(p, "local")
-    for p in ("/usr/lib", "/usr/share/locale"):
+    for p in ("/usr/lib", "/usr/bin"):
         line_of(p, "fallback")
     t = run([ctx.sbrun, "--local", "/opt/sb-l", "--remote", "/proc/self/sb-r",
              "--fallback", "/opt/sb-f", "--print-rules"], timeout=30)
