@@ -18,19 +18,19 @@ constexpr auto REFUSED = SyscallClass::REFUSED;
 constexpr auto UNHANDLED = SyscallClass::UNHANDLED;
 constexpr auto TRACKED = SyscallClass::TRACKED;
 
-// {nr, name, class, fdArg, pathArg, dirfdArg, remoteErrno, trapOnlyRealFd}
+// {nr, name, class, fdArg, pathArg, dirfdArg, remoteErrno, trapOnlyRealFd, stdioFast}
 // Sockets, pipes, polling and epoll stay LOCAL in this version: a remote fd there is an O_PATH
 // placeholder, which the kernel answers with EBADF or POLLNVAL, never with silent success.
 const SyscallRow ROWS[] = {
-    {0, "read", FD, 0},
-    {1, "write", FD, 0},
+    {0, "read", FD, 0, -1, -1, 0, false, true},
+    {1, "write", FD, 0, -1, -1, 0, false, true},
     {2, "open", PATH, -1, 0, -1},
-    {3, "close", FD, 0},
+    {3, "close", FD, 0, -1, -1, 0, false, true},
     {4, "stat", PATH, -1, 0, -1},
-    {5, "fstat", FD, 0},
+    {5, "fstat", FD, 0, -1, -1, 0, false, true},
     {6, "lstat", PATH, -1, 0, -1},
     {7, "poll", LOCAL},
-    {8, "lseek", FD, 0},
+    {8, "lseek", FD, 0, -1, -1, 0, false, true},
     {9, "mmap", UNHANDLED, 4, -1, -1, ENODEV, true},
     {10, "mprotect", LOCAL},
     {11, "munmap", LOCAL},
@@ -38,11 +38,11 @@ const SyscallRow ROWS[] = {
     {13, "rt_sigaction", LOCAL},
     {14, "rt_sigprocmask", LOCAL},
     {15, "rt_sigreturn", PROCESS},
-    {16, "ioctl", UNHANDLED, 0, -1, -1, ENOTTY},
-    {17, "pread64", FD, 0},
-    {18, "pwrite64", FD, 0},
-    {19, "readv", FD, 0},
-    {20, "writev", FD, 0},
+    {16, "ioctl", UNHANDLED, 0, -1, -1, ENOTTY, false, true},
+    {17, "pread64", FD, 0, -1, -1, 0, false, true},
+    {18, "pwrite64", FD, 0, -1, -1, 0, false, true},
+    {19, "readv", FD, 0, -1, -1, 0, false, true},
+    {20, "writev", FD, 0, -1, -1, 0, false, true},
     {21, "access", PATH, -1, 0, -1},
     {22, "pipe", LOCAL},
     {23, "select", LOCAL},
@@ -94,7 +94,7 @@ const SyscallRow ROWS[] = {
     {69, "msgsnd", LOCAL},
     {70, "msgrcv", LOCAL},
     {71, "msgctl", LOCAL},
-    {72, "fcntl", FD, 0},
+    {72, "fcntl", FD, 0, -1, -1, 0, false, true},
     {73, "flock", FD, 0},
     {74, "fsync", FD, 0},
     {75, "fdatasync", FD, 0},
@@ -339,7 +339,7 @@ const SyscallRow ROWS[] = {
     {314, "sched_setattr", LOCAL},
     {315, "sched_getattr", LOCAL},
     {316, "renameat2", PATH, -1, 1, 0},
-    {317, "seccomp", LOCAL},
+    {317, "seccomp", TRACKED},
     {318, "getrandom", LOCAL},
     {319, "memfd_create", LOCAL},
     {320, "kexec_file_load", UNHANDLED, 0, -1, -1, ENOSYS},

@@ -51,6 +51,10 @@ struct SyscallRow {
   // The filter traps this call only when `fdArg` is a real fd (>= 0 as a signed int), e.g.
   // mmap of anonymous memory (fd -1) never stops.
   bool trapOnlyRealFd = false;
+  // A call on fds 0-2 runs untrapped while they are local (the terminal, a pipe): the common
+  // stdio traffic costs nothing. Once one of them becomes remote in a process, sbrun stacks a
+  // second filter there that traps these calls again (SeccompFilter::stdioGuard).
+  bool stdioFast = false;
 };
 
 // Every row, in syscall-number order.

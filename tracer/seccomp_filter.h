@@ -22,6 +22,9 @@ class SeccompFilter {
   static SeccompFilter build();
 
   kj::ArrayPtr<const sock_filter> program() const { return insns; }
+  // The second filter sbrun stacks on a process when one of its fds 0-2 becomes remote: it
+  // traps the calls the first one lets through on those fds (SyscallRow::stdioFast).
+  kj::ArrayPtr<const sock_filter> stdioGuard() const { return guardInsns; }
   // libseccomp's readable dump, for reviews and -v.
   kj::String pfc() const { return kj::str(pfcText); }
 
@@ -31,6 +34,7 @@ class SeccompFilter {
 
  private:
   kj::Array<sock_filter> insns;
+  kj::Array<sock_filter> guardInsns;
   kj::String pfcText;
 };
 

@@ -1,5 +1,7 @@
 #include "tracer.h"
 
+#include "errno_names.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
@@ -12,6 +14,8 @@
 #include <unistd.h>
 
 #include <fmt/core.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <kj/async-unix.h>
 #include <kj/debug.h>
 #include <kj/io.h>
@@ -447,6 +451,9 @@ void Tracer::onNewChild(Task& parent, int event) {
   task.fs = (flags & CLONE_FS) ? kj::addRef(*parent.fs) : parent.fs->copy();
   task.scope = parent.scope;
   task.attached = true;
+  if (guarded.count(parent.tgid) > 0) {
+    guarded.insert(task.tgid);  // Seccomp filters are inherited.
+  }
   if (task.seenFirstStop) {
     resume(task);
   }
@@ -505,6 +512,7 @@ void Tracer::onExit(pid_t tid, int status) {
     }
     adoptOrphans();
     if (processGone) {
+      guarded.erase(tgid);
       // A dead process holds no record locks (POSIX); tell each target it locked on.
       for (auto lock = lockOwners.begin(); lock != lockOwners.end();) {
         if (lock->second == tgid) {
@@ -579,6 +587,9 @@ void Tracer::onSeccompStop(Task& task) {
   user_regs_struct regs;
   if (!getRegs(task.tid, regs)) {
     return;  // Gone; its exit is on its way.
+  }
+  if (onInjectedSeccomp(task, regs)) {
+    return;
   }
   int nr = static_cast<int>(regs.orig_rax);
   auto call = kj::heap<Call>(Call{*this, task, regs, nr, findSyscall(nr)});
@@ -697,11 +708,78 @@ void Tracer::onSyscallExit(Task& task) {
     if (!getRegs(task.tid, regs)) {
       return;
     }
-    (*fn)(regs);
+    auto callback = kj::mv(*fn);
     task.atExit = nullptr;
+    callback(regs);
+    // The call may just have made one of fds 0-2 remote (dup2 onto stdout, an open that got
+    // 0): stack the guard before the program can write there untrapped.
+    if (needsGuard(task)) {
+      injectGuard(task, regs);
+    }
     setRegs(task.tid, regs);
   }
   resume(task);
+}
+
+bool Tracer::needsGuard(Task& task) {
+  if (task.injecting != nullptr || guarded.count(task.tgid) > 0) {
+    return false;
+  }
+  return task.fds->isRemote(0) || task.fds->isRemote(1) || task.fds->isRemote(2);
+}
+
+// Turns this syscall-exit stop into a seccomp(SET_MODE_FILTER, TSYNC, guard) call: the
+// instruction pointer goes back to the syscall instruction, and the program's own registers
+// (with its result) come back once the injected call is done (onInjectedSeccomp). Like a
+// restarted syscall, a signal handler may run first; the filter bytes are written only at the
+// injected call's own seccomp stop, so a handler's stack frame cannot spoil them.
+void Tracer::injectGuard(Task& task, user_regs_struct& regs) {
+  guarded.insert(task.tgid);  // Once per process, whatever happens below.
+  task.injecting = regs;
+  size_t bytes = filter.stdioGuard().size() * sizeof(sock_filter);
+  uint64_t insns = (regs.rsp - 128 - bytes - 64) & ~uint64_t(15);
+  task.injectProg = insns - 32;
+  regs.rip -= 2;  // The two-byte `syscall` instruction that just returned.
+  regs.rax = SYS_seccomp;
+  regs.rdi = SECCOMP_SET_MODE_FILTER;
+  regs.rsi = SECCOMP_FILTER_FLAG_TSYNC;
+  regs.rdx = task.injectProg;
+}
+
+// At a seccomp stop: whether it is the injected guard call (then it is handled here).
+bool Tracer::onInjectedSeccomp(Task& task, const user_regs_struct& regs) {
+  KJ_IF_MAYBE(saved, task.injecting) {
+    if (regs.orig_rax != SYS_seccomp || regs.rip != saved->rip || regs.rdx != task.injectProg) {
+      return false;
+    }
+    auto program = filter.stdioGuard();
+    uint64_t insns = task.injectProg + 32;
+    struct sock_fprog fprog = {static_cast<unsigned short>(program.size()),
+                               reinterpret_cast<sock_filter*>(insns)};
+    TraceeMemory mem(task.tid);
+    bool written = mem.write(insns, program.asBytes()) == 0 &&
+                   mem.writeValue(task.injectProg, fprog) == 0;
+    auto restore = *saved;
+    task.injecting = nullptr;
+    if (!written) {
+      auto skip = regs;
+      skip.orig_rax = -1;
+      skip.rax = -EFAULT;
+      setRegs(task.tid, skip);
+    }
+    task.atExit = [this, restore](user_regs_struct& r) {
+      if (static_cast<int64_t>(r.rax) != 0) {
+        noteOnce("guard", kj::str("cannot guard the program's remote stdio fds (seccomp: ",
+                                  formatSysResult(static_cast<int64_t>(r.rax)),
+                                  "): its calls on them may reach the local placeholder (EBADF)"));
+      }
+      r = restore;
+    };
+    long rc = ptrace(PTRACE_SYSCALL, task.tid, nullptr, 0);
+    KJ_REQUIRE(ptraceOk(rc), "PTRACE_SYSCALL failed", strerror(errno));
+    return true;
+  }
+  return false;
 }
 
 Outcome Tracer::installPlaceholder(Call& call, kj::Own<RemoteFile> file, bool cloexec) {

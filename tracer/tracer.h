@@ -62,6 +62,10 @@ struct Task {
   kj::Maybe<kj::Promise<void>> pending;
   // Set after a PTRACE_SYSCALL resume: what to do at the syscall-exit stop.
   kj::Maybe<kj::Function<void(user_regs_struct&)>> atExit;
+  // Set while a seccomp(2) call that stacks the stdio guard filter is being injected: the
+  // registers to restore once it is done, and where its sock_fprog goes (see injectGuard).
+  kj::Maybe<user_regs_struct> injecting;
+  uint64_t injectProg = 0;
   // The first stop of a new thread may arrive before its parent's clone event.
   bool seenFirstStop = false;
   bool attached = false;  // its parent's clone event has set it up
@@ -158,6 +162,8 @@ class Tracer {
   bool wantArgs = false;
   std::set<std::pair<AgentLink*, pid_t>> lockOwners;
   std::set<pid_t> reaped;
+  // Processes (tgids) that carry the stdio guard filter.
+  std::set<pid_t> guarded;
   pid_t leader = -1;
   int leaderStatus = -1;
   kj::Own<kj::PromiseFulfiller<void>> allGone;
@@ -181,6 +187,9 @@ class Tracer {
   Task& taskFor(pid_t tid);
   void maybeFinish();
   void adoptOrphans();
+  bool needsGuard(Task& task);
+  void injectGuard(Task& task, user_regs_struct& regs);
+  bool onInjectedSeccomp(Task& task, const user_regs_struct& regs);
   void setupInitialTask(Task& task);
 };
 

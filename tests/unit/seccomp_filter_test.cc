@@ -13,12 +13,22 @@ const sb::SeccompFilter& filter() {
   return f;
 }
 
-uint32_t eval(int nr, uint32_t arch = AUDIT_ARCH_X86_64, uint64_t a4 = 0) {
+// Evaluates the launch filter; fd-like arguments default to 3 (not stdio).
+uint32_t eval(int nr, uint32_t arch = AUDIT_ARCH_X86_64, uint64_t a4 = 3, uint64_t a0 = 3) {
   seccomp_data d{};
   d.nr = nr;
   d.arch = arch;
+  d.args[0] = a0;
   d.args[4] = a4;
   return sb::evaluateFilter(filter().program(), d);
+}
+
+uint32_t evalGuard(int nr, uint64_t a0, uint32_t arch = AUDIT_ARCH_X86_64) {
+  seccomp_data d{};
+  d.nr = nr;
+  d.arch = arch;
+  d.args[0] = a0;
+  return sb::evaluateFilter(filter().stdioGuard(), d);
 }
 
 uint32_t action(uint32_t ret) { return ret & SECCOMP_RET_ACTION_FULL; }
@@ -94,5 +104,30 @@ TEST_SUITE("seccomp_filter") {
     auto pfc = filter().pfc();
     CHECK(pfc.size() > 100);
     CHECK(kj::StringPtr(pfc).findFirst('#') != nullptr);
+  }
+
+  TEST_CASE("stdio calls on fds 0-2 run untrapped, on other fds they stop") {
+    for (int nr : {SYS_read, SYS_write, SYS_writev, SYS_readv, SYS_close, SYS_fstat, SYS_ioctl,
+                   SYS_fcntl, SYS_lseek}) {
+      CAPTURE(nr);
+      for (uint64_t fd : {0, 1, 2}) {
+        CHECK(action(eval(nr, AUDIT_ARCH_X86_64, 3, fd)) == SECCOMP_RET_ALLOW);
+      }
+      CHECK(action(eval(nr, AUDIT_ARCH_X86_64, 3, 3)) == SECCOMP_RET_TRACE);
+      // Negative fds (EBADF) and garbage in the upper half are not stdio.
+      CHECK(action(eval(nr, AUDIT_ARCH_X86_64, 3, 0xffffffffull)) == SECCOMP_RET_TRACE);
+    }
+    // dup2/dup3 onto stdio must always be seen: they can make fds 0-2 remote.
+    CHECK(action(eval(SYS_dup2, AUDIT_ARCH_X86_64, 3, 1)) == SECCOMP_RET_TRACE);
+    CHECK(action(eval(SYS_openat, AUDIT_ARCH_X86_64, 3, 1)) == SECCOMP_RET_TRACE);
+  }
+
+  TEST_CASE("the stdio guard traps exactly the fast stdio calls and keeps the arch check") {
+    for (auto& row : sb::syscallTable()) {
+      CAPTURE(row.name);
+      uint32_t a = action(evalGuard(row.nr, 1));
+      CHECK(a == (row.stdioFast ? SECCOMP_RET_TRACE : SECCOMP_RET_ALLOW));
+    }
+    CHECK(action(evalGuard(SYS_write, 1, AUDIT_ARCH_I386)) == SECCOMP_RET_KILL_PROCESS);
   }
 }
