@@ -554,9 +554,12 @@ int64_t readXattrName(Call& c, uint64_t addr, kj::String& name) {
   return r;
 }
 
-// A getxattr/listxattr answer of n bytes into the tracee's buffer of `size`, never past it.
-int64_t putXattrBytes(Call& c, uint64_t buf, uint64_t size, int64_t n,
-                      capnp::Data::Reader data) {
+// The answer to getxattr/listxattr: an error, the size needed (size 0 asks only that), or n
+// bytes into the tracee's buffer of `size`, never past it.
+int64_t xattrAnswer(Call& c, uint64_t buf, uint64_t size, int64_t n, capnp::Data::Reader data) {
+  if (n < 0 || size == 0) {
+    return n;
+  }
   KJ_REQUIRE(data.size() == static_cast<uint64_t>(n) && data.size() <= size,
              "agent answered an xattr call with a bad size");
   return putBytes(c, buf, data, n);
@@ -609,11 +612,7 @@ kj::Promise<Outcome> getxattrCommon(Call& c, XattrVia via) {
     req.initFlags().setNoFollow(via == XattrVia::LPATH);
     req.setEmptyPath(emptyPath);
     return req.send().then([&c, buf, size](auto reply) -> Outcome {
-      int64_t n = reply.getResult();
-      if (n < 0 || size == 0) {
-        return Complete{n};
-      }
-      return Complete{putXattrBytes(c, buf, size, n, reply.getValue())};
+      return Complete{xattrAnswer(c, buf, size, reply.getResult(), reply.getValue())};
     });
   });
 }
@@ -627,11 +626,7 @@ kj::Promise<Outcome> listxattrCommon(Call& c, XattrVia via) {
     req.initFlags().setNoFollow(via == XattrVia::LPATH);
     req.setEmptyPath(emptyPath);
     return req.send().then([&c, buf, size](auto reply) -> Outcome {
-      int64_t n = reply.getResult();
-      if (n < 0 || size == 0) {
-        return Complete{n};
-      }
-      return Complete{putXattrBytes(c, buf, size, n, reply.getNames())};
+      return Complete{xattrAnswer(c, buf, size, reply.getResult(), reply.getNames())};
     });
   });
 }
