@@ -423,18 +423,4 @@ kj::String syscallName(int nr) {
   return kj::str("syscall_", nr);
 }
 
-kj::StringPtr syscallClassName(SyscallClass cls) {
-  switch (cls) {
-    case SyscallClass::LOCAL: return "local";
-    case SyscallClass::PROCESS: return "process";
-    case SyscallClass::PATH: return "path";
-    case SyscallClass::FD: return "fd";
-    case SyscallClass::IDENTITY: return "identity";
-    case SyscallClass::REFUSED: return "refused";
-    case SyscallClass::UNHANDLED: return "unhandled";
-    case SyscallClass::TRACKED: return "tracked";
-  }
-  KJ_UNREACHABLE;
-}
-
 }  // namespace sb

@@ -66,8 +66,6 @@ const SyscallRow* findSyscall(int nr);
 // The syscall's name, or "syscall_<nr>".
 kj::String syscallName(int nr);
 
-kj::StringPtr syscallClassName(SyscallClass cls);
-
 // Highest syscall number in the table plus one.
 int syscallTableLimit();
 

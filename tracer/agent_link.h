@@ -38,7 +38,6 @@ class AgentLink {
   // Maps a failed RPC to the tracee's errno. Disconnects become -EIO (reported once); anything
   // else is a bug or a protocol error, reported and mapped to -EIO too, never swallowed.
   int64_t failure(const kj::Exception& e);
-  bool disconnected() const { return disconnected_; }
 
   // Called by the tracer when it reaps the embedded agent's process.
   void agentExited(int status);

@@ -58,7 +58,6 @@ class FdTable : public kj::Refcounted {
   kj::Own<FdTable> copy();
 
   size_t size() const { return fds.size(); }
-  const std::map<int, kj::Own<RemoteFile>>& entries() const { return fds; }
 
  private:
   std::map<int, kj::Own<RemoteFile>> fds;

@@ -233,6 +233,13 @@ Opened openAt(Fixture& f, Node::Client dir, const std::string& path, How how = {
   return {resp.getResult(), resp.getNode(), resp.getInfo().getType()};
 }
 
+// The directory at `path` as a node (the working directory of most cases below).
+Node::Client openDir(Fixture& f, Node::Client dir, const std::string& path) {
+  How how;
+  how.directory = true;
+  return openAt(f, dir, path, how).node;
+}
+
 How rw(bool create = true) {
   How h;
   h.access = proto::AccessMode::READ_WRITE;
@@ -555,9 +562,7 @@ TEST_CASE("mkdir, rename, link, symlink, readlink, unlink and rmdir act on the f
   Fixture f;
   auto session = f.session();
   auto root = f.root(session);
-  How dirHow;
-  dirHow.directory = true;
-  auto dir = openAt(f, root, tmp.path, dirHow).node;
+  auto dir = openDir(f, root, tmp.path);
 
   CHECK(mkdirAt(f, dir, "d", 0700) == 0);
   struct stat st;
@@ -616,9 +621,7 @@ TEST_CASE("chmod, chown, utimens and truncate change what stat reports") {
   Fixture f;
   auto session = f.session();
   auto root = f.root(session);
-  How dirHow;
-  dirHow.directory = true;
-  auto dir = openAt(f, root, tmp.path, dirHow).node;
+  auto dir = openDir(f, root, tmp.path);
 
   CHECK(chmodAt(f, dir, "f", 0600) == 0);
   struct stat st;
