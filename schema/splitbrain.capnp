@@ -16,7 +16,7 @@
 using Cxx = import "/capnp/c++.capnp";
 $Cxx.namespace("sb::proto");
 
-const protocolVersion :UInt32 = 1;
+const protocolVersion :UInt32 = 2;
 # Bumped on any incompatible change; the handshake refuses a mismatch on both sides.
 
 struct Uname {
@@ -65,6 +65,62 @@ interface Session {
 
   releaseOwner @3 (owner :Int32) -> ();
   # The traced process `owner` is gone: drop every POSIX record lock it held (see Node.lock).
+
+  spawn @4 (request :SpawnRequest) -> (result :Int64, process :Process, stdio :List(StdioPipe));
+  # Runs a program on the agent (DESIGN D7): what execve would do there, in a new process.
+  # `result` is 0 or the -errno execve gives (ENOENT, EACCES, ENOEXEC, E2BIG ...), found before
+  # this returns; then `process` is its handle and `stdio` the agent's ends of the pipes asked
+  # for. The session kills (SIGKILL, its whole process group) and reaps every process it spawned
+  # when it ends.
+}
+
+struct SpawnRequest {
+  dir @0 :Node;             # `path` resolves against it when relative (execveat's dirfd).
+  path @1 :Data;
+  emptyPath @2 :Bool;       # AT_EMPTY_PATH: run `dir` itself.
+  noFollow @3 :Bool;        # AT_SYMLINK_NOFOLLOW
+  argv @4 :List(Data);
+  envp @5 :List(Data);
+  cwd @6 :Node;             # The process's working directory (a directory node).
+  umask @7 :UInt32;
+  fds @8 :List(ChildFd);    # Every other fd of the new process is closed.
+}
+
+struct ChildFd {
+  # One fd of the new process.
+  fd @0 :Int32;
+  union {
+    node @1 :Node;          # This session's node, dup'ed in place (a remote fd kept across exec).
+    pipeToChild @2 :Void;   # A pipe the child reads (its stdin); the agent's end is in `stdio`.
+    pipeFromChild @3 :Void; # A pipe the child writes; reads of the agent's end return EOF once
+                            # the process has exited and the pipe is empty, even when a
+                            # descendant still holds the write end.
+    devNull @4 :Void;       # /dev/null, opened read-write on the agent.
+  }
+}
+
+struct StdioPipe {
+  fd @0 :Int32;             # The child fd it serves.
+  node @1 :Node;            # The agent's end: write to it (stdin) or read from it.
+}
+
+interface Process {
+  # A process the agent spawned. Dropping the last reference does not kill it; the session's end
+  # does.
+  wait @0 () -> (result :Int64, status :ExitStatus);
+  # Blocks until the process ends (cancellable); then answers at once, every time.
+  kill @1 (signal :Int32) -> (result :Int64);
+  # Sends a signal (Linux numbering) to the process; 0 after it has ended (it is reaped).
+  pid @2 () -> (pid :Int32);
+  # Its pid on the agent's host (for logs and tests).
+}
+
+struct ExitStatus {
+  union {
+    exited @0 :UInt8;       # exit code
+    signaled @1 :Int32;     # the signal that killed it (Linux numbering)
+  }
+  coreDumped @2 :Bool;
 }
 
 enum AccessMode {
