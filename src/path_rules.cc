@@ -55,9 +55,10 @@ constexpr DefaultRule DEFAULT_RULES[] = {
     // message catalogs to the program: both come from here, before the /usr/lib fallback.
     {Placement::LOCAL, "/usr/lib/locale"},
     {Placement::LOCAL, "/usr/share/locale"},
-    // Code that runs here must be loaded from here: shared libraries, interpreters' modules,
-    // and helper executables are mmapped and executed by the local CPU, and must
-    // match the local libc. FALLBACK still lets a program reach a library that only the remote
+    // Code that runs here must be loaded from here: shared libraries and interpreters' modules
+    // are mapped and executed by the local CPU, and must match the local libc. (Programs are
+    // not: a program exec'd inside a remote scope runs there, so the bin directories follow the
+    // scope and a shell's PATH search looks where exec will run.) FALLBACK still lets a program reach a library that only the remote
     // has (the analogue of splitbrain importing a missing module from the remote).
     {Placement::FALLBACK, "/lib"},
     {Placement::FALLBACK, "/lib32"},
@@ -68,15 +69,6 @@ constexpr DefaultRule DEFAULT_RULES[] = {
     {Placement::FALLBACK, "/usr/lib64"},
     {Placement::FALLBACK, "/usr/libexec"},
     {Placement::FALLBACK, "/usr/local/lib"},
-    // Programs are executed here in this version (remote exec comes with the process model), so
-    // a shell's PATH search must find what exec will run: the local binaries, or the remote's
-    // when there is none here.
-    {Placement::FALLBACK, "/bin"},
-    {Placement::FALLBACK, "/sbin"},
-    {Placement::FALLBACK, "/usr/bin"},
-    {Placement::FALLBACK, "/usr/sbin"},
-    {Placement::FALLBACK, "/usr/local/bin"},
-    {Placement::FALLBACK, "/usr/local/sbin"},
 };
 
 }  // namespace

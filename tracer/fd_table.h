@@ -54,6 +54,14 @@ class FdTable : public kj::Refcounted {
     }
   }
 
+  // Calls `func(fd, file)` for every remote fd, in fd order.
+  template <typename Func>
+  void forEach(Func&& func) {
+    for (auto& [fd, file] : fds) {
+      func(fd, *file);
+    }
+  }
+
   // fork(): a new table sharing every RemoteFile.
   kj::Own<FdTable> copy();
 

@@ -50,6 +50,13 @@ Where resolvePath(Call& call, int dirfd, uint64_t pathAddr);
 // For *at calls: the dirfd argument as the kernel reads it (an int).
 inline int dirfdOf(Call& call, int idx) { return idx < 0 ? AT_FDCWD : call.fdArg(idx); }
 
+// Whether IO on a file of this type can wait indefinitely (a FIFO, socket or device), so that
+// a signal must be able to interrupt it (Call::interruptible).
+inline bool mayBlock(proto::FileType type) {
+  return type == proto::FileType::FIFO || type == proto::FileType::SOCKET ||
+         type == proto::FileType::CHAR_DEVICE;
+}
+
 inline kj::Maybe<RemoteFile&> remoteFd(Call& call, int idx) {
   return call.task.fds->find(call.fdArg(idx));
 }
@@ -100,5 +107,8 @@ struct HandlerEntry {
 kj::ArrayPtr<const HandlerEntry> fdHandlers();
 kj::ArrayPtr<const HandlerEntry> ioHandlers();
 kj::ArrayPtr<const HandlerEntry> pathHandlers();
+kj::ArrayPtr<const HandlerEntry> execHandlers();
+// sb-stub's requests (stub_protocol.h), under a syscall number no kernel has.
+kj::Promise<Outcome> stubCall(Call& c);
 
 }  // namespace sb::handler

@@ -16,6 +16,7 @@
 #include <kj/debug.h>
 
 #include "handler_support.h"
+#include "stub_protocol.h"
 
 namespace sb {
 namespace handler {
@@ -152,7 +153,7 @@ Handler findHandler(int nr) {
     }
     kj::ArrayPtr<const handler::HandlerEntry> families[] = {
         handler::HERE_HANDLERS, handler::fdHandlers(), handler::ioHandlers(),
-        handler::pathHandlers()};
+        handler::pathHandlers(), handler::execHandlers()};
     for (auto family : families) {
       for (auto& e : family) {
         // A syscall answered by two families would depend on the order of this list.
@@ -162,6 +163,9 @@ Handler findHandler(int nr) {
     }
     return t;
   }();
+  if (nr == SB_STUB_SYSCALL) {
+    return handler::stubCall;
+  }
   if (nr < 0 || nr >= (int)table.size() || table[nr] == nullptr) {
     return findSyscall(nr) == nullptr ? handler::hUnknown : nullptr;
   }

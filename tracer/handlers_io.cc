@@ -148,6 +148,7 @@ struct ReadJob : public IoJob {
         return static_cast<int64_t>(doneBytes + kj::max(placed, int64_t(0)));
       }
       doneBytes += data.size();
+      call.progress = static_cast<int64_t>(doneBytes);
       if (data.size() < want || doneBytes >= count) {
         return static_cast<int64_t>(doneBytes);
       }
@@ -187,6 +188,7 @@ struct WriteJob : public IoJob {
       }
       KJ_REQUIRE(static_cast<uint64_t>(result) <= want, "agent wrote more bytes than sent");
       doneBytes += result;
+      call.progress = static_cast<int64_t>(doneBytes);
       if (static_cast<uint64_t>(result) < want || doneBytes >= count) {
         return static_cast<int64_t>(doneBytes);
       }
@@ -261,6 +263,8 @@ kj::Promise<Outcome> transfer(Call& c, bool isWrite, Shape shape) {
     }
     bool hasFlags = shape == Shape::VECTOR_FLAGS;
     bool positional = offset >= 0;
+    // A pipe, socket or terminal may block: a signal interrupts the wait, as the kernel's would.
+    c.interruptible = mayBlock(f->type);
     int64_t flags = hasFlags ? c.arg(5) : 0;
     return isWrite
                ? runJob<WriteJob>(c, *f, kj::mv(iov), total, offset, positional, hasFlags, flags)

@@ -28,6 +28,15 @@ constexpr int PTRACE_OPTIONS = PTRACE_O_TRACESYSGOOD | PTRACE_O_EXITKILL | PTRAC
                                PTRACE_O_TRACECLONE | PTRACE_O_TRACEFORK | PTRACE_O_TRACEVFORK |
                                PTRACE_O_TRACEEXEC;
 
+// How long an interruptible remote call holds its thread in the seccomp stop before parking it
+// (Tracer::park): longer than a fast answer takes, short enough that a signal is not noticed late.
+constexpr auto PARK_AFTER = 2 * kj::MILLISECONDS;
+
+// The kernel's "restart this syscall" code (include/linux/errno.h; not in the uapi headers):
+// set as a syscall's result at its exit stop, the signal code restarts the call or turns it into
+// EINTR exactly as for the kernel's own interrupted calls.
+constexpr int64_t ERESTARTSYS_ = 512;
+
 // ptrace on a tracee that vanished (SIGKILL, exit_group from another thread) is an expected
 // race (PITFALLS #6): the exit shows up in waitpid; callers just stop caring.
 bool ptraceOk(long rc) { return rc >= 0 || errno == ESRCH; }
@@ -41,11 +50,12 @@ void setRegs(pid_t tid, const user_regs_struct& regs) {
   KJ_REQUIRE(ptraceOk(rc), "PTRACE_SETREGS failed", tid, strerror(errno));
 }
 
-// The sbagent to spawn for `local` targets: $SB_AGENT, else beside sbrun (installed), else in
-// the build tree's agent/ directory, else PATH.
-kj::String findAgent() {
-  if (const char* env = getenv("SB_AGENT")) {
-    return kj::str(env);
+// A program sbrun runs: $ENV, else the first of `relative` (paths relative to sbrun's own
+// directory: installed, then build tree) that is executable, else `fallback`.
+kj::String findHelper(const char* env, std::initializer_list<kj::StringPtr> relative,
+                      kj::StringPtr fallback) {
+  if (const char* value = getenv(env)) {
+    return kj::str(value);
   }
   char self[4096];
   ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
@@ -54,15 +64,33 @@ kj::String findAgent() {
     kj::StringPtr exe(self);
     KJ_IF_MAYBE(slash, exe.findLast('/')) {
       auto dir = kj::heapString(exe.slice(0, *slash));
-      kj::String candidates[] = {kj::str(dir, "/sbagent"), kj::str(dir, "/../agent/sbagent")};
-      for (auto& candidate : candidates) {
+      for (auto& rel : relative) {
+        auto candidate = kj::str(dir, "/", rel);
         if (access(candidate.cStr(), X_OK) == 0) {
-          return kj::mv(candidate);
+          return candidate;
         }
       }
     }
   }
-  return kj::str("sbagent");
+  return kj::str(fallback);
+}
+
+// The sbagent to spawn for `local` targets: beside sbrun (installed), the build tree, or PATH.
+kj::String findAgent() {
+  return findHelper("SB_AGENT", {"sbagent", "../agent/sbagent"}, "sbagent");
+}
+
+// sb-stub, which stands in for remote programs: it must be an absolute path, as it is exec'd
+// from whatever directory the program is in.
+kj::String findStub() {
+  auto found = findHelper("SB_STUB", {"../libexec/splitbrain/sb-stub", "sb-stub"}, "");
+  if (found.size() > 0 && !found.startsWith("/")) {
+    char cwd[4096];
+    if (getcwd(cwd, sizeof(cwd)) != nullptr) {
+      return kj::str(cwd, "/", found);
+    }
+  }
+  return found;
 }
 
 // The program as exec will find it: PROGRAM itself when it has a slash, else the first
@@ -141,7 +169,8 @@ FILE* openOutput(kj::StringPtr path, kj::StringPtr option, bool& owned) {
 }  // namespace
 
 Tracer::Tracer(kj::AsyncIoContext& io, Options& options)
-    : io(io), options_(options), filter(SeccompFilter::build()), background(errorHandler) {
+    : io(io), options_(options), filter(SeccompFilter::build()), background(errorHandler),
+      stubPath_(findStub()) {
   bool owned;
   KJ_IF_MAYBE(path, options.traceFile) {
     FILE* out = openOutput(*path, "--trace", owned);
@@ -237,6 +266,7 @@ void Tracer::setupInitialTask(Task& task) {
   task.scope = options_.startRemote ? targets_[0].get() : nullptr;
   task.fs->side = task.scope;
   task.attached = true;
+  task.launching = true;
 }
 
 pid_t Tracer::launch() {
@@ -414,7 +444,12 @@ void Tracer::onStop(Task& task, int status) {
         return;
     }
   }
-  // A signal for the tracee: deliver it as the kernel would have.
+  // A signal for the tracee: deliver it as the kernel would have (or to the remote program a
+  // stub stands for).
+  if (forwardToRemote(task, sig)) {
+    resume(task);
+    return;
+  }
   resume(task, sig);
 }
 
@@ -464,6 +499,10 @@ void Tracer::onExec(Task& task) {
   // old leader when another thread exec'd): its call in flight must never touch the new image.
   task.pending = nullptr;
   task.atExit = nullptr;
+  task.launching = false;
+  KJ_IF_MAYBE(child, remoteChild(task.tgid)) {
+    child->execDone = true;  // This process is sb-stub now.
+  }
   unsigned long former = 0;
   ptrace(PTRACE_GETEVENTMSG, task.tid, nullptr, &former);
   if (static_cast<pid_t>(former) != task.tid) {
@@ -513,6 +552,15 @@ void Tracer::onExit(pid_t tid, int status) {
     adoptOrphans();
     if (processGone) {
       guarded.erase(tgid);
+      KJ_IF_MAYBE(child, remoteChild(tgid)) {
+        if (!child->ended) {
+          // The stub died before its remote process (SIGKILL): so does the remote process.
+          auto req = child->process.killRequest();
+          req.setSignal(SIGKILL);
+          background.add(req.send().ignoreResult().catch_([](kj::Exception&&) {}));
+        }
+        dropRemoteChild(tgid);
+      }
       // A dead process holds no record locks (POSIX); tell each target it locked on.
       for (auto lock = lockOwners.begin(); lock != lockOwners.end();) {
         if (lock->second == tgid) {
@@ -588,11 +636,15 @@ void Tracer::onSeccompStop(Task& task) {
   if (!getRegs(task.tid, regs)) {
     return;  // Gone; its exit is on its way.
   }
-  if (onInjectedSeccomp(task, regs)) {
+  if (onInjectedSeccomp(task, regs) || onReplay(task, regs)) {
     return;
   }
   int nr = static_cast<int>(regs.orig_rax);
-  auto call = kj::heap<Call>(Call{*this, task, regs, nr, findSyscall(nr)});
+  // The previous call of this thread is over: its continuations go before the call they use.
+  task.pending = nullptr;
+  task.parkTimer = nullptr;
+  task.call = kj::heap<Call>(Call{*this, task, regs, nr, findSyscall(nr)});
+  auto& call = task.call;
   if (!observers.empty()) {
     call->start = std::chrono::steady_clock::now();
     if (wantArgs) {
@@ -614,23 +666,172 @@ void Tracer::onSeccompStop(Task& task) {
   }
   auto& c = *call;
   task.pending = outcome
-                     .then([this, &c](Outcome o) { apply(c, kj::mv(o)); },
-                           [this, &c](kj::Exception&& e) {
+                     .then([this, &task](Outcome o) { settle(task, kj::mv(o)); },
+                           [this, &task, &c](kj::Exception&& e) {
                              int64_t err = c.target ? c.target->failure(e) : -EIO;
                              if (c.target == nullptr) {
                                fmt::print(stderr, "sbrun: internal error in {}: {}\n",
                                           syscallName(c.nr).cStr(), e.getDescription().cStr());
                              }
-                             apply(c, Complete{err});
+                             settle(task, Complete{err});
                            })
-                     .attach(kj::mv(call))
                      .eagerlyEvaluate([tid = task.tid](kj::Exception&& e) {
                        fmt::print(stderr, "sbrun: internal error: {}\n",
                                   e.getDescription().cStr());
                        // Never leave the thread stopped for good.
                        ptrace(PTRACE_CONT, tid, nullptr, 0);
                      });
+  if (c.interruptible) {
+    task.parkTimer = io.provider->getTimer()
+                         .afterDelay(PARK_AFTER)
+                         .then([this, &task]() { park(task); })
+                         .eagerlyEvaluate(nullptr);
+  }
 }
+
+// An answer for the thread's trapped call: applied now, or at the exit stop of its parking.
+void Tracer::settle(Task& task, Outcome outcome) {
+  if (task.parked) {
+    task.parkedOutcome = kj::mv(outcome);
+    // Wakes pause(2) without a signal the program could see; its exit stop applies the answer.
+    long rc = ptrace(PTRACE_INTERRUPT, task.tid, nullptr, nullptr);
+    KJ_REQUIRE(ptraceOk(rc), "PTRACE_INTERRUPT failed", task.tid, strerror(errno));
+    return;
+  }
+  task.parkTimer = nullptr;
+  apply(*task.call, kj::mv(outcome));
+}
+
+// A thread held in a ptrace stop never sees its signals: a remote call that may wait forever (a
+// FIFO read, a lock wait, a remote child's exit) would make it deaf to ^C and alarm(). So once
+// such a call has taken PARK_AFTER, the thread waits in pause(2) instead, where a signal ends the
+// wait as it would end the real call (onParkedExit).
+void Tracer::park(Task& task) {
+  if (task.parked || task.pending == nullptr) {
+    return;
+  }
+  auto regs = task.call->regs;
+  regs.orig_rax = SYS_pause;
+  setRegs(task.tid, regs);
+  long rc = ptrace(PTRACE_SYSCALL, task.tid, nullptr, 0);
+  KJ_REQUIRE(ptraceOk(rc), "PTRACE_SYSCALL failed", strerror(errno));
+  task.parked = true;
+}
+
+// The exit stop of a parked thread's pause(2): either the answer came (PTRACE_INTERRUPT), or a
+// signal (or a stop) woke it first.
+void Tracer::onParkedExit(Task& task) {
+  user_regs_struct regs;
+  if (!getRegs(task.tid, regs)) {
+    return;
+  }
+  task.parked = false;
+  Call& call = *task.call;
+  KJ_IF_MAYBE(outcome, task.parkedOutcome) {
+    auto o = kj::mv(*outcome);
+    task.parkedOutcome = nullptr;
+    if (o.is<Complete>()) {
+      regs = call.regs;
+      regs.orig_rax = -1;
+      regs.rax = o.get<Complete>().ret;
+      setRegs(task.tid, regs);
+      if (!observers.empty()) {
+        report(task.tid, call.nr, call.target, true, o.get<Complete>().ret, call.start, call.args);
+      }
+    } else {
+      // The syscall must run here after all: back to its instruction, to be applied when it
+      // traps again (onReplay). A signal handler may run first, as for any restart.
+      regs = call.regs;
+      regs.rax = call.regs.orig_rax;
+      regs.rip -= 2;
+      setRegs(task.tid, regs);
+      task.replay = call.regs;
+      task.replayOutcome = kj::mv(o);
+    }
+    resume(task);  // The interrupt stop follows; onStop resumes it.
+    return;
+  }
+  // Woken first: cancel the remote call (the agent interrupts its worker) and let the kernel's
+  // restart logic decide, as for its own interrupted calls: with an SA_RESTART handler or no
+  // handler the call starts again (and traps again); otherwise the program sees EINTR. A
+  // transfer that already moved bytes returns their count instead.
+  task.pending = nullptr;
+  task.parkTimer = nullptr;
+  int64_t ret = call.progress > 0 ? call.progress : -ERESTARTSYS_;
+  regs = call.regs;
+  regs.rax = ret;
+  setRegs(task.tid, regs);
+  if (!observers.empty()) {
+    report(task.tid, call.nr, call.target, true, call.progress > 0 ? ret : -EINTR, call.start,
+           call.args);
+  }
+  resume(task);
+}
+
+// At a seccomp stop: the restarted syscall of a parked call whose answer runs it here.
+bool Tracer::onReplay(Task& task, const user_regs_struct& regs) {
+  KJ_IF_MAYBE(saved, task.replay) {
+    if (regs.rip != saved->rip || regs.orig_rax != saved->orig_rax || regs.rdi != saved->rdi ||
+        regs.rsi != saved->rsi || regs.rdx != saved->rdx || regs.r10 != saved->r10 ||
+        regs.r8 != saved->r8 || regs.r9 != saved->r9) {
+      return false;  // A signal handler's own call, before the restart.
+    }
+    task.replay = nullptr;
+    auto outcome = kj::mv(KJ_ASSERT_NONNULL(task.replayOutcome));
+    task.replayOutcome = nullptr;
+    apply(*task.call, kj::mv(outcome));
+    return true;
+  }
+  return false;
+}
+
+// At a signal-delivery stop of a stub (DESIGN D7): signals meant for the program it stands for
+// go to the remote process. Returns true when the signal is not to be delivered here.
+bool Tracer::forwardToRemote(Task& task, int sig) {
+  auto maybeChild = remoteChild(task.tgid);
+  RemoteChild* child = nullptr;
+  KJ_IF_MAYBE(c, maybeChild) {
+    child = c;
+  }
+  if (child == nullptr || !child->execDone || child->ended) {
+    return false;
+  }
+  siginfo_t si;
+  if (ptrace(PTRACE_GETSIGINFO, task.tid, nullptr, &si) != 0) {
+    return false;
+  }
+  // Sent by someone (kill, a shell) other than the stub itself; or by the terminal (^C, ^Z,
+  // hangup, resize). The kernel's own (SIGPIPE of the stub's write, SIGTTIN of its pump) are
+  // the stub's.
+  bool sent = si.si_code <= 0 && si.si_pid != task.tgid;
+  bool terminal = si.si_code == SI_KERNEL &&
+                  (sig == SIGINT || sig == SIGQUIT || sig == SIGTSTP || sig == SIGHUP ||
+                   sig == SIGWINCH);
+  if (!sent && !terminal) {
+    return false;
+  }
+  auto req = child->process.killRequest();
+  req.setSignal(sig);
+  background.add(req.send().ignoreResult());
+  // Stop and continue apply to the stub too, so its parent's job control sees them.
+  bool stopOrCont = sig == SIGSTOP || sig == SIGTSTP || sig == SIGTTIN || sig == SIGTTOU ||
+                    sig == SIGCONT;
+  return !stopOrCont;
+}
+
+void Tracer::addRemoteChild(pid_t tgid, kj::Own<RemoteChild> child) {
+  remoteChildren[tgid] = kj::mv(child);
+}
+
+kj::Maybe<RemoteChild&> Tracer::remoteChild(pid_t tgid) {
+  auto it = remoteChildren.find(tgid);
+  if (it == remoteChildren.end()) {
+    return nullptr;
+  }
+  return *it->second;
+}
+
+void Tracer::dropRemoteChild(pid_t tgid) { remoteChildren.erase(tgid); }
 
 void Tracer::apply(Call& call, Outcome outcome) {
   Task& task = call.task;
@@ -703,6 +904,10 @@ void Tracer::report(pid_t tid, int nr, AgentLink* target, bool known, int64_t re
 }
 
 void Tracer::onSyscallExit(Task& task) {
+  if (task.parked) {
+    onParkedExit(task);
+    return;
+  }
   KJ_IF_MAYBE(fn, task.atExit) {
     user_regs_struct regs;
     if (!getRegs(task.tid, regs)) {

@@ -48,28 +48,7 @@ class FsContext : public kj::Refcounted {
   }
 };
 
-// One tracee thread.
-struct Task {
-  pid_t tid;
-  pid_t tgid;
-  kj::Own<FdTable> fds;
-  kj::Own<FsContext> fs;
-  // The active target; null = local. (Scope stacks come with enter/exit.)
-  AgentLink* scope = nullptr;
-
-  // Set while the thread is stopped in a trapped syscall awaiting its outcome; destroying it
-  // cancels the remote call (the thread died).
-  kj::Maybe<kj::Promise<void>> pending;
-  // Set after a PTRACE_SYSCALL resume: what to do at the syscall-exit stop.
-  kj::Maybe<kj::Function<void(user_regs_struct&)>> atExit;
-  // Set while a seccomp(2) call that stacks the stdio guard filter is being injected: the
-  // registers to restore once it is done, and where its sock_fprog goes (see injectGuard).
-  kj::Maybe<user_regs_struct> injecting;
-  uint64_t injectProg = 0;
-  // The first stop of a new thread may arrive before its parent's clone event.
-  bool seenFirstStop = false;
-  bool attached = false;  // its parent's clone event has set it up
-};
+struct Task;
 
 // What a handler decided for one trapped syscall.
 struct Complete { int64_t ret; };   // skip the syscall; return ret (-errno on failure)
@@ -102,10 +81,69 @@ struct Call {
   std::chrono::steady_clock::time_point start = {};
   kj::String args = {};
 
+  // Set by the handler: the call may wait indefinitely (a pipe read, a lock wait), so a signal
+  // must interrupt it as the kernel's would (Tracer::park).
+  bool interruptible = false;
+  // Bytes a chunked transfer has completed so far: what an interrupted call returns.
+  int64_t progress = 0;
+
   uint64_t arg(int i) const;
   int fdArg(int i) const { return static_cast<int>(arg(i)); }
-  TraceeMemory mem() const { return TraceeMemory(task.tid); }
+  TraceeMemory mem() const;
 };
+
+// One tracee thread.
+struct Task {
+  pid_t tid;
+  pid_t tgid;
+  kj::Own<FdTable> fds;
+  kj::Own<FsContext> fs;
+  // The active target; null = local. (Scope stacks come with enter/exit.)
+  AgentLink* scope = nullptr;
+
+  // Set while the thread is stopped in a trapped syscall awaiting its outcome; destroying it
+  // cancels the remote call (the thread died). `call` is that syscall; it lives as long as
+  // `pending` does, because an outcome's continuations may refer to it.
+  kj::Maybe<kj::Promise<void>> pending;
+  kj::Own<Call> call;
+  // Parking (see Tracer::park): an interruptible call whose answer is slow lets the thread wait
+  // in pause(2), where signals reach it. `parkTimer` runs until then; `parkedOutcome` holds an
+  // answer that arrived while parked, until the thread's syscall-exit stop applies it.
+  kj::Maybe<kj::Promise<void>> parkTimer;
+  bool parked = false;
+  kj::Maybe<Outcome> parkedOutcome;
+  // An outcome that must run the original syscall after all (RunLocal...): applied when the
+  // thread, restarted at its syscall instruction, traps again with these registers.
+  kj::Maybe<user_regs_struct> replay;
+  kj::Maybe<Outcome> replayOutcome;
+  // The thread is between sbrun's exec of the launched program and its first image: that exec
+  // is sbrun's own and always local.
+  bool launching = false;
+  // Set after a PTRACE_SYSCALL resume: what to do at the syscall-exit stop.
+  kj::Maybe<kj::Function<void(user_regs_struct&)>> atExit;
+  // Set while a seccomp(2) call that stacks the stdio guard filter is being injected: the
+  // registers to restore once it is done, and where its sock_fprog goes (see injectGuard).
+  kj::Maybe<user_regs_struct> injecting;
+  uint64_t injectProg = 0;
+  // The first stop of a new thread may arrive before its parent's clone event.
+  bool seenFirstStop = false;
+  bool attached = false;  // its parent's clone event has set it up
+};
+
+// A program running on a target in place of a local exec (DESIGN D7), seen from the local
+// sb-stub process that stands in for it.
+struct RemoteChild {
+  AgentLink& target;
+  proto::Process::Client process;
+  // The agent's ends of the pipes for the remote fds 0-2 that the stub pumps; handed to the
+  // stub (SB_STUB_FD) once each.
+  kj::Maybe<proto::Node::Client> pipes[3];
+  kj::String program;  // As exec named it, for messages.
+  bool execDone = false;  // The local exec of the stub succeeded.
+  bool ended = false;     // Its status has reached the stub: signals are the stub's own again.
+};
+
+inline TraceeMemory Call::mem() const { return TraceeMemory(task.tid); }
 
 using Handler = kj::Promise<Outcome> (*)(Call& call);
 // The handler for a syscall number, or null (see handlers.cc).
@@ -149,6 +187,13 @@ class Tracer {
   // new fd to the syscall's return value (identity for open).
   Outcome installPlaceholder(Call& call, kj::Own<RemoteFile> file, bool cloexec);
 
+  // Remote exec (handlers_exec.cc): where sb-stub is, and the remote child a process stands in
+  // for, keyed by its tgid.
+  kj::StringPtr stubPath() const { return stubPath_; }
+  void addRemoteChild(pid_t tgid, kj::Own<RemoteChild> child);
+  kj::Maybe<RemoteChild&> remoteChild(pid_t tgid);
+  void dropRemoteChild(pid_t tgid);
+
  private:
   kj::AsyncIoContext& io;
   Options& options_;
@@ -168,6 +213,8 @@ class Tracer {
   int leaderStatus = -1;
   kj::Own<kj::PromiseFulfiller<void>> allGone;
   kj::TaskSet background;
+  kj::String stubPath_;
+  std::unordered_map<pid_t, kj::Own<RemoteChild>> remoteChildren;
 
   struct ErrorHandler : public kj::TaskSet::ErrorHandler {
     void taskFailed(kj::Exception&& e) override;
@@ -183,6 +230,11 @@ class Tracer {
   void onExec(Task& task);
   void onExit(pid_t tid, int status);
   void apply(Call& call, Outcome outcome);
+  void settle(Task& task, Outcome outcome);
+  void park(Task& task);
+  void onParkedExit(Task& task);
+  bool onReplay(Task& task, const user_regs_struct& regs);
+  bool forwardToRemote(Task& task, int sig);
   void resume(Task& task, int sig = 0);
   Task& taskFor(pid_t tid);
   void maybeFinish();

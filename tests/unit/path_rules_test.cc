@@ -103,7 +103,7 @@ TEST_SUITE("path_rules") {
     PathRules rules;
     rules.addDefaults("");
     auto all = rules.rules();
-    REQUIRE(all.size() == 34);
+    REQUIRE(all.size() == 28);
     CHECK(toStd(all[0].prefix) == "/proc/self");
     CHECK(toStd(all[16].prefix) == "/etc/ld.so.preload");
     CHECK(all[16].placement == Placement::LOCAL);
@@ -111,8 +111,10 @@ TEST_SUITE("path_rules") {
     CHECK(all[17].placement == Placement::LOCAL);
     CHECK(toStd(all[19].prefix) == "/lib");
     CHECK(all[19].placement == Placement::FALLBACK);
-    CHECK(toStd(all[30].prefix) == "/usr/bin");
-    CHECK(all[30].placement == Placement::FALLBACK);
+    CHECK(toStd(all[27].prefix) == "/usr/local/lib");
+    CHECK(all[27].placement == Placement::FALLBACK);
+    // Programs follow the scope: exec inside a remote scope runs them there.
+    CHECK(rules.match("/usr/bin/uname") == Placement::SCOPE);
   }
 
   TEST_CASE("the program's install prefix becomes a fallback unless it is / or /usr") {
@@ -127,7 +129,7 @@ TEST_SUITE("path_rules") {
       CAPTURE(broad);
       PathRules other;
       other.addDefaults(broad);
-      CHECK(other.rules().size() == 34);
+      CHECK(other.rules().size() == 28);
       CHECK(other.match("/usr/share/python3/x") == Placement::SCOPE);
     }
   }

@@ -1,0 +1,299 @@
+// Remote exec (DESIGN D7): an execve inside a remote scope runs the program on the target, and
+// the exec'ing process becomes sb-stub, which stands in for it here (stub.c). Also the stub's
+// own requests (stub_protocol.h).
+//
+// The agent spawns the program first, so exec's errors (ENOENT, EACCES, ENOEXEC, E2BIG) are the
+// target's and come back to the program as execve's own; only then is the trapped execve
+// rewritten into an exec of the stub, so vfork and posix_spawn parents are released as usual.
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <kj/debug.h>
+
+#include "handler_support.h"
+#include "stub_protocol.h"
+
+namespace sb::handler {
+
+namespace {
+
+// The kernel's limits on exec arguments (fs/exec.c): one string, and all of them together (a
+// quarter of the default 8 MiB stack).
+constexpr size_t MAX_ARG_STRLEN = 32 * 4096;
+constexpr size_t MAX_ARG_TOTAL = 2u << 20;
+
+// Reads a NULL-terminated array of string pointers (argv or envp) as execve does: a NULL array
+// is empty. 0, -EFAULT or -E2BIG.
+int64_t readStrings(Call& c, uint64_t addr, kj::Vector<kj::String>& out, size_t& total) {
+  if (addr == 0) {
+    return 0;
+  }
+  for (uint64_t i = 0;; ++i) {
+    uint64_t ptr;
+    if (c.mem().readValue(addr + i * sizeof(uint64_t), ptr) < 0) {
+      return -EFAULT;
+    }
+    if (ptr == 0) {
+      return 0;
+    }
+    kj::String s;
+    int64_t r = c.mem().readString(ptr, MAX_ARG_STRLEN - 1, s);
+    if (r < 0) {
+      return r == -ENAMETOOLONG ? -E2BIG : r;
+    }
+    total += s.size() + 1 + sizeof(uint64_t);
+    if (total > MAX_ARG_TOTAL) {
+      return -E2BIG;
+    }
+    out.add(kj::mv(s));
+  }
+}
+
+// Whether the tracee's fd is close-on-exec (from /proc: the placeholder carries the flag).
+bool isCloexec(pid_t tid, int fd) {
+  auto path = kj::str("/proc/", tid, "/fdinfo/", fd);
+  FILE* f = fopen(path.cStr(), "re");
+  if (f == nullptr) {
+    return true;  // Gone: nothing to pass on.
+  }
+  KJ_DEFER(fclose(f));
+  char line[128];
+  while (fgets(line, sizeof(line), f)) {
+    unsigned long flags;
+    if (sscanf(line, "flags: %lo", &flags) == 1) {
+      return flags & O_CLOEXEC;
+    }
+  }
+  return true;
+}
+
+enum class LocalStdio { CLOSED, DEV_NULL, OTHER };
+
+LocalStdio localStdio(pid_t tid, int fd) {
+  auto path = kj::str("/proc/", tid, "/fd/", fd);
+  struct stat st;
+  if (stat(path.cStr(), &st) != 0) {
+    return errno == ENOENT ? LocalStdio::CLOSED : LocalStdio::OTHER;
+  }
+  // /dev/null behaves the same on every machine: the remote process gets its own, no pump.
+  if (S_ISCHR(st.st_mode) && st.st_rdev == makedev(1, 3)) {
+    return LocalStdio::DEV_NULL;
+  }
+  return LocalStdio::OTHER;
+}
+
+// One fd of the remote process and where it comes from.
+struct ChildFdPlan {
+  int fd;
+  kj::Maybe<RemoteFile&> file;  // a remote fd kept in place
+  LocalStdio local;            // else: fd 0-2 here (DEV_NULL, or OTHER: a pipe the stub pumps)
+};
+
+// The fds the remote process starts with: the process's remote fds on that target that survive
+// exec, at their numbers; and for its fds 0-2 that are here (or on another target), /dev/null or
+// a pipe the stub pumps. Local fds above 2 cannot follow it (documented).
+kj::Vector<ChildFdPlan> planFds(Task& task, AgentLink& target) {
+  kj::Vector<ChildFdPlan> plan;
+  task.fds->forEach([&](int fd, RemoteFile& file) {
+    if (&file.target == &target && !isCloexec(task.tid, fd)) {
+      plan.add(ChildFdPlan{fd, file, LocalStdio::OTHER});
+    }
+  });
+  for (int fd = 0; fd < 3; ++fd) {
+    bool placed = false;
+    for (auto& p : plan) {
+      placed = placed || p.fd == fd;
+    }
+    if (placed) {
+      continue;
+    }
+    auto local = task.fds->isRemote(fd) ? LocalStdio::OTHER : localStdio(task.tid, fd);
+    if (local != LocalStdio::CLOSED) {
+      plan.add(ChildFdPlan{fd, nullptr, local});
+    }
+  }
+  return plan;
+}
+
+kj::Promise<Outcome> spawnRemote(Call& c, Remote where, uint64_t argvAddr, uint64_t envpAddr,
+                                 int flags) {
+  kj::Vector<kj::String> argv, envp;
+  size_t total = 0;
+  int64_t r = readStrings(c, argvAddr, argv, total);
+  if (r == 0) {
+    r = readStrings(c, envpAddr, envp, total);
+  }
+  if (r < 0) {
+    return done(r);
+  }
+  auto& target = *where.target;
+  auto req = target.session().spawnRequest();
+  auto spec = req.initRequest();
+  spec.setDir(where.dir);
+  spec.setPath(bytes(where.path));
+  spec.setEmptyPath(where.self || (where.path.size() == 0 && (flags & AT_EMPTY_PATH)));
+  spec.setNoFollow(flags & AT_SYMLINK_NOFOLLOW);
+  auto a = spec.initArgv(argv.size());
+  for (size_t i = 0; i < argv.size(); ++i) {
+    a.set(i, bytes(argv[i]));
+  }
+  auto e = spec.initEnvp(envp.size());
+  for (size_t i = 0; i < envp.size(); ++i) {
+    e.set(i, bytes(envp[i]));
+  }
+  spec.setCwd(cwdNode(c.task, target));
+  spec.setUmask(umaskOf(c.task.tid));
+  auto plan = planFds(c.task, target);
+  auto list = spec.initFds(plan.size());
+  for (size_t i = 0; i < plan.size(); ++i) {
+    auto entry = list[i];
+    entry.setFd(plan[i].fd);
+    KJ_IF_MAYBE(file, plan[i].file) {
+      entry.setNode(file->node);
+    } else if (plan[i].local == LocalStdio::DEV_NULL) {
+      entry.setDevNull();
+    } else if (plan[i].fd == 0) {
+      entry.setPipeToChild();
+    } else {
+      entry.setPipeFromChild();
+    }
+  }
+
+  auto program = kj::mv(where.path);
+  return send(c, target, req).then([&c, &target, program = kj::mv(program)](
+                                        auto reply) mutable -> Outcome {
+    if (reply.getResult() < 0) {
+      return Complete{reply.getResult()};
+    }
+    auto child = kj::heap<RemoteChild>(RemoteChild{target, reply.getProcess(), {}, kj::str(program)});
+    for (auto pipe : reply.getStdio()) {
+      int fd = pipe.getFd();
+      KJ_REQUIRE(fd >= 0 && fd < 3, "agent answered a spawn with a pipe for an fd not asked", fd);
+      child->pipes[fd] = pipe.getNode();
+    }
+    // exec sb-stub instead, with the same argv and envp (ps shows the program's argv).
+    kj::StringPtr stub = c.tracer.stubPath();
+    uint64_t scratch = (c.regs.rsp - 128 - stub.size() - 1 - 16) & ~uint64_t(15);
+    if (c.mem().write(scratch, kj::arrayPtr(reinterpret_cast<const kj::byte*>(stub.cStr()),
+                                            stub.size() + 1)) < 0) {
+      c.tracer.noteOnce("scratch", "cannot write to the program's stack to exec sb-stub");
+      child->process.killRequest().send().detach([](kj::Exception&&) {});
+      return Complete{-ENOMEM};
+    }
+    bool at = c.nr == SYS_execveat;
+    auto regs = c.regs;
+    regs.orig_rax = SYS_execve;
+    regs.rdi = scratch;
+    regs.rsi = at ? c.regs.rdx : c.regs.rsi;
+    regs.rdx = at ? c.regs.r10 : c.regs.rdx;
+    pid_t tgid = c.task.tgid;
+    auto& tracer = c.tracer;
+    tracer.addRemoteChild(tgid, kj::mv(child));
+    // Runs only when the local exec failed (a successful exec has no syscall-exit stop here).
+    return Rewrite{regs, [&tracer, tgid](int64_t ret) {
+                     if (ret < 0) {
+                       tracer.noteOnce("stubexec", kj::str("cannot exec sb-stub (",
+                                                           tracer.stubPath(), "): ",
+                                                           strerror(static_cast<int>(-ret))));
+                       tracer.dropRemoteChild(tgid);
+                     }
+                     return ret;
+                   }};
+  });
+}
+
+kj::Promise<Outcome> hExec(Call& c) {
+  if (c.task.launching) {
+    return local();  // sbrun's own exec of the program it launches.
+  }
+  bool at = c.nr == SYS_execveat;
+  int dirfd = at ? c.fdArg(0) : AT_FDCWD;
+  uint64_t pathAddr = c.arg(at ? 1 : 0);
+  uint64_t argvAddr = c.arg(at ? 2 : 1);
+  uint64_t envpAddr = c.arg(at ? 3 : 2);
+  int flags = at ? static_cast<int>(c.arg(4)) : 0;
+  if (flags & ~(AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW)) {
+    return done(-EINVAL);
+  }
+  auto where = resolvePath(c, dirfd, pathAddr);
+  KJ_SWITCH_ONEOF(where) {
+    KJ_CASE_ONEOF(l, Local) { return local(); }
+    KJ_CASE_ONEOF(f, Failed) { return done(f.err); }
+    KJ_CASE_ONEOF(r, Remote) {
+      c.target = r.target;
+      if (r.path.size() == 0 && !(flags & AT_EMPTY_PATH) && !r.self) {
+        return done(-ENOENT);
+      }
+      return spawnRemote(c, kj::mv(r), argvAddr, envpAddr, flags);
+    }
+  }
+  KJ_UNREACHABLE;
+}
+
+const HandlerEntry HANDLERS[] = {
+    {SYS_execve, hExec},
+    {SYS_execveat, hExec},
+};
+
+}  // namespace
+
+kj::ArrayPtr<const HandlerEntry> execHandlers() { return HANDLERS; }
+
+// The calls of sb-stub (stub_protocol.h); in any other process the number is unknown.
+kj::Promise<Outcome> stubCall(Call& c) {
+  KJ_IF_MAYBE(child, c.tracer.remoteChild(c.task.tgid)) {
+    c.target = &child->target;
+    switch (c.arg(0)) {
+      case SB_STUB_FD: {
+        uint64_t n = c.arg(1);
+        if (n > 2) {
+          return done(-EINVAL);
+        }
+        KJ_IF_MAYBE(node, child->pipes[n]) {
+          auto file = kj::refcounted<RemoteFile>(child->target, kj::mv(*node),
+                                                 proto::FileType::FIFO,
+                                                 kj::str("pipe:", n, " of ", child->program));
+          child->pipes[n] = nullptr;
+          return c.tracer.installPlaceholder(c, kj::mv(file), true);
+        }
+        return done(-ENOENT);
+      }
+      case SB_STUB_WAIT: {
+        c.interruptible = true;
+        auto req = child->process.waitRequest();
+        pid_t tgid = c.task.tgid;
+        auto& tracer = c.tracer;
+        return send(c, child->target, req).then([&tracer, tgid](auto reply) -> Outcome {
+          if (reply.getResult() < 0) {
+            return Complete{reply.getResult()};
+          }
+          auto status = reply.getStatus();
+          int64_t encoded;
+          if (status.isExited()) {
+            encoded = int64_t(status.getExited()) << 8;
+          } else {
+            encoded = (status.getSignaled() & 0x7f) | (status.getCoreDumped() ? 0x80 : 0);
+          }
+          KJ_IF_MAYBE(ch, tracer.remoteChild(tgid)) {
+            ch->ended = true;
+          }
+          return Complete{encoded};
+        });
+      }
+    }
+    return done(-EINVAL);
+  }
+  c.tracer.noteOnce(kj::str("nr", c.nr),
+                    kj::str("syscall ", c.nr, " is unknown to sbrun: answering ENOSYS"));
+  return done(-ENOSYS);
+}
+
+}  // namespace sb::handler
