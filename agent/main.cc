@@ -21,6 +21,7 @@
 #include "identity.h"
 #include "listener.h"
 #include "log.h"
+#include "process.h"
 #include "session.h"
 
 namespace sb {
@@ -216,7 +217,8 @@ private:
       kj::UnixEventPort::captureSignal(SIGINT);
     }
     Executor executor(io.provider->getTimer());
-    AgentContext agent{*confinement, executor, readOnly};
+    Reaper reaper(executor);
+    AgentContext agent{*confinement, executor, reaper, readOnly};
     AgentOptions options{kj::mv(token), log};
     Listener listener(io, agent, options);
 

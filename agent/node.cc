@@ -3,6 +3,7 @@
 
 #include "node.h"
 
+#include <poll.h>
 #include <sys/file.h>
 #include <sys/sendfile.h>
 #include <sys/stat.h>
@@ -109,6 +110,43 @@ int64_t copyOnce(int src, int dst, size_t count, proto::CopyKind kind, int64_t o
     }
   }
   return -EINVAL;
+}
+
+// The exit rule of a pipe a spawned process writes (NodeImpl::exitWatch), for a read that may
+// block: waits until `fd` is readable or the process behind the pidfd `exitFd` has exited with
+// the pipe empty. Returns 1 (read now), 0 (EOF by the rule) or -errno (EINTR: cancelled). Another
+// reader of the same pipe may empty it between the poll and the read; that read then waits as a
+// plain pipe read does.
+int64_t waitReadableOrExit(int fd, int exitFd) {
+  struct pollfd set[2] = {{fd, POLLIN, 0}, {exitFd, POLLIN, 0}};
+  if (::poll(set, 2, -1) < 0) {
+    return -int64_t(errno);
+  }
+  if (set[0].revents != 0) {
+    return 1;
+  }
+  // poll looked at the pipe before the pidfd: what the process wrote before it exited may have
+  // arrived in between, so look once more.
+  struct pollfd pipe = {fd, POLLIN, 0};
+  int r = ::poll(&pipe, 1, 0);
+  return r < 0 ? -int64_t(errno) : r > 0 ? 1 : 0;
+}
+
+// The same rule for a non-blocking read that found the pipe empty: true when it is EOF.
+bool exitedWithPipeEmpty(int fd, int exitFd) {
+  struct pollfd exited = {exitFd, POLLIN, 0};
+  struct pollfd pipe = {fd, POLLIN, 0};
+  return ::poll(&exited, 1, 0) > 0 && ::poll(&pipe, 1, 0) == 0;
+}
+
+// A read-like call on a node with an exit watch (`exitFd` >= 0) that must not block.
+ssize_t readNowWithExitRule(int fd, int exitFd, void* buf, size_t count, int64_t offset,
+                            int flags, bool positional) {
+  ssize_t n = positional ? preadAny(fd, buf, count, offset, flags) : ::read(fd, buf, count);
+  if (n < 0 && errno == EAGAIN && exitFd >= 0 && exitedWithPipeEmpty(fd, exitFd)) {
+    return 0;
+  }
+  return n;
 }
 
 }  // namespace
@@ -233,7 +271,8 @@ int32_t SessionState::ownerOfConflict(int fd, int32_t requester, const struct fl
   return -1;
 }
 
-proto::Node::Client SessionState::newNode(int fd, proto::FileType& typeOut) {
+proto::Node::Client SessionState::newNode(int fd, proto::FileType& typeOut,
+                                          kj::Maybe<kj::Own<FdRef>> exitWatch) {
   struct stat st;
   bool blockingKind = true;
   typeOut = proto::FileType::UNKNOWN;
@@ -254,21 +293,43 @@ proto::Node::Client SessionState::newNode(int fd, proto::FileType& typeOut) {
     }
   }
   return nodes.add(kj::heap<NodeImpl>(kj::addRef(*this), kj::atomicRefcounted<FdRef>(fd),
-                                      typeOut, blockingKind));
+                                      typeOut, blockingKind, kj::mv(exitWatch)));
 }
 
 // ---------------------------------------------------------------------------------------------
 // NodeImpl basics
 
 NodeImpl::NodeImpl(kj::Own<SessionState> session, kj::Own<FdRef> fd, proto::FileType type,
-                   bool blockingKind)
-    : session(kj::mv(session)), fd(kj::mv(fd)), type(type), blockingKind(blockingKind) {}
+                   bool blockingKind, kj::Maybe<kj::Own<FdRef>> exitWatch)
+    : session(kj::mv(session)), fd(kj::mv(fd)), type(type), blockingKind(blockingKind),
+      exitWatch(kj::mv(exitWatch)) {}
 
 int NodeImpl::fdOrError() const {
   KJ_IF_MAYBE(f, fd) {
     return (*f)->get();
   }
   return -EBADF;
+}
+
+kj::Maybe<kj::Own<FdRef>> NodeImpl::shareFd() {
+  KJ_IF_MAYBE(f, fd) {
+    return kj::atomicAddRef(**f);
+  }
+  return nullptr;
+}
+
+kj::Maybe<kj::Own<FdRef>> NodeImpl::shareExitWatch() {
+  KJ_IF_MAYBE(w, exitWatch) {
+    return kj::atomicAddRef(**w);
+  }
+  return nullptr;
+}
+
+int NodeImpl::exitWatchFd() const {
+  KJ_IF_MAYBE(w, exitWatch) {
+    return (*w)->get();
+  }
+  return -1;
 }
 
 bool NodeImpl::mayBlock() const {
@@ -341,8 +402,14 @@ kj::Promise<void> NodeImpl::read(ReadContext context) {
   if (mayBlock()) {
     count = kj::min(count, MAX_BLOCKING_READ);
     context.allowCancellation();
-    return runBlocking([count](int fd) {
+    return runBlocking([count, watch = shareExitWatch()](int fd) {
       WorkResult w;
+      KJ_IF_MAYBE(exitFd, watch) {
+        w.result = waitReadableOrExit(fd, (*exitFd)->get());
+        if (w.result <= 0) {
+          return w;
+        }
+      }
       w.data = kj::heapArray<kj::byte>(count);
       w.result = sysResult(::read(fd, w.data.begin(), count));
       return w;
@@ -355,7 +422,9 @@ kj::Promise<void> NodeImpl::read(ReadContext context) {
     });
   }
   readIntoResults(context.getResults(), readReservation(f, -1, count),
-                  [f](void* buf, size_t n) { return ::read(f, buf, n); });
+                  [f, exitFd = exitWatchFd()](void* buf, size_t n) {
+    return readNowWithExitRule(f, exitFd, buf, n, -1, 0, false);
+  });
   return kj::READY_NOW;
 }
 
@@ -372,8 +441,19 @@ kj::Promise<void> NodeImpl::pread(PreadContext context) {
   if (mayBlock()) {
     count = kj::min(count, MAX_BLOCKING_READ);
     context.allowCancellation();
-    return runBlocking([count, offset, flags](int fd) {
+    // The exit rule is for reads at the file position; pread at an offset is ESPIPE at once.
+    kj::Maybe<kj::Own<FdRef>> watch;
+    if (offset < 0) {
+      watch = shareExitWatch();
+    }
+    return runBlocking([count, offset, flags, watch = kj::mv(watch)](int fd) {
       WorkResult w;
+      KJ_IF_MAYBE(exitFd, watch) {
+        w.result = waitReadableOrExit(fd, (*exitFd)->get());
+        if (w.result <= 0) {
+          return w;
+        }
+      }
       w.data = kj::heapArray<kj::byte>(count);
       w.result = sysResult(preadAny(fd, w.data.begin(), count, offset, flags));
       return w;
@@ -386,8 +466,8 @@ kj::Promise<void> NodeImpl::pread(PreadContext context) {
     });
   }
   readIntoResults(context.getResults(), readReservation(f, offset, count),
-                  [f, offset, flags](void* buf, size_t n) {
-    return preadAny(f, buf, n, offset, flags);
+                  [f, offset, flags, exitFd = exitWatchFd()](void* buf, size_t n) {
+    return readNowWithExitRule(f, exitFd, buf, n, offset, flags, true);
   });
   return kj::READY_NOW;
 }

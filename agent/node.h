@@ -27,10 +27,13 @@
 
 namespace sb {
 
+class Reaper;
+
 // Agent-wide services every session and node borrows. Owned by main (or a test).
 struct AgentContext {
   Confinement& confinement;
   Executor& executor;
+  Reaper& reaper;  // reaps every process any session spawned (process.h)
   bool readOnly = false;
 };
 
@@ -60,8 +63,10 @@ public:
   AgentContext& agent;
   capnp::CapabilityServerSet<proto::Node> nodes;
 
-  // Wraps an open fd (ownership passes to the node) in a new Node of this session.
-  proto::Node::Client newNode(int fd, proto::FileType& typeOut);
+  // Wraps an open fd (ownership passes to the node) in a new Node of this session. `exitWatch`:
+  // see NodeImpl::exitWatch.
+  proto::Node::Client newNode(int fd, proto::FileType& typeOut,
+                              kj::Maybe<kj::Own<FdRef>> exitWatch = nullptr);
 
   // POSIX record locks belong to processes (PITFALLS #18). The agent is one process for every
   // traced process, so each (file, owner) gets its own open file description, reopened from
@@ -94,10 +99,12 @@ private:
 class NodeImpl final: public proto::Node::Server {
 public:
   NodeImpl(kj::Own<SessionState> session, kj::Own<FdRef> fd, proto::FileType type,
-           bool blockingKind);
+           bool blockingKind, kj::Maybe<kj::Own<FdRef>> exitWatch = nullptr);
 
   // The fd, or -EBADF after close(): for sibling nodes of this session (copyTo, renameAt).
   int fdOrError() const;
+  // A reference on the fd, or null after close(): for a spawned process that inherits it.
+  kj::Maybe<kj::Own<FdRef>> shareFd();
 
   kj::Promise<void> close(CloseContext context) override;
   kj::Promise<void> info(InfoContext context) override;
@@ -143,6 +150,10 @@ private:
   proto::FileType type;
   // A FIFO, socket or character device (other than the memory devices): I/O on it may block.
   bool blockingKind;
+  // The pidfd of the process writing this pipe (Session.spawn's pipeFromChild): a read returns
+  // EOF once that process has exited and the pipe is empty, even while a descendant it left
+  // behind still holds the write end, so `cmd &` in a remote shell does not hang its reader.
+  kj::Maybe<kj::Own<FdRef>> exitWatch;
 
   Confinement& confinement() const { return session->agent.confinement; }
   Executor& executor() const { return session->agent.executor; }
@@ -150,6 +161,9 @@ private:
 
   // True when an I/O call on this node may block: a blocking kind without O_NONBLOCK.
   bool mayBlock() const;
+  // The exit watch for a worker to hold, or null; its fd for an inline call, or -1.
+  kj::Maybe<kj::Own<FdRef>> shareExitWatch();
+  int exitWatchFd() const;
   // Runs `work` on the executor with a reference on this node's fd (the fd must be open). The
   // caller must have made its RPC cancellable (context.allowCancellation()).
   kj::Promise<WorkResult> runBlocking(kj::Function<WorkResult(int fd)> work);

@@ -115,4 +115,8 @@ kj::Promise<void> SessionImpl::releaseOwner(ReleaseOwnerContext context) {
   return kj::READY_NOW;
 }
 
+kj::Promise<void> SessionImpl::spawn(SpawnContext context) {
+  return sb::spawn(*state, processes, kj::mv(context));
+}
+
 }  // namespace sb

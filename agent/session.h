@@ -1,6 +1,7 @@
 // Session: the bootstrap `Agent` a connection sees first, and the `Session` its handshake returns
 // (DESIGN D8, STYLE §2.10). One Session per handshake owns, through SessionState, every Node it
 // hands out; when the connection ends capnp drops the capabilities and each Node closes its fd.
+// It also owns the processes it spawned (process.h): its end kills those still running.
 //
 // The handshake refuses a protocol version mismatch and, when the agent has a token, any hello
 // that does not present exactly that token; both are logged and thrown as exceptions (they are
@@ -12,6 +13,7 @@
 
 #include "log.h"
 #include "node.h"
+#include "process.h"
 #include "splitbrain.capnp.h"
 
 namespace sb {
@@ -43,9 +45,11 @@ public:
   kj::Promise<void> uname(UnameContext context) override;
   kj::Promise<void> openPath(OpenPathContext context) override;
   kj::Promise<void> releaseOwner(ReleaseOwnerContext context) override;
+  kj::Promise<void> spawn(SpawnContext context) override;
 
 private:
   kj::Own<SessionState> state;
+  SessionProcesses processes;
 };
 
 // Equality of a token without an early exit, so response timing does not reveal a prefix.

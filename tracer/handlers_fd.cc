@@ -33,6 +33,9 @@ kj::Promise<Outcome> openRemote(Call& call, Remote where, uint64_t flags, uint32
     }
   }
   how.setReopen(where.self);
+  // Opening a FIFO waits for its other end, interruptibly. Safe to cancel and restart unless it
+  // may create the file (a restarted O_EXCL create would fail with EEXIST).
+  call.interruptible = !(flags & O_CREAT);
   bool cloexec = flags & O_CLOEXEC;
   auto target = where.target;
   auto path = kj::mv(where.path);
@@ -271,10 +274,14 @@ kj::Promise<Outcome> hFcntl(Call& c) {
       }
       case F_GETLK: return lockCommon(c, *f, proto::LockCmd::GET_LK, c.arg(2));
       case F_SETLK: return lockCommon(c, *f, proto::LockCmd::SET_LK, c.arg(2));
-      case F_SETLKW: return lockCommon(c, *f, proto::LockCmd::SET_LK_W, c.arg(2));
+      case F_SETLKW:
+        c.interruptible = true;  // A lock wait ends with a signal, as the kernel's does.
+        return lockCommon(c, *f, proto::LockCmd::SET_LK_W, c.arg(2));
       case F_OFD_GETLK: return lockCommon(c, *f, proto::LockCmd::OFD_GET_LK, c.arg(2));
       case F_OFD_SETLK: return lockCommon(c, *f, proto::LockCmd::OFD_SET_LK, c.arg(2));
-      case F_OFD_SETLKW: return lockCommon(c, *f, proto::LockCmd::OFD_SET_LK_W, c.arg(2));
+      case F_OFD_SETLKW:
+        c.interruptible = true;
+        return lockCommon(c, *f, proto::LockCmd::OFD_SET_LK_W, c.arg(2));
       default:
         c.tracer.noteOnce(kj::str("fcntl", cmd),
                           kj::str("fcntl command ", cmd, " is not supported on remote fds yet ('",
@@ -296,6 +303,7 @@ kj::Promise<Outcome> hFlock(Call& c) {
     req.setExclusive(kind == LOCK_EX);
     req.setUnlock(kind == LOCK_UN);
     req.setNonBlock(op & LOCK_NB);
+    c.interruptible = !(op & LOCK_NB);
     return resultOf(send(c, f->target, req));
   }
   return local();

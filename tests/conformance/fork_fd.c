@@ -131,7 +131,8 @@ int main(int argc, char **argv) {
     syscall(SYS_exit_group, nfd == fd2 ? 0 : 41);
   }
   code = wait_code((pid_t)cpid);
-  obs("CLONE_FILES child closed fd %d and opened it again as the same number: status %d", fd2, code);
+  obs("CLONE_FILES child closed fd %d and opened it again as the same number: status %d", fd2,
+      code);
   test_assert(code == 0);
   read_exact(fd2, 5, buf); /* the child's new open file: offset 0 */
   obs("parent reads the child's new open file at fd %d: %s", fd2, buf);

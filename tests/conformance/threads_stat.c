@@ -35,7 +35,9 @@ static int fifo_eof;
 
 static size_t size_of(int i) { return 100 + (size_t)i * 377; }
 
-static unsigned char byte_of(int i, size_t k) { return (unsigned char)((i * 31 + k * 7 + k / 253) % 251); }
+static unsigned char byte_of(int i, size_t k) {
+  return (unsigned char)((i * 31 + k * 7 + k / 253) % 251);
+}
 
 static uint64_t fnv(uint64_t h, const unsigned char *p, size_t n) {
   for (size_t i = 0; i < n; i++) {
@@ -166,7 +168,8 @@ int main(int argc, char **argv) {
   test_assert(pthread_join(reader, NULL) == 0);
   fifo_got[fifo_len] = '\0';
   obs("fifo reader got %zd bytes: %.*s", fifo_len, (int)strcspn(fifo_got, "\n"), fifo_got);
-  obs("fifo data arrived after the workers finished: %s", fifo_data_after_workers == 1 ? "yes" : "no");
+  obs("fifo data arrived after the workers finished: %s",
+      fifo_data_after_workers == 1 ? "yes" : "no");
   obs("fifo reader saw EOF: %s", fifo_eof ? "yes" : "no");
   test_assert(fifo_len == (ssize_t)len && strcmp(fifo_got, FIFO_MSG) == 0);
   test_assert(fifo_data_after_workers == 1 && fifo_eof);

@@ -52,6 +52,9 @@ ENV = {
     "HOME": "/nonexistent-home",  # missing on both sides: no rc files change the behaviour
 }
 CMD_TIMEOUT = 120
+# Gives B its own /etc/hostname (otherwise A's file: B's mount namespace starts as a copy of A's).
+B_ETC_HOSTNAME = (f"echo {B_HOSTNAME} > {B_ROOT}/.etc-hostname && "
+                  f"mount --bind {B_ROOT}/.etc-hostname /etc/hostname")
 
 
 class Skip(Exception):
@@ -196,6 +199,7 @@ class Agent:
         self.as_nobody = as_nobody
         self.prepare = prepare    # shell run on B (as root) after the tmpfs is mounted
         self.proc = None
+        self.mntns = None         # B's mount namespace (/proc/PID/ns/mnt), once started
         sockdir = os.path.join(ctx.tmp, "sock")
         os.makedirs(sockdir, exist_ok=True)
         if as_nobody:
@@ -244,6 +248,7 @@ class Agent:
         log(f"[agent] pid {self.proc.pid}: {text}")
         check(text.startswith("ready "), f"bad ready line {text!r} (expected 'ready ADDRESS')")
         check(os.path.exists(self.sock), f"agent said ready but {self.sock} does not exist")
+        self.mntns = os.readlink(f"/proc/{self.proc.pid}/ns/mnt")
         return self
 
     @property
@@ -288,6 +293,14 @@ class Agent:
                 self.proc.wait(5)
         else:
             self.kill(signal.SIGKILL)   # stragglers in its process group
+        # Whatever still runs on B (a process the agent spawned in another process group and
+        # failed to kill, a native run's leftovers): B's mount namespace is this case's own.
+        for p in b_processes(self, include_agent=True):
+            try:
+                os.kill(p["pid"], signal.SIGKILL)
+                log(f"[teardown] killed a process left on B: {p['pid']} {p['argv']}")
+            except ProcessLookupError:
+                pass
 
 
 class Result:
@@ -316,6 +329,153 @@ def run(argv, input=None, timeout=CMD_TIMEOUT, env=None, cwd=None):
         raise Failure(f"timed out after {timeout} s (hang?)\n{r.describe()}")
     return Result(argv, p.returncode, out.decode(errors="replace"), err.decode(errors="replace"),
                   time.monotonic() - start)
+
+
+# ---------------------------------------------------------------------------------------------
+# Processes on B. The agent's namespaces share the PID namespace with A, so A's /proc shows B's
+# processes: they are the ones in the agent's mount namespace.
+
+def proc_table():
+    """pid -> {pid, ppid, state, argv, mntns} for every process visible now (mntns None when it
+    cannot be read, e.g. for a zombie)."""
+    table = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                stat = f.read()
+            rest = stat[stat.rindex(")") + 2:].split()   # comm may hold spaces and parentheses
+            with open(f"/proc/{d}/cmdline", "rb") as f:
+                argv = [a.decode(errors="replace") for a in f.read().split(b"\0")[:-1]]
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        try:
+            ns = os.readlink(f"/proc/{d}/ns/mnt")
+        except OSError:
+            ns = None
+        table[int(d)] = {"pid": int(d), "ppid": int(rest[1]), "state": rest[0], "argv": argv,
+                         "mntns": ns}
+    return table
+
+
+def b_processes(agent, include_agent=False, table=None):
+    """The processes running on B (in the agent's mount namespace), the agent itself left out."""
+    if agent.proc is None or agent.mntns is None:
+        return []
+    table = table if table is not None else proc_table()
+    return [p for p in table.values() if p["mntns"] == agent.mntns
+            and (include_agent or p["pid"] != agent.proc.pid)]
+
+
+def descends_from(table, pid, ancestor):
+    seen = set()
+    while pid in table and pid not in seen:
+        if pid == ancestor:
+            return True
+        seen.add(pid)
+        pid = table[pid]["ppid"]
+    return pid == ancestor
+
+
+def b_running(agent, argv, table=None):
+    """The processes on B whose command line is argv."""
+    return [p for p in b_processes(agent, table=table) if p["argv"] == argv]
+
+
+def check_runs_on_b(agent, argv, who):
+    """Exactly one process with argv runs on B (within 5 s: it may still be starting). During a
+    traced run only the agent starts processes in B's mount namespace."""
+    found = wait_for(lambda: b_running(agent, argv), 5)
+    check(len(found) == 1, f"{who}: expected one `{shlex.join(argv)}` running on B, found {found}")
+    log(f"[{who}] on B: {found}, the agent's descendant: "
+        f"{descends_from(proc_table(), found[0]['pid'], agent.proc.pid)}")
+
+
+def agent_state(agent):
+    """What the agent holds: its open fds (targets, inode numbers left out), its children and the
+    processes running on B. Compared before and after sessions."""
+    pid = agent.proc.pid
+    fds = []
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except FileNotFoundError:
+            continue
+        fds.append(re.sub(r"\[\d+\]$", "[N]", target))   # socket:[123] -> socket:[N]
+    table = proc_table()
+    children = sorted(f"{p['state']} {shlex.join(p['argv']) or '(zombie)'}"
+                      for p in table.values() if p["ppid"] == pid)
+    on_b = sorted(f"{p['state']} {shlex.join(p['argv']) or '(zombie)'}"
+                  for p in b_processes(agent, table=table))
+    threads = len(os.listdir(f"/proc/{pid}/task"))
+    return {"fds": sorted(fds), "children": children, "on_b": on_b, "threads": threads}
+
+
+def state_diff(before, after):
+    lines = []
+    for key in ("fds", "children", "on_b"):
+        if before[key] != after[key]:
+            lines.append(f"{key}:\n" + diff(before[key], after[key], "before", "after"))
+    return "\n".join(lines)
+
+
+def wait_for(pred, secs, step=0.1):
+    """Polls pred() until it returns something true or secs pass; returns its last value."""
+    deadline = time.monotonic() + secs
+    while True:
+        v = pred()
+        if v or time.monotonic() >= deadline:
+            return v
+        time.sleep(step)
+
+
+def converse(argv, on_sync, timeout=CMD_TIMEOUT, cwd=None):
+    """Runs argv, answering each stdout line 'SYNC TAG' by calling on_sync(TAG) and then writing
+    'go' to its stdin. Returns a Result whose out holds the other lines."""
+    start = time.monotonic()
+    errf = tempfile.TemporaryFile()
+    p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errf,
+                         env=ENV, cwd=cwd, start_new_session=True)
+    out, buf, rc = [], b"", None
+    try:
+        while True:
+            left = start + timeout - time.monotonic()
+            if left <= 0:
+                raise Failure(f"timed out after {timeout} s (hang?)\n$ {shlex.join(argv)}\n"
+                              "--- stdout so far ---\n" + "\n".join(out))
+            ready, _, _ = select.select([p.stdout], [], [], left)
+            if not ready:
+                continue
+            chunk = os.read(p.stdout.fileno(), 65536)
+            if not chunk:
+                break
+            buf += chunk
+            while b"\n" in buf:
+                line, buf = buf.split(b"\n", 1)
+                line = line.decode(errors="replace")
+                if line.startswith("SYNC "):
+                    log(f"[sync] {line[5:]}")
+                    on_sync(line[5:])
+                    p.stdin.write(b"go\n")
+                    p.stdin.flush()
+                else:
+                    out.append(line)
+        if buf:
+            out.append(buf.decode(errors="replace"))
+        try:
+            rc = p.wait(max(1, start + timeout - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            raise Failure(f"closed its stdout but did not exit within {timeout} s\n"
+                          f"$ {shlex.join(argv)}")
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+        errf.seek(0)
+        err = errf.read().decode(errors="replace")
+        errf.close()
+    return Result(argv, rc, "".join(l + "\n" for l in out), err, time.monotonic() - start)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -428,9 +588,12 @@ def prove_remote(agent, path=WORK):
 # Differential runs
 
 def differential(ctx, cmd, times_for=(), stdin=None, fixture=True, as_nobody=False,
-                 native_argv=None, traced_argv=None, expect_rc=None, check_out=None):
-    """Runs CMD natively on B and under sbrun on A against identical fresh trees and compares."""
-    agent = ctx.agent(as_nobody=as_nobody)
+                 native_argv=None, traced_argv=None, expect_rc=None, check_out=None,
+                 agent=None, setup=None, timeout=CMD_TIMEOUT):
+    """Runs CMD natively on B and under sbrun on A against identical fresh trees and compares.
+    `agent`: one the case started itself (e.g. with `prepare`); `setup`: shell run on B (as root,
+    in the work directory) after each fresh tree; `timeout`: for each of the two runs."""
+    agent = agent or ctx.agent(as_nobody=as_nobody)
     owner = "65534:65534" if as_nobody else None
     user = "nobody" if as_nobody else None
 
@@ -439,12 +602,15 @@ def differential(ctx, cmd, times_for=(), stdin=None, fixture=True, as_nobody=Fal
             make_tree(agent, owner=owner)
         else:
             empty_tree(agent, owner=owner)
+        if setup:
+            r = agent.sh(f"cd {WORK} && {setup}")
+            check(r.rc == 0, f"the case's setup on B failed\n{r.describe()}")
 
     fresh()
     prove_remote(agent)
     n_argv = native_argv or ["sh", "-c", cmd]
     # Native on B: the same environment, the same cwd.
-    native = agent.nsenter(["env", "-C", WORK] + n_argv, user=user, input=stdin)
+    native = agent.nsenter(["env", "-C", WORK] + n_argv, user=user, input=stdin, timeout=timeout)
     log(f"[native on B]\n{native.describe()}")
     check(native.rc is not None, "native run did not finish")
     if expect_rc is not None:
@@ -458,7 +624,7 @@ def differential(ctx, cmd, times_for=(), stdin=None, fixture=True, as_nobody=Fal
         return native, None
 
     fresh()
-    traced = ctx.traced(agent, traced_argv or n_argv, input=stdin)
+    traced = ctx.traced(agent, traced_argv or n_argv, input=stdin, timeout=timeout)
     log(f"[traced via sbrun]\n{traced.describe()}")
     check(agent.alive(), f"the agent died during the traced run (status {agent.proc.poll()})\n"
           + agent.log_tail())
@@ -967,6 +1133,371 @@ def case_sbrun_killed(ctx):
 
 
 # ---------------------------------------------------------------------------------------------
+# Processes (DESIGN D7): a program that a traced process execs inside a remote scope runs on B;
+# locally a stub stands in for it (waitpid, kill and stdio work on the stub).
+
+def case_exec_hostname(ctx):
+    """`sh -c 'uname -n; cat /etc/hostname | tr a-z A-Z; exit 3'`: the shell runs on A, the
+    programs it starts run on B (B's name twice, the second through a local pipe between two
+    remote programs), and sbrun exits with the shell's 3. That output alone could come from
+    local programs whose syscalls are redirected, so the case also asks an exec'd readlink for
+    /proc/self/ns/mnt, which only a process on B answers with B's mount namespace."""
+    agent = ctx.agent(prepare=B_ETC_HOSTNAME)
+    with open("/etc/hostname") as f:
+        a_name = f.read().strip()
+    check(a_name.upper() != B_HOSTNAME.upper(), f"A's /etc/hostname already says {a_name!r}")
+    want = f"{B_HOSTNAME}\n{B_HOSTNAME.upper()}\n"
+
+    def on_b(out, who):
+        check(out == want, f"{who}: expected {want!r}, got {out!r}")
+    differential(ctx, "uname -n; cat /etc/hostname | tr a-z A-Z; exit 3", expect_rc=3,
+                 check_out=on_b, agent=agent)
+
+    where = ("readlink /proc/self/ns/mnt; readlink /proc/self/ns/mnt | cat; "
+             "sh -c 'readlink /proc/self/ns/mnt'")
+    a_ns = os.readlink("/proc/self/ns/mnt")
+    check(a_ns != agent.mntns, "the agent shares A's mount namespace")
+    native = agent.sh(where)
+    log(f"[native on B]\n{native.describe()}")
+    check(native.rc == 0 and native.out.split() == [agent.mntns] * 3,
+          f"harness: a native readlink on B does not name B's mount namespace {agent.mntns}")
+    if ctx.native_only:
+        return
+    t = ctx.traced(agent, ["sh", "-c", where], timeout=60)
+    log(f"[traced via sbrun]\n{t.describe()}")
+    check(t.rc == 0 and t.out.split() == [agent.mntns] * 3,
+          f"the programs the shell started did not run on B: B is {agent.mntns}, A is {a_ns}")
+
+
+PY_SUBPROCESS = r"""
+import errno, os, subprocess, sys
+
+def sync(tag):
+    # The harness looks at B's processes, then answers.
+    print("SYNC", tag, flush=True)
+    if sys.stdin.readline() != "go\n":
+        sys.exit("no answer from the harness at " + tag)
+
+r = subprocess.run(["uname", "-n"], capture_output=True)
+print("uname -n:", r.stdout, r.returncode, r.stdout == b"board-b\n")
+p = subprocess.Popen(["sleep", "30"])
+sync("sleep-running")
+p.kill()
+print("Popen(sleep 30).kill(); wait():", p.wait())
+sync("sleep-killed")
+p = subprocess.Popen(["sleep", "31"])
+p.terminate()
+print("Popen(sleep 31).terminate(); wait():", p.wait())
+print('os.system("exit 7") >> 8:', os.system("exit 7") >> 8)
+print("sh -c 'kill -TERM $$':", subprocess.run(["sh", "-c", "kill -TERM $$"]).returncode)
+r = subprocess.run(["sh", "-c", "echo to stdout; echo to stderr >&2; exit 4"], capture_output=True)
+print("capture_output:", r.stdout, r.stderr, r.returncode)
+r = subprocess.run(["tr", "a-z", "A-Z"], input=b"through pipes both ways\n", capture_output=True)
+print("tr:", r.stdout, r.returncode)
+data = bytes(range(256)) * 2000
+r = subprocess.run(["cat"], input=data, capture_output=True)
+print("cat of", len(data), "bytes:", len(r.stdout), r.stdout == data, r.returncode)
+print("check_output cat hello.txt:", subprocess.check_output(["cat", "hello.txt"]))
+r = subprocess.run(["./exec.sh"], capture_output=True)
+print("./exec.sh (a script in the work dir):", r.stdout)
+with open("spawned.txt", "w") as f:
+    rc = subprocess.run(["echo", "stdout on a file in the work dir"], stdout=f).returncode
+with open("spawned.txt") as f:
+    print("stdout=file:", rc, f.read().strip())
+print("cwd=sub:", subprocess.run(["ls"], cwd="sub", capture_output=True).stdout)
+r = subprocess.run("echo $((6*7)) | tr 0-9 a-j", shell=True, capture_output=True)
+print("shell=True:", r.stdout)
+for argv in (["sb-no-such-program-3"], ["./ro.txt"], ["./sub"]):
+    try:
+        subprocess.run(argv)
+        print(argv[0], "ran")
+    except OSError as e:
+        print(argv[0], "->", errno.errorcode[e.errno])
+"""
+
+PY_SUBPROCESS_OUT = """\
+uname -n: b'board-b\\n' 0 True
+Popen(sleep 30).kill(); wait(): -9
+Popen(sleep 31).terminate(); wait(): -15
+os.system("exit 7") >> 8: 7
+sh -c 'kill -TERM $$': -15
+capture_output: b'to stdout\\n' b'to stderr\\n' 4
+tr: b'THROUGH PIPES BOTH WAYS\\n' 0
+cat of 512000 bytes: 512000 True 0
+check_output cat hello.txt: b'hello from board-b\\n'
+./exec.sh (a script in the work dir): b'run\\n'
+stdout=file: 0 stdout on a file in the work dir
+cwd=sub: b'a.txt\\nb.txt\\ndeep\\nhl\\n'
+shell=True: b'ec\\n'
+sb-no-such-program-3 -> ENOENT
+./ro.txt -> EACCES
+./sub -> EACCES
+"""
+
+
+def case_py_subprocess(ctx):
+    """python3's subprocess under sbrun: run/Popen/os.system start their programs on B; kill and
+    terminate reach the program on B (while the script waits, the harness sees `sleep 30` running
+    on B, and gone once wait() returned -9); exit codes, deaths by signal, pipes both ways, stdout
+    on a remote file, cwd, a script that exists only on B, exec errors as on B."""
+    agent = ctx.agent()
+    argv = [SYS_PYTHON, "-c", PY_SUBPROCESS]
+
+    def on_sync(who):
+        def fn(tag):
+            if tag == "sleep-running":
+                check_runs_on_b(agent, ["sleep", "30"], who)
+            elif tag == "sleep-killed":
+                check(wait_for(lambda: not b_running(agent, ["sleep", "30"]), 5),
+                      f"{who}: `sleep 30` still on B after kill() and wait(): "
+                      f"{b_running(agent, ['sleep', '30'])}")
+            else:
+                raise Failure(f"{who}: unknown sync {tag!r}")
+        return fn
+
+    make_tree(agent)
+    prove_remote(agent)
+    native = converse(["nsenter", "-t", str(agent.proc.pid), "-m", "-u", "--", "env", "-C", WORK]
+                      + argv, on_sync("native"), timeout=60)
+    log(f"[native on B]\n{native.describe()}")
+    check(native.rc == 0 and native.out == PY_SUBPROCESS_OUT,
+          "native run: not the expected output (the harness or the script is wrong)\n"
+          + diff(PY_SUBPROCESS_OUT.splitlines(), native.out.splitlines(), "expected", "native"))
+    if ctx.native_only:
+        return
+    need_binary(ctx.sbrun, "sbrun")
+    make_tree(agent)
+    traced = converse(ctx.sbrun_argv(agent, argv), on_sync("sbrun"), timeout=90, cwd=ctx.tmp)
+    log(f"[traced via sbrun]\n{traced.describe()}")
+    check(agent.alive(), "the agent died during the traced run\n" + agent.log_tail())
+    problems = []
+    if traced.out != native.out:
+        problems.append("stdout differs:\n" + diff(native.out.splitlines(),
+                                                   traced.out.splitlines(), "native", "sbrun"))
+    if traced.rc != native.rc:
+        problems.append(f"exit status differs: native {native.rc}, sbrun {traced.rc}")
+    if problems:
+        raise Failure("\n\n".join(problems) + "\n" + agent.log_tail())
+
+
+B_ONLY_SETUP = " && ".join([
+    "mkdir bin", "cp /bin/sh bin/bsh",
+    "printf %s " + shlex.quote('#!/bin/sh\necho "script 0=$0 1=$1"; uname -n; cat /etc/hostname\n')
+    + " > bonly.sh",
+    "printf %s " + shlex.quote(f'#!{WORK}/bin/bsh\necho "$0 run by an interpreter only B has"\n')
+    + " > viabsh.sh",
+    "printf %s " + shlex.quote('#!/bin/sh\necho "bonly-cmd found in PATH"; exit 5\n')
+    + " > bin/bonly-cmd",
+    "chmod 755 bonly.sh viabsh.sh bin/bonly-cmd"])
+
+B_ONLY_CMD = (f"./bonly.sh first; {WORK}/bonly.sh second; sh -c './bonly.sh third'; ./viabsh.sh; "
+              f"PATH={WORK}/bin:$PATH bonly-cmd; echo rc=$?; "
+              "rm bonly.sh; ./bonly.sh 2>&1; echo rc=$?")
+
+B_ONLY_OUT = (f"script 0=./bonly.sh 1=first\n{B_HOSTNAME}\n{B_HOSTNAME}\n"
+              f"script 0={WORK}/bonly.sh 1=second\n{B_HOSTNAME}\n{B_HOSTNAME}\n"
+              f"script 0=./bonly.sh 1=third\n{B_HOSTNAME}\n{B_HOSTNAME}\n"
+              "./viabsh.sh run by an interpreter only B has\n"
+              "bonly-cmd found in PATH\nrc=5\n"
+              "sh: 1: ./bonly.sh: not found\nrc=127\n")
+
+
+def case_exec_b_only(ctx):
+    """`#!` scripts that exist only on B (in its tmpfs) run there, by relative and absolute path,
+    from a nested shell, with an interpreter that also exists only on B, and found through a PATH
+    entry that only B has; once removed, the shell says `not found` (ENOENT) as on B."""
+    agent = ctx.agent(prepare=B_ETC_HOSTNAME)
+
+    def expected(out, who):
+        check(out == B_ONLY_OUT, f"{who}: not the expected output\n"
+              + diff(B_ONLY_OUT.splitlines(), out.splitlines(), "expected", who))
+    differential(ctx, B_ONLY_CMD, setup=B_ONLY_SETUP, check_out=expected, expect_rc=0,
+                 agent=agent, timeout=60)
+    check(not os.path.exists(WORK + "/bonly.sh"), "the script is visible on A")
+
+
+# Run by bash (the launched program, on A), so that PIPESTATUS shows how each remote program of
+# a pipeline ended: yes and sort die of SIGPIPE (141) once head has gone, as on B.
+PIPELINE_CMD = ("yes | head -1; echo \"statuses ${PIPESTATUS[*]}\"; "
+                "yes | head -c 5; s=\"${PIPESTATUS[*]}\"; echo; echo \"statuses $s\"; "
+                "seq 1 200000 | sort -rn | head -3; echo \"statuses ${PIPESTATUS[*]}\"; "
+                "cat data.bin | sha256sum; "
+                "yes abc | tr a-z A-Z | head -2; echo \"statuses ${PIPESTATUS[*]}\"; "
+                "tr a-z A-Z; echo \"status $?\"")
+PIPELINE_OUT = ("y\nstatuses 141 0\ny\ny\ny\nstatuses 141 0\n200000\n199999\n199998\n"
+                "statuses 0 141 0\n"
+                "6b4e3f3d1dee15db72c519f5962bad253dfc7d4183d7e30e656259ce1eeab007  -\n"
+                "ABC\nABC\nstatuses 141 141 0\nFROM THE HARNESS STDIN\nstatus 0\n")
+
+
+def case_pipeline_sigpipe(ctx):
+    """Pipelines of remote programs joined by local pipes end: `yes | head -1` (yes dies of
+    SIGPIPE once head is gone, and its stub reports that death: 141 as on B), a 1.2 MB sort cut
+    short by head, 100 kB through sha256sum, and tr reading sbrun's own stdin to its EOF."""
+    def expected(out, who):
+        check(out == PIPELINE_OUT, f"{who}: not the expected output\n"
+              + diff(PIPELINE_OUT.splitlines(), out.splitlines(), "expected", who))
+    argv = ["bash", "-c", PIPELINE_CMD]
+    differential(ctx, None, native_argv=argv, traced_argv=argv, stdin="from the harness stdin\n",
+                 check_out=expected, expect_rc=0, timeout=60)
+
+
+def case_background_kill(ctx):
+    """A background remote program killed by its shell: while the shell waits for the harness,
+    `sleep 100` runs on B; then `kill $!` reaches it there, `wait $!` gives 143, sbrun ends
+    promptly and nothing is left on B."""
+    cmd = ("sleep 100 & echo 'SYNC bg'; read go; kill $!; wait $!; echo \"status $?\"; "
+           "echo end")
+    agent = ctx.agent()
+    empty_tree(agent)
+
+    def on_sync(who):
+        return lambda tag: check_runs_on_b(agent, ["sleep", "100"], who)
+    native = converse(["nsenter", "-t", str(agent.proc.pid), "-m", "-u", "--", "env", "-C", WORK,
+                       "sh", "-c", cmd], on_sync("native"), timeout=60)
+    log(f"[native on B]\n{native.describe()}")
+    check(native.rc == 0 and native.out == "status 143\nend\n", "native run: unexpected")
+    if ctx.native_only:
+        return
+    need_binary(ctx.sbrun, "sbrun")
+    traced = converse(ctx.sbrun_argv(agent, ["sh", "-c", cmd]), on_sync("sbrun"), timeout=60,
+                      cwd=ctx.tmp)
+    log(f"[traced via sbrun]\n{traced.describe()}")
+    check(traced.rc == native.rc and traced.out == native.out, "sbrun: not as on B")
+    check(wait_for(lambda: not b_running(agent, ["sleep", "100"]), 10),
+          "`sleep 100` still runs on B")
+
+
+def case_background_exit(ctx):
+    """`sbrun -- sh -c 'sleep 100 & echo started'` ends within seconds of the shell, not 100 s
+    later: the stub that stands in for the background remote sleep does not keep sbrun waiting,
+    and the session's end kills the sleep on B. Before the shell exits, it waits for the harness
+    to see `sleep 100` running on B (so a sleep that failed to start proves nothing). Also with
+    the sleep's stdio on /dev/null (no pipe to drain)."""
+    agent = ctx.agent()
+    empty_tree(agent)
+    marks = {}
+
+    def on_sync(who):
+        def fn(tag):
+            check_runs_on_b(agent, ["sleep", "100"], who)
+            marks["go"] = time.monotonic()
+        return fn
+    quiet = "sleep 100 >/dev/null 2>&1 & echo started; echo 'SYNC bg'; read go"
+    loud = "sleep 100 & echo started; echo 'SYNC bg'; read go"
+    # Native half (checks the harness): the shell returns at once, the sleep stays on B.
+    native = converse(["nsenter", "-t", str(agent.proc.pid), "-m", "-u", "--", "env", "-C", WORK,
+                       "sh", "-c", quiet], on_sync("native"), timeout=30)
+    log(f"[native on B]\n{native.describe()}")
+    check(native.rc == 0 and native.out == "started\n", "native run failed")
+    for p in b_running(agent, ["sleep", "100"]):
+        os.kill(p["pid"], signal.SIGKILL)
+    check(wait_for(lambda: not b_running(agent, ["sleep", "100"]), 5),
+          "harness: the native sleep did not go")
+    if ctx.native_only:
+        return
+    need_binary(ctx.sbrun, "sbrun")
+    for cmd in (loud, quiet):
+        marks.clear()
+        t = converse(ctx.sbrun_argv(agent, ["sh", "-c", cmd]), on_sync("sbrun"), timeout=60,
+                     cwd=ctx.tmp)
+        log(f"[traced via sbrun]\n{t.describe()}")
+        check(t.rc == 0 and t.out == "started\n", f"sh -c {cmd!r}: exit {t.rc}, output {t.out!r}")
+        after = time.monotonic() - marks["go"]
+        check(after < 30, f"sh -c {cmd!r}: sbrun ended {after:.1f} s after the shell was let go")
+        check(wait_for(lambda: not b_running(agent, ["sleep", "100"]), 10),
+              f"sh -c {cmd!r}: `sleep 100` still runs on B after the session ended")
+        check(agent.alive(), "the agent died\n" + agent.log_tail())
+
+
+CLEAN_WORKLOAD = """\
+exec 3<hello.txt 4>>out.txt
+cat <&3 >&4
+cat out.txt
+uname -n
+ls sub | wc -l
+yes | head -1
+mkfifo ff && { (sleep 0.3; echo via-fifo > ff) & cat ff; wait; }
+sleep 30 & sleep 0.3; kill $!; wait $!; echo "killed $?"
+exec 3<&- 4>&-
+echo end
+"""
+CLEAN_OUT = f"hello from board-b\n{B_HOSTNAME}\n4\ny\nvia-fifo\nkilled 143\nend\n"
+
+
+def case_agent_clean(ctx):
+    """After a session the agent holds nothing for it: the same open fds as before the session, no
+    children (no zombies) and nothing running on B. Checked after a session that ended normally
+    (remote fds, remote programs, pipelines, a FIFO, a killed background program) and after one
+    whose sbrun was SIGKILLed while a remote `sleep 300` ran and a remote `cat` waited on a FIFO.
+    The first session may leave fds that the agent sets up once for every session to come; the
+    sessions after it must leave none."""
+    agent = ctx.agent()
+    make_tree(agent)
+    before = agent_state(agent)
+    log(f"[agent] before any session: {json.dumps(before)}")
+    if ctx.native_only:
+        # The harness sees a process on B, and sees it go.
+        p = subprocess.Popen(["nsenter", "-t", str(agent.proc.pid), "-m", "-u", "--",
+                              "sleep", "77"], start_new_session=True)
+        ctx.cleanups.append(lambda: p.poll() is None and p.kill())
+        seen = wait_for(lambda: b_running(agent, ["sleep", "77"]), 5)
+        check(seen, "harness: a process started on B is not seen there")
+        check("S sleep 77" in agent_state(agent)["on_b"], "harness: agent_state misses it")
+        p.kill()
+        p.wait()
+        check(wait_for(lambda: not state_diff(before, agent_state(agent)), 5),
+              "harness: the state does not come back\n" + state_diff(before, agent_state(agent)))
+        return
+
+    def settled(what, base, keys=("fds", "children", "on_b")):
+        def same():
+            now = agent_state(agent)
+            return all(now[k] == base[k] for k in keys)
+        ok = wait_for(same, 10)
+        now = agent_state(agent)
+        log(f"[agent] after {what}: {json.dumps(now)}")
+        check(ok, f"after {what} the agent still holds:\n{state_diff(base, now)}\n"
+              + agent.log_tail())
+        check(agent.alive(), "the agent died\n" + agent.log_tail())
+        return now
+
+    def workload(what):
+        make_tree(agent)
+        t = ctx.traced(agent, ["sh", "-c", CLEAN_WORKLOAD], timeout=90)
+        log(t.describe())
+        check(t.rc == 0 and t.out == CLEAN_OUT,
+              f"{what}: the workload failed: expected {CLEAN_OUT!r}")
+
+    # The first session may leave what the agent sets up once for all sessions (fds only: no
+    # process may stay); the second must leave exactly what the first left.
+    workload("first session")
+    baseline = settled("the first session", before, keys=("children", "on_b"))
+    if baseline["fds"] != before["fds"]:
+        log("[agent] fds the first session left (allowed once):\n"
+            + diff(before["fds"], baseline["fds"], "before", "after"))
+    workload("second session")
+    settled("a second session that ended normally", baseline)
+
+    need_binary(ctx.sbrun, "sbrun")
+    script = "exec 3<hello.txt; mkfifo ff2; cat ff2 & sleep 300 & echo ready; wait"
+    p = subprocess.Popen(ctx.sbrun_argv(agent, ["sh", "-c", script]), stdin=subprocess.DEVNULL,
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=ENV, cwd=ctx.tmp,
+                         start_new_session=True)
+    ctx.cleanups.append(lambda: p.poll() is None and os.killpg(p.pid, signal.SIGKILL))
+    ready, _, _ = select.select([p.stdout], [], [], 30)
+    first = p.stdout.readline().decode() if ready else ""
+    check(first == "ready\n", f"the traced shell did not start: {first!r}")
+    running = wait_for(lambda: {tuple(x["argv"]) for x in b_processes(agent)}
+                       >= {("sleep", "300"), ("cat", "ff2")}, 10)
+    check(running, "`sleep 300` and `cat ff2` do not both run on B: "
+          f"{[x['argv'] for x in b_processes(agent)]}")
+    p.kill()    # sbrun alone: its tracees die with it (EXITKILL), the connection closes
+    p.wait()
+    settled("a session whose sbrun was killed", baseline)
+
+
+# ---------------------------------------------------------------------------------------------
 
 def build_cases():
     cases = {}   # name -> (function, needs namespaces+ptrace)
@@ -992,6 +1523,13 @@ def build_cases():
     cases["sbrun-killed"] = (case_sbrun_killed, True)
     cases["two-clients"] = (case_two_clients, True)
     cases["trace-stats"] = (case_trace_stats, True)
+    cases["exec-hostname"] = (case_exec_hostname, True)
+    cases["py-subprocess"] = (case_py_subprocess, True)
+    cases["exec-b-only"] = (case_exec_b_only, True)
+    cases["pipeline-sigpipe"] = (case_pipeline_sigpipe, True)
+    cases["background-kill"] = (case_background_kill, True)
+    cases["background-exit"] = (case_background_exit, True)
+    cases["agent-clean"] = (case_agent_clean, True)
     return cases
 
 

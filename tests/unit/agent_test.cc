@@ -6,6 +6,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <signal.h>
 #include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -15,8 +16,10 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <functional>
+#include <map>
 #include <set>
 #include <string>
 #include <vector>
@@ -33,6 +36,7 @@
 #include "listener.h"
 #include "log.h"
 #include "node.h"
+#include "process.h"
 #include "session.h"
 
 namespace sb {
@@ -129,6 +133,7 @@ struct Fixture {
   kj::WaitScope& ws = io.waitScope;
   kj::Own<Confinement> confinement;
   Executor executor{io.provider->getTimer()};
+  Reaper reaper{executor};
   AgentContext agentContext;
   Log log;
   AgentOptions options;
@@ -142,7 +147,7 @@ struct Fixture {
   explicit Fixture(const AgentConfig& config = {})
       : confinement(config.root.empty() ? Confinement::unconfined()
                                         : Confinement::confinedTo(config.root.c_str())),
-        agentContext{*confinement, executor, config.readOnly},
+        agentContext{*confinement, executor, reaper, config.readOnly},
         options{config.token.empty() ? kj::Maybe<kj::String>(nullptr)
                                      : kj::Maybe<kj::String>(kj::heapString(config.token)),
                 log},
@@ -371,6 +376,147 @@ ReadResult nodePath(Fixture& f, Node::Client node) {
 
 // The errno the host kernel gives for `call`, for differential checks.
 int64_t native(int r) { return r < 0 ? -int64_t(errno) : r; }
+
+// ---------------------------------------------------------------------------------------------
+// Spawn helpers
+
+struct ChildFdSpec {
+  enum Kind { NODE, TO_CHILD, FROM_CHILD, DEV_NULL };
+  int fd;
+  Kind kind;
+  Node::Client* node = nullptr;  // NODE; the caller keeps it
+};
+
+struct SpawnSpec {
+  std::string path;
+  std::vector<std::string> argv;
+  std::vector<std::string> envp = {"PATH=/usr/bin:/bin"};
+  Node::Client* dir = nullptr;  // the caller keeps them
+  Node::Client* cwd = nullptr;
+  bool emptyPath = false;
+  bool noFollow = false;
+  uint32_t umask = 022;
+  std::vector<ChildFdSpec> fds = {{1, ChildFdSpec::FROM_CHILD}};
+};
+
+// `sh -c SCRIPT`, its stdout a pipe the test reads.
+SpawnSpec sh(const std::string& script) {
+  SpawnSpec spec;
+  spec.path = "/bin/sh";
+  spec.argv = {"sh", "-c", script};
+  return spec;
+}
+
+struct Spawned {
+  int64_t result;
+  kj::Maybe<proto::Process::Client> process;
+  std::map<int, Node::Client> stdio;
+
+  proto::Process::Client& proc() { return KJ_ASSERT_NONNULL(process); }
+  Node::Client& out() { return stdio.at(1); }
+};
+
+Spawned spawn(Fixture& f, proto::Session::Client& session, const SpawnSpec& spec) {
+  auto req = session.spawnRequest();
+  auto r = req.initRequest();
+  if (spec.dir != nullptr) r.setDir(*spec.dir);
+  if (spec.cwd != nullptr) r.setCwd(*spec.cwd);
+  r.setPath(bytes(spec.path));
+  r.setEmptyPath(spec.emptyPath);
+  r.setNoFollow(spec.noFollow);
+  r.setUmask(spec.umask);
+  auto argv = r.initArgv(spec.argv.size());
+  for (size_t i = 0; i < spec.argv.size(); ++i) argv.set(i, bytes(spec.argv[i]));
+  auto envp = r.initEnvp(spec.envp.size());
+  for (size_t i = 0; i < spec.envp.size(); ++i) envp.set(i, bytes(spec.envp[i]));
+  auto fds = r.initFds(spec.fds.size());
+  for (size_t i = 0; i < spec.fds.size(); ++i) {
+    auto& fd = spec.fds[i];
+    fds[i].setFd(fd.fd);
+    switch (fd.kind) {
+      case ChildFdSpec::NODE: fds[i].setNode(*fd.node); break;
+      case ChildFdSpec::TO_CHILD: fds[i].setPipeToChild(); break;
+      case ChildFdSpec::FROM_CHILD: fds[i].setPipeFromChild(); break;
+      case ChildFdSpec::DEV_NULL: fds[i].setDevNull(); break;
+    }
+  }
+  auto resp = req.send().wait(f.ws);
+  Spawned out{resp.getResult(), nullptr, {}};
+  if (out.result == 0) {
+    out.process = resp.getProcess();
+    for (auto pipe: resp.getStdio()) {
+      out.stdio.emplace(pipe.getFd(), pipe.getNode());
+    }
+  }
+  return out;
+}
+
+// Reads until EOF (or an error, returned as "<-errno>").
+std::string readAll(Fixture& f, Node::Client node) {
+  std::string all;
+  for (;;) {
+    auto r = read(f, node, 4096);
+    if (r.result < 0) return all + "<" + std::to_string(r.result) + ">";
+    if (r.result == 0) return all;
+    all += r.data;
+  }
+}
+
+struct Exit {
+  int64_t result;
+  bool signaled;
+  int value;
+  bool coreDumped;
+};
+
+Exit wait(Fixture& f, proto::Process::Client& process) {
+  auto resp = process.waitRequest().send().wait(f.ws);
+  auto status = resp.getStatus();
+  bool signaled = status.isSignaled();
+  return {resp.getResult(), signaled, signaled ? status.getSignaled() : status.getExited(),
+          status.getCoreDumped()};
+}
+
+int64_t kill(Fixture& f, proto::Process::Client& process, int sig) {
+  auto req = process.killRequest();
+  req.setSignal(sig);
+  return req.send().wait(f.ws).getResult();
+}
+
+pid_t pidOf(Fixture& f, proto::Process::Client& process) {
+  return process.pidRequest().send().wait(f.ws).getPid();
+}
+
+// Gone for good: not running and not a zombie either (kill(2) succeeds on a zombie).
+bool reaped(pid_t pid) { return ::kill(pid, 0) < 0 && errno == ESRCH; }
+
+// Dead, for a process that is not ours to reap: gone, or a zombie its new parent has not reaped.
+bool dead(pid_t pid) {
+  std::string stat = readFile("/proc/" + std::to_string(pid) + "/stat");
+  auto paren = stat.rfind(')');
+  return reaped(pid) || (paren != std::string::npos && stat.substr(paren + 2, 1) == "Z");
+}
+
+bool hasCapability(int cap) {
+  std::string status = readFile("/proc/self/status");
+  auto at = status.find("CapEff:");
+  if (at == std::string::npos) return false;
+  return (std::stoull(status.substr(at + 7), nullptr, 16) >> cap) & 1;
+}
+
+void copyFile(const std::string& from, const std::string& to, mode_t mode) {
+  int in = ::open(from.c_str(), O_RDONLY | O_CLOEXEC);
+  KJ_ASSERT(in >= 0, from, strerror(errno));
+  int out = ::open(to.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+  KJ_ASSERT(out >= 0, to, strerror(errno));
+  char buf[65536];
+  ssize_t n;
+  while ((n = ::read(in, buf, sizeof(buf))) > 0) {
+    KJ_ASSERT(::write(out, buf, size_t(n)) == n);
+  }
+  ::close(in);
+  ::close(out);
+}
 
 // ---------------------------------------------------------------------------------------------
 
@@ -1434,6 +1580,318 @@ TEST_CASE("the agent listens on a unix socket, replaces a stale one and serves r
   auto resp = req.send().wait(f.ws);
   CHECK(resp.getWelcome().getAgentPid() == getpid());
   CHECK(f.listener.connectionCount() == 2);  // the fixture's pipe and this socket
+}
+
+// ---------------------------------------------------------------------------------------------
+// Session.spawn and Process
+
+TEST_CASE("spawn runs a program: its output through a pipe, then EOF, then its exit code") {
+  Fixture f;
+  auto session = f.session();
+  auto p = spawn(f, session, sh("echo hi; exit 3"));
+  REQUIRE(p.result == 0);
+  REQUIRE(p.stdio.size() == 1);
+  pid_t pid = pidOf(f, p.proc());
+  CHECK(pid > 0);
+  CHECK(read(f, p.out(), 100).data == "hi\n");
+  CHECK(read(f, p.out(), 100).result == 0);
+  auto e = wait(f, p.proc());
+  CHECK(e.result == 0);
+  CHECK(!e.signaled);
+  CHECK(e.value == 3);
+  CHECK(!e.coreDumped);
+  // Reaped: later waits answer at once, kill answers 0, and no zombie is left.
+  CHECK(wait(f, p.proc()).value == 3);
+  CHECK(kill(f, p.proc(), SIGTERM) == 0);
+  CHECK(reaped(pid));
+  CHECK(f.reaper.watchedCount() == 0);
+}
+
+TEST_CASE("spawn answers the errno execve gives, and leaves no process behind") {
+  TempDir tmp;
+  writeFile(tmp / "plain", "echo not executable\n");
+  writeFile(tmp / "garbage", "\x01\x02 no format the kernel knows\n");
+  REQUIRE(chmod((tmp / "garbage").c_str(), 0755) == 0);
+  REQUIRE(symlink("/bin/true", (tmp / "link").c_str()) == 0);
+  Fixture f;
+  auto session = f.session();
+  auto run = [&](const std::string& path, bool noFollow = false) {
+    SpawnSpec spec;
+    spec.path = path;
+    spec.argv = {path};
+    spec.noFollow = noFollow;
+    return spawn(f, session, spec).result;
+  };
+  CHECK(run(tmp / "missing") == -ENOENT);
+  CHECK(run(tmp / "plain") == -EACCES);
+  CHECK(run(tmp.path) == -EACCES);
+  CHECK(run(tmp / "garbage") == -ENOEXEC);
+  CHECK(run(tmp / "link", true) == -ELOOP);
+  CHECK(run(tmp / "plain/x") == -ENOTDIR);
+  CHECK(run(tmp / "link") == 0);
+  CHECK(f.waitUntil([&]() { return f.reaper.watchedCount() == 0; }));
+}
+
+TEST_CASE("a #! script runs through its interpreter and sees the path it was run by as $0") {
+  TempDir tmp;
+  writeFile(tmp / "s.sh", "#!/bin/sh\necho \"$0 $1\"\n");
+  REQUIRE(chmod((tmp / "s.sh").c_str(), 0755) == 0);
+  Fixture f;
+  auto session = f.session();
+  auto root = f.root(session);
+  auto dir = openDir(f, root, tmp.path);
+
+  SpawnSpec spec;
+  spec.path = tmp / "s.sh";
+  spec.argv = {"s.sh", "arg"};
+  auto p = spawn(f, session, spec);
+  REQUIRE(p.result == 0);
+  CHECK(readAll(f, p.out()) == tmp / "s.sh" + " arg\n");
+  CHECK(wait(f, p.proc()).value == 0);
+
+  // Relative to the working directory, as execve("./s.sh") there.
+  spec.path = "./s.sh";
+  spec.dir = &dir;
+  spec.cwd = &dir;
+  p = spawn(f, session, spec);
+  REQUIRE(p.result == 0);
+  CHECK(readAll(f, p.out()) == "./s.sh arg\n");
+}
+
+TEST_CASE("spawn honours cwd, envp, umask and the fds it is given, and closes every other fd") {
+  TempDir tmp;
+  REQUIRE(mkdir((tmp / "sub").c_str(), 0755) == 0);
+  Fixture f;
+  auto session = f.session();
+  auto root = f.root(session);
+
+  SpawnSpec spec = sh("pwd; echo \"[$FOO]\"; umask");
+  auto sub = openDir(f, root, tmp / "sub");
+  spec.cwd = &sub;
+  spec.envp = {"FOO=bar baz"};
+  spec.umask = 027;
+  auto p = spawn(f, session, spec);
+  REQUIRE(p.result == 0);
+  CHECK(readAll(f, p.out()) == tmp / "sub" + "\n[bar baz]\n0027\n");
+
+  // Nothing of the agent's environment leaks in.
+  spec = SpawnSpec();
+  spec.path = "/usr/bin/env";
+  spec.argv = {"env"};
+  spec.envp = {"ONLY=this"};
+  p = spawn(f, session, spec);
+  REQUIRE(p.result == 0);
+  CHECK(readAll(f, p.out()) == "ONLY=this\n");
+
+  // A node at fd 5: the child writes the agent's file through it.
+  auto out = openAt(f, root, tmp / "out", rw());
+  REQUIRE(out.result == 0);
+  spec = sh("echo x >&5");
+  spec.fds = {{5, ChildFdSpec::NODE, &out.node}};
+  p = spawn(f, session, spec);
+  REQUIRE(p.result == 0);
+  CHECK(p.stdio.empty());
+  CHECK(wait(f, p.proc()).value == 0);
+  CHECK(readFile(tmp / "out") == "x\n");
+
+  // Exactly the fds asked for: ls sees 0-2 and the one it opened for /proc/self/fd.
+  spec = SpawnSpec();
+  spec.path = "/bin/ls";
+  spec.argv = {"ls", "/proc/self/fd"};
+  spec.fds = {{2, ChildFdSpec::DEV_NULL}, {1, ChildFdSpec::FROM_CHILD}, {0, ChildFdSpec::DEV_NULL}};
+  p = spawn(f, session, spec);
+  REQUIRE(p.result == 0);
+  CHECK(readAll(f, p.out()) == "0\n1\n2\n3\n");
+
+  // stdin from a pipe: closing the agent's end is the child's EOF.
+  spec = SpawnSpec();
+  spec.path = "/bin/cat";
+  spec.argv = {"cat"};
+  spec.fds = {{0, ChildFdSpec::TO_CHILD}, {1, ChildFdSpec::FROM_CHILD}};
+  p = spawn(f, session, spec);
+  REQUIRE(p.result == 0);
+  CHECK(write(f, p.stdio.at(0), "through cat") == 11);
+  CHECK(p.stdio.at(0).closeRequest().send().wait(f.ws).getResult() == 0);
+  CHECK(readAll(f, p.out()) == "through cat");
+  CHECK(wait(f, p.proc()).value == 0);
+
+  // Running a node itself (fexecve).
+  auto exe = openAt(f, root, "/bin/true");
+  REQUIRE(exe.result == 0);
+  spec = SpawnSpec();
+  spec.dir = &exe.node;
+  spec.emptyPath = true;
+  spec.argv = {"true"};
+  p = spawn(f, session, spec);
+  REQUIRE(p.result == 0);
+  CHECK(wait(f, p.proc()).value == 0);
+}
+
+TEST_CASE("spawn refuses another session's node and a closed one with EBADF") {
+  TempDir tmp;
+  Fixture f;
+  auto session = f.session();
+  auto other = f.session();
+  auto foreign = openDir(f, f.root(other), tmp.path);
+  SpawnSpec spec = sh("pwd");
+  spec.cwd = &foreign;
+  CHECK(spawn(f, session, spec).result == -EBADF);
+
+  auto closed = openDir(f, f.root(session), tmp.path);
+  CHECK(closed.closeRequest().send().wait(f.ws).getResult() == 0);
+  spec.cwd = &closed;
+  CHECK(spawn(f, session, spec).result == -EBADF);
+  spec = sh("true");
+  spec.fds = {{3, ChildFdSpec::NODE, &closed}};
+  CHECK(spawn(f, session, spec).result == -EBADF);
+  spec.fds = {{1, ChildFdSpec::DEV_NULL}, {1, ChildFdSpec::FROM_CHILD}};
+  CHECK(spawn(f, session, spec).result == -EINVAL);
+  CHECK(f.reaper.watchedCount() == 0);
+}
+
+TEST_CASE("kill signals the process, and a cancelled wait leaves it running") {
+  Fixture f;
+  auto session = f.session();
+  SpawnSpec spec;
+  spec.path = "/bin/sleep";
+  spec.argv = {"sleep", "30"};
+  auto p = spawn(f, session, spec);
+  REQUIRE(p.result == 0);
+  pid_t pid = pidOf(f, p.proc());
+  {
+    auto pending = p.proc().waitRequest().send();
+    CHECK(!pending.poll(f.ws));
+    // Dropped: cancelled.
+  }
+  CHECK(!reaped(pid));
+  CHECK(kill(f, p.proc(), 0) == 0);
+  CHECK(kill(f, p.proc(), 65) == -EINVAL);
+  CHECK(kill(f, p.proc(), SIGTERM) == 0);
+  auto e = wait(f, p.proc());
+  CHECK(e.result == 0);
+  CHECK(e.signaled);
+  CHECK(e.value == SIGTERM);
+  CHECK(reaped(pid));
+}
+
+TEST_CASE("a pipe from a spawned process ends when the process exits, even if a descendant "
+          "still holds it") {
+  Fixture f;
+  auto session = f.session();
+  auto start = std::chrono::steady_clock::now();
+  auto p = spawn(f, session, sh("sleep 5 & echo $!; echo done"));
+  REQUIRE(p.result == 0);
+  std::string out = readAll(f, p.out());
+  auto elapsed = std::chrono::steady_clock::now() - start;
+  CHECK(elapsed < std::chrono::seconds(3));
+  auto newline = out.find('\n');
+  REQUIRE(newline != std::string::npos);
+  pid_t sleeper = pid_t(std::stol(out.substr(0, newline)));
+  CHECK(out.substr(newline + 1) == "done\n");
+  CHECK(wait(f, p.proc()).value == 0);
+
+  // The same rule for a non-blocking read: EOF, not EAGAIN.
+  auto set = p.out().setFlagsRequest();
+  set.initFlags().setNonBlock(true);
+  CHECK(set.send().wait(f.ws).getResult() == 0);
+  CHECK(read(f, p.out(), 10).result == 0);
+  ::kill(sleeper, SIGKILL);
+
+  // While the process runs, a non-blocking read of an empty pipe is EAGAIN as usual.
+  auto q = spawn(f, session, sh("exec sleep 30"));
+  REQUIRE(q.result == 0);
+  set = q.out().setFlagsRequest();
+  set.initFlags().setNonBlock(true);
+  CHECK(set.send().wait(f.ws).getResult() == 0);
+  CHECK(read(f, q.out(), 10).result == -EAGAIN);
+  CHECK(kill(f, q.proc(), SIGKILL) == 0);
+  CHECK(wait(f, q.proc()).value == SIGKILL);
+  CHECK(read(f, q.out(), 10).result == 0);
+}
+
+TEST_CASE("the session's end kills what it spawned and reaps it, leaving no fd and no zombie") {
+  Fixture f;
+  size_t before = countOpenFds();
+  pid_t sleeper, dropped, orphan;
+  {
+    auto session = f.session();
+    SpawnSpec spec;
+    spec.path = "/bin/sleep";
+    spec.argv = {"sleep", "30"};
+    auto p = spawn(f, session, spec);
+    REQUIRE(p.result == 0);
+    sleeper = pidOf(f, p.proc());
+    // A process whose capability goes before it is waited for: reaped all the same.
+    auto q = spawn(f, session, sh("exit 0"));
+    REQUIRE(q.result == 0);
+    dropped = pidOf(f, q.proc());
+    q.process = nullptr;
+    q.stdio.clear();
+    CHECK(f.waitUntil([&]() { return reaped(dropped); }));
+    // A descendant in the process group of a process still running dies with it.
+    auto r = spawn(f, session, sh("sleep 30 & echo $!; wait"));
+    REQUIRE(r.result == 0);
+    auto line = read(f, r.out(), 100).data;
+    orphan = pid_t(std::stol(line));
+    CHECK(!reaped(sleeper));
+    CHECK(countOpenFds() > before);
+  }
+  f.disconnect();
+  CHECK(f.waitUntil([&]() { return reaped(sleeper); }));
+  CHECK(f.waitUntil([&]() { return f.reaper.watchedCount() == 0; }));
+  // The descendant was not ours to reap: it is dead, and init reaps it.
+  CHECK(f.waitUntil([&]() { return dead(orphan); }));
+  CHECK(f.waitUntil([&]() { return countOpenFds() == before; }));
+}
+
+TEST_CASE("--root: a spawned program runs inside the root (chroot), or EPERM without the right") {
+  TempDir tmp;
+  std::string libc, loader;
+  for (auto [l, d]: {std::pair{"/lib/x86_64-linux-gnu/libc.so.6", "/lib64/ld-linux-x86-64.so.2"},
+                     std::pair{"/lib/aarch64-linux-gnu/libc.so.6", "/lib/ld-linux-aarch64.so.1"}}) {
+    if (access(l, R_OK) == 0 && access(d, R_OK) == 0) {
+      libc = l;
+      loader = d;
+    }
+  }
+  for (auto dir: {"/bin", "/lib", "/lib64", "/lib/x86_64-linux-gnu", "/lib/aarch64-linux-gnu",
+                  "/sub"}) {
+    REQUIRE(mkdir((tmp.path + dir).c_str(), 0755) == 0);
+  }
+  copyFile("/bin/sh", tmp.path + "/bin/sh", 0755);
+  if (!libc.empty()) {
+    copyFile(libc, tmp.path + libc, 0755);
+    copyFile(loader, tmp.path + loader, 0755);
+  }
+  writeFile(tmp / "marker", "inside\n");
+  Fixture f(AgentConfig::confinedTo(tmp.path));
+  auto session = f.session();
+  auto sub = session.openPathRequest();
+  sub.setPath(bytes("/sub"));
+  SpawnSpec spec = sh("pwd; read line < /marker; echo $line; cd ..; pwd");
+  auto subDir = sub.send().wait(f.ws).getDir();
+  spec.cwd = &subDir;
+  auto p = spawn(f, session, spec);
+  if (!hasCapability(18)) {  // CAP_SYS_CHROOT
+    CHECK(p.result == -EPERM);
+    return;
+  }
+  if (libc.empty()) {
+    MESSAGE("no known libc layout: the chroot's shell cannot run");
+    return;
+  }
+  REQUIRE(p.result == 0);
+  CHECK(readAll(f, p.out()) == "/sub\ninside\n/\n");
+  CHECK(wait(f, p.proc()).value == 0);
+  spec = sh("true");
+  spec.path = "/bin/true";  // the host's, not the root's
+  CHECK(spawn(f, session, spec).result == -ENOENT);
+}
+
+TEST_CASE("a read-only agent runs no programs") {
+  Fixture f(AgentConfig::readOnlyAgent());
+  auto session = f.session();
+  CHECK(spawn(f, session, sh("true")).result == -EACCES);
 }
 
 }  // TEST_SUITE
