@@ -89,7 +89,10 @@ kj::Promise<WorkResult> Executor::run(kj::Function<WorkResult()> work) {
     std::lock_guard<std::mutex> lock(mutex);
     KJ_REQUIRE(!stopping, "executor is shutting down");
     queue.push_back(kj::mv(job));
-    if (idle == 0 && workers.size() < maxWorkers) {
+    // Every queued job needs a worker of its own: an idle worker already counted for an earlier
+    // job (woken, not yet running it) must not be counted twice, or this job may wait forever
+    // behind one that blocks.
+    if (queue.size() > idle && workers.size() < maxWorkers) {
       workers.emplace_back([this]() { workerMain(); });
     }
   }

@@ -44,9 +44,10 @@ namespace {
 
 // One fd of the new process.
 struct Slot {
-  enum class Kind { NODE, TO_CHILD, FROM_CHILD, DEV_NULL };
+  enum class Kind { NODE, TO_CHILD, FROM_CHILD, DEV_NULL, SAME_AS };
   int target = -1;
   Kind kind = Kind::DEV_NULL;
+  int sameAs = -1;           // SAME_AS: the fd it shares, then the index of that fd's slot
   kj::Own<FdRef> node;       // NODE, once resolved
   kj::AutoCloseFd childEnd;  // what the child gets, for the other kinds
   kj::AutoCloseFd agentEnd;  // pipes: the agent's end, answered as a Node in `stdio`
@@ -111,6 +112,10 @@ int64_t decodeRequest(proto::SpawnRequest::Reader request, SpawnPlan& plan) {
       case proto::ChildFd::DEV_NULL:
         slot.kind = Slot::Kind::DEV_NULL;
         break;
+      case proto::ChildFd::SAME_AS:
+        slot.kind = Slot::Kind::SAME_AS;
+        slot.sameAs = fd.getSameAs();
+        break;
       default:
         return -EINVAL;  // a kind from a newer peer
     }
@@ -123,6 +128,18 @@ int64_t decodeRequest(proto::SpawnRequest::Reader request, SpawnPlan& plan) {
     if (plan.slots[i].target == plan.slots[i - 1].target) {
       return -EINVAL;
     }
+  }
+  // A sameAs (`2>&1`) names another listed fd that is not a sameAs: resolved to its slot.
+  for (auto& slot: plan.slots) {
+    if (slot.kind != Slot::Kind::SAME_AS) {
+      continue;
+    }
+    auto other = std::find_if(plan.slots.begin(), plan.slots.end(),
+                              [&](const Slot& s) { return s.target == slot.sameAs; });
+    if (other == plan.slots.end() || other->kind == Slot::Kind::SAME_AS) {
+      return -EINVAL;
+    }
+    slot.sameAs = int(other - plan.slots.begin());
   }
   return 0;
 }
@@ -236,6 +253,7 @@ int64_t forkChild(SpawnPlan& plan, const Confinement& conf, kj::AutoCloseFd& sta
     int ends[2];
     switch (slot.kind) {
       case Slot::Kind::NODE:
+      case Slot::Kind::SAME_AS:
         break;
       case Slot::Kind::TO_CHILD:
       case Slot::Kind::FROM_CHILD: {
@@ -273,7 +291,8 @@ int64_t forkChild(SpawnPlan& plan, const Confinement& conf, kj::AutoCloseFd& sta
   std::vector<int> targets, sources, moved(plan.slots.size());
   for (auto& slot: plan.slots) {
     targets.push_back(slot.target);
-    sources.push_back(slot.source());
+    sources.push_back(slot.kind == Slot::Kind::SAME_AS ? plan.slots[slot.sameAs].source()
+                                                       : slot.source());
   }
   int cwdFd = plan.cwd ? plan.cwd->get() : conf.rootFd();
   bool useDir = plan.dir && (plan.path.size() == 0 ||
@@ -373,7 +392,12 @@ kj::Promise<void> start(SpawnContext context, kj::Own<SessionState> session,
   return session->agent.executor
       .run([statusRef = kj::mv(statusRef)]() {
         int error = 0;
-        ssize_t n = ::read(statusRef->get(), &error, sizeof(error));
+        ssize_t n;
+        // Retried: the read ends as soon as the child has exec'd or died anyway, and an interrupt
+        // (a stray one, or the connection going) must not pass for the exec's errno.
+        do {
+          n = ::read(statusRef->get(), &error, sizeof(error));
+        } while (n < 0 && errno == EINTR);
         WorkResult w;
         w.result = n < 0                           ? -int64_t(errno)
                    : n == ssize_t(sizeof(error))   ? -int64_t(error)

@@ -96,6 +96,8 @@ struct ChildFd {
                             # the process has exited and the pipe is empty, even when a
                             # descendant still holds the write end.
     devNull @4 :Void;       # /dev/null, opened read-write on the agent.
+    sameAs @5 :Int32;       # The same open file description as this child fd (listed too):
+                            # `2>&1` to one local pipe keeps stdout and stderr in order.
   }
 }
 

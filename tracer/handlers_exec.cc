@@ -15,6 +15,7 @@
 #include <sys/sysmacros.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+#include <linux/kcmp.h>
 
 #include <kj/debug.h>
 
@@ -95,7 +96,13 @@ struct ChildFdPlan {
   int fd;
   kj::Maybe<RemoteFile&> file;  // a remote fd kept in place
   LocalStdio local;            // else: fd 0-2 here (DEV_NULL, or OTHER: a pipe the stub pumps)
+  int sameAs = -1;             // fd 2 on the same local description as fd 1 (2>&1)
 };
+
+// Whether two fds of the tracee share one open file description (kcmp(2)).
+bool sameDescription(pid_t tid, int a, int b) {
+  return syscall(SYS_kcmp, tid, tid, KCMP_FILE, a, b) == 0;
+}
 
 // The fds the remote process starts with: the process's remote fds on that target that survive
 // exec, at their numbers; and for its fds 0-2 that are here (or on another target), /dev/null or
@@ -115,9 +122,16 @@ kj::Vector<ChildFdPlan> planFds(Task& task, AgentLink& target) {
     if (placed) {
       continue;
     }
-    auto local = task.fds->isRemote(fd) ? LocalStdio::OTHER : localStdio(task.tid, fd);
+    bool remote = task.fds->isRemote(fd);
+    auto local = remote ? LocalStdio::OTHER : localStdio(task.tid, fd);
     if (local != LocalStdio::CLOSED) {
       plan.add(ChildFdPlan{fd, nullptr, local});
+      // One pipe for stdout and stderr when they are one description here, so their order
+      // survives (the stub pumps each pipe on its own).
+      if (fd == 2 && !remote && local == LocalStdio::OTHER && !task.fds->isRemote(1) &&
+          sameDescription(task.tid, 1, 2)) {
+        plan.back().sameAs = 1;
+      }
     }
   }
   return plan;
@@ -158,6 +172,8 @@ kj::Promise<Outcome> spawnRemote(Call& c, Remote where, uint64_t argvAddr, uint6
     entry.setFd(plan[i].fd);
     KJ_IF_MAYBE(file, plan[i].file) {
       entry.setNode(file->node);
+    } else if (plan[i].sameAs >= 0) {
+      entry.setSameAs(plan[i].sameAs);
     } else if (plan[i].local == LocalStdio::DEV_NULL) {
       entry.setDevNull();
     } else if (plan[i].fd == 0) {

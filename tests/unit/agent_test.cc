@@ -381,10 +381,11 @@ int64_t native(int r) { return r < 0 ? -int64_t(errno) : r; }
 // Spawn helpers
 
 struct ChildFdSpec {
-  enum Kind { NODE, TO_CHILD, FROM_CHILD, DEV_NULL };
+  enum Kind { NODE, TO_CHILD, FROM_CHILD, DEV_NULL, SAME_AS };
   int fd;
   Kind kind;
   Node::Client* node = nullptr;  // NODE; the caller keeps it
+  int sameAs = -1;               // SAME_AS
 };
 
 struct SpawnSpec {
@@ -438,6 +439,7 @@ Spawned spawn(Fixture& f, proto::Session::Client& session, const SpawnSpec& spec
       case ChildFdSpec::TO_CHILD: fds[i].setPipeToChild(); break;
       case ChildFdSpec::FROM_CHILD: fds[i].setPipeFromChild(); break;
       case ChildFdSpec::DEV_NULL: fds[i].setDevNull(); break;
+      case ChildFdSpec::SAME_AS: fds[i].setSameAs(fd.sameAs); break;
     }
   }
   auto resp = req.send().wait(f.ws);
@@ -1656,6 +1658,22 @@ TEST_CASE("a #! script runs through its interpreter and sees the path it was run
   p = spawn(f, session, spec);
   REQUIRE(p.result == 0);
   CHECK(readAll(f, p.out()) == "./s.sh arg\n");
+
+  // Through an fd the interpreter would get /dev/fd/N of a close-on-exec fd: ENOENT, as Linux's
+  // fexecve of such an fd gives.
+  auto rootDir = f.root(session);
+  spec.cwd = &rootDir;
+  CHECK(spawn(f, session, spec).result == -ENOENT);
+  auto script = openAt(f, root, tmp / "s.sh");
+  REQUIRE(script.result == 0);
+  spec.dir = &script.node;
+  spec.path = "";
+  spec.emptyPath = true;
+  CHECK(spawn(f, session, spec).result == -ENOENT);
+  // A binary runs either way.
+  auto exe = openAt(f, root, "/bin/true");
+  spec.dir = &exe.node;
+  CHECK(spawn(f, session, spec).result == 0);
 }
 
 TEST_CASE("spawn honours cwd, envp, umask and the fds it is given, and closes every other fd") {
@@ -1714,6 +1732,19 @@ TEST_CASE("spawn honours cwd, envp, umask and the fds it is given, and closes ev
   CHECK(p.stdio.at(0).closeRequest().send().wait(f.ws).getResult() == 0);
   CHECK(readAll(f, p.out()) == "through cat");
   CHECK(wait(f, p.proc()).value == 0);
+
+  // 2>&1: one pipe for both keeps the order they were written in.
+  spec = sh("echo one; echo two >&2; echo three; ls /proc/self/fd >&2");
+  spec.fds = {{1, ChildFdSpec::FROM_CHILD}, {2, ChildFdSpec::SAME_AS, nullptr, 1}};
+  p = spawn(f, session, spec);
+  REQUIRE(p.result == 0);
+  CHECK(p.stdio.size() == 1);
+  // ls opens /proc/self/fd as fd 0, which is closed: it was not asked for.
+  CHECK(readAll(f, p.out()) == "one\ntwo\nthree\n0\n1\n2\n");
+  spec.fds = {{1, ChildFdSpec::FROM_CHILD}, {2, ChildFdSpec::SAME_AS, nullptr, 3}};
+  CHECK(spawn(f, session, spec).result == -EINVAL);
+  spec.fds = {{1, ChildFdSpec::SAME_AS, nullptr, 2}, {2, ChildFdSpec::SAME_AS, nullptr, 1}};
+  CHECK(spawn(f, session, spec).result == -EINVAL);
 
   // Running a node itself (fexecve).
   auto exe = openAt(f, root, "/bin/true");
