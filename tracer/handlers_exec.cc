@@ -184,7 +184,25 @@ kj::Promise<Outcome> spawnRemote(Call& c, Remote where, uint64_t argvAddr, uint6
   }
 
   auto program = kj::mv(where.path);
-  return send(c, target, req).then([&c, &target, program = kj::mv(program)](
+  kj::Promise<void> ready = kj::READY_NOW;
+  if (c.task.fs->side == nullptr) {
+    // The working directory is here: the program runs in the same path on the target when it
+    // has one (as sbrun's own start does), else in the process's directory there.
+    char cwd[PATH_MAX];
+    auto link = kj::str("/proc/", c.task.tid, "/cwd");
+    ssize_t n = readlink(link.cStr(), cwd, sizeof(cwd) - 1);
+    if (n > 0) {
+      auto open = target.session().openPathRequest();
+      open.setPath(kj::arrayPtr(reinterpret_cast<const kj::byte*>(cwd), n));
+      ready = open.send().then([spec](auto reply) mutable {
+        if (reply.getResult() >= 0) {
+          spec.setCwd(reply.getDir());
+        }
+      });
+    }
+  }
+  return ready.then([&c, &target, req = kj::mv(req)]() mutable { return send(c, target, req); })
+      .then([&c, &target, program = kj::mv(program)](
                                         auto reply) mutable -> Outcome {
     if (reply.getResult() < 0) {
       return Complete{reply.getResult()};

@@ -813,7 +813,9 @@ def case_root(ctx):
     log(t.describe())
     check(t.rc == 0 and t.out == "confined-root\ninside\n",
           "an absolute symlink inside the root must resolve inside the root")
-    t = ctx.traced(agent, ["sh", "-c", "ls -a / | sort"], cwd="/")
+    # Programs from A (--local): this case is about the paths they use, which the root confines.
+    here = ("--local", "/usr/bin", "--local", "/bin")
+    t = ctx.traced(agent, ["sh", "-c", "ls -a / | sort"], cwd="/", extra=here)
     log(t.describe())
     check(t.rc == 0 and sorted(t.out.split()) ==
           sorted([".", "..", "abs-escape", "abs-inside", "data", "etc", "rel-escape"]),
@@ -824,9 +826,15 @@ def case_root(ctx):
         log(t.describe())
         check("TOP-SECRET" not in t.out and "TOP-SECRET" not in t.err, f"{path} escaped the root")
         check(t.rc != 0, f"cat {path} must fail inside the root")
-    t = ctx.traced(agent, ["sh", "-c", "cd /data && cat ../../../etc/hostname && pwd"], cwd="/")
+    t = ctx.traced(agent, ["sh", "-c", "cd /data && cat ../../../etc/hostname && pwd"], cwd="/",
+                   extra=here)
     log(t.describe())
     check(t.out == "confined-root\n/data\n", ".. at the root stays at the root")
+    # A program exec'd on B runs inside the root too: B's own /usr/bin/cat is not there.
+    t = ctx.traced(agent, ["sh", "-c", "/usr/bin/cat /etc/hostname; echo rc=$?"], cwd="/")
+    log(t.describe())
+    check("rc=127" in t.out and "confined-root" not in t.out,
+          "exec under --root must not reach the host's programs")
 
 
 def case_local_target(ctx):
