@@ -852,7 +852,9 @@ def case_local_target(ctx):
     need_binary(ctx.sbagent, "sbagent")
     env = dict(ENV, SB_AGENT=ctx.sbagent)   # sbrun starts this agent (sbrun(1) ENVIRONMENT)
     before = run(["hostname"]).out
-    t = run([ctx.sbrun, "--target", f"local:{lroot}?hostname=board-l", "--",
+    # The root holds files, not programs: the shell's programs come from A (--local).
+    t = run([ctx.sbrun, "--target", f"local:{lroot}?hostname=board-l", "--local", "/usr/bin",
+             "--local", "/bin", "--",
              "sh", "-c", f"hostname; uname -n; cat /etc/hostname; echo written-from-A > /{mark}; ls /"],
             env=env, cwd=ctx.tmp)
     log(t.describe())
