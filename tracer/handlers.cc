@@ -122,11 +122,6 @@ kj::Promise<Outcome> hUnhandled(Call& c) {
   return done(-row.remoteErrno);
 }
 
-kj::Promise<Outcome> hUnknown(Call& c) {
-  c.tracer.noteOnce(kj::str("nr", c.nr),
-                    kj::str("syscall ", c.nr, " is unknown to sbrun: answering ENOSYS"));
-  return done(-ENOSYS);
-}
 
 const HandlerEntry HERE_HANDLERS[] = {
     {SYS_uname, hUname},
@@ -138,6 +133,13 @@ const HandlerEntry HERE_HANDLERS[] = {
 };
 
 }  // namespace
+
+kj::Promise<Outcome> hUnknown(Call& c) {
+  c.tracer.noteOnce(kj::str("nr", c.nr),
+                    kj::str("syscall ", c.nr, " is unknown to sbrun: answering ENOSYS"));
+  return done(-ENOSYS);
+}
+
 }  // namespace handler
 
 Handler findHandler(int nr) {

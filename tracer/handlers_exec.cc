@@ -207,7 +207,7 @@ kj::Promise<Outcome> spawnRemote(Call& c, Remote where, uint64_t argvAddr, uint6
     if (reply.getResult() < 0) {
       return Complete{reply.getResult()};
     }
-    auto child = kj::heap<RemoteChild>(RemoteChild{target, reply.getProcess(), {}, kj::str(program)});
+    auto child = kj::heap<RemoteChild>(RemoteChild{target, reply.getProcess(), {}, kj::mv(program)});
     for (auto pipe : reply.getStdio()) {
       int fd = pipe.getFd();
       KJ_REQUIRE(fd >= 0 && fd < 3, "agent answered a spawn with a pipe for an fd not asked", fd);
@@ -325,9 +325,7 @@ kj::Promise<Outcome> stubCall(Call& c) {
     }
     return done(-EINVAL);
   }
-  c.tracer.noteOnce(kj::str("nr", c.nr),
-                    kj::str("syscall ", c.nr, " is unknown to sbrun: answering ENOSYS"));
-  return done(-ENOSYS);
+  return hUnknown(c);  // Not a stub: the number means nothing here.
 }
 
 }  // namespace sb::handler

@@ -788,9 +788,8 @@ bool Tracer::onReplay(Task& task, const user_regs_struct& regs) {
 // At a signal-delivery stop of a stub (DESIGN D7): signals meant for the program it stands for
 // go to the remote process. Returns true when the signal is not to be delivered here.
 bool Tracer::forwardToRemote(Task& task, int sig) {
-  auto maybeChild = remoteChild(task.tgid);
   RemoteChild* child = nullptr;
-  KJ_IF_MAYBE(c, maybeChild) {
+  KJ_IF_MAYBE(c, remoteChild(task.tgid)) {
     child = c;
   }
   if (child == nullptr || !child->execDone || child->ended) {
