@@ -163,6 +163,9 @@ int64_t AgentLink::failure(const kj::Exception& e) {
                  "sbrun: lost the connection to target '{}' ({}): remote calls now fail with "
                  "EIO\n",
                  name_.cStr(), url_.text.cStr());
+      KJ_IF_MAYBE(hook, disconnectHook) {
+        (*hook)(*this);
+      }
     }
     return -EIO;
   }

@@ -9,6 +9,7 @@
 
 #include <capnp/rpc-twoparty.h>
 #include <kj/async-io.h>
+#include <kj/function.h>
 #include <sys/types.h>
 
 #include "splitbrain.capnp.h"
@@ -42,7 +43,11 @@ class AgentLink {
   // Called by the tracer when it reaps the embedded agent's process.
   void agentExited(int status);
 
+  // Called once, on the first disconnect (for --control-fd events).
+  void onDisconnect(kj::Function<void(AgentLink&)> hook) { disconnectHook = kj::mv(hook); }
+
  private:
+  kj::Maybe<kj::Function<void(AgentLink&)>> disconnectHook;
   TargetUrl url_;
   kj::String name_;
   kj::String token_;

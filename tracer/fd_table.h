@@ -29,6 +29,8 @@ class RemoteFile : public kj::Refcounted {
   proto::Node::Client node;
   proto::FileType type;
   kj::String path;  // As the program named it, for messages.
+  // The control fd (SB_CONTROL_FD, control.h): read and write speak the control protocol.
+  bool control = false;
 };
 
 class FdTable : public kj::Refcounted {

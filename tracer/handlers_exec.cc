@@ -110,7 +110,7 @@ bool sameDescription(pid_t tid, int a, int b) {
 kj::Vector<ChildFdPlan> planFds(Task& task, AgentLink& target) {
   kj::Vector<ChildFdPlan> plan;
   task.fds->forEach([&](int fd, RemoteFile& file) {
-    if (&file.target == &target && !isCloexec(task.tid, fd)) {
+    if (&file.target == &target && !file.control && !isCloexec(task.tid, fd)) {
       plan.add(ChildFdPlan{fd, file, LocalStdio::OTHER});
     }
   });

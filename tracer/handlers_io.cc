@@ -239,9 +239,42 @@ enum class Shape {
   VECTOR_FLAGS,   // preadv2/pwritev2(..., pos_l, pos_h, flags): offset -1 = the file position
 };
 
+// The control fd (control.h): a write is one scope command for the calling thread, a read
+// returns its current scope as one line.
+kj::Promise<Outcome> controlIo(Call& c, bool isWrite, Shape shape) {
+  if (shape != Shape::PLAIN) {
+    return done(-EINVAL);
+  }
+  uint64_t count = c.arg(2);
+  if (isWrite) {
+    if (count > 4096) {
+      return done(-EINVAL);
+    }
+    auto bytes = kj::heapArray<kj::byte>(count);
+    if (count > 0 && c.mem().read(c.arg(1), bytes) < 0) {
+      return done(-EFAULT);
+    }
+    kj::StringPtr text(reinterpret_cast<const char*>(bytes.begin()), bytes.size());
+    if (text.endsWith("\n")) {
+      text = kj::StringPtr(text.begin(), text.size() - 1);
+    }
+    if (text.findFirst('\n') != nullptr || text.findFirst('\0') != nullptr) {
+      return done(-EINVAL);  // One command per write.
+    }
+    int64_t r = applyScopeCommand(c.tracer, &c.task, kj::heapString(text));
+    return done(r < 0 ? r : static_cast<int64_t>(count));
+  }
+  auto line = kj::str(scopeName(c.task), "\n");
+  size_t n = kj::min(count, line.size());
+  return done(putBytes(c, c.arg(1), line.asBytes().slice(0, n), static_cast<int64_t>(n)));
+}
+
 // Decodes any member of the two families and moves the bytes when the fd is remote.
 kj::Promise<Outcome> transfer(Call& c, bool isWrite, Shape shape) {
   KJ_IF_MAYBE(f, remoteFd(c, 0)) {
+    if (f->control) {
+      return controlIo(c, isWrite, shape);
+    }
     kj::Array<IoVec> iov;
     uint64_t total;
     if (shape == Shape::PLAIN || shape == Shape::AT_OFFSET) {

@@ -1,6 +1,9 @@
 #include "options.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <string.h>
 #include <stdlib.h>
 
 #include <fmt/core.h>
@@ -39,6 +42,16 @@ Placement:
   --remote-cwd DIR      the program's working directory on the target. Default: the same
                         absolute path as here when it exists there, else the target's root
 
+Scopes (each thread has its own stack of targets; new threads and children inherit it):
+  The program steers itself through the fd whose number is in $SB_CONTROL_FD: write
+  "enter NAME", "enter" (the first target), "local" or "exit"; read the current scope.
+  include/splitbrain.h and the Python module `splitbrain` wrap it.
+  --control-fd N        read scope commands from fd N, one per line: "enter NAME [TID|all]",
+                        "local [TID|all]", "exit [TID|all]", "scope TID"; answers "ok ..." or
+                        "error ERRNO ..." on fd N when it is a socket, else on --status-fd,
+                        plus events ("disconnected NAME")
+  --status-fd M         where --control-fd answers go
+
 Observing:
   --trace[=FILE]        one strace-style line per call that went to a target, with the
                         target and the latency: [pid N] openat(AT_FDCWD, "/x", O_RDONLY) = 3
@@ -60,7 +73,8 @@ pwrite, readv, writev, preadv(2), pwritev(2) family, lseek, stat family and stat
 access family, getdents64, readlink, mkdir, rmdir, unlink, rename family, link, symlink,
 chmod, chown, truncate, fallocate, fsync, fdatasync, utime family, mknod, xattrs, dup family,
 fcntl, flock, chdir, fchdir, getcwd, sendfile, copy_file_range, uname. Programs that the
-program executes run here (still traced); sockets stay local. A call that cannot act on a
+program executes inside a remote scope run on the target, through a local stand-in (sb-stub)
+that relays their stdio, signals and exit status; sockets stay local. A call that cannot act on a
 remote fd yet (ioctl, mmap, ...) fails with a clear errno and a one-time note on stderr.
 
 Examples:
@@ -82,7 +96,8 @@ kj::StringPtr usageText() { return USAGE; }
 Options parseOptions(int argc, char** argv) {
   enum {
     OPT_TARGET = 1000, OPT_TOKEN, OPT_MODE, OPT_REMOTE, OPT_LOCAL, OPT_FALLBACK, OPT_PRINT_RULES,
-    OPT_REMOTE_CWD, OPT_VERSION, OPT_TRACE, OPT_STATS, OPT_STATS_FORMAT,
+    OPT_REMOTE_CWD, OPT_VERSION, OPT_TRACE, OPT_STATS, OPT_STATS_FORMAT, OPT_CONTROL_FD,
+    OPT_STATUS_FD,
   };
   static const struct option LONG[] = {
       {"target", required_argument, nullptr, OPT_TARGET},
@@ -96,6 +111,8 @@ Options parseOptions(int argc, char** argv) {
       {"trace", optional_argument, nullptr, OPT_TRACE},
       {"stats", optional_argument, nullptr, OPT_STATS},
       {"stats-format", required_argument, nullptr, OPT_STATS_FORMAT},
+      {"control-fd", required_argument, nullptr, OPT_CONTROL_FD},
+      {"status-fd", required_argument, nullptr, OPT_STATUS_FD},
       {"verbose", no_argument, nullptr, 'v'},
       {"help", no_argument, nullptr, 'h'},
       {"version", no_argument, nullptr, OPT_VERSION},
@@ -151,7 +168,22 @@ Options parseOptions(int argc, char** argv) {
         break;
       case 'v': ++o.verbose; break;
       case 'h': fmt::print("{}", USAGE); exit(0);
-      case OPT_VERSION: fmt::print("sbrun 0.1.0 (protocol 1)\n"); exit(0);
+      case OPT_CONTROL_FD:
+      case OPT_STATUS_FD: {
+        const char* what = c == OPT_CONTROL_FD ? "--control-fd" : "--status-fd";
+        char* end = nullptr;
+        long fd = strtol(optarg, &end, 10);
+        if (*optarg == 0 || *end != 0 || fd < 0 || fd > INT32_MAX) {
+          usageError(kj::str(what, " takes an fd number, not '", optarg, "'"));
+        }
+        if (fcntl(static_cast<int>(fd), F_GETFD) < 0) {
+          usageError(kj::str(what, " ", fd, ": ", strerror(errno),
+                             " (the fd must be open when sbrun starts)"));
+        }
+        (c == OPT_CONTROL_FD ? o.controlFd : o.statusFd) = static_cast<int>(fd);
+        break;
+      }
+      case OPT_VERSION: fmt::print("sbrun 0.1.0 (protocol 2)\n"); exit(0);
       case '?':
       default:
         if (optopt != 0 && optopt < 256) {
@@ -171,11 +203,17 @@ Options parseOptions(int argc, char** argv) {
     if (o.targets[i].name.size() == 0) {
       o.targets[i].name = kj::str("target", i + 1);
     }
+    if (o.targets[i].name == "local") {
+      usageError("a target cannot be named 'local': that name is the local scope");
+    }
     for (size_t j = 0; j < i; ++j) {
       if (o.targets[j].name == o.targets[i].name) {
         usageError(kj::str("two targets are named '", o.targets[i].name, "'"));
       }
     }
+  }
+  if (o.statusFd >= 0 && o.controlFd < 0) {
+    usageError("--status-fd answers --control-fd: give both");
   }
   if (o.command.empty() && !o.printRules) {
     usageError("no program given: sbrun [OPTIONS] -- PROGRAM [ARGS...]");

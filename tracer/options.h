@@ -27,6 +27,8 @@ struct Options {
   kj::Maybe<kj::String> traceFile;  // --trace[=FILE]: "" is stderr
   kj::Maybe<kj::String> statsFile;  // --stats[=FILE]: "" is stderr
   bool statsJson = false;           // --stats-format=json
+  int controlFd = -1;               // --control-fd N: scope commands from a harness
+  int statusFd = -1;                // --status-fd M: where their answers go
   kj::Vector<kj::String> command;
 };
 

@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/ptrace.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -263,10 +264,89 @@ void Tracer::connectTargets(kj::WaitScope& ws) {
 void Tracer::setupInitialTask(Task& task) {
   task.fds = kj::refcounted<FdTable>();
   task.fs = kj::addRef(*initialFs);
-  task.scope = options_.startRemote ? targets_[0].get() : nullptr;
+  task.scope = nullptr;
+  if (options_.startRemote) {
+    applyScopeCommand(*this, &task, "enter");  // `exit` then returns to local.
+  }
   task.fs->side = task.scope;
   task.attached = true;
   task.launching = true;
+  if (controlFd_ >= 0) {
+    task.fds->bind(controlFd_, kj::addRef(*controlFile));
+  }
+}
+
+// The control fd's number: high, under the usual fd limit, out of the way of lowest-free
+// allocation. -1 when the limit leaves no room.
+namespace {
+int pickControlFd() {
+  struct rlimit lim;
+  rlim_t soft = getrlimit(RLIMIT_NOFILE, &lim) == 0 ? lim.rlim_cur : 1024;
+  if (soft < 64) {
+    return -1;
+  }
+  return static_cast<int>(kj::min(soft, rlim_t(1024)) - 1);
+}
+}  // namespace
+
+kj::Maybe<Task&> Tracer::findTask(pid_t tid) {
+  auto it = tasks.find(tid);
+  if (it == tasks.end()) {
+    return nullptr;
+  }
+  return *it->second;
+}
+
+int64_t Tracer::applyToThread(pid_t tid, kj::StringPtr command) {
+  KJ_IF_MAYBE(task, findTask(tid)) {
+    return applyScopeCommand(*this, task, command);
+  }
+  return -ESRCH;
+}
+
+int64_t Tracer::applyToAll(kj::StringPtr command) {
+  // Checked first, so that an unknown name changes nobody.
+  int64_t r = applyScopeCommand(*this, nullptr, command);
+  if (r < 0) {
+    return r;
+  }
+  int64_t result = 0;
+  for (auto& [tid, task] : tasks) {
+    int64_t one = applyScopeCommand(*this, task.get(), command);
+    result = result < 0 ? result : one;  // `exit` on a thread with nothing to leave: EINVAL.
+  }
+  return result;
+}
+
+void Tracer::startControlChannel() {
+  int in = options_.controlFd;
+  if (in < 0) {
+    return;
+  }
+  int out = options_.statusFd;
+  struct stat st;
+  if (out < 0 && fstat(in, &st) == 0 && S_ISSOCK(st.st_mode)) {
+    out = in;  // A socket answers on itself.
+  }
+  // The harness's fds are sbrun's, never the program's.
+  fcntl(in, F_SETFD, FD_CLOEXEC);
+  if (out >= 0) {
+    fcntl(out, F_SETFD, FD_CLOEXEC);
+  }
+  auto channel = kj::heap<ControlChannel>(*this, *io.lowLevelProvider, in, out);
+  auto& ch = *channel;
+  for (auto& t : targets_) {
+    t->onDisconnect([&ch](AgentLink& link) { ch.event(kj::str("disconnected ", link.name())); });
+  }
+  controlRunning = ch.run().eagerlyEvaluate([](kj::Exception&& e) {
+    fmt::print(stderr, "sbrun: --control-fd: {}\n", e.getDescription().cStr());
+  });
+  controlChannel = kj::mv(channel);
+}
+
+int64_t Tracer::detachAll() {
+  // A seccomp filter can never be removed: a launched program cannot run without its tracer.
+  return -EOPNOTSUPP;
 }
 
 pid_t Tracer::launch() {
@@ -276,6 +356,26 @@ pid_t Tracer::launch() {
     argv.add(const_cast<char*>(a.cStr()));
   }
   argv.add(nullptr);
+  // The program's environment, with SB_CONTROL_FD naming its control fd (control.h).
+  controlFd_ = pickControlFd();
+  kj::Vector<kj::String> envStrings;
+  for (char** e = environ; *e != nullptr; ++e) {
+    if (!kj::StringPtr(*e).startsWith("SB_CONTROL_FD=")) {
+      envStrings.add(kj::str(*e));
+    }
+  }
+  if (controlFd_ >= 0) {
+    envStrings.add(kj::str("SB_CONTROL_FD=", controlFd_));
+    controlFile = kj::refcounted<RemoteFile>(defaultTarget(), defaultTarget().root(),
+                                             proto::FileType::UNKNOWN, kj::str("control fd"));
+    controlFile->control = true;
+  }
+  kj::Vector<char*> envp;
+  for (auto& e : envStrings) {
+    envp.add(const_cast<char*>(e.cStr()));
+  }
+  envp.add(nullptr);
+  int controlFd = controlFd_;
 
   int gate[2];
   KJ_SYSCALL(pipe2(gate, O_CLOEXEC));
@@ -290,6 +390,13 @@ pid_t Tracer::launch() {
     signal(SIGINT, SIG_DFL);
     signal(SIGQUIT, SIG_DFL);
     signal(SIGPIPE, SIG_DFL);
+    if (controlFd >= 0) {
+      // Its placeholder: an O_PATH fd, inherited by children, a plain fd to anyone but sbrun.
+      int fd = open("/", O_PATH);
+      if (fd < 0 || (fd != controlFd && (dup2(fd, controlFd) < 0 || close(fd) < 0))) {
+        _exit(EXIT_SBRUN_ERROR);
+      }
+    }
     char go;
     if (read(gate[0], &go, 1) != 1) {
       _exit(EXIT_SBRUN_ERROR);  // The parent could not trace us: never run untraced.
@@ -300,7 +407,7 @@ pid_t Tracer::launch() {
       (void)!write(2, msg, sizeof(msg) - 1);
       _exit(EXIT_SBRUN_ERROR);
     }
-    execvp(argv[0], argv.begin());
+    execvpe(argv[0], argv.begin(), envp.begin());
     int err = errno;
     // The filter is in place and traced: this message goes through the tracer like any write.
     fmt::print(stderr, "sbrun: cannot execute {}: {}\n", argv[0], strerror(err));
@@ -325,6 +432,7 @@ pid_t Tracer::launch() {
 int Tracer::run(kj::WaitScope& ws) {
   auto paf = kj::newPromiseAndFulfiller<void>();
   allGone = kj::mv(paf.fulfiller);
+  startControlChannel();
   leader = launch();
   auto task = kj::heap<Task>();
   task->tid = leader;
@@ -485,6 +593,7 @@ void Tracer::onNewChild(Task& parent, int event) {
   task.fds = (flags & CLONE_FILES) ? kj::addRef(*parent.fds) : parent.fds->copy();
   task.fs = (flags & CLONE_FS) ? kj::addRef(*parent.fs) : parent.fs->copy();
   task.scope = parent.scope;
+  task.outer = parent.outer;
   task.attached = true;
   if (guarded.count(parent.tgid) > 0) {
     guarded.insert(task.tgid);  // Seccomp filters are inherited.
@@ -512,6 +621,7 @@ void Tracer::onExec(Task& task) {
       task.fds = kj::mv(it->second->fds);
       task.fs = kj::mv(it->second->fs);
       task.scope = it->second->scope;
+      task.outer = it->second->outer;
       tasks.erase(it);
     }
   }
@@ -618,7 +728,11 @@ void Tracer::adoptOrphans() {
     task->tgid = tgid;
     task->fds = kj::refcounted<FdTable>();
     task->fs = initialFs->copy();
-    task->scope = options_.startRemote ? targets_[0].get() : nullptr;
+    task->scope = nullptr;
+    task->outer.clear();
+    if (options_.startRemote) {
+      applyScopeCommand(*this, task.get(), "enter");
+    }
     task->fs->side = task->scope;
     task->attached = true;
     resume(*task);

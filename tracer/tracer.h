@@ -17,10 +17,12 @@
 #include <set>
 #include <sys/user.h>
 #include <unordered_map>
+#include <vector>
 
 #include <chrono>
 
 #include "agent_link.h"
+#include "control.h"
 #include "fd_table.h"
 #include "observer.h"
 #include "options.h"
@@ -98,8 +100,10 @@ struct Task {
   pid_t tgid;
   kj::Own<FdTable> fds;
   kj::Own<FsContext> fs;
-  // The active target; null = local. (Scope stacks come with enter/exit.)
+  // The active target; null = local. `outer` holds the scopes it was entered from, innermost
+  // last (DESIGN D6): `enter` pushes, `exit` pops (see control.h).
   AgentLink* scope = nullptr;
+  std::vector<AgentLink*> outer;
 
   // Set while the thread is stopped in a trapped syscall awaiting its outcome; destroying it
   // cancels the remote call (the thread died). `call` is that syscall; it lives as long as
@@ -194,6 +198,14 @@ class Tracer {
   kj::Maybe<RemoteChild&> remoteChild(pid_t tgid);
   void dropRemoteChild(pid_t tgid);
 
+  // Scopes (control.h). The control fd's number in every tracee (-1: none), and the commands
+  // of the --control-fd channel: 0 or -errno.
+  int controlFd() const { return controlFd_; }
+  kj::Maybe<Task&> findTask(pid_t tid);
+  int64_t applyToAll(kj::StringPtr command);
+  int64_t applyToThread(pid_t tid, kj::StringPtr command);
+  int64_t detachAll();
+
  private:
   kj::AsyncIoContext& io;
   Options& options_;
@@ -214,6 +226,10 @@ class Tracer {
   kj::Own<kj::PromiseFulfiller<void>> allGone;
   kj::TaskSet background;
   kj::String stubPath_;
+  int controlFd_ = -1;
+  kj::Own<RemoteFile> controlFile;  // Shared by every tracee's control fd, so never closed remotely.
+  kj::Maybe<kj::Own<ControlChannel>> controlChannel;
+  kj::Maybe<kj::Promise<void>> controlRunning;
   std::unordered_map<pid_t, kj::Own<RemoteChild>> remoteChildren;
 
   struct ErrorHandler : public kj::TaskSet::ErrorHandler {
@@ -243,6 +259,7 @@ class Tracer {
   void injectGuard(Task& task, user_regs_struct& regs);
   bool onInjectedSeccomp(Task& task, const user_regs_struct& regs);
   void setupInitialTask(Task& task);
+  void startControlChannel();
 };
 
 }  // namespace sb
