@@ -19,8 +19,15 @@ int main(int argc, char** argv) {
 
   // Before any thread exists (kj requirement): SIGCHLD reaches the event loop, never a handler.
   kj::UnixEventPort::captureSignal(SIGCHLD);
+  if (options.attachPid > 0) {
+    // Attached, SIGINT and SIGTERM mean "let go of the process", which then runs on.
+    kj::UnixEventPort::captureSignal(SIGINT);
+    kj::UnixEventPort::captureSignal(SIGTERM);
+  }
   // Ctrl-C and Ctrl-\ are for the program (it shares our process group); sbrun follows it out.
-  signal(SIGINT, SIG_IGN);
+  if (options.attachPid < 0) {
+    signal(SIGINT, SIG_IGN);
+  }
   signal(SIGQUIT, SIG_IGN);
   signal(SIGPIPE, SIG_IGN);
 

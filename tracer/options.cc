@@ -14,6 +14,7 @@ namespace sb {
 namespace {
 
 constexpr const char USAGE[] = R"(Usage: sbrun [OPTIONS] -- PROGRAM [ARGS...]
+       sbrun [OPTIONS] --pid PID
 
 Run PROGRAM on this machine while its files and host identity live on another machine,
 where sbagent runs. The program is unchanged: its file syscalls are trapped (seccomp + ptrace)
@@ -41,6 +42,15 @@ Placement:
   --print-rules         print the effective path rules and exit
   --remote-cwd DIR      the program's working directory on the target. Default: the same
                         absolute path as here when it exists there, else the target's root
+
+Attach:
+  --pid PID             attach to the running process PID (all its threads, and the children
+                        it makes from then on) instead of launching a program; redirect from
+                        now on in the --mode given. SIGINT/SIGTERM to sbrun, or "detach" on
+                        --control-fd, detach cleanly: the process runs on here. Attach stops
+                        at every syscall (no seccomp filter: one could never be removed), so
+                        it costs more than launch. Remote fds open at detach stay as
+                        placeholders that fail with EBADF.
 
 Scopes (each thread has its own stack of targets; new threads and children inherit it):
   The program steers itself through the fd whose number is in $SB_CONTROL_FD: write
@@ -97,7 +107,7 @@ Options parseOptions(int argc, char** argv) {
   enum {
     OPT_TARGET = 1000, OPT_TOKEN, OPT_MODE, OPT_REMOTE, OPT_LOCAL, OPT_FALLBACK, OPT_PRINT_RULES,
     OPT_REMOTE_CWD, OPT_VERSION, OPT_TRACE, OPT_STATS, OPT_STATS_FORMAT, OPT_CONTROL_FD,
-    OPT_STATUS_FD,
+    OPT_STATUS_FD, OPT_PID,
   };
   static const struct option LONG[] = {
       {"target", required_argument, nullptr, OPT_TARGET},
@@ -113,6 +123,7 @@ Options parseOptions(int argc, char** argv) {
       {"stats-format", required_argument, nullptr, OPT_STATS_FORMAT},
       {"control-fd", required_argument, nullptr, OPT_CONTROL_FD},
       {"status-fd", required_argument, nullptr, OPT_STATUS_FD},
+      {"pid", required_argument, nullptr, OPT_PID},
       {"verbose", no_argument, nullptr, 'v'},
       {"help", no_argument, nullptr, 'h'},
       {"version", no_argument, nullptr, OPT_VERSION},
@@ -183,6 +194,15 @@ Options parseOptions(int argc, char** argv) {
         (c == OPT_CONTROL_FD ? o.controlFd : o.statusFd) = static_cast<int>(fd);
         break;
       }
+      case OPT_PID: {
+        char* end = nullptr;
+        long pid = strtol(optarg, &end, 10);
+        if (*optarg == 0 || *end != 0 || pid <= 0 || pid > INT32_MAX) {
+          usageError(kj::str("--pid takes a process id, not '", optarg, "'"));
+        }
+        o.attachPid = static_cast<pid_t>(pid);
+        break;
+      }
       case OPT_VERSION: fmt::print("sbrun 0.1.0 (protocol 2)\n"); exit(0);
       case '?':
       default:
@@ -215,8 +235,11 @@ Options parseOptions(int argc, char** argv) {
   if (o.statusFd >= 0 && o.controlFd < 0) {
     usageError("--status-fd answers --control-fd: give both");
   }
-  if (o.command.empty() && !o.printRules) {
-    usageError("no program given: sbrun [OPTIONS] -- PROGRAM [ARGS...]");
+  if (o.attachPid > 0 && !o.command.empty()) {
+    usageError("--pid attaches to a running program: give no PROGRAM");
+  }
+  if (o.command.empty() && !o.printRules && o.attachPid < 0) {
+    usageError("no program given: sbrun [OPTIONS] -- PROGRAM [ARGS...], or --pid PID");
   }
   return o;
 }

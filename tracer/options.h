@@ -2,6 +2,8 @@
 
 #pragma once
 
+#include <sys/types.h>
+
 #include <kj/string.h>
 #include <kj/vector.h>
 #include <utility>
@@ -27,6 +29,7 @@ struct Options {
   kj::Maybe<kj::String> traceFile;  // --trace[=FILE]: "" is stderr
   kj::Maybe<kj::String> statsFile;  // --stats[=FILE]: "" is stderr
   bool statsJson = false;           // --stats-format=json
+  pid_t attachPid = -1;             // --pid PID: attach instead of launching
   int controlFd = -1;               // --control-fd N: scope commands from a harness
   int statusFd = -1;                // --status-fd M: where their answers go
   kj::Vector<kj::String> command;

@@ -7,6 +7,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/ptrace.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -28,6 +29,10 @@ namespace {
 constexpr int PTRACE_OPTIONS = PTRACE_O_TRACESYSGOOD | PTRACE_O_EXITKILL | PTRACE_O_TRACESECCOMP |
                                PTRACE_O_TRACECLONE | PTRACE_O_TRACEFORK | PTRACE_O_TRACEVFORK |
                                PTRACE_O_TRACEEXEC;
+// Attach: no EXITKILL (if sbrun dies, the process it borrowed runs on) and no seccomp events
+// (there is no filter: every syscall stops, PTRACE_SYSCALL).
+constexpr int ATTACH_OPTIONS = PTRACE_O_TRACESYSGOOD | PTRACE_O_TRACECLONE | PTRACE_O_TRACEFORK |
+                               PTRACE_O_TRACEVFORK | PTRACE_O_TRACEEXEC;
 
 // How long an interruptible remote call holds its thread in the seccomp stop before parking it
 // (Tracer::park): longer than a fast answer takes, short enough that a signal is not noticed late.
@@ -171,7 +176,7 @@ FILE* openOutput(kj::StringPtr path, kj::StringPtr option, bool& owned) {
 
 Tracer::Tracer(kj::AsyncIoContext& io, Options& options)
     : io(io), options_(options), filter(SeccompFilter::build()), background(errorHandler),
-      stubPath_(findStub()) {
+      stubPath_(findStub()), attachMode_(options.attachPid > 0) {
   bool owned;
   KJ_IF_MAYBE(path, options.traceFile) {
     FILE* out = openOutput(*path, "--trace", owned);
@@ -238,7 +243,7 @@ void Tracer::connectTargets(kj::WaitScope& ws) {
     link->connect(io, agentPath).wait(ws);
     auto w = link->welcome();
     verbose(kj::str("target '", link->name(), "': ", w.getUname().getNodename(), " (",
-                    w.getArch(), ", Linux ", w.getKernel(), "), root ", w.getRoot(),
+                    w.getArch(), ", Linux ", w.getKernel(), "), root ", w.getRoot().asChars(),
                     w.getReadOnly() ? ", read-only" : ""));
 
     // The remote cwd: --remote-cwd, else the same path as here when it exists there.
@@ -345,8 +350,117 @@ void Tracer::startControlChannel() {
 }
 
 int64_t Tracer::detachAll() {
-  // A seccomp filter can never be removed: a launched program cannot run without its tracer.
-  return -EOPNOTSUPP;
+  if (!attachMode_) {
+    // A seccomp filter can never be removed: a launched program cannot run without its tracer.
+    return -EOPNOTSUPP;
+  }
+  if (!detaching_) {
+    detaching_ = true;
+    verbose("detaching: each thread is let go at its next stop with no call of ours in flight");
+    // Every thread comes to a stop soon; resume() then detaches it.
+    for (auto& [tid, task] : tasks) {
+      ptrace(PTRACE_INTERRUPT, tid, nullptr, nullptr);
+    }
+  }
+  return 0;
+}
+
+kj::Promise<void> Tracer::detachOnSignal(int sig) {
+  return io.unixEventPort.onSignal(sig).then([this](siginfo_t) -> kj::Promise<void> {
+    detachAll();
+    return kj::Promise<void>(kj::NEVER_DONE);
+  });
+}
+
+kj::String Tracer::whyNoAttach(pid_t pid, int err) {
+  if (err == ESRCH) {
+    return kj::str("process ", pid, " exited while sbrun was attaching");
+  }
+  if (err != EPERM) {
+    return kj::str(strerror(err));
+  }
+  auto status = kj::str("/proc/", pid, "/status");
+  if (FILE* f = fopen(status.cStr(), "re")) {
+    char line[256];
+    pid_t tracer = 0;
+    while (fgets(line, sizeof(line), f)) {
+      sscanf(line, "TracerPid: %d", &tracer);
+    }
+    fclose(f);
+    if (tracer > 0) {
+      return kj::str("it is already traced by process ", tracer,
+                     " (a debugger, strace, or another sbrun): only one tracer at a time");
+    }
+  }
+  int scope = -1;
+  if (FILE* f = fopen("/proc/sys/kernel/yama/ptrace_scope", "re")) {
+    if (fscanf(f, "%d", &scope) != 1) {
+      scope = -1;
+    }
+    fclose(f);
+  }
+  if (scope >= 1) {
+    return kj::str("operation not permitted: Yama ptrace_scope is ", scope,
+                   scope == 1 ? " (only a parent may trace its child: run sbrun as root, or "
+                                "`sysctl kernel.yama.ptrace_scope=0`)"
+                              : " (tracing other processes needs CAP_SYS_PTRACE, or is off)");
+  }
+  return kj::str("operation not permitted (another user's process? tracing it needs "
+                 "CAP_SYS_PTRACE)");
+}
+
+// Seizes every thread of the process (and any it starts meanwhile) and sets each up as a task;
+// their first stop (PTRACE_INTERRUPT) resumes them under PTRACE_SYSCALL.
+pid_t Tracer::attach() {
+  pid_t pid = options_.attachPid;
+  KJ_REQUIRE(pid != getpid(), "sbrun cannot attach to itself");
+  auto taskDir = kj::str("/proc/", pid, "/task");
+  auto fs = kj::addRef(*initialFs);
+  fs->side = nullptr;  // The process's working directory is here.
+  auto fds = kj::refcounted<FdTable>();
+  for (bool added = true; added;) {
+    added = false;
+    DIR* dir = opendir(taskDir.cStr());
+    if (dir == nullptr) {
+      KJ_REQUIRE(tasks.empty(), kj::str("cannot attach to process ", pid, ": ",
+                                        whyNoAttach(pid, ESRCH)));
+      KJ_FAIL_REQUIRE(kj::str("no process with pid ", pid));
+    }
+    while (struct dirent* e = readdir(dir)) {
+      pid_t tid = atoi(e->d_name);
+      if (tid <= 0 || tasks.count(tid) > 0) {
+        continue;
+      }
+      if (ptrace(PTRACE_SEIZE, tid, nullptr, ATTACH_OPTIONS) != 0) {
+        int err = errno;
+        if (err == ESRCH && tid != pid) {
+          continue;  // A thread that just ended.
+        }
+        closedir(dir);
+        for (auto& [t, task] : tasks) {
+          ptrace(PTRACE_DETACH, t, nullptr, 0);
+        }
+        KJ_FAIL_REQUIRE(kj::str("cannot attach to process ", pid, ": ", whyNoAttach(pid, err)));
+      }
+      auto task = kj::heap<Task>();
+      task->tid = tid;
+      task->tgid = pid;
+      task->fds = kj::addRef(*fds);
+      task->fs = kj::addRef(*fs);
+      if (options_.startRemote) {
+        applyScopeCommand(*this, task.get(), "enter");
+      }
+      task->attached = true;
+      tasks.emplace(tid, kj::mv(task));
+      added = true;
+    }
+    closedir(dir);
+  }
+  for (auto& [tid, task] : tasks) {
+    ptrace(PTRACE_INTERRUPT, tid, nullptr, nullptr);
+  }
+  verbose(kj::str("attached to process ", pid, " (", tasks.size(), " threads)"));
+  return pid;
 }
 
 pid_t Tracer::launch() {
@@ -433,12 +547,21 @@ int Tracer::run(kj::WaitScope& ws) {
   auto paf = kj::newPromiseAndFulfiller<void>();
   allGone = kj::mv(paf.fulfiller);
   startControlChannel();
-  leader = launch();
-  auto task = kj::heap<Task>();
-  task->tid = leader;
-  task->tgid = leader;
-  setupInitialTask(*task);
-  tasks.emplace(leader, kj::mv(task));
+  if (attachMode_) {
+    leader = attach();
+    signalWatch = detachOnSignal(SIGINT)
+                      .exclusiveJoin(detachOnSignal(SIGTERM))
+                      .eagerlyEvaluate([](kj::Exception&& e) {
+                        fmt::print(stderr, "sbrun: {}\n", e.getDescription().cStr());
+                      });
+  } else {
+    leader = launch();
+    auto task = kj::heap<Task>();
+    task->tid = leader;
+    task->tgid = leader;
+    setupInitialTask(*task);
+    tasks.emplace(leader, kj::mv(task));
+  }
 
   auto watching = watchChildren().eagerlyEvaluate([](kj::Exception&& e) {
     fmt::print(stderr, "sbrun: internal error in the event loop: {}\n",
@@ -451,6 +574,9 @@ int Tracer::run(kj::WaitScope& ws) {
     o->finish();
   }
 
+  if (detaching_ && leaderStatus == -1) {
+    return 0;  // Let go of a process that runs on.
+  }
   if (WIFEXITED(leaderStatus)) {
     return WEXITSTATUS(leaderStatus);
   }
@@ -488,6 +614,13 @@ void Tracer::drainWaits() {
       onExit(pid, status);
     } else if (WIFSTOPPED(status)) {
       onStop(taskFor(pid), status);
+      if (!justDetached.empty()) {
+        for (pid_t tid : justDetached) {
+          tasks.erase(tid);
+        }
+        justDetached.clear();
+        maybeFinish();
+      }
     }
   }
 }
@@ -508,7 +641,15 @@ Task& Tracer::taskFor(pid_t tid) {
 }
 
 void Tracer::resume(Task& task, int sig) {
-  long rc = ptrace(PTRACE_CONT, task.tid, nullptr, sig);
+  if (detaching_ && task.atExit == nullptr && !task.parked && task.injecting == nullptr) {
+    // Nothing of ours is left in flight on this thread: let it go, with its signal.
+    long rc = ptrace(PTRACE_DETACH, task.tid, nullptr, sig);
+    KJ_REQUIRE(ptraceOk(rc), "PTRACE_DETACH failed", task.tid, strerror(errno));
+    task.detached = true;
+    justDetached.push_back(task.tid);
+    return;
+  }
+  long rc = ptrace(attachMode_ ? PTRACE_SYSCALL : PTRACE_CONT, task.tid, nullptr, sig);
   KJ_REQUIRE(ptraceOk(rc), "PTRACE_CONT failed", task.tid, strerror(errno));
 }
 
@@ -516,6 +657,14 @@ void Tracer::onStop(Task& task, int status) {
   int sig = WSTOPSIG(status);
   int event = status >> 16;
   if (sig == (SIGTRAP | 0x80)) {
+    if (attachMode_) {
+      struct __ptrace_syscall_info info;
+      long n = ptrace(PTRACE_GET_SYSCALL_INFO, task.tid, sizeof(info), &info);
+      if (n > 0 && info.op == PTRACE_SYSCALL_INFO_ENTRY) {
+        onTrap(task);
+        return;
+      }
+    }
     onSyscallExit(task);
     return;
   }
@@ -536,7 +685,7 @@ void Tracer::onStop(Task& task, int status) {
   if (sig == SIGTRAP && event != 0) {
     switch (event) {
       case PTRACE_EVENT_SECCOMP:
-        onSeccompStop(task);
+        onTrap(task);
         return;
       case PTRACE_EVENT_FORK:
       case PTRACE_EVENT_VFORK:
@@ -745,7 +894,8 @@ void Tracer::maybeFinish() {
   }
 }
 
-void Tracer::onSeccompStop(Task& task) {
+// A trapped syscall: a seccomp stop (launch), or any syscall-entry stop (attach).
+void Tracer::onTrap(Task& task) {
   user_regs_struct regs;
   if (!getRegs(task.tid, regs)) {
     return;  // Gone; its exit is on its way.
@@ -754,6 +904,22 @@ void Tracer::onSeccompStop(Task& task) {
     return;
   }
   int nr = static_cast<int>(regs.orig_rax);
+  if (attachMode_) {
+    // What the launch filter lets through never needs us; what it refuses, we refuse.
+    const SyscallRow* row = findSyscall(nr);
+    if (row != nullptr && (row->cls == SyscallClass::LOCAL || row->cls == SyscallClass::PROCESS)) {
+      resume(task);
+      return;
+    }
+    if (row != nullptr && row->cls == SyscallClass::REFUSED) {
+      regs.orig_rax = -1;
+      setRegs(task.tid, regs);
+      task.atExit = [](user_regs_struct& r) { r.rax = -ENOSYS; };
+      long rc = ptrace(PTRACE_SYSCALL, task.tid, nullptr, 0);
+      KJ_REQUIRE(ptraceOk(rc), "PTRACE_SYSCALL failed", strerror(errno));
+      return;
+    }
+  }
   // The previous call of this thread is over: its continuations go before the call they use.
   task.pending = nullptr;
   task.parkTimer = nullptr;
@@ -963,7 +1129,14 @@ void Tracer::apply(Call& call, Outcome outcome) {
       regs.orig_rax = -1;  // Skip the syscall...
       regs.rax = complete.ret;  // ...and return this (PITFALLS: set both in one write).
       setRegs(task.tid, regs);
-      resume(task);
+      if (attachMode_) {
+        // At a syscall-entry stop the kernel sets rax after skipping: set it at the exit stop.
+        task.atExit = [ret = complete.ret](user_regs_struct& r) { r.rax = ret; };
+        long rc = ptrace(PTRACE_SYSCALL, task.tid, nullptr, 0);
+        KJ_REQUIRE(ptraceOk(rc), "PTRACE_SYSCALL failed", strerror(errno));
+      } else {
+        resume(task);
+      }
       reporter(complete.ret);
     }
     KJ_CASE_ONEOF(run, RunLocal) {
@@ -1040,7 +1213,8 @@ void Tracer::onSyscallExit(Task& task) {
 }
 
 bool Tracer::needsGuard(Task& task) {
-  if (task.injecting != nullptr || guarded.count(task.tgid) > 0) {
+  // Attach mode has no filter: every call on fds 0-2 stops anyway.
+  if (attachMode_ || task.injecting != nullptr || guarded.count(task.tgid) > 0) {
     return false;
   }
   return task.fds->isRemote(0) || task.fds->isRemote(1) || task.fds->isRemote(2);

@@ -132,6 +132,8 @@ struct Task {
   // The first stop of a new thread may arrive before its parent's clone event.
   bool seenFirstStop = false;
   bool attached = false;  // its parent's clone event has set it up
+  // Attach mode: sbrun is letting go of this thread (detach) at its next quiet stop.
+  bool detached = false;
 };
 
 // A program running on a target in place of a local exec (DESIGN D7), seen from the local
@@ -227,6 +229,11 @@ class Tracer {
   kj::TaskSet background;
   kj::String stubPath_;
   int controlFd_ = -1;
+  // Attach mode (--pid): every syscall stops (no seccomp filter), and sbrun can let go.
+  bool attachMode_ = false;
+  bool detaching_ = false;
+  std::vector<pid_t> justDetached;
+  kj::Maybe<kj::Promise<void>> signalWatch;
   kj::Own<RemoteFile> controlFile;  // Shared by every tracee's control fd, so never closed remotely.
   kj::Maybe<kj::Own<ControlChannel>> controlChannel;
   kj::Maybe<kj::Promise<void>> controlRunning;
@@ -240,7 +247,10 @@ class Tracer {
   kj::Promise<void> watchChildren();
   void drainWaits();
   void onStop(Task& task, int status);
-  void onSeccompStop(Task& task);
+  void onTrap(Task& task);
+  pid_t attach();
+  kj::String whyNoAttach(pid_t pid, int err);
+  kj::Promise<void> detachOnSignal(int sig);
   void onSyscallExit(Task& task);
   void onNewChild(Task& parent, int event);
   void onExec(Task& task);
