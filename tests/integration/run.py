@@ -29,6 +29,7 @@ import difflib
 import json
 import re
 import os
+import socket
 import select
 import shlex
 import shutil
@@ -205,8 +206,10 @@ class Agent:
         if as_nobody:
             os.chmod(ctx.tmp, 0o755)
             os.chown(sockdir, 65534, 65534)
-        self.sock = os.path.join(sockdir, "agent.sock")
-        self.logpath = os.path.join(ctx.tmp, "agent.log")
+        # One socket and log per agent: a case may run two (two machines B and C).
+        tag = "" if hostname == B_HOSTNAME else "-" + hostname
+        self.sock = os.path.join(sockdir, f"agent{tag}.sock")
+        self.logpath = os.path.join(ctx.tmp, f"agent{tag}.log")
 
     def start(self):
         os.makedirs(B_ROOT, exist_ok=True)   # the empty mount point on A
@@ -1387,6 +1390,200 @@ def case_background_kill(ctx):
           "`sleep 100` still runs on B")
 
 
+SCOPES_PY = r"""
+import errno, os
+fd = int(os.environ["SB_CONTROL_FD"])
+def cmd(c):
+    try:
+        os.write(fd, c.encode())
+        return "ok"
+    except OSError as e:
+        return errno.errorcode[e.errno]
+def scope():
+    return os.read(fd, 64).decode().strip()
+def host():
+    with open("/etc/hostname") as f:
+        return f.read().strip()
+def work(name):
+    with open("/srv/sb-b/work/" + name) as f:
+        return f.read().strip()
+print("start", scope(), host() == os.environ["A_NAME"])
+print("enter b", cmd("enter b"), scope(), os.uname().nodename, host(), work("who.txt"))
+kept = open("/srv/sb-b/work/who.txt")
+print("enter c", cmd("enter c"), scope(), os.uname().nodename, host(), work("who.txt"))
+print("fd from b, read in c:", kept.read().strip())
+print("local", cmd("local"), scope(), host() == os.environ["A_NAME"])
+print("exit", cmd("exit"), scope(), os.uname().nodename)
+print("exit", cmd("exit"), scope(), os.uname().nodename)
+print("exit", cmd("exit"), scope(), host() == os.environ["A_NAME"])
+print("exit again", cmd("exit"), "enter zz", cmd("enter zz"), "junk", cmd("hello world"))
+print("enter", cmd("enter"), scope())
+"""
+SCOPES_OUT = """start local True
+enter b ok b board-b board-b from-b
+enter c ok c board-c board-c from-c
+fd from b, read in c: from-b
+local ok local True
+exit ok c board-c
+exit ok b board-b
+exit ok local True
+exit again EINVAL enter zz ENOENT junk EINVAL
+enter ok b
+"""
+
+
+def two_boards(ctx):
+    """Agents on B (board-b) and C (board-c), each with its own /etc/hostname and who.txt."""
+    agents = []
+    for name in (B_HOSTNAME, "board-c"):
+        prep = (f"echo {name} > {B_ROOT}/.etc-hostname && "
+                f"mount --bind {B_ROOT}/.etc-hostname /etc/hostname && mkdir -p {WORK} && "
+                f"echo from-{name[-1]} > {WORK}/who.txt")
+        agents.append(ctx.agent(hostname=name, prepare=prep))
+    return agents
+
+
+def case_scopes_nested(ctx):
+    """Two real agents (B and C): the program, started outside every target (--mode local),
+    steers its scope through SB_CONTROL_FD: enter b, enter c inside it, local inside that, and
+    back out one exit at a time; an fd opened in b is still read from b while the thread is in
+    c; errors: exit with nothing to leave (EINVAL), an unknown name (ENOENT), junk (EINVAL)."""
+    b, c = two_boards(ctx)
+    if ctx.native_only:
+        return
+    with open("/etc/hostname") as f:
+        a_name = f.read().strip()
+    need_binary(ctx.sbrun, "sbrun")
+    t = run([ctx.sbrun, "--mode", "local", "--target", f"b={b.url}", "--target", f"c={c.url}",
+             "--", SYS_PYTHON, "-c", SCOPES_PY], env=dict(ENV, A_NAME=a_name), cwd=ctx.tmp,
+            timeout=60)
+    log(t.describe())
+    check(t.rc == 0 and t.out == SCOPES_OUT, "scopes did not behave as documented")
+    # Outside sbrun the variable is not set and the program can tell.
+    t = run([SYS_PYTHON, "-c", "import os; print(os.environ.get('SB_CONTROL_FD'))"])
+    check(t.out == "None\n", "SB_CONTROL_FD leaked outside sbrun")
+
+
+def case_control_fd(ctx):
+    """A harness flips a running shell loop between local and remote through --control-fd on a
+    socketpair: its output goes A... B... A..., every command gets its status line, and bad
+    commands get clear errors."""
+    agent = ctx.agent(prepare=B_ETC_HOSTNAME)
+    if ctx.native_only:
+        return
+    need_binary(ctx.sbrun, "sbrun")
+    with open("/etc/hostname") as f:
+        a_name = f.read().strip()
+    ours, theirs = socket.socketpair()
+    loop = "for i in $(seq 1 60); do cat /etc/hostname; sleep 0.1; done; echo done"
+    argv = [ctx.sbrun, "--mode", "local", "--target", f"b={agent.url}",
+            "--control-fd", str(theirs.fileno()), "--", "sh", "-c", loop]
+    log("$ " + shlex.join(argv))
+    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         pass_fds=(theirs.fileno(),), cwd=ctx.tmp, env=ENV,
+                         start_new_session=True)
+    theirs.close()
+    ours.settimeout(20)
+    answers = []
+    try:
+        def say(line):
+            ours.sendall((line + "\n").encode())
+            data = b""
+            while not data.endswith(b"\n"):
+                data += ours.recv(256)
+            answers.append(data.decode().strip())
+        time.sleep(1.5)
+        say("enter b")
+        time.sleep(2)
+        say("exit all")
+        say("enter nosuch")
+        say("bogus command")
+        say("exit 999999")
+        say("detach")
+        out, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+    log(f"answers: {answers}\nexit {p.returncode}\n--- stdout ---\n{out}--- stderr ---\n{err}")
+    check(p.returncode == 0, "sbrun failed")
+    check(answers[0] == "ok enter b" and answers[1] == "ok exit all",
+          f"enter/exit answers: {answers[:2]}")
+    check(answers[2].startswith("error ENOENT") and answers[3].startswith("error EINVAL") and
+          answers[4].startswith("error ESRCH") and answers[5].startswith("error EOPNOTSUPP"),
+          f"error answers: {answers[2:]}")
+    lines = out.split()
+    check(lines[-1] == "done", "the loop did not finish")
+    seen = "".join("B" if l == B_HOSTNAME else "A" if l == a_name else "?" for l in lines[:-1])
+    log(f"sides: {seen}")
+    check("?" not in seen and re.fullmatch(r"A+B+A+", seen) is not None,
+          f"output did not go A, then B, then A: {seen}")
+
+
+ATTACH_PY = r"""
+import os, sys, time
+print("pid", os.getpid(), flush=True)
+for i in range(70):
+    with open("/etc/hostname") as f:
+        print(os.uname().nodename, f.read().strip(), flush=True)
+    time.sleep(0.1)
+print("done", flush=True)
+"""
+
+
+def case_attach(ctx):
+    """sbrun --pid attaches to a running Python loop (printing uname -n and /etc/hostname every
+    100 ms): its output switches to B's after attach and back after SIGINT detaches sbrun; the
+    process survives and exits 0. Also the clear errors: no such pid, already traced."""
+    agent = ctx.agent(prepare=B_ETC_HOSTNAME)
+    if ctx.native_only:
+        return
+    need_binary(ctx.sbrun, "sbrun")
+    with open("/etc/hostname") as f:
+        a_name = f.read().strip()
+    loop = subprocess.Popen([SYS_PYTHON, "-c", ATTACH_PY], stdout=subprocess.PIPE, text=True,
+                            env=ENV, start_new_session=True)
+    try:
+        first = loop.stdout.readline()
+        check(first.startswith("pid "), f"loop did not start: {first!r}")
+        pid = int(first.split()[1])
+        time.sleep(1)
+        argv = [ctx.sbrun, "--target", f"b={agent.url}", "--pid", str(pid)]
+        log("$ " + shlex.join(argv))
+        sb = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env=ENV, start_new_session=True)
+        time.sleep(2)
+        # A second tracer is refused with the reason.
+        again = run(argv, timeout=30)
+        log(again.describe())
+        check(again.rc == 125 and "already traced" in again.err,
+              "a second attach must fail: already traced")
+        sb.send_signal(signal.SIGINT)
+        sb_out, sb_err = sb.communicate(timeout=30)
+        log(f"sbrun exit {sb.returncode}\n{sb_err}")
+        check(sb.returncode == 0, "sbrun must exit 0 after detaching")
+        rest, _ = loop.communicate(timeout=60)
+    finally:
+        for p in (loop,):
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
+    log(f"loop exit {loop.returncode}\n{rest}")
+    check(loop.returncode == 0, "the attached process did not survive")
+    lines = rest.strip().splitlines()
+    check(lines[-1] == "done", "the loop did not finish")
+    sides = ""
+    for l in lines[:-1]:
+        names = l.split()
+        sides += ("B" if names == [B_HOSTNAME, B_HOSTNAME] else
+                  "A" if names == [os.uname().nodename, a_name] else "?")
+    log(f"sides: {sides}")
+    check("?" not in sides and re.fullmatch(r"A+B+A+", sides) is not None,
+          f"output did not go A, then B, then A: {sides}")
+    t = run([ctx.sbrun, "--pid", "999999999"], timeout=30)
+    check(t.rc == 125 and "no process with pid" in t.err, f"no such pid: {t.describe()}")
+
+
 CLEAN_WORKLOAD = """\
 exec 3<hello.txt 4>>out.txt
 cat <&3 >&4
@@ -1509,6 +1706,9 @@ def build_cases():
     cases["pipeline-sigpipe"] = (case_pipeline_sigpipe, True)
     cases["background-kill"] = (case_background_kill, True)
     cases["agent-clean"] = (case_agent_clean, True)
+    cases["scopes-nested"] = (case_scopes_nested, True)
+    cases["control-fd"] = (case_control_fd, True)
+    cases["attach"] = (case_attach, True)
     return cases
 
 
