@@ -1675,6 +1675,203 @@ def case_agent_clean(ctx):
 
 
 # ---------------------------------------------------------------------------------------------
+# Scopes through SB_CONTROL_FD (include/splitbrain.h, python/splitbrain.py): the agent is target
+# "b" (--target b=URL); B's /etc/hostname says board-b (B_ETC_HOSTNAME), A's says what it says.
+
+PYTHON_API_DIR = os.path.abspath(os.path.join(HERE, "..", "..", "python"))
+SCOPE_ITERATIONS = 200
+
+
+def a_identity():
+    """(A's nodename, the first line of A's /etc/hostname) as the scope helpers print them."""
+    node = os.uname().nodename
+    try:
+        with open("/etc/hostname") as f:
+            first = f.read().split("\n")[0]
+    except OSError as e:
+        first = "error:" + os.strerror(e.errno)
+    check(B_HOSTNAME not in (node, first), f"A is already called {B_HOSTNAME}: cannot tell them apart")
+    return node, first
+
+
+def scope_sbrun_argv(ctx, agent, mode, argv, extra=()):
+    need_binary(ctx.sbrun, "sbrun")
+    a = [ctx.sbrun, "--target", "b=" + agent.url, "--mode", mode]
+    if mode == "remote":
+        a += ["--remote-cwd", "/"]
+    return a + list(extra) + ["--"] + list(argv)
+
+
+def check_lines(result, expected, who):
+    log(f"[{who}]\n{result.describe()}")
+    got = result.out.splitlines()
+    check(got == expected and result.rc == 0,
+          f"{who}: exit {result.rc}, output not as expected\n" + diff(expected, got, "expected", who))
+
+
+def case_scope_threads(ctx):
+    """Two threads at once, 200 rounds in step: thread R in `enter b` reads /etc/hostname and
+    uname on B, thread L in the local scope reads them on A, every round; a thread R starts and a
+    child it forks are in b too; an unknown target is ENOENT, an exit on an empty stack EINVAL, and
+    the main thread's scope never moves. Under --mode local and --mode remote."""
+    helper = os.path.abspath(os.path.join(ctx.helpers_dir or "", "scope_threads"))
+    need_binary(helper, "helper scope_threads (--helpers-dir)")
+    a_node, a_file = a_identity()
+    # Outside sbrun: the API says so (ENOSYS), and the helper fails.
+    r = run([helper, "b", "3"])
+    log(f"[outside sbrun]\n{r.describe()}")
+    check(r.rc == 1 and r.out == "not under sbrun: sb_enter: Function not implemented\n",
+          "outside sbrun the helper must report ENOSYS")
+    if ctx.native_only:
+        return
+    agent = ctx.agent(prepare=B_ETC_HOSTNAME)
+    n = SCOPE_ITERATIONS
+    for mode in ("local", "remote"):
+        main = "local" if mode == "local" else "b"
+        expected = [f"main scope: {main}", "enter nope: No such file or directory"]
+        if mode == "local":
+            expected.append("exit on an empty stack: Invalid argument")
+        expected += [
+            f"remote thread: scope b, /etc/hostname '{B_HOSTNAME}' {n}/{n}, "
+            f"nodename '{B_HOSTNAME}' {n}/{n}",
+            f"remote thread inherits: thread b {B_HOSTNAME}, child b {B_HOSTNAME}",
+            f"local thread: scope local, /etc/hostname '{a_file}' {n}/{n}, nodename '{a_node}' {n}/{n}",
+            f"local thread inherits: thread local {a_node}, child local {a_file}",
+            f"main scope after: {main}",
+        ]
+        t = run(scope_sbrun_argv(ctx, agent, mode, [helper, "b", str(n)]), cwd=ctx.tmp,
+                timeout=120)
+        check_lines(t, expected, f"sbrun --mode {mode}")
+        check(agent.alive(), "the agent died\n" + agent.log_tail())
+
+
+PY_SCOPE = r"""
+import errno, os, platform, socket, sys, threading
+import splitbrain
+
+def say(*args):
+    print(*args, flush=True)   # flushed before every fork
+
+def hostname_file():
+    with open("/etc/hostname") as f:
+        return f.read().split("\n")[0]
+
+say("available", splitbrain.available())
+say("start", splitbrain.current())
+with splitbrain.remote("b"):
+    say("in b", splitbrain.current(), platform.node(), os.uname().nodename, socket.gethostname(),
+        hostname_file())
+    with splitbrain.local():
+        say("local in b", splitbrain.current(), os.uname().nodename, hostname_file())
+    say("back in b", splitbrain.current(), os.uname().nodename)
+    seen = []
+    t = threading.Thread(target=lambda: seen.append(f"{splitbrain.current()} {os.uname().nodename}"))
+    t.start()
+    t.join()
+    say("thread started in b", seen[0])
+    pid = os.fork()
+    if pid == 0:
+        say("child forked in b", splitbrain.current(), os.uname().nodename)
+        os._exit(0)
+    os.waitpid(pid, 0)
+platform._uname_cache = None   # platform.uname() asks the kernel once per process: forget it
+say("outside", splitbrain.current(), platform.node(), os.uname().nodename, socket.gethostname(),
+    hostname_file())
+with splitbrain.remote():
+    say("first target", splitbrain.current(), os.uname().nodename)
+try:
+    with splitbrain.remote("nope"):
+        say("entered nope?!")
+except splitbrain.UnknownTarget as e:
+    say("unknown target:", e.strerror, e.errno == errno.ENOENT, isinstance(e, LookupError))
+say("end", splitbrain.current())
+"""
+
+PY_SCOPE_REMOTE_MODE = r"""
+import os, splitbrain
+print("start", splitbrain.current(), os.uname().nodename)
+with splitbrain.local():
+    print("local", splitbrain.current(), os.uname().nodename)
+print("end", splitbrain.current(), os.uname().nodename)
+"""
+
+
+def case_scope_python(ctx):
+    """The Python module under python3 run by sbrun: `with splitbrain.remote("b"):
+    platform.node()` is B's name and outside it A's (--mode local); nested local(), a thread and
+    a forked child inherit; remote() enters the first target; an unknown target raises
+    UnknownTarget (a LookupError); local() inside --mode remote is A. Outside sbrun the module
+    raises NotUnderSbrun."""
+    a_node, a_file = a_identity()
+    env = dict(ENV, PYTHONPATH=PYTHON_API_DIR)
+    r = run([SYS_PYTHON, "-c", PY_SCOPE], env=env)
+    log(f"[outside sbrun]\n{r.describe()}")
+    check(r.rc == 1 and "splitbrain.NotUnderSbrun: splitbrain: not running under sbrun "
+          "(SB_CONTROL_FD is not set)" in r.err and r.out == "available False\n",
+          "outside sbrun the module must raise NotUnderSbrun")
+    if ctx.native_only:
+        return
+    agent = ctx.agent(prepare=B_ETC_HOSTNAME)
+    b = B_HOSTNAME
+    expected = [
+        "available True",
+        "start local",
+        f"in b b {b} {b} {b} {b}",
+        f"local in b local {a_node} {a_file}",
+        f"back in b b {b}",
+        f"thread started in b b {b}",
+        f"child forked in b b {b}",
+        f"outside local {a_node} {a_node} {a_node} {a_file}",
+        f"first target b {b}",
+        "unknown target: splitbrain: no target named 'nope' True True",
+        "end local",
+    ]
+    t = run(scope_sbrun_argv(ctx, agent, "local", [SYS_PYTHON, "-c", PY_SCOPE]), env=env,
+            cwd=ctx.tmp)
+    check_lines(t, expected, "sbrun --mode local")
+    # --mode remote: the program starts in b. The module itself is read here (--local).
+    t = run(scope_sbrun_argv(ctx, agent, "remote", [SYS_PYTHON, "-c", PY_SCOPE_REMOTE_MODE],
+                             extra=["--local", PYTHON_API_DIR]), env=env, cwd=ctx.tmp)
+    check_lines(t, [f"start b {b}", f"local local {a_node}", f"end b {b}"], "sbrun --mode remote")
+    check(agent.alive(), "the agent died\n" + agent.log_tail())
+
+
+def case_scope_cxx(ctx):
+    """The C++ guards: splitbrain::Scope{"b"} switches uname and /etc/hostname to B for its
+    lifetime, a nested LocalScope back to A, a std::thread started inside inherits b, a default
+    Scope enters the first target, and Scope{"nope"} throws std::system_error (ENOENT) with a
+    clear message. Outside sbrun the first call throws "not running under sbrun"."""
+    helper = os.path.abspath(os.path.join(ctx.helpers_dir or "", "scope_cxx"))
+    need_binary(helper, "helper scope_cxx (--helpers-dir)")
+    a_node, a_file = a_identity()
+    r = run([helper, "b"])
+    log(f"[outside sbrun]\n{r.describe()}")
+    check(r.rc == 1 and r.out == "available: no\nunexpected: splitbrain: not running under sbrun "
+          "(SB_CONTROL_FD is not set): Function not implemented\n",
+          "outside sbrun the guards must throw 'not running under sbrun'")
+    if ctx.native_only:
+        return
+    agent = ctx.agent(prepare=B_ETC_HOSTNAME)
+    b = B_HOSTNAME
+    expected = [
+        "available: yes",
+        f"start: local {a_node} {a_file}",
+        f"in target: b {b} {b}",
+        f"local inside target: local {a_node} {a_file}",
+        f"back in target: b {b} {b}",
+        f"thread started in target: b {b}",
+        f"after target: local {a_node} {a_file}",
+        f"in the first target: b {b} {b}",
+        f"end: local {a_node} {a_file}",
+        "unknown target: splitbrain: no target named 'nope': No such file or directory "
+        "(errno ENOENT)",
+    ]
+    t = run(scope_sbrun_argv(ctx, agent, "local", [helper, "b"]), cwd=ctx.tmp)
+    check_lines(t, expected, "sbrun --mode local")
+    check(agent.alive(), "the agent died\n" + agent.log_tail())
+
+
+# ---------------------------------------------------------------------------------------------
 
 def build_cases():
     cases = {}   # name -> (function, needs namespaces+ptrace)
@@ -1706,6 +1903,9 @@ def build_cases():
     cases["pipeline-sigpipe"] = (case_pipeline_sigpipe, True)
     cases["background-kill"] = (case_background_kill, True)
     cases["agent-clean"] = (case_agent_clean, True)
+    cases["scope-threads"] = (case_scope_threads, True)
+    cases["scope-python"] = (case_scope_python, True)
+    cases["scope-cxx"] = (case_scope_cxx, True)
     cases["scopes-nested"] = (case_scopes_nested, True)
     cases["control-fd"] = (case_control_fd, True)
     cases["attach"] = (case_attach, True)
