@@ -159,9 +159,17 @@ kj::Promise<Outcome> spawnRemote(Call& c, Remote where, uint64_t argvAddr, uint6
   for (size_t i = 0; i < argv.size(); ++i) {
     a.set(i, bytes(argv[i]));
   }
-  auto e = spec.initEnvp(envp.size());
-  for (size_t i = 0; i < envp.size(); ++i) {
-    e.set(i, bytes(envp[i]));
+  // The control fd is sbrun's, here: a program on B has none (and must not write scope
+  // commands into whatever fd has that number there).
+  kj::Vector<capnp::Data::Reader> passed;
+  for (auto& var : envp) {
+    if (!var.startsWith("SB_CONTROL_FD=")) {
+      passed.add(bytes(var));
+    }
+  }
+  auto e = spec.initEnvp(passed.size());
+  for (size_t i = 0; i < passed.size(); ++i) {
+    e.set(i, passed[i]);
   }
   spec.setCwd(cwdNode(c.task, target));
   spec.setUmask(umaskOf(c.task.tid));

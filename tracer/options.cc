@@ -223,6 +223,9 @@ Options parseOptions(int argc, char** argv) {
     if (o.targets[i].name.size() == 0) {
       o.targets[i].name = kj::str("target", i + 1);
     }
+    if (o.targets[i].name.size() > 255) {
+      usageError("a target name must be at most 255 bytes");
+    }
     if (o.targets[i].name == "local") {
       usageError("a target cannot be named 'local': that name is the local scope");
     }
