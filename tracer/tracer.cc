@@ -337,6 +337,11 @@ void Tracer::startControlChannel() {
   fcntl(in, F_SETFD, FD_CLOEXEC);
   if (out >= 0) {
     fcntl(out, F_SETFD, FD_CLOEXEC);
+    // Answers must never block the tracer (and every traced thread with it).
+    int flags = fcntl(out, F_GETFL);
+    if (flags >= 0) {
+      fcntl(out, F_SETFL, flags | O_NONBLOCK);
+    }
   }
   auto channel = kj::heap<ControlChannel>(*this, *io.lowLevelProvider, in, out);
   auto& ch = *channel;
