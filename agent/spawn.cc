@@ -315,12 +315,19 @@ int64_t forkChild(SpawnPlan& plan, const Confinement& conf, kj::AutoCloseFd& sta
   child.defaultAction.sa_handler = SIG_DFL;
   sigemptyset(&child.defaultAction.sa_mask);
 
-  // TODO(perf): fork copies the agent's page tables; clone(CLONE_VM | CLONE_VFORK) would not.
-  pid_t pid = fork();
+  // vfork, as posix_spawn does: fork would copy the agent's page tables, whose size grows with
+  // the message memory it keeps (main.cc), on every spawn. The child shares our memory until it
+  // execs, so it only makes syscalls and writes its own stack and `moved`; every signal stays
+  // blocked until it has reset the handlers, so none of the agent's can run in it.
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  pid_t pid = vfork();
   if (pid == 0) {
     runChild(child);
   }
   int error = errno;
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
   // The child has its copies; the agent keeps only its own ends.
   for (auto& slot: plan.slots) {
     slot.childEnd = kj::AutoCloseFd();
