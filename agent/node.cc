@@ -3,6 +3,8 @@
 
 #include "node.h"
 
+#include <sys/ioctl.h>
+
 #include <poll.h>
 #include <sys/file.h>
 #include <sys/sendfile.h>
@@ -834,6 +836,74 @@ kj::Promise<void> NodeImpl::copyTo(CopyToContext context) {
         results.setDstOffset(offsets[1]);
         return kj::READY_NOW;
       });
+}
+
+// ---------------------------------------------------------------------------------------------
+// ioctl
+
+namespace {
+
+constexpr uint32_t MAX_IOCTL_PAYLOAD = 1 << 16;  // _IOC sizes are 14 bits; tables stay below
+
+WorkResult runIoctl(int fd, unsigned long request, uint64_t arg, bool pointer,
+                    kj::Array<kj::byte> buffer, uint32_t outSize) {
+  WorkResult w;
+  if (!pointer) {
+    w.result = sysResult(::ioctl(fd, request, arg));
+    return w;
+  }
+  w.result = sysResult(::ioctl(fd, request, buffer.begin()));
+  if (w.result >= 0) {
+    w.data = kj::mv(buffer);
+    w.offsets[0] = outSize;  // how many of the bytes answer
+  }
+  return w;
+}
+
+}  // namespace
+
+kj::Promise<void> NodeImpl::ioctl(IoctlContext context) {
+  auto params = context.getParams();
+  int f = fdOrError();
+  auto results = context.getResults();
+  if (f < 0) {
+    results.setResult(f);
+    return kj::READY_NOW;
+  }
+  auto in = params.getData();
+  uint32_t outSize = params.getOutSize();
+  if (in.size() > MAX_IOCTL_PAYLOAD || outSize > MAX_IOCTL_PAYLOAD) {
+    results.setResult(-EINVAL);
+    return kj::READY_NOW;
+  }
+  bool pointer = params.getPointer();
+  // A buffer of its own: the work may run on a worker after the request's memory is gone.
+  auto buffer = kj::heapArray<kj::byte>(kj::max(size_t(in.size()), size_t(outSize)) + 1);
+  memset(buffer.begin(), 0, buffer.size());
+  memcpy(buffer.begin(), in.begin(), in.size());
+  unsigned long request = static_cast<unsigned long>(params.getRequest());
+  uint64_t arg = params.getArg();
+  auto answer = [context](WorkResult&& w) mutable {
+    auto results = context.getResults();
+    results.setResult(w.result);
+    if (w.result >= 0 && w.data.size() > 0) {
+      results.setData(w.data.slice(0, size_t(w.offsets[0])));
+    }
+  };
+  if (readOnly() && (!pointer || in.size() > 0)) {
+    // Only pure queries (TCGETS, FIONREAD ...) leave the device as it was.
+    results.setResult(-EROFS);
+    return kj::READY_NOW;
+  }
+  if (mayBlock()) {
+    // TCSETSW and TCSBRK wait for the output to drain; a terminal may take its time.
+    context.allowCancellation();
+    return runBlocking([request, arg, pointer, buffer = kj::mv(buffer), outSize](int fd) mutable {
+      return runIoctl(fd, request, arg, pointer, kj::mv(buffer), outSize);
+    }).then(kj::mv(answer));
+  }
+  answer(runIoctl(f, request, arg, pointer, kj::mv(buffer), outSize));
+  return kj::READY_NOW;
 }
 
 }  // namespace sb

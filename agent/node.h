@@ -143,6 +143,7 @@ public:
   kj::Promise<void> path(PathContext context) override;
   kj::Promise<void> chdirCheck(ChdirCheckContext context) override;
   kj::Promise<void> releaseLocks(ReleaseLocksContext context) override;
+  kj::Promise<void> ioctl(IoctlContext context) override;
 
 private:
   kj::Own<SessionState> session;

@@ -376,4 +376,12 @@ interface Node {
   # What chdir(2) would say about this directory node: ENOTDIR, EACCES (no search permission).
   releaseLocks @36 (owner :Int32) -> (result :Int64);
   # Process `owner` closed an fd of this node's file: POSIX drops all its locks on that file.
+
+  ioctl @37 (request :UInt64, arg :UInt64, pointer :Bool, data :Data, outSize :UInt32)
+      -> (result :Int64, data :Data);
+  # ioctl(2) with the request number of the agent's ABI, which the client has checked is its
+  # own (raw payload bytes are only meaningful between equal ABIs). `pointer` false: `arg` is
+  # passed by value. `pointer` true: the agent passes a buffer of max(data.size, outSize) bytes
+  # holding `data` (zero-filled after it) and answers its first `outSize` bytes. The client only
+  # sends requests whose payload holds no pointers (see tracer/ioctl_table.h).
 }

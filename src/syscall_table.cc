@@ -38,7 +38,7 @@ const SyscallRow ROWS[] = {
     {13, "rt_sigaction", LOCAL},
     {14, "rt_sigprocmask", LOCAL},
     {15, "rt_sigreturn", PROCESS},
-    {16, "ioctl", UNHANDLED, 0, -1, -1, ENOTTY, false, true},
+    {16, "ioctl", FD, 0, -1, -1, 0, false, true},
     {17, "pread64", FD, 0, -1, -1, 0, false, true},
     {18, "pwrite64", FD, 0, -1, -1, 0, false, true},
     {19, "readv", FD, 0, -1, -1, 0, false, true},

@@ -16,6 +16,7 @@
 #include <kj/debug.h>
 
 #include "handler_support.h"
+#include "ioctl_table.h"
 #include "stub_protocol.h"
 
 namespace sb {
@@ -74,16 +75,78 @@ kj::Promise<Outcome> hUnshare(Call& c) {
   }});
 }
 
+// ioctl (ioctl_table.h): marshalled to the agent when the table or the request's encoding says
+// exactly what its payload is; otherwise ENOTTY and a note, never a guess.
+kj::Promise<Outcome> hIoctl(Call& c) {
+  KJ_IF_MAYBE(f, remoteFd(c, 0)) {
+    uint64_t request = c.arg(1);
+    uint64_t arg = c.arg(2);
+    auto plan = planIoctl(request);
+    auto refuse = [&](kj::StringPtr why) {
+      c.tracer.noteOnce(kj::str("ioctl:", ioctlName(request)),
+                        kj::str("ioctl ", ioctlName(request), " on remote '", f->path, "' ", why,
+                                ": answering ENOTTY"));
+      return done(-ENOTTY);
+    };
+    switch (plan.kind) {
+      case IoctlKind::LOCAL:
+        return local();
+      case IoctlKind::REFUSE:
+        return done(-plan.err);
+      case IoctlKind::UNKNOWN:
+        return refuse("is not marshalled (sbrun does not know its payload)");
+      case IoctlKind::VALUE:
+      case IoctlKind::POINTER:
+        break;
+    }
+    if (f->target.welcome().getArch() != "x86_64") {
+      // Request numbers and payload layouts are the ABI's: raw bytes only between equal ones.
+      return refuse(kj::str("cannot cross to an agent of another ABI (",
+                            f->target.welcome().getArch(), ")"));
+    }
+    if (f->control) {
+      return done(-ENOTTY);
+    }
+    auto req = f->node.ioctlRequest();
+    req.setRequest(static_cast<uint32_t>(request));
+    req.setArg(arg);
+    bool pointer = plan.kind == IoctlKind::POINTER;
+    req.setPointer(pointer);
+    if (pointer && plan.in > 0) {
+      auto data = req.initData(plan.in);
+      if (c.mem().read(arg, data) < 0) {
+        return done(-EFAULT);
+      }
+    }
+    if (pointer && plan.out > 0) {
+      // The kernel would fail on an unwritable buffer before acting: so do we.
+      kj::byte probe;
+      if (c.mem().read(arg, kj::arrayPtr(&probe, 1)) < 0) {
+        return done(-EFAULT);
+      }
+    }
+    req.setOutSize(pointer ? plan.out : 0);
+    c.interruptible = mayBlock(f->type);  // TCSETSW, TCSBRK and TIOCMIWAIT wait for the line
+    uint32_t out = plan.out;
+    return send(c, f->target, req).then([&c, arg, out, pointer](auto reply) -> Outcome {
+      int64_t r = reply.getResult();
+      if (r < 0 || !pointer || out == 0) {
+        return Complete{r};
+      }
+      auto data = reply.getData();
+      KJ_REQUIRE(data.size() <= out, "agent answered an ioctl with more bytes than asked");
+      return Complete{putBytes(c, arg, data, r)};
+    });
+  }
+  return local();
+}
+
 // seccomp: trapped only so that sbrun can recognise the guard filter it injects itself
 // (Tracer::onInjectedSeccomp); the program's own calls run as they are.
 kj::Promise<Outcome> hSeccomp(Call&) { return local(); }
 
 // ---------------------------------------------------------------------------------------------
 // Calls with no remote implementation yet.
-
-bool isTerminalQuery(uint64_t request) {
-  return request == TCGETS || request == TIOCGWINSZ || request == TIOCGPGRP;
-}
 
 kj::Promise<Outcome> hUnhandled(Call& c) {
   const SyscallRow& row = *c.row;
@@ -108,17 +171,10 @@ kj::Promise<Outcome> hUnhandled(Call& c) {
   }
   KJ_IF_MAYBE(f, file) {
     what = kj::str("'", f->path, "'");
-    // isatty() on a remote file: not a terminal is the exact answer for non-devices.
-    if (c.nr == SYS_ioctl && isTerminalQuery(c.arg(1)) &&
-        f->type != proto::FileType::CHAR_DEVICE) {
-      return done(-ENOTTY);
-    }
   }
-  c.tracer.noteOnce(kj::str(row.name, c.nr == SYS_ioctl ? kj::str(":", c.arg(1)) : kj::str()),
-                    kj::str(row.name,
-                            c.nr == SYS_ioctl ? kj::str(" request 0x", kj::hex(c.arg(1))) : kj::str(),
-                            " on remote ", what, " is not supported yet: answering ",
-                            strerrorname_np(row.remoteErrno)));
+  c.tracer.noteOnce(kj::str(row.name), kj::str(row.name, " on remote ", what,
+                                               " is not supported yet: answering ",
+                                               strerrorname_np(row.remoteErrno)));
   return done(-row.remoteErrno);
 }
 
@@ -130,6 +186,7 @@ const HandlerEntry HERE_HANDLERS[] = {
     {SYS_reboot, hIdentityChange},
     {SYS_unshare, hUnshare},
     {SYS_seccomp, hSeccomp},
+    {SYS_ioctl, hIoctl},
 };
 
 }  // namespace

@@ -797,6 +797,34 @@ def case_eacces(ctx):
     conformance_case("errno_eacces", ["expect-eacces"], as_nobody=True)(ctx)
 
 
+def case_pty_remote(ctx):
+    """A serial line on B: conf_pty_serial opens /dev/ptmx and the slave under /dev/pts on the
+    agent (--remote rules over the local defaults), configures it with termios, moves data both
+    ways and queries it; every ioctl is marshalled to B (the trace shows them on the target) and
+    the output is the native run's on B, errnos included."""
+    agent = ctx.agent()
+    check(ctx.conformance_dir, "--conformance-dir is required")
+    prog = os.path.abspath(os.path.join(ctx.conformance_dir, "conf_pty_serial"))
+    need_binary(prog, "conformance program pty_serial")
+    empty_tree(agent)
+    native = agent.nsenter([prog, WORK], timeout=60)
+    log(f"[native on B]\n{native.describe()}")
+    check(native.rc == 0 and native.out.endswith("EXIT-SUCCESS\n"), "native run failed")
+    if ctx.native_only:
+        return
+    empty_tree(agent)
+    trace = os.path.join(ctx.tmp, "pty.trace")
+    t = ctx.traced(agent, [prog, WORK], timeout=60,
+                   extra=("--remote", "/dev/ptmx", "--remote", "/dev/pts", f"--trace={trace}"))
+    log(f"[traced via sbrun]\n{t.describe()}")
+    check(t.rc == 0 and t.out == native.out, "sbrun: not as on B")
+    with open(trace) as f:
+        lines = [l for l in f if "ioctl(" in l]
+    log("".join(lines[:5]))
+    check(len(lines) >= 10, f"only {len(lines)} ioctls reached the target")
+    check("not marshalled" in t.err, "the unknown request must be named once on stderr")
+
+
 def case_root(ctx):
     """--root confines every path: the tree is the agent's /, and nothing escapes it."""
     conf = B_ROOT + "/confined"
@@ -1886,6 +1914,7 @@ def build_cases():
             cases["conformance-" + name] = (conformance_case(name), True)
     cases["eacces"] = (case_eacces, True)
     cases["root"] = (case_root, True)
+    cases["pty-remote"] = (case_pty_remote, True)
     cases["local-target"] = (case_local_target, True)
     cases["unreachable"] = (case_unreachable, False)
     cases["tcp-token"] = (case_tcp_token, True)
