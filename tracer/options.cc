@@ -85,7 +85,8 @@ chmod, chown, truncate, fallocate, fsync, fdatasync, utime family, mknod, xattrs
 fcntl, flock, chdir, fchdir, getcwd, sendfile, copy_file_range, uname. Programs that the
 program executes inside a remote scope run on the target, through a local stand-in (sb-stub)
 that relays their stdio, signals and exit status; sockets stay local. A call that cannot act on a
-remote fd yet (ioctl, mmap, ...) fails with a clear errno and a one-time note on stderr.
+remote fd yet (mmap, an ioctl sbrun cannot marshal exactly, ...) fails with a clear errno and
+a one-time note on stderr. ioctl is marshalled for terminal, serial and block requests.
 
 Examples:
   sbrun -- cat /etc/hostname                         # B's file, via an embedded local agent
