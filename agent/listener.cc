@@ -231,11 +231,21 @@ kj::Promise<void> Listener::serve(kj::Own<kj::AsyncIoStream> stream, kj::String 
   ++connections;
   options.log.info("{}: connected", peer.cStr());
   auto bootstrap = kj::heap<AgentImpl>(agent, options, kj::heapString(peer));
+  // A peer that never completes a handshake (silent, or refused and lingering) is dropped.
+  auto deadline =
+      bootstrap->whenHandshaken()
+          .then([]() -> kj::Promise<void> { return kj::NEVER_DONE; })
+          .exclusiveJoin(io.provider->getTimer().afterDelay(options.handshakeTimeout).then(
+              [this, peer = kj::heapString(peer)]() {
+                options.log.warn("{}: no handshake within the timeout: dropped", peer.cStr());
+              }));
   auto connection = kj::heap<Connection>(kj::mv(stream), kj::mv(bootstrap));
   auto disconnected = connection->network.onDisconnect();
   // Destroying the connection drops every capability it exported: each Node closes its fd, and
   // in-flight worker calls are cancelled.
-  return disconnected.attach(kj::mv(connection)).then([this, peer = kj::mv(peer)]() {
+  return disconnected.exclusiveJoin(kj::mv(deadline))
+      .attach(kj::mv(connection))
+      .then([this, peer = kj::mv(peer)]() {
     --connections;
     options.log.info("{}: disconnected; its session and files are closed", peer.cStr());
   });

@@ -74,6 +74,10 @@ public:
             "Run in new UTS and mount namespaces with hostname <name> (a user namespace first "
             "when not root), so clients see a visibly different machine. Fails clearly when "
             "namespaces are not available.")
+        .addOptionWithArg({"handshake-timeout"}, KJ_BIND_METHOD(*this, setHandshakeTimeout),
+            "<seconds>",
+            "Drop a connection that has not completed a handshake within <seconds> (default "
+            "10): a silent or refused peer cannot hold a connection open.")
         .addOptionWithArg({"ready-fd"}, KJ_BIND_METHOD(*this, setReadyFd), "<n>",
             "Once listening, write \"ready ADDRESS\\n\" (with the real TCP port) to file "
             "descriptor <n> and close it, so a script or test can wait for the agent.")
@@ -96,6 +100,17 @@ private:
   kj::Maybe<kj::String> hostname;
   kj::Maybe<int> readyFd;
   bool verbose = false;
+  kj::Duration handshakeTimeout = 10 * kj::SECONDS;
+
+  kj::MainBuilder::Validity setHandshakeTimeout(kj::StringPtr text) {
+    char* end = nullptr;
+    double seconds = strtod(text.cStr(), &end);
+    if (text.size() == 0 || *end != '\0' || !(seconds > 0) || seconds > 86400) {
+      return kj::str("--handshake-timeout ", text, ": expected seconds, e.g. 10 or 0.5");
+    }
+    handshakeTimeout = int64_t(seconds * 1000) * kj::MILLISECONDS;
+    return true;
+  }
 
   kj::MainBuilder::Validity setStdio() {
     stdio = true;
@@ -220,6 +235,7 @@ private:
     Reaper reaper(executor);
     AgentContext agent{*confinement, executor, reaper, readOnly};
     AgentOptions options{kj::mv(token), log};
+    options.handshakeTimeout = handshakeTimeout;
     Listener listener(io, agent, options);
 
     KJ_IF_MAYBE(address, listenAddress) {

@@ -29,6 +29,12 @@ bool tokensEqual(kj::ArrayPtr<const kj::byte> a, kj::ArrayPtr<const kj::byte> b)
 AgentImpl::AgentImpl(AgentContext& context, const AgentOptions& options, kj::String peer)
     : agent(context), options(options), peer(kj::mv(peer)) {}
 
+kj::Promise<void> AgentImpl::whenHandshaken() {
+  auto paf = kj::newPromiseAndFulfiller<void>();
+  handshaken = kj::mv(paf.fulfiller);
+  return kj::mv(paf.promise);
+}
+
 kj::Promise<void> AgentImpl::handshake(HandshakeContext context) {
   auto hello = context.getParams().getHello();
   kj::StringPtr client = hello.getClientName();
@@ -68,6 +74,10 @@ kj::Promise<void> AgentImpl::handshake(HandshakeContext context) {
   results.setSession(kj::heap<SessionImpl>(kj::refcounted<SessionState>(agent)));
   options.log.info("{}: session for {} (client arch {})", peer.cStr(), client.cStr(),
                    hello.getClientArch().cStr());
+  KJ_IF_MAYBE(f, handshaken) {
+    (*f)->fulfill();
+    handshaken = nullptr;
+  }
   return kj::READY_NOW;
 }
 

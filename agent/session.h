@@ -22,12 +22,17 @@ namespace sb {
 struct AgentOptions {
   kj::Maybe<kj::String> token;  // --token-file content, trailing newline stripped
   const Log& log;
+  // A connection that has not completed a handshake by then is dropped (a silent peer must not
+  // hold a connection, and its memory, forever).
+  kj::Duration handshakeTimeout = 10 * kj::SECONDS;
 };
 
 class AgentImpl final: public proto::Agent::Server {
 public:
   // `peer` names the connection in logs ("unix peer pid 42", "tcp 10.0.0.2:5512", "stdio").
   AgentImpl(AgentContext& context, const AgentOptions& options, kj::String peer);
+  // Fulfilled by the first successful handshake.
+  kj::Promise<void> whenHandshaken();
 
   kj::Promise<void> handshake(HandshakeContext context) override;
 
@@ -35,6 +40,7 @@ private:
   AgentContext& agent;
   const AgentOptions& options;
   kj::String peer;
+  kj::Maybe<kj::Own<kj::PromiseFulfiller<void>>> handshaken;
 };
 
 class SessionImpl final: public proto::Session::Server {

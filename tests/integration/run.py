@@ -193,8 +193,10 @@ print(json.dumps(out))
 class Agent:
     """A real sbagent in its own UTS and mount namespaces, listening on a unix socket on A."""
 
-    def __init__(self, ctx, hostname=B_HOSTNAME, root=None, as_nobody=False, prepare=""):
+    def __init__(self, ctx, hostname=B_HOSTNAME, root=None, as_nobody=False, prepare="",
+                 args=()):
         self.ctx = ctx
+        self.args = list(args)    # more sbagent options
         self.hostname = hostname
         self.root = root
         self.as_nobody = as_nobody
@@ -216,6 +218,7 @@ class Agent:
         argv = [self.ctx.sbagent, "--listen", "unix:" + self.sock]
         if self.root:
             argv += ["--root", self.root]
+        argv += self.args
         rfd, wfd = os.pipe()
         argv += ["--ready-fd", str(wfd)]
         if self.as_nobody:
@@ -795,6 +798,37 @@ def conformance_case(name, extra_args=(), as_nobody=False):
 def case_eacces(ctx):
     """The agent runs as nobody: B refuses what nobody may not do, although sbrun runs as root."""
     conformance_case("errno_eacces", ["expect-eacces"], as_nobody=True)(ctx)
+
+
+def case_silent_peer(ctx):
+    """A peer that connects and never completes a handshake is dropped after
+    --handshake-timeout (the agent closes the connection), the agent lives on, and a real client
+    is served meanwhile and afterwards."""
+    agent = ctx.agent(prepare=B_ETC_HOSTNAME, args=["--handshake-timeout", "1"])
+    if ctx.native_only:
+        return
+    need_binary(ctx.sbrun, "sbrun")
+    empty_tree(agent)
+    silent = []
+    for _ in range(3):
+        s = socket.socket(socket.AF_UNIX)
+        s.connect(agent.sock)
+        silent.append(s)
+    start = time.monotonic()
+    t = ctx.traced(agent, ["cat", "/etc/hostname"], timeout=30)
+    check(t.rc == 0 and t.out == B_HOSTNAME + "\n", f"a real client was not served\n{t.describe()}")
+    for s in silent:
+        s.settimeout(10)
+        data = s.recv(16)
+        s.close()
+        check(data == b"", f"the agent answered a silent peer: {data!r}")
+    took = time.monotonic() - start
+    log(f"silent peers dropped after {took:.1f} s")
+    check(took < 8, f"silent peers were dropped only after {took:.1f} s (timeout 1 s)")
+    check(agent.alive(), "the agent died\n" + agent.log_tail())
+    check("no handshake within the timeout" in agent.log_tail(), "the drop was not logged")
+    t = ctx.traced(agent, ["cat", "/etc/hostname"], timeout=30)
+    check(t.rc == 0 and t.out == B_HOSTNAME + "\n", "a client after the drops was not served")
 
 
 def case_pty_remote(ctx):
@@ -1900,6 +1934,348 @@ def case_scope_cxx(ctx):
 
 
 # ---------------------------------------------------------------------------------------------
+# Transports (sbrun(1) --target): ssh://[USER@]HOST[:PORT][/PATH] against a real sshd that the
+# case starts on a loopback port of its own choosing, with its own config, host key and
+# authorized_keys (never the system's sshd, never a non-loopback address); and exec:COMMAND.
+
+SSHD = "/usr/sbin/sshd"
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def free_loopback_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def become_subreaper():
+    """Makes this harness the subreaper of everything it starts: a process that sbrun leaves
+    behind unreaped then turns up as the harness's child (see orphans())."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        raise Failure(f"prctl(PR_SET_CHILD_SUBREAPER): {os.strerror(ctypes.get_errno())}")
+
+
+def orphans(comms, keep=()):
+    """Children of the harness that it did not start itself (keep: pids it did) and whose
+    command name is in comms (what sbrun starts: `ssh`, `sh` for exec:): processes that sbrun
+    left behind unreaped, alive or zombie, as 'PID STATE COMM ARGV'. (Their own children, which
+    sbrun cannot reap, do not count.) Zombies are reaped here, so the next check starts clean."""
+    found = []
+    me = os.getpid()
+    for p in proc_table().values():
+        if p["ppid"] != me or p["pid"] in keep:
+            continue
+        try:
+            with open(f"/proc/{p['pid']}/comm") as f:
+                comm = f.read().strip()
+        except OSError:
+            comm = "?"
+        if comm in comms:
+            found.append(f"{p['pid']} {p['state']} {comm} {shlex.join(p['argv'])}")
+        if p["state"] == "Z":
+            try:
+                os.waitpid(p["pid"], os.WNOHANG)
+            except ChildProcessError:
+                pass
+    return found
+
+
+class Sshd:
+    """A real sshd on 127.0.0.1:PORT, in the foreground (-D -e), with everything in the case's
+    temp dir: config, host key, and an authorized_keys that lets root in with `self.key` only
+    (`self.wrong_key` is a key sshd has never seen)."""
+
+    def __init__(self, ctx):
+        if os.geteuid() != 0:
+            raise Skip("needs root: sshd's privilege separation, and a login as root")
+        for tool in (SSHD, shutil.which("ssh"), shutil.which("ssh-keygen")):
+            if not tool or not os.access(tool, os.X_OK):
+                raise Skip("openssh-server and openssh-client are needed (scripts/test installs "
+                           "them): no sshd, ssh or ssh-keygen here")
+        self.ctx = ctx
+        self.dir = os.path.join(ctx.tmp, "ssh")
+        os.makedirs(self.dir)
+        self.host_key = os.path.join(self.dir, "host_ed25519")
+        self.key = os.path.join(self.dir, "id_ed25519")
+        self.wrong_key = os.path.join(self.dir, "wrong_ed25519")
+        for path in (self.host_key, self.key, self.wrong_key):
+            r = run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "sb-int", "-f", path],
+                    timeout=30)
+            check(r.rc == 0, "ssh-keygen failed\n" + r.describe())
+        self.authorized = os.path.join(self.dir, "authorized_keys")
+        shutil.copy(self.key + ".pub", self.authorized)
+        os.makedirs("/run/sshd", mode=0o755, exist_ok=True)   # sshd's privilege separation dir
+        self.logpath = os.path.join(self.dir, "sshd.log")
+        self.extra_config = ""
+        self.proc = None
+        ctx.cleanups.append(self.stop)
+        # The port is free when picked; another process could take it before sshd binds it, so
+        # a failed start tries another one.
+        for attempt in range(5):
+            self.port = free_loopback_port()
+            if self.start():
+                return
+        raise Failure(f"sshd did not start\n{self.log_tail()}")
+
+    def start(self):
+        self.config = os.path.join(self.dir, "sshd_config")
+        with open(self.config, "w") as f:
+            f.write(f"""# sbrun integration test: loopback only, keys only, this case's files only
+ListenAddress 127.0.0.1
+Port {self.port}
+HostKey {self.host_key}
+AuthorizedKeysFile {self.authorized}
+PermitRootLogin prohibit-password
+PubkeyAuthentication yes
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+StrictModes no
+UsePAM no
+UseDNS no
+PrintMotd no
+PidFile none
+LogLevel VERBOSE
+{self.extra_config}""")
+        logf = open(self.logpath, "ab")
+        self.proc = subprocess.Popen([SSHD, "-f", self.config, "-D", "-e"],
+                                     stdin=subprocess.DEVNULL, stdout=logf,
+                                     stderr=subprocess.STDOUT, env=ENV)
+        logf.close()
+        log(f"[sshd] pid {self.proc.pid} on 127.0.0.1:{self.port}")
+
+        def listening():
+            if self.proc.poll() is not None:
+                return "exited"
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
+                    s.settimeout(2)
+                    return "up" if s.recv(64).startswith(b"SSH-") else None
+            except OSError:
+                return None
+        state = wait_for(listening, 20)
+        if state == "up":
+            return True
+        log(f"[sshd] not listening ({state})\n{self.log_tail()}")
+        self.stop()
+        return False
+
+    def env(self, key=None):
+        """sbrun's environment: SB_SSH with this case's key, no user ssh config, no known_hosts."""
+        ssh = (f"ssh -F /dev/null -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null "
+               f"-o LogLevel=ERROR -i {key or self.key}")
+        return dict(ENV, SB_SSH=ssh)
+
+    def log_tail(self):
+        try:
+            with open(self.logpath, "rb") as f:
+                return ("--- sshd log ---\n" + f.read()[-4000:].decode(errors="replace")
+                        + "--- end of sshd log ---")
+        except OSError:
+            return "(no sshd log)"
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+
+def b_wrapper(ctx, path, hostname, agent):
+    """A script that plays machine B's sbagent: the agent in new UTS and mount namespaces, with
+    hostname HOSTNAME and an /etc/hostname of its own (`HOSTNAME-etc`), which only B sees."""
+    etc = os.path.join(os.path.dirname(path), f"{hostname}.etc-hostname")
+    inner = (f"hostname {hostname} && echo {hostname}-etc > {etc} && "
+             f"mount --bind {etc} /etc/hostname && exec {agent} \"$@\"")
+    with open(path, "w") as f:
+        f.write("#!/bin/sh\n"
+                f"exec unshare --uts --mount --propagation private sh -c {shlex.quote(inner)} "
+                "sh \"$@\"\n")
+    os.chmod(path, 0o755)
+
+
+# The program run on A in the ssh-target and exec-target cases: B's identity, a write on B.
+TRANSPORT_PROGRAM = "uname -n; cat /etc/hostname; echo written-from-A > written.txt; cat written.txt"
+
+
+def check_transport_run(ctx, t, hostname, out_dir):
+    check(t.rc == 0, "sbrun failed")
+    check(t.out.splitlines() == [hostname, f"{hostname}-etc", "written-from-A"],
+          f"the program did not see B ({hostname}) or its write")
+    with open(os.path.join(out_dir, "written.txt")) as f:
+        check(f.read() == "written-from-A\n", "the write did not land")
+    check(run(["uname", "-n"]).out.strip() != hostname, "A's hostname changed")
+    with open("/etc/hostname") as f:
+        check(f.read().strip() != f"{hostname}-etc", "A's /etc/hostname changed")
+
+
+def check_nothing_left(what, needle, comms, keep=()):
+    """After sbrun: within 5 s no process (but those in keep) whose command line mentions needle
+    (a path unique to the case: ssh's key, the remote shell's command, the agent's own name),
+    and no child of sbrun named in comms left unreaped for the harness (its subreaper)."""
+    def running():
+        return [f"{p['pid']} {shlex.join(p['argv'])}" for p in proc_table().values()
+                if p["pid"] not in keep and needle and needle in " ".join(p["argv"])]
+    wait_for(lambda: not running(), 5)
+    left = running()
+    check(not left, f"{what}: still running after sbrun exited: {left}")
+    stray = orphans(comms, keep)
+    check(not stray, f"{what}: sbrun exited without reaping its children: {stray}")
+
+
+def agent_alias(ctx, directory):
+    """A symlink to sbagent in the case's directory: the agent's command line then names the
+    case, so check_nothing_left can tell it from the agents of cases running in parallel."""
+    path = os.path.join(directory, "sbagent")
+    os.symlink(ctx.sbagent, path)
+    return path
+
+
+def case_ssh_target(ctx):
+    """--target ssh://root@127.0.0.1:PORT/PATH: sbrun runs `ssh ... PATH --stdio` (SB_SSH adds
+    the case's key) and speaks to the agent over ssh's stdin/stdout, through a real sshd on a
+    loopback port with its own keys. PATH is a wrapper that puts the agent in namespaces of its
+    own (hostname board-s, its own /etc/hostname), so the program proves it reached B through
+    ssh; its write lands; and when sbrun exits, ssh, the remote shell and the agent are gone and
+    sbrun has reaped what it started."""
+    need_binary(ctx.sbrun, "sbrun")
+    need_binary(ctx.sbagent, "sbagent")
+    become_subreaper()
+    sshd = Sshd(ctx)
+    out = os.path.join(sshd.dir, "out")
+    os.makedirs(out)
+    wrapper = os.path.join(sshd.dir, "sbagent-on-b")
+    b_wrapper(ctx, wrapper, "board-s", agent_alias(ctx, sshd.dir))
+    url = f"ssh://root@127.0.0.1:{sshd.port}{wrapper}"
+    if ctx.native_only:
+        return
+    t = run([ctx.sbrun, "-v", "--target", url, "--remote-cwd", out, "--",
+             "sh", "-c", TRANSPORT_PROGRAM], env=sshd.env(), cwd=ctx.tmp, timeout=60)
+    log(t.describe())
+    check_transport_run(ctx, t, "board-s", out)
+    check("board-s" in t.err, "sbrun -v does not name B's host")
+    with open(sshd.logpath) as f:
+        check("Accepted publickey for root from 127.0.0.1" in f.read(),
+              "sshd did not log the key login: the agent was not reached through sshd\n"
+              + sshd.log_tail())
+    check_nothing_left("ssh target", sshd.dir, {"ssh"}, keep={sshd.proc.pid})
+
+    # The same, named, with the agent found on the remote PATH (`sbagent`, no path): the
+    # wrapper's directory is put first on root's PATH through a symlink named sbagent.
+    bindir = os.path.join(sshd.dir, "bin")
+    os.makedirs(bindir)
+    os.symlink(wrapper, os.path.join(bindir, "sbagent"))
+    sshd.extra_config = f"SetEnv PATH={bindir}:{ENV['PATH']}\n"
+    sshd.stop()
+    check(sshd.start(), "sshd did not restart with the new PATH")
+    t = run([ctx.sbrun, "--target", f"b=ssh://root@127.0.0.1:{sshd.port}", "--remote-cwd", out,
+             "--", "sh", "-c", TRANSPORT_PROGRAM], env=sshd.env(), cwd=ctx.tmp, timeout=60)
+    log(t.describe())
+    check_transport_run(ctx, t, "board-s", out)
+    check_nothing_left("ssh target on PATH", sshd.dir, {"ssh"}, keep={sshd.proc.pid})
+
+
+def case_ssh_refused(ctx):
+    """ssh targets that cannot work fail with exit 125, a message that names the target and how
+    ssh ended, and ssh's own message (stderr is passed through), without hanging: a key sshd does
+    not know, an agent path that does not exist there, a closed port, and a server that accepts
+    the connection but never speaks (CONNECT_TIMEOUT, 10 s, stops ssh)."""
+    need_binary(ctx.sbrun, "sbrun")
+    need_binary(ctx.sbagent, "sbagent")
+    become_subreaper()
+    sshd = Sshd(ctx)
+    if ctx.native_only:
+        return
+    base = f"ssh://root@127.0.0.1:{sshd.port}"
+
+    def refused(url, env, says, secs=8):
+        t = run([ctx.sbrun, "--target", url, "--", "true"], env=env, cwd=ctx.tmp, timeout=60)
+        log(t.describe())
+        check(t.rc == 125, f"{url}: exit {t.rc}, expected 125")
+        check(t.secs < secs, f"{url}: took {t.secs:.1f} s, expected at most {secs}")
+        check(f"cannot connect to target 'target1' ({url})" in t.err,
+              f"{url}: the message does not name the target")
+        for s in says:
+            check(s in t.err, f"{url}: the message does not say {s!r}")
+        check_nothing_left(url, sshd.dir, {"ssh"}, keep={sshd.proc.pid})
+        return t
+
+    # A key sshd has never seen: ssh says "Permission denied", sbrun gives ssh's status.
+    refused(base + ctx.sbagent, sshd.env(sshd.wrong_key),
+            ["Permission denied (publickey)", "exited with status 255 before the handshake",
+             "could not connect or log in"])
+    # Logged in, but no agent at that path on B: the remote shell says so, status 127.
+    refused(base + "/nonexistent/sbagent", sshd.env(),
+            ["/nonexistent/sbagent", "exited with status 127", "is the agent path right"])
+    # Nothing listens on the port.
+    closed = free_loopback_port()
+    refused(f"ssh://root@127.0.0.1:{closed}", sshd.env(), ["Connection refused", "status 255"])
+    # Something listens and accepts, and never says a word: the connect timeout stops ssh.
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(4)
+    ctx.cleanups.append(silent.close)
+    url = f"ssh://root@127.0.0.1:{silent.getsockname()[1]}"
+    refused(url, sshd.env(), ["no handshake within 10 s", "(stopped it"], secs=20)
+
+
+def case_exec_target(ctx):
+    """--target 'exec:COMMAND': sbrun runs `sh -c COMMAND` and speaks to the agent over its
+    stdin/stdout. COMMAND starts the agent in new UTS and mount namespaces (the way `nsenter`,
+    `docker exec -i` or `kubectl exec -i` would reach one): the program sees hostname board-e and
+    B's /etc/hostname, its write lands, and sbrun leaves nothing running or unreaped."""
+    need_binary(ctx.sbrun, "sbrun")
+    need_binary(ctx.sbagent, "sbagent")
+    become_subreaper()
+    d = os.path.join(ctx.tmp, "exec")
+    out = os.path.join(d, "out")
+    os.makedirs(out)
+    etc = os.path.join(d, "board-e.etc-hostname")
+    inner = (f"hostname board-e && echo board-e-etc > {etc} && mount --bind {etc} /etc/hostname "
+             f"&& exec {agent_alias(ctx, d)} --stdio")
+    command = f"unshare --uts --mount --propagation private sh -c {shlex.quote(inner)}"
+    if ctx.native_only:
+        return
+    t = run([ctx.sbrun, "--target", "exec:" + command, "--remote-cwd", out, "--",
+             "sh", "-c", TRANSPORT_PROGRAM], cwd=ctx.tmp, timeout=60)
+    log(t.describe())
+    check_transport_run(ctx, t, "board-e", out)
+    check_nothing_left("exec target", d, {"sh"})
+
+
+def case_exec_fail(ctx):
+    """exec: targets that give no agent fail with exit 125 and a message naming the target and
+    how the command ended, without hanging: `false` (status 1), a command that is not found
+    (127, the shell's message passed through), and one that never answers (`sleep`: stopped
+    after the 10 s connect timeout, not left running)."""
+    need_binary(ctx.sbrun, "sbrun")
+    become_subreaper()
+    nap = f"sleep {57000 + os.getpid() % 1000}"   # this case's own, to look for afterwards
+    cases = [
+        ("exec:false", ["`sh -c false` exited with status 1 before the handshake"], 8, None),
+        ("exec:sb-int-no-such-command --stdio",
+         ["sb-int-no-such-command: not found", "exited with status 127"], 8, None),
+        ("exec:" + nap, ["no handshake within 10 s", nap, "(stopped it"], 20, nap),
+    ]
+    for url, says, secs, needle in cases:
+        t = run([ctx.sbrun, "--target", url, "--", "true"], cwd=ctx.tmp, timeout=60)
+        log(t.describe())
+        check(t.rc == 125, f"{url}: exit {t.rc}, expected 125")
+        check(t.secs < secs, f"{url}: took {t.secs:.1f} s, expected at most {secs}")
+        check(f"cannot connect to target 'target1' ({url})" in t.err,
+              f"{url}: the message does not name the target")
+        for s in says:
+            check(s in t.err, f"{url}: the message does not say {s!r}")
+        check_nothing_left(url, needle, {"sh"})
+    t = run([ctx.sbrun, "--target", "exec:", "--", "true"], cwd=ctx.tmp, timeout=30)
+    log(t.describe())
+    check(t.rc == 125 and "missing COMMAND" in t.err, "exec: with no command must be refused")
+
+
+# ---------------------------------------------------------------------------------------------
 
 def build_cases():
     cases = {}   # name -> (function, needs namespaces+ptrace)
@@ -1915,6 +2291,7 @@ def build_cases():
     cases["eacces"] = (case_eacces, True)
     cases["root"] = (case_root, True)
     cases["pty-remote"] = (case_pty_remote, True)
+    cases["silent-peer"] = (case_silent_peer, True)
     cases["local-target"] = (case_local_target, True)
     cases["unreachable"] = (case_unreachable, False)
     cases["tcp-token"] = (case_tcp_token, True)
