@@ -13,7 +13,8 @@ namespace {
 
 constexpr const char* TARGET_FORMS =
     "accepted forms: [NAME=]local[:/ROOT][?hostname=HOSTNAME], [NAME=]unix:PATH, "
-    "[NAME=]tcp://HOST:PORT (IPv6: tcp://[::1]:PORT); NAME is letters, digits, '_' or '-'";
+    "[NAME=]tcp://HOST:PORT (IPv6: tcp://[::1]:PORT), [NAME=]ssh://[USER@]HOST[:PORT][/PATH], "
+    "[NAME=]exec:COMMAND; NAME is letters, digits, '_' or '-'";
 constexpr const char* LISTEN_FORMS =
     "accepted forms: unix:PATH, tcp://HOST:PORT (IPv6: tcp://[::1]:PORT; port 0 picks a free one)";
 
@@ -126,6 +127,88 @@ void checkUnixPath(const Context& ctx, kj::StringPtr path) {
   }
 }
 
+// What follows "ssh://": [USER@]HOST[:PORT][/PATH]. Nothing here may start with '-': the user
+// and host become ssh arguments, and a leading '-' would make them options (-oProxyCommand=...).
+void parseSsh(const Context& ctx, kj::StringPtr rest, TargetUrl& url) {
+  size_t slash = findOr(rest, '/', rest.size());
+  kj::String authority = sliceOf(rest, 0, slash);
+  size_t at = findOr(authority, '@', authority.size());
+  kj::String hostPort = at == authority.size() ? kj::str(authority)
+                                               : sliceOf(authority, at + 1, authority.size());
+  if (at != authority.size()) {
+    url.user = sliceOf(authority, 0, at);
+    if (url.user.size() == 0) {
+      fail(ctx, "empty USER before '@'");
+    }
+    for (char c: url.user) {
+      if (!isHostChar(c)) {
+        fail(ctx, kj::str("user \"", url.user, "\" may only contain letters, digits, '.', '-', '_'"));
+      }
+    }
+    if (url.user.startsWith("-")) {
+      fail(ctx, kj::str("user \"", url.user, "\" must not start with '-'"));
+    }
+  }
+  if (hostPort.size() == 0) {
+    fail(ctx, "missing host after \"ssh://\"");
+  }
+  if (hostPort.startsWith("[") || findOr(hostPort, ':', hostPort.size()) == hostPort.size()) {
+    if (hostPort.startsWith("[") && hostPort.endsWith("]")) {
+      url.host = sliceOf(hostPort, 1, hostPort.size() - 1);
+      if (!isIpv6Literal(url.host)) {
+        fail(ctx, kj::str("\"", url.host, "\" in brackets is not an IPv6 address"));
+      }
+    } else if (hostPort.startsWith("[")) {
+      // "[::1]:PORT", or a malformed bracket that parseHostPort words clearly.
+      parseHostPort(ctx, hostPort, false, url.host, url.port);
+    } else {
+      url.host = kj::str(hostPort);
+      for (char c: url.host) {
+        if (!isHostChar(c)) {
+          fail(ctx, kj::str("host \"", url.host, "\" may only contain letters, digits, '.', '-', "
+                            "'_'"));
+        }
+      }
+    }
+  } else {
+    parseHostPort(ctx, hostPort, false, url.host, url.port);
+  }
+  if (url.host.startsWith("-")) {
+    fail(ctx, kj::str("host \"", url.host, "\" must not start with '-'"));
+  }
+  if (slash == rest.size()) {
+    return;  // `sbagent` on the remote PATH.
+  }
+  kj::StringPtr path = rest.slice(slash);
+  // The git convention: ssh://host/~/bin/sbagent is relative to the remote home directory.
+  url.path = path.startsWith("/~/") ? kj::str(path.slice(1)) : kj::str(path);
+  if (url.path == "/") {
+    fail(ctx, "empty agent path after the host (leave the '/' out for sbagent on the remote PATH)");
+  }
+  if (url.path.endsWith("/")) {
+    fail(ctx, kj::str("the agent path \"", url.path, "\" ends with '/': name the sbagent "
+                      "executable itself"));
+  }
+  for (char c: url.path) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
+      fail(ctx, "the agent path contains a control character");
+    }
+  }
+}
+
+void parseExec(const Context& ctx, kj::StringPtr rest, TargetUrl& url) {
+  bool blank = true;
+  for (char c: rest) {
+    if (c != ' ' && c != '\t' && c != '\n') {
+      blank = false;
+    }
+  }
+  if (blank) {
+    fail(ctx, "missing COMMAND after \"exec:\" (e.g. exec:'docker exec -i box sbagent --stdio')");
+  }
+  url.command = kj::str(rest);
+}
+
 void parseLocal(const Context& ctx, kj::StringPtr rest, TargetUrl& url) {
   // rest is what follows "local": "", ":/ROOT", "?query" or ":/ROOT?query".
   size_t query = findOr(rest, '?', rest.size());
@@ -175,7 +258,7 @@ void parseLocal(const Context& ctx, kj::StringPtr rest, TargetUrl& url) {
 TargetUrl parseTargetUrl(kj::StringPtr text) {
   Context ctx{"--target", TARGET_FORMS, text};
   TargetUrl url{TargetUrl::Kind::LOCAL, kj::str(), kj::str(), kj::str(), kj::str(), kj::str(),
-                0,                      kj::str(text)};
+                0,                      kj::str(),  kj::str(), kj::str(text)};
   if (text.size() == 0) {
     fail(ctx, "empty target");
   }
@@ -212,8 +295,11 @@ TargetUrl parseTargetUrl(kj::StringPtr text) {
     url.kind = TargetUrl::Kind::TCP;
     parseHostPort(ctx, rest.slice(6), false, url.host, url.port);
   } else if (rest.startsWith("ssh://")) {
-    // TODO(feature): start `sbagent --stdio` over ssh (DESIGN's first example).
-    fail(ctx, "ssh:// targets are not supported yet (run sbagent there and use tcp:// or unix:)");
+    url.kind = TargetUrl::Kind::SSH;
+    parseSsh(ctx, rest.slice(6), url);
+  } else if (rest.startsWith("exec:")) {
+    url.kind = TargetUrl::Kind::EXEC;
+    parseExec(ctx, rest.slice(5), url);
   } else {
     size_t colon = findOr(rest, ':', rest.size());
     if (colon == rest.size()) {

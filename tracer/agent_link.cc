@@ -6,9 +6,13 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <climits>
 
 #include <capnp/rpc.h>
 #include <fmt/core.h>
@@ -44,7 +48,288 @@ struct AgentLinkRpc {
 AgentLink::AgentLink(TargetUrl url, kj::String name, kj::String token)
     : url_(kj::mv(url)), name_(kj::mv(name)), token_(kj::mv(token)) {}
 
-AgentLink::~AgentLink() noexcept(false) {}
+AgentLink::~AgentLink() noexcept(false) {
+  if (agentPid_ > 0) {
+    // Close our end first (in the order the members would go): the child sees EOF and exits.
+    welcome_ = nullptr;
+    root_ = nullptr;
+    session_ = nullptr;
+    rpcHolder_ = nullptr;
+    stream_ = nullptr;
+    // A child that sees EOF normally exits within milliseconds (ssh: a round trip or two).
+    endChild(3000);
+  }
+}
+
+namespace {
+
+// The ssh program and its own options: $SB_SSH split on blanks (no quoting), default "ssh".
+kj::Vector<kj::String> sshCommand() {
+  kj::Vector<kj::String> words;
+  const char* env = getenv("SB_SSH");
+  kj::StringPtr text = env != nullptr ? env : "ssh";
+  size_t i = 0;
+  while (i < text.size()) {
+    while (i < text.size() && (text[i] == ' ' || text[i] == '\t')) {
+      ++i;
+    }
+    size_t start = i;
+    while (i < text.size() && text[i] != ' ' && text[i] != '\t') {
+      ++i;
+    }
+    if (i > start) {
+      words.add(kj::heapString(text.begin() + start, i - start));
+    }
+  }
+  if (words.empty()) {
+    KJ_FAIL_REQUIRE("SB_SSH is set but empty: unset it (for plain `ssh`) or give an ssh command");
+  }
+  return words;
+}
+
+bool shellSafe(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+         strchr("/._-+,:=@%", c) != nullptr;
+}
+
+// One word for a POSIX shell: as is when that is safe, else in single quotes.
+kj::String shellQuote(kj::StringPtr word) {
+  bool safe = word.size() > 0;
+  for (char c: word) {
+    safe = safe && shellSafe(c);
+  }
+  if (safe) {
+    return kj::str(word);
+  }
+  kj::Vector<char> quoted;
+  quoted.add('\'');
+  for (char c: word) {
+    if (c == '\'') {
+      quoted.addAll(kj::StringPtr("'\\''"));
+    } else {
+      quoted.add(c);
+    }
+  }
+  quoted.add('\'');
+  quoted.add('\0');
+  return kj::String(quoted.releaseAsArray());
+}
+
+// The agent path as one word for the remote shell (ssh hands it the command as a string), with
+// a leading "~/" left outside the quotes so that it expands.
+kj::String remoteWord(kj::StringPtr path) {
+  if (path.startsWith("~/") && path.size() > 2) {
+    return kj::str("~/", shellQuote(path.slice(2)));
+  }
+  return shellQuote(path);
+}
+
+kj::String joinWords(kj::ArrayPtr<const kj::String> words) {
+  return kj::strArray(words, " ");
+}
+
+kj::String describeStatus(int status) {
+  if (status == -1) {
+    return kj::str("ended");
+  }
+  if (WIFEXITED(status)) {
+    return kj::str("exited with status ", WEXITSTATUS(status));
+  }
+  if (WIFSIGNALED(status)) {
+    return kj::str("was killed by signal ", WTERMSIG(status), " (", strsignal(WTERMSIG(status)),
+                   ")");
+  }
+  return kj::str("ended (wait status ", status, ")");
+}
+
+}  // namespace
+
+kj::StringPtr AgentLink::exitHint(int status) const {
+  if (!WIFEXITED(status)) {
+    return "";
+  }
+  int code = WEXITSTATUS(status);
+  if (url_.kind == TargetUrl::Kind::SSH && code == 255) {
+    return "; ssh could not connect or log in";
+  }
+  if (url_.kind == TargetUrl::Kind::SSH && code == 127) {
+    return url_.path.size() == 0
+               ? "; no sbagent on the remote PATH? give its path: ssh://HOST/PATH/TO/sbagent"
+               : "; is the agent path right on that machine?";
+  }
+  if (code == 127) {
+    return "; a command was not found";
+  }
+  if (code == 126) {
+    return "; a command could not be executed";
+  }
+  return "";
+}
+
+kj::StringPtr AgentLink::childWhat() const {
+  switch (url_.kind) {
+    case TargetUrl::Kind::SSH:
+      return "ssh";
+    case TargetUrl::Kind::EXEC:
+      return "the exec: command";
+    default:
+      return "the embedded agent";
+  }
+}
+
+kj::Own<kj::AsyncIoStream> AgentLink::spawnTransport(kj::AsyncIoContext& io,
+                                                     kj::ArrayPtr<const kj::String> args) {
+  int sv[2];
+  KJ_SYSCALL(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv));
+  kj::Vector<char*> argv;
+  for (auto& a : args) {
+    argv.add(const_cast<char*>(a.cStr()));
+  }
+  argv.add(nullptr);
+  childCommand_ = url_.kind == TargetUrl::Kind::EXEC ? kj::str("sh -c ", shellQuote(url_.command))
+                                                     : joinWords(args);
+
+  pid_t parent = getpid();
+  pid_t pid = fork();
+  if (pid < 0) {
+    int err = errno;
+    close(sv[0]);
+    close(sv[1]);
+    KJ_FAIL_SYSCALL("fork", err, "for the transport command");
+  }
+  if (pid == 0) {
+    // If sbrun dies, the command goes too (it would see EOF anyway; ssh then ends the remote
+    // agent's session). SIGTERM rather than SIGKILL, so that ssh can say goodbye.
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() != parent) {
+      _exit(127);
+    }
+    // A process group of its own: Ctrl-C, Ctrl-\ and Ctrl-Z are for the program, and sbrun can
+    // stop the command together with whatever it started (`sh -c` forks its commands).
+    setpgid(0, 0);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
+    signal(SIGINT, SIG_DFL);  // sbrun ignores these for itself only.
+    signal(SIGQUIT, SIG_DFL);
+    signal(SIGPIPE, SIG_DFL);
+    // Not in the terminal's foreground: a prompt on /dev/tty fails (EIO) rather than stopping
+    // the command until the connect timeout. Use ssh's BatchMode, keys or an agent instead.
+    signal(SIGTTIN, SIG_IGN);
+    signal(SIGTTOU, SIG_IGN);
+    // ssh makes its non-tty stdio non-blocking. Its stderr is sbrun's, and the program's: on a
+    // pipe, give it an open file description of its own so that the flag stays with ssh (a
+    // non-blocking stderr would make the program's writes fail with EAGAIN). O_NONBLOCK only
+    // so that the open cannot wait for a reader.
+    struct stat st;
+    if (fstat(2, &st) == 0 && S_ISFIFO(st.st_mode)) {
+      int fd = open("/proc/self/fd/2", O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+      if (fd >= 0) {
+        int flags = fcntl(fd, F_GETFL);
+        fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+        dup2(fd, 2);
+        close(fd);
+      }
+    }
+    dup2(sv[1], 0);
+    dup2(sv[1], 1);
+    // Nothing else of sbrun's (a --control-fd socket, say) may stay open in the command.
+    syscall(SYS_close_range, 3, UINT_MAX, 0);
+    execvp(argv[0], argv.begin());
+    fmt::print(stderr, "sbrun: cannot run {} for target '{}': {}\n", argv[0], name_.cStr(),
+               strerror(errno));
+    _exit(127);
+  }
+  close(sv[1]);
+  setpgid(pid, pid);  // Also here, so that the group exists whichever of the two runs first.
+  agentPid_ = pid;
+  ownGroup_ = true;
+  return io.lowLevelProvider->wrapSocketFd(sv[0], kj::LowLevelAsyncIoProvider::TAKE_OWNERSHIP);
+}
+
+bool AgentLink::childExited() {
+  if (agentPid_ <= 0) {
+    return true;
+  }
+  siginfo_t info;
+  info.si_pid = 0;
+  // WNOWAIT: an exited child stays a zombie, so its pid (and group id) cannot be reused yet.
+  if (waitid(P_PID, agentPid_, &info, WEXITED | WNOHANG | WNOWAIT) < 0) {
+    if (errno == ECHILD) {
+      agentPid_ = -1;  // Reaped elsewhere: agentExited() saw it, or nobody knows.
+      return true;
+    }
+    return false;
+  }
+  return info.si_pid == agentPid_;
+}
+
+void AgentLink::signalChild(int sig) {
+  if (agentPid_ > 0) {
+    kill(ownGroup_ ? -agentPid_ : agentPid_, sig);
+  }
+}
+
+bool AgentLink::reapChild(int& status) {
+  if (!childExited()) {
+    return false;
+  }
+  if (agentPid_ > 0) {
+    // What it started and left behind in its group goes with it (a shell's command, say).
+    if (ownGroup_) {
+      kill(-agentPid_, SIGTERM);
+    }
+    if (waitpid(agentPid_, &childStatus_, 0) < 0) {
+      childStatus_ = -1;
+    }
+    agentPid_ = -1;
+  }
+  status = childStatus_;
+  return true;
+}
+
+kj::Promise<kj::Maybe<int>> AgentLink::childOutcome(kj::Timer& timer, kj::Duration patience) {
+  return pollChild(timer, timer.now() + patience);
+}
+
+kj::Promise<kj::Maybe<int>> AgentLink::pollChild(kj::Timer& timer, kj::TimePoint deadline) {
+  int status;
+  if (reapChild(status)) {
+    return kj::Maybe<int>(status);
+  }
+  if (timer.now() >= deadline) {
+    endChild(0);  // SIGTERM, then SIGKILL; the status is of no interest then.
+    return kj::Maybe<int>(nullptr);
+  }
+  return timer.afterDelay(10 * kj::MILLISECONDS).then([this, &timer, deadline]() {
+    return pollChild(timer, deadline);
+  });
+}
+
+void AgentLink::endChild(int graceMs) noexcept {
+  int status;
+  auto waitUpTo = [&](int ms) {
+    for (int waited = 0; waited < ms; waited += 10) {
+      if (reapChild(status)) {
+        return true;
+      }
+      usleep(10000);
+    }
+    return reapChild(status);
+  };
+  if (waitUpTo(graceMs)) {
+    return;
+  }
+  signalChild(SIGTERM);
+  if (waitUpTo(2000)) {
+    return;
+  }
+  signalChild(SIGKILL);
+  if (agentPid_ > 0 && waitpid(agentPid_, &childStatus_, 0) < 0) {
+    childStatus_ = -1;
+  }
+  agentPid_ = -1;
+}
 
 kj::Own<kj::AsyncIoStream> AgentLink::spawnLocal(kj::AsyncIoContext& io,
                                                  kj::StringPtr agentPath) {
@@ -82,12 +367,14 @@ kj::Own<kj::AsyncIoStream> AgentLink::spawnLocal(kj::AsyncIoContext& io,
     signal(SIGINT, SIG_IGN);  // Ctrl-C is for the program; sbrun ends the agent.
     dup2(sv[1], 0);
     dup2(sv[1], 1);
+    syscall(SYS_close_range, 3, UINT_MAX, 0);  // Nothing else of sbrun's stays open in it.
     execv(argv[0], argv.begin());
     fmt::print(stderr, "sbrun: cannot run the embedded agent {}: {}\n", argv[0], strerror(errno));
     _exit(127);
   }
   close(sv[1]);
   agentPid_ = pid;
+  childCommand_ = joinWords(args);
   return io.lowLevelProvider->wrapSocketFd(sv[0], kj::LowLevelAsyncIoProvider::TAKE_OWNERSHIP);
 }
 
@@ -96,6 +383,32 @@ kj::Promise<kj::Own<kj::AsyncIoStream>> AgentLink::openStream(kj::AsyncIoContext
   switch (url_.kind) {
     case TargetUrl::Kind::LOCAL:
       return spawnLocal(io, agentPath);
+    case TargetUrl::Kind::SSH: {
+      // ssh [SB_SSH options] -T -o BatchMode=yes [-p PORT] [-l USER] HOST -- AGENT --stdio.
+      // Options in SB_SSH come first, so they win where ssh takes the first value it is given
+      // (-o BatchMode=no to allow a password prompt, say).
+      auto argv = sshCommand();
+      argv.add(kj::str("-T"));
+      argv.add(kj::str("-o"));
+      argv.add(kj::str("BatchMode=yes"));
+      if (url_.port != 0) {
+        argv.add(kj::str("-p"));
+        argv.add(kj::str(url_.port));
+      }
+      if (url_.user.size() > 0) {
+        argv.add(kj::str("-l"));
+        argv.add(kj::str(url_.user));
+      }
+      argv.add(kj::str(url_.host));
+      argv.add(kj::str("--"));
+      argv.add(url_.path.size() > 0 ? remoteWord(url_.path) : kj::str("sbagent"));
+      argv.add(kj::str("--stdio"));
+      return spawnTransport(io, argv);
+    }
+    case TargetUrl::Kind::EXEC: {
+      kj::String argv[] = {kj::str("/bin/sh"), kj::str("-c"), kj::str(url_.command)};
+      return spawnTransport(io, kj::arrayPtr(argv, 3));
+    }
     case TargetUrl::Kind::UNIX:
     case TargetUrl::Kind::TCP: {
       auto address = url_.kind == TargetUrl::Kind::UNIX
@@ -103,20 +416,24 @@ kj::Promise<kj::Own<kj::AsyncIoStream>> AgentLink::openStream(kj::AsyncIoContext
                          : kj::str(url_.host.findFirst(':') != nullptr ? "[" : "", url_.host,
                                    url_.host.findFirst(':') != nullptr ? "]" : "", ":",
                                    url_.port);
-      auto connecting = io.provider->getNetwork()
-                            .parseAddress(address)
-                            .then([](kj::Own<kj::NetworkAddress> addr) {
-                              return addr->connect().attach(kj::mv(addr));
-                            });
-      // An address that swallows SYNs must not hang sbrun.
-      return io.provider->getTimer().timeoutAfter(10 * kj::SECONDS, kj::mv(connecting));
+      // An address that swallows SYNs must not hang sbrun: connect() bounds the whole of it.
+      return io.provider->getNetwork()
+          .parseAddress(address)
+          .then([](kj::Own<kj::NetworkAddress> addr) {
+            return addr->connect().attach(kj::mv(addr));
+          });
     }
   }
   KJ_UNREACHABLE;
 }
 
 kj::Promise<void> AgentLink::connect(kj::AsyncIoContext& io, kj::StringPtr agentPath) {
-  return openStream(io, agentPath)
+  auto& timer = io.provider->getTimer();
+  auto limit = timer.afterDelay(CONNECT_TIMEOUT).then([this]() -> kj::Promise<void> {
+    timedOut_ = true;
+    return KJ_EXCEPTION(FAILED, "timed out");
+  });
+  return kj::evalNow([&]() { return openStream(io, agentPath); })
       .then(
           [this](kj::Own<kj::AsyncIoStream> stream) {
             stream_ = kj::mv(stream);
@@ -145,13 +462,53 @@ kj::Promise<void> AgentLink::connect(kj::AsyncIoContext& io, kj::StringPtr agent
                   });
             });
           })
-      .catch_([this](kj::Exception&& e) -> kj::Promise<void> {
-        kj::String why = kj::str(e.getDescription());
-        if (e.getType() == kj::Exception::Type::DISCONNECTED && agentPid_ > 0) {
-          why = kj::str("the embedded agent exited during the handshake (see its messages above)");
+      .exclusiveJoin(kj::mv(limit))
+      .catch_([this, &timer](kj::Exception&& e) -> kj::Promise<void> {
+        auto fail = [this](kj::StringPtr why) {
+          return KJ_EXCEPTION(FAILED, kj::str("cannot connect to target '", name_, "' (",
+                                              url_.text, "): ", why));
+        };
+        kj::String seconds = kj::str(CONNECT_TIMEOUT / kj::SECONDS, " s");
+        if (agentPid_ <= 0) {
+          return fail(timedOut_ ? kj::str("no answer within ", seconds)
+                                : kj::str(e.getDescription()));
         }
-        return KJ_EXCEPTION(FAILED, kj::str("cannot connect to target '", name_, "' (",
-                                            url_.text, "): ", why));
+        // A child of ours (embedded agent, ssh, exec command).
+        kj::String who = url_.kind == TargetUrl::Kind::LOCAL
+                             ? kj::str("the embedded agent (", childCommand_, ")")
+                             : kj::str("`", childCommand_, "`");
+        if (timedOut_) {
+          // It never answered (ssh waiting on a dead host, a command that is no agent).
+          endChild(0);
+          return fail(kj::str("no handshake within ", seconds, " from ", who,
+                              " (stopped it; does it run `sbagent --stdio`?)"));
+        }
+        if (e.getType() != kj::Exception::Type::DISCONNECTED) {
+          return fail(e.getDescription());  // A refusal (bad token...): the destructor reaps it.
+        }
+        // It went away, and how it ended is the news: ssh's 255, a shell's 127.
+        // Bytes that are not Cap'n Proto (a banner, a shell rc file's echo) also end the
+        // connection; that is the news then, not how the command ended afterwards.
+        kj::StringPtr desc = e.getDescription();
+        bool peerGone = desc.startsWith("Peer disconnected") ||
+                        strstr(desc.cStr(), "Connection reset") != nullptr ||
+                        strstr(desc.cStr(), "Broken pipe") != nullptr;
+        if (!peerGone) {
+          return fail(kj::str(who, " sent something that is not the agent's protocol (", desc,
+                              "): does anything print on its stdout before `sbagent --stdio` "
+                              "starts, such as a shell rc file or a banner?"));
+        }
+        return childOutcome(timer, 2 * kj::SECONDS)
+            .then([this, fail, who = kj::mv(who)](kj::Maybe<int> status) -> kj::Promise<void> {
+              KJ_IF_MAYBE(s, status) {
+                return fail(kj::str(who, " ", describeStatus(*s), " before the handshake (",
+                                    url_.kind == TargetUrl::Kind::LOCAL ? "its" : childWhat(),
+                                    url_.kind == TargetUrl::Kind::LOCAL ? "" : "'s",
+                                    " messages, if any, are above", exitHint(*s), ")"));
+              }
+              return fail(kj::str(who, " closed the connection before the handshake "
+                                       "(stopped it)"));
+            });
       });
 }
 
@@ -176,8 +533,9 @@ int64_t AgentLink::failure(const kj::Exception& e) {
 
 void AgentLink::agentExited(int status) {
   agentPid_ = -1;
+  childStatus_ = status;
   if (!disconnected_ && !(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
-    fmt::print(stderr, "sbrun: the embedded agent for '{}' exited ({} {})\n", name_.cStr(),
+    fmt::print(stderr, "sbrun: {} for '{}' exited ({} {})\n", childWhat().cStr(), name_.cStr(),
                WIFEXITED(status) ? "status" : "signal",
                WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
   }

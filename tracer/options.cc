@@ -28,7 +28,17 @@ Targets:
                           local...?hostname=H   ... in its own UTS+mount namespaces named H
                           unix:PATH             an agent listening on a unix socket
                           tcp://HOST:PORT       an agent listening on TCP
+                          ssh://[USER@]HOST[:PORT][/PATH/TO/sbagent]
+                                                run `$SB_SSH -T -o BatchMode=yes [-p PORT]
+                                                [-l USER] HOST -- PATH --stdio`. SB_SSH is
+                                                the ssh command, split on blanks (default
+                                                ssh, e.g. SB_SSH='ssh -i KEY'). PATH
+                                                defaults to sbagent on the remote PATH;
+                                                /~/x means ~/x
+                          exec:COMMAND          run `sh -c COMMAND`, whose stdin/stdout reach
+                                                an agent: docker exec -i, kubectl exec -i, ...
                         Default: local. Names default to target1, target2, ...
+                        Connecting and the handshake must finish within 10 s.
   --token-file FILE     present FILE's content to the agents (for agents with --token-file)
 
 Placement:
@@ -91,6 +101,8 @@ a one-time note on stderr. ioctl is marshalled for terminal, serial and block re
 Examples:
   sbrun -- cat /etc/hostname                         # B's file, via an embedded local agent
   sbrun --target unix:/run/sb.sock -- ./test
+  sbrun --target ssh://ci@lab-b/opt/sb/bin/sbagent -- make check
+  sbrun --target 'exec:docker exec -i board sbagent --stdio' -- uname -a
   sbrun --target 'local:/srv/demo?hostname=board-b' -- sh -c 'hostname; ls /'
 See sbrun(1) and docs/user-guide.md.
 )";

@@ -93,6 +93,63 @@ TEST_SUITE("target_url") {
     }
   }
 
+  TEST_CASE("ssh targets take an optional user, port and agent path") {
+    struct Good {
+      const char* text;
+      const char* name;
+      const char* user;
+      const char* host;
+      uint16_t port;
+      const char* path;
+    };
+    const Good goods[] = {
+        {"ssh://lab-b", "", "", "lab-b", 0, ""},
+        {"b=ssh://lab-b", "b", "", "lab-b", 0, ""},
+        {"ssh://root@lab-b.example.com", "", "root", "lab-b.example.com", 0, ""},
+        {"ssh://lab-b:2222", "", "", "lab-b", 2222, ""},
+        {"ssh://ci.user_1@10.0.0.7:65535/opt/sb/bin/sbagent", "", "ci.user_1", "10.0.0.7", 65535,
+         "/opt/sb/bin/sbagent"},
+        {"ssh://root@127.0.0.1:22/usr/local/bin/sbagent", "", "root", "127.0.0.1", 22,
+         "/usr/local/bin/sbagent"},
+        {"v6=ssh://[::1]", "v6", "", "::1", 0, ""},
+        {"ssh://me@[fe80::1:2]:2200/sbagent", "", "me", "fe80::1:2", 2200, "/sbagent"},
+        // The git convention: "/~/" is the remote home directory.
+        {"ssh://lab-b/~/bin/sbagent", "", "", "lab-b", 0, "~/bin/sbagent"},
+        // The path is the remote shell's business: kept as given, quoted by the transport.
+        {"ssh://lab-b/opt/my agent/sbagent", "", "", "lab-b", 0, "/opt/my agent/sbagent"},
+        {"ssh://lab-b/opt/a=b?c", "", "", "lab-b", 0, "/opt/a=b?c"},
+    };
+    for (auto& g: goods) {
+      CAPTURE(g.text);
+      auto url = parseTargetUrl(g.text);
+      CHECK(url.kind == TargetUrl::Kind::SSH);
+      CHECK(toStd(url.name) == g.name);
+      CHECK(toStd(url.user) == g.user);
+      CHECK(toStd(url.host) == g.host);
+      CHECK(url.port == g.port);
+      CHECK(toStd(url.path) == g.path);
+      CHECK(toStd(url.text) == g.text);
+    }
+  }
+
+  TEST_CASE("exec targets keep the whole command, colons, equals signs and quotes included") {
+    auto url = parseTargetUrl("exec:docker exec -i box sbagent --stdio");
+    CHECK(url.kind == TargetUrl::Kind::EXEC);
+    CHECK(toStd(url.name) == "");
+    CHECK(toStd(url.command) == "docker exec -i box sbagent --stdio");
+
+    auto named = parseTargetUrl("pod=exec:kubectl exec -i -n ci pod/b -- sbagent --stdio");
+    CHECK(named.kind == TargetUrl::Kind::EXEC);
+    CHECK(toStd(named.name) == "pod");
+    CHECK(toStd(named.command) == "kubectl exec -i -n ci pod/b -- sbagent --stdio");
+
+    auto shell = parseTargetUrl("exec:X=1 sh -c 'exec sbagent --stdio --root /srv:b'");
+    CHECK(toStd(shell.name) == "");
+    CHECK(toStd(shell.command) == "X=1 sh -c 'exec sbagent --stdio --root /srv:b'");
+
+    CHECK(toStd(parseTargetUrl("exec:false").command) == "false");
+  }
+
   TEST_CASE("bad targets fail with a message naming the problem and the accepted forms") {
     struct Bad {
       const char* text;
@@ -100,8 +157,29 @@ TEST_SUITE("target_url") {
     };
     const Bad bads[] = {
         {"", "empty target"},
-        {"ssh://lab-b", "not supported yet"},
-        {"b=ssh://lab-b", "not supported yet"},
+        {"ssh://", "missing host"},
+        {"ssh://root@", "missing host"},
+        {"ssh://@lab-b", "empty USER"},
+        {"ssh://ro ot@lab-b", "user \"ro ot\" may only contain"},
+        {"ssh://-oProxyCommand@lab-b", "must not start with '-'"},
+        {"ssh://-lab-b", "host \"-lab-b\" must not start with '-'"},
+        {"ssh://lab b", "may only contain"},
+        {"ssh://lab-b:", "missing port"},
+        {"ssh://lab-b:0", "port 0"},
+        {"ssh://lab-b:65536", "out of range"},
+        {"ssh://lab-b:22x", "not a number"},
+        {"ssh://:22", "missing host"},
+        {"ssh://::1", "must be in brackets"},
+        {"ssh://[::1", "missing ']'"},
+        {"ssh://[lab-b]", "not an IPv6 address"},
+        {"ssh://[::1]22", "missing :PORT"},
+        {"ssh://lab-b/", "empty agent path"},
+        {"ssh://lab-b/opt/sb/", "ends with '/'"},
+        {"ssh://lab-b/opt/sb\nagent", "control character"},
+        {"ssh:lab-b", "unknown scheme \"ssh\""},
+        {"exec:", "missing COMMAND"},
+        {"b=exec:", "missing COMMAND"},
+        {"exec:  \t ", "missing COMMAND"},
         {"http://lab-b:80", "unknown scheme \"http\""},
         {"lab-b", "no scheme"},
         {"tcp://lab-b", "missing :PORT"},
