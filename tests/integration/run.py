@@ -1585,7 +1585,7 @@ def case_control_fd(ctx):
 ATTACH_PY = r"""
 import os, sys, time
 print("pid", os.getpid(), flush=True)
-for i in range(70):
+for i in range(100):
     with open("/etc/hostname") as f:
         print(os.uname().nodename, f.read().strip(), flush=True)
     time.sleep(0.1)
