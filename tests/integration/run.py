@@ -255,6 +255,10 @@ class Agent:
         check(text.startswith("ready "), f"bad ready line {text!r} (expected 'ready ADDRESS')")
         check(os.path.exists(self.sock), f"agent said ready but {self.sock} does not exist")
         self.mntns = os.readlink(f"/proc/{self.proc.pid}/ns/mnt")
+        # Held open until teardown, so that B's namespace (and its inode number, by which
+        # b_processes recognises B's processes) cannot be freed and reused by another case's
+        # agent running in parallel.
+        self.mntns_fd = os.open(f"/proc/{self.proc.pid}/ns/mnt", os.O_RDONLY)
         return self
 
     @property
@@ -297,8 +301,7 @@ class Agent:
             except subprocess.TimeoutExpired:
                 self.kill(signal.SIGKILL)
                 self.proc.wait(5)
-        else:
-            self.kill(signal.SIGKILL)   # stragglers in its process group
+        # (No killpg once the agent is reaped: its process group id may be another process's now.)
         # Whatever still runs on B (a process the agent spawned in another process group and
         # failed to kill, a native run's leftovers): B's mount namespace is this case's own.
         for p in b_processes(self, include_agent=True):
@@ -307,6 +310,9 @@ class Agent:
                 log(f"[teardown] killed a process left on B: {p['pid']} {p['argv']}")
             except ProcessLookupError:
                 pass
+        if getattr(self, "mntns_fd", None) is not None:
+            os.close(self.mntns_fd)
+            self.mntns_fd = None
 
 
 class Result:
