@@ -16,21 +16,6 @@
 
 extern char **environ;
 
-static const char *describe(int status) {
-  static char buf[64];
-  if (WIFEXITED(status))
-    snprintf(buf, sizeof buf, "exited %d", WEXITSTATUS(status));
-  else if (WIFSIGNALED(status))
-    snprintf(buf, sizeof buf, "killed by signal %d", WTERMSIG(status));
-  else if (WIFSTOPPED(status))
-    snprintf(buf, sizeof buf, "stopped by signal %d", WSTOPSIG(status));
-  else if (WIFCONTINUED(status))
-    snprintf(buf, sizeof buf, "continued");
-  else
-    snprintf(buf, sizeof buf, "status %#x", status);
-  return buf;
-}
-
 static int wait_status(pid_t pid) {
   int status;
   pid_t r;
@@ -80,7 +65,7 @@ static void run_expect(const char *label, enum how how, const char *path, char *
   obs("%s:", label);
   int e;
   int status = fork_exec(how, path, argv, envp, cwd, path_env, &e);
-  const char *d = describe(status);
+  const char *d = wait_status_text(status);
   obs("  -> exec %s, %s", errname(e), d);
   test_assert(e == want_errno);
   test_assert(strcmp(d, want_status) == 0);
@@ -236,7 +221,7 @@ int main(int argc, char **argv) {
     close(out[0]);
     int status = wait_status(pid);
     obs("200000 bytes through wc -c on pipes: %.*s, %s", (int)strcspn(buf, "\n"), buf,
-        describe(status));
+        wait_status_text(status));
     test_assert(atoi(buf) == 200000 && WIFEXITED(status) && WEXITSTATUS(status) == 0);
   }
 
@@ -250,7 +235,7 @@ int main(int argc, char **argv) {
       _exit(127);
     }
     int status = wait_status(pid);
-    obs("vfork + exec sh -c 'exit 5': %s", describe(status));
+    obs("vfork + exec sh -c 'exit 5': %s", wait_status_text(status));
     test_assert(WIFEXITED(status) && WEXITSTATUS(status) == 5);
     volatile int child_errno = 0;
     pid = vfork();
@@ -261,7 +246,7 @@ int main(int argc, char **argv) {
       _exit(127);
     }
     status = wait_status(pid);
-    obs("vfork + exec of a file without x bit: %s, %s", errname(child_errno), describe(status));
+    obs("vfork + exec of a file without x bit: %s, %s", errname(child_errno), wait_status_text(status));
     test_assert(child_errno == EACCES);
   }
 
@@ -272,7 +257,7 @@ int main(int argc, char **argv) {
     int r = posix_spawn(&pid, "/bin/sh", NULL, NULL, a1, environ);
     test_assert(r == 0);
     int status = wait_status(pid);
-    obs("posix_spawn sh: %s", describe(status));
+    obs("posix_spawn sh: %s", wait_status_text(status));
     test_assert(WIFEXITED(status) && WEXITSTATUS(status) == 6);
     char *a2[] = {"sb-no-such-program-3", NULL};
     r = posix_spawnp(&pid, "sb-no-such-program-3", NULL, NULL, a2, environ);
@@ -293,7 +278,7 @@ int main(int argc, char **argv) {
     test_assert(r == 0);
     posix_spawn_file_actions_destroy(&fa);
     status = wait_status(pid);
-    obs("posix_spawn with stdout on spawn.out: %s", describe(status));
+    obs("posix_spawn with stdout on spawn.out: %s", wait_status_text(status));
     test_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     char buf[128];
     read_file("spawn.out", buf, sizeof buf);
@@ -322,7 +307,7 @@ int main(int argc, char **argv) {
       _exit(127);
     }
     int status = wait_status(pid);
-    obs("execveat(dirfd, \"copied-sh\"): %s", describe(status));
+    obs("execveat(dirfd, \"copied-sh\"): %s", wait_status_text(status));
     test_assert(WIFEXITED(status) && WEXITSTATUS(status) == 8);
     check_ok(close(dfd));
   }
@@ -336,7 +321,7 @@ int main(int argc, char **argv) {
     check_ok(kill(pid, SIGTERM));
     int status = wait_status(pid);
     obs("sleep 30 after SIGTERM (read %.*s first): %s", (int)strcspn(line, "\n"), line,
-        describe(status));
+        wait_status_text(status));
     test_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM);
     close(out);
 
@@ -344,7 +329,7 @@ int main(int argc, char **argv) {
     read_line(out, line, sizeof line);
     check_ok(kill(pid, SIGKILL));
     status = wait_status(pid);
-    obs("sleep 30 after SIGKILL: %s", describe(status));
+    obs("sleep 30 after SIGKILL: %s", wait_status_text(status));
     test_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
     close(out);
 
@@ -355,17 +340,17 @@ int main(int argc, char **argv) {
     check_ok(kill(pid, SIGSTOP));
     int st;
     test_assert(waitpid(pid, &st, WUNTRACED) == pid);
-    obs("after SIGSTOP: %s", describe(st));
+    obs("after SIGSTOP: %s", wait_status_text(st));
     test_assert(WIFSTOPPED(st) && WSTOPSIG(st) == SIGSTOP);
     check_ok(kill(pid, SIGCONT));
     test_assert(waitpid(pid, &st, WCONTINUED) == pid);
-    obs("after SIGCONT: %s", describe(st));
+    obs("after SIGCONT: %s", wait_status_text(st));
     test_assert(WIFCONTINUED(st));
     check_ok(kill(pid, SIGUSR1));
     read_line(out, line, sizeof line);
     status = wait_status(pid);
     obs("after SIGUSR1 to a shell that traps it: printed %.*s, %s", (int)strcspn(line, "\n"), line,
-        describe(status));
+        wait_status_text(status));
     test_assert(WIFEXITED(status) && WEXITSTATUS(status) == 42);
     close(out);
   }
@@ -382,7 +367,7 @@ int main(int argc, char **argv) {
       for (;;) pause();
     }
     int status = wait_status(pid);
-    obs("exec from a second thread: %s", describe(status));
+    obs("exec from a second thread: %s", wait_status_text(status));
     test_assert(WIFEXITED(status) && WEXITSTATUS(status) == 4);
   }
 

@@ -32,21 +32,6 @@ static void set_handler(int sig, void (*fn)(int), int flags) {
   test_assert(sigaction(sig, &sa, NULL) == 0);
 }
 
-static const char *describe(int status) {
-  static char buf[64];
-  if (WIFEXITED(status))
-    snprintf(buf, sizeof buf, "exited %d", WEXITSTATUS(status));
-  else if (WIFSIGNALED(status))
-    snprintf(buf, sizeof buf, "killed by signal %d", WTERMSIG(status));
-  else if (WIFSTOPPED(status))
-    snprintf(buf, sizeof buf, "stopped by signal %d", WSTOPSIG(status));
-  else if (WIFCONTINUED(status))
-    snprintf(buf, sizeof buf, "continued");
-  else
-    snprintf(buf, sizeof buf, "status %#x", status);
-  return buf;
-}
-
 /* Opens the FIFO for writing (a reader holds it open, so this does not block) and writes. */
 static int write_fifo(const char *msg) {
   int w = open(P("fifo"), O_WRONLY | O_CLOEXEC);
@@ -112,7 +97,7 @@ int main(int argc, char **argv) {
   check_ok(close(sync[1]));
   int status;
   test_assert(waitpid(pid, &status, 0) == pid);
-  obs("writer: %s", describe(status));
+  obs("writer: %s", wait_status_text(status));
   test_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 
   /* 3. Ignored signals (SIG_IGN, and SIGWINCH whose default is to ignore) do not interrupt. */
@@ -145,7 +130,7 @@ int main(int argc, char **argv) {
     _exit(13); /* not reached */
   }
   test_assert(waitpid(pid, &status, 0) == pid);
-  obs("child blocked in the read when SIGALRM (default action) came: %s", describe(status));
+  obs("child blocked in the read when SIGALRM (default action) came: %s", wait_status_text(status));
   test_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGALRM);
 
   /* 5. Stop and continue a child blocked in the read: the read carries on and completes. */
@@ -160,16 +145,16 @@ int main(int argc, char **argv) {
   usleep(200 * 1000);
   check_ok(kill(pid, SIGSTOP));
   test_assert(waitpid(pid, &status, WUNTRACED) == pid);
-  obs("reader after SIGSTOP: %s", describe(status));
+  obs("reader after SIGSTOP: %s", wait_status_text(status));
   test_assert(WIFSTOPPED(status) && WSTOPSIG(status) == SIGSTOP);
   check_ok(kill(pid, SIGCONT));
   test_assert(waitpid(pid, &status, WCONTINUED) == pid);
-  obs("reader after SIGCONT: %s", describe(status));
+  obs("reader after SIGCONT: %s", wait_status_text(status));
   test_assert(WIFCONTINUED(status));
   usleep(200 * 1000);
   test_assert(write_fifo("after SIGCONT\n") == 0);
   test_assert(waitpid(pid, &status, 0) == pid);
-  obs("reader that was stopped and continued: %s", describe(status));
+  obs("reader that was stopped and continued: %s", wait_status_text(status));
   test_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 
   /* 6. waitpid is interrupted by a handler without SA_RESTART too. */
@@ -190,7 +175,7 @@ int main(int argc, char **argv) {
   test_assert(handled == 1);
   check_ok(close(sync[1]));
   test_assert(waitpid(pid, &status, 0) == pid);
-  obs("child after the interrupted waitpid: %s", describe(status));
+  obs("child after the interrupted waitpid: %s", wait_status_text(status));
   test_assert(WIFEXITED(status) && WEXITSTATUS(status) == 5);
 
   check_ok(close(fd));

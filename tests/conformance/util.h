@@ -112,6 +112,22 @@ __attribute__((format(printf, 1, 2))) static inline void obs(const char *fmt, ..
         observe_ret_ == -1 ? errname(observe_errno_) : "OK");                          \
   } while (0)
 
+/* A waitpid status in words, for obs(): "exited 3", "killed by signal 15" ... */
+static inline const char *wait_status_text(int status) {
+  static char buf[64];
+  if (WIFEXITED(status))
+    snprintf(buf, sizeof buf, "exited %d", WEXITSTATUS(status));
+  else if (WIFSIGNALED(status))
+    snprintf(buf, sizeof buf, "killed by signal %d", WTERMSIG(status));
+  else if (WIFSTOPPED(status))
+    snprintf(buf, sizeof buf, "stopped by signal %d", WSTOPSIG(status));
+  else if (WIFCONTINUED(status))
+    snprintf(buf, sizeof buf, "continued");
+  else
+    snprintf(buf, sizeof buf, "status %#x", status);
+  return buf;
+}
+
 /* Absolute path of NAME inside the test directory (rotating static buffers). */
 static inline const char *P(const char *name) {
   static char bufs[8][PATH_MAX];
