@@ -269,10 +269,7 @@ void Tracer::connectTargets(kj::WaitScope& ws) {
 void Tracer::setupInitialTask(Task& task) {
   task.fds = kj::refcounted<FdTable>();
   task.fs = kj::addRef(*initialFs);
-  task.scope = nullptr;
-  if (options_.startRemote) {
-    applyScopeCommand(*this, &task, "enter");  // `exit` then returns to local.
-  }
+  startScope(task);
   task.fs->side = task.scope;
   task.attached = true;
   task.launching = true;
@@ -293,6 +290,16 @@ int pickControlFd() {
   return static_cast<int>(kj::min(soft, rlim_t(1024)) - 1);
 }
 }  // namespace
+
+// The scope stack a program starts with: inside the first target for --mode remote (entered from
+// local, so `exit` returns there), else empty.
+void Tracer::startScope(Task& task) {
+  task.scope = nullptr;
+  task.outer.clear();
+  if (options_.startRemote) {
+    applyScopeCommand(*this, &task, "enter");
+  }
+}
 
 kj::Maybe<Task&> Tracer::findTask(pid_t tid) {
   auto it = tasks.find(tid);
@@ -452,9 +459,7 @@ pid_t Tracer::attach() {
       task->tgid = pid;
       task->fds = kj::addRef(*fds);
       task->fs = kj::addRef(*fs);
-      if (options_.startRemote) {
-        applyScopeCommand(*this, task.get(), "enter");
-      }
+      startScope(*task);
       task->attached = true;
       tasks.emplace(tid, kj::mv(task));
       added = true;
@@ -882,11 +887,7 @@ void Tracer::adoptOrphans() {
     task->tgid = tgid;
     task->fds = kj::refcounted<FdTable>();
     task->fs = initialFs->copy();
-    task->scope = nullptr;
-    task->outer.clear();
-    if (options_.startRemote) {
-      applyScopeCommand(*this, task.get(), "enter");
-    }
+    startScope(*task);
     task->fs->side = task->scope;
     task->attached = true;
     resume(*task);

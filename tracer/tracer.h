@@ -269,6 +269,7 @@ class Tracer {
   void injectGuard(Task& task, user_regs_struct& regs);
   bool onInjectedSeccomp(Task& task, const user_regs_struct& regs);
   void setupInitialTask(Task& task);
+  void startScope(Task& task);
   void startControlChannel();
 };
 
