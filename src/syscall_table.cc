@@ -31,7 +31,7 @@ const SyscallRow ROWS[] = {
     {6, "lstat", PATH, -1, 0, -1},
     {7, "poll", LOCAL},
     {8, "lseek", FD, 0, -1, -1, 0, false, true},
-    {9, "mmap", UNHANDLED, 4, -1, -1, ENODEV, true},
+    {9, "mmap", FD, 4, -1, -1, 0, true},
     {10, "mprotect", LOCAL},
     {11, "munmap", LOCAL},
     {12, "brk", LOCAL},

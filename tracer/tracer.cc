@@ -651,7 +651,8 @@ Task& Tracer::taskFor(pid_t tid) {
 }
 
 void Tracer::resume(Task& task, int sig) {
-  if (detaching_ && task.atExit == nullptr && !task.parked && task.injecting == nullptr) {
+  if (detaching_ && task.atExit == nullptr && !task.parked && task.injecting == nullptr &&
+      task.sequence == nullptr) {
     // Nothing of ours is left in flight on this thread: let it go, with its signal.
     long rc = ptrace(PTRACE_DETACH, task.tid, nullptr, sig);
     KJ_REQUIRE(ptraceOk(rc), "PTRACE_DETACH failed", task.tid, strerror(errno));
@@ -906,7 +907,7 @@ void Tracer::onTrap(Task& task) {
   if (!getRegs(task.tid, regs)) {
     return;  // Gone; its exit is on its way.
   }
-  if (onInjectedSeccomp(task, regs) || onReplay(task, regs)) {
+  if (onInjectedSeccomp(task, regs) || onSequenceStep(task, regs) || onReplay(task, regs)) {
     return;
   }
   int nr = static_cast<int>(regs.orig_rax);
@@ -1176,7 +1177,58 @@ void Tracer::apply(Call& call, Outcome outcome) {
       long rc = ptrace(PTRACE_SYSCALL, task.tid, nullptr, 0);
       KJ_REQUIRE(ptraceOk(rc), "PTRACE_SYSCALL failed", strerror(errno));
     }
+    KJ_CASE_ONEOF(seq, Sequence) {
+      runSequenceStep(task, call.regs, seq.regs, kj::mv(seq.next), kj::mv(reporter));
+    }
   }
+}
+
+// One step of a Sequence, at its seccomp (or syscall-entry) stop: it runs with `step`'s
+// registers; at its exit stop the sequence either ends with the program's own registers and
+// answer, or backs the instruction pointer onto the syscall instruction for the next step,
+// which traps again (onSequenceStep).
+void Tracer::runSequenceStep(Task& task, const user_regs_struct& orig,
+                             const user_regs_struct& step,
+                             kj::Function<Sequence::Step(int64_t)> next,
+                             kj::Function<void(int64_t)> reporter) {
+  setRegs(task.tid, step);
+  task.atExit = [&task, orig, next = kj::mv(next),
+                 reporter = kj::mv(reporter)](user_regs_struct& regs) mutable {
+    auto result = next(static_cast<int64_t>(regs.rax));
+    KJ_SWITCH_ONEOF(result) {
+      KJ_CASE_ONEOF(done, Sequence::Done) {
+        regs = orig;
+        regs.rax = done.ret;
+        reporter(done.ret);
+      }
+      KJ_CASE_ONEOF(more, Sequence::Next) {
+        regs = more.regs;
+        regs.rip = orig.rip - 2;  // The two-byte `syscall` instruction, run again.
+        regs.rax = more.regs.orig_rax;
+        task.sequence = Task::SequenceState{regs, orig, kj::mv(next), kj::mv(reporter)};
+      }
+    }
+  };
+  long rc = ptrace(PTRACE_SYSCALL, task.tid, nullptr, 0);
+  KJ_REQUIRE(ptraceOk(rc), "PTRACE_SYSCALL failed", strerror(errno));
+}
+
+// At a seccomp stop: whether it is the next step of the thread's Sequence (a signal handler's
+// own calls may come first, and are the program's).
+bool Tracer::onSequenceStep(Task& task, const user_regs_struct& regs) {
+  KJ_IF_MAYBE(state, task.sequence) {
+    const auto& s = state->step;
+    if (regs.rip != s.rip + 2 || regs.orig_rax != s.orig_rax || regs.rdi != s.rdi ||
+        regs.rsi != s.rsi || regs.rdx != s.rdx || regs.r10 != s.r10 || regs.r8 != s.r8 ||
+        regs.r9 != s.r9) {
+      return false;
+    }
+    auto st = kj::mv(*state);
+    task.sequence = nullptr;
+    runSequenceStep(task, st.orig, regs, kj::mv(st.next), kj::mv(st.reporter));
+    return true;
+  }
+  return false;
 }
 
 void Tracer::report(pid_t tid, int nr, AgentLink* target, bool known, int64_t result,
@@ -1220,7 +1272,8 @@ void Tracer::onSyscallExit(Task& task) {
 
 bool Tracer::needsGuard(Task& task) {
   // Attach mode has no filter: every call on fds 0-2 stops anyway.
-  if (attachMode_ || task.injecting != nullptr || guarded.count(task.tgid) > 0) {
+  if (attachMode_ || task.injecting != nullptr || task.sequence != nullptr ||
+      guarded.count(task.tgid) > 0) {
     return false;
   }
   return task.fds->isRemote(0) || task.fds->isRemote(1) || task.fds->isRemote(2);

@@ -24,6 +24,7 @@
 #include "agent_link.h"
 #include "control.h"
 #include "fd_table.h"
+#include "map_cache.h"
 #include "observer.h"
 #include "options.h"
 #include "path_rules.h"
@@ -66,7 +67,21 @@ struct Rewrite {                    // run another syscall instead; registers ar
   user_regs_struct regs;
   kj::Function<int64_t(int64_t)> after;
 };
-using Outcome = kj::OneOf<Complete, RunLocal, RunLocalThen, Rewrite>;
+// Several syscalls run in the tracee on the program's behalf, one after another, before its own
+// call returns (mmap of a remote file: open sbrun's copy, map it, close it). `regs` is the first
+// one (it replaces the trapped call); after each, `next` sees its result and names the next
+// syscall or ends the sequence with the program's answer. Steps after the first run from the
+// syscall instruction again, so the filter must trap them (openat, close and mmap of an fd are
+// trapped) and a signal handler may run in between: they must not rely on tracee memory written
+// before the step (the scratch area below the stack may be a handler's frame by then).
+struct Sequence {
+  struct Next { user_regs_struct regs; };
+  struct Done { int64_t ret; };
+  using Step = kj::OneOf<Next, Done>;
+  user_regs_struct regs;
+  kj::Function<Step(int64_t)> next;
+};
+using Outcome = kj::OneOf<Complete, RunLocal, RunLocalThen, Rewrite, Sequence>;
 
 class Tracer;
 
@@ -129,6 +144,15 @@ struct Task {
   // registers to restore once it is done, and where its sock_fprog goes (see injectGuard).
   kj::Maybe<user_regs_struct> injecting;
   uint64_t injectProg = 0;
+  // Set while a Sequence's next syscall waits to trap: its registers, the program's own (to
+  // restore at the end), and the sequence's continuation (see Tracer::stepSequence).
+  struct SequenceState {
+    user_regs_struct step;
+    user_regs_struct orig;
+    kj::Function<Sequence::Step(int64_t)> next;
+    kj::Function<void(int64_t)> reporter;
+  };
+  kj::Maybe<SequenceState> sequence;
   // The first stop of a new thread may arrive before its parent's clone event.
   bool seenFirstStop = false;
   bool attached = false;  // its parent's clone event has set it up
@@ -196,6 +220,8 @@ class Tracer {
   // Remote exec (handlers_exec.cc): where sb-stub is, and the remote child a process stands in
   // for, keyed by its tgid.
   kj::StringPtr stubPath() const { return stubPath_; }
+  // Local copies of remote files for mmap (handlers_mmap.cc).
+  MapCache& mapCache() { return mapCache_; }
   void addRemoteChild(pid_t tgid, kj::Own<RemoteChild> child);
   kj::Maybe<RemoteChild&> remoteChild(pid_t tgid);
   void dropRemoteChild(pid_t tgid);
@@ -228,6 +254,7 @@ class Tracer {
   kj::Own<kj::PromiseFulfiller<void>> allGone;
   kj::TaskSet background;
   kj::String stubPath_;
+  MapCache mapCache_;
   int controlFd_ = -1;
   // Attach mode (--pid): every syscall stops (no seccomp filter), and sbrun can let go.
   bool attachMode_ = false;
@@ -268,6 +295,11 @@ class Tracer {
   bool needsGuard(Task& task);
   void injectGuard(Task& task, user_regs_struct& regs);
   bool onInjectedSeccomp(Task& task, const user_regs_struct& regs);
+  // Sequence outcomes: runs the step at its seccomp stop, and continues after its exit.
+  void runSequenceStep(Task& task, const user_regs_struct& orig, const user_regs_struct& step,
+                       kj::Function<Sequence::Step(int64_t)> next,
+                       kj::Function<void(int64_t)> reporter);
+  bool onSequenceStep(Task& task, const user_regs_struct& regs);
   void setupInitialTask(Task& task);
   void startScope(Task& task);
   void startControlChannel();
