@@ -70,7 +70,8 @@ MapCache::Key MapCache::keyOf(AgentLink& target, proto::Statx::Reader st) {
              st.getMtime().getSec(),
              st.getCtime().getSec(),
              st.getMtime().getNsec(),
-             st.getCtime().getNsec()};
+             st.getCtime().getNsec(),
+             target.contentChanges()};
 }
 
 kj::Maybe<MapCopy&> MapCache::entry(const Key& key, int& err) {
@@ -88,6 +89,18 @@ kj::Maybe<MapCopy&> MapCache::entry(const Key& key, int& err) {
     err = ENOMEM;
     close(fd);
     return nullptr;
+  }
+  // Older versions of this file can never be asked for again (times and change counts only
+  // grow); maps made from them keep their memfd.
+  for (auto old = copies.begin(); old != copies.end();) {
+    const Key& k = old->first;
+    if (k.target == key.target && k.devMajor == key.devMajor && k.devMinor == key.devMinor &&
+        k.ino == key.ino) {
+      lru.remove_if([&](const Key& l) { return !(l < k) && !(k < l); });
+      old = copies.erase(old);
+    } else {
+      ++old;
+    }
   }
   auto& slot = copies[key];
   slot = kj::refcounted<MapCopy>(fd, key.size);

@@ -2,8 +2,9 @@
 //
 // The kernel can only map a local file, so a map of a remote one maps a memfd that sbrun fills
 // with the file's bytes. One copy per version of a file — (target, device, inode, size, mtime,
-// ctime) as B's statx reports them — so the dynamic loader's five maps of one library, or git's
-// repeated windows into one pack, fetch each byte once; a file changed on B gets a new copy.
+// ctime) as B's statx reports them, and no content change made through sbrun since — so the
+// dynamic loader's five maps of one library, or git's repeated windows into one pack, fetch
+// each byte once; a file changed on B gets a new copy, and older copies of it are dropped.
 // Only the ranges actually mapped are fetched (in CHUNK-sized preads, several in flight), the
 // rest of the copy stays a hole. What a map gives is therefore a snapshot taken when it was made,
 // which is what MAP_PRIVATE promises in practice for a file nobody writes meanwhile; writable
@@ -58,9 +59,12 @@ class MapCache {
     uint64_t ino, size;
     int64_t mtimeSec, ctimeSec;
     uint32_t mtimeNsec, ctimeNsec;
+    // AgentLink::contentChanges() when the stat was taken: a change this program made since
+    // the copy was fetched makes a new copy even if the file's times did not move.
+    uint64_t changes;
     auto tie() const {
       return std::tie(target, devMajor, devMinor, ino, size, mtimeSec, mtimeNsec, ctimeSec,
-                      ctimeNsec);
+                      ctimeNsec, changes);
     }
     bool operator<(const Key& o) const { return tie() < o.tie(); }
   };
