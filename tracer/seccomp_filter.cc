@@ -73,6 +73,14 @@ SeccompFilter SeccompFilter::build() {
       check(seccomp_rule_add_array(ctx, SCMP_ACT_ALLOW, row.nr, 1, &stdio), row.name);
       continue;
     }
+    if (row.trapOnlyRealFd) {
+      // A negative fd (as a signed 32-bit int: bit 31 set) cannot name a remote file: anonymous
+      // mmap (fd -1) never stops, whatever the row's class.
+      struct scmp_arg_cmp negative =
+          SCMP_CMP32(static_cast<unsigned>(row.fdArg), SCMP_CMP_MASKED_EQ, 0x80000000u,
+                     0x80000000u);
+      check(seccomp_rule_add_array(ctx, SCMP_ACT_ALLOW, row.nr, 1, &negative), row.name);
+    }
     switch (row.cls) {
       case SyscallClass::LOCAL:
       case SyscallClass::PROCESS:
@@ -82,14 +90,6 @@ SeccompFilter SeccompFilter::build() {
         check(seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), row.nr, 0), row.name);
         break;
       case SyscallClass::UNHANDLED:
-        if (row.trapOnlyRealFd) {
-          // A negative fd (as a signed 32-bit int: bit 31 set) cannot name a remote file.
-          struct scmp_arg_cmp negative =
-              SCMP_CMP32(static_cast<unsigned>(row.fdArg), SCMP_CMP_MASKED_EQ, 0x80000000u,
-                         0x80000000u);
-          check(seccomp_rule_add_array(ctx, SCMP_ACT_ALLOW, row.nr, 1, &negative), row.name);
-        }
-        break;
       case SyscallClass::PATH:
       case SyscallClass::FD:
       case SyscallClass::IDENTITY:
