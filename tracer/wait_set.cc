@@ -148,13 +148,20 @@ kj::Promise<void> WaitSet::waitLocal(const Side& side, kj::Maybe<kj::TimePoint> 
       return kj::READY_NOW;
     }
   }
-  auto observer = kj::heap<kj::UnixEventPort::FdObserver>(
-      eventPort, ep, kj::UnixEventPort::FdObserver::OBSERVE_READ);
-  kj::Promise<void> readable = observer->whenBecomesReadable();
+  // The observer must let go of the fd (EPOLL_CTL_DEL) before it is closed.
+  struct Watch {
+    Watch(kj::AutoCloseFd fd, kj::UnixEventPort& port)
+        : epfd(kj::mv(fd)),
+          observer(port, epfd.get(), kj::UnixEventPort::FdObserver::OBSERVE_READ) {}
+    kj::AutoCloseFd epfd;
+    kj::UnixEventPort::FdObserver observer;
+  };
+  auto watch = kj::heap<Watch>(kj::mv(epfd), eventPort);
+  kj::Promise<void> readable = watch->observer.whenBecomesReadable();
   KJ_IF_MAYBE(d, deadline) {
     readable = readable.exclusiveJoin(timer.atTime(*d));
   }
-  return readable.attach(kj::mv(observer), kj::mv(epfd)).then([this, &side]() {
+  return readable.attach(kj::mv(watch)).then([this, &side]() {
     pollLocal(side);
   });
 }
