@@ -12,6 +12,13 @@ namespace sb {
 
 namespace abi = sb::x86_64;
 
+void EpollInterest::refreshEdge() {
+  if (ioEpoch != file->ioEpoch) {
+    ioEpoch = file->ioEpoch;
+    lastSeen = 0;
+  }
+}
+
 EpollRegistry::~EpollRegistry() {
   for (auto& instance : instances) {
     for (auto& i : instance->interests) {
@@ -58,6 +65,7 @@ int64_t EpollRegistry::ctl(pid_t tid, int epfd, kj::AutoCloseFd copy, int op, Re
       }
       instance->interests.push_back(
           EpollInterest{&file, fd, events | abi::K_POLLERR | abi::K_POLLHUP, data});
+      instance->interests.back().ioEpoch = file.ioEpoch;
       file.epolls = this;
       return 0;
     }
@@ -80,6 +88,7 @@ int64_t EpollRegistry::ctl(pid_t tid, int epfd, kj::AutoCloseFd copy, int op, Re
       existing->data = data;
       existing->disabled = false;
       existing->lastSeen = 0;
+      existing->ioEpoch = file.ioEpoch;
       return 0;
     default:
       return -EINVAL;

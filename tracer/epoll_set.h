@@ -34,6 +34,10 @@ struct EpollInterest {
   uint64_t data;
   bool disabled = false;  // EPOLLONESHOT after an event, until EPOLL_CTL_MOD
   uint16_t lastSeen = 0;  // EPOLLET: the poll bits seen high last time (edge detection)
+  uint32_t ioEpoch = 0;   // EPOLLET: the file's ioEpoch when lastSeen was taken
+
+  // EPOLLET: forgets what was seen if the program did IO on the file since (see ioEpoch).
+  void refreshEdge();
 };
 
 struct EpollInstance {

@@ -37,6 +37,9 @@ class RemoteFile : public kj::Refcounted {
   bool control = false;
   // Set once the file is in some epoll instance's interest set (epoll_set.h).
   EpollRegistry* epolls = nullptr;
+  // Counts the program's reads and writes on the file: after one, an EPOLLET interest treats
+  // the next readiness it sees as a new edge (an edge-triggered program reads until EAGAIN).
+  uint32_t ioEpoch = 0;
 };
 
 class FdTable : public kj::Refcounted {

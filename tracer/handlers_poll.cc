@@ -563,6 +563,9 @@ struct EpollWait : public kj::Refcounted {
         }
         bool edge = (i.events & abi::K_EPOLLET) != 0;
         uint16_t events = i.events & POLL_BITS_MASK;
+        if (edge) {
+          i.refreshEdge();
+        }
         if (edges && edge) {
           if (i.lastSeen & (abi::K_POLLERR | abi::K_POLLHUP)) {
             continue;  // Reported already, and poll would report it again at once.
@@ -612,6 +615,7 @@ struct EpollWait : public kj::Refcounted {
       uint16_t seen = set[w.item].revents & POLL_BITS_MASK;
       uint32_t fire = seen & live->events;
       if (w.edge) {
+        live->refreshEdge();
         uint16_t asked = set[w.item].events | abi::K_POLLERR | abi::K_POLLHUP;
         uint16_t before = live->lastSeen;
         live->lastSeen = (before & ~asked) | (seen & asked);
