@@ -14,6 +14,7 @@
 // timeout register is lowered to it, select's timeval and the timespecs were written back).
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -148,10 +149,11 @@ kj::Promise<size_t> waitFor(Call& c, WaitSet& set, kj::Maybe<kj::TimePoint> dead
   return set.wait(deadline);
 }
 
-// The program's local fd `fd` as a WaitSet item: sbrun's copy, or POLLNVAL when it is not open.
-// -errno when sbrun cannot copy it (then the wait cannot be done faithfully at all).
+// The program's local fd `fd` as a WaitSet item: sbrun's copy, or POLLNVAL when it is not open
+// (`closed` set). For select an O_PATH fd is no item at all (`closed` set too, but it is open:
+// the caller checks). -errno when sbrun cannot copy it (then the wait cannot be done faithfully).
 int64_t addLocalFd(Call& c, WaitSet& set, FdCopier& copier, int fd, uint16_t events,
-                   size_t& index, bool& closed) {
+                   size_t& index, bool& closed, bool forSelect = false) {
   kj::AutoCloseFd copy;
   int64_t r = copier.copy(fd, copy);
   closed = r == -EBADF;
@@ -164,6 +166,15 @@ int64_t addLocalFd(Call& c, WaitSet& set, FdCopier& copier, int fd, uint16_t eve
                       kj::str("cannot copy the program's fd ", fd, " to wait on it with its "
                               "remote fds (pidfd_getfd: ", strerror(-r), ")"));
     return r;
+  }
+  // An O_PATH fd has no poll method: poll says POLLNVAL, select never finds it ready.
+  int flags = fcntl(copy.get(), F_GETFL);
+  if (flags >= 0 && (flags & O_PATH)) {
+    closed = forSelect;
+    if (!forSelect) {
+      index = set.addFixed(abi::K_POLLNVAL);
+    }
+    return 0;
   }
   index = set.addLocal(kj::mv(copy), events);
   return 0;
@@ -287,6 +298,8 @@ kj::Promise<Outcome> hPpoll(Call& c) { return pollFamily(c, true); }
 // ---------------------------------------------------------------------------------------------
 // select, pselect6
 
+int64_t epollKind(pid_t tid, int fd);
+
 // The fd table size (FDSize in /proc/TID/status): select ignores bits at and above it.
 int64_t fdTableSize(pid_t tid) {
   auto status = readStatus(tid);
@@ -378,9 +391,12 @@ kj::Promise<Outcome> selectFamily(Call& c, bool isPselect) {
       e.item = set->addRemote(*f, events);
     } else {
       bool closed;
-      int64_t r = addLocalFd(c, *set, copier, fd, events, e.item, closed);
+      int64_t r = addLocalFd(c, *set, copier, fd, events, e.item, closed, true);
       if (r < 0) {
         return done(r);
+      }
+      if (closed && epollKind(c.task.tid, fd) >= 0) {
+        continue;  // Open, but O_PATH: never ready (fs/select.c: no file to poll).
       }
       if (closed) {
         // select fails with EBADF for a closed fd below the fd table's size (max_select_fd).

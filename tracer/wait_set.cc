@@ -133,9 +133,15 @@ void WaitSet::pollLocal(const Side& side) {
 }
 
 // The local side blocks in the kj event loop: an epoll instance of sbrun's own holds the copies,
-// and becomes readable when one of them is ready. A copy epoll refuses (a regular file, which
-// is always ready) ends the wait at once.
+// and becomes readable when one of them is ready. It looks first, so what is ready already ends
+// the wait at once; a copy epoll refuses (a regular file: its state never changes) is left out.
 kj::Promise<void> WaitSet::waitLocal(const Side& side, kj::Maybe<kj::TimePoint> deadline) {
+  pollLocal(side);
+  for (size_t i : side.items) {
+    if (items[i].revents != 0) {
+      return kj::READY_NOW;
+    }
+  }
   int ep = epoll_create1(EPOLL_CLOEXEC);
   KJ_REQUIRE(ep >= 0, "epoll_create1 failed", strerror(errno));
   kj::AutoCloseFd epfd(ep);
@@ -143,10 +149,7 @@ kj::Promise<void> WaitSet::waitLocal(const Side& side, kj::Maybe<kj::TimePoint> 
     struct epoll_event ev = {};
     ev.events = items[i].events & EPOLL_POLL_BITS;
     ev.data.u64 = i;
-    if (epoll_ctl(ep, EPOLL_CTL_ADD, items[i].local.get(), &ev) < 0) {
-      pollLocal(side);
-      return kj::READY_NOW;
-    }
+    epoll_ctl(ep, EPOLL_CTL_ADD, items[i].local.get(), &ev);
   }
   // The observer must let go of the fd (EPOLL_CTL_DEL) before it is closed.
   struct Watch {
