@@ -1,6 +1,7 @@
 #include "host_wire.h"
 
 #include <limits.h>
+#include <poll.h>
 #include <sys/sysmacros.h>
 #include <sys/uio.h>
 #include <sys/xattr.h>
@@ -288,6 +289,46 @@ proto::FileType fileTypeFromMode(mode_t mode) {
     case S_IFIFO: return proto::FileType::FIFO;
     case S_IFSOCK: return proto::FileType::SOCKET;
     default: return proto::FileType::UNKNOWN;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// poll events
+
+namespace {
+
+struct PollBit {
+  short host;
+  bool (proto::PollEvents::Reader::*get)() const;
+  void (proto::PollEvents::Builder::*set)(bool);
+};
+
+using PR = proto::PollEvents::Reader;
+using PB = proto::PollEvents::Builder;
+const PollBit POLL_BITS[] = {
+    {POLLIN, &PR::getIn, &PB::setIn},          {POLLPRI, &PR::getPri, &PB::setPri},
+    {POLLOUT, &PR::getOut, &PB::setOut},       {POLLERR, &PR::getErr, &PB::setErr},
+    {POLLHUP, &PR::getHup, &PB::setHup},       {POLLNVAL, &PR::getNval, &PB::setNval},
+    {POLLRDNORM, &PR::getRdNorm, &PB::setRdNorm}, {POLLRDBAND, &PR::getRdBand, &PB::setRdBand},
+    {POLLWRNORM, &PR::getWrNorm, &PB::setWrNorm}, {POLLWRBAND, &PR::getWrBand, &PB::setWrBand},
+    {POLLMSG, &PR::getMsg, &PB::setMsg},       {POLLRDHUP, &PR::getRdHup, &PB::setRdHup},
+};
+
+}  // namespace
+
+short pollEventsToHost(proto::PollEvents::Reader events) {
+  short out = 0;
+  for (auto& bit : POLL_BITS) {
+    if ((events.*bit.get)()) {
+      out |= bit.host;
+    }
+  }
+  return out;
+}
+
+void pollEventsFromHost(short revents, proto::PollEvents::Builder out) {
+  for (auto& bit : POLL_BITS) {
+    (out.*bit.set)((revents & bit.host) != 0);
   }
 }
 

@@ -80,4 +80,8 @@ void statfsToWire(const struct statfs& st, proto::Statfs::Builder out);
 // The file type in st_mode / DT_* form.
 proto::FileType fileTypeFromMode(mode_t mode);
 
+// poll(2) event bits: PollEvents <-> this host's POLL* values (they differ on sparc and mips).
+short pollEventsToHost(proto::PollEvents::Reader events);
+void pollEventsFromHost(short revents, proto::PollEvents::Builder out);
+
 }  // namespace sb

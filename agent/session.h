@@ -52,6 +52,8 @@ public:
   kj::Promise<void> openPath(OpenPathContext context) override;
   kj::Promise<void> releaseOwner(ReleaseOwnerContext context) override;
   kj::Promise<void> spawn(SpawnContext context) override;
+  // Readiness of this session's nodes (poll.cc).
+  kj::Promise<void> poll(PollContext context) override;
 
 private:
   kj::Own<SessionState> state;

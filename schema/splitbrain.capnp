@@ -72,6 +72,38 @@ interface Session {
   # this returns; then `process` is its handle and `stdio` the agent's ends of the pipes asked
   # for. The session kills (SIGKILL, its whole process group) and reaps every process it spawned
   # when it ends.
+
+  # ---- Waiting for readiness (poll, select, epoll; branch `poll`) ----------------------------
+
+  poll @5 (fds :List(PollFd), timeoutNs :Int64) -> (result :Int64, revents :List(PollEvents));
+  # poll(2) on nodes of this session: waits until one is ready or `timeoutNs` nanoseconds have
+  # passed (-1: no limit, 0: look and return). `result` is the number of entries with non-empty
+  # `revents` (0 on timeout) or -errno; `revents` has one entry per `fds` entry, in order. As in
+  # poll(2), err/hup/nval are reported whether asked or not. A node that is closed or belongs to
+  # another session gets `nval`. The wait runs on a worker and is cancellable: dropping the call
+  # ends it (the tracer does so when a signal interrupts the program's wait, or when a local fd
+  # of the same wait became ready first).
+}
+
+struct PollEvents {
+  # poll(2)'s event bits by name: their values differ between architectures (sparc, mips).
+  in @0 :Bool;
+  pri @1 :Bool;
+  out @2 :Bool;
+  err @3 :Bool;
+  hup @4 :Bool;
+  nval @5 :Bool;
+  rdNorm @6 :Bool;
+  rdBand @7 :Bool;
+  wrNorm @8 :Bool;
+  wrBand @9 :Bool;
+  msg @10 :Bool;
+  rdHup @11 :Bool;
+}
+
+struct PollFd {
+  node @0 :Node;
+  events @1 :PollEvents;
 }
 
 struct SpawnRequest {

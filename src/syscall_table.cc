@@ -19,8 +19,10 @@ constexpr auto UNHANDLED = SyscallClass::UNHANDLED;
 constexpr auto TRACKED = SyscallClass::TRACKED;
 
 // {nr, name, class, fdArg, pathArg, dirfdArg, remoteErrno, trapOnlyRealFd, localFast}
-// Sockets, pipes, polling and epoll stay LOCAL in this version: a remote fd there is an O_PATH
+// Sockets, pipes and epoll_create stay LOCAL in this version: a remote fd there is an O_PATH
 // placeholder, which the kernel answers with EBADF or POLLNVAL, never with silent success.
+// poll, select and epoll_ctl/epoll_wait are trapped (handlers_poll.cc): with no remote fd in
+// them they run locally.
 const SyscallRow ROWS[] = {
     {0, "read", FD, 0, -1, -1, 0, false, true},
     {1, "write", FD, 0, -1, -1, 0, false, true},
@@ -29,7 +31,7 @@ const SyscallRow ROWS[] = {
     {4, "stat", PATH, -1, 0, -1},
     {5, "fstat", FD, 0, -1, -1, 0, false, true},
     {6, "lstat", PATH, -1, 0, -1},
-    {7, "poll", LOCAL},
+    {7, "poll", FD, -1},
     {8, "lseek", FD, 0, -1, -1, 0, false, true},
     {9, "mmap", FD, 4, -1, -1, 0, true, true},
     {10, "mprotect", LOCAL},
@@ -45,7 +47,7 @@ const SyscallRow ROWS[] = {
     {20, "writev", FD, 0, -1, -1, 0, false, true},
     {21, "access", PATH, -1, 0, -1},
     {22, "pipe", LOCAL},
-    {23, "select", LOCAL},
+    {23, "select", FD, -1},
     {24, "sched_yield", LOCAL},
     {25, "mremap", LOCAL},
     {26, "msync", LOCAL},
@@ -254,8 +256,8 @@ const SyscallRow ROWS[] = {
     {229, "clock_getres", LOCAL},
     {230, "clock_nanosleep", LOCAL},
     {231, "exit_group", PROCESS},
-    {232, "epoll_wait", LOCAL},
-    {233, "epoll_ctl", LOCAL},
+    {232, "epoll_wait", FD, 0},
+    {233, "epoll_ctl", FD, 2},
     {234, "tgkill", PROCESS},
     {235, "utimes", PATH, -1, 0, -1},
     {236, "vserver", LOCAL},
@@ -292,8 +294,8 @@ const SyscallRow ROWS[] = {
     {267, "readlinkat", PATH, -1, 1, 0},
     {268, "fchmodat", PATH, -1, 1, 0},
     {269, "faccessat", PATH, -1, 1, 0},
-    {270, "pselect6", LOCAL},
-    {271, "ppoll", LOCAL},
+    {270, "pselect6", FD, -1},
+    {271, "ppoll", FD, -1},
     {272, "unshare", TRACKED},
     {273, "set_robust_list", LOCAL},
     {274, "get_robust_list", LOCAL},
@@ -303,7 +305,7 @@ const SyscallRow ROWS[] = {
     {278, "vmsplice", UNHANDLED, 0, -1, -1, EBADF},
     {279, "move_pages", LOCAL},
     {280, "utimensat", PATH, -1, 1, 0},
-    {281, "epoll_pwait", LOCAL},
+    {281, "epoll_pwait", FD, 0},
     {282, "signalfd", LOCAL},
     {283, "timerfd_create", LOCAL},
     {284, "eventfd", LOCAL},
@@ -374,7 +376,7 @@ const SyscallRow ROWS[] = {
     {438, "pidfd_getfd", LOCAL},
     {439, "faccessat2", PATH, -1, 1, 0},
     {440, "process_madvise", LOCAL},
-    {441, "epoll_pwait2", LOCAL},
+    {441, "epoll_pwait2", FD, 0},
     {442, "mount_setattr", UNHANDLED, -1, 1, 0, ENOSYS},
     {443, "quotactl_fd", UNHANDLED, 0, -1, -1, ENOSYS},
     {444, "landlock_create_ruleset", LOCAL},

@@ -525,4 +525,83 @@ kj::Maybe<proto::Whence> decodeWhence(int64_t whence) {
   }
 }
 
+// ---------------------------------------------------------------------------------------------
+// poll, select, epoll
+
+namespace {
+
+struct PollBit {
+  uint16_t bit;
+  bool (proto::PollEvents::Reader::*get)() const;
+  void (proto::PollEvents::Builder::*set)(bool);
+};
+
+using PR = proto::PollEvents::Reader;
+using PB = proto::PollEvents::Builder;
+const PollBit POLL_BITS[] = {
+    {K_POLLIN, &PR::getIn, &PB::setIn},             {K_POLLPRI, &PR::getPri, &PB::setPri},
+    {K_POLLOUT, &PR::getOut, &PB::setOut},          {K_POLLERR, &PR::getErr, &PB::setErr},
+    {K_POLLHUP, &PR::getHup, &PB::setHup},          {K_POLLNVAL, &PR::getNval, &PB::setNval},
+    {K_POLLRDNORM, &PR::getRdNorm, &PB::setRdNorm}, {K_POLLRDBAND, &PR::getRdBand, &PB::setRdBand},
+    {K_POLLWRNORM, &PR::getWrNorm, &PB::setWrNorm}, {K_POLLWRBAND, &PR::getWrBand, &PB::setWrBand},
+    {K_POLLMSG, &PR::getMsg, &PB::setMsg},          {K_POLLRDHUP, &PR::getRdHup, &PB::setRdHup},
+};
+
+constexpr int64_t NSEC = 1000000000;
+
+}  // namespace
+
+void decodePollEvents(uint16_t events, proto::PollEvents::Builder out) {
+  for (auto& b : POLL_BITS) {
+    (out.*b.set)((events & b.bit) != 0);
+  }
+}
+
+uint16_t encodePollEvents(proto::PollEvents::Reader events) {
+  uint16_t out = 0;
+  for (auto& b : POLL_BITS) {
+    if ((events.*b.get)()) {
+      out |= b.bit;
+    }
+  }
+  return out;
+}
+
+uint16_t selectEvents(bool in, bool out, bool ex) {
+  return (in ? SELECT_IN : 0) | (out ? SELECT_OUT : 0) | (ex ? SELECT_EX : 0);
+}
+
+unsigned selectReady(uint16_t revents, bool in, bool out, bool ex) {
+  return ((in && (revents & SELECT_IN)) ? 1u : 0u) | ((out && (revents & SELECT_OUT)) ? 2u : 0u) |
+         ((ex && (revents & SELECT_EX)) ? 4u : 0u);
+}
+
+bool timespecToNs(const KernelTimespec& ts, int64_t& ns) {
+  if (ts.sec < 0 || ts.nsec < 0 || ts.nsec >= NSEC) {
+    return false;
+  }
+  ns = ts.sec >= INT64_MAX / NSEC ? INT64_MAX : ts.sec * NSEC + ts.nsec;
+  return true;
+}
+
+bool timevalToNs(const KernelTimeval& tv, int64_t& ns) {
+  // fs/select.c: poll_select_set_timeout(to, tv_sec + tv_usec / USEC_PER_SEC,
+  // (tv_usec % USEC_PER_SEC) * NSEC_PER_USEC), with C's truncating division.
+  KernelTimespec ts;
+  int64_t carry = tv.usec / 1000000;
+  ts.sec = tv.sec > INT64_MAX - carry ? INT64_MAX : tv.sec + carry;
+  ts.nsec = (tv.usec % 1000000) * 1000;
+  return timespecToNs(ts, ns);
+}
+
+KernelTimeval nsToTimeval(int64_t ns) {
+  ns = ns < 0 ? 0 : ns;
+  return KernelTimeval{ns / NSEC, (ns % NSEC) / 1000};
+}
+
+KernelTimespec nsToTimespec(int64_t ns) {
+  ns = ns < 0 ? 0 : ns;
+  return KernelTimespec{ns / NSEC, ns % NSEC};
+}
+
 }  // namespace sb::x86_64

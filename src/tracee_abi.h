@@ -135,4 +135,80 @@ struct utsname toUtsname(proto::Uname::Reader u);
 // `whence` is an unsigned int.
 kj::Maybe<proto::Whence> decodeWhence(int64_t whence);
 
+// ---- poll, select, epoll --------------------------------------------------------------------
+
+// poll(2)'s event bits (asm-generic values, which x86-64 uses).
+constexpr uint16_t K_POLLIN = 0x001, K_POLLPRI = 0x002, K_POLLOUT = 0x004, K_POLLERR = 0x008,
+                   K_POLLHUP = 0x010, K_POLLNVAL = 0x020, K_POLLRDNORM = 0x040,
+                   K_POLLRDBAND = 0x080, K_POLLWRNORM = 0x100, K_POLLWRBAND = 0x200,
+                   K_POLLMSG = 0x400, K_POLLRDHUP = 0x2000;
+
+// struct pollfd.
+struct PollFd {
+  int32_t fd;
+  uint16_t events;
+  uint16_t revents;
+};
+static_assert(sizeof(PollFd) == 8);
+
+// The tracee's poll bits <-> PollEvents. Bits without a name on the wire are dropped (the
+// kernel ignores them too).
+void decodePollEvents(uint16_t events, proto::PollEvents::Builder out);
+uint16_t encodePollEvents(proto::PollEvents::Reader events);
+
+// select(2): what each fd_set asks and answers in poll terms (fs/select.c POLLIN_SET,
+// POLLOUT_SET, POLLEX_SET). An fd_set is an array of 64-bit words, bit fd%64 of word fd/64.
+constexpr uint16_t SELECT_IN = K_POLLRDNORM | K_POLLRDBAND | K_POLLIN | K_POLLHUP | K_POLLERR;
+constexpr uint16_t SELECT_OUT = K_POLLWRBAND | K_POLLWRNORM | K_POLLOUT | K_POLLERR;
+constexpr uint16_t SELECT_EX = K_POLLPRI;
+// The bytes of one fd_set for `n` fds, as the kernel copies them (whole longs).
+inline size_t fdSetBytes(int64_t n) { return static_cast<size_t>((n + 63) / 64) * 8; }
+inline bool fdIsSet(kj::ArrayPtr<const kj::byte> set, int fd) {
+  return set.size() > size_t(fd / 8) && (set[fd / 8] >> (fd % 8)) & 1;
+}
+inline void fdSet(kj::ArrayPtr<kj::byte> set, int fd) {
+  set[fd / 8] |= static_cast<kj::byte>(1u << (fd % 8));
+}
+// The events to ask poll(2) for an fd in the given sets, and which sets its revents put it in
+// (bit 0: readable, 1: writable, 2: exceptional).
+uint16_t selectEvents(bool in, bool out, bool ex);
+unsigned selectReady(uint16_t revents, bool in, bool out, bool ex);
+
+// The timeouts, as the kernel reads them. A select timeval is normalised like fs/select.c
+// (tv_sec + tv_usec / 10^6, the rest as nanoseconds) and must then be a valid timespec; false
+// means EINVAL. The result is in nanoseconds, saturated.
+struct KernelTimeval {
+  int64_t sec;
+  int64_t usec;
+};
+struct KernelTimespec {
+  int64_t sec;
+  int64_t nsec;
+};
+bool timevalToNs(const KernelTimeval& tv, int64_t& ns);
+bool timespecToNs(const KernelTimespec& ts, int64_t& ns);
+// What select and pselect6/ppoll write back: the time left (fs/select.c poll_select_finish:
+// truncated to microseconds for a timeval).
+KernelTimeval nsToTimeval(int64_t ns);
+KernelTimespec nsToTimespec(int64_t ns);
+
+// The kernel's sigset_t for rt_* calls, ppoll, pselect6 and epoll_pwait: 8 bytes.
+constexpr uint64_t SIGSET_SIZE = 8;
+
+// struct epoll_event: packed on x86-64 (12 bytes), unlike on every other arch.
+struct __attribute__((packed)) EpollEvent {
+  uint32_t events;
+  uint64_t data;
+};
+static_assert(sizeof(EpollEvent) == 12);
+
+constexpr int K_EPOLL_CTL_ADD = 1, K_EPOLL_CTL_DEL = 2, K_EPOLL_CTL_MOD = 3;
+constexpr uint32_t K_EPOLLEXCLUSIVE = 1u << 28, K_EPOLLWAKEUP = 1u << 29,
+                   K_EPOLLONESHOT = 1u << 30, K_EPOLLET = 1u << 31;
+// fs/eventpoll.c EPOLLEXCLUSIVE_OK_BITS: what may go with EPOLLEXCLUSIVE.
+constexpr uint32_t K_EPOLLEXCLUSIVE_OK = K_POLLIN | K_POLLOUT | K_POLLERR | K_POLLHUP |
+                                         K_EPOLLWAKEUP | K_EPOLLET | K_EPOLLEXCLUSIVE;
+// fs/eventpoll.c EP_MAX_EVENTS.
+constexpr int64_t EPOLL_MAX_EVENTS = INT32_MAX / int64_t(sizeof(EpollEvent));
+
 }  // namespace sb::x86_64

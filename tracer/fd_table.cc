@@ -1,6 +1,14 @@
 #include "fd_table.h"
 
+#include "epoll_set.h"
+
 namespace sb {
+
+RemoteFile::~RemoteFile() noexcept(false) {
+  if (epolls != nullptr) {
+    epolls->released(*this);
+  }
+}
 
 kj::Maybe<RemoteFile&> FdTable::find(int fd) {
   auto it = fds.find(fd);

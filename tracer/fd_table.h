@@ -18,12 +18,16 @@
 namespace sb {
 
 class AgentLink;
+class EpollRegistry;
 
 // One open file description on an agent.
 class RemoteFile : public kj::Refcounted {
  public:
   RemoteFile(AgentLink& target, proto::Node::Client node, proto::FileType type, kj::String path)
       : target(target), node(kj::mv(node)), type(type), path(kj::mv(path)) {}
+  // The last reference is gone (every fd closed): the file leaves the epoll interest sets it was
+  // in, as the kernel's epoll forgets a released file.
+  ~RemoteFile() noexcept(false);
 
   AgentLink& target;
   proto::Node::Client node;
@@ -31,6 +35,11 @@ class RemoteFile : public kj::Refcounted {
   kj::String path;  // As the program named it, for messages.
   // The control fd (SB_CONTROL_FD, control.h): read and write speak the control protocol.
   bool control = false;
+  // Set once the file is in some epoll instance's interest set (epoll_set.h).
+  EpollRegistry* epolls = nullptr;
+  // Counts the program's reads and writes on the file: after one, an EPOLLET interest treats
+  // the next readiness it sees as a new edge (an edge-triggered program reads until EAGAIN).
+  uint32_t ioEpoch = 0;
 };
 
 class FdTable : public kj::Refcounted {

@@ -109,6 +109,7 @@ kj::ArrayPtr<const HandlerEntry> ioHandlers();
 kj::ArrayPtr<const HandlerEntry> pathHandlers();
 kj::ArrayPtr<const HandlerEntry> execHandlers();
 kj::ArrayPtr<const HandlerEntry> mmapHandlers();
+kj::ArrayPtr<const HandlerEntry> pollHandlers();
 // A syscall number sbrun does not know: ENOSYS, explained once.
 kj::Promise<Outcome> hUnknown(Call& c);
 // sb-stub's requests (stub_protocol.h), under a syscall number no kernel has.

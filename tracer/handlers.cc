@@ -2,7 +2,8 @@
 // call lives, and answers with an Outcome. Handlers never touch ptrace directly and never print
 // except through Tracer::noteOnce, so they do not care which backend trapped the call.
 //
-// The families live in handlers_fd.cc, handlers_io.cc and handlers_path.cc, each with its own
+// The families live in handlers_fd.cc, handlers_io.cc, handlers_path.cc, handlers_exec.cc and
+// handlers_poll.cc, each with its own
 // table; this file holds host identity, the calls with no remote implementation yet, and joins
 // the tables into the one lookup the tracer uses.
 
@@ -212,7 +213,8 @@ Handler findHandler(int nr) {
     }
     kj::ArrayPtr<const handler::HandlerEntry> families[] = {
         handler::HERE_HANDLERS, handler::fdHandlers(), handler::ioHandlers(),
-        handler::pathHandlers(), handler::execHandlers(), handler::mmapHandlers()};
+        handler::pathHandlers(), handler::execHandlers(), handler::mmapHandlers(),
+        handler::pollHandlers()};
     for (auto family : families) {
       for (auto& e : family) {
         // A syscall answered by two families would depend on the order of this list.

@@ -228,6 +228,8 @@ kj::Promise<Outcome> runJob(Call& c, RemoteFile& file, kj::Array<IoVec> iov, uin
   auto job = kj::refcounted<Job>(c, file, kj::mv(iov), total, offset, positional, hasFlags,
                                  flags);
   auto& j = *job;
+  // An edge-triggered epoll interest in this file counts its next rise as an edge (epoll_set.h).
+  file.ioEpoch++;
   return j.step().then([](int64_t r) -> Outcome { return Complete{r}; }).attach(kj::mv(job));
 }
 

@@ -190,8 +190,8 @@ FILE* openOutput(kj::StringPtr path, kj::StringPtr option, bool& owned) {
 
 Tracer::Tracer(kj::AsyncIoContext& io, Options& options)
     : io(io), options_(options), filter(SeccompFilter::build(fastLimitFor(pickControlFd()))),
-      background(errorHandler),
-      stubPath_(findStub()), attachMode_(options.attachPid > 0) {
+      background(errorHandler), stubPath_(findStub()), attachMode_(options.attachPid > 0),
+      epolls_(kj::heap<EpollRegistry>()) {
   bool owned;
   KJ_IF_MAYBE(path, options.traceFile) {
     FILE* out = openOutput(*path, "--trace", owned);
@@ -1031,7 +1031,14 @@ void Tracer::park(Task& task) {
     return;
   }
   auto regs = task.call->regs;
-  regs.orig_rax = SYS_pause;
+  if (task.call->parkMask != 0) {
+    // Wait under the call's temporary signal mask, as ppoll/pselect6/epoll_pwait do.
+    regs.orig_rax = SYS_rt_sigsuspend;
+    regs.rdi = task.call->parkMask;
+    regs.rsi = 8;
+  } else {
+    regs.orig_rax = SYS_pause;
+  }
   setRegs(task.tid, regs);
   long rc = ptrace(PTRACE_SYSCALL, task.tid, nullptr, 0);
   KJ_REQUIRE(ptraceOk(rc), "PTRACE_SYSCALL failed", strerror(errno));
@@ -1077,13 +1084,16 @@ void Tracer::onParkedExit(Task& task) {
   // transfer that already moved bytes returns their count instead.
   task.pending = nullptr;
   task.parkTimer = nullptr;
-  int64_t ret = call.progress > 0 ? call.progress : -ERESTARTSYS_;
   regs = call.regs;
+  int64_t ret = call.progress > 0 ? call.progress : -ERESTARTSYS_;
+  KJ_IF_MAYBE(fn, call.onInterrupt) {
+    ret = (*fn)(regs);
+  }
   regs.rax = ret;
   setRegs(task.tid, regs);
   if (!observers.empty()) {
-    report(task.tid, call.nr, call.target, true, call.progress > 0 ? ret : -EINTR, call.start,
-           call.args);
+    report(task.tid, call.nr, call.target, true, ret < -511 && ret > -4096 ? -EINTR : ret,
+           call.start, call.args);
   }
   resume(task);
 }

@@ -23,6 +23,7 @@
 
 #include "agent_link.h"
 #include "control.h"
+#include "epoll_set.h"
 #include "fd_table.h"
 #include "map_cache.h"
 #include "observer.h"
@@ -103,6 +104,13 @@ struct Call {
   bool interruptible = false;
   // Bytes a chunked transfer has completed so far: what an interrupted call returns.
   int64_t progress = 0;
+  // What a signal that ends the wait makes of the call (Tracer::onParkedExit): the result
+  // (-ERESTARTSYS and friends included) and any register change (a restarted poll's remaining
+  // timeout). Unset: `progress`, or -ERESTARTSYS.
+  kj::Maybe<kj::Function<int64_t(user_regs_struct&)>> onInterrupt = nullptr;
+  // Tracee address of a sigset to wait under while parked (ppoll, pselect6, epoll_pwait: the
+  // temporary mask applies during the wait): parking uses rt_sigsuspend instead of pause.
+  uint64_t parkMask = 0;
 
   uint64_t arg(int i) const;
   int fdArg(int i) const { return static_cast<int>(arg(i)); }
@@ -193,6 +201,13 @@ class Tracer {
   int run(kj::WaitScope& ws);
 
   PathRules& rules() { return rules_; }
+  // Parks the thread's trapped call now (see park): for a call that must wait for a signal
+  // already pending (ppoll's temporary mask unblocked it), so that the signal ends it.
+  void parkCall(Task& task) { park(task); }
+  kj::Timer& timer() { return io.provider->getTimer(); }
+  kj::UnixEventPort& eventPort() { return io.unixEventPort; }
+  // Remote interests of the program's epoll instances (epoll_set.h).
+  EpollRegistry& epolls() { return *epolls_; }
   Options& options() { return options_; }
   kj::ArrayPtr<kj::Own<AgentLink>> targets() { return targets_; }
   AgentLink& defaultTarget() { return *targets_[0]; }
@@ -270,6 +285,7 @@ class Tracer {
   bool detaching_ = false;
   std::vector<pid_t> justDetached;
   kj::Maybe<kj::Promise<void>> signalWatch;
+  kj::Own<EpollRegistry> epolls_;
   kj::Own<RemoteFile> controlFile;  // Shared by every tracee's control fd, so never closed remotely.
   kj::Maybe<kj::Own<ControlChannel>> controlChannel;
   kj::Maybe<kj::Promise<void>> controlRunning;

@@ -873,6 +873,43 @@ def case_silent_peer(ctx):
           "a session that outlived the handshake timeout was dropped")
 
 
+def case_asyncio_mixed(ctx):
+    """A Python asyncio program (EpollSelector) waits on a FIFO in the work directory (remote
+    under sbrun) and a local pipe at once; data arrives on both while the loop waits."""
+    with open(os.path.join(HERE, "py_asyncio.py")) as f:
+        code = f.read()
+    native, _ = differential(ctx, None, native_argv=[SYS_PYTHON, "-"], stdin=code, fixture=False,
+                             timeout=60)
+    check("from the fifo: ['remote-0', 'remote-1', 'remote-2']" in native.out,
+          "the native run did not see the FIFO's data: the case checks nothing")
+
+
+# selectors.DefaultSelector (epoll), PollSelector and SelectSelector over a remote FIFO and a
+# local pipe, as `python3 -c`.
+PY_SELECTORS = (
+    "import os, selectors\n"
+    "os.mkfifo('fifo'); r = os.open('fifo', os.O_RDONLY | os.O_NONBLOCK); w = os.open('fifo', os.O_WRONLY)\n"
+    "pr, pw = os.pipe()\n"
+    "for cls in (selectors.DefaultSelector, selectors.PollSelector, selectors.SelectSelector):\n"
+    "    s = cls(); s.register(r, selectors.EVENT_READ, 'fifo'); s.register(pr, selectors.EVENT_READ, 'pipe')\n"
+    "    show = lambda t: sorted((k.data, e) for k, e in s.select(t))\n"
+    "    print(cls.__name__, 'idle', show(0), show(0.1))\n"
+    "    os.write(w, b'x'); print(cls.__name__, 'fifo', show(1))\n"
+    "    os.write(pw, b'y'); print(cls.__name__, 'both', show(None))\n"
+    "    os.read(r, 9); os.read(pr, 9); s.modify(r, selectors.EVENT_READ | selectors.EVENT_WRITE, 'fifo-rw')\n"
+    "    s.register(w, selectors.EVENT_WRITE, 'fifo-w'); print(cls.__name__, 'write end', show(1))\n"
+    "    s.close()\n"
+    "os.unlink('fifo')\n")
+
+
+def case_selectors_mixed(ctx):
+    """python3 -c with selectors.DefaultSelector, PollSelector and SelectSelector on a remote
+    FIFO and a local pipe: the same readiness as natively on B."""
+    native, _ = differential(ctx, None, native_argv=[SYS_PYTHON, "-c", PY_SELECTORS],
+                             fixture=False, timeout=60)
+    check("EpollSelector fifo [('fifo', 1)]" in native.out, "the native run saw nothing")
+
+
 def case_pty_remote(ctx):
     """A serial line on B: conf_pty_serial opens /dev/ptmx and the slave under /dev/pts on the
     agent (--remote rules over the local defaults), configures it with termios, moves data both
@@ -2389,6 +2426,8 @@ def build_cases():
     cases["dlopen-remote"] = (case_dlopen_remote, True)
     cases["sqlite-wal-shared"] = (case_sqlite_wal_shared, True)
     cases["pty-remote"] = (case_pty_remote, True)
+    cases["asyncio-mixed"] = (case_asyncio_mixed, True)
+    cases["selectors-mixed"] = (case_selectors_mixed, True)
     cases["silent-peer"] = (case_silent_peer, True)
     cases["local-target"] = (case_local_target, True)
     cases["unreachable"] = (case_unreachable, False)

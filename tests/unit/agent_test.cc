@@ -6,6 +6,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/file.h>
 #include <sys/socket.h>
@@ -1926,6 +1927,103 @@ TEST_CASE("a read-only agent runs no programs") {
 }
 
 }  // TEST_SUITE
+
+
+// ---------------------------------------------------------------------------------------------
+// Session.poll
+
+namespace {
+
+struct PollAnswer {
+  int64_t result;
+  std::vector<short> revents;
+};
+
+capnp::RemotePromise<proto::Session::PollResults> sendPoll(
+    proto::Session::Client& s, std::vector<std::pair<Node::Client*, short>> fds,
+    int64_t timeoutNs) {
+  auto req = s.pollRequest();
+  auto list = req.initFds(fds.size());
+  for (size_t i = 0; i < fds.size(); ++i) {
+    list[i].setNode(*fds[i].first);
+    pollEventsFromHost(fds[i].second, list[i].initEvents());
+  }
+  req.setTimeoutNs(timeoutNs);
+  return req.send();
+}
+
+PollAnswer answerOf(capnp::Response<proto::Session::PollResults>&& r) {
+  PollAnswer a{r.getResult(), {}};
+  for (auto ev : r.getRevents()) {
+    a.revents.push_back(pollEventsToHost(ev));
+  }
+  return a;
+}
+
+}  // namespace
+
+TEST_CASE("poll event bits map to and from the host's values, each on its own") {
+  const short bits[] = {POLLIN,     POLLPRI,    POLLOUT,    POLLERR, POLLHUP,  POLLNVAL,
+                        POLLRDNORM, POLLRDBAND, POLLWRNORM, POLLWRBAND, POLLMSG, POLLRDHUP};
+  for (short bit : bits) {
+    capnp::MallocMessageBuilder m;
+    auto ev = m.initRoot<proto::PollEvents>();
+    pollEventsFromHost(bit, ev);
+    CAPTURE(bit);
+    CHECK(pollEventsToHost(ev.asReader()) == bit);
+  }
+}
+
+TEST_CASE("Session.poll looks, waits, times out, is cancellable, and says POLLNVAL for a closed node") {
+  TempDir tmp;
+  REQUIRE(mkfifo((tmp / "fifo").c_str(), 0600) == 0);
+  Fixture f;
+  auto session = f.session();
+  auto root = f.root(session);
+  auto fifo = openAt(f, root, tmp / "fifo", rw(false));
+  REQUIRE(fifo.result == 0);
+
+  // A look: nothing to read, room to write.
+  auto a = answerOf(sendPoll(session, {{&fifo.node, POLLIN}, {&fifo.node, POLLOUT}}, 0).wait(f.ws));
+  CHECK(a.result == 1);
+  CHECK(a.revents == std::vector<short>{0, POLLOUT});
+
+  // A finite wait times out on a worker.
+  auto t0 = std::chrono::steady_clock::now();
+  a = answerOf(sendPoll(session, {{&fifo.node, POLLIN}}, 50 * 1000 * 1000).wait(f.ws));
+  CHECK(a.result == 0);
+  CHECK(std::chrono::steady_clock::now() - t0 >= std::chrono::milliseconds(50));
+
+  // An endless wait ends when data arrives through another call.
+  {
+    auto pending = sendPoll(session, {{&fifo.node, POLLIN}}, -1);
+    CHECK(f.waitUntil([&]() { return f.executor.busyWorkers() == 1; }));
+    CHECK(write(f, fifo.node, "x") == 1);
+    a = answerOf(pending.wait(f.ws));
+    CHECK(a.result == 1);
+    CHECK(a.revents == std::vector<short>{POLLIN});
+    CHECK(read(f, fifo.node, 4).result == 1);
+  }
+
+  // Dropping the call interrupts the worker.
+  {
+    auto pending = sendPoll(session, {{&fifo.node, POLLIN}}, -1);
+    CHECK(f.waitUntil([&]() { return f.executor.busyWorkers() == 1; }));
+  }
+  CHECK(f.waitUntil([&]() { return f.executor.busyWorkers() == 0; }));
+
+  // A closed node, and a node of another session: POLLNVAL, counted, at once.
+  auto other = f.session();
+  auto foreign = openAt(f, f.root(other), tmp / "fifo", rw(false));
+  REQUIRE(foreign.result == 0);
+  auto closed = openAt(f, root, tmp / "fifo", rw(false));
+  REQUIRE(closed.result == 0);
+  REQUIRE(closed.node.closeRequest().send().wait(f.ws).getResult() == 0);
+  a = answerOf(sendPoll(session, {{&closed.node, POLLIN}, {&foreign.node, POLLIN},
+                                  {&fifo.node, POLLIN}}, -1).wait(f.ws));
+  CHECK(a.result == 2);
+  CHECK(a.revents == std::vector<short>{POLLNVAL, POLLNVAL, 0});
+}
 
 }  // namespace
 }  // namespace sb

@@ -71,7 +71,9 @@ TEST_SUITE("syscall_table") {
         "utimes", "utime", "futimesat", "mknod", "mknodat", "setxattr", "lsetxattr",
         "fsetxattr", "getxattr", "lgetxattr", "fgetxattr", "listxattr", "llistxattr",
         "flistxattr", "removexattr", "lremovexattr", "fremovexattr", "dup", "dup2", "dup3",
-        "fcntl", "flock", "chdir", "fchdir", "getcwd", "sendfile", "copy_file_range", "uname"};
+        "fcntl", "flock", "chdir", "fchdir", "getcwd", "sendfile", "copy_file_range", "uname",
+        "poll", "ppoll", "select", "pselect6", "epoll_ctl", "epoll_wait", "epoll_pwait",
+        "epoll_pwait2"};
     for (auto name : names) {
       CAPTURE(name);
       int nr = seccomp_syscall_resolve_name_arch(SCMP_ARCH_X86_64, name);

@@ -9,6 +9,8 @@
 #include <kj/exception.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/select.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -661,3 +663,101 @@ TEST_SUITE("errno_names") {
 
 }  // namespace
 }  // namespace sb::x86_64
+
+// ---------------------------------------------------------------------------------------------
+// poll, select, epoll
+
+TEST_CASE("poll event bits survive the wire both ways, one by one and all together") {
+  namespace abi = sb::x86_64;
+  const uint16_t bits[] = {abi::K_POLLIN,     abi::K_POLLPRI,    abi::K_POLLOUT,
+                           abi::K_POLLERR,    abi::K_POLLHUP,    abi::K_POLLNVAL,
+                           abi::K_POLLRDNORM, abi::K_POLLRDBAND, abi::K_POLLWRNORM,
+                           abi::K_POLLWRBAND, abi::K_POLLMSG,    abi::K_POLLRDHUP};
+  uint16_t all = 0;
+  for (uint16_t bit : bits) {
+    capnp::MallocMessageBuilder m;
+    auto ev = m.initRoot<sb::proto::PollEvents>();
+    abi::decodePollEvents(bit, ev);
+    CAPTURE(bit);
+    CHECK(abi::encodePollEvents(ev.asReader()) == bit);
+    all |= bit;
+  }
+  // The kernel's own values (include/uapi/asm-generic/poll.h), which x86-64 uses.
+  CHECK(all == 0x27ff);
+  capnp::MallocMessageBuilder m;
+  auto ev = m.initRoot<sb::proto::PollEvents>();
+  abi::decodePollEvents(all | 0x4000 /* unknown: dropped */, ev);
+  CHECK(abi::encodePollEvents(ev.asReader()) == all);
+  CHECK(ev.getIn());
+  CHECK(ev.getRdHup());
+}
+
+TEST_CASE("select's sets ask and answer in poll terms as fs/select.c does") {
+  namespace abi = sb::x86_64;
+  CHECK(abi::selectEvents(true, false, false) == (0x001 | 0x040 | 0x080 | 0x010 | 0x008));
+  CHECK(abi::selectEvents(false, true, false) == (0x004 | 0x100 | 0x200 | 0x008));
+  CHECK(abi::selectEvents(false, false, true) == 0x002);
+  // A hang-up makes a reader readable but not a writer writable; an error both.
+  CHECK(abi::selectReady(abi::K_POLLHUP, true, true, true) == 1u);
+  CHECK(abi::selectReady(abi::K_POLLERR, true, true, false) == 3u);
+  CHECK(abi::selectReady(abi::K_POLLOUT, true, false, false) == 0u);
+  CHECK(abi::selectReady(abi::K_POLLPRI, false, false, true) == 4u);
+  CHECK(abi::selectReady(abi::K_POLLNVAL, true, true, true) == 0u);
+  CHECK(abi::fdSetBytes(0) == 0);
+  CHECK(abi::fdSetBytes(1) == 8);
+  CHECK(abi::fdSetBytes(64) == 8);
+  CHECK(abi::fdSetBytes(65) == 16);
+  kj::byte set[16] = {};
+  abi::fdSet(set, 0);
+  abi::fdSet(set, 9);
+  abi::fdSet(set, 64);
+  CHECK(set[0] == 0x01);
+  CHECK(set[1] == 0x02);
+  CHECK(set[8] == 0x01);
+  CHECK(abi::fdIsSet(set, 9));
+  CHECK(!abi::fdIsSet(set, 10));
+  CHECK(!abi::fdIsSet(kj::arrayPtr(set, 8), 64));  // beyond the set: not set
+  // The kernel's fd_set (glibc's FD_SET agrees on x86-64).
+  fd_set native;
+  FD_ZERO(&native);
+  FD_SET(0, &native);
+  FD_SET(9, &native);
+  FD_SET(64, &native);
+  CHECK(memcmp(&native, set, sizeof(set)) == 0);
+}
+
+TEST_CASE("timeouts are read and written back as the kernel does") {
+  namespace abi = sb::x86_64;
+  int64_t ns = -1;
+  CHECK(abi::timevalToNs({1, 500000}, ns));
+  CHECK(ns == 1500000000);
+  CHECK(abi::timevalToNs({0, 2500000}, ns));  // tv_usec >= 10^6 is normalised
+  CHECK(ns == 2500000000);
+  CHECK(abi::timevalToNs({-2, 3000000}, ns));  // -2 + 3 s
+  CHECK(ns == 1000000000);
+  CHECK(!abi::timevalToNs({-1, 0}, ns));
+  CHECK(!abi::timevalToNs({0, -1}, ns));
+  CHECK(abi::timespecToNs({0, 999999999}, ns));
+  CHECK(!abi::timespecToNs({0, 1000000000}, ns));
+  CHECK(!abi::timespecToNs({-1, 0}, ns));
+  CHECK(abi::timespecToNs({INT64_MAX, 0}, ns));
+  CHECK(ns == INT64_MAX);
+  auto tv = abi::nsToTimeval(1234567999);  // truncated to microseconds
+  CHECK(tv.sec == 1);
+  CHECK(tv.usec == 234567);
+  auto ts = abi::nsToTimespec(-5);
+  CHECK(ts.sec == 0);
+  CHECK(ts.nsec == 0);
+}
+
+TEST_CASE("struct epoll_event is packed on x86-64 and pollfd is 8 bytes") {
+  namespace abi = sb::x86_64;
+  CHECK(sizeof(abi::EpollEvent) == 12);
+  CHECK(offsetof(abi::EpollEvent, data) == 4);
+  CHECK(sizeof(struct epoll_event) == 12);  // the host's, on x86-64
+  CHECK(offsetof(abi::PollFd, revents) == 6);
+  CHECK(abi::EPOLL_MAX_EVENTS == INT32_MAX / 12);
+  CHECK(abi::K_EPOLLET == EPOLLET);
+  CHECK(abi::K_EPOLLONESHOT == EPOLLONESHOT);
+  CHECK(abi::K_EPOLLEXCLUSIVE == EPOLLEXCLUSIVE);
+}
