@@ -144,6 +144,17 @@ public:
   kj::Promise<void> chdirCheck(ChdirCheckContext context) override;
   kj::Promise<void> releaseLocks(ReleaseLocksContext context) override;
   kj::Promise<void> ioctl(IoctlContext context) override;
+  // Sockets (node_socket.cc).
+  kj::Promise<void> bind(BindContext context) override;
+  kj::Promise<void> connect(ConnectContext context) override;
+  kj::Promise<void> listen(ListenContext context) override;
+  kj::Promise<void> accept(AcceptContext context) override;
+  kj::Promise<void> sendMsg(SendMsgContext context) override;
+  kj::Promise<void> recvMsg(RecvMsgContext context) override;
+  kj::Promise<void> shutdown(ShutdownContext context) override;
+  kj::Promise<void> getSockOpt(GetSockOptContext context) override;
+  kj::Promise<void> setSockOpt(SetSockOptContext context) override;
+  kj::Promise<void> sockName(SockNameContext context) override;
 
 private:
   kj::Own<SessionState> session;
@@ -155,6 +166,10 @@ private:
   // EOF once that process has exited and the pipe is empty, even while a descendant it left
   // behind still holds the write end, so `cmd &` in a remote shell does not hang its reader.
   kj::Maybe<kj::Own<FdRef>> exitWatch;
+
+  // The unix path this socket was bound to, as the program named it: getsockname answers it
+  // (the kernel knows only the name the agent bound, relative to a confined directory).
+  kj::Maybe<kj::Array<kj::byte>> boundPath;
 
   Confinement& confinement() const { return session->agent.confinement; }
   Executor& executor() const { return session->agent.executor; }
@@ -178,6 +193,10 @@ private:
   // always < 0.
   enum class NameUse { CREATE, REMOVE, REPLACE };
   int64_t nameTarget(int dirFd, kj::StringPtr path, NameUse use, PathTarget& out) const;
+
+  // The directory fd a call's `dir` names (the root when absent), for unix paths; -EBADF for a
+  // foreign or closed node.
+  kj::Promise<int> dirFdOf(proto::Node::Client dir, bool has);
 
   // Shared by renameAt and linkAt once the destination directory is known.
   int64_t renameIn(kj::StringPtr oldPath, int newDirFd, kj::StringPtr newPath, unsigned flags);

@@ -52,6 +52,8 @@ public:
   kj::Promise<void> openPath(OpenPathContext context) override;
   kj::Promise<void> releaseOwner(ReleaseOwnerContext context) override;
   kj::Promise<void> spawn(SpawnContext context) override;
+  kj::Promise<void> socket(SocketContext context) override;
+  kj::Promise<void> socketpair(SocketpairContext context) override;
 
 private:
   kj::Own<SessionState> state;

@@ -19,6 +19,16 @@ namespace sb {
 
 class AgentLink;
 
+// What the tracer remembers of a remote socket (handlers_net.cc).
+struct SocketInfo {
+  proto::SockFamily family;
+  proto::SockType type;
+  // SO_RCVTIMEO / SO_SNDTIMEO are set: a signal makes a blocking call fail with EINTR even
+  // under SA_RESTART (socket(7)).
+  bool receiveTimeout = false;
+  bool sendTimeout = false;
+};
+
 // One open file description on an agent.
 class RemoteFile : public kj::Refcounted {
  public:
@@ -31,6 +41,8 @@ class RemoteFile : public kj::Refcounted {
   kj::String path;  // As the program named it, for messages.
   // The control fd (SB_CONTROL_FD, control.h): read and write speak the control protocol.
   bool control = false;
+  // Set for the sockets sbrun made on the target (socket, socketpair, accept).
+  kj::Maybe<SocketInfo> socket;
 };
 
 class FdTable : public kj::Refcounted {

@@ -94,6 +94,7 @@ SeccompFilter SeccompFilter::build() {
       case SyscallClass::FD:
       case SyscallClass::IDENTITY:
       case SyscallClass::TRACKED:
+      case SyscallClass::SCOPE:
         break;  // The default action: trace.
     }
   }

@@ -1021,6 +1021,7 @@ void Tracer::onParkedExit(Task& task) {
       regs.orig_rax = -1;
       regs.rax = o.get<Complete>().ret;
       setRegs(task.tid, regs);
+      raiseAt(task, o.get<Complete>().signal);
       if (!observers.empty()) {
         report(task.tid, call.nr, call.target, true, o.get<Complete>().ret, call.start, call.args);
       }
@@ -1043,7 +1044,9 @@ void Tracer::onParkedExit(Task& task) {
   // transfer that already moved bytes returns their count instead.
   task.pending = nullptr;
   task.parkTimer = nullptr;
-  int64_t ret = call.progress > 0 ? call.progress : -ERESTARTSYS_;
+  int64_t ret = call.progress > 0         ? call.progress
+                : call.restartOnSignal ? -ERESTARTSYS_
+                                       : -EINTR;
   regs = call.regs;
   regs.rax = ret;
   setRegs(task.tid, regs);
@@ -1135,6 +1138,7 @@ void Tracer::apply(Call& call, Outcome outcome) {
       regs.orig_rax = -1;  // Skip the syscall...
       regs.rax = complete.ret;  // ...and return this (PITFALLS: set both in one write).
       setRegs(task.tid, regs);
+      raiseAt(task, complete.signal);
       if (attachMode_) {
         // At a syscall-entry stop the kernel sets rax after skipping: set it at the exit stop.
         task.atExit = [ret = complete.ret](user_regs_struct& r) { r.rax = ret; };
@@ -1176,6 +1180,15 @@ void Tracer::apply(Call& call, Outcome outcome) {
       long rc = ptrace(PTRACE_SYSCALL, task.tid, nullptr, 0);
       KJ_REQUIRE(ptraceOk(rc), "PTRACE_SYSCALL failed", strerror(errno));
     }
+  }
+}
+
+// A signal the kernel raises at the calling thread together with a syscall's answer (SIGPIPE):
+// queued while the thread is stopped, so it is delivered as the call returns, as the kernel's.
+void Tracer::raiseAt(Task& task, int sig) {
+  if (sig != 0 && syscall(SYS_tgkill, task.tgid, task.tid, sig) != 0) {
+    noteOnce(kj::str("raise", sig), kj::str("cannot raise signal ", sig, " in thread ", task.tid,
+                                            ": ", strerror(errno)));
   }
 }
 
