@@ -18,7 +18,9 @@
 #include <kj/refcount.h>
 #include <kj/io.h>
 #include <fcntl.h>
+#include <deque>
 #include <map>
+#include <mutex>
 #include <sys/stat.h>
 
 #include "confinement.h"
@@ -96,6 +98,30 @@ private:
   std::map<LockKey, kj::Own<FdRef>> posixLocks;
 };
 
+// Results of blocking socket calls (node_socket.cc). A worker puts what it took from the kernel
+// (a connection, bytes) here instead of returning it, and the call's continuation takes it back
+// out. When the RPC was cancelled (the program got a signal just as the connection or the bytes
+// arrived) the continuation never runs, and the next accept or recv on the node answers from
+// here first: the kernel's own calls never lose them either.
+struct SocketStash: public kj::AtomicRefcounted {
+  std::mutex mutex;
+  std::deque<WorkResult> results;
+
+  void put(WorkResult&& w) {
+    std::lock_guard<std::mutex> lock(mutex);
+    results.push_back(kj::mv(w));
+  }
+  kj::Maybe<WorkResult> take() {
+    std::lock_guard<std::mutex> lock(mutex);
+    if (results.empty()) {
+      return nullptr;
+    }
+    WorkResult w = kj::mv(results.front());
+    results.pop_front();
+    return kj::mv(w);
+  }
+};
+
 class NodeImpl final: public proto::Node::Server {
 public:
   NodeImpl(kj::Own<SessionState> session, kj::Own<FdRef> fd, proto::FileType type,
@@ -170,6 +196,8 @@ private:
   // The unix path this socket was bound to, as the program named it: getsockname answers it
   // (the kernel knows only the name the agent bound, relative to a confined directory).
   kj::Maybe<kj::Array<kj::byte>> boundPath;
+  kj::Maybe<kj::Own<SocketStash>> stash;  // made by the first blocking accept or recv
+  SocketStash& socketStash();
 
   Confinement& confinement() const { return session->agent.confinement; }
   Executor& executor() const { return session->agent.executor; }

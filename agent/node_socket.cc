@@ -28,6 +28,8 @@
 
 #include <cerrno>
 #include <cstring>
+#include <deque>
+#include <mutex>
 
 #include <kj/debug.h>
 
@@ -216,6 +218,45 @@ struct SendWork {
 
 }  // namespace
 
+SocketStash& NodeImpl::socketStash() {
+  if (stash == nullptr) {
+    stash = kj::atomicRefcounted<SocketStash>();
+  }
+  return *KJ_ASSERT_NONNULL(stash);
+}
+
+namespace {
+
+// A stashed recv result for a call that asks for `count` bytes: a stream's extra bytes go back
+// to the front of the stash; a datagram is cut, as the kernel cuts it (MSG_TRUNC).
+WorkResult fromStash(SocketStash& stash, WorkResult w, uint64_t count, int flags, bool stream) {
+  size_t have = kj::min(size_t(w.result), w.data.size());
+  if (have <= count) {
+    return w;
+  }
+  if (stream) {
+    WorkResult rest;
+    rest.result = int64_t(have - count);
+    rest.data = kj::heapArray<kj::byte>(w.data.slice(count, have));
+    std::lock_guard<std::mutex> lock(stash.mutex);
+    stash.results.push_front(kj::mv(rest));
+    w.result = int64_t(count);
+  } else {
+    w.msgFlags |= MSG_TRUNC;
+    w.result = (flags & MSG_TRUNC) ? int64_t(have) : int64_t(count);
+  }
+  w.data = kj::heapArray<kj::byte>(w.data.slice(0, count));
+  return w;
+}
+
+bool isStreamSocket(int fd) {
+  int type = 0;
+  socklen_t len = sizeof type;
+  return getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 && type == SOCK_STREAM;
+}
+
+}  // namespace
+
 kj::Promise<int> NodeImpl::dirFdOf(proto::Node::Client dir, bool has) {
   if (!has) {
     return confinement().rootFd();
@@ -354,14 +395,36 @@ kj::Promise<void> NodeImpl::accept(AcceptContext context) {
     memcpy(&ss, w.name.begin(), kj::min(w.name.size(), sizeof(ss)));
     sockAddrFromHost(ss, w.name.size(), results.initAddr());
   };
+  KJ_IF_MAYBE(kept, stash) {
+    KJ_IF_MAYBE(w, (*kept)->take()) {
+      // A connection a cancelled accept took from the kernel. (It was accepted with that call's
+      // SOCK_NONBLOCK; this call's is applied.)
+      int fl = fcntl(w->fd.get(), F_GETFL);
+      fcntl(w->fd.get(), F_SETFL, nonBlock ? (fl | O_NONBLOCK) : (fl & ~O_NONBLOCK));
+      answer(kj::mv(*w));
+      return kj::READY_NOW;
+    }
+  }
   if (!mayBlock()) {
     answer(acceptOn(f, nonBlock));
     return kj::READY_NOW;
   }
-  // TODO: a connection accepted just as the call is cancelled is closed with the worker's
-  // result; the kernel's accept never loses one that way.
   context.allowCancellation();
-  return runBlocking([nonBlock](int fd) { return acceptOn(fd, nonBlock); }).then(kj::mv(answer));
+  auto shared = kj::atomicAddRef(socketStash());
+  return runBlocking([nonBlock, shared = kj::atomicAddRef(*shared)](int fd) mutable {
+    WorkResult w = acceptOn(fd, nonBlock);
+    if (w.result < 0) {
+      return w;
+    }
+    shared->put(kj::mv(w));
+    return WorkResult();  // the connection waits in the stash
+  }).then([answer = kj::mv(answer), shared = kj::mv(shared)](WorkResult&& w) mutable {
+    if (w.result < 0) {
+      answer(kj::mv(w));
+    } else {
+      answer(KJ_ASSERT_NONNULL(shared->take()));
+    }
+  });
 }
 
 kj::Promise<void> NodeImpl::sendMsg(SendMsgContext context) {
@@ -473,6 +536,43 @@ kj::Promise<void> NodeImpl::recvMsg(RecvMsgContext context) {
   if (wait) {
     count = kj::min(count, MAX_BLOCKING_RECV);
   }
+  if (!(flags & MSG_PEEK)) {
+    KJ_IF_MAYBE(kept, stash) {
+      KJ_IF_MAYBE(w, (*kept)->take()) {
+        WorkResult got = fromStash(**kept, kj::mv(*w), count, flags, isStreamSocket(f));
+        answerRecv(context.getResults(), got, count);
+        return kj::READY_NOW;
+      }
+    }
+  }
+  // What a worker receives goes through the stash (see SocketStash), unless it only peeks.
+  auto blockingRecv = [this](uint64_t count, int flags, uint32_t controlSize) {
+    kj::Maybe<kj::Own<SocketStash>> shared;
+    if (!(flags & MSG_PEEK)) {
+      shared = kj::atomicAddRef(socketStash());
+    }
+    kj::Maybe<kj::Own<SocketStash>> mine;
+    KJ_IF_MAYBE(s, shared) {
+      mine = kj::atomicAddRef(**s);
+    }
+    return runBlocking([count, flags, controlSize, shared = kj::mv(shared)](int fd) mutable {
+      WorkResult w = recvOn(fd, count, flags, controlSize);
+      KJ_IF_MAYBE(s, shared) {
+        if (w.result >= 0) {
+          (*s)->put(kj::mv(w));
+          return WorkResult();
+        }
+      }
+      return w;
+    }).then([mine = kj::mv(mine)](WorkResult&& w) mutable -> WorkResult {
+      KJ_IF_MAYBE(s, mine) {
+        if (w.result >= 0) {
+          return KJ_ASSERT_NONNULL((*s)->take());
+        }
+      }
+      return kj::mv(w);
+    });
+  };
   // First without waiting: most receives find their data there.
   WorkResult now = recvOn(f, count, flags | (wait ? MSG_DONTWAIT : 0), controlSize);
   bool again = now.result == -EAGAIN || now.result == -EWOULDBLOCK;
@@ -487,9 +587,7 @@ kj::Promise<void> NodeImpl::recvMsg(RecvMsgContext context) {
     }
     int64_t got = now.result;
     context.allowCancellation();
-    return runBlocking([count, got, flags, controlSize](int fd) {
-      return recvOn(fd, count - got, flags, controlSize);
-    }).then([context, now = kj::mv(now), count, got](WorkResult&& rest) mutable {
+    return blockingRecv(count - got, flags, controlSize).then([context, now = kj::mv(now), count, got](WorkResult&& rest) mutable {
       // What the first read got is delivered even if the rest fails (it was consumed).
       size_t more = rest.result > 0 ? size_t(rest.result) : 0;
       auto all = kj::heapArray<kj::byte>(got + more);
@@ -501,9 +599,9 @@ kj::Promise<void> NodeImpl::recvMsg(RecvMsgContext context) {
     });
   }
   context.allowCancellation();
-  return runBlocking([count, flags, controlSize](int fd) {
-    return recvOn(fd, count, flags, controlSize);
-  }).then([context, count](WorkResult&& w) mutable { answerRecv(context.getResults(), w, count); });
+  return blockingRecv(count, flags, controlSize).then([context, count](WorkResult&& w) mutable {
+    answerRecv(context.getResults(), w, count);
+  });
 }
 
 kj::Promise<void> NodeImpl::shutdown(ShutdownContext context) {
