@@ -53,10 +53,17 @@ class AgentLink {
   // How long connecting plus the handshake may take before sbrun gives up.
   static constexpr kj::Duration CONNECT_TIMEOUT = 10 * kj::SECONDS;
 
+  // File content this program changed on the target (write, truncate, fallocate, copy): local
+  // copies made for mmap before the change are not reused (map_cache.h), even when B's clock
+  // ticks too coarsely for the file's mtime to show the change.
+  void noteContentChange() { ++contentChanges_; }
+  uint64_t contentChanges() const { return contentChanges_; }
+
   // Called once, on the first disconnect (for --control-fd events).
   void onDisconnect(kj::Function<void(AgentLink&)> hook) { disconnectHook = kj::mv(hook); }
 
  private:
+  uint64_t contentChanges_ = 0;
   kj::Maybe<kj::Function<void(AgentLink&)>> disconnectHook;
   TargetUrl url_;
   kj::String name_;

@@ -124,6 +124,7 @@ kj::ArrayPtr<const HandlerEntry> fdHandlers();
 kj::ArrayPtr<const HandlerEntry> ioHandlers();
 kj::ArrayPtr<const HandlerEntry> pathHandlers();
 kj::ArrayPtr<const HandlerEntry> execHandlers();
+kj::ArrayPtr<const HandlerEntry> mmapHandlers();
 kj::ArrayPtr<const HandlerEntry> netHandlers();
 // A syscall number sbrun does not know: ENOSYS, explained once.
 kj::Promise<Outcome> hUnknown(Call& c);

@@ -212,7 +212,8 @@ Handler findHandler(int nr) {
     }
     kj::ArrayPtr<const handler::HandlerEntry> families[] = {
         handler::HERE_HANDLERS, handler::fdHandlers(), handler::ioHandlers(),
-        handler::pathHandlers(), handler::execHandlers(), handler::netHandlers()};
+        handler::pathHandlers(), handler::execHandlers(), handler::mmapHandlers(),
+        handler::netHandlers()};
     for (auto family : families) {
       for (auto& e : family) {
         // A syscall answered by two families would depend on the order of this list.

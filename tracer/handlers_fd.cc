@@ -38,6 +38,9 @@ kj::Promise<Outcome> openRemote(Call& call, Remote where, uint64_t flags, uint32
   call.interruptible = !(flags & O_CREAT);
   bool cloexec = flags & O_CLOEXEC;
   auto target = where.target;
+  if (flags & O_TRUNC) {
+    target->noteContentChange();
+  }
   auto path = kj::mv(where.path);
   return send(call, *target, req).then(
       [&call, target, cloexec, path = kj::mv(path)](auto reply) mutable -> Outcome {

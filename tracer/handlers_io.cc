@@ -121,6 +121,7 @@ struct WriteJob : public IoJob {
       return step();
     };
     call.target = &file.target;
+    file.target.noteContentChange();
     if (positional || hasFlags) {
       auto req = file.node.pwriteRequest();
       auto data = req.initData(want);
@@ -266,6 +267,7 @@ kj::Promise<Outcome> hLseek(Call& c) {
 
 kj::Promise<Outcome> hFtruncate(Call& c) {
   KJ_IF_MAYBE(f, remoteFd(c, 0)) {
+    f->target.noteContentChange();
     auto req = f->node.truncateAtRequest();
     req.setPath(bytes(""));
     req.setLength(c.arg(1));
@@ -277,6 +279,7 @@ kj::Promise<Outcome> hFtruncate(Call& c) {
 
 kj::Promise<Outcome> hFallocate(Call& c) {
   KJ_IF_MAYBE(f, remoteFd(c, 0)) {
+    f->target.noteContentChange();
     auto req = f->node.fallocateRequest();
     req.setMode(c.arg(1));
     req.setOffset(c.arg(2));
@@ -371,6 +374,7 @@ int64_t readCopyOffsets(Call& c, uint64_t inOffAddr, uint64_t outOffAddr, int64_
 kj::Promise<Outcome> copyRemote(Call& c, RemoteFile& in, RemoteFile& out, uint64_t count,
                                 uint64_t inOffAddr, uint64_t outOffAddr, int64_t inOff,
                                 int64_t outOff, proto::CopyKind kind) {
+  out.target.noteContentChange();
   auto req = in.node.copyToRequest();
   req.setDst(out.node);
   req.setCount(kj::min(count, MAX_RW));
@@ -459,6 +463,7 @@ kj::Promise<Outcome> copyMixed(Call& c, int inFd, kj::Maybe<RemoteFile&> in, int
   }
   // local -> remote
   auto& dst = KJ_ASSERT_NONNULL(out);
+  dst.target.noteContentChange();
   auto req = dst.node.pwriteRequest();
   auto buf = req.initData(want);
   ssize_t n = inOff >= 0 ? pread(localOwn.get(), buf.begin(), want, inOff)

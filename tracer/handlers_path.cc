@@ -415,6 +415,7 @@ kj::Promise<Outcome> hFchown(Call& c) {
 kj::Promise<Outcome> hTruncate(Call& c) {
   int64_t length = c.arg(1);
   return onPath(c, AT_FDCWD, c.arg(0), [&](Remote& r) {
+    r.target->noteContentChange();
     auto req = r.dir.truncateAtRequest();
     req.setPath(bytes(r.path));
     req.setLength(length);

@@ -1,6 +1,7 @@
 #include "observer.h"
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -88,6 +89,46 @@ kj::String openFlagNames(uint64_t flags) {
   return kj::strArray(parts, "|");
 }
 
+// Bits by name, as strace prints them; unknown bits in hex. `zero` names a value of 0.
+kj::String bitNames(uint64_t value, kj::ArrayPtr<const std::pair<uint64_t, const char*>> names,
+                    const char* zero) {
+  if (value == 0) {
+    return kj::str(zero);
+  }
+  kj::Vector<kj::String> parts;
+  for (auto& [bit, name] : names) {
+    if ((value & bit) == bit) {
+      parts.add(kj::str(name));
+      value &= ~bit;
+    }
+  }
+  if (value != 0) {
+    parts.add(kj::str("0x", kj::hex(value)));
+  }
+  return kj::strArray(parts, "|");
+}
+
+// mmap(addr, length, prot, flags, fd, offset): the only trapped call with flag words of its own.
+kj::String mmapArgs(const uint64_t args[6]) {
+  static const std::pair<uint64_t, const char*> PROT[] = {
+      {PROT_READ, "PROT_READ"}, {PROT_WRITE, "PROT_WRITE"}, {PROT_EXEC, "PROT_EXEC"}};
+  static const std::pair<uint64_t, const char*> TYPE[] = {
+      {MAP_SHARED_VALIDATE, "MAP_SHARED_VALIDATE"}, {MAP_SHARED, "MAP_SHARED"},
+      {MAP_PRIVATE, "MAP_PRIVATE"}};
+  static const std::pair<uint64_t, const char*> FLAGS[] = {
+      {MAP_FIXED_NOREPLACE, "MAP_FIXED_NOREPLACE"}, {MAP_FIXED, "MAP_FIXED"},
+      {MAP_ANONYMOUS, "MAP_ANONYMOUS"}, {MAP_DENYWRITE, "MAP_DENYWRITE"},
+      {MAP_NORESERVE, "MAP_NORESERVE"}, {MAP_POPULATE, "MAP_POPULATE"},
+      {MAP_LOCKED, "MAP_LOCKED"}, {MAP_STACK, "MAP_STACK"}, {MAP_32BIT, "MAP_32BIT"}};
+  uint64_t flags = args[3];
+  auto type = bitNames(flags & MAP_TYPE, TYPE, "0");
+  auto rest = flags & ~uint64_t(MAP_TYPE);
+  return kj::str(args[0] == 0 ? kj::str("NULL") : kj::str("0x", kj::hex(args[0])), ", ", args[1],
+                 ", ", bitNames(args[2], PROT, "PROT_NONE"), ", ", type,
+                 rest ? kj::str("|", bitNames(rest, FLAGS, "0")) : kj::str(), ", ",
+                 static_cast<int>(args[4]), ", 0x", kj::hex(args[5]));
+}
+
 kj::String quoted(const TraceeMemory& mem, uint64_t addr) {
   if (addr == 0) {
     return kj::str("NULL");
@@ -139,7 +180,9 @@ kj::String formatArgs(const SyscallRow* row, int nr, const user_regs_struct& reg
       shape.fds |= 1u << row->dirfdArg;
     }
   }
-  (void)nr;
+  if (nr == SYS_mmap) {
+    return mmapArgs(args);
+  }
   kj::Vector<kj::String> parts;
   for (int i = 0; i < shape.count; ++i) {
     uint64_t a = args[i];
@@ -178,8 +221,13 @@ void TraceWriter::onCall(const CallRecord& call) {
     return;  // The trace is of what went to a target; --stats counts the rest.
   }
   auto name = syscallName(call.nr);
+  // Addresses in hex, as strace prints them.
+  kj::String result = !call.resultKnown ? kj::str("?")
+                      : call.nr == SYS_mmap && call.result >= 0
+                          ? kj::str("0x", kj::hex(static_cast<uint64_t>(call.result)))
+                          : formatSysResult(call.result);
   fmt::print(out, "[pid {}] {}({}) = {} <{} {}us>\n", call.tid, name.cStr(), call.args.cStr(),
-             call.resultKnown ? formatSysResult(call.result).cStr() : "?", call.where.cStr(),
+             result.cStr(), call.where.cStr(),
              call.micros);
   fflush(out);
 }

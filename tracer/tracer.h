@@ -24,6 +24,7 @@
 #include "agent_link.h"
 #include "control.h"
 #include "fd_table.h"
+#include "map_cache.h"
 #include "observer.h"
 #include "options.h"
 #include "path_rules.h"
@@ -71,7 +72,21 @@ struct Rewrite {                    // run another syscall instead; registers ar
   user_regs_struct regs;
   kj::Function<int64_t(int64_t)> after;
 };
-using Outcome = kj::OneOf<Complete, RunLocal, RunLocalThen, Rewrite>;
+// Several syscalls run in the tracee on the program's behalf, one after another, before its own
+// call returns (mmap of a remote file: open sbrun's copy, map it, close it). `regs` is the first
+// one (it replaces the trapped call); after each, `next` sees its result and names the next
+// syscall or ends the sequence with the program's answer. Steps after the first run from the
+// syscall instruction again, so the filter must trap them (openat, close and mmap of an fd are
+// trapped) and a signal handler may run in between: they must not rely on tracee memory written
+// before the step (the scratch area below the stack may be a handler's frame by then).
+struct Sequence {
+  struct Next { user_regs_struct regs; };
+  struct Done { int64_t ret; };
+  using Step = kj::OneOf<Next, Done>;
+  user_regs_struct regs;
+  kj::Function<Step(int64_t)> next;
+};
+using Outcome = kj::OneOf<Complete, RunLocal, RunLocalThen, Rewrite, Sequence>;
 
 class Tracer;
 
@@ -134,10 +149,21 @@ struct Task {
   bool launching = false;
   // Set after a PTRACE_SYSCALL resume: what to do at the syscall-exit stop.
   kj::Maybe<kj::Function<void(user_regs_struct&)>> atExit;
-  // Set while a seccomp(2) call that stacks the stdio guard filter is being injected: the
-  // registers to restore once it is done, and where its sock_fprog goes (see injectGuard).
+  // Set while a seccomp(2) call that stacks a guard filter is being injected: the registers to
+  // restore once it is done, where its sock_fprog goes, and the program (see injectGuard).
   kj::Maybe<user_regs_struct> injecting;
   uint64_t injectProg = 0;
+  kj::Array<sock_filter> injectInsns;
+  // Set while a Sequence's next syscall waits to trap: its registers, the program's own (to
+  // restore at the end), and the sequence's continuation (see Tracer::stepSequence).
+  struct SequenceState {
+    user_regs_struct step;
+    user_regs_struct orig;
+    kj::Function<Sequence::Step(int64_t)> next;
+    kj::Function<void(int64_t)> reporter;
+  };
+  kj::Maybe<SequenceState> sequence;
+  bool stepRunning = false;  // A step is between its entry and exit stops.
   // The first stop of a new thread may arrive before its parent's clone event.
   bool seenFirstStop = false;
   bool attached = false;  // its parent's clone event has set it up
@@ -205,6 +231,8 @@ class Tracer {
   // Remote exec (handlers_exec.cc): where sb-stub is, and the remote child a process stands in
   // for, keyed by its tgid.
   kj::StringPtr stubPath() const { return stubPath_; }
+  // Local copies of remote files for mmap (handlers_mmap.cc).
+  MapCache& mapCache() { return mapCache_; }
   void addRemoteChild(pid_t tgid, kj::Own<RemoteChild> child);
   kj::Maybe<RemoteChild&> remoteChild(pid_t tgid);
   void dropRemoteChild(pid_t tgid);
@@ -230,13 +258,21 @@ class Tracer {
   bool wantArgs = false;
   std::set<std::pair<AgentLink*, pid_t>> lockOwners;
   std::set<pid_t> reaped;
-  // Processes (tgids) that carry the stdio guard filter.
-  std::set<pid_t> guarded;
+  // Per process (tgid): the fd blocks its stacked guard filters trap (SeccompFilter::blockGuard).
+  struct Guards {
+    std::set<int> blocks;
+    bool all = false;      // The last guard: every fast call traps.
+    bool wantAll = false;  // Shares its fd table with another process: needs that guard.
+  };
+  std::unordered_map<pid_t, Guards> guards;
+  // Guards stacked per process before the last one: each runs on every syscall.
+  static constexpr size_t MAX_GUARDS = 6;
   pid_t leader = -1;
   int leaderStatus = -1;
   kj::Own<kj::PromiseFulfiller<void>> allGone;
   kj::TaskSet background;
   kj::String stubPath_;
+  MapCache mapCache_;
   int controlFd_ = -1;
   // Attach mode (--pid): every syscall stops (no seccomp filter), and sbrun can let go.
   bool attachMode_ = false;
@@ -275,9 +311,14 @@ class Tracer {
   Task& taskFor(pid_t tid);
   void maybeFinish();
   void adoptOrphans();
-  bool needsGuard(Task& task);
-  void injectGuard(Task& task, user_regs_struct& regs);
+  kj::Vector<int> missingGuards(Task& task);
+  void injectGuard(Task& task, user_regs_struct& regs, kj::ArrayPtr<const int> blocks);
   bool onInjectedSeccomp(Task& task, const user_regs_struct& regs);
+  // Sequence outcomes: runs the step at its seccomp stop, and continues after its exit.
+  void runSequenceStep(Task& task, const user_regs_struct& orig, const user_regs_struct& step,
+                       kj::Function<Sequence::Step(int64_t)> next,
+                       kj::Function<void(int64_t)> reporter);
+  bool onSequenceStep(Task& task, const user_regs_struct& regs);
   void setupInitialTask(Task& task);
   void startScope(Task& task);
   void startControlChannel();

@@ -601,10 +601,11 @@ def prove_remote(agent, path=WORK):
 
 def differential(ctx, cmd, times_for=(), stdin=None, fixture=True, as_nobody=False,
                  native_argv=None, traced_argv=None, expect_rc=None, check_out=None,
-                 agent=None, setup=None, timeout=CMD_TIMEOUT):
+                 agent=None, setup=None, timeout=CMD_TIMEOUT, extra=()):
     """Runs CMD natively on B and under sbrun on A against identical fresh trees and compares.
     `agent`: one the case started itself (e.g. with `prepare`); `setup`: shell run on B (as root,
-    in the work directory) after each fresh tree; `timeout`: for each of the two runs."""
+    in the work directory) after each fresh tree; `timeout`: for each of the two runs; `extra`:
+    sbrun options for the traced run."""
     agent = agent or ctx.agent(as_nobody=as_nobody)
     owner = "65534:65534" if as_nobody else None
     user = "nobody" if as_nobody else None
@@ -636,7 +637,7 @@ def differential(ctx, cmd, times_for=(), stdin=None, fixture=True, as_nobody=Fal
         return native, None
 
     fresh()
-    traced = ctx.traced(agent, traced_argv or n_argv, input=stdin, timeout=timeout)
+    traced = ctx.traced(agent, traced_argv or n_argv, input=stdin, timeout=timeout, extra=extra)
     log(f"[traced via sbrun]\n{traced.describe()}")
     check(agent.alive(), f"the agent died during the traced run (status {agent.proc.poll()})\n"
           + agent.log_tail())
@@ -702,6 +703,23 @@ SHELL_CASES = {
                    "realpath sub/deep dirlink; readlink -f dirlink/../a.txt", {}),
     "sqlite": ("sqlite3 test.db && sqlite3 test.db 'SELECT count(*), sum(x) FROM t;' && "
                "ls test.db-journal 2>&1; echo rc=$?", {"stdin": "sql"}),
+    # git maps its pack files and index (mmap of remote files); the repositories are removed at
+    # the end because .git/index records inode numbers and times, which differ between runs.
+    "git": ("export GIT_AUTHOR_NAME=t GIT_AUTHOR_EMAIL=t@b GIT_COMMITTER_NAME=t "
+            "GIT_COMMITTER_EMAIL=t@b GIT_AUTHOR_DATE=2001-01-01T00:00:00Z "
+            "GIT_COMMITTER_DATE=2001-01-01T00:00:00Z GIT_CONFIG_NOSYSTEM=1; "
+            "git init -q -b main r && cd r && for i in 1 2 3 4 5; do seq $i 20000 > f$i && "
+            "git add f$i && git commit -qm c$i; done && git gc -q && ls .git/objects/pack | wc -l && "
+            "git log --oneline && git fsck --full --no-progress && echo fsck-ok && "
+            "git verify-pack .git/objects/pack/*.idx && echo verify-ok && "
+            "git clone -q . ../c && git -C ../c log --format='%s %H' && "
+            "git -C ../c show HEAD~2:f3 | sha256sum && git -C ../c fsck --no-progress && "
+            "cd .. && rm -rf r c", {}),
+    # WAL with exclusive locking keeps its index in the heap: works on a remote file. (Shared WAL
+    # needs a writable shared map of the -shm file, which sbrun refuses: see case sqlite-wal-shared.)
+    "sqlite-wal": ("sqlite3 wal.db && sqlite3 wal.db 'PRAGMA locking_mode=EXCLUSIVE; "
+                   "SELECT count(*), sum(x) FROM t; PRAGMA integrity_check;' && "
+                   "ls wal.db-shm 2>&1; echo rc=$?", {"stdin": "sql_wal"}),
     "python": (f"{SYS_PYTHON} -", {"stdin": "py_fs"}),
     # Threads: every thread is traced, each does remote IO at the same time as the others.
     "threads": (f"{SYS_PYTHON} -", {"stdin": "py_threads"}),
@@ -715,7 +733,7 @@ SHELL_CASES = {
     # what it writes to stdout and to stderr stays in the order it wrote it.
     "stderr-merge": ("sh -c 'echo one; echo two >&2; echo three' 2>&1; "
                      "cat hello.txt missing sub/a.txt 2>&1 | cat; "
-                     "ls hello.txt missing 2>&1; echo rc=$?", {}),
+                     "ls hello.txt missing 2>&1; echo rc=$?", {"exec_on_b": True}),
     "cwd-sides": ("cd /usr/lib && pwd && ls -d x86_64-linux-gnu && cd /srv/sb-b/work && pwd && "
                   "ls hello.txt && (echo via-dev-stdout > /dev/stdout) | cat && "
                   "exec 7<hello.txt && cat /dev/fd/7 && readlink /proc/self/fd/7 | sed 's,.*/,,'",
@@ -743,6 +761,13 @@ PRAGMA journal_mode;
 """
 
 
+# The shell cases test file access from A: the programs the shell runs (cat, tar, git, ...) run
+# on A with their files on B. Without these rules a remote scope would exec them on B (remote
+# exec, tested by its own cases), which would prove nothing about the files.
+PROGRAMS_FROM_A = ("--local", "/usr/bin", "--local", "/bin", "--local", "/usr/sbin",
+                   "--local", "/sbin")
+
+
 def shell_case(name):
     cmd, opts = SHELL_CASES[name]
 
@@ -750,10 +775,14 @@ def shell_case(name):
         stdin = None
         if opts.get("stdin") == "sql":
             stdin = SQL
+        elif opts.get("stdin") == "sql_wal":
+            stdin = "PRAGMA locking_mode=EXCLUSIVE;\nPRAGMA journal_mode=WAL;\n" + SQL.replace(
+                "PRAGMA journal_mode=DELETE;\n", "")
         elif opts.get("stdin") in ("py_fs", "py_threads"):
             with open(os.path.join(HERE, opts["stdin"] + ".py")) as f:
                 stdin = f.read()
-        native, _ = differential(ctx, cmd, times_for=opts.get("times_for", ()), stdin=stdin)
+        native, _ = differential(ctx, cmd, times_for=opts.get("times_for", ()), stdin=stdin,
+                                 extra=() if opts.get("exec_on_b") else PROGRAMS_FROM_A)
         check(native.out.strip() != "", "the native run printed nothing: the case checks nothing")
     return fn
 
@@ -835,6 +864,13 @@ def case_silent_peer(ctx):
     check("no handshake within the timeout" in agent.log_tail(), "the drop was not logged")
     t = ctx.traced(agent, ["cat", "/etc/hostname"], timeout=30)
     check(t.rc == 0 and t.out == B_HOSTNAME + "\n", "a client after the drops was not served")
+    # A session that completed its handshake lives longer than the timeout (it once did not:
+    # every session was dropped 10 s in).
+    t = ctx.traced(agent, ["sh", "-c", "sleep 2.5; cat /etc/hostname"], timeout=30,
+                   extra=("--local", "/usr/bin", "--local", "/bin"))
+    log(t.describe())
+    check(t.rc == 0 and t.out == B_HOSTNAME + "\n" and "lost the connection" not in t.err,
+          "a session that outlived the handshake timeout was dropped")
 
 
 def case_pty_remote(ctx):
@@ -906,6 +942,60 @@ def case_root(ctx):
     log(t.describe())
     check("rc=127" in t.out and "confined-root" not in t.out,
           "exec under --root must not reach the host's programs")
+
+
+def case_dlopen_remote(ctx):
+    """A library that exists only in the agent's root, loaded by a local program with dlopen in
+    a remote scope: /usr/lib is a fallback path (A first, then B), and the loader maps the
+    remote file (mmap of a remote file: a local copy of its bytes)."""
+    helper = os.path.abspath(os.path.join(ctx.helpers_dir or "", "dlopen_vendor"))
+    lib = os.path.abspath(os.path.join(ctx.helpers_dir or "", "libsbvendor.so"))
+    need_binary(helper, "dlopen_vendor")
+    check(os.path.exists(lib), f"{lib} not built")
+    check(not os.path.exists("/usr/lib/libsbvendor.so"), "A has /usr/lib/libsbvendor.so: cannot tell the sides apart")
+    conf = B_ROOT + "/vendor-root"
+    agent = ctx.agent(root=conf, prepare=f"mkdir -p {conf}/usr/lib && cp {shlex.quote(lib)} {conf}/usr/lib/")
+    here = run([helper])
+    log(here.describe())
+    check(here.rc == 1 and "dlopen failed" in here.out, "natively on A the library must not be found")
+    if ctx.native_only:
+        return
+    trace = os.path.join(ctx.tmp, "trace")
+    t = ctx.traced(agent, [helper], cwd="/", extra=(f"--trace={trace}",))
+    log(t.describe())
+    check(t.rc == 0, "the program under sbrun could not load the library from B")
+    check(t.out == "vendor library from B, ctor-ran, 42 43, from /usr/lib/libsbvendor.so\n",
+          f"unexpected output {t.out!r}")
+    with open(trace) as f:
+        lines = f.read().splitlines()
+    opened = [l for l in lines if "libsbvendor.so" in l and "openat" in l and "= -1" not in l]
+    check(opened and all("<target1" in l for l in opened), "the library was not opened on the target")
+    maps = [l for l in lines if "mmap(" in l and "<target1" in l]
+    check(len(maps) >= 2, f"expected the loader's maps of the remote library, saw {maps}")
+    # A second program loading it again, and a missing library: dlopen's own error.
+    t = ctx.traced(agent, [helper, "libsbmissing.so"], cwd="/")
+    log(t.describe())
+    check(t.rc == 1 and "libsbmissing.so: cannot open shared object file" in t.out,
+          "a library on neither side must fail as dlopen does")
+
+
+def case_sqlite_wal_shared(ctx):
+    """SQLite in (shared) WAL mode needs a writable shared map of its -shm file, which sbrun
+    refuses on a remote file (ENODEV, with a note): SQLite must report an error, and the
+    database must stay intact."""
+    agent = ctx.agent()
+    r = agent.sh(f"mkdir -p {WORK} && rm -f {WORK}/w.db*")
+    check(r.rc == 0, r.describe())
+    if ctx.native_only:
+        return
+    sql = "PRAGMA journal_mode=WAL;\nCREATE TABLE t(x);\nINSERT INTO t VALUES (1);\n"
+    t = ctx.traced(agent, ["sqlite3", "w.db"], extra=PROGRAMS_FROM_A, input=sql)
+    log(t.describe())
+    check(t.rc != 0 and "disk I/O error" in t.err, "SQLite must report the refused shared map")
+    check("writable shared map" in t.err and "ENODEV" in t.err, "sbrun must say why")
+    r = agent.nsenter(["sqlite3", f"{WORK}/w.db", "PRAGMA integrity_check;"])
+    log(r.describe())
+    check(r.rc == 0 and r.out.strip() == "ok", "the database on B must stay intact")
 
 
 def case_local_target(ctx):
@@ -2296,6 +2386,8 @@ def build_cases():
             cases["conformance-" + name] = (conformance_case(name), True)
     cases["eacces"] = (case_eacces, True)
     cases["root"] = (case_root, True)
+    cases["dlopen-remote"] = (case_dlopen_remote, True)
+    cases["sqlite-wal-shared"] = (case_sqlite_wal_shared, True)
     cases["pty-remote"] = (case_pty_remote, True)
     cases["silent-peer"] = (case_silent_peer, True)
     cases["local-target"] = (case_local_target, True)
