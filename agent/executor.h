@@ -53,6 +53,11 @@ struct WorkResult {
   kj::Array<kj::byte> data;       // Bytes the work read; `result` of them are valid.
   int64_t offsets[2] = {-1, -1};  // Advanced file offsets (copyTo).
   struct flock lock = {};         // F_GETLK answers.
+  // Socket calls (node_socket.cc): the address the kernel gave (accept, recvmsg), the control
+  // bytes and msg_flags of a recvmsg.
+  kj::Array<kj::byte> name;
+  kj::Array<kj::byte> control;
+  int msgFlags = 0;
 };
 
 class Executor final: private kj::TaskSet::ErrorHandler {

@@ -18,7 +18,9 @@
 #include <kj/refcount.h>
 #include <kj/io.h>
 #include <fcntl.h>
+#include <deque>
 #include <map>
+#include <mutex>
 #include <sys/stat.h>
 
 #include "confinement.h"
@@ -96,6 +98,30 @@ private:
   std::map<LockKey, kj::Own<FdRef>> posixLocks;
 };
 
+// Results of blocking socket calls (node_socket.cc). A worker puts what it took from the kernel
+// (a connection, bytes) here instead of returning it, and the call's continuation takes it back
+// out. When the RPC was cancelled (the program got a signal just as the connection or the bytes
+// arrived) the continuation never runs, and the next accept or recv on the node answers from
+// here first: the kernel's own calls never lose them either.
+struct SocketStash: public kj::AtomicRefcounted {
+  std::mutex mutex;
+  std::deque<WorkResult> results;
+
+  void put(WorkResult&& w) {
+    std::lock_guard<std::mutex> lock(mutex);
+    results.push_back(kj::mv(w));
+  }
+  kj::Maybe<WorkResult> take() {
+    std::lock_guard<std::mutex> lock(mutex);
+    if (results.empty()) {
+      return nullptr;
+    }
+    WorkResult w = kj::mv(results.front());
+    results.pop_front();
+    return kj::mv(w);
+  }
+};
+
 class NodeImpl final: public proto::Node::Server {
 public:
   NodeImpl(kj::Own<SessionState> session, kj::Own<FdRef> fd, proto::FileType type,
@@ -144,6 +170,17 @@ public:
   kj::Promise<void> chdirCheck(ChdirCheckContext context) override;
   kj::Promise<void> releaseLocks(ReleaseLocksContext context) override;
   kj::Promise<void> ioctl(IoctlContext context) override;
+  // Sockets (node_socket.cc).
+  kj::Promise<void> bind(BindContext context) override;
+  kj::Promise<void> connect(ConnectContext context) override;
+  kj::Promise<void> listen(ListenContext context) override;
+  kj::Promise<void> accept(AcceptContext context) override;
+  kj::Promise<void> sendMsg(SendMsgContext context) override;
+  kj::Promise<void> recvMsg(RecvMsgContext context) override;
+  kj::Promise<void> shutdown(ShutdownContext context) override;
+  kj::Promise<void> getSockOpt(GetSockOptContext context) override;
+  kj::Promise<void> setSockOpt(SetSockOptContext context) override;
+  kj::Promise<void> sockName(SockNameContext context) override;
 
 private:
   kj::Own<SessionState> session;
@@ -155,6 +192,12 @@ private:
   // EOF once that process has exited and the pipe is empty, even while a descendant it left
   // behind still holds the write end, so `cmd &` in a remote shell does not hang its reader.
   kj::Maybe<kj::Own<FdRef>> exitWatch;
+
+  // The unix path this socket was bound to, as the program named it: getsockname answers it
+  // (the kernel knows only the name the agent bound, relative to a confined directory).
+  kj::Maybe<kj::Array<kj::byte>> boundPath;
+  kj::Maybe<kj::Own<SocketStash>> stash;  // made by the first blocking accept or recv
+  SocketStash& socketStash();
 
   Confinement& confinement() const { return session->agent.confinement; }
   Executor& executor() const { return session->agent.executor; }
@@ -178,6 +221,10 @@ private:
   // always < 0.
   enum class NameUse { CREATE, REMOVE, REPLACE };
   int64_t nameTarget(int dirFd, kj::StringPtr path, NameUse use, PathTarget& out) const;
+
+  // The directory fd a call's `dir` names (the root when absent), for unix paths; -EBADF for a
+  // foreign or closed node.
+  kj::Promise<int> dirFdOf(proto::Node::Client dir, bool has);
 
   // Shared by renameAt and linkAt once the destination directory is known.
   int64_t renameIn(kj::StringPtr oldPath, int newDirFd, kj::StringPtr newPath, unsigned flags);

@@ -1,6 +1,7 @@
 #include "session.h"
 
 #include <fcntl.h>
+#include <sys/socket.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
@@ -11,6 +12,7 @@
 
 #include "host_wire.h"
 #include "identity.h"
+#include "socket_wire.h"
 
 namespace sb {
 
@@ -127,6 +129,61 @@ kj::Promise<void> SessionImpl::releaseOwner(ReleaseOwnerContext context) {
 
 kj::Promise<void> SessionImpl::spawn(SpawnContext context) {
   return sb::spawn(*state, processes, kj::mv(context));
+}
+
+// Sockets are made on this host's network stack whatever --read-only says: the network is not
+// the file system (binding a unix socket *path* is what a read-only agent refuses, node_socket.cc).
+namespace {
+
+// socket(2)/socketpair(2)'s domain and type for this host, or -EINVAL.
+int64_t socketArgs(proto::SockFamily family, proto::SockType type, bool nonBlock, int& domain,
+                   int& kind) {
+  int64_t d = sockFamilyToHost(family), t = sockTypeToHost(type);
+  if (d < 0 || t < 0) {
+    return -EINVAL;
+  }
+  domain = int(d);
+  // Close-on-exec always: agent fds must never leak into the processes it spawns.
+  kind = int(t) | SOCK_CLOEXEC | (nonBlock ? SOCK_NONBLOCK : 0);
+  return 0;
+}
+
+}  // namespace
+
+kj::Promise<void> SessionImpl::socket(SocketContext context) {
+  auto params = context.getParams();
+  auto results = context.getResults();
+  int domain, kind;
+  int64_t r = socketArgs(params.getFamily(), params.getType(), params.getNonBlock(), domain, kind);
+  if (r >= 0) {
+    r = sysResult(::socket(domain, kind, params.getProtocol()));
+  }
+  if (r >= 0) {
+    proto::FileType type;
+    results.setNode(state->newNode(int(r), type));
+    r = 0;
+  }
+  results.setResult(r);
+  return kj::READY_NOW;
+}
+
+kj::Promise<void> SessionImpl::socketpair(SocketpairContext context) {
+  auto params = context.getParams();
+  auto results = context.getResults();
+  int domain, kind;
+  int64_t r = socketArgs(params.getFamily(), params.getType(), params.getNonBlock(), domain, kind);
+  int sv[2];
+  if (r >= 0) {
+    r = sysResult(::socketpair(domain, kind, params.getProtocol(), sv));
+  }
+  if (r >= 0) {
+    proto::FileType type;
+    results.setFirst(state->newNode(sv[0], type));
+    results.setSecond(state->newNode(sv[1], type));
+    r = 0;
+  }
+  results.setResult(r);
+  return kj::READY_NOW;
 }
 
 }  // namespace sb

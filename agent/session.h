@@ -54,6 +54,8 @@ public:
   kj::Promise<void> spawn(SpawnContext context) override;
   // Readiness of this session's nodes (poll.cc).
   kj::Promise<void> poll(PollContext context) override;
+  kj::Promise<void> socket(SocketContext context) override;
+  kj::Promise<void> socketpair(SocketpairContext context) override;
 
 private:
   kj::Own<SessionState> state;

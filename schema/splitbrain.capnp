@@ -16,7 +16,7 @@
 using Cxx = import "/capnp/c++.capnp";
 $Cxx.namespace("sb::proto");
 
-const protocolVersion :UInt32 = 2;
+const protocolVersion :UInt32 = 3;
 # Bumped on any incompatible change; the handshake refuses a mismatch on both sides.
 
 struct Uname {
@@ -73,7 +73,7 @@ interface Session {
   # for. The session kills (SIGKILL, its whole process group) and reaps every process it spawned
   # when it ends.
 
-  # ---- Waiting for readiness (poll, select, epoll; branch `poll`) ----------------------------
+  # ---- Waiting for readiness (poll, select, epoll) -----------------------------------------
 
   poll @5 (fds :List(PollFd), timeoutNs :Int64) -> (result :Int64, revents :List(PollEvents));
   # poll(2) on nodes of this session: waits until one is ready or `timeoutNs` nanoseconds have
@@ -83,6 +83,18 @@ interface Session {
   # another session gets `nval`. The wait runs on a worker and is cancellable: dropping the call
   # ends it (the tracer does so when a signal interrupts the program's wait, or when a local fd
   # of the same wait became ready first).
+
+  # ---- Sockets ------------------------------------------------------------------------------
+
+  socket @6 (family :SockFamily, type :SockType, protocol :Int32, nonBlock :Bool)
+      -> (result :Int64, node :Node);
+  # socket(2) on the agent's network stack. `protocol` is the IANA (IPPROTO_*) or NETLINK_*
+  # number, the same on every Linux arch. The agent always adds SOCK_CLOEXEC (the tracer keeps
+  # close-on-exec on its placeholder).
+
+  socketpair @7 (family :SockFamily, type :SockType, protocol :Int32, nonBlock :Bool)
+      -> (result :Int64, first :Node, second :Node);
+  # socketpair(2) on the agent: both ends are nodes of this session.
 }
 
 struct PollEvents {
@@ -104,6 +116,99 @@ struct PollEvents {
 struct PollFd {
   node @0 :Node;
   events @1 :PollEvents;
+}
+
+# ---- Sockets -------------------------------------------------------------------------------
+# The socket calls cross as meaning too (DESIGN D3): families, types and flags are enums and
+# named booleans (their numbers differ between Linux arches, e.g. SOCK_STREAM on MIPS), and an
+# address is a typed struct, never a `struct sockaddr` (whose sa_family is host-endian).
+# Socket options and control messages are the exception: their payloads are ABI-bound bytes,
+# sent only between equal ABIs (the tracer checks the Welcome's arch) and only for options
+# the tracer's allowlist knows to hold no pointers (tracer/sockopt_table.h).
+
+enum SockFamily {
+  unix @0;                  # AF_UNIX
+  inet @1;                  # AF_INET
+  inet6 @2;                 # AF_INET6
+  netlink @3;               # AF_NETLINK (payloads are the agent's host-endian messages)
+}
+
+enum SockType {
+  stream @0;
+  dgram @1;
+  raw @2;
+  rdm @3;
+  seqpacket @4;
+  dccp @5;
+  packet @6;
+}
+
+struct SockAddr {
+  union {
+    unspec @0 :Void;        # AF_UNSPEC (connect: dissolve a datagram association)
+    inet @1 :InetAddr;
+    inet6 @2 :Inet6Addr;
+    unixPath @3 :Data;      # A file system name (no NUL); relative to the call's `dir`.
+    unixAbstract @4 :Data;  # An abstract name, without its leading NUL byte.
+    unixUnnamed @5 :Void;   # No name: an unbound peer; in bind, autobind.
+    netlink @6 :NetlinkAddr;
+    other @7 :UInt16;       # A family the protocol does not translate (AF_* numbers are the
+                            # same on every Linux arch): the agent's kernel gives its errno.
+  }
+  length @8 :UInt32;
+  # The address length the program passed (bind, connect, sendto), so the agent's kernel makes
+  # its own length checks (EINVAL for a short sockaddr_in ...); the struct sizes it compares
+  # with (16, 28, 110, 12) are the same on every Linux arch. Unused in answers.
+}
+
+struct InetAddr {
+  port @0 :UInt16;          # Host values: port 80 is 80.
+  addr @1 :UInt32;          # 127.0.0.1 is 0x7f000001.
+}
+
+struct Inet6Addr {
+  port @0 :UInt16;
+  flowInfo @1 :UInt32;
+  addr @2 :Data;            # 16 bytes, network order (as written).
+  scopeId @3 :UInt32;
+}
+
+struct NetlinkAddr {
+  portId @0 :UInt32;
+  groups @1 :UInt32;
+}
+
+struct MsgFlags {
+  # MSG_* flags of send/recv calls, and msg_flags of recvmsg answers.
+  peek @0 :Bool;
+  oob @1 :Bool;
+  waitAll @2 :Bool;
+  dontWait @3 :Bool;
+  trunc @4 :Bool;
+  ctrunc @5 :Bool;
+  eor @6 :Bool;
+  more @7 :Bool;
+  confirm @8 :Bool;
+  dontRoute @9 :Bool;
+  errQueue @10 :Bool;
+  noSignal @11 :Bool;       # The agent never raises SIGPIPE; the tracer does, unless this is set.
+  fastOpen @12 :Bool;
+  batch @13 :Bool;
+  zeroCopy @14 :Bool;
+  waitForOne @15 :Bool;     # (recvmmsg; never sent: the tracer loops)
+}
+
+struct Cmsg {
+  # One control message (ancillary data), level and type in the agent's numbering, data raw.
+  level @0 :Int32;
+  type @1 :Int32;
+  data @2 :Data;
+}
+
+enum ShutdownHow {
+  read @0;
+  write @1;
+  both @2;
 }
 
 struct SpawnRequest {
@@ -416,4 +521,32 @@ interface Node {
   # passed by value. `pointer` true: the agent passes a buffer of max(data.size, outSize) bytes
   # holding `data` (zero-filled after it) and answers its first `outSize` bytes. The client only
   # sends requests whose payload holds no pointers (see tracer/ioctl_table.h).
+
+  # Sockets. Each answers what the syscall gives on the agent's fd, also when the node is not a
+  # socket (ENOTSOCK). Calls that may wait (connect, accept, send on a full buffer, recv) run on
+  # a worker and are cancellable (EINTR) unless the socket is non-blocking or `dontWait` is set.
+  # `dir` is the directory a relative unix path resolves against (the program's cwd on the
+  # agent); absent, the agent's root. Unix paths are confined under --root like any path.
+
+  bind @38 (addr :SockAddr, dir :Node) -> (result :Int64);
+  connect @39 (addr :SockAddr, dir :Node) -> (result :Int64);
+  listen @40 (backlog :Int32) -> (result :Int64);
+  accept @41 (nonBlock :Bool) -> (result :Int64, node :Node, addr :SockAddr);
+  # accept4(2): the new connection, and its peer's address.
+  sendMsg @42 (data :Data, addr :SockAddr, dir :Node, flags :MsgFlags, control :List(Cmsg))
+      -> (result :Int64);
+  # `addr` absent: the connected peer. SCM_RIGHTS is never sent (fds do not cross).
+  recvMsg @43 (count :UInt64, flags :MsgFlags, controlSize :UInt32)
+      -> (result :Int64, data :Data, addr :SockAddr, flags :MsgFlags, control :List(Cmsg),
+          droppedFds :UInt32);
+  # `result` is what recvmsg(2) returns (with `trunc`, a datagram's full length, which may
+  # exceed `count`); `data` holds at most `count` bytes. `addr` is absent when the kernel gave
+  # none. Passed fds (SCM_RIGHTS) are closed on the agent, counted in `droppedFds`, and
+  # reported as `ctrunc`, as the kernel does when it cannot deliver them.
+  shutdown @44 (how :ShutdownHow) -> (result :Int64);
+  getSockOpt @45 (level :Int32, name :Int32, size :UInt32) -> (result :Int64, value :Data);
+  # level/name in the agent's numbering; the value's bytes as the kernel wrote them.
+  setSockOpt @46 (level :Int32, name :Int32, value :Data) -> (result :Int64);
+  sockName @47 (peer :Bool) -> (result :Int64, addr :SockAddr);
+  # getsockname(2), or getpeername(2) with `peer`.
 }

@@ -17,12 +17,14 @@ constexpr auto IDENTITY = SyscallClass::IDENTITY;
 constexpr auto REFUSED = SyscallClass::REFUSED;
 constexpr auto UNHANDLED = SyscallClass::UNHANDLED;
 constexpr auto TRACKED = SyscallClass::TRACKED;
+constexpr auto SCOPE = SyscallClass::SCOPE;
 
 // {nr, name, class, fdArg, pathArg, dirfdArg, remoteErrno, trapOnlyRealFd, localFast}
-// Sockets, pipes and epoll_create stay LOCAL in this version: a remote fd there is an O_PATH
-// placeholder, which the kernel answers with EBADF or POLLNVAL, never with silent success.
-// poll, select and epoll_ctl/epoll_wait are trapped (handlers_poll.cc): with no remote fd in
-// them they run locally.
+// Pipes and epoll_create stay LOCAL in this version: a remote fd there is an O_PATH placeholder,
+// which the kernel answers with EBADF or POLLNVAL, never with silent success. poll, select and
+// epoll_ctl/epoll_wait are trapped (handlers_poll.cc): with no remote fd in them they run
+// locally. Sockets are made on the thread's target in a remote scope (SCOPE); the calls on a
+// socket fd are fast (localFast) where their one fd says all, trapped otherwise.
 const SyscallRow ROWS[] = {
     {0, "read", FD, 0, -1, -1, 0, false, true},
     {1, "write", FD, 0, -1, -1, 0, false, true},
@@ -65,21 +67,21 @@ const SyscallRow ROWS[] = {
     {38, "setitimer", LOCAL},
     {39, "getpid", LOCAL},
     {40, "sendfile", FD, 0},
-    {41, "socket", LOCAL},
-    {42, "connect", LOCAL},
-    {43, "accept", LOCAL},
-    {44, "sendto", LOCAL},
-    {45, "recvfrom", LOCAL},
-    {46, "sendmsg", LOCAL},
-    {47, "recvmsg", LOCAL},
-    {48, "shutdown", LOCAL},
-    {49, "bind", LOCAL},
-    {50, "listen", LOCAL},
-    {51, "getsockname", LOCAL},
-    {52, "getpeername", LOCAL},
-    {53, "socketpair", LOCAL},
-    {54, "setsockopt", LOCAL},
-    {55, "getsockopt", LOCAL},
+    {41, "socket", SCOPE},
+    {42, "connect", FD, 0, -1, -1, 0, false, true},
+    {43, "accept", FD, 0, -1, -1, 0, false, true},
+    {44, "sendto", FD, 0, -1, -1, 0, false, true},
+    {45, "recvfrom", FD, 0, -1, -1, 0, false, true},
+    {46, "sendmsg", FD, 0, -1, -1, 0, false, true},
+    {47, "recvmsg", FD, 0, -1, -1, 0, false, true},
+    {48, "shutdown", FD, 0, -1, -1, 0, false, true},
+    {49, "bind", FD, 0, -1, -1, 0, false, true},
+    {50, "listen", FD, 0, -1, -1, 0, false, true},
+    {51, "getsockname", FD, 0, -1, -1, 0, false, true},
+    {52, "getpeername", FD, 0, -1, -1, 0, false, true},
+    {53, "socketpair", SCOPE},
+    {54, "setsockopt", FD, 0, -1, -1, 0, false, true},
+    {55, "getsockopt", FD, 0, -1, -1, 0, false, true},
     {56, "clone", PROCESS},
     {57, "fork", PROCESS},
     {58, "vfork", PROCESS},
@@ -312,7 +314,7 @@ const SyscallRow ROWS[] = {
     {285, "fallocate", FD, 0, -1, -1, 0, false, true},
     {286, "timerfd_settime", LOCAL},
     {287, "timerfd_gettime", LOCAL},
-    {288, "accept4", LOCAL},
+    {288, "accept4", FD, 0, -1, -1, 0, false, true},
     {289, "signalfd4", LOCAL},
     {290, "eventfd2", LOCAL},
     {291, "epoll_create1", LOCAL},
@@ -323,7 +325,7 @@ const SyscallRow ROWS[] = {
     {296, "pwritev", FD, 0, -1, -1, 0, false, true},
     {297, "rt_tgsigqueueinfo", LOCAL},
     {298, "perf_event_open", LOCAL},
-    {299, "recvmmsg", LOCAL},
+    {299, "recvmmsg", FD, 0, -1, -1, 0, false, true},
     {300, "fanotify_init", LOCAL},
     {301, "fanotify_mark", UNHANDLED, 3, -1, -1, ENOSYS},
     {302, "prlimit64", LOCAL},
@@ -331,7 +333,7 @@ const SyscallRow ROWS[] = {
     {304, "open_by_handle_at", UNHANDLED, 0, -1, -1, ENOSYS},
     {305, "clock_adjtime", LOCAL},
     {306, "syncfs", FD, 0, -1, -1, 0, false, true},
-    {307, "sendmmsg", LOCAL},
+    {307, "sendmmsg", FD, 0, -1, -1, 0, false, true},
     {308, "setns", LOCAL},
     {309, "getcpu", LOCAL},
     {310, "process_vm_readv", LOCAL},

@@ -32,6 +32,9 @@ enum class SyscallClass : uint8_t {
   // Runs locally, but the tracer must see its result to keep its model of the process true
   // (unshare(CLONE_FILES) gives the thread its own fd table): trapped, handled.
   TRACKED,
+  // Creates an object on the thread's active target in a remote scope (socket, socketpair); runs
+  // locally in the local scope: trapped, handled.
+  SCOPE,
   // Takes an fd or a path but has no remote implementation yet: trapped; when its argument is
   // remote it fails with `remoteErrno` and a one-time explanation, otherwise it runs locally.
   UNHANDLED,

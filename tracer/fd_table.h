@@ -20,6 +20,16 @@ namespace sb {
 class AgentLink;
 class EpollRegistry;
 
+// What the tracer remembers of a remote socket (handlers_net.cc).
+struct SocketInfo {
+  proto::SockFamily family;
+  proto::SockType type;
+  // SO_RCVTIMEO / SO_SNDTIMEO are set: a signal makes a blocking call fail with EINTR even
+  // under SA_RESTART (socket(7)).
+  bool receiveTimeout = false;
+  bool sendTimeout = false;
+};
+
 // One open file description on an agent.
 class RemoteFile : public kj::Refcounted {
  public:
@@ -40,6 +50,8 @@ class RemoteFile : public kj::Refcounted {
   // Counts the program's reads and writes on the file: after one, an EPOLLET interest treats
   // the next readiness it sees as a new edge (an edge-triggered program reads until EAGAIN).
   uint32_t ioEpoch = 0;
+  // Set for the sockets sbrun made on the target (socket, socketpair, accept).
+  kj::Maybe<SocketInfo> socket;
 };
 
 class FdTable : public kj::Refcounted {

@@ -1,9 +1,12 @@
 #include "handler_support.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <sys/stat.h>
+
+#include <kj/vector.h>
 
 namespace sb::handler {
 
@@ -151,6 +154,75 @@ uint32_t umaskOf(pid_t tid) {
 
 int64_t putBytes(Call& call, uint64_t addr, kj::ArrayPtr<const kj::byte> data, int64_t ok) {
   return call.mem().write(addr, data) < 0 ? -EFAULT : ok;
+}
+
+int64_t readIovecs(Call& c, uint64_t addr, int64_t count, kj::Array<IoVec>& out, uint64_t& total) {
+  if (count < 0 || count > IOV_MAX) {
+    return -EINVAL;
+  }
+  out = kj::heapArray<IoVec>(count);
+  if (count > 0 && c.mem().read(addr, out.asBytes()) < 0) {
+    return -EFAULT;
+  }
+  total = 0;
+  for (auto& v : out) {
+    if (static_cast<int64_t>(v.len) < 0) {
+      return -EINVAL;
+    }
+    if (total + v.len > MAX_RW) {
+      v.len = MAX_RW - total;
+    }
+    total += v.len;
+  }
+  return 0;
+}
+
+int64_t scatter(Call& c, kj::ArrayPtr<const IoVec> iov, kj::ArrayPtr<const kj::byte> data) {
+  size_t off = 0;
+  for (auto& v : iov) {
+    if (off >= data.size()) {
+      break;
+    }
+    size_t n = kj::min(v.len, data.size() - off);
+    if (c.mem().write(v.base, data.slice(off, off + n)) < 0) {
+      return off > 0 ? static_cast<int64_t>(off) : -EFAULT;
+    }
+    off += n;
+  }
+  return off;
+}
+
+int64_t gather(Call& c, kj::ArrayPtr<const IoVec> iov, kj::ArrayPtr<kj::byte> out) {
+  size_t off = 0;
+  for (auto& v : iov) {
+    if (off >= out.size()) {
+      break;
+    }
+    size_t n = kj::min(v.len, out.size() - off);
+    if (n > 0 && c.mem().read(v.base, out.slice(off, off + n)) < 0) {
+      return -EFAULT;
+    }
+    off += n;
+  }
+  return 0;
+}
+
+kj::Array<IoVec> sliceIovecs(kj::ArrayPtr<const IoVec> iov, uint64_t skip, uint64_t limit) {
+  kj::Vector<IoVec> out;
+  for (auto& v : iov) {
+    if (limit == 0) {
+      break;
+    }
+    if (skip >= v.len) {
+      skip -= v.len;
+      continue;
+    }
+    uint64_t n = kj::min(v.len - skip, limit);
+    out.add(IoVec{v.base + skip, n});
+    limit -= n;
+    skip = 0;
+  }
+  return out.releaseAsArray();
 }
 
 }  // namespace sb::handler

@@ -72,6 +72,22 @@ int64_t putStruct(Call& call, uint64_t addr, const T& value, int64_t ok = 0) {
 
 int64_t putBytes(Call& call, uint64_t addr, kj::ArrayPtr<const kj::byte> data, int64_t ok);
 
+// A tracee iovec (struct iovec on x86-64).
+struct IoVec {
+  uint64_t base;
+  uint64_t len;
+};
+
+// Reads a tracee iovec array; total length capped like the kernel's (MAX_RW_COUNT). -EINVAL for
+// a count outside 0..IOV_MAX or a negative length, -EFAULT for an unreadable array.
+int64_t readIovecs(Call& c, uint64_t addr, int64_t count, kj::Array<IoVec>& out, uint64_t& total);
+// Scatters `data` into the iovecs; returns bytes placed or -EFAULT when none could be.
+int64_t scatter(Call& c, kj::ArrayPtr<const IoVec> iov, kj::ArrayPtr<const kj::byte> data);
+// Gathers iovec bytes into `out` (exactly out.size() bytes): 0 or -EFAULT.
+int64_t gather(Call& c, kj::ArrayPtr<const IoVec> iov, kj::ArrayPtr<kj::byte> out);
+// The iovecs' bytes from `skip` on, at most `limit` of them.
+kj::Array<IoVec> sliceIovecs(kj::ArrayPtr<const IoVec> iov, uint64_t skip, uint64_t limit);
+
 // Remote calls must answer with a target recorded for error mapping.
 template <typename Req>
 auto send(Call& call, AgentLink& target, Req& req) {
@@ -110,6 +126,7 @@ kj::ArrayPtr<const HandlerEntry> pathHandlers();
 kj::ArrayPtr<const HandlerEntry> execHandlers();
 kj::ArrayPtr<const HandlerEntry> mmapHandlers();
 kj::ArrayPtr<const HandlerEntry> pollHandlers();
+kj::ArrayPtr<const HandlerEntry> netHandlers();
 // A syscall number sbrun does not know: ENOSYS, explained once.
 kj::Promise<Outcome> hUnknown(Call& c);
 // sb-stub's requests (stub_protocol.h), under a syscall number no kernel has.

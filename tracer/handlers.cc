@@ -214,7 +214,7 @@ Handler findHandler(int nr) {
     kj::ArrayPtr<const handler::HandlerEntry> families[] = {
         handler::HERE_HANDLERS, handler::fdHandlers(), handler::ioHandlers(),
         handler::pathHandlers(), handler::execHandlers(), handler::mmapHandlers(),
-        handler::pollHandlers()};
+        handler::pollHandlers(), handler::netHandlers()};
     for (auto family : families) {
       for (auto& e : family) {
         // A syscall answered by two families would depend on the order of this list.

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -20,65 +21,6 @@ namespace {
 
 // ---------------------------------------------------------------------------------------------
 // read and write family
-
-struct IoVec {
-  uint64_t base;
-  uint64_t len;
-};
-
-// Reads a tracee iovec array; total length capped like the kernel's (MAX_RW_COUNT).
-int64_t readIovecs(Call& c, uint64_t addr, int64_t count, kj::Array<IoVec>& out, uint64_t& total) {
-  if (count < 0 || count > IOV_MAX) {
-    return -EINVAL;
-  }
-  out = kj::heapArray<IoVec>(count);
-  if (count > 0 && c.mem().read(addr, out.asBytes()) < 0) {
-    return -EFAULT;
-  }
-  total = 0;
-  for (auto& v : out) {
-    if (static_cast<int64_t>(v.len) < 0) {
-      return -EINVAL;
-    }
-    if (total + v.len > MAX_RW) {
-      v.len = MAX_RW - total;
-    }
-    total += v.len;
-  }
-  return 0;
-}
-
-// Scatters `data` into the iovecs; returns bytes placed or -EFAULT when none could be.
-int64_t scatter(Call& c, kj::ArrayPtr<const IoVec> iov, kj::ArrayPtr<const kj::byte> data) {
-  size_t off = 0;
-  for (auto& v : iov) {
-    if (off >= data.size()) {
-      break;
-    }
-    size_t n = kj::min(v.len, data.size() - off);
-    if (c.mem().write(v.base, data.slice(off, off + n)) < 0) {
-      return off > 0 ? static_cast<int64_t>(off) : -EFAULT;
-    }
-    off += n;
-  }
-  return off;
-}
-
-// Gathers iovec bytes into `out` (exactly total bytes).
-int64_t gather(Call& c, kj::ArrayPtr<const IoVec> iov, kj::ArrayPtr<kj::byte> out) {
-  size_t off = 0;
-  for (auto& v : iov) {
-    if (off >= out.size()) {
-      break;
-    }
-    size_t n = kj::min(v.len, out.size() - off);
-    if (n > 0 && c.mem().read(v.base, out.slice(off, off + n)) < 0) {
-      return -EFAULT;
-    }
-    off += n;
-  }
-  return 0;
-}
 
 // One read or write of the family in flight: the tracee's iovecs, how far it got, and where in
 // the file (offset -1: the file position). Loops in CHUNK pieces until `count` or a short
@@ -101,23 +43,7 @@ struct IoJob : public kj::Refcounted {
         offset(offset), positional(positional), hasFlags(hasFlags), rwFlags(rwFlags) {}
 
   // The iovecs' bytes from `skip` on, at most `limit` of them.
-  kj::Array<IoVec> slice(uint64_t skip, uint64_t limit) {
-    kj::Vector<IoVec> out;
-    for (auto& v : iov) {
-      if (limit == 0) {
-        break;
-      }
-      if (skip >= v.len) {
-        skip -= v.len;
-        continue;
-      }
-      uint64_t n = kj::min(v.len - skip, limit);
-      out.add(IoVec{v.base + skip, n});
-      limit -= n;
-      skip = 0;
-    }
-    return out.releaseAsArray();
-  }
+  kj::Array<IoVec> slice(uint64_t skip, uint64_t limit) { return sliceIovecs(iov, skip, limit); }
 };
 
 struct ReadJob : public IoJob {
@@ -230,7 +156,14 @@ kj::Promise<Outcome> runJob(Call& c, RemoteFile& file, kj::Array<IoVec> iov, uin
   auto& j = *job;
   // An edge-triggered epoll interest in this file counts its next rise as an edge (epoll_set.h).
   file.ioEpoch++;
-  return j.step().then([](int64_t r) -> Outcome { return Complete{r}; }).attach(kj::mv(job));
+  // A write to a FIFO or socket whose reader is gone raises SIGPIPE with EPIPE, as the kernel
+  // does (the agent never does: it ignores SIGPIPE).
+  bool pipeLike = file.type == proto::FileType::FIFO || file.type == proto::FileType::SOCKET;
+  return j.step()
+      .then([pipeLike](int64_t r) -> Outcome {
+        return Complete{r, r == -EPIPE && pipeLike ? SIGPIPE : 0};
+      })
+      .attach(kj::mv(job));
 }
 
 // The argument shapes of the read and write families.

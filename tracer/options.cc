@@ -94,7 +94,8 @@ access family, getdents64, readlink, mkdir, rmdir, unlink, rename family, link, 
 chmod, chown, truncate, fallocate, fsync, fdatasync, utime family, mknod, xattrs, dup family,
 fcntl, flock, chdir, fchdir, getcwd, sendfile, copy_file_range, uname. Programs that the
 program executes inside a remote scope run on the target, through a local stand-in (sb-stub)
-that relays their stdio, signals and exit status; sockets stay local. A call that cannot act on a
+that relays their stdio, signals and exit status. Sockets made inside a remote scope live on the
+target (AF_UNIX, AF_INET, AF_INET6, AF_NETLINK; others EAFNOSUPPORT). A call that cannot act on a
 remote fd yet (mmap, an ioctl sbrun cannot marshal exactly, ...) fails with a clear errno and
 a one-time note on stderr. ioctl is marshalled for terminal, serial and block requests.
 

@@ -96,6 +96,7 @@ SeccompFilter SeccompFilter::build(int fastLimit) {
       case SyscallClass::FD:
       case SyscallClass::IDENTITY:
       case SyscallClass::TRACKED:
+      case SyscallClass::SCOPE:
         break;  // The default action: trace.
     }
   }

@@ -1062,6 +1062,7 @@ void Tracer::onParkedExit(Task& task) {
       regs.orig_rax = -1;
       regs.rax = o.get<Complete>().ret;
       setRegs(task.tid, regs);
+      raiseAt(task, o.get<Complete>().signal);
       if (!observers.empty()) {
         report(task.tid, call.nr, call.target, true, o.get<Complete>().ret, call.start, call.args);
       }
@@ -1085,7 +1086,9 @@ void Tracer::onParkedExit(Task& task) {
   task.pending = nullptr;
   task.parkTimer = nullptr;
   regs = call.regs;
-  int64_t ret = call.progress > 0 ? call.progress : -ERESTARTSYS_;
+  int64_t ret = call.progress > 0         ? call.progress
+                : call.restartOnSignal ? -ERESTARTSYS_
+                                       : -EINTR;
   KJ_IF_MAYBE(fn, call.onInterrupt) {
     ret = (*fn)(regs);
   }
@@ -1179,6 +1182,7 @@ void Tracer::apply(Call& call, Outcome outcome) {
       regs.orig_rax = -1;  // Skip the syscall...
       regs.rax = complete.ret;  // ...and return this (PITFALLS: set both in one write).
       setRegs(task.tid, regs);
+      raiseAt(task, complete.signal);
       if (attachMode_) {
         // At a syscall-entry stop the kernel sets rax after skipping: set it at the exit stop.
         task.atExit = [ret = complete.ret](user_regs_struct& r) { r.rax = ret; };
@@ -1223,6 +1227,15 @@ void Tracer::apply(Call& call, Outcome outcome) {
     KJ_CASE_ONEOF(seq, Sequence) {
       runSequenceStep(task, call.regs, seq.regs, kj::mv(seq.next), kj::mv(reporter));
     }
+  }
+}
+
+// A signal the kernel raises at the calling thread together with a syscall's answer (SIGPIPE):
+// queued while the thread is stopped, so it is delivered as the call returns, as the kernel's.
+void Tracer::raiseAt(Task& task, int sig) {
+  if (sig != 0 && syscall(SYS_tgkill, task.tgid, task.tid, sig) != 0) {
+    noteOnce(kj::str("raise", sig), kj::str("cannot raise signal ", sig, " in thread ", task.tid,
+                                            ": ", strerror(errno)));
   }
 }
 

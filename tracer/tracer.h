@@ -55,7 +55,12 @@ class FsContext : public kj::Refcounted {
 struct Task;
 
 // What a handler decided for one trapped syscall.
-struct Complete { int64_t ret; };   // skip the syscall; return ret (-errno on failure)
+struct Complete {                   // skip the syscall; return ret (-errno on failure)
+  int64_t ret;
+  // A signal the kernel would raise at the calling thread with this answer (SIGPIPE for EPIPE
+  // from a send or write on a socket or FIFO, unless MSG_NOSIGNAL), or 0.
+  int signal = 0;
+};
 struct RunLocal {                   // let the kernel run it as it is
   // For observers only: the answer when it is already known (a remote close that succeeded,
   // before the kernel closes the placeholder).
@@ -111,6 +116,10 @@ struct Call {
   // Tracee address of a sigset to wait under while parked (ppoll, pselect6, epoll_pwait: the
   // temporary mask applies during the wait): parking uses rt_sigsuspend instead of pause.
   uint64_t parkMask = 0;
+  // What a signal does to the interrupted call when it handled nothing yet: restart it under
+  // SA_RESTART (-ERESTARTSYS), or always fail with EINTR (a socket call with a timeout set,
+  // socket(7)).
+  bool restartOnSignal = true;
 
   uint64_t arg(int i) const;
   int fdArg(int i) const { return static_cast<int>(arg(i)); }
@@ -310,6 +319,7 @@ class Tracer {
   void apply(Call& call, Outcome outcome);
   void settle(Task& task, Outcome outcome);
   void park(Task& task);
+  void raiseAt(Task& task, int sig);
   void onParkedExit(Task& task);
   bool onReplay(Task& task, const user_regs_struct& regs);
   bool forwardToRemote(Task& task, int sig);

@@ -58,6 +58,16 @@ B_ETC_HOSTNAME = (f"echo {B_HOSTNAME} > {B_ROOT}/.etc-hostname && "
                   f"mount --bind {B_ROOT}/.etc-hostname /etc/hostname")
 
 
+# B's network (Agent(net=True)): a namespace of its own whose loopback also holds B_ADDR, an
+# address A does not have, and whose /etc/hosts (bind-mounted in B's mount namespace) names it
+# B_NAME, a name A cannot resolve.
+B_ADDR = "10.77.0.1"
+B_NAME = "board-b.sbtest.invalid"
+B_NET_SETUP = (f"ip link set lo up && ip addr add {B_ADDR}/32 dev lo && "
+               f"{{ cat /etc/hosts; echo '{B_ADDR} {B_NAME}'; }} > {B_ROOT}/.etc-hosts && "
+               f"mount --bind {B_ROOT}/.etc-hosts /etc/hosts")
+
+
 class Skip(Exception):
     pass
 
@@ -194,8 +204,11 @@ class Agent:
     """A real sbagent in its own UTS and mount namespaces, listening on a unix socket on A."""
 
     def __init__(self, ctx, hostname=B_HOSTNAME, root=None, as_nobody=False, prepare="",
-                 args=()):
+                 args=(), net=False):
         self.ctx = ctx
+        # net: B gets a network namespace of its own (unshare --net), with only its loopback,
+        # up, holding 127.0.0.1, ::1 and B_ADDR, which A does not have (see B_NET_SETUP).
+        self.net = net
         self.args = list(args)    # more sbagent options
         self.hostname = hostname
         self.root = root
@@ -224,11 +237,13 @@ class Agent:
         if self.as_nobody:
             argv = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"] + argv
         script = (f"mount -t tmpfs -o mode=0755 sbtest {B_ROOT} && hostname {self.hostname} && "
+                  f"{B_NET_SETUP + ' && ' if self.net else ''}"
                   f"{self.prepare or 'true'} && exec {shlex.join(argv)}")
         log(f"[agent] {script}")
         logf = open(self.logpath, "wb")
+        spaces = ["--uts", "--mount"] + (["--net"] if self.net else [])
         self.proc = subprocess.Popen(
-            ["unshare", "--uts", "--mount", "--propagation", "private", "sh", "-c", script],
+            ["unshare"] + spaces + ["--propagation", "private", "sh", "-c", script],
             stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
             pass_fds=(wfd,), start_new_session=True, env=ENV)
         os.close(wfd)
@@ -277,7 +292,17 @@ class Agent:
         """Runs argv on B: inside the agent's mount and UTS namespaces."""
         if user == "nobody":
             argv = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"] + argv
-        return run(["nsenter", "-t", str(self.proc.pid), "-m", "-u", "--"] + argv, **kw)
+        spaces = ["-m", "-u"] + (["-n"] if self.net else [])
+        return run(["nsenter", "-t", str(self.proc.pid)] + spaces + ["--"] + argv, **kw)
+
+    def spawn(self, argv):
+        """Starts argv on B (its namespaces) in the background; stopped at teardown."""
+        spaces = ["-m", "-u"] + (["-n"] if self.net else [])
+        p = subprocess.Popen(["nsenter", "-t", str(self.proc.pid)] + spaces + ["--"] + argv,
+                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, start_new_session=True, env=ENV)
+        self.ctx.cleanups.append(lambda: (p.kill(), p.wait()))
+        return p
 
     def sh(self, script, **kw):
         return self.nsenter(["sh", "-c", script], **kw)
@@ -822,8 +847,10 @@ def conformance_case(name, extra_args=(), as_nobody=False):
         def success(out, who):
             lines = out.splitlines()
             check(lines and lines[-1] == "EXIT-SUCCESS", f"{who}: no EXIT-SUCCESS at the end")
+        # The socket programs run against B's own network namespace, natively and under sbrun.
+        agent = ctx.agent(as_nobody=as_nobody, net=name.startswith("sock_"))
         differential(ctx, None, fixture=False, native_argv=argv, traced_argv=argv,
-                     expect_rc=0, check_out=success, as_nobody=as_nobody)
+                     expect_rc=0, check_out=success, as_nobody=as_nobody, agent=agent)
     return fn
 
 
@@ -2410,6 +2437,172 @@ def case_exec_fail(ctx):
 
 # ---------------------------------------------------------------------------------------------
 
+# ---------------------------------------------------------------------------------------------
+# Sockets on B (Agent(net=True)): servers run only in B's network namespace; programs on A,
+# started locally by sbrun, reach them through remote sockets.
+
+ECHO_SERVER = r"""
+import socket, sys, threading
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((sys.argv[1], 0))
+s.listen(16)
+print(s.getsockname()[1], flush=True)
+def serve(c):
+    c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    while True:
+        d = c.recv(65536)
+        if not d:
+            break
+        c.sendall(d)
+    c.close()
+while True:
+    c, _ = s.accept()
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+"""
+
+
+def first_line(p, what, secs=20):
+    """The first line a background process on B prints (a port number)."""
+    ready, _, _ = select.select([p.stdout], [], [], secs)
+    check(ready, f"{what} printed nothing within {secs} s")
+    line = p.stdout.readline().decode().strip()
+    check(line, f"{what} ended without output (status {p.poll()})")
+    return line
+
+
+def unreachable_from_a(port):
+    """B_ADDR:port must not be reachable here on A, or the case proves nothing."""
+    try:
+        with socket.create_connection((B_ADDR, int(port)), timeout=2):
+            raise Failure(f"{B_ADDR}:{port} is reachable from A: the case cannot tell A from B")
+    except OSError as e:
+        log(f"[ok] from A, {B_ADDR}:{port} is unreachable ({e})")
+    try:
+        socket.getaddrinfo(B_NAME, port)
+        raise Failure(f"A resolves {B_NAME}: the case cannot tell A's /etc/hosts from B's")
+    except socket.gaierror as e:
+        log(f"[ok] A cannot resolve {B_NAME} ({e})")
+
+
+def remote_calls(stats_path):
+    """{syscall name: remote call count} from sbrun --stats-format=json."""
+    with open(stats_path) as f:
+        data = json.load(f)
+    return {s["name"]: s["calls"] for s in data["syscalls"] if s["where"] == "remote"}
+
+
+def case_net_echo(ctx):
+    """A TCP echo server running only in B's network namespace; a local client program under
+    sbrun resolves a name only B's /etc/hosts has, connects to an address only B has, and plays
+    ping-pong. --stats proves the socket calls went to the target."""
+    client = os.path.abspath(os.path.join(ctx.helpers_dir or "", "echo_client"))
+    need_binary(client, "helper echo_client (--helpers-dir)")
+    agent = ctx.agent(net=True)
+    make_tree(agent)
+    port = first_line(agent.spawn([SYS_PYTHON, "-c", ECHO_SERVER, B_ADDR]), "the echo server on B")
+    unreachable_from_a(port)
+    native = agent.nsenter([client, B_NAME, port, "20"])
+    check(native.rc == 0 and f"connected to {B_ADDR}" in native.out,
+          f"the client natively on B failed: the harness is wrong\n{native.describe()}")
+    if ctx.native_only:
+        return
+    stats = os.path.join(ctx.tmp, "stats.json")
+    t = ctx.traced(agent, [client, B_NAME, port, "200"],
+                   extra=["--stats=" + stats, "--stats-format=json"])
+    log(t.describe())
+    check(t.rc == 0, "the client under sbrun failed")
+    check(t.out == f"connected to {B_ADDR}\nechoed 200 bytes\n", f"unexpected output {t.out!r}")
+    calls = remote_calls(stats)
+    log(f"remote calls: {calls}")
+    check(calls.get("socket", 0) >= 1 and calls.get("connect", 0) >= 1,
+          "socket/connect did not go to the target")
+    check(calls.get("sendto", 0) == 200 and calls.get("recvfrom", 0) == 200,
+          "expected 200 remote sendto and recvfrom")
+
+
+def case_net_http(ctx):
+    """python3's urllib under sbrun fetches a page from `python3 -m http.server` that listens
+    only in B's network namespace, by a name only B's /etc/hosts has."""
+    agent = ctx.agent(net=True)
+    make_tree(agent)
+    agent.sh(f"mkdir -p {B_ROOT}/www && echo 'served by {B_HOSTNAME}' > {B_ROOT}/www/page.txt")
+    server = agent.spawn(["sh", "-c", f"cd {B_ROOT}/www && exec {SYS_PYTHON} -u -c "
+                          f"\"import http.server as h, socketserver; "
+                          f"s = socketserver.TCPServer(('{B_ADDR}', 0), h.SimpleHTTPRequestHandler); "
+                          f"print(s.server_address[1], flush=True); s.serve_forever()\""])
+    port = first_line(server, "the HTTP server on B")
+    unreachable_from_a(port)
+    if ctx.native_only:
+        return
+    url = f"http://{B_NAME}:{port}/page.txt"
+    stats = os.path.join(ctx.tmp, "stats.json")
+    t = ctx.traced(agent, [SYS_PYTHON, "-c", "import urllib.request, sys; "
+                           f"sys.stdout.write(urllib.request.urlopen({url!r}).read().decode())"],
+                   extra=["--stats=" + stats, "--stats-format=json"])
+    log(t.describe())
+    check(t.rc == 0 and t.out == f"served by {B_HOSTNAME}\n", "urllib under sbrun failed")
+    calls = remote_calls(stats)
+    log(f"remote calls: {calls}")
+    check(calls.get("connect", 0) >= 1, "connect did not go to the target")
+
+
+def case_net_ip_addr(ctx):
+    """`ip -brief addr` (rtnetlink) and `cat /proc/net/dev` under sbrun show the interfaces of
+    B's network namespace, exactly as they are natively there, and not A's."""
+    agent = ctx.agent(net=True)
+    make_tree(agent)
+    native = agent.nsenter(["ip", "-brief", "addr"])
+    check(native.rc == 0 and B_ADDR in native.out, f"ip natively on B\n{native.describe()}")
+    here = run(["ip", "-brief", "addr"])
+    check(here.out != native.out, "A has the same interfaces as B: the case proves nothing")
+    if ctx.native_only:
+        return
+    stats = os.path.join(ctx.tmp, "stats.json")
+    t = ctx.traced(agent, ["ip", "-brief", "addr"],
+                   extra=["--stats=" + stats, "--stats-format=json"])
+    log(t.describe())
+    check(t.rc == 0 and t.out == native.out,
+          "ip -brief addr under sbrun differs from B's\n" +
+          diff(native.out.splitlines(), t.out.splitlines(), "native", "sbrun"))
+    calls = remote_calls(stats)
+    check(calls.get("socket", 0) >= 1 and calls.get("recvmsg", 0) >= 1,
+          f"the netlink socket did not go to the target: {calls}")
+
+    def interfaces(text):
+        return sorted(l.split(":")[0].strip() for l in text.splitlines()[2:] if ":" in l)
+    n = agent.nsenter(["cat", "/proc/net/dev"])
+    t = ctx.traced(agent, ["cat", "/proc/net/dev"])
+    log(t.describe())
+    check(t.rc == 0 and interfaces(t.out) == interfaces(n.out) == ["lo"],
+          f"/proc/net/dev under sbrun: {interfaces(t.out)}, natively on B: {interfaces(n.out)}")
+
+
+def case_net_read_only(ctx):
+    """A read-only agent refuses to bind a unix socket path (EROFS; EADDRINUSE for an existing
+    name, as a read-only mount does), and still serves network sockets."""
+    agent = ctx.agent(net=True, args=["--read-only"])
+    make_tree(agent)
+    port = first_line(agent.spawn([SYS_PYTHON, "-c", ECHO_SERVER, "127.0.0.1"]), "the echo server")
+    if ctx.native_only:
+        return
+    script = ("import socket, errno\n"
+              "def bind(p):\n"
+              "    s = socket.socket(socket.AF_UNIX)\n"
+              "    try:\n"
+              "        s.bind(p); return 'bound'\n"
+              "    except OSError as e:\n"
+              "        return errno.errorcode[e.errno]\n"
+              f"print('new name:', bind('{WORK}/new.sock'))\n"
+              f"print('existing name:', bind('{WORK}/hello.txt'))\n"
+              f"c = socket.create_connection(('127.0.0.1', {port}))\n"
+              "c.sendall(b'ro'); print('tcp echo:', c.recv(2).decode())\n")
+    t = ctx.traced(agent, [SYS_PYTHON, "-c", script])
+    log(t.describe())
+    check(t.rc == 0 and t.out == "new name: EROFS\nexisting name: EADDRINUSE\ntcp echo: ro\n",
+          "unexpected answers from a read-only agent")
+
+
 def build_cases():
     cases = {}   # name -> (function, needs namespaces+ptrace)
     for name in SHELL_CASES:
@@ -2456,6 +2649,10 @@ def build_cases():
     cases["ssh-refused"] = (case_ssh_refused, False)
     cases["exec-target"] = (case_exec_target, True)
     cases["exec-fail"] = (case_exec_fail, False)
+    cases["net-echo"] = (case_net_echo, True)
+    cases["net-http"] = (case_net_http, True)
+    cases["net-ip-addr"] = (case_net_ip_addr, True)
+    cases["net-read-only"] = (case_net_read_only, True)
     return cases
 
 

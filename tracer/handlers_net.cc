@@ -1,0 +1,960 @@
+// Handlers for sockets (issue 5): in a remote scope, socket and socketpair make the socket on the
+// thread's target, and every socket call on a remote fd acts through its Node on the target's
+// network stack. A local socket's calls cost a stop but no RPC: they run locally (RunLocal).
+//
+// What crosses (docs/protocol.md, Sockets): families, types and MSG_* flags as meaning, addresses
+// as typed SockAddr (tracee_socket.h); option values and control messages as raw bytes, only
+// between equal ABIs and only for the options sockopt_table.h lists. Calls that may wait
+// (connect, accept, send, recv) are interruptible; with SO_RCVTIMEO/SO_SNDTIMEO set, a signal
+// gives EINTR even under SA_RESTART, as socket(7) says.
+
+#include <errno.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+
+#include <capnp/message.h>
+#include <kj/debug.h>
+#include <kj/vector.h>
+
+#include "handler_support.h"
+#include "sockopt_table.h"
+#include "tracee_socket.h"
+
+namespace sb::handler {
+
+namespace {
+
+namespace net = sb::x86_64;
+
+// Netlink protocols that are plain datagram exchanges with the target's kernel. Others
+// (NETLINK_AUDIT, NETLINK_CONNECTOR, ...) are refused: their semantics involve more than
+// messages (process events of the target, credentials).
+struct NetlinkRow {
+  int protocol;
+  const char* name;
+};
+constexpr NetlinkRow NETLINK_PROTOCOLS[] = {
+    {0, "NETLINK_ROUTE"},
+    {4, "NETLINK_SOCK_DIAG"},
+    {12, "NETLINK_NETFILTER"},
+    {15, "NETLINK_KOBJECT_UEVENT"},
+    {16, "NETLINK_GENERIC"},
+};
+
+constexpr uint32_t UIO_MAXIOV_ = 1024;
+// Control data larger than this is refused, as the kernel refuses more than optmem_max.
+constexpr uint64_t MAX_CONTROL = 64u << 10;
+// A datagram cannot be split: more than this in one message is refused by any kernel.
+constexpr uint64_t MAX_DATAGRAM = 64u << 20;
+
+bool sameAbi(AgentLink& target) { return target.welcome().getArch() == "x86_64"; }
+
+const char* familyName(proto::SockFamily f) {
+  switch (f) {
+    case proto::SockFamily::UNIX: return "unix";
+    case proto::SockFamily::INET: return "inet";
+    case proto::SockFamily::INET6: return "inet6";
+    case proto::SockFamily::NETLINK: return "netlink";
+  }
+  return "?";
+}
+
+bool isStream(const SocketInfo& s) { return s.type == proto::SockType::STREAM; }
+
+// Raw socket-level bytes (options, control messages) are ABI-bound: refuse them towards an
+// agent of another arch, with a note naming what was refused.
+bool refuseForeignAbi(Call& c, AgentLink& target, kj::StringPtr what) {
+  if (sameAbi(target)) {
+    return false;
+  }
+  c.tracer.noteOnce(kj::str("abi:", what),
+                    kj::str(what, " cannot cross to an agent of another ABI (",
+                            target.welcome().getArch(), ")"));
+  return true;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Addresses
+
+// A sockaddr argument as the kernel's move_addr_to_kernel reads it.
+int64_t readSockAddr(Call& c, uint64_t addr, uint64_t len64, proto::SockAddr::Builder out) {
+  int32_t len = static_cast<int32_t>(len64);  // socklen_t, an int to the kernel
+  if (len < 0 || static_cast<uint32_t>(len) > net::MAX_SOCKADDR) {
+    return -EINVAL;
+  }
+  kj::byte raw[net::MAX_SOCKADDR];
+  if (len > 0 && c.mem().read(addr, kj::arrayPtr(raw, len)) < 0) {
+    return -EFAULT;
+  }
+  return net::decodeSockAddr(kj::arrayPtr(raw, len), out);
+}
+
+// A relative unix path resolves against the program's cwd on the target, as bind(2) and
+// connect(2) resolve it against the process's cwd.
+template <typename Req>
+void setDirFor(Call& c, RemoteFile& f, Req& req, proto::SockAddr::Reader addr) {
+  if (addr.isUnixPath() && !(addr.getUnixPath().size() > 0 && addr.getUnixPath()[0] == '/')) {
+    req.setDir(cwdNode(c.task, f.target));
+  }
+}
+
+// An address answer as move_addr_to_user writes it: min(*lenAddr, klen) bytes to addr, then klen
+// to *lenAddr. With no address (`has` false) the length written is 0. 0 or -errno.
+int64_t putSockAddr(Call& c, uint64_t addr, uint64_t lenAddr, bool has,
+                    proto::SockAddr::Reader in) {
+  int32_t len;
+  if (c.mem().readValue(lenAddr, len) < 0) {
+    return -EFAULT;
+  }
+  if (len < 0) {
+    return -EINVAL;
+  }
+  kj::byte raw[net::MAX_SOCKADDR] = {};
+  uint32_t klen = has ? net::encodeSockAddr(in, raw) : 0;
+  uint32_t n = kj::min(static_cast<uint32_t>(len), klen);
+  if (n > 0 && c.mem().write(addr, kj::arrayPtr(raw, n)) < 0) {
+    return -EFAULT;
+  }
+  return c.mem().writeValue(lenAddr, static_cast<int32_t>(klen)) < 0 ? -EFAULT : 0;
+}
+
+// ---------------------------------------------------------------------------------------------
+// socket, socketpair
+
+constexpr int64_t K_SOCK_FLAGS = 04000 | 02000000;  // SOCK_NONBLOCK | SOCK_CLOEXEC
+
+// Checks socket(2)/socketpair(2) arguments in the kernel's order and decides whether the target
+// can make this socket: flags (EINVAL), family (EAFNOSUPPORT), type (EINVAL, ESOCKTNOSUPPORT),
+// netlink protocol (EPROTONOSUPPORT). 0 or -errno.
+int64_t planSocket(Call& c, AgentLink& target, proto::SockFamily& family, net::SocketType& st) {
+  int64_t domain = static_cast<int32_t>(c.arg(0));
+  int32_t type = static_cast<int32_t>(c.arg(1));
+  if (type & ~(0xf | K_SOCK_FLAGS)) {
+    return -EINVAL;
+  }
+  KJ_IF_MAYBE(f, net::decodeFamily(domain)) {
+    family = *f;
+  } else {
+    // Never silently local: the program asked for a socket in a remote scope.
+    c.tracer.noteOnce(kj::str("family", domain),
+                      kj::str("socket family ", domain, " has no remote implementation (",
+                              target.name(), " serves AF_UNIX, AF_INET, AF_INET6 and AF_NETLINK):",
+                              " answering EAFNOSUPPORT"));
+    return -EAFNOSUPPORT;
+  }
+  int64_t r = net::decodeSocketType(type, st);
+  if (r < 0) {
+    return r;
+  }
+  if (family == proto::SockFamily::NETLINK) {
+    int protocol = static_cast<int32_t>(c.arg(2));
+    bool known = false;
+    for (auto& row : NETLINK_PROTOCOLS) {
+      known = known || row.protocol == protocol;
+    }
+    if (!known) {
+      c.tracer.noteOnce(kj::str("netlink", protocol),
+                        kj::str("netlink protocol ", protocol,
+                                " is not a plain datagram exchange sbrun passes to a target:"
+                                " answering EPROTONOSUPPORT"));
+      return -EPROTONOSUPPORT;
+    }
+    // Netlink messages are the target's host-endian structs.
+    if (refuseForeignAbi(c, target, "netlink messages")) {
+      return -EAFNOSUPPORT;
+    }
+  }
+  return 0;
+}
+
+kj::String socketLabel(proto::SockFamily family, proto::SockType type) {
+  return kj::str("socket:", familyName(family), "/", static_cast<int>(type));
+}
+
+kj::Promise<Outcome> hSocket(Call& c) {
+  if (c.task.scope == nullptr) {
+    return local();
+  }
+  AgentLink& target = *c.task.scope;
+  proto::SockFamily family;
+  net::SocketType st;
+  int64_t r = planSocket(c, target, family, st);
+  if (r < 0) {
+    return done(r);
+  }
+  auto req = target.session().socketRequest();
+  req.setFamily(family);
+  req.setType(st.type);
+  req.setProtocol(static_cast<int32_t>(c.arg(2)));
+  req.setNonBlock(st.nonBlock);
+  return send(c, target, req).then([&c, &target, family, st](auto reply) -> Outcome {
+    if (reply.getResult() < 0) {
+      return Complete{reply.getResult()};
+    }
+    auto file = kj::refcounted<RemoteFile>(target, reply.getNode(), proto::FileType::SOCKET,
+                                           socketLabel(family, st.type));
+    file->socket = SocketInfo{family, st.type};
+    return c.tracer.installPlaceholder(c, kj::mv(file), st.cloexec);
+  });
+}
+
+// socketpair needs two fds in one call: the trapped call is rewritten into a local
+// socketpair(AF_UNIX, SOCK_STREAM) on the same `sv`, and both numbers it gives are bound to the
+// two remote ends. Those local sockets are only placeholders: every call on them is trapped.
+kj::Promise<Outcome> hSocketpair(Call& c) {
+  if (c.task.scope == nullptr) {
+    return local();
+  }
+  AgentLink& target = *c.task.scope;
+  proto::SockFamily family;
+  net::SocketType st;
+  int64_t r = planSocket(c, target, family, st);
+  if (r < 0) {
+    return done(r);
+  }
+  auto req = target.session().socketpairRequest();
+  req.setFamily(family);
+  req.setType(st.type);
+  req.setProtocol(static_cast<int32_t>(c.arg(2)));
+  req.setNonBlock(st.nonBlock);
+  return send(c, target, req).then([&c, &target, family, st](auto reply) -> Outcome {
+    if (reply.getResult() < 0) {
+      return Complete{reply.getResult()};
+    }
+    kj::Own<RemoteFile> ends[2];
+    proto::Node::Client nodes[2] = {reply.getFirst(), reply.getSecond()};
+    for (int i = 0; i < 2; ++i) {
+      ends[i] = kj::refcounted<RemoteFile>(target, kj::mv(nodes[i]), proto::FileType::SOCKET,
+                                           socketLabel(family, st.type));
+      ends[i]->socket = SocketInfo{family, st.type};
+    }
+    auto regs = c.regs;
+    regs.orig_rax = SYS_socketpair;
+    regs.rdi = net::K_AF_UNIX;
+    regs.rsi = 1 /* SOCK_STREAM */ | (st.cloexec ? 02000000 : 0);
+    regs.rdx = 0;
+    // r10 (sv) stays the program's own pointer.
+    Task& task = c.task;
+    uint64_t sv = c.arg(3);
+    return Rewrite{regs, [&task, sv, a = kj::mv(ends[0]), b = kj::mv(ends[1])](
+                             int64_t ret) mutable -> int64_t {
+                     if (ret < 0) {
+                       return ret;  // EFAULT, EMFILE: the remote ends are dropped (closed).
+                     }
+                     int32_t fds[2];
+                     if (TraceeMemory(task.tid).readValue(sv, fds) < 0) {
+                       return -EFAULT;  // The kernel just wrote there: not reached in practice.
+                     }
+                     task.fds->bind(fds[0], kj::mv(a));
+                     task.fds->bind(fds[1], kj::mv(b));
+                     return ret;
+                   }};
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Calls on a socket fd
+
+// A remote fd that is not one of our sockets (a file, a directory): the target's kernel says
+// what a socket call on it gives (ENOTSOCK; EBADF for an O_PATH fd) without looking further.
+kj::Promise<Outcome> notASocket(Call& c, RemoteFile& f) {
+  if (f.control) {
+    return done(-EBADF);  // an O_PATH placeholder to the kernel
+  }
+  auto req = f.node.sockNameRequest();
+  return send(c, f.target, req).then([](auto reply) -> Outcome {
+    int64_t r = reply.getResult();
+    return Complete{r < 0 ? r : -ENOTSOCK};
+  });
+}
+
+// Runs `fn(file, socket)` when fd argument 0 is a remote socket; local otherwise.
+template <typename Func>
+kj::Promise<Outcome> onSocket(Call& c, Func&& fn) {
+  KJ_IF_MAYBE(f, remoteFd(c, 0)) {
+    KJ_IF_MAYBE(s, f->socket) {
+      return fn(*f, *s);
+    }
+    return notASocket(c, *f);
+  }
+  return local();
+}
+
+// MSG_* flags into `out`; bits the protocol has no name for are ignored, as the kernel ignores
+// most unknown bits, with a note.
+void msgFlags(Call& c, uint64_t flags, proto::MsgFlags::Builder out) {
+  uint32_t unknown;
+  net::decodeMsgFlags(flags, out, unknown);
+  if (unknown != 0) {
+    c.tracer.noteOnce(kj::str("msgflags", unknown),
+                      kj::str("MSG_* flags 0x", kj::hex(unknown), " are not passed to targets"));
+  }
+}
+
+kj::Promise<Outcome> hBind(Call& c) {
+  return onSocket(c, [&c](RemoteFile& f, SocketInfo&) {
+    auto req = f.node.bindRequest();
+    int64_t r = readSockAddr(c, c.arg(1), c.arg(2), req.initAddr());
+    if (r < 0) {
+      return done(r);
+    }
+    setDirFor(c, f, req, req.asReader().getAddr());
+    return resultOf(send(c, f.target, req));
+  });
+}
+
+kj::Promise<Outcome> hConnect(Call& c) {
+  return onSocket(c, [&c](RemoteFile& f, SocketInfo& s) {
+    auto req = f.node.connectRequest();
+    int64_t r = readSockAddr(c, c.arg(1), c.arg(2), req.initAddr());
+    if (r < 0) {
+      return done(r);
+    }
+    setDirFor(c, f, req, req.asReader().getAddr());
+    c.interruptible = true;  // a blocking connect waits for the peer
+    c.restartOnSignal = !s.sendTimeout;
+    return resultOf(send(c, f.target, req));
+  });
+}
+
+kj::Promise<Outcome> hListen(Call& c) {
+  return onSocket(c, [&c](RemoteFile& f, SocketInfo&) {
+    auto req = f.node.listenRequest();
+    req.setBacklog(static_cast<int32_t>(c.arg(1)));
+    return resultOf(send(c, f.target, req));
+  });
+}
+
+kj::Promise<Outcome> acceptCommon(Call& c, int64_t flags) {
+  if (flags & ~K_SOCK_FLAGS) {
+    return done(-EINVAL);  // accept4 checks its flags before the fd
+  }
+  return onSocket(c, [&c, flags](RemoteFile& f, SocketInfo& s) {
+    f.ioEpoch++;  // An EPOLLET interest counts the next rise as an edge (epoll_set.h).
+    auto req = f.node.acceptRequest();
+    req.setNonBlock(flags & 04000);
+    c.interruptible = true;
+    c.restartOnSignal = !s.receiveTimeout;
+    uint64_t addr = c.arg(1), lenAddr = c.arg(2);
+    bool cloexec = flags & 02000000;
+    SocketInfo info{s.family, s.type};
+    AgentLink& target = f.target;
+    return send(c, target, req).then(
+        [&c, &target, addr, lenAddr, cloexec, info](auto reply) -> Outcome {
+          if (reply.getResult() < 0) {
+            return Complete{reply.getResult()};
+          }
+          if (addr != 0) {
+            // As the kernel: an address that cannot be written loses the new connection.
+            int64_t w = putSockAddr(c, addr, lenAddr, reply.hasAddr(), reply.getAddr());
+            if (w < 0) {
+              return Complete{w};
+            }
+          }
+          auto file = kj::refcounted<RemoteFile>(target, reply.getNode(), proto::FileType::SOCKET,
+                                                 socketLabel(info.family, info.type));
+          file->socket = info;
+          return c.tracer.installPlaceholder(c, kj::mv(file), cloexec);
+        });
+  });
+}
+
+kj::Promise<Outcome> hAccept(Call& c) { return acceptCommon(c, 0); }
+kj::Promise<Outcome> hAccept4(Call& c) { return acceptCommon(c, static_cast<int32_t>(c.arg(3))); }
+
+kj::Promise<Outcome> hShutdown(Call& c) {
+  return onSocket(c, [&c](RemoteFile& f, SocketInfo&) {
+    static const proto::ShutdownHow HOW[] = {proto::ShutdownHow::READ, proto::ShutdownHow::WRITE,
+                                             proto::ShutdownHow::BOTH};
+    int32_t how = static_cast<int32_t>(c.arg(1));
+    if (how < 0 || how > 2) {
+      return done(-EINVAL);
+    }
+    auto req = f.node.shutdownRequest();
+    req.setHow(HOW[how]);
+    return resultOf(send(c, f.target, req));
+  });
+}
+
+kj::Promise<Outcome> nameCommon(Call& c, bool peer) {
+  return onSocket(c, [&c, peer](RemoteFile& f, SocketInfo&) {
+    auto req = f.node.sockNameRequest();
+    req.setPeer(peer);
+    uint64_t addr = c.arg(1), lenAddr = c.arg(2);
+    return send(c, f.target, req).then([&c, addr, lenAddr](auto reply) -> Outcome {
+      if (reply.getResult() < 0) {
+        return Complete{reply.getResult()};
+      }
+      return Complete{putSockAddr(c, addr, lenAddr, true, reply.getAddr())};
+    });
+  });
+}
+kj::Promise<Outcome> hGetsockname(Call& c) { return nameCommon(c, false); }
+kj::Promise<Outcome> hGetpeername(Call& c) { return nameCommon(c, true); }
+
+// ---------------------------------------------------------------------------------------------
+// Options
+
+// An option the table does not pass: its errno, with a note naming it.
+kj::Promise<Outcome> refuseOption(Call& c, int level, int name, const SockoptPlan& plan) {
+  int err = plan.kind == SockoptKind::REFUSE ? plan.err : ENOPROTOOPT;
+  auto what = sockoptName(level, name);
+  kj::StringPtr why = plan.kind == SockoptKind::REFUSE
+                          ? "carries a pointer or an fd of this machine"
+                          : "is not in sbrun's table of socket options";
+  c.tracer.noteOnce(kj::str("sockopt:", what),
+                    kj::str("socket option ", what, " on a remote socket ", why, ": answering ",
+                            strerrorname_np(err)));
+  return done(-err);
+}
+
+kj::Promise<Outcome> hGetsockopt(Call& c) {
+  return onSocket(c, [&c](RemoteFile& f, SocketInfo&) {
+    int level = static_cast<int32_t>(c.arg(1)), name = static_cast<int32_t>(c.arg(2));
+    uint64_t val = c.arg(3), lenAddr = c.arg(4);
+    int32_t len;
+    if (c.mem().readValue(lenAddr, len) < 0) {
+      return done(-EFAULT);
+    }
+    if (len < 0) {
+      return done(-EINVAL);
+    }
+    auto plan = planSockopt(level, name);
+    if (plan.kind != SockoptKind::VALUE) {
+      return refuseOption(c, level, name, plan);
+    }
+    if (refuseForeignAbi(c, f.target, "socket option values")) {
+      return done(-ENOPROTOOPT);
+    }
+    auto req = f.node.getSockOptRequest();
+    req.setLevel(level);
+    req.setName(name);
+    uint32_t size = kj::min(static_cast<uint32_t>(len), plan.size);
+    req.setSize(size);
+    return send(c, f.target, req).then([&c, val, lenAddr, size](auto reply) -> Outcome {
+      if (reply.getResult() < 0) {
+        return Complete{reply.getResult()};
+      }
+      auto value = reply.getValue();
+      KJ_REQUIRE(value.size() <= size, "agent answered getsockopt with more bytes than asked");
+      if (value.size() > 0 && c.mem().write(val, value) < 0) {
+        return Complete{-EFAULT};
+      }
+      int32_t n = value.size();
+      return Complete{putStruct(c, lenAddr, n, reply.getResult())};
+    });
+  });
+}
+
+kj::Promise<Outcome> hSetsockopt(Call& c) {
+  return onSocket(c, [&c](RemoteFile& f, SocketInfo& s) {
+    int level = static_cast<int32_t>(c.arg(1)), name = static_cast<int32_t>(c.arg(2));
+    int32_t len = static_cast<int32_t>(c.arg(4));
+    if (len < 0) {
+      return done(-EINVAL);
+    }
+    auto plan = planSockopt(level, name);
+    if (plan.kind != SockoptKind::VALUE) {
+      return refuseOption(c, level, name, plan);
+    }
+    if (refuseForeignAbi(c, f.target, "socket option values")) {
+      return done(-ENOPROTOOPT);
+    }
+    auto req = f.node.setSockOptRequest();
+    req.setLevel(level);
+    req.setName(name);
+    // The kernel reads at most the option's size (a longer optlen is accepted and ignored).
+    auto value = req.initValue(kj::min(static_cast<uint32_t>(len), plan.size));
+    if (value.size() > 0 && c.mem().read(c.arg(3), value) < 0) {
+      return done(-EFAULT);
+    }
+    bool nonZero = false;
+    for (auto b : value) {
+      nonZero = nonZero || b != 0;
+    }
+    auto timeout = plan.timeout;
+    SocketInfo* info = &s;
+    // Held: the Own keeps `info` (inside the file) alive while the call is in flight.
+    return send(c, f.target, req).then([info, timeout, nonZero, ref = kj::addRef(f)](
+                                           auto reply) -> Outcome {
+      if (reply.getResult() >= 0 && timeout == SockoptTimeout::RECEIVE) {
+        info->receiveTimeout = nonZero;
+      }
+      if (reply.getResult() >= 0 && timeout == SockoptTimeout::SEND) {
+        info->sendTimeout = nonZero;
+      }
+      return Complete{reply.getResult()};
+    });
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// send and receive
+
+// One send of the family in flight: the program's iovecs, an address and control messages for
+// the first piece. A stream socket's data goes in CHUNK pieces (a short send ends the call, as
+// for write); any other socket's message goes whole (a datagram cannot be split).
+struct SendJob : public kj::Refcounted {
+  Call& call;
+  kj::Own<RemoteFile> file;
+  bool stream;
+  kj::Array<IoVec> iov;
+  uint64_t count;
+  uint64_t flags;
+  capnp::MallocMessageBuilder extra;  // holds the address, if any
+  kj::Maybe<proto::SockAddr::Reader> addr;
+  kj::Array<kj::byte> control;
+  kj::Vector<net::RawCmsg> cmsgs;
+  uint64_t doneBytes = 0;
+  // Whether call.progress counts this job's bytes (sendmmsg counts messages instead).
+  bool bytesProgress = true;
+
+  SendJob(Call& call, RemoteFile& f, bool stream, kj::Array<IoVec> iov, uint64_t count,
+          uint64_t flags)
+      : call(call), file(kj::addRef(f)), stream(stream), iov(kj::mv(iov)), count(count),
+        flags(flags) {}
+
+  kj::Promise<int64_t> step() {
+    uint64_t want = stream ? kj::min(count - doneBytes, CHUNK) : count;
+    file->ioEpoch++;  // An EPOLLET interest counts the next rise as an edge (epoll_set.h).
+    auto req = file->node.sendMsgRequest();
+    auto data = req.initData(want);
+    if (gather(call, sliceIovecs(iov, doneBytes, want), data) < 0) {
+      return doneBytes > 0 ? static_cast<int64_t>(doneBytes) : int64_t(-EFAULT);
+    }
+    msgFlags(call, flags, req.initFlags());
+    if (doneBytes == 0) {
+      KJ_IF_MAYBE(a, addr) {
+        req.setAddr(*a);
+        setDirFor(call, *file, req, *a);
+      }
+      auto list = req.initControl(cmsgs.size());
+      for (size_t i = 0; i < cmsgs.size(); ++i) {
+        list[i].setLevel(cmsgs[i].level);
+        list[i].setType(cmsgs[i].type);
+        list[i].setData(cmsgs[i].data);
+      }
+    }
+    call.target = &file->target;
+    return req.send().then([this, want](auto reply) -> kj::Promise<int64_t> {
+      int64_t r = reply.getResult();
+      if (r < 0) {
+        return doneBytes > 0 ? static_cast<int64_t>(doneBytes) : r;
+      }
+      KJ_REQUIRE(static_cast<uint64_t>(r) <= want, "agent sent more bytes than it was given");
+      doneBytes += r;
+      if (bytesProgress) {
+        call.progress = static_cast<int64_t>(doneBytes);
+      }
+      if (!stream || static_cast<uint64_t>(r) < want || doneBytes >= count) {
+        return static_cast<int64_t>(doneBytes);
+      }
+      return step();
+    });
+  }
+};
+
+// EPIPE raises SIGPIPE at the thread unless MSG_NOSIGNAL, as the kernel's send does.
+Outcome sendOutcome(int64_t r, uint64_t flags) {
+  bool noSignal = flags & 0x4000;
+  return Complete{r, r == -EPIPE && !noSignal ? SIGPIPE : 0};
+}
+
+kj::Promise<Outcome> runSend(Call& c, kj::Own<SendJob> job) {
+  if (!job->stream && job->count > MAX_DATAGRAM) {
+    return done(-EMSGSIZE);
+  }
+  c.interruptible = !(job->flags & 0x40);  // MSG_DONTWAIT never waits
+  KJ_IF_MAYBE(s, job->file->socket) {
+    c.restartOnSignal = !s->sendTimeout;
+  }
+  uint64_t flags = job->flags;
+  auto& j = *job;
+  return j.step()
+      .then([flags](int64_t r) { return sendOutcome(r, flags); })
+      .attach(kj::mv(job));
+}
+
+kj::Promise<Outcome> hSendto(Call& c) {
+  return onSocket(c, [&c](RemoteFile& f, SocketInfo& s) {
+    uint64_t len = kj::min(c.arg(2), uint64_t(INT32_MAX));  // the kernel caps it so
+    auto iov = kj::heapArray<IoVec>({IoVec{c.arg(1), len}});
+    auto job = kj::refcounted<SendJob>(c, f, isStream(s), kj::mv(iov), len, c.arg(3));
+    if (c.arg(4) != 0) {
+      auto a = job->extra.initRoot<proto::SockAddr>();
+      int64_t r = readSockAddr(c, c.arg(4), c.arg(5), a);
+      if (r < 0) {
+        return done(r);
+      }
+      job->addr = a.asReader();
+    }
+    return runSend(c, kj::mv(job));
+  });
+}
+
+// struct msghdr on x86-64.
+struct MsgHdr {
+  uint64_t name;
+  int32_t namelen;
+  int32_t pad;
+  uint64_t iov;
+  uint64_t iovlen;
+  uint64_t control;
+  uint64_t controllen;
+  int32_t flags;
+  int32_t pad2;
+};
+static_assert(sizeof(MsgHdr) == 56);
+
+// The part of sendmsg that reads one msghdr into a job (shared with sendmmsg).
+int64_t prepareSendmsg(Call& c, RemoteFile& f, SocketInfo& s, uint64_t msgAddr, uint64_t flags,
+                       kj::Own<SendJob>& out) {
+  MsgHdr m;
+  if (c.mem().readValue(msgAddr, m) < 0) {
+    return -EFAULT;
+  }
+  if (m.iovlen > UIO_MAXIOV_) {
+    return -EMSGSIZE;
+  }
+  if (m.controllen > INT32_MAX) {
+    return -ENOBUFS;
+  }
+  kj::Array<IoVec> iov;
+  uint64_t total;
+  int64_t r = readIovecs(c, m.iov, static_cast<int64_t>(m.iovlen), iov, total);
+  if (r < 0) {
+    return r;
+  }
+  auto job = kj::refcounted<SendJob>(c, f, isStream(s), kj::mv(iov), total, flags);
+  if (m.name != 0 && m.namelen != 0) {
+    // The kernel clamps a long name to sockaddr_storage; a negative one is EINVAL.
+    if (m.namelen < 0) {
+      return -EINVAL;
+    }
+    int32_t len = kj::min(m.namelen, static_cast<int32_t>(net::MAX_SOCKADDR));
+    auto a = job->extra.initRoot<proto::SockAddr>();
+    r = readSockAddr(c, m.name, len, a);
+    if (r < 0) {
+      return r;
+    }
+    job->addr = a.asReader();
+  }
+  if (m.controllen > 0) {
+    if (m.controllen > MAX_CONTROL) {
+      return -ENOBUFS;
+    }
+    job->control = kj::heapArray<kj::byte>(m.controllen);
+    if (c.mem().read(m.control, job->control) < 0) {
+      return -EFAULT;
+    }
+    r = net::decodeCmsgs(job->control, job->cmsgs);
+    if (r < 0) {
+      return r;
+    }
+    for (auto& m : job->cmsgs) {
+      if (m.level == net::K_SOL_SOCKET && m.type == net::K_SCM_RIGHTS) {
+        // fds of this machine mean nothing on the target (TODO: pass remote fds as nodes).
+        c.tracer.noteOnce("scm_rights",
+                          "passing fds (SCM_RIGHTS) over a remote socket is not supported:"
+                          " answering EOPNOTSUPP");
+        return -EOPNOTSUPP;
+      }
+    }
+    if (job->cmsgs.size() > 0 && refuseForeignAbi(c, f.target, "control messages")) {
+      return -EOPNOTSUPP;
+    }
+  }
+  out = kj::mv(job);
+  return 0;
+}
+
+kj::Promise<Outcome> hSendmsg(Call& c) {
+  return onSocket(c, [&c](RemoteFile& f, SocketInfo& s) {
+    kj::Own<SendJob> job;
+    int64_t r = prepareSendmsg(c, f, s, c.arg(1), c.arg(2), job);
+    if (r < 0) {
+      return done(r);
+    }
+    return runSend(c, kj::mv(job));
+  });
+}
+
+// One receive: into `iov`, with the name and control buffers of a msghdr (0: none wanted).
+struct RecvSpec {
+  kj::Array<IoVec> iov;
+  uint64_t count = 0;
+  uint64_t name = 0;        // where the address goes
+  uint64_t nameLenAddr = 0; // recvfrom: the socklen_t*; recvmsg: &msg->msg_namelen
+  uint64_t control = 0;
+  uint64_t controlLen = 0;
+  uint64_t msgAddr = 0;     // recvmsg: the msghdr, whose controllen and flags are answered
+};
+
+kj::Promise<int64_t> recvOnce(Call& c, RemoteFile& f, RecvSpec spec, uint64_t flags) {
+  f.ioEpoch++;  // An EPOLLET interest counts the next rise as an edge (epoll_set.h).
+  auto req = f.node.recvMsgRequest();
+  req.setCount(spec.count);
+  msgFlags(c, flags, req.initFlags());
+  req.setControlSize(kj::min(spec.controlLen, MAX_CONTROL));
+  c.target = &f.target;
+  return req.send().then([&c, spec = kj::mv(spec)](auto reply) -> int64_t {
+    int64_t r = reply.getResult();
+    if (r < 0) {
+      return r;
+    }
+    auto data = reply.getData();
+    KJ_REQUIRE(data.size() <= spec.count, "agent answered a recv with more bytes than asked");
+    if (reply.getDroppedFds() > 0) {
+      c.tracer.noteOnce("scm_rights_in",
+                        "fds passed (SCM_RIGHTS) to a remote socket were closed on the target:"
+                        " the program sees MSG_CTRUNC");
+    }
+    if (data.size() > 0 && scatter(c, spec.iov, data) < 0) {
+      return -EFAULT;
+    }
+    if (spec.nameLenAddr != 0) {
+      int64_t w = putSockAddr(c, spec.name, spec.nameLenAddr, reply.hasAddr(), reply.getAddr());
+      if (w < 0) {
+        return w;
+      }
+    }
+    if (spec.msgAddr != 0) {
+      bool ctrunc = false;
+      auto out = kj::heapArray<kj::byte>(kj::min(spec.controlLen, MAX_CONTROL));
+      size_t used = net::encodeCmsgs(reply.getControl(), out, ctrunc);
+      if (used > 0 && c.mem().write(spec.control, out.slice(0, used)) < 0) {
+        return -EFAULT;
+      }
+      uint32_t mflags = net::encodeMsgFlags(reply.getFlags()) | (ctrunc ? 0x8 : 0);
+      uint64_t controllen = used;
+      if (c.mem().writeValue(spec.msgAddr + offsetof(MsgHdr, controllen), controllen) < 0 ||
+          c.mem().writeValue(spec.msgAddr + offsetof(MsgHdr, flags), mflags) < 0) {
+        return -EFAULT;
+      }
+    }
+    return r;
+  });
+}
+
+void prepareRecv(Call& c, SocketInfo& s, uint64_t flags) {
+  c.interruptible = !(flags & 0x40);  // MSG_DONTWAIT never waits
+  c.restartOnSignal = !s.receiveTimeout;
+}
+
+kj::Promise<Outcome> hRecvfrom(Call& c) {
+  return onSocket(c, [&c](RemoteFile& f, SocketInfo& s) {
+    RecvSpec spec;
+    spec.count = kj::min(c.arg(2), uint64_t(INT32_MAX));
+    spec.iov = kj::heapArray<IoVec>({IoVec{c.arg(1), spec.count}});
+    if (c.arg(4) != 0) {
+      spec.name = c.arg(4);
+      spec.nameLenAddr = c.arg(5);
+    }
+    prepareRecv(c, s, c.arg(3));
+    return recvOnce(c, f, kj::mv(spec), c.arg(3)).then([](int64_t r) -> Outcome {
+      return Complete{r};
+    });
+  });
+}
+
+// Reads one msghdr for recvmsg/recvmmsg into `spec`.
+int64_t prepareRecvmsg(Call& c, uint64_t msgAddr, RecvSpec& spec) {
+  MsgHdr m;
+  if (c.mem().readValue(msgAddr, m) < 0) {
+    return -EFAULT;
+  }
+  if (m.iovlen > UIO_MAXIOV_) {
+    return -EMSGSIZE;
+  }
+  int64_t r = readIovecs(c, m.iov, static_cast<int64_t>(m.iovlen), spec.iov, spec.count);
+  if (r < 0) {
+    return r;
+  }
+  if (m.name != 0) {
+    if (m.namelen < 0) {
+      return -EINVAL;
+    }
+    spec.name = m.name;
+    spec.nameLenAddr = msgAddr + offsetof(MsgHdr, namelen);
+  } else if (c.mem().writeValue(msgAddr + offsetof(MsgHdr, namelen), int32_t(0)) < 0) {
+    return -EFAULT;
+  }
+  spec.control = m.control;
+  spec.controlLen = m.controllen;
+  spec.msgAddr = msgAddr;
+  return 0;
+}
+
+kj::Promise<Outcome> hRecvmsg(Call& c) {
+  return onSocket(c, [&c](RemoteFile& f, SocketInfo& s) {
+    RecvSpec spec;
+    int64_t r = prepareRecvmsg(c, c.arg(1), spec);
+    if (r < 0) {
+      return done(r);
+    }
+    prepareRecv(c, s, c.arg(2));
+    return recvOnce(c, f, kj::mv(spec), c.arg(2)).then([](int64_t r) -> Outcome {
+      return Complete{r};
+    });
+  });
+}
+
+// sendmmsg/recvmmsg: one message after the other through the single-message paths; each one's
+// msg_len is written as it completes. An error after the first message ends the batch with the
+// count so far, as the kernel does. struct mmsghdr is a msghdr plus an unsigned int (64 bytes).
+constexpr uint64_t MMSGHDR_SIZE = 64;
+
+kj::Promise<int64_t> sendmmsgFrom(Call& c, kj::Own<RemoteFile> f, uint64_t vec, uint32_t vlen,
+                                  uint64_t flags, uint32_t i) {
+  if (i >= vlen) {
+    return int64_t(i);
+  }
+  kj::Own<SendJob> job;
+  uint64_t entry = vec + i * MMSGHDR_SIZE;
+  int64_t r = prepareSendmsg(c, *f, KJ_ASSERT_NONNULL(f->socket), entry, flags, job);
+  if (r < 0) {
+    return i > 0 ? int64_t(i) : r;
+  }
+  job->bytesProgress = false;
+  auto& j = *job;
+  return j.step().attach(kj::mv(job)).then(
+      [&c, f = kj::mv(f), vec, vlen, flags, i, entry](int64_t r) mutable -> kj::Promise<int64_t> {
+        if (r < 0) {
+          return i > 0 ? int64_t(i) : r;
+        }
+        if (c.mem().writeValue(entry + sizeof(MsgHdr), static_cast<uint32_t>(r)) < 0) {
+          return i > 0 ? int64_t(i) : int64_t(-EFAULT);
+        }
+        c.progress = i + 1;
+        return sendmmsgFrom(c, kj::mv(f), vec, vlen, flags, i + 1);
+      });
+}
+
+kj::Promise<Outcome> hSendmmsg(Call& c) {
+  return onSocket(c, [&c](RemoteFile& f, SocketInfo& s) {
+    uint32_t vlen = kj::min(static_cast<uint32_t>(c.arg(2)), UIO_MAXIOV_);
+    uint64_t flags = c.arg(3);
+    c.interruptible = !(flags & 0x40);
+    c.restartOnSignal = !s.sendTimeout;
+    return sendmmsgFrom(c, kj::addRef(f), c.arg(1), vlen, flags, 0).then([flags](int64_t r) {
+      return sendOutcome(r, flags);
+    });
+  });
+}
+
+struct RecvBatch : public kj::Refcounted {
+  Call& call;
+  kj::Own<RemoteFile> file;
+  uint64_t vec;
+  uint32_t vlen;
+  uint64_t flags;
+  kj::Maybe<struct timespec> deadline;  // CLOCK_MONOTONIC
+  uint64_t timeoutAddr;
+
+  RecvBatch(Call& c, RemoteFile& f, uint64_t vec, uint32_t vlen, uint64_t flags)
+      : call(c), file(kj::addRef(f)), vec(vec), vlen(vlen), flags(flags), timeoutAddr(0) {}
+
+  static int64_t nanos(const struct timespec& t) { return t.tv_sec * 1000000000ll + t.tv_nsec; }
+
+  kj::Promise<int64_t> from(uint32_t i) {
+    if (i >= vlen) {
+      return finish(i);
+    }
+    RecvSpec spec;
+    uint64_t entry = vec + i * MMSGHDR_SIZE;
+    int64_t r = prepareRecvmsg(call, entry, spec);
+    if (r < 0) {
+      return i > 0 ? finish(i) : r;
+    }
+    // MSG_WAITFORONE: only the first message may wait.
+    uint64_t f = (i > 0 && (flags & 0x10000)) ? (flags | 0x40) : flags;
+    f &= ~uint64_t(0x10000);
+    return recvOnce(call, *file, kj::mv(spec), f).then([this, i, entry](int64_t r)
+                                                         -> kj::Promise<int64_t> {
+      if (r < 0) {
+        return i > 0 ? finish(i) : r;
+      }
+      if (call.mem().writeValue(entry + sizeof(MsgHdr), static_cast<uint32_t>(r)) < 0) {
+        return i > 0 ? finish(i) : int64_t(-EFAULT);
+      }
+      call.progress = i + 1;
+      KJ_IF_MAYBE(d, deadline) {
+        // The kernel checks the timeout only after each datagram (recvmmsg(2) BUGS).
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if (nanos(now) >= nanos(*d)) {
+          return finish(i + 1);
+        }
+      }
+      return from(i + 1);
+    });
+  }
+
+  // Writes the time left back to the program's timeout, as the kernel does.
+  int64_t finish(uint32_t n) {
+    KJ_IF_MAYBE(d, deadline) {
+      struct timespec now;
+      clock_gettime(CLOCK_MONOTONIC, &now);
+      int64_t left = kj::max(nanos(*d) - nanos(now), int64_t(0));
+      struct timespec rest = {left / 1000000000, left % 1000000000};
+      if (call.mem().writeValue(timeoutAddr, rest) < 0) {
+        return -EFAULT;
+      }
+    }
+    return n;
+  }
+};
+
+kj::Promise<Outcome> hRecvmmsg(Call& c) {
+  return onSocket(c, [&c](RemoteFile& f, SocketInfo& s) {
+    uint32_t vlen = kj::min(static_cast<uint32_t>(c.arg(2)), UIO_MAXIOV_);
+    uint64_t flags = c.arg(3);
+    auto batch = kj::refcounted<RecvBatch>(c, f, c.arg(1), vlen, flags);
+    if (c.arg(4) != 0) {
+      struct timespec t;
+      if (c.mem().readValue(c.arg(4), t) < 0) {
+        return done(-EFAULT);
+      }
+      if (t.tv_sec < 0 || t.tv_nsec < 0 || t.tv_nsec >= 1000000000) {
+        return done(-EINVAL);
+      }
+      struct timespec now;
+      clock_gettime(CLOCK_MONOTONIC, &now);
+      int64_t end = RecvBatch::nanos(now) + RecvBatch::nanos(t);
+      batch->deadline = timespec{end / 1000000000, end % 1000000000};
+      batch->timeoutAddr = c.arg(4);
+    }
+    prepareRecv(c, s, flags);
+    auto& b = *batch;
+    return b.from(0).attach(kj::mv(batch)).then([](int64_t r) -> Outcome { return Complete{r}; });
+  });
+}
+
+const HandlerEntry HANDLERS[] = {
+    {SYS_socket, hSocket},
+    {SYS_socketpair, hSocketpair},
+    {SYS_bind, hBind},
+    {SYS_connect, hConnect},
+    {SYS_listen, hListen},
+    {SYS_accept, hAccept},
+    {SYS_accept4, hAccept4},
+    {SYS_shutdown, hShutdown},
+    {SYS_getsockname, hGetsockname},
+    {SYS_getpeername, hGetpeername},
+    {SYS_getsockopt, hGetsockopt},
+    {SYS_setsockopt, hSetsockopt},
+    {SYS_sendto, hSendto},
+    {SYS_sendmsg, hSendmsg},
+    {SYS_sendmmsg, hSendmmsg},
+    {SYS_recvfrom, hRecvfrom},
+    {SYS_recvmsg, hRecvmsg},
+    {SYS_recvmmsg, hRecvmmsg},
+};
+
+}  // namespace
+
+kj::ArrayPtr<const HandlerEntry> netHandlers() { return HANDLERS; }
+
+}  // namespace sb::handler
