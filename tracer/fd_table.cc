@@ -1,6 +1,15 @@
 #include "fd_table.h"
 
+#include "agent_link.h"
+
 namespace sb {
+
+RemoteFile::RemoteFile(AgentLink& target, proto::Node::Client node, proto::FileType type,
+                       kj::String path)
+    : target(target), node(kj::mv(node)), generation(target.generation()), type(type),
+      path(kj::mv(path)) {}
+
+bool RemoteFile::isStale() const { return !control && target.isStale(generation); }
 
 kj::Maybe<RemoteFile&> FdTable::find(int fd) {
   auto it = fds.find(fd);
