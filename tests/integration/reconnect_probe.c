@@ -3,8 +3,8 @@
  * harness to act (it answers "go" on stdin). Times are CLOCK_MONOTONIC seconds, the clock of the
  * harness's time.monotonic(), so the two can be compared.
  *
- *   counter FILE N        write 1..N to FILE, one line each, fsync after each; print "synced I"
- *                         once I is on disk. On an error: print it, close the fd (which must
+ *   counter FILE N        write 1..N to FILE, one line each, fsync after each; print "synced I
+ *                         TIME" once I is on disk. On an error: print it, close the fd (which must
  *                         succeed), open again and write I again. Exit 0 after N.
  *   loop FILE             the same without end, until stdin closes (the cycles case).
  *   stale FILE NEW        the fail-mode walk: old fd EIO, opens EIO while away, opens work
@@ -104,7 +104,7 @@ static int counter(const char *file, long n, int forever) {
     } else if (fsync(fd) != 0) {
       printf("error %ld fsync %s %.3f\n", i, err_name(errno), now());
     } else {
-      printf("synced %ld\n", i);
+      printf("synced %ld %.3f\n", i, now());
       i++;
       usleep(5000);
       continue;
