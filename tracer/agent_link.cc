@@ -658,9 +658,12 @@ void AgentLink::started() {
   // system fails the calls in flight, so no new call is sent on the dead connection meanwhile.
   conn.stream->onEnd([this, gen]() { dropped(gen, "the connection was closed"); });
   // The RPC system may also end the connection itself (a protocol error).
-  tasks_->add(conn.network.onDisconnect().then([this, gen]() {
-    dropped(gen, "the connection ended");
-  }));
+  tasks_->add(conn.network.onDisconnect().then(
+      [this, gen]() { dropped(gen, "the connection ended"); },
+      [](kj::Exception&&) {
+        // The network object was destroyed unfulfilled: that happens only to a connection
+        // retired after its session was dropped (retire()), so there is nothing left to do.
+      }));
   if (options_.heartbeat > 0 * kj::SECONDS) {
     conn.liveness = Liveness(options_.heartbeat, timer().now());
     tasks_->add(heartbeat(gen));
