@@ -231,14 +231,20 @@ kj::Promise<void> Listener::serve(kj::Own<kj::AsyncIoStream> stream, kj::String 
   ++connections;
   options.log.info("{}: connected", peer.cStr());
   auto bootstrap = kj::heap<AgentImpl>(agent, options, kj::heapString(peer));
-  // A peer that never completes a handshake (silent, or refused and lingering) is dropped.
+  // A peer that never completes a handshake (silent, or refused and lingering) is dropped. The
+  // join decides first which came first, so the timer is gone once the handshake is done.
   auto deadline =
       bootstrap->whenHandshaken()
-          .then([]() -> kj::Promise<void> { return kj::NEVER_DONE; })
+          .then([]() { return false; })
           .exclusiveJoin(io.provider->getTimer().afterDelay(options.handshakeTimeout).then(
-              [this, peer = kj::heapString(peer)]() {
-                options.log.warn("{}: no handshake within the timeout: dropped", peer.cStr());
-              }));
+              []() { return true; }))
+          .then([this, peer = kj::heapString(peer)](bool timedOut) -> kj::Promise<void> {
+            if (!timedOut) {
+              return kj::NEVER_DONE;
+            }
+            options.log.warn("{}: no handshake within the timeout: dropped", peer.cStr());
+            return kj::READY_NOW;
+          });
   auto connection = kj::heap<Connection>(kj::mv(stream), kj::mv(bootstrap));
   auto disconnected = connection->network.onDisconnect();
   // Destroying the connection drops every capability it exported: each Node closes its fd, and

@@ -51,10 +51,13 @@ struct SyscallRow {
   // The filter traps this call only when `fdArg` is a real fd (>= 0 as a signed int), e.g.
   // mmap of anonymous memory (fd -1) never stops.
   bool trapOnlyRealFd = false;
-  // A call on fds 0-2 runs untrapped while they are local (the terminal, a pipe): the common
-  // stdio traffic costs nothing. Once one of them becomes remote in a process, sbrun stacks a
-  // second filter there that traps these calls again (SeccompFilter::stdioGuard).
-  bool stdioFast = false;
+  // The call runs untrapped while its fd is local: reads, writes, seeks, maps... of local files,
+  // pipes and the terminal cost nothing. Every fd number starts untrapped (below the control
+  // fd's block of 8); once a process has a remote fd in a block of 8 numbers, sbrun stacks a
+  // filter on it that traps these calls on that block again (SeccompFilter::blockGuard). Only
+  // calls whose one fd argument says all sbrun needs to know may be fast: never one that can
+  // make an fd remote or stop it being so (dup2 onto it, open), nor one with a path.
+  bool localFast = false;
 };
 
 // Every row, in syscall-number order.

@@ -56,7 +56,8 @@ void exportProgram(scmp_filter_ctx ctx, kj::Array<sock_filter>& insns, kj::Strin
 
 }  // namespace
 
-SeccompFilter SeccompFilter::build() {
+SeccompFilter SeccompFilter::build(int fastLimit) {
+  KJ_REQUIRE(fastLimit >= 0 && fastLimit % BLOCK == 0, "fast limit must be a multiple of 8");
   scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_TRACE(0));
   KJ_REQUIRE(ctx != nullptr, "seccomp_init failed");
   KJ_DEFER(seccomp_release(ctx));
@@ -66,13 +67,6 @@ SeccompFilter SeccompFilter::build() {
   check(seccomp_attr_set(ctx, SCMP_FLTATR_CTL_OPTIMIZE, 2), "optimize");
 
   for (auto& row : syscallTable()) {
-    if (row.stdioFast) {
-      // fds 0-2 (as an unsigned 32-bit int: negative fds are not among them) stay untrapped
-      // until the guard filter says otherwise.
-      struct scmp_arg_cmp stdio = SCMP_CMP32(0, SCMP_CMP_LE, 2);
-      check(seccomp_rule_add_array(ctx, SCMP_ACT_ALLOW, row.nr, 1, &stdio), row.name);
-      continue;
-    }
     if (row.trapOnlyRealFd) {
       // A negative fd (as a signed 32-bit int: bit 31 set) cannot name a remote file: anonymous
       // mmap (fd -1) never stops, whatever the row's class.
@@ -80,6 +74,14 @@ SeccompFilter SeccompFilter::build() {
           SCMP_CMP32(static_cast<unsigned>(row.fdArg), SCMP_CMP_MASKED_EQ, 0x80000000u,
                      0x80000000u);
       check(seccomp_rule_add_array(ctx, SCMP_ACT_ALLOW, row.nr, 1, &negative), row.name);
+    }
+    if (row.localFast) {
+      // Untrapped below the limit (as an unsigned 32-bit int: negative fds are above it and
+      // stop, to get their EBADF from the kernel after all) until a guard says otherwise.
+      struct scmp_arg_cmp below =
+          SCMP_CMP32(static_cast<unsigned>(row.fdArg), SCMP_CMP_LT, static_cast<uint32_t>(fastLimit));
+      check(seccomp_rule_add_array(ctx, SCMP_ACT_ALLOW, row.nr, 1, &below), row.name);
+      continue;
     }
     switch (row.cls) {
       case SyscallClass::LOCAL:
@@ -99,21 +101,34 @@ SeccompFilter SeccompFilter::build() {
   }
 
   SeccompFilter filter;
+  filter.fastLimit_ = fastLimit;
   exportProgram(ctx, filter.insns, &filter.pfcText);
+  return filter;
+}
 
-  // The guard: stacked on a process once one of its fds 0-2 is remote. TRACE outranks the
-  // first filter's ALLOW, so the stdio calls stop again; everything else it allows.
+kj::Array<sock_filter> SeccompFilter::blockGuard(kj::ArrayPtr<const int> blocks) {
   scmp_filter_ctx guard = seccomp_init(SCMP_ACT_ALLOW);
   KJ_REQUIRE(guard != nullptr, "seccomp_init failed");
   KJ_DEFER(seccomp_release(guard));
   check(seccomp_attr_set(guard, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS), "badarch");
   for (auto& row : syscallTable()) {
-    if (row.stdioFast) {
+    if (!row.localFast) {
+      continue;
+    }
+    if (blocks.size() == 0) {
       check(seccomp_rule_add(guard, SCMP_ACT_TRACE(0), row.nr, 0), row.name);
+      continue;
+    }
+    for (int block : blocks) {
+      struct scmp_arg_cmp in =
+          SCMP_CMP32(static_cast<unsigned>(row.fdArg), SCMP_CMP_MASKED_EQ,
+                     ~static_cast<uint32_t>(BLOCK - 1), static_cast<uint32_t>(block * BLOCK));
+      check(seccomp_rule_add_array(guard, SCMP_ACT_TRACE(0), row.nr, 1, &in), row.name);
     }
   }
-  exportProgram(guard, filter.guardInsns, nullptr);
-  return filter;
+  kj::Array<sock_filter> insns;
+  exportProgram(guard, insns, nullptr);
+  return insns;
 }
 
 int SeccompFilter::install() const {

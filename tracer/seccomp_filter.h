@@ -19,12 +19,21 @@ namespace sb {
 
 class SeccompFilter {
  public:
-  static SeccompFilter build();
+  // Fast rows (SyscallRow::localFast) run untrapped on fds below `fastLimit` (a multiple of
+  // BLOCK: the control fd's block and above always trap).
+  static SeccompFilter build(int fastLimit = 1024);
+
+  // fds come in blocks of this many numbers for the guards below.
+  static constexpr int BLOCK = 8;
 
   kj::ArrayPtr<const sock_filter> program() const { return insns; }
-  // The second filter sbrun stacks on a process when one of its fds 0-2 becomes remote: it
-  // traps the calls the first one lets through on those fds (SyscallRow::stdioFast).
-  kj::ArrayPtr<const sock_filter> stdioGuard() const { return guardInsns; }
+  int fastLimit() const { return fastLimit_; }
+
+  // A filter sbrun stacks on a process once it has a remote fd in one of `blocks` (fd / BLOCK):
+  // it traps the fast calls on those blocks' fds again, and allows everything else (TRACE
+  // outranks the first filter's ALLOW). No blocks: it traps the fast calls on every fd (the
+  // last guard a process gets, so stacks stay short).
+  static kj::Array<sock_filter> blockGuard(kj::ArrayPtr<const int> blocks);
   // libseccomp's readable dump, for reviews and -v.
   kj::String pfc() const { return kj::str(pfcText); }
 
@@ -34,7 +43,7 @@ class SeccompFilter {
 
  private:
   kj::Array<sock_filter> insns;
-  kj::Array<sock_filter> guardInsns;
+  int fastLimit_ = 0;
   kj::String pfcText;
 };
 

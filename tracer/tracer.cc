@@ -46,6 +46,20 @@ constexpr int64_t ERESTARTSYS_ = 512;
 
 // ptrace on a tracee that vanished (SIGKILL, exit_group from another thread) is an expected
 // race (PITFALLS #6): the exit shows up in waitpid; callers just stop caring.
+int pickControlFd() {
+  struct rlimit lim;
+  rlim_t soft = getrlimit(RLIMIT_NOFILE, &lim) == 0 ? lim.rlim_cur : 1024;
+  if (soft < 64) {
+    return -1;
+  }
+  return static_cast<int>(kj::min(soft, rlim_t(1024)) - 1);
+}
+
+// Fast calls run untrapped below the control fd's block (it must always trap).
+int fastLimitFor(int controlFd) {
+  return controlFd < 0 ? 1024 : controlFd / SeccompFilter::BLOCK * SeccompFilter::BLOCK;
+}
+
 bool ptraceOk(long rc) { return rc >= 0 || errno == ESRCH; }
 
 bool getRegs(pid_t tid, user_regs_struct& regs) {
@@ -176,7 +190,8 @@ FILE* openOutput(kj::StringPtr path, kj::StringPtr option, bool& owned) {
 }  // namespace
 
 Tracer::Tracer(kj::AsyncIoContext& io, Options& options)
-    : io(io), options_(options), filter(SeccompFilter::build()), background(errorHandler),
+    : io(io), options_(options), filter(SeccompFilter::build(fastLimitFor(pickControlFd()))),
+      background(errorHandler),
       stubPath_(findStub()), attachMode_(options.attachPid > 0) {
   bool owned;
   KJ_IF_MAYBE(path, options.traceFile) {
@@ -284,14 +299,6 @@ void Tracer::setupInitialTask(Task& task) {
 // The control fd's number: high, under the usual fd limit, out of the way of lowest-free
 // allocation. -1 when the limit leaves no room.
 namespace {
-int pickControlFd() {
-  struct rlimit lim;
-  rlim_t soft = getrlimit(RLIMIT_NOFILE, &lim) == 0 ? lim.rlim_cur : 1024;
-  if (soft < 64) {
-    return -1;
-  }
-  return static_cast<int>(kj::min(soft, rlim_t(1024)) - 1);
-}
 }  // namespace
 
 // The scope stack a program starts with: inside the first target for --mode remote (entered from
@@ -663,7 +670,10 @@ void Tracer::resume(Task& task, int sig) {
     justDetached.push_back(task.tid);
     return;
   }
-  long rc = ptrace(attachMode_ ? PTRACE_SYSCALL : PTRACE_CONT, task.tid, nullptr, sig);
+  // While a Sequence waits for its next step, every syscall of the thread stops (see
+  // runSequenceStep): the step may be one the filter lets through.
+  bool syscallStops = attachMode_ || task.sequence != nullptr;
+  long rc = ptrace(syscallStops ? PTRACE_SYSCALL : PTRACE_CONT, task.tid, nullptr, sig);
   KJ_REQUIRE(ptraceOk(rc), "PTRACE_CONT failed", task.tid, strerror(errno));
 }
 
@@ -671,11 +681,20 @@ void Tracer::onStop(Task& task, int status) {
   int sig = WSTOPSIG(status);
   int event = status >> 16;
   if (sig == (SIGTRAP | 0x80)) {
-    if (attachMode_) {
+    if (attachMode_ || task.sequence != nullptr) {
       struct __ptrace_syscall_info info;
       long n = ptrace(PTRACE_GET_SYSCALL_INFO, task.tid, sizeof(info), &info);
       if (n > 0 && info.op == PTRACE_SYSCALL_INFO_ENTRY) {
-        onTrap(task);
+        if (attachMode_) {
+          onTrap(task);
+          return;
+        }
+        // Launch mode, a Sequence pending: the entry of its next step, or of a signal
+        // handler's own call, which the filter then decides as usual.
+        user_regs_struct regs;
+        if (getRegs(task.tid, regs) && !onSequenceStep(task, regs)) {
+          resume(task);
+        }
         return;
       }
     }
@@ -758,8 +777,16 @@ void Tracer::onNewChild(Task& parent, int event) {
   task.scope = parent.scope;
   task.outer = parent.outer;
   task.attached = true;
-  if (guarded.count(parent.tgid) > 0) {
-    guarded.insert(task.tgid);  // Seccomp filters are inherited.
+  if (task.tgid != parent.tgid) {
+    // Seccomp filters are inherited. A process that shares its fd table with another one
+    // (CLONE_FILES without CLONE_THREAD) could see a remote fd appear through the other, whose
+    // guard it does not get: both trap every fast call from now on.
+    auto cover = guards[parent.tgid];
+    if (flags & CLONE_FILES) {
+      cover.wantAll = true;
+      guards[parent.tgid].wantAll = true;
+    }
+    guards[task.tgid] = cover;
   }
   if (task.seenFirstStop) {
     resume(task);
@@ -824,7 +851,7 @@ void Tracer::onExit(pid_t tid, int status) {
     }
     adoptOrphans();
     if (processGone) {
-      guarded.erase(tgid);
+      guards.erase(tgid);
       KJ_IF_MAYBE(child, remoteChild(tgid)) {
         if (!child->ended) {
           // The stub died before its remote process (SIGKILL): so does the remote process.
@@ -906,6 +933,12 @@ void Tracer::maybeFinish() {
 
 // A trapped syscall: a seccomp stop (launch), or any syscall-entry stop (attach).
 void Tracer::onTrap(Task& task) {
+  if (task.stepRunning) {
+    // The seccomp stop of a Sequence step already let through at its syscall-entry stop.
+    long rc = ptrace(PTRACE_SYSCALL, task.tid, nullptr, 0);
+    KJ_REQUIRE(ptraceOk(rc), "PTRACE_SYSCALL failed", strerror(errno));
+    return;
+  }
   user_regs_struct regs;
   if (!getRegs(task.tid, regs)) {
     return;  // Gone; its exit is on its way.
@@ -1190,17 +1223,21 @@ void Tracer::apply(Call& call, Outcome outcome) {
   }
 }
 
-// One step of a Sequence, at its seccomp (or syscall-entry) stop: it runs with `step`'s
-// registers; at its exit stop the sequence either ends with the program's own registers and
-// answer, or backs the instruction pointer onto the syscall instruction for the next step,
-// which traps again (onSequenceStep).
+// One step of a Sequence: the first at the trapped call's own stop, the next ones at their
+// syscall-entry stops. It runs with `step`'s registers; at its exit stop the sequence either
+// ends with the program's own registers and answer, or backs the instruction pointer onto the
+// syscall instruction for the next step. Until that one has run, the thread is resumed with
+// PTRACE_SYSCALL, so its entry stops even when the filter would let it through (an mmap of the
+// local copy is a fast call), and onSequenceStep recognises it by its registers.
 void Tracer::runSequenceStep(Task& task, const user_regs_struct& orig,
                              const user_regs_struct& step,
                              kj::Function<Sequence::Step(int64_t)> next,
                              kj::Function<void(int64_t)> reporter) {
   setRegs(task.tid, step);
+  task.stepRunning = true;
   task.atExit = [&task, orig, next = kj::mv(next),
                  reporter = kj::mv(reporter)](user_regs_struct& regs) mutable {
+    task.stepRunning = false;
     auto result = next(static_cast<int64_t>(regs.rax));
     KJ_SWITCH_ONEOF(result) {
       KJ_CASE_ONEOF(done, Sequence::Done) {
@@ -1220,8 +1257,8 @@ void Tracer::runSequenceStep(Task& task, const user_regs_struct& orig,
   KJ_REQUIRE(ptraceOk(rc), "PTRACE_SYSCALL failed", strerror(errno));
 }
 
-// At a seccomp stop: whether it is the next step of the thread's Sequence (a signal handler's
-// own calls may come first, and are the program's).
+// At a syscall-entry stop (or, in attach mode, the trap): whether it is the next step of the
+// thread's Sequence (a signal handler's own calls may come first, and are the program's).
 bool Tracer::onSequenceStep(Task& task, const user_regs_struct& regs) {
   KJ_IF_MAYBE(state, task.sequence) {
     const auto& s = state->step;
@@ -1267,23 +1304,42 @@ void Tracer::onSyscallExit(Task& task) {
     auto callback = kj::mv(*fn);
     task.atExit = nullptr;
     callback(regs);
-    // The call may just have made one of fds 0-2 remote (dup2 onto stdout, an open that got
-    // 0): stack the guard before the program can write there untrapped.
-    if (needsGuard(task)) {
-      injectGuard(task, regs);
+    // The call may just have made an fd remote (an open, dup2 onto stdout): stack the guard
+    // for its block before the program can use it untrapped.
+    auto missing = missingGuards(task);
+    if (missing.size() > 0) {
+      injectGuard(task, regs, missing);
     }
     setRegs(task.tid, regs);
   }
   resume(task);
 }
 
-bool Tracer::needsGuard(Task& task) {
-  // Attach mode has no filter: every call on fds 0-2 stops anyway.
-  if (attachMode_ || task.injecting != nullptr || task.sequence != nullptr ||
-      guarded.count(task.tgid) > 0) {
-    return false;
+// The blocks of fast-call fds (SeccompFilter::blockGuard) that must trap in this task's process
+// and do not yet: those holding one of its remote fds. Empty when all is covered.
+kj::Vector<int> Tracer::missingGuards(Task& task) {
+  kj::Vector<int> missing;
+  // Attach mode has no filter: every call stops anyway.
+  if (attachMode_ || task.injecting != nullptr || task.sequence != nullptr) {
+    return missing;
   }
-  return task.fds->isRemote(0) || task.fds->isRemote(1) || task.fds->isRemote(2);
+  auto& cover = guards[task.tgid];
+  if (cover.all) {
+    return missing;
+  }
+  if (cover.wantAll) {
+    missing.add(-1);
+    return missing;
+  }
+  int limit = filter.fastLimit();
+  task.fds->forEach([&](int fd, RemoteFile&) {
+    int block = fd / SeccompFilter::BLOCK;
+    if (fd < limit && cover.blocks.count(block) == 0 &&
+        (missing.size() == 0 || missing.back() != block)) {
+      missing.add(block);
+    }
+  });
+  return missing;
 }
 
 // Turns this syscall-exit stop into a seccomp(SET_MODE_FILTER, TSYNC, guard) call: the
@@ -1291,10 +1347,22 @@ bool Tracer::needsGuard(Task& task) {
 // (with its result) come back once the injected call is done (onInjectedSeccomp). Like a
 // restarted syscall, a signal handler may run first; the filter bytes are written only at the
 // injected call's own seccomp stop, so a handler's stack frame cannot spoil them.
-void Tracer::injectGuard(Task& task, user_regs_struct& regs) {
-  guarded.insert(task.tgid);  // Once per process, whatever happens below.
+void Tracer::injectGuard(Task& task, user_regs_struct& regs, kj::ArrayPtr<const int> blocks) {
+  // Recorded now, whatever happens below: a failure is reported once, never retried in a loop.
+  auto& cover = guards[task.tgid];
+  bool all = blocks.size() > 0 && blocks[0] == -1;
+  if (all || cover.blocks.size() + blocks.size() > MAX_GUARDS) {
+    // A long stack of guards would slow every syscall: the last one traps every fast call.
+    cover.all = true;
+    task.injectInsns = SeccompFilter::blockGuard(nullptr);
+  } else {
+    for (int b : blocks) {
+      cover.blocks.insert(b);
+    }
+    task.injectInsns = SeccompFilter::blockGuard(blocks);
+  }
   task.injecting = regs;
-  size_t bytes = filter.stdioGuard().size() * sizeof(sock_filter);
+  size_t bytes = task.injectInsns.size() * sizeof(sock_filter);
   uint64_t insns = (regs.rsp - 128 - bytes - 64) & ~uint64_t(15);
   task.injectProg = insns - 32;
   regs.rip -= 2;  // The two-byte `syscall` instruction that just returned.
@@ -1310,7 +1378,7 @@ bool Tracer::onInjectedSeccomp(Task& task, const user_regs_struct& regs) {
     if (regs.orig_rax != SYS_seccomp || regs.rip != saved->rip || regs.rdx != task.injectProg) {
       return false;
     }
-    auto program = filter.stdioGuard();
+    auto program = kj::mv(task.injectInsns);
     uint64_t insns = task.injectProg + 32;
     struct sock_fprog fprog = {static_cast<unsigned short>(program.size()),
                                reinterpret_cast<sock_filter*>(insns)};
@@ -1327,7 +1395,7 @@ bool Tracer::onInjectedSeccomp(Task& task, const user_regs_struct& regs) {
     }
     task.atExit = [this, restore](user_regs_struct& r) {
       if (static_cast<int64_t>(r.rax) != 0) {
-        noteOnce("guard", kj::str("cannot guard the program's remote stdio fds (seccomp: ",
+        noteOnce("guard", kj::str("cannot guard the program's remote fds (seccomp: ",
                                   formatSysResult(static_cast<int64_t>(r.rax)),
                                   "): its calls on them may reach the local placeholder (EBADF)"));
       }

@@ -150,10 +150,11 @@ struct Task {
   bool launching = false;
   // Set after a PTRACE_SYSCALL resume: what to do at the syscall-exit stop.
   kj::Maybe<kj::Function<void(user_regs_struct&)>> atExit;
-  // Set while a seccomp(2) call that stacks the stdio guard filter is being injected: the
-  // registers to restore once it is done, and where its sock_fprog goes (see injectGuard).
+  // Set while a seccomp(2) call that stacks a guard filter is being injected: the registers to
+  // restore once it is done, where its sock_fprog goes, and the program (see injectGuard).
   kj::Maybe<user_regs_struct> injecting;
   uint64_t injectProg = 0;
+  kj::Array<sock_filter> injectInsns;
   // Set while a Sequence's next syscall waits to trap: its registers, the program's own (to
   // restore at the end), and the sequence's continuation (see Tracer::stepSequence).
   struct SequenceState {
@@ -163,6 +164,7 @@ struct Task {
     kj::Function<void(int64_t)> reporter;
   };
   kj::Maybe<SequenceState> sequence;
+  bool stepRunning = false;  // A step is between its entry and exit stops.
   // The first stop of a new thread may arrive before its parent's clone event.
   bool seenFirstStop = false;
   bool attached = false;  // its parent's clone event has set it up
@@ -257,8 +259,15 @@ class Tracer {
   bool wantArgs = false;
   std::set<std::pair<AgentLink*, pid_t>> lockOwners;
   std::set<pid_t> reaped;
-  // Processes (tgids) that carry the stdio guard filter.
-  std::set<pid_t> guarded;
+  // Per process (tgid): the fd blocks its stacked guard filters trap (SeccompFilter::blockGuard).
+  struct Guards {
+    std::set<int> blocks;
+    bool all = false;      // The last guard: every fast call traps.
+    bool wantAll = false;  // Shares its fd table with another process: needs that guard.
+  };
+  std::unordered_map<pid_t, Guards> guards;
+  // Guards stacked per process before the last one: each runs on every syscall.
+  static constexpr size_t MAX_GUARDS = 6;
   pid_t leader = -1;
   int leaderStatus = -1;
   kj::Own<kj::PromiseFulfiller<void>> allGone;
@@ -302,8 +311,8 @@ class Tracer {
   Task& taskFor(pid_t tid);
   void maybeFinish();
   void adoptOrphans();
-  bool needsGuard(Task& task);
-  void injectGuard(Task& task, user_regs_struct& regs);
+  kj::Vector<int> missingGuards(Task& task);
+  void injectGuard(Task& task, user_regs_struct& regs, kj::ArrayPtr<const int> blocks);
   bool onInjectedSeccomp(Task& task, const user_regs_struct& regs);
   // Sequence outcomes: runs the step at its seccomp stop, and continues after its exit.
   void runSequenceStep(Task& task, const user_regs_struct& orig, const user_regs_struct& step,

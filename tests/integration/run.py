@@ -899,6 +899,13 @@ def case_silent_peer(ctx):
     check("no handshake within the timeout" in agent.log_tail(), "the drop was not logged")
     t = ctx.traced(agent, ["cat", "/etc/hostname"], timeout=30)
     check(t.rc == 0 and t.out == B_HOSTNAME + "\n", "a client after the drops was not served")
+    # A session that completed its handshake lives longer than the timeout (it once did not:
+    # every session was dropped 10 s in).
+    t = ctx.traced(agent, ["sh", "-c", "sleep 2.5; cat /etc/hostname"], timeout=30,
+                   extra=("--local", "/usr/bin", "--local", "/bin"))
+    log(t.describe())
+    check(t.rc == 0 and t.out == B_HOSTNAME + "\n" and "lost the connection" not in t.err,
+          "a session that outlived the handshake timeout was dropped")
 
 
 def case_pty_remote(ctx):

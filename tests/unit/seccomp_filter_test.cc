@@ -9,7 +9,8 @@
 namespace {
 
 const sb::SeccompFilter& filter() {
-  static const auto f = sb::SeccompFilter::build();
+  // As for a program whose control fd is 1023.
+  static const auto f = sb::SeccompFilter::build(1016);
   return f;
 }
 
@@ -23,12 +24,14 @@ uint32_t eval(int nr, uint32_t arch = AUDIT_ARCH_X86_64, uint64_t a4 = 3, uint64
   return sb::evaluateFilter(filter().program(), d);
 }
 
-uint32_t evalGuard(int nr, uint64_t a0, uint32_t arch = AUDIT_ARCH_X86_64) {
+uint32_t evalGuard(kj::ArrayPtr<const sock_filter> guard, int nr, uint64_t fd,
+                   uint32_t arch = AUDIT_ARCH_X86_64) {
   seccomp_data d{};
   d.nr = nr;
   d.arch = arch;
-  d.args[0] = a0;
-  return sb::evaluateFilter(filter().stdioGuard(), d);
+  d.args[0] = fd;
+  d.args[4] = fd;  // mmap's fd
+  return sb::evaluateFilter(guard, d);
 }
 
 uint32_t action(uint32_t ret) { return ret & SECCOMP_RET_ACTION_FULL; }
@@ -48,11 +51,15 @@ TEST_SUITE("seccomp_filter") {
   }
 
   TEST_CASE("redirectable syscalls stop for the tracer") {
-    for (int nr : {SYS_openat, SYS_read, SYS_write, SYS_close, SYS_newfstatat, SYS_statx,
-                   SYS_uname, SYS_getdents64, SYS_ioctl, SYS_fcntl, SYS_execve,
-                   SYS_execveat, 0x5342 /* sb-stub's */}) {
+    for (int nr : {SYS_openat, SYS_newfstatat, SYS_statx, SYS_uname, SYS_execve, SYS_execveat,
+                   0x5342 /* sb-stub's */}) {
       CAPTURE(nr);
       CHECK(action(eval(nr)) == SECCOMP_RET_TRACE);
+    }
+    // fd calls stop on fds the fast path does not cover (the control fd's block).
+    for (int nr : {SYS_read, SYS_write, SYS_close, SYS_getdents64, SYS_ioctl, SYS_fcntl}) {
+      CAPTURE(nr);
+      CHECK(action(eval(nr, AUDIT_ARCH_X86_64, 3, 1023)) == SECCOMP_RET_TRACE);
     }
   }
 
@@ -69,16 +76,21 @@ TEST_SUITE("seccomp_filter") {
           CHECK(eval(row.nr) == (SECCOMP_RET_ERRNO | ENOSYS));
           break;
         default:
-          CHECK(a == SECCOMP_RET_TRACE);
+          // Fast calls on a local fd (3 is below the limit, and unguarded) run untrapped.
+          CHECK(a == (row.localFast ? SECCOMP_RET_ALLOW : SECCOMP_RET_TRACE));
       }
     }
   }
 
-  TEST_CASE("mmap of anonymous memory never stops, mmap of an fd does") {
+  TEST_CASE("mmap of anonymous memory never stops, mmap of an fd is a fast call") {
     CHECK(action(eval(SYS_mmap, AUDIT_ARCH_X86_64, 0xffffffffffffffffull)) == SECCOMP_RET_ALLOW);
     CHECK(action(eval(SYS_mmap, AUDIT_ARCH_X86_64, 0x00000000ffffffffull)) == SECCOMP_RET_ALLOW);
-    CHECK(action(eval(SYS_mmap, AUDIT_ARCH_X86_64, 3)) == SECCOMP_RET_TRACE);
-    CHECK(action(eval(SYS_mmap, AUDIT_ARCH_X86_64, 0)) == SECCOMP_RET_TRACE);
+    CHECK(action(eval(SYS_mmap, AUDIT_ARCH_X86_64, 3)) == SECCOMP_RET_ALLOW);
+    CHECK(action(eval(SYS_mmap, AUDIT_ARCH_X86_64, 1017)) == SECCOMP_RET_TRACE);
+    const int block0[] = {0};
+    auto guard = sb::SeccompFilter::blockGuard(block0);
+    CHECK(action(evalGuard(guard, SYS_mmap, 3)) == SECCOMP_RET_TRACE);
+    CHECK(action(evalGuard(guard, SYS_mmap, 0xffffffffull)) == SECCOMP_RET_ALLOW);
   }
 
   TEST_CASE("numbers the table does not know are trapped, never allowed") {
@@ -107,28 +119,52 @@ TEST_SUITE("seccomp_filter") {
     CHECK(kj::StringPtr(pfc).findFirst('#') != nullptr);
   }
 
-  TEST_CASE("stdio calls on fds 0-2 run untrapped, on other fds they stop") {
+  TEST_CASE("fast calls run untrapped below the limit, and stop at or above it") {
     for (int nr : {SYS_read, SYS_write, SYS_writev, SYS_readv, SYS_close, SYS_fstat, SYS_ioctl,
-                   SYS_fcntl, SYS_lseek}) {
+                   SYS_fcntl, SYS_lseek, SYS_pread64, SYS_getdents64, SYS_fsync}) {
       CAPTURE(nr);
-      for (uint64_t fd : {0, 1, 2}) {
+      for (uint64_t fd : {0, 1, 2, 3, 100, 1015}) {
         CHECK(action(eval(nr, AUDIT_ARCH_X86_64, 3, fd)) == SECCOMP_RET_ALLOW);
       }
-      CHECK(action(eval(nr, AUDIT_ARCH_X86_64, 3, 3)) == SECCOMP_RET_TRACE);
-      // Negative fds (EBADF) and garbage in the upper half are not stdio.
-      CHECK(action(eval(nr, AUDIT_ARCH_X86_64, 3, 0xffffffffull)) == SECCOMP_RET_TRACE);
+      // The control fd's block and above; negative fds (EBADF) and garbage in the upper half.
+      for (uint64_t fd : {1016ull, 1023ull, 5000ull, 0xffffffffull}) {
+        CHECK(action(eval(nr, AUDIT_ARCH_X86_64, 3, fd)) == SECCOMP_RET_TRACE);
+      }
     }
-    // dup2/dup3 onto stdio must always be seen: they can make fds 0-2 remote.
+    CHECK(action(eval(SYS_mmap, AUDIT_ARCH_X86_64, 5)) == SECCOMP_RET_ALLOW);
+    CHECK(action(eval(SYS_mmap, AUDIT_ARCH_X86_64, 1020)) == SECCOMP_RET_TRACE);
+    // Calls that can make an fd remote, or take a path, must always be seen.
     CHECK(action(eval(SYS_dup2, AUDIT_ARCH_X86_64, 3, 1)) == SECCOMP_RET_TRACE);
+    CHECK(action(eval(SYS_dup3, AUDIT_ARCH_X86_64, 3, 1)) == SECCOMP_RET_TRACE);
     CHECK(action(eval(SYS_openat, AUDIT_ARCH_X86_64, 3, 1)) == SECCOMP_RET_TRACE);
+    CHECK(action(eval(SYS_close_range, AUDIT_ARCH_X86_64, 3, 1)) == SECCOMP_RET_TRACE);
+    CHECK(action(eval(SYS_fchdir, AUDIT_ARCH_X86_64, 3, 1)) == SECCOMP_RET_TRACE);
   }
 
-  TEST_CASE("the stdio guard traps exactly the fast stdio calls and keeps the arch check") {
+  TEST_CASE("a block guard traps exactly the fast calls on its blocks' fds") {
+    const int blocks[] = {0, 2};
+    auto guard = sb::SeccompFilter::blockGuard(blocks);
     for (auto& row : sb::syscallTable()) {
       CAPTURE(row.name);
-      uint32_t a = action(evalGuard(row.nr, 1));
-      CHECK(a == (row.stdioFast ? SECCOMP_RET_TRACE : SECCOMP_RET_ALLOW));
+      for (uint64_t fd : {0, 1, 7, 16, 23}) {
+        CHECK(action(evalGuard(guard, row.nr, fd)) ==
+              (row.localFast ? SECCOMP_RET_TRACE : SECCOMP_RET_ALLOW));
+      }
+      for (uint64_t fd : {8ull, 15ull, 24ull, 0xffffffffull}) {
+        CHECK(action(evalGuard(guard, row.nr, fd)) == SECCOMP_RET_ALLOW);
+      }
     }
-    CHECK(action(evalGuard(SYS_write, 1, AUDIT_ARCH_I386)) == SECCOMP_RET_KILL_PROCESS);
+    CHECK(action(evalGuard(guard, SYS_write, 1, AUDIT_ARCH_I386)) == SECCOMP_RET_KILL_PROCESS);
+  }
+
+  TEST_CASE("the last guard traps every fast call on every fd") {
+    auto guard = sb::SeccompFilter::blockGuard(nullptr);
+    for (auto& row : sb::syscallTable()) {
+      CAPTURE(row.name);
+      for (uint64_t fd : {0, 9, 500, 1023}) {
+        CHECK(action(evalGuard(guard, row.nr, fd)) ==
+              (row.localFast ? SECCOMP_RET_TRACE : SECCOMP_RET_ALLOW));
+      }
+    }
   }
 }
