@@ -29,11 +29,16 @@ capnp::ReaderOptions rpcReaderOptions() {
   return options;
 }
 
+// One connection: the transport stream (watched: reconnect.h), the RPC system over it, and its
+// heartbeat's bookkeeping.
 struct AgentLinkRpc {
+  kj::Own<WatchedStream> stream;
   capnp::TwoPartyVatNetwork network;
   capnp::RpcSystem<capnp::rpc::twoparty::VatId> rpc;
-  explicit AgentLinkRpc(kj::AsyncIoStream& stream)
-      : network(stream, capnp::rpc::twoparty::Side::CLIENT, rpcReaderOptions()),
+  kj::Maybe<Liveness> liveness;
+  AgentLinkRpc(kj::Own<kj::AsyncIoStream> raw, kj::Timer& timer)
+      : stream(kj::heap<WatchedStream>(kj::mv(raw), timer)),
+        network(*stream, capnp::rpc::twoparty::Side::CLIENT, rpcReaderOptions()),
         rpc(capnp::makeRpcClient(network)) {}
   capnp::Capability::Client bootstrap() {
     capnp::word scratch[4];
@@ -45,19 +50,68 @@ struct AgentLinkRpc {
   }
 };
 
-AgentLink::AgentLink(TargetUrl url, kj::String name, kj::String token)
-    : url_(kj::mv(url)), name_(kj::mv(name)), token_(kj::mv(token)) {}
+namespace {
+
+// Transports that start a process per connection (ssh, exec:) are retried less often.
+kj::Duration backoffCap(const TargetUrl& url) {
+  bool command = url.kind == TargetUrl::Kind::SSH || url.kind == TargetUrl::Kind::EXEC;
+  return command ? 5 * kj::SECONDS : 1 * kj::SECONDS;
+}
+
+// In fail mode each new remote operation makes an attempt of its own, unless the last one ended
+// less than this ago: a refused connect costs microseconds, but ssh and exec: start a process
+// per attempt, and a program retrying in a tight loop must not turn that into a storm.
+kj::Duration minRetry(const TargetUrl& url) {
+  switch (url.kind) {
+    case TargetUrl::Kind::SSH:
+    case TargetUrl::Kind::EXEC:
+      return 1 * kj::SECONDS;
+    case TargetUrl::Kind::LOCAL:
+      return 100 * kj::MILLISECONDS;
+    default:
+      return 0 * kj::SECONDS;
+  }
+}
+
+kj::String seconds(kj::Duration d) {
+  return kj::str(fmt::format("{:.1f}", static_cast<double>(d / kj::MILLISECONDS) / 1000).c_str());
+}
+
+}  // namespace
+
+AgentLink::AgentLink(TargetUrl url, kj::String name, kj::String token, ReconnectOptions reconnect)
+    : url_(kj::mv(url)), name_(kj::mv(name)), token_(kj::mv(token)), options_(reconnect),
+      backoff_(backoffCap(url_)), tasks_(kj::heap<kj::TaskSet>(*this)) {}
 
 AgentLink::~AgentLink() noexcept(false) {
+  // Heartbeats, loops and an attempt in flight first: they use what follows.
+  tasks_ = nullptr;
+  attempt_ = nullptr;
+  back_ = nullptr;
   if (agentPid_ > 0) {
     // Close our end first (in the order the members would go): the child sees EOF and exits.
     welcome_ = nullptr;
     root_ = nullptr;
     session_ = nullptr;
     rpcHolder_ = nullptr;
-    stream_ = nullptr;
     // A child that sees EOF normally exits within milliseconds (ssh: a round trip or two).
     endChild(3000);
+  }
+  // Children of earlier sessions were killed when their session ended: reap what is left.
+  for (pid_t pid : formerChildren_) {
+    kill(pid, SIGKILL);
+    waitpid(pid, nullptr, 0);
+  }
+}
+
+void AgentLink::taskFailed(kj::Exception&& e) {
+  fmt::print(stderr, "sbrun: internal error on the link to target '{}': {}\n", name_.cStr(),
+             e.getDescription().cStr());
+}
+
+void AgentLink::note(kj::StringPtr key, kj::StringPtr message) {
+  if (notes_.insert(kj::str(key)).second) {
+    fmt::print(stderr, "sbrun: {}\n", message.cStr());
   }
 }
 
@@ -177,8 +231,7 @@ kj::StringPtr AgentLink::childWhat() const {
   }
 }
 
-kj::Own<kj::AsyncIoStream> AgentLink::spawnTransport(kj::AsyncIoContext& io,
-                                                     kj::ArrayPtr<const kj::String> args) {
+kj::Own<kj::AsyncIoStream> AgentLink::spawnTransport(kj::ArrayPtr<const kj::String> args) {
   int sv[2];
   KJ_SYSCALL(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv));
   kj::Vector<char*> argv;
@@ -244,7 +297,7 @@ kj::Own<kj::AsyncIoStream> AgentLink::spawnTransport(kj::AsyncIoContext& io,
   setpgid(pid, pid);  // Also here, so that the group exists whichever of the two runs first.
   agentPid_ = pid;
   ownGroup_ = true;
-  return io.lowLevelProvider->wrapSocketFd(sv[0], kj::LowLevelAsyncIoProvider::TAKE_OWNERSHIP);
+  return io_->lowLevelProvider->wrapSocketFd(sv[0], kj::LowLevelAsyncIoProvider::TAKE_OWNERSHIP);
 }
 
 bool AgentLink::childExited() {
@@ -331,12 +384,11 @@ void AgentLink::endChild(int graceMs) noexcept {
   agentPid_ = -1;
 }
 
-kj::Own<kj::AsyncIoStream> AgentLink::spawnLocal(kj::AsyncIoContext& io,
-                                                 kj::StringPtr agentPath) {
+kj::Own<kj::AsyncIoStream> AgentLink::spawnLocal() {
   int sv[2];
   KJ_SYSCALL(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv));
   kj::Vector<kj::String> args;
-  args.add(kj::str(agentPath));
+  args.add(kj::str(agentPath_));
   args.add(kj::str("--stdio"));
   if (url_.root.size() > 0) {
     args.add(kj::str("--root"));
@@ -375,14 +427,13 @@ kj::Own<kj::AsyncIoStream> AgentLink::spawnLocal(kj::AsyncIoContext& io,
   close(sv[1]);
   agentPid_ = pid;
   childCommand_ = joinWords(args);
-  return io.lowLevelProvider->wrapSocketFd(sv[0], kj::LowLevelAsyncIoProvider::TAKE_OWNERSHIP);
+  return io_->lowLevelProvider->wrapSocketFd(sv[0], kj::LowLevelAsyncIoProvider::TAKE_OWNERSHIP);
 }
 
-kj::Promise<kj::Own<kj::AsyncIoStream>> AgentLink::openStream(kj::AsyncIoContext& io,
-                                                              kj::StringPtr agentPath) {
+kj::Promise<kj::Own<kj::AsyncIoStream>> AgentLink::openStream() {
   switch (url_.kind) {
     case TargetUrl::Kind::LOCAL:
-      return spawnLocal(io, agentPath);
+      return spawnLocal();
     case TargetUrl::Kind::SSH: {
       // ssh [SB_SSH options] -T -o BatchMode=yes [-p PORT] [-l USER] HOST -- AGENT --stdio.
       // Options in SB_SSH come first, so they win where ssh takes the first value it is given
@@ -403,11 +454,11 @@ kj::Promise<kj::Own<kj::AsyncIoStream>> AgentLink::openStream(kj::AsyncIoContext
       argv.add(kj::str("--"));
       argv.add(url_.path.size() > 0 ? remoteWord(url_.path) : kj::str("sbagent"));
       argv.add(kj::str("--stdio"));
-      return spawnTransport(io, argv);
+      return spawnTransport(argv);
     }
     case TargetUrl::Kind::EXEC: {
       kj::String argv[] = {kj::str("/bin/sh"), kj::str("-c"), kj::str(url_.command)};
-      return spawnTransport(io, kj::arrayPtr(argv, 3));
+      return spawnTransport(kj::arrayPtr(argv, 3));
     }
     case TargetUrl::Kind::UNIX:
     case TargetUrl::Kind::TCP: {
@@ -417,10 +468,14 @@ kj::Promise<kj::Own<kj::AsyncIoStream>> AgentLink::openStream(kj::AsyncIoContext
                                    url_.host.findFirst(':') != nullptr ? "]" : "", ":",
                                    url_.port);
       // An address that swallows SYNs must not hang sbrun: connect() bounds the whole of it.
-      return io.provider->getNetwork()
+      return io_->provider->getNetwork()
           .parseAddress(address)
           .then([](kj::Own<kj::NetworkAddress> addr) {
             return addr->connect().attach(kj::mv(addr));
+          })
+          .then([this](kj::Own<kj::AsyncIoStream> stream) {
+            tuneTcp(*stream, options_.heartbeat);
+            return kj::mv(stream);
           });
     }
   }
@@ -428,16 +483,22 @@ kj::Promise<kj::Own<kj::AsyncIoStream>> AgentLink::openStream(kj::AsyncIoContext
 }
 
 kj::Promise<void> AgentLink::connect(kj::AsyncIoContext& io, kj::StringPtr agentPath) {
-  auto& timer = io.provider->getTimer();
+  io_ = &io;
+  agentPath_ = kj::str(agentPath);
+  return establish().then([this]() { started(); });
+}
+
+kj::Promise<void> AgentLink::establish() {
+  auto& timer = this->timer();
+  timedOut_ = false;
   auto limit = timer.afterDelay(CONNECT_TIMEOUT).then([this]() -> kj::Promise<void> {
     timedOut_ = true;
     return KJ_EXCEPTION(FAILED, "timed out");
   });
-  return kj::evalNow([&]() { return openStream(io, agentPath); })
+  return kj::evalNow([&]() { return openStream(); })
       .then(
-          [this](kj::Own<kj::AsyncIoStream> stream) {
-            stream_ = kj::mv(stream);
-            auto rpc = kj::heap<AgentLinkRpc>(*stream_);
+          [this, &timer](kj::Own<kj::AsyncIoStream> stream) {
+            auto rpc = kj::heap<AgentLinkRpc>(kj::mv(stream), timer);
             auto agent = rpc->bootstrap().castAs<proto::Agent>();
             auto req = agent.handshakeRequest();
             auto hello = req.initHello();
@@ -456,7 +517,7 @@ kj::Promise<void> AgentLink::connect(kj::AsyncIoContext& io, kj::StringPtr agent
               welcome_ = kj::heap<capnp::MallocMessageBuilder>();
               welcome_->setRoot(w);
               session_ = r.getSession();
-              return session().rootRequest().send().then(
+              return KJ_ASSERT_NONNULL(session_).rootRequest().send().then(
                   [this](capnp::Response<proto::Session::RootResults> rr) {
                     root_ = rr.getDir();
                   });
@@ -513,32 +574,234 @@ kj::Promise<void> AgentLink::connect(kj::AsyncIoContext& io, kj::StringPtr agent
 }
 
 int64_t AgentLink::failure(const kj::Exception& e) {
-  if (e.getType() == kj::Exception::Type::DISCONNECTED) {
-    if (!disconnected_) {
-      disconnected_ = true;
-      fmt::print(stderr,
-                 "sbrun: lost the connection to target '{}' ({}): remote calls now fail with "
-                 "EIO\n",
-                 name_.cStr(), url_.text.cStr());
-      KJ_IF_MAYBE(hook, disconnectHook) {
-        (*hook)(*this);
-      }
-    }
-    return -EIO;
+  if (isReconnectTimeout(e)) {
+    return -ETIMEDOUT;
+  }
+  if (isConnectionLoss(e)) {
+    return -EIO;  // The disconnect was reported when it happened (dropped()).
   }
   fmt::print(stderr, "sbrun: remote call to '{}' failed: {}\n", name_.cStr(),
              e.getDescription().cStr());
   return -EIO;
 }
 
+bool AgentLink::reapedChild(pid_t pid, int status) {
+  if (pid > 0 && pid == agentPid_) {
+    agentExited(status);
+    return true;
+  }
+  return formerChildren_.erase(pid) > 0;
+}
+
 void AgentLink::agentExited(int status) {
   agentPid_ = -1;
   childStatus_ = status;
-  if (!disconnected_ && !(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
+  if (up_ && !(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
     fmt::print(stderr, "sbrun: {} for '{}' exited ({} {})\n", childWhat().cStr(), name_.cStr(),
                WIFEXITED(status) ? "status" : "signal",
                WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Losing and regaining the target (the state machine at the top of agent_link.h)
+
+proto::Session::Client AgentLink::session() {
+  if (up_) {
+    return KJ_ASSERT_NONNULL(session_);
+  }
+  return ready().then([this]() { return session(); });
+}
+
+proto::Node::Client AgentLink::root() {
+  if (up_) {
+    return KJ_ASSERT_NONNULL(root_);
+  }
+  return ready().then([this]() { return root(); });
+}
+
+kj::Promise<void> AgentLink::ready() {
+  if (up_) {
+    return kj::READY_NOW;
+  }
+  auto now = timer().now();
+  auto deadline = downSince_ + options_.timeout;
+  bool expired = now >= deadline;
+  auto timeout = [this, deadline]() {
+    return timer().atTime(deadline).then([this]() -> kj::Promise<void> {
+      return awayError(name_, true);
+    });
+  };
+  if (options_.mode == OnDisconnect::WAIT && !expired) {
+    // The background attempts bring it back; the call waits for that, up to the timeout.
+    return KJ_ASSERT_NONNULL(back_).addBranch().exclusiveJoin(timeout());
+  }
+  // Fail mode (or an outage past the timeout): this call tries once itself — the attempt in
+  // flight, or a new one unless one has just failed (minRetry).
+  if (!attempting_ && now - lastAttemptEnd_ < minRetry(url_)) {
+    return awayError(name_, expired);
+  }
+  auto tried = attempt().then([this, expired](bool ok) -> kj::Promise<void> {
+    if (ok) {
+      return kj::READY_NOW;
+    }
+    return awayError(name_, expired);
+  });
+  return expired ? kj::mv(tried) : tried.exclusiveJoin(timeout());
+}
+
+void AgentLink::started() {
+  auto& conn = *rpcHolder_;
+  up_ = true;
+  uint64_t gen = ++generation_;
+  // The end of the stream is the first sign of a peer that closed or died: before the RPC
+  // system fails the calls in flight, so no new call is sent on the dead connection meanwhile.
+  conn.stream->onEnd([this, gen]() { dropped(gen, "the connection was closed"); });
+  // The RPC system may also end the connection itself (a protocol error).
+  tasks_->add(conn.network.onDisconnect().then(
+      [this, gen]() { dropped(gen, "the connection ended"); },
+      [](kj::Exception&&) {
+        // The network object was destroyed unfulfilled: that happens only to a connection
+        // retired after its session was dropped (retire()), so there is nothing left to do.
+      }));
+  if (options_.heartbeat > 0 * kj::SECONDS) {
+    conn.liveness = Liveness(options_.heartbeat, timer().now());
+    tasks_->add(heartbeat(gen));
+  }
+  if (gen > 1) {
+    fmt::print(stderr,
+               "sbrun: reconnected to target '{}' ({}) after {} s; fds opened before are stale "
+               "(EIO until closed)\n",
+               name_.cStr(), url_.text.cStr(), seconds(timer().now() - downSince_).cStr());
+    KJ_IF_MAYBE(hook, eventHook) {
+      (*hook)(*this, "reconnected");
+    }
+    back_ = nullptr;
+    backFulfiller_->fulfill();  // Calls waiting for the target go on, on the new session.
+    backFulfiller_ = nullptr;
+  }
+}
+
+void AgentLink::dropped(uint64_t gen, kj::StringPtr why) {
+  if (gen != generation_ || !up_) {
+    return;  // Reported already, or an older session.
+  }
+  up_ = false;
+  downSince_ = timer().now();
+  auto paf = kj::newPromiseAndFulfiller<void>();
+  back_ = paf.promise.fork();
+  backFulfiller_ = kj::mv(paf.fulfiller);
+  auto secs = options_.timeout / kj::SECONDS;
+  fmt::print(stderr, "sbrun: lost the connection to target '{}' ({}): {}; {}; reconnecting\n",
+             name_.cStr(), url_.text.cStr(), why.cStr(),
+             options_.mode == OnDisconnect::WAIT
+                 ? kj::str("remote calls wait for it, up to ", secs, " s (--on-disconnect=wait)")
+                       .cStr()
+                 : kj::str("remote calls fail with EIO until it is back (--on-disconnect=fail)")
+                       .cStr());
+  KJ_IF_MAYBE(hook, eventHook) {
+    (*hook)(*this, "disconnected");
+  }
+  retire();
+  backoff_.reset();
+  tasks_->add(reconnectLoop(++loopId_));
+}
+
+void AgentLink::retire() {
+  session_ = nullptr;
+  root_ = nullptr;
+  if (agentPid_ > 0) {
+    // Its session is over whatever it does now (a frozen agent, ssh to a host that went
+    // silent): it goes, with what it started; the tracer's waitpid loop reaps it.
+    signalChild(SIGKILL);
+    formerChildren_.insert(agentPid_);
+    agentPid_ = -1;
+  }
+  if (rpcHolder_.get() != nullptr) {
+    // The RPC system is destroyed once it has let go of the connection (it fails the calls in
+    // flight first), and then only from the event loop, never from inside one of its own
+    // callbacks; 2 s bound that wait (a connection that never got going).
+    auto old = kj::mv(rpcHolder_);
+    auto done = old->network.onDisconnect();
+    tasks_->add(done.exclusiveJoin(timer().afterDelay(2 * kj::SECONDS))
+                    .then([]() { return kj::evalLater([]() {}); })
+                    .attach(kj::mv(old)));
+  }
+}
+
+kj::Promise<bool> AgentLink::attempt() {
+  if (!attempting_) {
+    attempting_ = true;
+    auto p = establish().then(
+        [this]() {
+          attempting_ = false;
+          lastAttemptEnd_ = timer().now();
+          started();
+          return true;
+        },
+        [this](kj::Exception&& e) {
+          attempting_ = false;
+          lastAttemptEnd_ = timer().now();
+          lastError_ = kj::str(e.getDescription());
+          retire();  // Whatever the attempt left half made.
+          return false;
+        });
+    attempt_ = p.fork();
+  }
+  return KJ_ASSERT_NONNULL(attempt_).addBranch();
+}
+
+kj::Promise<void> AgentLink::reconnectLoop(uint64_t id) {
+  return timer().afterDelay(backoff_.next()).then([this, id]() -> kj::Promise<void> {
+    if (up_ || id != loopId_) {
+      return kj::READY_NOW;
+    }
+    return attempt().then([this, id](bool ok) -> kj::Promise<void> {
+      if (ok || up_ || id != loopId_) {
+        return kj::READY_NOW;
+      }
+      return reconnectLoop(id);
+    });
+  });
+}
+
+kj::Promise<void> AgentLink::heartbeat(uint64_t gen) {
+  auto& live = KJ_ASSERT_NONNULL(rpcHolder_->liveness);
+  return timer().afterDelay(live.tick()).then([this, gen]() -> kj::Promise<void> {
+    if (gen != generation_ || !up_) {
+      return kj::READY_NOW;  // That session is over.
+    }
+    auto& conn = *rpcHolder_;
+    auto& live = KJ_ASSERT_NONNULL(conn.liveness);
+    auto now = timer().now();
+    live.sign(conn.stream->lastRead());
+    switch (live.onTick(now)) {
+      case Liveness::Verdict::PING: {
+        // uname: the cheapest call there is (no file system, no worker).
+        auto ping = KJ_ASSERT_NONNULL(session_).unameRequest().send();
+        tasks_->add(ping.then([this, gen](auto&&) {
+                          if (gen == generation_ && up_) {
+                            KJ_ASSERT_NONNULL(rpcHolder_->liveness).pingAnswered(timer().now());
+                          }
+                        },
+                        [](kj::Exception&&) {
+                          // The connection went: the stream's end says so.
+                        }));
+        break;
+      }
+      case Liveness::Verdict::DEAD: {
+        auto silent = seconds(live.silentFor(now));
+        // Make it an ordinary end of stream: calls in flight fail, the RPC system lets go.
+        conn.stream->cut();
+        dropped(gen, kj::str("no answer for ", silent, " s (--heartbeat ",
+                             seconds(options_.heartbeat), " s)"));
+        return kj::READY_NOW;
+      }
+      case Liveness::Verdict::WAIT:
+        break;
+    }
+    return heartbeat(gen);
+  });
 }
 
 }  // namespace sb

@@ -1,14 +1,22 @@
 #include "fd_table.h"
 
+#include "agent_link.h"
 #include "epoll_set.h"
 
 namespace sb {
+
+RemoteFile::RemoteFile(AgentLink& target, proto::Node::Client node, proto::FileType type,
+                       kj::String path)
+    : target(target), node(kj::mv(node)), generation(target.generation()), type(type),
+      path(kj::mv(path)) {}
 
 RemoteFile::~RemoteFile() noexcept(false) {
   if (epolls != nullptr) {
     epolls->released(*this);
   }
 }
+
+bool RemoteFile::isStale() const { return !control && target.isStale(generation); }
 
 kj::Maybe<RemoteFile&> FdTable::find(int fd) {
   auto it = fds.find(fd);

@@ -33,14 +33,16 @@ struct SocketInfo {
 // One open file description on an agent.
 class RemoteFile : public kj::Refcounted {
  public:
-  RemoteFile(AgentLink& target, proto::Node::Client node, proto::FileType type, kj::String path)
-      : target(target), node(kj::mv(node)), type(type), path(kj::mv(path)) {}
+  RemoteFile(AgentLink& target, proto::Node::Client node, proto::FileType type, kj::String path);
   // The last reference is gone (every fd closed): the file leaves the epoll interest sets it was
   // in, as the kernel's epoll forgets a released file.
   ~RemoteFile() noexcept(false);
 
   AgentLink& target;
   proto::Node::Client node;
+  // The target's session the description lives in: once that session is gone (a disconnect),
+  // the fd is stale and every call on it fails with EIO until it is closed (agent_link.h).
+  uint64_t generation;
   proto::FileType type;
   kj::String path;  // As the program named it, for messages.
   // The control fd (SB_CONTROL_FD, control.h): read and write speak the control protocol.
@@ -52,6 +54,8 @@ class RemoteFile : public kj::Refcounted {
   uint32_t ioEpoch = 0;
   // Set for the sockets sbrun made on the target (socket, socketpair, accept).
   kj::Maybe<SocketInfo> socket;
+
+  bool isStale() const;
 };
 
 class FdTable : public kj::Refcounted {

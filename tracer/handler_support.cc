@@ -4,7 +4,9 @@
 #include <limits.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 
 #include <kj/vector.h>
 
@@ -115,12 +117,103 @@ Where placePath(Call& call, int dirfd, kj::String path) {
 
 }  // namespace
 
-proto::Node::Client cwdNode(Task& task, AgentLink& target) {
-  auto it = task.fs->cwd.find(&target);
-  if (it != task.fs->cwd.end()) {
-    return it->second;
+namespace {
+
+proto::Node::Client cwdOf(kj::Own<FsContext> fs, AgentLink& target) {
+  auto it = fs->cwd.find(&target);
+  if (it == fs->cwd.end()) {
+    return target.root();
   }
-  return target.root();
+  RemoteCwd& cwd = it->second;
+  if (!target.isStale(cwd.generation)) {
+    return cwd.node;
+  }
+  if (target.away()) {
+    // Waits (or fails) as any new remote operation does, then finds the directory again.
+    return target.ready().then(
+        [fs = kj::mv(fs), &target]() mutable { return cwdOf(kj::mv(fs), target); });
+  }
+  // A newer session: find the directory again by its path, once for this FsContext.
+  uint64_t gen = target.generation();
+  cwd.generation = gen;
+  if (cwd.path.size() == 0) {
+    target.note(kj::str("cwd-unknown ", gen),
+                kj::str("target '", target.name(), "' is back; a working directory there was "
+                        "never reported by the agent: relative paths resolve against its root"));
+    cwd.node = target.root();
+    return cwd.node;
+  }
+  auto req = target.session().openPathRequest();
+  req.setPath(cwd.path.asBytes());
+  cwd.node = req.send().then([&target, gen, path = kj::str(cwd.path)](
+                                 auto reply) -> proto::Node::Client {
+    if (reply.getResult() >= 0) {
+      return reply.getDir();
+    }
+    target.note(kj::str("cwd-gone ", gen, " ", path),
+                kj::str("target '", target.name(), "' is back, but the working directory ", path,
+                        " is not (", strerror(static_cast<int>(-reply.getResult())),
+                        "): relative paths resolve against its root"));
+    return target.root();
+  });
+  return cwd.node;
+}
+
+}  // namespace
+
+proto::Node::Client cwdNode(Task& task, AgentLink& target) {
+  return cwdOf(kj::addRef(*task.fs), target);
+}
+
+void rememberCwd(kj::Own<FsContext> fs, AgentLink& target, proto::Node::Client dir) {
+  uint64_t serial = 1;
+  auto it = fs->cwd.find(&target);
+  if (it != fs->cwd.end()) {
+    serial = it->second.serial + 1;
+  }
+  fs->cwd.insert_or_assign(&target, RemoteCwd{dir, target.generation(), kj::str(""), serial});
+  auto req = dir.pathRequest();
+  target.background(req.send().then(
+      [fs = kj::mv(fs), &target, serial](auto reply) mutable {
+        auto it = fs->cwd.find(&target);
+        if (it != fs->cwd.end() && it->second.serial == serial && reply.getResult() >= 0) {
+          it->second.path = kj::heapString(reply.getPath().asChars());
+        }
+      },
+      [](kj::Exception&&) {
+        // The connection went first: after a reconnect the cwd falls back to the root, with a
+        // note (cwdOf).
+      }));
+}
+
+kj::Maybe<int64_t> staleFd(Call& c) {
+  if (c.row == nullptr || c.row->fdArg < 0) {
+    return nullptr;
+  }
+  KJ_IF_MAYBE(file, c.task.fds->find(c.fdArg(c.row->fdArg))) {
+    if (!file->isStale()) {
+      return nullptr;
+    }
+    switch (c.nr) {
+      case SYS_close:
+      case SYS_dup:
+      case SYS_dup2:
+      case SYS_dup3:
+        return nullptr;
+      case SYS_fcntl: {
+        int cmd = static_cast<int>(c.arg(1));
+        if (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC || cmd == F_GETFD || cmd == F_SETFD) {
+          return nullptr;
+        }
+        break;
+      }
+      default:
+        break;
+    }
+    c.target = &file->target;
+    return int64_t(-EIO);
+  }
+  return nullptr;
 }
 
 Where resolvePath(Call& call, int dirfd, uint64_t pathAddr) {

@@ -40,8 +40,19 @@ struct Local {};
 struct Failed { int64_t err; };
 using Where = kj::OneOf<Local, Remote, Failed>;
 
-// The node the cwd of `task` is on `target` (the target's root until a chdir there).
+// The node the cwd of `task` is on `target` (the target's root until a chdir there). After a
+// reconnect the old node is stale: the directory is found again by the path the agent last
+// reported for it, once per process; if it is gone (or its path was never learnt), the root,
+// with a note (docs/failure-semantics.md). While the target is away: a promise of that.
 proto::Node::Client cwdNode(Task& task, AgentLink& target);
+// A successful chdir there: `dir` becomes the cwd of `fs` on `target`, and its path is asked
+// for in the background (for cwdNode after a reconnect).
+void rememberCwd(kj::Own<FsContext> fs, AgentLink& target, proto::Node::Client dir);
+
+// A call on an fd whose session is gone (agent_link.h) fails with EIO whatever it is, without
+// its handler: the answer, or null for other calls and for those that act on the fd number
+// only (close, dup, F_GETFD/F_SETFD), which keep working so that the program can let go.
+kj::Maybe<int64_t> staleFd(Call& c);
 
 // Where the path at `pathAddr`, relative to `dirfd` (AT_FDCWD or an fd), lives. Failed carries
 // the errno the kernel gives for an unreadable or too long path.

@@ -313,22 +313,39 @@ kj::Promise<Outcome> stubCall(Call& c) {
         auto req = child->process.waitRequest();
         pid_t tgid = c.task.tgid;
         auto& tracer = c.tracer;
-        return send(c, child->target, req).then([&tracer, tgid](auto reply) -> Outcome {
-          if (reply.getResult() < 0) {
-            return Complete{reply.getResult()};
-          }
-          auto status = reply.getStatus();
-          int64_t encoded;
-          if (status.isExited()) {
-            encoded = int64_t(status.getExited()) << 8;
-          } else {
-            encoded = (status.getSignaled() & 0x7f) | (status.getCoreDumped() ? 0x80 : 0);
-          }
-          KJ_IF_MAYBE(ch, tracer.remoteChild(tgid)) {
-            ch->ended = true;
-          }
-          return Complete{encoded};
-        });
+        return send(c, child->target, req)
+            .then([&tracer, tgid](auto reply) -> Outcome {
+              if (reply.getResult() < 0) {
+                return Complete{reply.getResult()};
+              }
+              auto status = reply.getStatus();
+              int64_t encoded;
+              if (status.isExited()) {
+                encoded = int64_t(status.getExited()) << 8;
+              } else {
+                encoded = (status.getSignaled() & 0x7f) | (status.getCoreDumped() ? 0x80 : 0);
+              }
+              KJ_IF_MAYBE(ch, tracer.remoteChild(tgid)) {
+                ch->ended = true;
+              }
+              return Complete{encoded};
+            })
+            .catch_([&tracer, tgid](kj::Exception&& e) -> Outcome {
+              if (!isConnectionLoss(e)) {
+                kj::throwFatalException(kj::mv(e));
+              }
+              // The connection went, and the process with its session (the agent kills what a
+              // session spawned): the stub ends as killed by SIGHUP, the hangup of the line it
+              // ran over, like a job of a terminal that went away (docs/failure-semantics.md).
+              KJ_IF_MAYBE(ch, tracer.remoteChild(tgid)) {
+                ch->ended = true;
+                ch->target.note("lost-children",
+                                kj::str("remote programs that ran on '", ch->target.name(),
+                                        "' when the connection was lost end as killed by SIGHUP "
+                                        "(the first: ", ch->program, ")"));
+              }
+              return Complete{SIGHUP};
+            });
       }
     }
     return done(-EINVAL);

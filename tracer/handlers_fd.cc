@@ -134,9 +134,11 @@ kj::Promise<Outcome> hClose(Call& c) {
     } else {
       closing = closeRest(c, kj::mv(*file));
     }
-    // Linux always frees the fd number, even when close reports an error: so do we.
+    // Linux always frees the fd number, even when close reports an error: so do we. An fd whose
+    // session is gone (stale after a reconnect, or lost with this very call) closes fine: its
+    // description went with the session (docs/failure-semantics.md).
     return closing.catch_([&target](kj::Exception&& e) -> Outcome {
-      int64_t err = target.failure(e);
+      int64_t err = isConnectionLoss(e) ? 0 : target.failure(e);
       return RunLocalThen{[err](int64_t) { return err; }};
     });
   }
@@ -321,7 +323,7 @@ kj::Promise<Outcome> setCwd(Call& c, AgentLink& target, proto::Node::Client dir)
   c.target = &target;
   return check.send().then([&task, &target, dir](auto reply) mutable -> Outcome {
     if (reply.getResult() == 0) {
-      task.fs->cwd.insert_or_assign(&target, kj::mv(dir));
+      rememberCwd(kj::addRef(*task.fs), target, kj::mv(dir));
       task.fs->side = &target;
     }
     return Complete{reply.getResult()};

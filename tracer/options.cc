@@ -41,6 +41,28 @@ Targets:
                         Connecting and the handshake must finish within 10 s.
   --token-file FILE     present FILE's content to the agents (for agents with --token-file)
 
+When a target goes away (B reboots, the agent dies, the link breaks):
+  --on-disconnect=fail  (default) calls fail at once with EIO while it is away; each new
+                        remote operation (open, path call, exec, uname) first tries to
+                        reconnect. After --reconnect-timeout of outage: ETIMEDOUT.
+  --on-disconnect=wait  redirected calls wait until it is back, interruptibly (a signal gives
+                        EINTR or a restart, as for the kernel's own waits), up to
+                        --reconnect-timeout, then fail with ETIMEDOUT.
+                        Either way sbrun reconnects in the background (0.1 s backoff, doubling
+                        to 1 s; 5 s for ssh:// and exec:, which it runs again; local restarts
+                        its embedded agent). Fds opened before a disconnect are stale: every
+                        call on them fails with EIO until the program closes them (close
+                        succeeds). Calls in flight at the disconnect fail with EIO. Remote
+                        programs started before it end as killed by SIGHUP. Each disconnect and
+                        reconnect is reported once on stderr (and on --status-fd).
+  --reconnect-timeout=SECONDS
+                        how long an outage may last before calls fail with ETIMEDOUT
+                        (default 300)
+  --heartbeat=SECONDS   a target that stops answering without closing the connection (frozen,
+                        cable pulled) is declared gone within SECONDS (default 5; 0: off):
+                        sbrun pings it (a uname call) and watches the connection's traffic;
+                        TCP targets also get keepalive and TCP_USER_TIMEOUT
+
 Placement:
   --mode remote|local   start the program inside the first target (remote, default) or
                         outside every target (local)
@@ -69,7 +91,7 @@ Scopes (each thread has its own stack of targets; new threads and children inher
   --control-fd N        read scope commands from fd N, one per line: "enter NAME [TID|all]",
                         "local [TID|all]", "exit [TID|all]", "scope TID"; answers "ok ..." or
                         "error ERRNO ..." on fd N when it is a socket, else on --status-fd,
-                        plus events ("disconnected NAME")
+                        plus events ("disconnected NAME", "reconnected NAME")
   --status-fd M         where --control-fd answers go
 
 Observing:
@@ -113,6 +135,17 @@ See sbrun(1) and docs/user-guide.md.
   exit(EXIT_SBRUN_ERROR);
 }
 
+// A duration in seconds, fractions allowed ("2", "0.5"), at most a day.
+kj::Duration parseSeconds(kj::StringPtr option, const char* text) {
+  char* end = nullptr;
+  errno = 0;
+  double secs = strtod(text, &end);
+  if (*text == 0 || *end != 0 || errno != 0 || !(secs >= 0) || secs > 86400) {
+    usageError(kj::str(option, " takes a number of seconds (0 to 86400), not '", text, "'"));
+  }
+  return static_cast<int64_t>(secs * 1000) * kj::MILLISECONDS;
+}
+
 }  // namespace
 
 kj::StringPtr usageText() { return USAGE; }
@@ -121,7 +154,7 @@ Options parseOptions(int argc, char** argv) {
   enum {
     OPT_TARGET = 1000, OPT_TOKEN, OPT_MODE, OPT_REMOTE, OPT_LOCAL, OPT_FALLBACK, OPT_PRINT_RULES,
     OPT_REMOTE_CWD, OPT_VERSION, OPT_TRACE, OPT_STATS, OPT_STATS_FORMAT, OPT_CONTROL_FD,
-    OPT_STATUS_FD, OPT_PID,
+    OPT_STATUS_FD, OPT_PID, OPT_ON_DISCONNECT, OPT_RECONNECT_TIMEOUT, OPT_HEARTBEAT,
   };
   static const struct option LONG[] = {
       {"target", required_argument, nullptr, OPT_TARGET},
@@ -138,6 +171,9 @@ Options parseOptions(int argc, char** argv) {
       {"control-fd", required_argument, nullptr, OPT_CONTROL_FD},
       {"status-fd", required_argument, nullptr, OPT_STATUS_FD},
       {"pid", required_argument, nullptr, OPT_PID},
+      {"on-disconnect", required_argument, nullptr, OPT_ON_DISCONNECT},
+      {"reconnect-timeout", required_argument, nullptr, OPT_RECONNECT_TIMEOUT},
+      {"heartbeat", required_argument, nullptr, OPT_HEARTBEAT},
       {"verbose", no_argument, nullptr, 'v'},
       {"help", no_argument, nullptr, 'h'},
       {"version", no_argument, nullptr, OPT_VERSION},
@@ -215,6 +251,26 @@ Options parseOptions(int argc, char** argv) {
           usageError(kj::str("--pid takes a process id, not '", optarg, "'"));
         }
         o.attachPid = static_cast<pid_t>(pid);
+        break;
+      }
+      case OPT_ON_DISCONNECT:
+        if (kj::StringPtr(optarg) == "fail") {
+          o.reconnect.mode = OnDisconnect::FAIL;
+        } else if (kj::StringPtr(optarg) == "wait") {
+          o.reconnect.mode = OnDisconnect::WAIT;
+        } else {
+          usageError(kj::str("--on-disconnect takes 'fail' or 'wait', not '", optarg, "'"));
+        }
+        break;
+      case OPT_RECONNECT_TIMEOUT:
+        o.reconnect.timeout = parseSeconds("--reconnect-timeout", optarg);
+        break;
+      case OPT_HEARTBEAT: {
+        o.reconnect.heartbeat = parseSeconds("--heartbeat", optarg);
+        if (o.reconnect.heartbeat != 0 * kj::SECONDS &&
+            o.reconnect.heartbeat < 100 * kj::MILLISECONDS) {
+          usageError("--heartbeat must be 0 (off) or at least 0.1 s");
+        }
         break;
       }
       case OPT_VERSION: fmt::print("sbrun 0.1.0 (protocol 2)\n"); exit(0);

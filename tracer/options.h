@@ -8,10 +8,26 @@
 #include <kj/vector.h>
 #include <utility>
 
+#include <kj/time.h>
+
 #include "path_rules.h"
 #include "target_url.h"
 
 namespace sb {
+
+// What a program sees while a target is away (docs/failure-semantics.md).
+enum class OnDisconnect {
+  FAIL,  // calls fail at once: EIO, ETIMEDOUT once the outage is older than the timeout
+  WAIT,  // calls wait (interruptibly) for the target to come back, up to the timeout
+};
+
+// Losing and regaining a target (tracer/agent_link.h runs it).
+struct ReconnectOptions {
+  OnDisconnect mode = OnDisconnect::FAIL;      // --on-disconnect
+  kj::Duration timeout = 300 * kj::SECONDS;    // --reconnect-timeout: a reboot fits
+  kj::Duration heartbeat = 5 * kj::SECONDS;    // --heartbeat: a silent peer is found in this
+                                               // time; 0 turns heartbeats off
+};
 
 // Exit codes of sbrun's own failures, as env(1), timeout(1) and docker use them.
 constexpr int EXIT_SBRUN_ERROR = 125;
@@ -32,6 +48,7 @@ struct Options {
   pid_t attachPid = -1;             // --pid PID: attach instead of launching
   int controlFd = -1;               // --control-fd N: scope commands from a harness
   int statusFd = -1;                // --status-fd M: where their answers go
+  ReconnectOptions reconnect;
   kj::Vector<kj::String> command;
 };
 

@@ -1,6 +1,7 @@
 #include "tracer.h"
 
 #include "errno_names.h"
+#include "handler_support.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -254,7 +255,8 @@ void Tracer::connectTargets(kj::WaitScope& ws) {
   kj::StringPtr localCwd = getcwd(here, sizeof(here)) ? kj::StringPtr(here) : "/";
   initialFs = kj::refcounted<FsContext>();
   for (auto& url : options_.targets) {
-    auto link = kj::heap<AgentLink>(parseTargetUrl(url.text), kj::str(url.name), kj::str(token));
+    auto link = kj::heap<AgentLink>(parseTargetUrl(url.text), kj::str(url.name), kj::str(token),
+                                    options_.reconnect);
     link->connect(io, agentPath).wait(ws);
     auto w = link->welcome();
     verbose(kj::str("target '", link->name(), "': ", w.getUname().getNodename(), " (",
@@ -268,7 +270,8 @@ void Tracer::connectTargets(kj::WaitScope& ws) {
     req.setPath(want.asBytes());
     auto reply = req.send().wait(ws);
     if (reply.getResult() >= 0) {
-      initialFs->cwd.emplace(link.get(), reply.getDir());
+      initialFs->cwd.emplace(link.get(),
+                             RemoteCwd{reply.getDir(), link->generation(), kj::str(want)});
       verbose(kj::str("target '", link->name(), "': working directory ", want));
     } else if (explicitCwd) {
       KJ_FAIL_REQUIRE(kj::str("--remote-cwd ", want, " on target '", link->name(),
@@ -360,7 +363,10 @@ void Tracer::startControlChannel() {
   auto channel = kj::heap<ControlChannel>(*this, *io.lowLevelProvider, in, out);
   auto& ch = *channel;
   for (auto& t : targets_) {
-    t->onDisconnect([&ch](AgentLink& link) { ch.event(kj::str("disconnected ", link.name())); });
+    // "disconnected NAME", "reconnected NAME".
+    t->onEvent([&ch](AgentLink& link, kj::StringPtr what) {
+      ch.event(kj::str(what, " ", link.name()));
+    });
   }
   controlRunning = ch.run().eagerlyEvaluate([](kj::Exception&& e) {
     fmt::print(stderr, "sbrun: --control-fd: {}\n", e.getDescription().cStr());
@@ -619,10 +625,7 @@ void Tracer::drainWaits() {
     }
     bool agent = false;
     for (auto& t : targets_) {
-      if (t->agentPid() == pid) {
-        t->agentExited(status);
-        agent = true;
-      }
+      agent = t->reapedChild(pid, status) || agent;
     }
     if (agent) {
       continue;
@@ -979,6 +982,8 @@ void Tracer::onTrap(Task& task) {
              kj::str("internal: no handler for trapped syscall ", syscallName(nr),
                      ": answering ENOSYS"));
     outcome = Outcome(Complete{-ENOSYS});
+  } else if (auto stale = handler::staleFd(*call); stale != nullptr) {
+    outcome = Outcome(Complete{KJ_ASSERT_NONNULL(stale)});  // Its session is gone: EIO.
   } else {
     KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() { outcome = handler(*call); })) {
       outcome = kj::mv(*e);
@@ -1001,7 +1006,9 @@ void Tracer::onTrap(Task& task) {
                        // Never leave the thread stopped for good.
                        ptrace(PTRACE_CONT, tid, nullptr, 0);
                      });
-  if (c.interruptible) {
+  // A call that waits for a target that is away (reconnecting) waits like a slow FIFO read:
+  // a signal must get through.
+  if (c.interruptible || (c.target != nullptr && c.target->away())) {
     task.parkTimer = io.provider->getTimer()
                          .afterDelay(PARK_AFTER)
                          .then([this, &task]() { park(task); })

@@ -38,14 +38,24 @@ namespace sb {
 // What CLONE_FS shares: the working directory on each target, and which side the process's
 // current directory is on (the last successful chdir decides: relative paths and getcwd follow
 // it, whatever the scope).
+// The working directory on one target: a directory node of session `generation`, and its path
+// there as the agent last reported it ("" while unknown), by which it is found again after a
+// reconnect (cwdNode, handler_support.h).
+struct RemoteCwd {
+  proto::Node::Client node;
+  uint64_t generation;
+  kj::String path;
+  uint64_t serial = 0;  // Which chdir the path answers (a later one supersedes it).
+};
+
 class FsContext : public kj::Refcounted {
  public:
-  std::map<AgentLink*, proto::Node::Client> cwd;
+  std::map<AgentLink*, RemoteCwd> cwd;
   AgentLink* side = nullptr;  // null: the local cwd
   kj::Own<FsContext> copy() {
     auto fs = kj::refcounted<FsContext>();
-    for (auto& [target, node] : cwd) {
-      fs->cwd.emplace(target, node);
+    for (auto& [target, c] : cwd) {
+      fs->cwd.emplace(target, RemoteCwd{c.node, c.generation, kj::str(c.path), c.serial});
     }
     fs->side = side;
     return fs;

@@ -248,6 +248,16 @@ class Agent:
             pass_fds=(wfd,), start_new_session=True, env=ENV)
         os.close(wfd)
         logf.close()
+        self._await_ready(rfd)
+        self.mntns = os.readlink(f"/proc/{self.proc.pid}/ns/mnt")
+        # Held open until teardown, so that B's namespace (and its inode number, by which
+        # b_processes recognises B's processes) cannot be freed and reused by another case's
+        # agent running in parallel; and so that restart() can start a new agent in it.
+        self.mntns_fd = os.open(f"/proc/{self.proc.pid}/ns/mnt", os.O_RDONLY)
+        self.utsns_fd = os.open(f"/proc/{self.proc.pid}/ns/uts", os.O_RDONLY)
+        return self
+
+    def _await_ready(self, rfd):
         line = b""
         deadline = time.monotonic() + 20
         try:
@@ -269,11 +279,35 @@ class Agent:
         log(f"[agent] pid {self.proc.pid}: {text}")
         check(text.startswith("ready "), f"bad ready line {text!r} (expected 'ready ADDRESS')")
         check(os.path.exists(self.sock), f"agent said ready but {self.sock} does not exist")
-        self.mntns = os.readlink(f"/proc/{self.proc.pid}/ns/mnt")
-        # Held open until teardown, so that B's namespace (and its inode number, by which
-        # b_processes recognises B's processes) cannot be freed and reused by another case's
-        # agent running in parallel.
-        self.mntns_fd = os.open(f"/proc/{self.proc.pid}/ns/mnt", os.O_RDONLY)
+
+    def restart(self):
+        """Machine B back after a reboot, as sbrun sees it: a new sbagent on the same socket, in
+        B's same mount and UTS namespaces (the files on B's tmpfs are still there). The old
+        agent must be gone (kill() it first); it is reaped here."""
+        if self.proc.poll() is None:
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                raise Failure("restart: the old agent is still running 10 s after its kill")
+        argv = [self.ctx.sbagent, "--listen", "unix:" + self.sock]
+        if self.root:
+            argv += ["--root", self.root]
+        argv += self.args
+        rfd, wfd = os.pipe()
+        argv += ["--ready-fd", str(wfd)]
+        if self.as_nobody:
+            argv = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"] + argv
+        argv = ["nsenter", f"--mount=/proc/self/fd/{self.mntns_fd}",
+                f"--uts=/proc/self/fd/{self.utsns_fd}", "--"] + argv
+        with open(self.logpath, "ab") as logf:
+            self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=logf,
+                                         stderr=subprocess.STDOUT,
+                                         pass_fds=(wfd, self.mntns_fd, self.utsns_fd),
+                                         start_new_session=True, env=ENV)
+        os.close(wfd)
+        self._await_ready(rfd)
+        check(os.readlink(f"/proc/{self.proc.pid}/ns/mnt") == self.mntns,
+              "the restarted agent is not in B's mount namespace")
         return self
 
     @property
@@ -335,9 +369,10 @@ class Agent:
                 log(f"[teardown] killed a process left on B: {p['pid']} {p['argv']}")
             except ProcessLookupError:
                 pass
-        if getattr(self, "mntns_fd", None) is not None:
-            os.close(self.mntns_fd)
-            self.mntns_fd = None
+        for attr in ("mntns_fd", "utsns_fd"):
+            if getattr(self, attr, None) is not None:
+                os.close(getattr(self, attr))
+                setattr(self, attr, None)
 
 
 class Result:
@@ -1371,6 +1406,494 @@ def case_sbrun_killed(ctx):
     before = open(mark).read()
     time.sleep(0.5)
     check(open(mark).read() == before, "something still writes the mark after sbrun died")
+
+
+# ---------------------------------------------------------------------------------------------
+# Losing and regaining B (issue 7, docs/failure-semantics.md): the agent is killed, frozen or
+# restarted under a running program. tests/integration/reconnect_probe.c is the program; the
+# agent is target "b" so that the status events read "disconnected b".
+
+LOST = "lost the connection to target 'b'"
+BACK = "reconnected to target 'b'"
+
+
+class Traced:
+    """A traced program in the background: stdout read line by line with deadlines (each line
+    with the time it arrived), stdin for answers, stderr kept for the end."""
+
+    def __init__(self, argv, cwd, pass_fds=()):
+        self.argv = argv
+        log("$ " + shlex.join(argv))
+        self.errf = tempfile.TemporaryFile()
+        self.p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                  stderr=self.errf, env=ENV, cwd=cwd, start_new_session=True,
+                                  pass_fds=pass_fds)
+        self.buf = b""
+        self.lines = []   # (arrival time, line)
+        self.rc = None
+
+    def line(self, secs, what):
+        """The next stdout line within secs (None at the end of the output)."""
+        deadline = time.monotonic() + secs
+        while b"\n" not in self.buf:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise Failure(f"no output for {secs} s while waiting for {what} (hang?)\n"
+                              + self.describe())
+            ready, _, _ = select.select([self.p.stdout], [], [], left)
+            if not ready:
+                continue
+            chunk = os.read(self.p.stdout.fileno(), 65536)
+            if not chunk:
+                if not self.buf:
+                    return None
+                self.buf += b"\n"
+            self.buf += chunk
+        raw, _, self.buf = self.buf.partition(b"\n")
+        text = raw.decode(errors="replace")
+        self.lines.append((time.monotonic(), text))
+        return text
+
+    def until(self, pred, secs, what):
+        """Reads lines until pred(line); returns that line. The output ending first fails."""
+        deadline = time.monotonic() + secs
+        while True:
+            text = self.line(max(0.1, deadline - time.monotonic()), what)
+            if text is None:
+                raise Failure(f"the program ended while waiting for {what}\n" + self.describe())
+            if pred(text):
+                return text
+
+    def say(self, text):
+        self.p.stdin.write((text + "\n").encode())
+        self.p.stdin.flush()
+
+    def finish(self, secs, what="the end"):
+        """Reads the rest; sbrun must exit within secs. Returns its exit status."""
+        deadline = time.monotonic() + secs
+        try:
+            self.p.stdin.close()
+        except OSError:
+            pass
+        while self.line(max(0.1, deadline - time.monotonic()), what) is not None:
+            pass
+        try:
+            self.rc = self.p.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            raise Failure(f"sbrun did not exit within {secs} s (hang?)\n" + self.describe())
+        return self.rc
+
+    def out(self):
+        return "".join(l + "\n" for _, l in self.lines)
+
+    def err(self):
+        self.errf.seek(0)
+        return self.errf.read().decode(errors="replace")
+
+    def kill(self):
+        if self.p.poll() is None:
+            os.killpg(self.p.pid, signal.SIGKILL)
+            self.p.wait()
+
+    def describe(self):
+        return (f"$ {shlex.join(self.argv)}\nexit {self.p.poll()}\n--- stdout ---\n{self.out()}"
+                f"--- stderr ---\n{self.err()}--- end ---")
+
+
+def probe_path(ctx):
+    helper = os.path.abspath(os.path.join(ctx.helpers_dir or "", "reconnect_probe"))
+    need_binary(helper, "helper reconnect_probe (--helpers-dir)")
+    need_binary(ctx.sbrun, "sbrun")
+    return helper
+
+
+def traced_b(ctx, agent, argv, extra=(), pass_fds=()):
+    """sbrun with the agent as target b, cwd WORK on B, running argv (a Traced)."""
+    t = Traced([ctx.sbrun, "--target", f"b={agent.url}", "--remote-cwd", WORK] + list(extra)
+               + ["--"] + list(argv), cwd=ctx.tmp, pass_fds=pass_fds)
+    ctx.cleanups.append(t.kill)
+    return t
+
+
+def check_reported(t, drops, backs=None):
+    """sbrun said each disconnect and each reconnect exactly once on stderr."""
+    err = t.err()
+    lost, back = err.count(LOST), err.count(BACK)
+    check(lost == drops, f"expected {drops} disconnect message(s), got {lost}\n{err}")
+    if backs is not None:
+        check(back == backs, f"expected {backs} reconnect message(s), got {back}\n{err}")
+
+
+def control_pair():
+    """A socketpair for --control-fd: (ours, theirs); the status events arrive on ours."""
+    ours, theirs = socket.socketpair()
+    return ours, theirs
+
+
+def events_on(sock):
+    sock.setblocking(False)
+    data = b""
+    try:
+        while True:
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+    except BlockingIOError:
+        pass
+    return data.decode(errors="replace").split("\n")[:-1]
+
+
+def synced_values(t):
+    return [int(l.split()[1]) for _, l in t.lines if l.startswith("synced ")]
+
+
+def check_file_holds(agent, path, values):
+    r = agent.sh(f"cat {shlex.quote(path)}")
+    check(r.rc == 0, f"cannot read {path} on B\n{r.describe()}")
+    on_b = [int(x) for x in r.out.split()]
+    missing = sorted(set(values) - set(on_b))
+    check(not missing, f"{len(missing)} fsynced values missing on B: {missing[:20]}")
+    return on_b
+
+
+def case_reconnect_wait(ctx):
+    """The issue's demonstration: a program appends a counter to a file on B and fsyncs it, 400
+    times; the agent is killed (-9) mid-loop and restarted on the same socket 0.5 s later. With
+    --on-disconnect=wait the program finishes, and the file on B holds every value that was
+    fsynced. sbrun reports the disconnect and the reconnect once each, on stderr and as status
+    events."""
+    helper = probe_path(ctx)
+    agent = ctx.agent()
+    empty_tree(agent)
+    if ctx.native_only:
+        return
+    ours, theirs = control_pair()
+    t = traced_b(ctx, agent, [helper, "counter", WORK + "/count.txt", "400"],
+                 extra=["--on-disconnect=wait", "--control-fd", str(theirs.fileno())],
+                 pass_fds=(theirs.fileno(),))
+    theirs.close()
+    t.until(lambda l: l.startswith("synced 100 "), 60, "synced 100")
+    agent.kill(signal.SIGKILL)
+    killed = time.monotonic()
+    time.sleep(0.5)
+    agent.restart()
+    restarted = time.monotonic()
+    after = t.until(lambda l: l.startswith("synced "), 30, "progress after the restart")
+    resumed = time.monotonic()
+    rc = t.finish(60)
+    log(t.describe())
+    check(rc == 0, "the program must finish")
+    values = synced_values(t)
+    check(values == list(range(1, 401)), "every value 1..400 must be synced once, in order")
+    on_b = check_file_holds(agent, WORK + "/count.txt", values)
+    errors = [l for _, l in t.lines if l.startswith("error ")]
+    log(f"[reconnect] killed at 0, restarted at {restarted - killed:.2f} s, progress again at "
+        f"{resumed - killed:.2f} s ({after}); errors the program saw: {errors}; "
+        f"{len(on_b)} lines on B ({len(on_b) - len(set(on_b))} written twice: a write that "
+        "failed with EIO when the connection went may have reached B)")
+    check(all(" EIO " in e for e in errors), "only EIO, and only for the call in flight")
+    check(len(errors) <= 1, "at most the one call in flight fails")
+    check_reported(t, 1, 1)
+    events = events_on(ours)
+    check(events == ["disconnected b", "reconnected b"], f"status events: {events}")
+
+
+def case_reconnect_fail(ctx):
+    """--on-disconnect=fail (the default): the agent is killed under a program holding a remote
+    fd: the fd and new opens fail with EIO while B is away; once the agent is restarted on the
+    same socket, new opens work at once (the call reconnects), the old fd stays EIO (read, fstat,
+    lseek, write, a dup of it) until it is closed, and close succeeds. Relative paths resolve in
+    the same working directory, found again on B by its path."""
+    helper = probe_path(ctx)
+    agent = ctx.agent()
+    make_tree(agent)
+    if ctx.native_only:
+        return
+
+    def on_sync(tag):
+        if tag == "opened":
+            agent.kill(signal.SIGKILL)
+            agent.proc.wait(10)
+        elif tag == "away":
+            agent.restart()
+    argv = [ctx.sbrun, "--target", f"b={agent.url}", "--remote-cwd", WORK, "--",
+            helper, "stale", WORK + "/hello.txt", WORK + "/sub/a.txt"]
+    r = converse(argv, on_sync, timeout=60, cwd=ctx.tmp)
+    log(r.describe())
+    check(r.rc == 0 and "ALL OK" in r.out, "the program saw something else than documented")
+    check("relative content: hello from board-b" in r.out and f"cwd: {WORK}" in r.out,
+          "relative paths after the reconnect must resolve in the same directory")
+    check(r.err.count(LOST) == 1 and r.err.count(BACK) == 1,
+          "one disconnect and one reconnect message")
+
+
+def case_agent_killed_mid_read(ctx):
+    """The agent is SIGKILLed while a program's read waits in it (an empty FIFO on B): the read
+    fails with EIO at once, and sbrun exits with the program; nothing hangs."""
+    helper = probe_path(ctx)
+    agent = ctx.agent()
+    empty_tree(agent)
+    if ctx.native_only:
+        return
+    check(agent.sh(f"mkfifo {WORK}/ff").rc == 0, "mkfifo on B failed")
+    t = traced_b(ctx, agent, [helper, "block", WORK + "/ff"])
+    t.until(lambda l: l.startswith("reading"), 30, "the read")
+    time.sleep(0.5)   # the read is in the agent's worker now
+    agent.kill(signal.SIGKILL)
+    killed = time.monotonic()
+    ended = t.until(lambda l: l.startswith("read "), 10, "the read's end")
+    secs = float(ended.split()[-1]) - killed
+    rc = t.finish(10)
+    log(t.describe() + f"\n[reconnect] the read failed {secs:.3f} s after the kill")
+    check(ended.startswith("read EIO"), "the read must fail with EIO")
+    check(rc == 0, "the program must see EIO and exit 0")
+    check(secs < 2, f"the read took {secs:.2f} s to fail")
+    check_reported(t, 1)
+
+
+def case_agent_stopped(ctx):
+    """A frozen agent (SIGSTOP: no FIN, no RST) is found by the heartbeat: with --heartbeat=2 a
+    program's pread in flight fails with EIO within 2 s (plus scheduling slack). Once the agent
+    runs again it sees the closed connection and ends the session: its fds and processes are as
+    before."""
+    helper = probe_path(ctx)
+    agent = ctx.agent()
+    make_tree(agent)
+    if ctx.native_only:
+        return
+    before = agent_state(agent)
+    t = traced_b(ctx, agent, [helper, "preads", WORK + "/hello.txt"], extra=["--heartbeat=2"])
+    t.until(lambda l: l.startswith("reading"), 30, "the reads")
+    time.sleep(1)
+    agent.kill(signal.SIGSTOP)
+    stopped = time.monotonic()
+    try:
+        ended = t.until(lambda l: l.startswith("pread "), 15, "the heartbeat's verdict")
+    finally:
+        agent.kill(signal.SIGCONT)
+    secs = float(ended.split()[-1]) - stopped
+    rc = t.finish(10)
+    log(t.describe() + f"\n[reconnect] a frozen agent found after {secs:.3f} s (--heartbeat=2)")
+    check(ended.startswith("pread EIO"), "the read in flight must fail with EIO")
+    check(rc == 0, "the program must see EIO and exit 0")
+    check(secs <= 2.0 + 1.0, f"found after {secs:.2f} s: more than the heartbeat allows")
+    check_reported(t, 1)
+    ok = wait_for(lambda: not state_diff(before, agent_state(agent)), 10)
+    check(ok, "the resumed agent still holds the session:\n"
+          + state_diff(before, agent_state(agent)))
+
+
+def case_reconnect_eintr(ctx):
+    """--on-disconnect=wait: a call waiting for B is interrupted by a signal as the kernel's own
+    waits are: EINTR without SA_RESTART; with SA_RESTART the call restarts and succeeds once B
+    is back; past --reconnect-timeout (5 s here) calls fail with ETIMEDOUT."""
+    helper = probe_path(ctx)
+    agent = ctx.agent()
+    make_tree(agent)
+    if ctx.native_only:
+        return
+    import threading
+    timers = []
+
+    def on_sync(tag):
+        if tag in ("ready", "timeout"):
+            agent.kill(signal.SIGKILL)
+            agent.proc.wait(10)
+        elif tag == "restart":
+            th = threading.Timer(2.0, agent.restart)
+            th.start()
+            timers.append(th)
+    argv = [ctx.sbrun, "--target", f"b={agent.url}", "--remote-cwd", WORK,
+            "--on-disconnect=wait", "--reconnect-timeout=5", "--", helper, "eintr",
+            WORK + "/hello.txt"]
+    try:
+        r = converse(argv, on_sync, timeout=60, cwd=ctx.tmp)
+    finally:
+        for th in timers:
+            th.join()
+    log(r.describe())
+    check(r.rc == 0 and "ALL OK" in r.out, "the program saw something else than documented")
+    m = re.search(r"past the timeout: open ETIMEDOUT after ([0-9.]+) s", r.out)
+    check(m and float(m.group(1)) <= 6, "ETIMEDOUT must come at the timeout")
+    check(r.err.count(LOST) == 2 and r.err.count(BACK) == 1, "messages: two drops, one return")
+
+
+def case_reconnect_children(ctx):
+    """A remote program started before the disconnect (`sleep 30` on B) is reported to its
+    parent as killed by SIGHUP (status 129 in the shell), and it is gone from B; programs
+    started after the reconnect run on B again."""
+    need_binary(ctx.sbrun, "sbrun")
+    agent = ctx.agent(prepare=B_ETC_HOSTNAME)
+    empty_tree(agent)
+    if ctx.native_only:
+        return
+
+    def on_sync(tag):
+        check_runs_on_b(agent, ["sleep", "30"], "before the kill")
+        agent.kill(signal.SIGKILL)
+        agent.proc.wait(10)
+        agent.restart()
+    script = ("sleep 30 & echo SYNC started; read x; wait $!; echo \"status $?\"; uname -n; "
+              "cat /etc/hostname")
+    argv = [ctx.sbrun, "--target", f"b={agent.url}", "--remote-cwd", WORK, "--",
+            "sh", "-c", script]
+    r = converse(argv, on_sync, timeout=60, cwd=ctx.tmp)
+    log(r.describe())
+    check(r.rc == 0, "the shell failed")
+    check(r.out == f"status 129\n{B_HOSTNAME}\n{B_HOSTNAME}\n",
+          "expected status 129 (SIGHUP) for the lost program, then B's name from new programs")
+    check(not b_running(agent, ["sleep", "30"]), "the lost program still runs on B")
+
+
+def case_reconnect_cycles(ctx):
+    """100 back-to-back kill -9 / restart cycles (at least 50 if the machine is slow: at most
+    50 s) under one sbrun (--on-disconnect=wait) whose program appends and fsyncs a counter all
+    along: after each restart the program fsyncs a value on the new agent within 10 s (no hang),
+    every fsynced value is on B, sbrun reports each disconnect and reconnect once, and its own
+    fds, children and threads are the same after the last cycle as after the first (no leak)."""
+    helper = probe_path(ctx)
+    agent = ctx.agent()
+    empty_tree(agent)
+    if ctx.native_only:
+        return
+    t = traced_b(ctx, agent, [helper, "loop", WORK + "/count.txt"],
+                 extra=["--on-disconnect=wait"])
+    t.until(lambda l: l.startswith("synced "), 30, "the first value")
+    sbrun_pid = t.p.pid
+
+    def sbrun_state():
+        fds = len(os.listdir(f"/proc/{sbrun_pid}/fd"))
+        threads = len(os.listdir(f"/proc/{sbrun_pid}/task"))
+        children = [p for p in proc_table().values() if p["ppid"] == sbrun_pid]
+        with open(f"/proc/{sbrun_pid}/status") as f:
+            rss = next(int(l.split()[1]) for l in f if l.startswith("VmRSS:"))
+        return {"fds": fds, "threads": threads, "children": len(children), "rss_kb": rss}
+
+    start = time.monotonic()
+    cycles, gaps, states = 0, [], []
+    while cycles < 100 and time.monotonic() - start < 50:
+        agent.kill(signal.SIGKILL)
+        killed = time.monotonic()
+        agent.restart()
+        # Progress on the new agent: a value fsynced after it started (the old one is reaped).
+        restarted = time.monotonic()
+        line = t.until(lambda l: l.startswith("synced ") and float(l.split()[2]) > restarted,
+                       10, f"progress after restart {cycles + 1}")
+        gaps.append(float(line.split()[2]) - killed)
+        cycles += 1
+        states.append(sbrun_state())
+    rc = t.finish(30)
+    log(t.describe().splitlines()[0])
+    values = synced_values(t)
+    check(rc == 0 and t.lines[-1][1] == "done", f"the program did not end well (exit {rc})")
+    check(values == list(range(1, len(values) + 1)), "synced values must go 1, 2, 3... once each")
+    check_file_holds(agent, WORK + "/count.txt", values)
+    err = t.err()
+    lost, back = err.count(LOST), err.count(BACK)
+    errors = [l for _, l in t.lines if l.startswith("error ")]
+    log(f"[reconnect] {cycles} kill/restart cycles in {time.monotonic() - start:.1f} s, 0 hangs; "
+        f"kill to the first value fsynced on the new agent: min {min(gaps):.2f} s, median {sorted(gaps)[len(gaps) // 2]:.2f} s, "
+        f"max {max(gaps):.2f} s; {len(values)} values synced; {len(errors)} calls failed "
+        f"(in flight at a kill); messages: {lost} lost, {back} reconnected")
+    log(f"[reconnect] sbrun after cycle 1: {states[0]}; after cycle {cycles}: {states[-1]}")
+    check(cycles >= 50, f"only {cycles} cycles in 50 s")
+    check(lost == cycles and back == cycles, "one disconnect and one reconnect message per cycle")
+    for key in ("fds", "threads", "children"):
+        check(states[-1][key] == states[0][key],
+              f"sbrun leaks {key}: {states[0][key]} after cycle 1, {states[-1][key]} at the end")
+    check(states[-1]["rss_kb"] < states[0]["rss_kb"] + 16 * 1024,
+          f"sbrun's memory grew by {states[-1]['rss_kb'] - states[0]['rss_kb']} KiB")
+    check(wait_for(lambda: not b_processes(agent), 10),
+          f"left running on B: {[p['argv'] for p in b_processes(agent)]}")
+
+
+def case_kill_cleanup(ctx):
+    """The agent cleans a session within a bound when its program dies mid-call: every traced
+    process SIGKILLed while one waits in a remote FIFO read and a remote `sleep 300` runs (the
+    tracees die, sbrun ends the session), and sbrun itself SIGKILLed in the same state (the
+    kernel closes the connection). Both times the agent's fds, children and processes on B come
+    back to their baseline; the times are printed."""
+    helper = probe_path(ctx)
+    agent = ctx.agent()
+    make_tree(agent)
+    if ctx.native_only:
+        return
+    # The first session may leave what the agent sets up once (see agent-clean).
+    t = ctx.traced(agent, ["cat", "hello.txt"], timeout=60)
+    check(t.rc == 0, "warm-up session failed\n" + t.describe())
+    wait_for(lambda: not agent_state(agent)["children"], 10)
+    time.sleep(0.5)
+    baseline = agent_state(agent)
+    check(agent.sh(f"mkfifo {WORK}/ff").rc == 0, "mkfifo on B failed")
+
+    def busy():
+        t = traced_b(ctx, agent, ["sh", "-c", f"sleep 300 & exec {helper} block {WORK}/ff"])
+        t.until(lambda l: l.startswith("reading"), 30, "the read")
+        check_runs_on_b(agent, ["sleep", "300"], "busy session")
+        time.sleep(0.5)
+        return t
+
+    def settled(what, since):
+        ok = wait_for(lambda: not state_diff(baseline, agent_state(agent)), 10, step=0.02)
+        secs = time.monotonic() - since
+        check(ok, f"after {what} the agent still holds:\n"
+              + state_diff(baseline, agent_state(agent)))
+        log(f"[reconnect] {what}: the agent was back to its baseline {secs:.2f} s later")
+        return secs
+
+    # Every tracee (the probe, the stub of the remote sleep), not sbrun.
+    t = busy()
+    table = proc_table()
+    tracees = [p for p in table if p != t.p.pid and descends_from(table, p, t.p.pid)]
+    check(tracees, "no traced processes under sbrun")
+    for pid in tracees:
+        os.kill(pid, signal.SIGKILL)
+    killed = time.monotonic()
+    rc = t.finish(10, "sbrun's exit after its tracees died")
+    log(f"sbrun exit {rc}")
+    settled("tracees killed mid-call", killed)
+
+    t = busy()
+    os.kill(t.p.pid, signal.SIGKILL)
+    killed = time.monotonic()
+    t.p.wait(10)
+    settled("sbrun killed mid-call", killed)
+    check(agent.alive(), "the agent died\n" + agent.log_tail())
+
+
+def case_reconnect_local(ctx):
+    """The embedded agent (--target local:ROOT) is SIGKILLed under a program writing and
+    fsyncing a counter (--on-disconnect=wait): sbrun starts a new one and the program finishes
+    with every fsynced value in the file."""
+    helper = probe_path(ctx)
+    if ctx.native_only:
+        return
+    root = os.path.join(ctx.tmp, "root")
+    os.makedirs(root + "/work")
+    t = Traced([ctx.sbrun, "--target", f"b=local:{root}", "--remote-cwd", "/work",
+                "--on-disconnect=wait", "--", helper, "counter", "/work/count.txt", "300"],
+               cwd=ctx.tmp)
+    ctx.cleanups.append(t.kill)
+    t.until(lambda l: l.startswith("synced 50 "), 60, "synced 50")
+    agents = [p for p in proc_table().values()
+              if p["ppid"] == t.p.pid and os.path.basename(p["argv"][0] if p["argv"] else "")
+              == "sbagent"]
+    check(len(agents) == 1, f"expected one embedded agent under sbrun: {agents}")
+    os.kill(agents[0]["pid"], signal.SIGKILL)
+    rc = t.finish(60)
+    log(t.describe())
+    check(rc == 0, "the program must finish")
+    values = synced_values(t)
+    check(values == list(range(1, 301)), "every value synced once, in order")
+    with open(root + "/work/count.txt") as f:
+        on_disk = [int(x) for x in f.read().split()]
+    check(set(values) <= set(on_disk), "fsynced values are missing from the file")
+    check_reported(t, 1, 1)
+    now = [p for p in proc_table().values()
+           if os.path.basename(p["argv"][0] if p["argv"] else "") == "sbagent"
+           and p["argv"][-2:] == ["--root", root]]
+    check(not now, f"an embedded agent outlived sbrun: {now}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -2631,6 +3154,15 @@ def build_cases():
     cases["exit-codes"] = (case_exit_codes, True)
     cases["agent-killed"] = (case_agent_killed, True)
     cases["sbrun-killed"] = (case_sbrun_killed, True)
+    cases["reconnect-wait"] = (case_reconnect_wait, True)
+    cases["reconnect-fail"] = (case_reconnect_fail, True)
+    cases["agent-killed-mid-read"] = (case_agent_killed_mid_read, True)
+    cases["agent-stopped"] = (case_agent_stopped, True)
+    cases["reconnect-eintr"] = (case_reconnect_eintr, True)
+    cases["reconnect-children"] = (case_reconnect_children, True)
+    cases["reconnect-cycles"] = (case_reconnect_cycles, True)
+    cases["kill-cleanup"] = (case_kill_cleanup, True)
+    cases["reconnect-local"] = (case_reconnect_local, True)
     cases["two-clients"] = (case_two_clients, True)
     cases["trace-stats"] = (case_trace_stats, True)
     cases["exec-hostname"] = (case_exec_hostname, True)

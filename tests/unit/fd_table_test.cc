@@ -4,14 +4,16 @@
 #include <kj/async.h>
 #include <kj/debug.h>
 
+#include "agent_link.h"
 #include "fd_table.h"
 
 namespace {
 
 // A RemoteFile needs a target and a node; these tests only look at table semantics, so the
-// node is a broken capability that would fail if anything called it.
+// target is never connected and the node is a broken capability that would fail if anything
+// called it.
 kj::Own<sb::RemoteFile> file(kj::StringPtr path) {
-  auto& target = *reinterpret_cast<sb::AgentLink*>(0x1000);
+  static sb::AgentLink target(sb::parseTargetUrl("local"), kj::str("t"), kj::str(""));
   return kj::refcounted<sb::RemoteFile>(
       target, capnp::Capability::Client(KJ_EXCEPTION(FAILED, "not called")).castAs<sb::proto::Node>(),
       sb::proto::FileType::REGULAR, kj::str(path));
