@@ -3068,6 +3068,36 @@ def case_net_http(ctx):
     calls = remote_calls(stats)
     log(f"remote calls: {calls}")
     check(calls.get("connect", 0) >= 1, "connect did not go to the target")
+    # curl waits for its connect and its answer with poll on the remote socket.
+    if shutil.which("curl"):
+        t = ctx.traced(agent, ["curl", "-sS", "--max-time", "30", url])
+        log(t.describe())
+        check(t.rc == 0 and t.out == f"served by {B_HOSTNAME}\n", "curl under sbrun failed")
+    # asyncio waits on the remote socket and a local pipe in one epoll: the request is sent only
+    # when the pipe (written by a timer) wakes the loop, while the socket's read is pending.
+    prog = f"""
+import asyncio, os
+async def main():
+    r, w = os.pipe()
+    reader, writer = await asyncio.open_connection({B_NAME!r}, {port})
+    loop = asyncio.get_running_loop()
+    def on_pipe():
+        print("pipe:", os.read(r, 100).decode(), flush=True)
+        loop.remove_reader(r)
+        writer.write(b"GET /page.txt HTTP/1.0\\r\\nHost: b\\r\\n\\r\\n")
+    loop.add_reader(r, on_pipe)
+    loop.call_later(0.3, os.write, w, b"local-ready")
+    data = await asyncio.wait_for(reader.read(), 30)
+    print(data.split(b"\\r\\n\\r\\n", 1)[1].decode(), end="")
+asyncio.run(main())
+"""
+    t = ctx.traced(agent, [SYS_PYTHON, "-c", prog], extra=["--stats=" + stats, "--stats-format=json"])
+    log(t.describe())
+    check(t.rc == 0 and t.out == f"pipe: local-ready\nserved by {B_HOSTNAME}\n",
+          "asyncio on a remote socket and a local pipe failed")
+    calls = remote_calls(stats)
+    check(calls.get("connect", 0) >= 1 and calls.get("epoll_wait", 0) >= 1,
+          f"the socket or the wait did not go to the target: {calls}")
 
 
 def case_net_ip_addr(ctx):
