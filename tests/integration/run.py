@@ -1078,6 +1078,47 @@ def case_dlopen_remote(ctx):
           "a library on neither side must fail as dlopen does")
 
 
+def case_block_loop(ctx):
+    """A block device on B: a loop device over a 3 MiB image made on B, queried under sbrun with
+    BLKGETSIZE64, BLKSSZGET and BLKGETSIZE (ioctl through the table) and read through; the same
+    as natively on B, and every ioctl went to the target."""
+    agent = ctx.agent()
+    img = f"{B_ROOT}/disk.img"
+    r = agent.sh(f"truncate -s 3M {img} && printf 'block-on-B' | dd of={img} conv=notrunc status=none "
+                 f"&& losetup -f --show {img}")
+    if r.rc != 0 or not r.out.strip().startswith("/dev/loop"):
+        raise Skip(f"cannot make a loop device here (losetup: {r.err.strip() or r.out.strip()})")
+    dev = r.out.strip()
+    # Loop devices are global: detach from here (cleanups run after the agent has stopped).
+    ctx.cleanups.append(lambda: run(["losetup", "-d", dev]))
+    prog = f"""
+import fcntl, os, struct
+fd = os.open({dev!r}, os.O_RDONLY)
+print("size", struct.unpack("Q", fcntl.ioctl(fd, 0x80081272, bytes(8)))[0])
+print("sector", struct.unpack("i", fcntl.ioctl(fd, 0x1268, bytes(4)))[0])
+print("sectors", struct.unpack("L", fcntl.ioctl(fd, 0x1260, bytes(8)))[0])
+print("data", os.pread(fd, 10, 0).decode())
+try:
+    fcntl.ioctl(fd, 0x5401, bytes(60))
+except OSError as e:
+    print("TCGETS", e.errno)
+"""
+    native = agent.nsenter([SYS_PYTHON, "-c", prog])
+    log(native.describe())
+    check(native.rc == 0 and "size 3145728" in native.out, "natively on B")
+    if ctx.native_only:
+        return
+    stats = os.path.join(ctx.tmp, "stats.json")
+    t = ctx.traced(agent, [SYS_PYTHON, "-c", prog], cwd="/",
+                   extra=["--stats=" + stats, "--stats-format=json"])
+    log(t.describe())
+    check(t.rc == 0 and t.out == native.out,
+          "block ioctls under sbrun differ from B's\n" +
+          diff(native.out.splitlines(), t.out.splitlines(), "native", "sbrun"))
+    calls = remote_calls(stats)
+    check(calls.get("ioctl", 0) >= 4, f"the ioctls did not go to the target: {calls}")
+
+
 def case_sqlite_wal_shared(ctx):
     """SQLite in (shared) WAL mode needs a writable shared map of its -shm file, which sbrun
     refuses on a remote file (ENODEV, with a note): SQLite must report an error, and the
@@ -3171,6 +3212,7 @@ def build_cases():
     cases["root"] = (case_root, True)
     cases["dlopen-remote"] = (case_dlopen_remote, True)
     cases["sqlite-wal-shared"] = (case_sqlite_wal_shared, True)
+    cases["block-loop"] = (case_block_loop, True)
     cases["pty-remote"] = (case_pty_remote, True)
     cases["asyncio-mixed"] = (case_asyncio_mixed, True)
     cases["selectors-mixed"] = (case_selectors_mixed, True)
