@@ -1240,7 +1240,12 @@ void Tracer::apply(Call& call, Outcome outcome) {
 // A signal the kernel raises at the calling thread together with a syscall's answer (SIGPIPE):
 // queued while the thread is stopped, so it is delivered as the call returns, as the kernel's.
 void Tracer::raiseAt(Task& task, int sig) {
-  if (sig != 0 && syscall(SYS_tgkill, task.tgid, task.tid, sig) != 0) {
+  if (sig == 0 || remoteChild(task.tgid) != nullptr) {
+    // An sb-stub pumps its pipes itself and handles EPIPE (the remote reader is gone, its output
+    // must still be pumped); a signal at a stub would also be forwarded to its remote program.
+    return;
+  }
+  if (syscall(SYS_tgkill, task.tgid, task.tid, sig) != 0) {
     noteOnce(kj::str("raise", sig), kj::str("cannot raise signal ", sig, " in thread ", task.tid,
                                             ": ", strerror(errno)));
   }
