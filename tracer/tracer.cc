@@ -381,11 +381,34 @@ int64_t Tracer::detachAll() {
   }
   if (!detaching_) {
     detaching_ = true;
-    verbose("detaching: each thread is let go at its next stop with no call of ours in flight");
+    verbose("detaching: each thread is let go at its next stop with no call of ours in flight "
+            "and no remote fd open");
     // Every thread comes to a stop soon; resume() then detaches it.
     for (auto& [tid, task] : tasks) {
       ptrace(PTRACE_INTERRUPT, tid, nullptr, nullptr);
     }
+    // Threads whose process keeps remote fds open go after DETACH_GRACE all the same.
+    detachGrace = io.provider->getTimer()
+                      .afterDelay(DETACH_GRACE)
+                      .then([this]() {
+                        detachForced_ = true;
+                        kj::Vector<kj::String> left;
+                        for (auto& [tid, task] : tasks) {
+                          if (!task->detached) {
+                            task->fds->forEach([&](int fd, RemoteFile& file) {
+                              left.add(kj::str(fd, " (", file.path, ")"));
+                            });
+                            ptrace(PTRACE_INTERRUPT, tid, nullptr, nullptr);
+                          }
+                        }
+                        if (left.size() > 0) {
+                          noteOnce("detach-fds",
+                                   kj::str("detaching with remote fds still open: ",
+                                           kj::strArray(left, ", "),
+                                           "; the program's calls on them now fail with EBADF"));
+                        }
+                      })
+                      .eagerlyEvaluate(nullptr);
   }
   return 0;
 }
@@ -661,8 +684,11 @@ Task& Tracer::taskFor(pid_t tid) {
 }
 
 void Tracer::resume(Task& task, int sig) {
-  if (detaching_ && task.atExit == nullptr && !task.parked && task.injecting == nullptr &&
-      task.sequence == nullptr) {
+  // A remote fd left open after the detach is a placeholder the kernel answers with EBADF: give
+  // the program a moment to close the files it is using (a `with open(...)` block).
+  bool fdsClosed = task.fds->size() == 0 || detachForced_;
+  if (detaching_ && fdsClosed && task.atExit == nullptr && !task.parked &&
+      task.injecting == nullptr && task.sequence == nullptr) {
     // Nothing of ours is left in flight on this thread: let it go, with its signal.
     long rc = ptrace(PTRACE_DETACH, task.tid, nullptr, sig);
     KJ_REQUIRE(ptraceOk(rc), "PTRACE_DETACH failed", task.tid, strerror(errno));

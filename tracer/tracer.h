@@ -302,6 +302,9 @@ class Tracer {
   // Attach mode (--pid): every syscall stops (no seccomp filter), and sbrun can let go.
   bool attachMode_ = false;
   bool detaching_ = false;
+  bool detachForced_ = false;
+  kj::Maybe<kj::Promise<void>> detachGrace;
+  static constexpr kj::Duration DETACH_GRACE = 2 * kj::SECONDS;
   std::vector<pid_t> justDetached;
   kj::Maybe<kj::Promise<void>> signalWatch;
   kj::Own<EpollRegistry> epolls_;
