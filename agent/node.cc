@@ -304,7 +304,11 @@ proto::Node::Client SessionState::newNode(int fd, proto::FileType& typeOut,
 NodeImpl::NodeImpl(kj::Own<SessionState> session, kj::Own<FdRef> fd, proto::FileType type,
                    bool blockingKind, kj::Maybe<kj::Own<FdRef>> exitWatch)
     : session(kj::mv(session)), fd(kj::mv(fd)), type(type), blockingKind(blockingKind),
-      exitWatch(kj::mv(exitWatch)) {}
+      exitWatch(kj::mv(exitWatch)) {
+  ++this->session->liveNodes;
+}
+
+NodeImpl::~NodeImpl() noexcept(false) { --session->liveNodes; }
 
 int NodeImpl::fdOrError() const {
   KJ_IF_MAYBE(f, fd) {

@@ -17,12 +17,14 @@
 #include <capnp/capability.h>
 #include <kj/refcount.h>
 #include <kj/io.h>
+#include <cerrno>
 #include <fcntl.h>
 #include <map>
 #include <sys/stat.h>
 
 #include "confinement.h"
 #include "executor.h"
+#include "resource_limits.h"
 #include "splitbrain.capnp.h"
 
 namespace sb {
@@ -35,6 +37,7 @@ struct AgentContext {
   Executor& executor;
   Reaper& reaper;  // reaps every process any session spawned (process.h)
   bool readOnly = false;
+  Limits limits = {};
 };
 
 // An fd shared by a node and its in-flight worker calls. Worker threads drop their references,
@@ -62,6 +65,13 @@ public:
 
   AgentContext& agent;
   capnp::CapabilityServerSet<proto::Node> nodes;
+  // The session's Nodes alive now, counted by NodeImpl itself (Limits::maxNodes).
+  size_t liveNodes = 0;
+
+  // -EMFILE when `more` new nodes would pass --max-fds, else 0: call before opening.
+  int64_t nodeRoom(size_t more = 1) const {
+    return liveNodes + more > agent.limits.maxNodes ? -EMFILE : 0;
+  }
 
   // Wraps an open fd (ownership passes to the node) in a new Node of this session. `exitWatch`:
   // see NodeImpl::exitWatch.
@@ -100,6 +110,7 @@ class NodeImpl final: public proto::Node::Server {
 public:
   NodeImpl(kj::Own<SessionState> session, kj::Own<FdRef> fd, proto::FileType type,
            bool blockingKind, kj::Maybe<kj::Own<FdRef>> exitWatch = nullptr);
+  ~NodeImpl() noexcept(false);
 
   // The fd, or -EBADF after close(): for sibling nodes of this session (copyTo, renameAt).
   int fdOrError() const;

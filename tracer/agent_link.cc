@@ -19,6 +19,8 @@
 #include <kj/debug.h>
 #include <kj/vector.h>
 
+#include "preamble.h"
+
 namespace sb {
 
 capnp::ReaderOptions rpcReaderOptions() {
@@ -417,10 +419,16 @@ kj::Promise<kj::Own<kj::AsyncIoStream>> AgentLink::openStream(kj::AsyncIoContext
                                    url_.host.findFirst(':') != nullptr ? "]" : "", ":",
                                    url_.port);
       // An address that swallows SYNs must not hang sbrun: connect() bounds the whole of it.
+      // A listening agent admits a client before any RPC: TLS (tcp:// with --tls-ca), then
+      // the token preamble (src/preamble.h).
+      kj::Maybe<kj::TlsContext&> tls = url_.kind == TargetUrl::Kind::TCP ? tls_ : nullptr;
       return io.provider->getNetwork()
           .parseAddress(address)
           .then([](kj::Own<kj::NetworkAddress> addr) {
             return addr->connect().attach(kj::mv(addr));
+          })
+          .then([this, tls](kj::Own<kj::AsyncIoStream> stream) mutable {
+            return admitAsClient(kj::mv(stream), tls, url_.host, token_.asBytes());
           });
     }
   }

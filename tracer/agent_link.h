@@ -16,6 +16,7 @@
 
 #include <capnp/rpc-twoparty.h>
 #include <kj/async-io.h>
+#include <kj/compat/tls.h>
 #include <kj/function.h>
 #include <sys/types.h>
 
@@ -31,6 +32,9 @@ class AgentLink {
   AgentLink(TargetUrl url, kj::String name, kj::String token);
   ~AgentLink();
   KJ_DISALLOW_COPY(AgentLink);
+
+  // TLS for a tcp:// target (the context outlives the link). Call before connect().
+  void useTls(kj::TlsContext& context) { tls_ = context; }
 
   // Connects and handshakes. Throws a kj::Exception whose description says what to do when the
   // agent cannot be reached or refuses us.
@@ -68,6 +72,7 @@ class AgentLink {
   TargetUrl url_;
   kj::String name_;
   kj::String token_;
+  kj::Maybe<kj::TlsContext&> tls_;
   // The child process (embedded agent, ssh, or `sh -c COMMAND`); -1 when there is none or it
   // has been reaped.
   pid_t agentPid_ = -1;
