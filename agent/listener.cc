@@ -252,16 +252,28 @@ kj::Promise<void> Listener::serveAdmitted(kj::Own<kj::AsyncIoStream> stream, kj:
                                           kj::TimePoint deadline) {
   options.log.info("{}: connected", peer.cStr());
   auto bootstrap = kj::heap<AgentImpl>(agent, options, kj::heapString(peer));
-  // A peer that never completes a handshake (silent, or refused and lingering) is dropped.
+  // A peer that never completes a handshake (silent, or refused and lingering) is dropped. The
+  // race is decided first: a handshake cancels the timer for good (joining "never done" with the
+  // timer instead would let the timer end every session at the deadline).
   auto deadlinePassed =
       bootstrap->whenHandshaken()
-          .then([]() -> kj::Promise<void> { return kj::NEVER_DONE; })
-          .exclusiveJoin(io.provider->getTimer().atTime(deadline).then(
-              [this, peer = kj::heapString(peer)]() {
-                options.log.warn("{}: no handshake within the timeout: dropped", peer.cStr());
-              }));
+          .then([]() { return false; })
+          .exclusiveJoin(io.provider->getTimer().atTime(deadline).then([]() { return true; }))
+          .then([this, peer = kj::heapString(peer)](bool timedOut) -> kj::Promise<void> {
+            if (!timedOut) {
+              return kj::NEVER_DONE;
+            }
+            options.log.warn("{}: no handshake within the timeout: dropped", peer.cStr());
+            return kj::READY_NOW;
+          });
   auto connection = kj::heap<Connection>(kj::mv(stream), agent.limits, kj::mv(bootstrap));
-  auto disconnected = connection->network.onDisconnect();
+  auto& guard = connection->guard;
+  auto disconnected = connection->network.onDisconnect().then(
+      [this, &guard, who = kj::heapString(peer)]() {
+        KJ_IF_MAYBE(why, guard.failure()) {
+          options.log.warn("{}: dropped: {}", who.cStr(), why->cStr());
+        }
+      });
   // Destroying the connection drops every capability it exported: each Node closes its fd, and
   // in-flight worker calls are cancelled.
   return disconnected.exclusiveJoin(kj::mv(deadlinePassed))
@@ -335,8 +347,10 @@ kj::Promise<void> Listener::admit(kj::Own<kj::AsyncIoStream> raw, kj::String pee
                         kj::throwFatalException(kj::mv(e));
                       });
           });
-  auto timedOut = timer.atTime(deadline).then([]() -> kj::String {
-    failClearly("no TLS handshake and admission preamble within the handshake timeout");
+  auto timedOut = timer.atTime(deadline).then([this]() -> kj::String {
+    failClearly(tls != nullptr
+                    ? "no handshake within the timeout (TLS and the admission preamble)"
+                    : "no handshake within the timeout (the admission preamble)");
   });
   return admitted.exclusiveJoin(kj::mv(timedOut))
       .then(

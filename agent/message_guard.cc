@@ -89,7 +89,19 @@ void MessageGuard::watchQueue(kj::Function<size_t()> unsentBytes) {
 
 kj::Promise<kj::Maybe<capnp::MessageReaderAndFds>> MessageGuard::tryReadMessage(
     kj::ArrayPtr<kj::AutoCloseFd>, capnp::ReaderOptions options, kj::ArrayPtr<capnp::word>) {
-  return whenBelowUnsentLimit().then([this, options]() { return readFrame(options); });
+  return whenBelowUnsentLimit()
+      .then([this, options]() { return readFrame(options); })
+      .catch_([this](kj::Exception&& e) -> kj::Maybe<capnp::MessageReaderAndFds> {
+        failed = kj::str(e.getDescription());
+        kj::throwFatalException(kj::mv(e));
+      });
+}
+
+kj::Maybe<kj::StringPtr> MessageGuard::failure() const {
+  KJ_IF_MAYBE(f, failed) {
+    return f->asPtr();
+  }
+  return nullptr;
 }
 
 kj::Promise<void> MessageGuard::whenBelowUnsentLimit() {

@@ -47,12 +47,16 @@ public:
   kj::Maybe<int> getSendBufferSize() override;
   kj::Promise<void> end() override;
 
+  // Why the guard ended the connection, if it did (for the agent's log).
+  kj::Maybe<kj::StringPtr> failure() const;
+
 private:
   kj::AsyncIoStream& stream;
   const Limits& limits;
   kj::Maybe<kj::Function<size_t()>> unsent;
   // Fulfilled whenever a write completes, for a reader waiting on backpressure.
   kj::Maybe<kj::Own<kj::PromiseFulfiller<void>>> writeDone;
+  kj::Maybe<kj::String> failed;
 
   kj::Promise<void> whenBelowUnsentLimit();
   kj::Promise<kj::Maybe<capnp::MessageReaderAndFds>> readFrame(capnp::ReaderOptions options);

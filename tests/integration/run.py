@@ -2410,6 +2410,9 @@ def build_cases():
     cases["ssh-refused"] = (case_ssh_refused, False)
     cases["exec-target"] = (case_exec_target, True)
     cases["exec-fail"] = (case_exec_fail, False)
+    # The agent's defences (issue 7): TLS, admission, limits, garbage on the wire.
+    import security_cases
+    security_cases.register(cases, sys.modules[__name__])
     return cases
 
 
