@@ -6,6 +6,7 @@
 
 #include <fcntl.h>
 #include <ftw.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -20,6 +21,7 @@
 
 #include "confinement.h"
 #include "executor.h"
+#include "landlock.h"
 #include "listener.h"
 #include "log.h"
 #include "message_guard.h"
@@ -240,6 +242,47 @@ TEST_CASE("--max-fds: opens past the limit answer EMFILE, and a close makes room
     }
   }
   CHECK(room);
+}
+
+}  // namespace
+}  // namespace sb
+
+namespace sb {
+namespace {
+
+// In a child: Landlock binds the process for good.
+TEST_CASE("Landlock under --root: files outside the root are refused, the root and /dev/null not") {
+  Scratch scratch;
+  pid_t pid = fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    auto confinement = Confinement::confinedTo(scratch.path.c_str());
+    Log log;
+    setNoNewPrivs();
+    int abi = restrictToRoot(*confinement, nullptr, log);
+    if (abi == 0) {
+      _exit(77);  // no Landlock here: said so on stderr
+    }
+    auto opens = [](const std::string& path, int flags) {
+      int fd = ::open(path.c_str(), flags | O_CLOEXEC);
+      if (fd >= 0) ::close(fd);
+      return fd >= 0 ? 0 : errno;
+    };
+    int code = 0;
+    if (opens(scratch.path + "/f", O_RDWR) != 0) code |= 1;
+    if (opens("/dev/null", O_RDWR) != 0) code |= 2;
+    if (opens("/etc/passwd", O_RDONLY) != EACCES) code |= 4;
+    if (opens("/tmp", O_RDONLY | O_DIRECTORY) != EACCES) code |= 8;
+    _exit(code);
+  }
+  int status = 0;
+  REQUIRE(waitpid(pid, &status, 0) == pid);
+  REQUIRE(WIFEXITED(status));
+  if (WEXITSTATUS(status) == 77) {
+    MESSAGE("Landlock is not available on this kernel: not tested");
+    return;
+  }
+  CHECK(WEXITSTATUS(status) == 0);  // bits: 1 root, 2 /dev/null, 4 /etc/passwd, 8 /tmp
 }
 
 }  // namespace
