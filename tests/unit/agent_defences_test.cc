@@ -6,18 +6,22 @@
 
 #include <fcntl.h>
 #include <ftw.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstring>
 #include <string>
 
+#include <capnp/dynamic.h>
 #include <capnp/message.h>
 #include <capnp/rpc-twoparty.h>
 #include <capnp/rpc.capnp.h>
+#include <capnp/schema.h>
 #include <capnp/serialize.h>
 #include <kj/async-io.h>
 #include <kj/debug.h>
+#include <kj/vector.h>
 
 #include "confinement.h"
 #include "executor.h"
@@ -283,6 +287,107 @@ TEST_CASE("Landlock under --root: files outside the root are refused, the root a
     return;
   }
   CHECK(WEXITSTATUS(status) == 0);  // bits: 1 root, 2 /dev/null, 4 /etc/passwd, 8 /tmp
+}
+
+}  // namespace
+}  // namespace sb
+
+namespace sb {
+namespace {
+
+// Raw RPC frames, as a client that never reads would send them.
+struct RawCalls {
+  kj::Vector<kj::Array<capnp::word>> frames;
+
+  void add(capnp::MallocMessageBuilder& message) {
+    frames.add(capnp::messageToFlatArray(message));
+  }
+  // A call of interface T's `method` on promisedAnswer(target, [pointer field]).
+  template <typename T, typename Fill>
+  void call(uint32_t question, const char* method, uint32_t target, int field, Fill fill) {
+    capnp::MallocMessageBuilder message;
+    auto c = message.initRoot<capnp::rpc::Message>().initCall();
+    c.setQuestionId(question);
+    c.setInterfaceId(capnp::typeId<T>());
+    auto m = capnp::Schema::from<T>().getMethodByName(method);
+    c.setMethodId(m.getOrdinal());
+    auto answer = c.initTarget().initPromisedAnswer();
+    answer.setQuestionId(target);
+    if (field >= 0) {
+      answer.initTransform(1)[0].setGetPointerField(uint16_t(field));
+    }
+    fill(c.initParams().getContent().initAs<capnp::DynamicStruct>(m.getParamType()));
+    add(message);
+  }
+};
+
+uint16_t resultPointer(capnp::InterfaceSchema::Method method, const char* field) {
+  return method.getResultType().getFieldByName(field).getProto().getSlot().getOffset();
+}
+
+TEST_CASE("a client that never reads its answers: the agent stops reading its requests") {
+  Limits limits;
+  limits.maxUnsentBytes = 256 << 10;
+  Agent agent(limits);
+  {
+    int fd = ::open((agent.scratch.path + "/big").c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    REQUIRE(fd >= 0);
+    REQUIRE(ftruncate(fd, 1 << 20) == 0);
+    ::close(fd);
+  }
+  RawCalls raw;
+  {
+    capnp::MallocMessageBuilder message;
+    message.initRoot<capnp::rpc::Message>().initBootstrap().setQuestionId(0);
+    raw.add(message);
+  }
+  auto handshake = capnp::Schema::from<proto::Agent>().getMethodByName("handshake");
+  raw.call<proto::Agent>(1, "handshake", 0, -1, [](capnp::DynamicStruct::Builder p) {
+    p.init("hello").as<capnp::DynamicStruct>().set("protocolVersion", proto::PROTOCOL_VERSION);
+  });
+  auto root = capnp::Schema::from<proto::Session>().getMethodByName("root");
+  raw.call<proto::Session>(2, "root", 1, resultPointer(handshake, "session"),
+                           [](capnp::DynamicStruct::Builder) {});
+  auto openAt = capnp::Schema::from<proto::Node>().getMethodByName("openAt");
+  raw.call<proto::Node>(3, "openAt", 2, resultPointer(root, "dir"),
+                        [](capnp::DynamicStruct::Builder p) {
+                          p.set("path", capnp::Data::Reader(
+                                            reinterpret_cast<const kj::byte*>("big"), 3));
+                        });
+  constexpr uint32_t PREADS = 400;  // 64 KiB answers each: 25 MiB if nothing held them back
+  for (uint32_t q = 4; q < 4 + PREADS; ++q) {
+    raw.call<proto::Node>(q, "pread", 3, resultPointer(openAt, "node"),
+                          [](capnp::DynamicStruct::Builder p) { p.set("count", 65536); });
+  }
+
+  auto pipe = agent.io.provider->newTwoWayPipe();
+  // The pipe is a socketpair: small kernel buffers, so that what the agent holds back shows.
+  int small = 4096;
+  pipe.ends[0]->setsockopt(SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
+  pipe.ends[1]->setsockopt(SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
+  auto done = agent.listener.serve(kj::mv(pipe.ends[0]), kj::str("test"));
+  auto& client = *pipe.ends[1];
+  // A client write completes once its bytes fit in the socket, and nobody reads the agent's
+  // answers: without backpressure the agent would read every request and queue every answer.
+  size_t taken = 0;
+  for (auto& frame: raw.frames) {
+    auto bytes = frame.asBytes();
+    bool written = client.write(bytes.begin(), bytes.size())
+                       .then([]() { return true; })
+                       .exclusiveJoin(agent.io.provider->getTimer()
+                                          .afterDelay(500 * kj::MILLISECONDS)
+                                          .then([]() { return false; }))
+                       .wait(agent.ws);
+    if (!written) {
+      break;
+    }
+    ++taken;
+  }
+  MESSAGE("the agent read " << taken << " of " << raw.frames.size() << " requests");
+  CHECK(taken > 8);                   // it served some preads ...
+  CHECK(taken < 4 + PREADS / 2);      // ... and stopped reading long before the end
+  pipe.ends[1] = nullptr;             // the client goes: the session ends
+  CHECK(agent.endsWithin(done, 5));
 }
 
 }  // namespace
