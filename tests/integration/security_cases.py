@@ -467,9 +467,55 @@ def case_wire_garbage(ctx):
     h.check(t.rc == 0 and t.out == "hello from board-b\n", "a client after the garbage failed")
 
 
+def case_root_landlock(ctx):
+    """--root with Landlock in force (where the kernel has it): a static program that exists only
+    in the root runs there (chroot), reads the root's /etc/hostname, writes a file that lands in
+    the root, and runs with no_new_privs; the agent says which Landlock ABI holds it."""
+    h.need_binary(ctx.sbrun, "sbrun")
+    h.need_binary(ctx.sbagent, "sbagent")
+    probe = os.path.abspath(os.path.join(ctx.helpers_dir or "", "root_probe"))
+    h.need_binary(probe, "helper root_probe (--helpers-dir)")
+    root = os.path.join(ctx.tmp, "lroot")
+    os.makedirs(os.path.join(root, "etc"))
+    os.makedirs(os.path.join(root, "opt"))
+    with open(os.path.join(root, "etc", "hostname"), "w") as f:
+        f.write("landlocked\n")
+    shutil.copy(probe, os.path.join(root, "opt", "root_probe"))
+    sock = os.path.join(ctx.tmp, "ll.sock")
+    logpath = os.path.join(ctx.tmp, "ll-agent.log")
+    rfd, wfd = os.pipe()
+    with open(logpath, "wb") as logf:
+        agent = subprocess.Popen([ctx.sbagent, "--listen", "unix:" + sock, "--root", root, "-v",
+                                  "--ready-fd", str(wfd)], stdin=subprocess.DEVNULL, stdout=logf,
+                                 stderr=subprocess.STDOUT, pass_fds=(wfd,), env=h.ENV)
+    ctx.cleanups.append(lambda: agent.poll() is None and (agent.terminate(), agent.wait()))
+    os.close(wfd)
+    ready, _, _ = select.select([rfd], [], [], 20)
+    line = os.read(rfd, 256).decode() if ready else ""
+    os.close(rfd)
+    h.check(line.startswith("ready unix:"), f"bad ready line {line!r}")
+    t = h.run([ctx.sbrun, "--target", "unix:" + sock, "--local", "/usr", "--local", "/bin", "--",
+               "sh", "-c", "/opt/root_probe; echo rc=$?"], timeout=60, cwd=ctx.tmp)
+    h.log(t.describe())
+    h.check(t.out == "hostname landlocked\nno_new_privs 1\nrc=0\n",
+            "the program in the root must run there, read and write, without new privileges")
+    with open(os.path.join(root, "opt", "written.txt")) as f:
+        h.check(f.read() == "from the probe\n", "the write did not land in the root")
+    agent.terminate()
+    agent.wait(10)
+    with open(logpath, errors="replace") as f:
+        log = f.read()
+    h.log(log)
+    h.check("Landlock ABI" in log or "Landlock is not available" in log,
+            "the agent must say whether Landlock holds it")
+    h.check(not os.path.exists(sock), "the agent must remove its socket at exit (Landlock "
+            "allows that removal)")
+
+
 def register(cases, harness):
     global h
     h = harness
     cases["tls"] = (case_tls, True)
     cases["session-limits"] = (case_session_limits, True)
     cases["wire-garbage"] = (case_wire_garbage, True)
+    cases["root-landlock"] = (case_root_landlock, True)
