@@ -276,7 +276,18 @@ kj::Promise<void> Listener::serveAdmitted(kj::Own<kj::AsyncIoStream> stream, kj:
       });
   // Destroying the connection drops every capability it exported: each Node closes its fd, and
   // in-flight worker calls are cancelled.
+  auto endedLong = guard.whenPeerEnded()
+                       .then([this]() {
+                         return io.provider->getTimer().afterDelay(agent.limits.endGraceSeconds *
+                                                                   kj::SECONDS);
+                       })
+                       .then([this, who = kj::heapString(peer)]() {
+                         options.log.warn("{}: the peer has hung up, but its session did not "
+                                          "end within {} s: dropped", who.cStr(),
+                                          agent.limits.endGraceSeconds);
+                       });
   return disconnected.exclusiveJoin(kj::mv(deadlinePassed))
+      .exclusiveJoin(kj::mv(endedLong))
       .attach(kj::mv(connection))
       .then([this, peer = kj::mv(peer)]() {
     --connections;

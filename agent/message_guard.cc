@@ -81,7 +81,12 @@ void checkRpcMessage(capnp::MessageReader& message) {
 }
 
 MessageGuard::MessageGuard(kj::AsyncIoStream& stream, const Limits& limits)
-    : stream(stream), limits(limits) {}
+    : MessageGuard(stream, limits, kj::newPromiseAndFulfiller<void>()) {}
+
+MessageGuard::MessageGuard(kj::AsyncIoStream& stream, const Limits& limits,
+                           kj::PromiseFulfillerPair<void> ended)
+    : stream(stream), limits(limits), peerEndedFulfiller(kj::mv(ended.fulfiller)),
+      peerEnded(ended.promise.fork()) {}
 
 void MessageGuard::watchQueue(kj::Function<size_t()> unsentBytes) {
   unsent = kj::mv(unsentBytes);
@@ -91,10 +96,18 @@ kj::Promise<kj::Maybe<capnp::MessageReaderAndFds>> MessageGuard::tryReadMessage(
     kj::ArrayPtr<kj::AutoCloseFd>, capnp::ReaderOptions options, kj::ArrayPtr<capnp::word>) {
   return whenBelowUnsentLimit()
       .then([this, options]() { return readFrame(options); })
-      .catch_([this](kj::Exception&& e) -> kj::Maybe<capnp::MessageReaderAndFds> {
-        failed = kj::str(e.getDescription());
-        kj::throwFatalException(kj::mv(e));
-      });
+      .then(
+          [this](kj::Maybe<capnp::MessageReaderAndFds> message) {
+            if (message == nullptr) {
+              peerEndedFulfiller->fulfill();
+            }
+            return kj::mv(message);
+          },
+          [this](kj::Exception&& e) -> kj::Maybe<capnp::MessageReaderAndFds> {
+            failed = kj::str(e.getDescription());
+            peerEndedFulfiller->fulfill();
+            kj::throwFatalException(kj::mv(e));
+          });
 }
 
 kj::Maybe<kj::StringPtr> MessageGuard::failure() const {

@@ -50,6 +50,10 @@ public:
   // Why the guard ended the connection, if it did (for the agent's log).
   kj::Maybe<kj::StringPtr> failure() const;
 
+  // Resolves once the peer has sent its last byte: EOF between messages, or input the guard
+  // refused. The listener then gives the session a grace period to finish, not forever.
+  kj::Promise<void> whenPeerEnded() { return peerEnded.addBranch(); }
+
 private:
   kj::AsyncIoStream& stream;
   const Limits& limits;
@@ -57,6 +61,11 @@ private:
   // Fulfilled whenever a write completes, for a reader waiting on backpressure.
   kj::Maybe<kj::Own<kj::PromiseFulfiller<void>>> writeDone;
   kj::Maybe<kj::String> failed;
+  kj::Own<kj::PromiseFulfiller<void>> peerEndedFulfiller;
+  kj::ForkedPromise<void> peerEnded;
+
+  MessageGuard(kj::AsyncIoStream& stream, const Limits& limits,
+               kj::PromiseFulfillerPair<void> ended);
 
   kj::Promise<void> whenBelowUnsentLimit();
   kj::Promise<kj::Maybe<capnp::MessageReaderAndFds>> readFrame(capnp::ReaderOptions options);

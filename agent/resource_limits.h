@@ -43,6 +43,9 @@ struct Limits {
   // Answers written but not yet taken by the peer: past this the agent stops reading new
   // requests, so a client that never reads cannot grow the agent's memory.
   size_t maxUnsentBytes = 2 * MAX_TRANSFER;
+  // After the peer's last byte (EOF, or input the guard refused), the session has this long to
+  // send its last answers and end; then it is dropped, whatever the RPC layer is waiting for.
+  uint32_t endGraceSeconds = 5;
 };
 
 }  // namespace sb

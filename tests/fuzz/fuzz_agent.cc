@@ -291,7 +291,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                           []() { return false; }))
                       .wait(io.waitScope);
   if (!finished) {
-    fprintf(stderr, "fuzz_agent: the agent did not end the session within 20 s of EOF\n");
+    fprintf(stderr,
+            "fuzz_agent: the agent did not end the session within 20 s of EOF (connections %zu, "
+            "workers %zu, busy %zu, children %zu)\n",
+            world->listener.connectionCount(), world->executor.workerCount(),
+            world->executor.busyWorkers(), world->reaper.watchedCount());
     abort();
   }
   return 0;
