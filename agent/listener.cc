@@ -18,27 +18,39 @@
 
 #include "host_wire.h"
 #include "log.h"
+#include "message_guard.h"
+#include "preamble.h"
+#include "tls_setup.h"
 
 namespace sb {
 
 namespace {
 
-// In-flight call data per connection before the agent stops reading more (PITFALLS #20).
-constexpr size_t FLOW_LIMIT_WORDS = (2 * MAX_TRANSFER) / sizeof(capnp::word);
-
 // One connection's RPC state. Member order matters: the RPC system refers to the network, which
-// refers to the stream, so they are destroyed in the opposite order.
+// reads through the guard, which reads the stream; they are destroyed in the opposite order.
+// The guard reads every frame in place of capnp's own reader (message_guard.h), and the flow
+// limit stops reading while too many calls are unanswered (PITFALLS #20).
 struct Connection {
   kj::Own<kj::AsyncIoStream> stream;
+  MessageGuard guard;
   capnp::TwoPartyVatNetwork network;
   capnp::RpcSystem<capnp::rpc::twoparty::VatId> rpc;
 
-  Connection(kj::Own<kj::AsyncIoStream> streamParam, capnp::Capability::Client bootstrap)
+  Connection(kj::Own<kj::AsyncIoStream> streamParam, const Limits& limits,
+             capnp::Capability::Client bootstrap)
       : stream(kj::mv(streamParam)),
-        network(*stream, capnp::rpc::twoparty::Side::SERVER, agentReaderOptions()),
+        guard(*stream, limits),
+        network(guard, capnp::rpc::twoparty::Side::SERVER, readerOptionsFor(limits)),
         rpc(capnp::makeRpcServer(network, kj::mv(bootstrap))) {
-    rpc.setFlowLimit(FLOW_LIMIT_WORDS);
+    rpc.setFlowLimit(limits.flowLimitWords);
+    guard.watchQueue([this]() { return network.getCurrentQueueSize(); });
   }
+};
+
+// A connection on its way through TLS and the admission preamble.
+struct Admission {
+  kj::Own<kj::AsyncIoStream> stream;
+  kj::String peer;
 };
 
 // stdin and stdout as one stream, for ssh, which gives the agent two pipes.
@@ -203,16 +215,19 @@ bool isLoopbackHost(kj::StringPtr host) {
   return true;
 }
 
-capnp::ReaderOptions agentReaderOptions() {
+capnp::ReaderOptions readerOptionsFor(const Limits& limits) {
   capnp::ReaderOptions options;
-  // One maximal write (MAX_TRANSFER of data) plus the same again of headroom.
-  options.traversalLimitInWords = (2 * MAX_TRANSFER) / sizeof(capnp::word);
-  options.nestingLimit = 64;
+  options.traversalLimitInWords = limits.traversalLimitWords;
+  options.nestingLimit = limits.nestingLimit;
   return options;
 }
 
+capnp::ReaderOptions agentReaderOptions() { return readerOptionsFor(Limits()); }
+
 Listener::Listener(kj::AsyncIoContext& io, AgentContext& agent, const AgentOptions& options)
     : io(io), agent(agent), options(options), tasks(*this) {}
+
+void Listener::useTls(kj::TlsContext& context) { tls = context; }
 
 Listener::~Listener() noexcept(false) {
   KJ_IF_MAYBE(path, createdSocket) {
@@ -229,15 +244,21 @@ kj::Maybe<kj::StringPtr> Listener::unixPath() const {
 
 kj::Promise<void> Listener::serve(kj::Own<kj::AsyncIoStream> stream, kj::String peer) {
   ++connections;
+  return serveAdmitted(kj::mv(stream), kj::mv(peer),
+                       io.provider->getTimer().now() + options.handshakeTimeout);
+}
+
+kj::Promise<void> Listener::serveAdmitted(kj::Own<kj::AsyncIoStream> stream, kj::String peer,
+                                          kj::TimePoint deadline) {
   options.log.info("{}: connected", peer.cStr());
   auto bootstrap = kj::heap<AgentImpl>(agent, options, kj::heapString(peer));
   // A peer that never completes a handshake (silent, or refused and lingering) is dropped. The
-  // join decides first which came first, so the timer is gone once the handshake is done.
-  auto deadline =
+  // race is decided first: a handshake cancels the timer for good (joining "never done" with the
+  // timer instead would let the timer end every session at the deadline).
+  auto deadlinePassed =
       bootstrap->whenHandshaken()
           .then([]() { return false; })
-          .exclusiveJoin(io.provider->getTimer().afterDelay(options.handshakeTimeout).then(
-              []() { return true; }))
+          .exclusiveJoin(io.provider->getTimer().atTime(deadline).then([]() { return true; }))
           .then([this, peer = kj::heapString(peer)](bool timedOut) -> kj::Promise<void> {
             if (!timedOut) {
               return kj::NEVER_DONE;
@@ -245,16 +266,120 @@ kj::Promise<void> Listener::serve(kj::Own<kj::AsyncIoStream> stream, kj::String 
             options.log.warn("{}: no handshake within the timeout: dropped", peer.cStr());
             return kj::READY_NOW;
           });
-  auto connection = kj::heap<Connection>(kj::mv(stream), kj::mv(bootstrap));
-  auto disconnected = connection->network.onDisconnect();
+  auto connection = kj::heap<Connection>(kj::mv(stream), agent.limits, kj::mv(bootstrap));
+  auto& guard = connection->guard;
+  auto disconnected = connection->network.onDisconnect().then(
+      [this, &guard, who = kj::heapString(peer)]() {
+        KJ_IF_MAYBE(why, guard.failure()) {
+          options.log.warn("{}: dropped: {}", who.cStr(), why->cStr());
+        }
+      });
   // Destroying the connection drops every capability it exported: each Node closes its fd, and
   // in-flight worker calls are cancelled.
-  return disconnected.exclusiveJoin(kj::mv(deadline))
+  auto endedLong = guard.whenPeerEnded()
+                       .then([this]() {
+                         return io.provider->getTimer().afterDelay(agent.limits.endGraceSeconds *
+                                                                   kj::SECONDS);
+                       })
+                       .then([this, who = kj::heapString(peer)]() {
+                         options.log.warn("{}: the peer has hung up, but its session did not "
+                                          "end within {} s: dropped", who.cStr(),
+                                          agent.limits.endGraceSeconds);
+                       });
+  return disconnected.exclusiveJoin(kj::mv(deadlinePassed))
+      .exclusiveJoin(kj::mv(endedLong))
       .attach(kj::mv(connection))
       .then([this, peer = kj::mv(peer)]() {
     --connections;
     options.log.info("{}: disconnected; its session and files are closed", peer.cStr());
   });
+}
+
+kj::String Listener::refusalFor(kj::ArrayPtr<const kj::byte> token) {
+  KJ_IF_MAYBE(expected, options.token) {
+    if (!tokensEqual(token, expected->asBytes())) {
+      return kj::str("bad token: present the content of the agent's --token-file "
+                     "(sbrun --token-file FILE)");
+    }
+  }
+  if (connections >= agent.limits.maxSessions) {
+    return kj::str("the agent already serves its maximum of ", agent.limits.maxSessions,
+                   " sessions (sbagent --max-sessions); try again when one has ended");
+  }
+  return kj::str();
+}
+
+kj::Promise<void> Listener::admit(kj::Own<kj::AsyncIoStream> raw, kj::String peer) {
+  if (pending >= agent.limits.maxPending) {
+    options.log.warn("{}: dropped: {} connections are already in their handshake", peer.cStr(),
+                     pending);
+    return kj::READY_NOW;  // dropping `raw` closes it
+  }
+  ++pending;
+  auto& timer = io.provider->getTimer();
+  kj::TimePoint deadline = timer.now() + options.handshakeTimeout;
+  auto state = kj::heap<Admission>();
+  state->peer = kj::mv(peer);
+  Admission& st = *state;
+
+  kj::Promise<void> secured = nullptr;
+  KJ_IF_MAYBE(t, tls) {
+    secured = t->wrapServer(kj::AuthenticatedStream{kj::mv(raw),
+                                                    kj::UnknownPeerIdentity::newInstance()})
+                  .then(
+                      [&st](kj::AuthenticatedStream s) {
+                        auto& id = kj::downcast<kj::TlsPeerIdentity>(*s.peerIdentity);
+                        if (id.hasCertificate()) {
+                          st.peer = kj::str(st.peer, " (certificate CN=", id.getCommonName(),
+                                            ")");
+                        }
+                        st.stream = kj::mv(s.stream);
+                      },
+                      [](kj::Exception&& e) {
+                        failClearly(describeTlsFailure(e, TlsRole::AGENT).cStr());
+                      });
+  } else {
+    st.stream = kj::mv(raw);
+    secured = kj::READY_NOW;
+  }
+  auto admitted =
+      secured.then([&st]() { return readPreamble(*st.stream); })
+          .then([this, &st](kj::Array<kj::byte> token) {
+            kj::String refusal = refusalFor(token);
+            if (refusal.size() == 0) {
+              ++connections;  // taken now: two clients admitted at once must not both fit
+            }
+            return answerPreamble(*st.stream, refusal)
+                .then([refusal = kj::mv(refusal)]() mutable { return kj::mv(refusal); },
+                      [this, ok = refusal.size() == 0](kj::Exception&& e) -> kj::String {
+                        if (ok) {
+                          --connections;
+                        }
+                        kj::throwFatalException(kj::mv(e));
+                      });
+          });
+  auto timedOut = timer.atTime(deadline).then([this]() -> kj::String {
+    failClearly(tls != nullptr
+                    ? "no handshake within the timeout (TLS and the admission preamble)"
+                    : "no handshake within the timeout (the admission preamble)");
+  });
+  return admitted.exclusiveJoin(kj::mv(timedOut))
+      .then(
+          [this, &st, deadline](kj::String refusal) -> kj::Promise<void> {
+            --pending;
+            if (refusal.size() > 0) {
+              options.log.warn("{}: refused: {}", st.peer.cStr(), refusal.cStr());
+              return kj::READY_NOW;
+            }
+            return serveAdmitted(kj::mv(st.stream), kj::mv(st.peer), deadline);
+          },
+          [this, &st](kj::Exception&& e) -> kj::Promise<void> {
+            --pending;
+            options.log.warn("{}: dropped before admission: {}", st.peer.cStr(),
+                             e.getDescription().cStr());
+            return kj::READY_NOW;
+          })
+      .attach(kj::mv(state));
 }
 
 kj::Promise<void> Listener::serveStdio() {
@@ -335,11 +460,12 @@ kj::Promise<void> Listener::listen(const ListenAddress& address, kj::String& bou
     for (auto* ai = res.list; ai != nullptr; ai = ai->ai_next) {
       loopback = loopback && isLoopbackSockaddr(ai->ai_addr);
     }
-    if (!loopback && options.token == nullptr) {
+    if (!loopback && tls == nullptr) {
       failClearly(fmt::format(
-          "refusing to listen on tcp://{}:{} without --token-file: anyone who can reach a "
-          "non-loopback address could act on this machine. Add --token-file FILE (and give sbrun "
-          "the same token), or listen on 127.0.0.1, [::1] or a unix: socket",
+          "refusing to listen on tcp://{}:{} without TLS: anyone who can reach a non-loopback "
+          "address could act on this machine. Add --tls-cert, --tls-key and --tls-ca (client "
+          "certificates signed by that CA are then required; --token-file adds a shared "
+          "secret), or listen on 127.0.0.1, [::1] or a unix: socket",
           address.host.cStr(), address.port));
     }
     auto* ai = res.list;
@@ -365,11 +491,20 @@ kj::Promise<void> Listener::listen(const ListenAddress& address, kj::String& bou
 }
 
 kj::Promise<void> Listener::acceptLoop() {
-  return receiver->accept().then([this](kj::Own<kj::AsyncIoStream> stream) {
-    kj::String peer = describePeer(*stream);
-    tasks.add(serve(kj::mv(stream), kj::mv(peer)));
-    return acceptLoop();
-  });
+  return receiver->accept().then(
+      [this](kj::Own<kj::AsyncIoStream> stream) {
+        kj::String peer = describePeer(*stream);
+        tasks.add(admit(kj::mv(stream), kj::mv(peer)));
+        return acceptLoop();
+      },
+      [this](kj::Exception&& e) {
+        // Out of file descriptors (EMFILE, ENFILE) or memory: the clients already served go on,
+        // and accepting resumes once something was released.
+        options.log.warn("accept failed: {}; retrying in 1 s", e.getDescription().cStr());
+        return io.provider->getTimer().afterDelay(1 * kj::SECONDS).then([this]() {
+          return acceptLoop();
+        });
+      });
 }
 
 void Listener::taskFailed(kj::Exception&& exception) {

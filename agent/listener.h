@@ -1,11 +1,19 @@
 // Listener: the agent's transports (DESIGN D8). It parses --listen addresses, opens the unix or
 // TCP socket, serves one connection per client, or one session over stdin/stdout (--stdio, used
 // by ssh and by sbrun's embedded default), and runs capnp's two-party RPC on each connection
-// with the agent's limits (PITFALLS #20): a traversal limit that admits one maximal transfer, a
-// per-connection flow limit, and capability bootstrap through `Agent` only.
+// with the agent's limits (resource_limits.h, PITFALLS #20): frames read by MessageGuard
+// (segment count, message size, exception types checked before capnp sees them), a traversal
+// and nesting limit, a per-connection flow limit, backpressure on unsent answers, and
+// capability bootstrap through `Agent` only.
+//
+// A connection accepted by a listening agent is *admitted* before any Cap'n Proto byte is read:
+// TLS first when the agent has --tls-cert (kj-tls, client certificate required and verified
+// against --tls-ca), then the admission preamble (preamble.h: the token, --max-sessions), all
+// within --handshake-timeout. At most Limits::maxPending connections may be in that stage at
+// once. --stdio connections skip admission: ssh, or sbrun's socketpair, decided who talks.
 //
 // Policy that belongs to listening lives here too: a TCP address off loopback is refused unless
-// the agent requires a token.
+// the agent uses TLS.
 
 #pragma once
 
@@ -13,7 +21,9 @@
 #include <kj/string.h>
 
 #include <capnp/message.h>
+#include <kj/compat/tls.h>
 
+#include "resource_limits.h"
 #include "node.h"
 #include "session.h"
 
@@ -34,7 +44,9 @@ kj::Maybe<ListenAddress> parseListenAddress(kj::StringPtr text, kj::String& erro
 // True when every address `host` resolves to is a loopback address.
 bool isLoopbackHost(kj::StringPtr host);
 
-// Reader limits for messages from the tracer: one maximal write plus headroom.
+// Reader limits for messages from the tracer (traversal and nesting, from Limits).
+capnp::ReaderOptions readerOptionsFor(const Limits& limits);
+// The same for the default Limits.
 capnp::ReaderOptions agentReaderOptions();
 
 class Listener final: private kj::TaskSet::ErrorHandler {
@@ -42,8 +54,17 @@ public:
   Listener(kj::AsyncIoContext& io, AgentContext& agent, const AgentOptions& options);
   ~Listener() noexcept(false);
 
-  // Serves RPC on `stream` until the peer disconnects.
+  // Connections accepted from now on go through TLS with `context` (owned by the caller) before
+  // the preamble. Call before listen().
+  void useTls(kj::TlsContext& context);
+
+  // Serves RPC on `stream` until the peer disconnects, without admission (stdio, tests, the
+  // fuzzer): the handshake must come within the handshake timeout.
   kj::Promise<void> serve(kj::Own<kj::AsyncIoStream> stream, kj::String peer);
+
+  // Admits a connection (TLS if configured, the preamble, the session limit) and serves it.
+  // Whatever goes wrong before RPC is logged and closes the connection; the promise never fails.
+  kj::Promise<void> admit(kj::Own<kj::AsyncIoStream> stream, kj::String peer);
 
   // Serves one connection over fd 0/1: the same socket on both (sbrun's socketpair) or two
   // one-way pipes (ssh).
@@ -57,7 +78,9 @@ public:
   // The unix socket path this listener created (to remove on exit), if any.
   kj::Maybe<kj::StringPtr> unixPath() const;
 
+  // Connections served (admitted, or stdio), and connections still being admitted.
   size_t connectionCount() const { return connections; }
+  size_t pendingCount() const { return pending; }
 
 private:
   kj::AsyncIoContext& io;
@@ -66,8 +89,14 @@ private:
   kj::TaskSet tasks;
   kj::Own<kj::ConnectionReceiver> receiver;
   kj::Maybe<kj::String> createdSocket;
+  kj::Maybe<kj::TlsContext&> tls;
   size_t connections = 0;
+  size_t pending = 0;
 
+  kj::Promise<void> serveAdmitted(kj::Own<kj::AsyncIoStream> stream, kj::String peer,
+                                  kj::TimePoint deadline);
+  // Why a client that presented `token` is refused ("" when admitted).
+  kj::String refusalFor(kj::ArrayPtr<const kj::byte> token);
   kj::Promise<void> acceptLoop();
   void taskFailed(kj::Exception&& exception) override;
 };

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <malloc.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -19,10 +20,13 @@
 #include "confinement.h"
 #include "executor.h"
 #include "identity.h"
+#include "landlock.h"
+#include "resource_limits.h"
 #include "listener.h"
 #include "log.h"
 #include "process.h"
 #include "session.h"
+#include "tls_setup.h"
 
 namespace sb {
 namespace {
@@ -37,6 +41,32 @@ constexpr const char* VERSION = "sbagent 0.1.0 (splitbrain protocol 1)";
 void keepMessageMemory() {
   mallopt(M_MMAP_THRESHOLD, 256 << 20);
   mallopt(M_TRIM_THRESHOLD, 512 << 20);
+}
+
+// Sessions hold fds for their clients (up to --max-fds each): the soft limit (often 1024) would
+// make the agent itself run out long before that. The hard limit is what the administrator
+// allows.
+void raiseFdLimit(const Log& log) {
+  struct rlimit limit;
+  if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = limit.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &limit) < 0) {
+      log.warn("cannot raise the open-file limit to {}: {}", limit.rlim_max, strerror(errno));
+    }
+  }
+}
+
+// A positive count for --max-* options.
+kj::MainBuilder::Validity parseCount(kj::StringPtr option, kj::StringPtr text, size_t& out) {
+  char* end = nullptr;
+  errno = 0;
+  unsigned long long value = strtoull(text.cStr(), &end, 10);
+  if (text.size() == 0 || *end != '\0' || errno != 0 || value == 0 || value > (1u << 30) ||
+      text[0] == '-') {
+    return kj::str(option, " ", text, ": expected a positive number");
+  }
+  out = size_t(value);
+  return true;
 }
 
 class AgentMain {
@@ -58,7 +88,7 @@ public:
             "Accept any number of concurrent clients on <address>: unix:PATH (a stale socket "
             "at PATH is replaced, a live one is an error) or tcp://HOST:PORT (tcp://[::1]:PORT "
             "for IPv6; port 0 picks a free port, printed on stderr). A HOST that is not "
-            "loopback is refused unless --token-file is given.")
+            "loopback is refused unless TLS is on (--tls-cert, --tls-key, --tls-ca).")
         .addOptionWithArg({"root"}, KJ_BIND_METHOD(*this, setRoot), "<dir>",
             "Confine every path to <dir>: `..`, absolute paths and symlinks resolve inside it "
             "and magic links (/proc/PID/root ...) are refused (openat2 RESOLVE_IN_ROOT). "
@@ -69,15 +99,35 @@ public:
             "truncate, fallocate, xattr changes, write, copy.")
         .addOptionWithArg({"token-file"}, KJ_BIND_METHOD(*this, setTokenFile), "<file>",
             "Require every handshake to present exactly the content of <file> (one trailing "
-            "newline is ignored); a mismatch is refused and logged as \"bad token\".")
+            "newline is ignored); a mismatch is refused and logged as \"bad token\". On a "
+            "--listen socket the token is checked before any Cap'n Proto message is read.")
+        .addOptionWithArg({"tls-cert"}, KJ_BIND_METHOD(*this, setTlsCert), "<file>",
+            "TLS for tcp:// (with --tls-key and --tls-ca): the agent's certificate (PEM, leaf "
+            "first). It must name the host clients write in their URL.")
+        .addOptionWithArg({"tls-key"}, KJ_BIND_METHOD(*this, setTlsKey), "<file>",
+            "The private key of --tls-cert (PEM, unencrypted; chmod 600).")
+        .addOptionWithArg({"tls-ca"}, KJ_BIND_METHOD(*this, setTlsCa), "<file>",
+            "The CA (PEM; several allowed) whose client certificates are accepted: every client "
+            "must present a certificate it signed, verified in the TLS handshake before "
+            "anything else is read. The system trust store is never used.")
+        .addOptionWithArg({"max-sessions"}, KJ_BIND_METHOD(*this, setMaxSessions), "<n>",
+            "Serve at most <n> sessions at once (default 64); a client past that is refused with "
+            "a message it prints.")
+        .addOptionWithArg({"max-fds"}, KJ_BIND_METHOD(*this, setMaxFds), "<n>",
+            "At most <n> open files, directories and pipes per session (default 4096); past "
+            "that, opens answer EMFILE.")
+        .addOptionWithArg({"max-procs"}, KJ_BIND_METHOD(*this, setMaxProcs), "<n>",
+            "At most <n> running programs per session (default 256); past that, running "
+            "another answers EAGAIN.")
         .addOptionWithArg({"hostname"}, KJ_BIND_METHOD(*this, setHostname), "<name>",
             "Run in new UTS and mount namespaces with hostname <name> (a user namespace first "
             "when not root), so clients see a visibly different machine. Fails clearly when "
             "namespaces are not available.")
         .addOptionWithArg({"handshake-timeout"}, KJ_BIND_METHOD(*this, setHandshakeTimeout),
             "<seconds>",
-            "Drop a connection that has not completed a handshake within <seconds> (default "
-            "10): a silent or refused peer cannot hold a connection open.")
+            "Drop a connection that has not completed its handshake (TLS, token, protocol) "
+            "within <seconds> (default 10): a silent or refused peer cannot hold a connection "
+            "open.")
         .addOptionWithArg({"ready-fd"}, KJ_BIND_METHOD(*this, setReadyFd), "<n>",
             "Once listening, write \"ready ADDRESS\\n\" (with the real TCP port) to file "
             "descriptor <n> and close it, so a script or test can wait for the agent.")
@@ -101,6 +151,30 @@ private:
   kj::Maybe<int> readyFd;
   bool verbose = false;
   kj::Duration handshakeTimeout = 10 * kj::SECONDS;
+  TlsFiles tlsFiles;
+  Limits limits;
+
+  kj::MainBuilder::Validity setTlsCert(kj::StringPtr file) {
+    tlsFiles.cert = kj::heapString(file);
+    return true;
+  }
+  kj::MainBuilder::Validity setTlsKey(kj::StringPtr file) {
+    tlsFiles.key = kj::heapString(file);
+    return true;
+  }
+  kj::MainBuilder::Validity setTlsCa(kj::StringPtr file) {
+    tlsFiles.ca = kj::heapString(file);
+    return true;
+  }
+  kj::MainBuilder::Validity setMaxSessions(kj::StringPtr text) {
+    return parseCount("--max-sessions", text, limits.maxSessions);
+  }
+  kj::MainBuilder::Validity setMaxFds(kj::StringPtr text) {
+    return parseCount("--max-fds", text, limits.maxNodes);
+  }
+  kj::MainBuilder::Validity setMaxProcs(kj::StringPtr text) {
+    return parseCount("--max-procs", text, limits.maxProcs);
+  }
 
   kj::MainBuilder::Validity setHandshakeTimeout(kj::StringPtr text) {
     char* end = nullptr;
@@ -202,6 +276,20 @@ private:
     if (stdio && readyFd != nullptr) {
       return "--ready-fd only applies to --listen";
     }
+    if (tlsFiles.any()) {
+      KJ_IF_MAYBE(address, listenAddress) {
+        if (address->kind != ListenAddress::Kind::TCP) {
+          return "--tls-cert/--tls-key/--tls-ca apply to --listen tcp://... only (a unix socket "
+                 "is protected by its file permissions, --stdio by its transport)";
+        }
+      } else {
+        return "--tls-cert/--tls-key/--tls-ca apply to --listen tcp://... only";
+      }
+      kj::String problem = tlsFilesProblem(tlsFiles, TlsRole::AGENT);
+      if (problem.size() > 0) {
+        return kj::mv(problem);
+      }
+    }
     kj::Maybe<kj::Exception> failure = kj::runCatchingExceptions([&]() { serve(); });
     KJ_IF_MAYBE(e, failure) {
       context.exitError(kj::str("sbagent: error: ", e->getDescription()));
@@ -225,24 +313,39 @@ private:
       confinement = Confinement::unconfined();
     }
     Log log(verbose);
+    raiseFdLimit(log);
     auto io = kj::setupAsyncIo();
     if (!stdio) {
       // Also before any thread: workers inherit the blocked mask, so these reach the loop.
       kj::UnixEventPort::captureSignal(SIGTERM);
       kj::UnixEventPort::captureSignal(SIGINT);
     }
+    // Read before Landlock, which would hide the files.
+    kj::Own<kj::TlsContext> tls;
+    if (tlsFiles.any()) {
+      tls = makeTlsContext(tlsFiles, TlsRole::AGENT);
+    }
     Executor executor(io.provider->getTimer());
     Reaper reaper(executor);
-    AgentContext agent{*confinement, executor, reaper, readOnly};
+    AgentContext agent{*confinement, executor, reaper, readOnly, limits};
     AgentOptions options{kj::mv(token), log};
     options.handshakeTimeout = handshakeTimeout;
     Listener listener(io, agent, options);
+    if (tls.get() != nullptr) {
+      listener.useTls(*tls);
+    }
+    setNoNewPrivs();
 
     KJ_IF_MAYBE(address, listenAddress) {
       kj::String bound;
       auto accepting = listener.listen(*address, bound);
-      log.warn("listening on {} (root {}{}{})", bound.cStr(), confinement->rootPath().cStr(),
-               readOnly ? ", read-only" : "", options.token != nullptr ? ", token required" : "");
+      // After the socket exists, before the first worker thread: Landlock binds this thread
+      // and what it creates later (landlock.h).
+      restrictToRoot(*confinement, listener.unixPath(), log);
+      log.warn("listening on {} (root {}{}{}{}; at most {} sessions)", bound.cStr(),
+               confinement->rootPath().cStr(), readOnly ? ", read-only" : "",
+               tls.get() != nullptr ? ", TLS with client certificates" : "",
+               options.token != nullptr ? ", token required" : "", limits.maxSessions);
       KJ_IF_MAYBE(fd, readyFd) {
         auto line = fmt::format("ready {}\n", bound.cStr());
         ssize_t n = write(*fd, line.data(), line.size());
@@ -257,6 +360,7 @@ private:
                         .wait(io.waitScope);
       log.info("stopping on signal {}", signal.si_signo);
     } else {
+      restrictToRoot(*confinement, nullptr, log);
       listener.serveStdio().wait(io.waitScope);
       log.info("stdio peer disconnected");
     }

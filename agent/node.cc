@@ -304,7 +304,11 @@ proto::Node::Client SessionState::newNode(int fd, proto::FileType& typeOut,
 NodeImpl::NodeImpl(kj::Own<SessionState> session, kj::Own<FdRef> fd, proto::FileType type,
                    bool blockingKind, kj::Maybe<kj::Own<FdRef>> exitWatch)
     : session(kj::mv(session)), fd(kj::mv(fd)), type(type), blockingKind(blockingKind),
-      exitWatch(kj::mv(exitWatch)) {}
+      exitWatch(kj::mv(exitWatch)) {
+  ++this->session->liveNodes;
+}
+
+NodeImpl::~NodeImpl() noexcept(false) { --session->liveNodes; }
 
 int NodeImpl::fdOrError() const {
   KJ_IF_MAYBE(f, fd) {
@@ -880,7 +884,11 @@ kj::Promise<void> NodeImpl::ioctl(IoctlContext context) {
   // A buffer of its own: the work may run on a worker after the request's memory is gone.
   auto buffer = kj::heapArray<kj::byte>(kj::max(size_t(in.size()), size_t(outSize)) + 1);
   memset(buffer.begin(), 0, buffer.size());
-  memcpy(buffer.begin(), in.begin(), in.size());
+  if (in.size() > 0) {
+    // An empty Data reads as a null pointer, which memcpy must not get even for 0 bytes (the
+    // fuzzer's UBSan found it).
+    memcpy(buffer.begin(), in.begin(), in.size());
+  }
   unsigned long request = static_cast<unsigned long>(params.getRequest());
   uint64_t arg = params.getArg();
   auto answer = [context](WorkResult&& w) mutable {

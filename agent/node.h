@@ -17,6 +17,7 @@
 #include <capnp/capability.h>
 #include <kj/refcount.h>
 #include <kj/io.h>
+#include <cerrno>
 #include <fcntl.h>
 #include <deque>
 #include <map>
@@ -25,6 +26,7 @@
 
 #include "confinement.h"
 #include "executor.h"
+#include "resource_limits.h"
 #include "splitbrain.capnp.h"
 
 namespace sb {
@@ -37,6 +39,7 @@ struct AgentContext {
   Executor& executor;
   Reaper& reaper;  // reaps every process any session spawned (process.h)
   bool readOnly = false;
+  Limits limits = {};
 };
 
 // An fd shared by a node and its in-flight worker calls. Worker threads drop their references,
@@ -64,6 +67,13 @@ public:
 
   AgentContext& agent;
   capnp::CapabilityServerSet<proto::Node> nodes;
+  // The session's Nodes alive now, counted by NodeImpl itself (Limits::maxNodes).
+  size_t liveNodes = 0;
+
+  // -EMFILE when `more` new nodes would pass --max-fds, else 0: call before opening.
+  int64_t nodeRoom(size_t more = 1) const {
+    return liveNodes + more > agent.limits.maxNodes ? -EMFILE : 0;
+  }
 
   // Wraps an open fd (ownership passes to the node) in a new Node of this session. `exitWatch`:
   // see NodeImpl::exitWatch.
@@ -126,6 +136,7 @@ class NodeImpl final: public proto::Node::Server {
 public:
   NodeImpl(kj::Own<SessionState> session, kj::Own<FdRef> fd, proto::FileType type,
            bool blockingKind, kj::Maybe<kj::Own<FdRef>> exitWatch = nullptr);
+  ~NodeImpl() noexcept(false);
 
   // The fd, or -EBADF after close(): for sibling nodes of this session (copyTo, renameAt).
   int fdOrError() const;

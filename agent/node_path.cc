@@ -96,6 +96,9 @@ kj::Promise<void> NodeImpl::openAt(OpenAtContext context) {
   if (r >= 0) {
     r = openHowToHost(params.getHow(), how);
   }
+  if (r >= 0) {
+    r = session->nodeRoom();  // --max-fds: EMFILE, where open(2) allocates its fd
+  }
   if (r < 0) {
     context.getResults().setResult(r);
     return kj::READY_NOW;

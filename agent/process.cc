@@ -180,6 +180,14 @@ void SessionProcesses::add(kj::Own<Child> child) {
   children = kj::mv(live);
 }
 
+size_t SessionProcesses::running() const {
+  size_t n = 0;
+  for (auto& c: children) {
+    n += c->exitInfo() == nullptr ? 1 : 0;
+  }
+  return n;
+}
+
 // ---------------------------------------------------------------------------------------------
 // ProcessImpl
 

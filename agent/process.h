@@ -105,6 +105,8 @@ public:
   KJ_DISALLOW_COPY(SessionProcesses);
 
   void add(kj::Own<Child> child);
+  // Processes not yet reaped (Limits::maxProcs).
+  size_t running() const;
 
 private:
   kj::Vector<kj::Own<Child>> children;

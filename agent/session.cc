@@ -87,6 +87,11 @@ SessionImpl::SessionImpl(kj::Own<SessionState> state): state(kj::mv(state)) {}
 
 kj::Promise<void> SessionImpl::root(RootContext context) {
   // A dup of the agent's root O_PATH fd: O_PATH fds carry no locks, so duplicating is harmless.
+  // root() has no errno to answer with; a client that asks past --max-fds gets an exception.
+  if (state->nodeRoom() < 0) {
+    failClearly(fmt::format("this session holds its maximum of {} open files (sbagent "
+                            "--max-fds)", state->agent.limits.maxNodes));
+  }
   int fd;
   KJ_SYSCALL(fd = fcntl(state->agent.confinement.rootFd(), F_DUPFD_CLOEXEC, 0),
              "cannot duplicate the root directory fd; is the agent out of file descriptors?");
@@ -105,6 +110,9 @@ kj::Promise<void> SessionImpl::openPath(OpenPathContext context) {
   auto results = context.getResults();
   kj::String path;
   int64_t r = pathFromWire(context.getParams().getPath(), path);
+  if (r >= 0) {
+    r = state->nodeRoom();  // --max-fds
+  }
   if (r >= 0) {
     struct open_how how;
     memset(&how, 0, sizeof(how));
@@ -128,6 +136,14 @@ kj::Promise<void> SessionImpl::releaseOwner(ReleaseOwnerContext context) {
 }
 
 kj::Promise<void> SessionImpl::spawn(SpawnContext context) {
+  // --max-procs answers as fork(2) does at RLIMIT_NPROC; --max-fds as open(2) (up to three
+  // pipes become nodes).
+  int64_t refused = processes.running() >= state->agent.limits.maxProcs ? -EAGAIN
+                                                                        : state->nodeRoom(3);
+  if (refused < 0) {
+    context.getResults().setResult(refused);
+    return kj::READY_NOW;
+  }
   return sb::spawn(*state, processes, kj::mv(context));
 }
 

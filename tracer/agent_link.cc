@@ -19,6 +19,8 @@
 #include <kj/debug.h>
 #include <kj/vector.h>
 
+#include "preamble.h"
+
 namespace sb {
 
 capnp::ReaderOptions rpcReaderOptions() {
@@ -468,14 +470,17 @@ kj::Promise<kj::Own<kj::AsyncIoStream>> AgentLink::openStream() {
                                    url_.host.findFirst(':') != nullptr ? "]" : "", ":",
                                    url_.port);
       // An address that swallows SYNs must not hang sbrun: connect() bounds the whole of it.
+      // A listening agent admits a client before any RPC: TLS (tcp:// with --tls-ca), then
+      // the token preamble (src/preamble.h).
+      kj::Maybe<kj::TlsContext&> tls = url_.kind == TargetUrl::Kind::TCP ? tls_ : nullptr;
       return io_->provider->getNetwork()
           .parseAddress(address)
           .then([](kj::Own<kj::NetworkAddress> addr) {
             return addr->connect().attach(kj::mv(addr));
           })
-          .then([this](kj::Own<kj::AsyncIoStream> stream) {
-            tuneTcp(*stream, options_.heartbeat);
-            return kj::mv(stream);
+          .then([this, tls](kj::Own<kj::AsyncIoStream> stream) mutable {
+            tuneTcp(*stream, options_.heartbeat);  // On the socket itself, before any TLS.
+            return admitAsClient(kj::mv(stream), tls, url_.host, token_.asBytes());
           });
     }
   }

@@ -29,6 +29,7 @@
 
 #include <capnp/rpc-twoparty.h>
 #include <kj/async-io.h>
+#include <kj/compat/tls.h>
 #include <kj/function.h>
 #include <sys/types.h>
 
@@ -48,6 +49,9 @@ class AgentLink final : public kj::TaskSet::ErrorHandler {
   AgentLink(TargetUrl url, kj::String name, kj::String token, ReconnectOptions reconnect = {});
   ~AgentLink();
   KJ_DISALLOW_COPY(AgentLink);
+
+  // TLS for a tcp:// target (the context outlives the link). Call before connect().
+  void useTls(kj::TlsContext& context) { tls_ = context; }
 
   // Connects and handshakes, the first time. Throws a kj::Exception whose description says what
   // to do when the agent cannot be reached or refuses us. Reconnects later the same way.
@@ -108,6 +112,7 @@ class AgentLink final : public kj::TaskSet::ErrorHandler {
   ReconnectOptions options_;
   kj::AsyncIoContext* io_ = nullptr;
   kj::String agentPath_;
+  kj::Maybe<kj::TlsContext&> tls_;
   // The child process (embedded agent, ssh, or `sh -c COMMAND`); -1 when there is none or it
   // has been reaped.
   pid_t agentPid_ = -1;

@@ -40,6 +40,10 @@ Targets:
                         Default: local. Names default to target1, target2, ...
                         Connecting and the handshake must finish within 10 s.
   --token-file FILE     present FILE's content to the agents (for agents with --token-file)
+  --tls-ca FILE         speak TLS to every tcp:// target and trust only the CA in FILE (PEM)
+                        for the agent's certificate, which must name the URL's HOST
+  --tls-cert FILE       the client certificate (PEM) to present; agents with TLS require one
+  --tls-key FILE        its private key (PEM, unencrypted)
 
 When a target goes away (B reboots, the agent dies, the link breaks):
   --on-disconnect=fail  (default) calls fail at once with EIO while it is away; each new
@@ -155,10 +159,14 @@ Options parseOptions(int argc, char** argv) {
     OPT_TARGET = 1000, OPT_TOKEN, OPT_MODE, OPT_REMOTE, OPT_LOCAL, OPT_FALLBACK, OPT_PRINT_RULES,
     OPT_REMOTE_CWD, OPT_VERSION, OPT_TRACE, OPT_STATS, OPT_STATS_FORMAT, OPT_CONTROL_FD,
     OPT_STATUS_FD, OPT_PID, OPT_ON_DISCONNECT, OPT_RECONNECT_TIMEOUT, OPT_HEARTBEAT,
+    OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CA,
   };
   static const struct option LONG[] = {
       {"target", required_argument, nullptr, OPT_TARGET},
       {"token-file", required_argument, nullptr, OPT_TOKEN},
+      {"tls-cert", required_argument, nullptr, OPT_TLS_CERT},
+      {"tls-key", required_argument, nullptr, OPT_TLS_KEY},
+      {"tls-ca", required_argument, nullptr, OPT_TLS_CA},
       {"mode", required_argument, nullptr, OPT_MODE},
       {"remote", required_argument, nullptr, OPT_REMOTE},
       {"local", required_argument, nullptr, OPT_LOCAL},
@@ -199,6 +207,9 @@ Options parseOptions(int argc, char** argv) {
         break;
       }
       case OPT_TOKEN: o.tokenFile = kj::str(optarg); break;
+      case OPT_TLS_CERT: o.tls.cert = kj::str(optarg); break;
+      case OPT_TLS_KEY: o.tls.key = kj::str(optarg); break;
+      case OPT_TLS_CA: o.tls.ca = kj::str(optarg); break;
       case OPT_MODE:
         if (kj::StringPtr(optarg) == "remote") {
           o.startRemote = true;
@@ -287,6 +298,20 @@ Options parseOptions(int argc, char** argv) {
   }
   if (o.targets.empty()) {
     o.targets.add(parseTargetUrl("local"));
+  }
+  if (o.tls.any()) {
+    kj::String problem = tlsFilesProblem(o.tls, TlsRole::CLIENT);
+    if (problem.size() > 0) {
+      usageError(problem);
+    }
+    bool anyTcp = false;
+    for (auto& t: o.targets) {
+      anyTcp = anyTcp || t.kind == TargetUrl::Kind::TCP;
+    }
+    if (!anyTcp) {
+      usageError("--tls-ca/--tls-cert/--tls-key apply to tcp:// targets, and there is none "
+                 "(ssh:// and exec: bring their own transport security)");
+    }
   }
   // Names: explicit ones are kept; unnamed targets get target1, target2, ...
   for (size_t i = 0; i < o.targets.size(); ++i) {

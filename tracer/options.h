@@ -12,6 +12,7 @@
 
 #include "path_rules.h"
 #include "target_url.h"
+#include "tls_setup.h"
 
 namespace sb {
 
@@ -37,6 +38,7 @@ constexpr int EXIT_NOT_FOUND = 127;
 struct Options {
   kj::Vector<TargetUrl> targets;  // Named: "NAME=" or target1, target2...
   kj::String tokenFile;
+  TlsFiles tls;                   // --tls-cert/--tls-key/--tls-ca: for every tcp:// target
   bool startRemote = true;        // --mode remote|local
   kj::Vector<std::pair<Placement, kj::String>> userRules;
   bool printRules = false;

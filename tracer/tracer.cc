@@ -254,9 +254,15 @@ void Tracer::connectTargets(kj::WaitScope& ws) {
   char here[4096];
   kj::StringPtr localCwd = getcwd(here, sizeof(here)) ? kj::StringPtr(here) : "/";
   initialFs = kj::refcounted<FsContext>();
+  if (options_.tls.any()) {
+    tls_ = makeTlsContext(options_.tls, TlsRole::CLIENT);
+  }
   for (auto& url : options_.targets) {
     auto link = kj::heap<AgentLink>(parseTargetUrl(url.text), kj::str(url.name), kj::str(token),
                                     options_.reconnect);
+    if (tls_.get() != nullptr && url.kind == TargetUrl::Kind::TCP) {
+      link->useTls(*tls_);
+    }
     link->connect(io, agentPath).wait(ws);
     auto w = link->welcome();
     verbose(kj::str("target '", link->name(), "': ", w.getUname().getNodename(), " (",

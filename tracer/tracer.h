@@ -274,6 +274,8 @@ class Tracer {
   kj::AsyncIoContext& io;
   Options& options_;
   PathRules rules_;
+  // TLS for tcp:// targets (--tls-*); declared before the links, which use it.
+  kj::Own<kj::TlsContext> tls_;
   kj::Vector<kj::Own<AgentLink>> targets_;
   SeccompFilter filter;
   kj::Own<FsContext> initialFs;

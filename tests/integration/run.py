@@ -3257,6 +3257,9 @@ def build_cases():
     cases["net-http"] = (case_net_http, True)
     cases["net-ip-addr"] = (case_net_ip_addr, True)
     cases["net-read-only"] = (case_net_read_only, True)
+    # The agent's defences (issue 7): TLS, admission, limits, garbage on the wire.
+    import security_cases
+    security_cases.register(cases, sys.modules[__name__])
     return cases
 
 

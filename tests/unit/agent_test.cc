@@ -37,6 +37,7 @@
 #include "listener.h"
 #include "log.h"
 #include "node.h"
+#include "preamble.h"
 #include "process.h"
 #include "session.h"
 
@@ -1576,6 +1577,7 @@ TEST_CASE("the agent listens on a unix socket, replaces a stale one and serves r
   CHECK(bound == kj::str("unix:", sock.c_str()));
   auto conn = f.io.provider->getNetwork().parseAddress(kj::str("unix:", sock.c_str()))
                   .wait(f.ws)->connect().wait(f.ws);
+  presentToken(*conn, nullptr).wait(f.ws);  // a listening agent admits before RPC
   capnp::TwoPartyClient client(*conn);
   auto agent = client.bootstrap().castAs<proto::Agent>();
   auto req = agent.handshakeRequest();

@@ -1,0 +1,51 @@
+// Limits: what one connection, and one session, may make the agent hold (issue 7, PITFALLS #20).
+// (Not named limits.h: this directory is on the include path, and that would shadow <limits.h>.)
+// An authenticated client is trusted to act on the files, not to exhaust the agent: every
+// resource a peer's bytes can make the agent allocate has a bound here, and going past it gives
+// the tracee the errno the kernel would give (EMFILE, EAGAIN) or drops the connection, never an
+// agent crash.
+
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "host_wire.h"
+
+namespace sb {
+
+struct Limits {
+  // --max-sessions: connections admitted at once (past the preamble); more are refused with a
+  // sentence the client prints.
+  size_t maxSessions = 64;
+  // Connections still in their TLS handshake or admission preamble. Counted apart from the
+  // sessions, so that strangers who never finish a handshake cannot take the session slots.
+  size_t maxPending = 64;
+  // --max-fds: Nodes (open files, directories, pipes) one session holds; openat, openPath and
+  // spawn answer EMFILE past it, as open(2) does past RLIMIT_NOFILE.
+  size_t maxNodes = 4096;
+  // --max-procs: processes one session has running (spawned, not yet reaped); spawn answers
+  // EAGAIN past it, as fork(2) does past RLIMIT_NPROC.
+  size_t maxProcs = 256;
+
+  // The largest message the agent reads: one maximal write (MAX_TRANSFER) plus room for the
+  // rest of the call. Checked from the frame's segment table, before anything is allocated.
+  uint64_t maxMessageWords = (MAX_TRANSFER + (1 << 20)) / 8;
+  // At most this many segments per message (capnp's own limit is 512; our messages have a few).
+  uint32_t maxSegments = 64;
+  // Reader limits: every pointer traversal counts, so amplification (far pointers and lists of
+  // structs that point at the same bytes again and again) stops at this many words per message.
+  uint64_t traversalLimitWords = (2 * MAX_TRANSFER) / 8;
+  int nestingLimit = 64;
+  // Calls in flight per connection (RpcSystem::setFlowLimit): past this many words of requests
+  // without an answer, the agent stops reading from the connection.
+  uint64_t flowLimitWords = (2 * MAX_TRANSFER) / 8;
+  // Answers written but not yet taken by the peer: past this the agent stops reading new
+  // requests, so a client that never reads cannot grow the agent's memory.
+  size_t maxUnsentBytes = 2 * MAX_TRANSFER;
+  // After the peer's last byte (EOF, or input the guard refused), the session has this long to
+  // send its last answers and end; then it is dropped, whatever the RPC layer is waiting for.
+  uint32_t endGraceSeconds = 5;
+};
+
+}  // namespace sb

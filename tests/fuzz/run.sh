@@ -1,0 +1,30 @@
+#!/bin/sh
+# Runs the agent fuzz target for SB_FUZZ_SECONDS (default 60) from a fresh seed corpus plus
+# whatever earlier runs left in $SB_FUZZ_CORPUS (default: tests/fuzz/corpus in the build
+# directory), and fails if libFuzzer finds a crash, a leak, a sanitizer report or a hang.
+#
+#   tests/fuzz/run.sh build-fuzz/tests/fuzz/fuzz_agent            # the CI smoke run
+#   SB_FUZZ_SECONDS=3600 tests/fuzz/run.sh build-fuzz/tests/fuzz/fuzz_agent -jobs=2 -workers=2
+#
+# Findings (crash-*, leak-*, timeout-*) are written to $SB_FUZZ_ARTIFACTS (default: findings/
+# next to the target); reproduce one with `fuzz_agent FILE`. As root the target runs as nobody
+# (fuzz_agent.cc says why), so these directories are handed to nobody.
+set -eu
+target=$(realpath "$1")
+shift
+seconds=${SB_FUZZ_SECONDS:-60}
+dir=$(dirname "$target")
+corpus=${SB_FUZZ_CORPUS:-$dir/corpus}
+seeds=$dir/seeds
+artifacts=${SB_FUZZ_ARTIFACTS:-$dir/findings}
+rm -rf "$seeds"
+mkdir -p "$corpus" "$artifacts" "$seeds"
+if [ "$(id -u)" = 0 ]; then
+  chown -R 65534:65534 "$corpus" "$artifacts" "$seeds"
+fi
+SB_FUZZ_SEEDS=$seeds "$target"
+echo "fuzz_agent: $(ls "$seeds" | wc -l) seeds, $(ls "$corpus" | wc -l) corpus entries, ${seconds} s"
+# -timeout: one input may take this long (an agent call that blocks until cancelled counts).
+# -rss_limit_mb: ASan's shadow and quarantine plus the agent's own buffers.
+exec "$target" -max_total_time="$seconds" -max_len=65536 -timeout=30 -rss_limit_mb=4096 \
+  -print_final_stats=1 -artifact_prefix="$artifacts/" "$@" "$corpus" "$seeds"
