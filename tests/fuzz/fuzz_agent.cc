@@ -285,11 +285,29 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                      .eagerlyEvaluate(nullptr);
   auto buffer = kj::heapArray<kj::byte>(1 << 16);
   auto draining = drain(client, buffer).catch_([](kj::Exception&&) {}).eagerlyEvaluate(nullptr);
-  // The agent must end the session once the input ends: a hang is a finding.
+  // The agent must end the session once the input ends: a hang is a finding. The agent itself
+  // drops a session that lingers Limits::endGraceSeconds after its peer hung up; such inputs are
+  // kept as stall-* next to the findings (SB_FUZZ_STALLS=DIR), since they show a call or an RPC
+  // state that outlives its connection.
+  auto started = io.provider->getTimer().now();
   bool finished = done.then([]() { return true; })
                       .exclusiveJoin(io.provider->getTimer().afterDelay(20 * kj::SECONDS).then(
                           []() { return false; }))
                       .wait(io.waitScope);
+  auto took = io.provider->getTimer().now() - started;
+  if (const char* stalls = getenv("SB_FUZZ_STALLS")) {
+    if (finished && took >= (world->agent.limits.endGraceSeconds - 1) * kj::SECONDS) {
+      static int n = 0;
+      auto path = std::string(stalls) + "/stall-" + std::to_string(getpid()) + "-" +
+                  std::to_string(n++);
+      if (FILE* f = fopen(path.c_str(), "wb")) {
+        fwrite(data, 1, size, f);
+        fclose(f);
+        fprintf(stderr, "fuzz_agent: the session took %lld ms to end: input kept as %s\n",
+                (long long)(took / kj::MILLISECONDS), path.c_str());
+      }
+    }
+  }
   if (!finished) {
     fprintf(stderr,
             "fuzz_agent: the agent did not end the session within 20 s of EOF (connections %zu, "

@@ -26,5 +26,6 @@ SB_FUZZ_SEEDS=$seeds "$target"
 echo "fuzz_agent: $(ls "$seeds" | wc -l) seeds, $(ls "$corpus" | wc -l) corpus entries, ${seconds} s"
 # -timeout: one input may take this long (an agent call that blocks until cancelled counts).
 # -rss_limit_mb: ASan's shadow and quarantine plus the agent's own buffers.
+export SB_FUZZ_STALLS="$artifacts"
 exec "$target" -max_total_time="$seconds" -max_len=65536 -timeout=30 -rss_limit_mb=4096 \
   -print_final_stats=1 -artifact_prefix="$artifacts/" "$@" "$corpus" "$seeds"
