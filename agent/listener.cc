@@ -199,7 +199,7 @@ kj::Maybe<ListenAddress> parseListenAddress(kj::StringPtr text, kj::String& erro
   return nullptr;
 }
 
-bool isLoopbackHost(kj::StringPtr host) {
+bool resolvesOnlyToLoopback(kj::StringPtr host) {
   struct addrinfo hints;
   memset(&hints, 0, sizeof(hints));
   hints.ai_socktype = SOCK_STREAM;

@@ -126,11 +126,10 @@ kj::Promise<Outcome> hMmap(Call& c) {
     return status.then([&c, &target, file = kj::mv(file), st = kj::mv(st), length, offset, prot,
                         flags](auto fl) mutable -> kj::Promise<Outcome> {
       if (fl.getResult() < 0) {
-        // O_PATH descriptions cannot be mapped (the kernel's fget refuses them).
-        return done(fl.getResult() == -EBADF ? -EBADF : fl.getResult());
+        return done(fl.getResult());
       }
       if (fl.getFlags().getAccess() == proto::AccessMode::PATH) {
-        return done(-EBADF);
+        return done(-EBADF);  // O_PATH descriptions cannot be mapped (the kernel's fget refuses).
       }
       if (st.getResult() < 0) {
         return done(st.getResult());

@@ -1549,13 +1549,13 @@ TEST_CASE("listen addresses parse, and loopback is told from the rest") {
     CHECK(parseListenAddress(bad, error) == nullptr);
     CHECK(error.size() > 0);
   }
-  CHECK(isLoopbackHost("127.0.0.1"));
-  CHECK(isLoopbackHost("127.3.2.1"));
-  CHECK(isLoopbackHost("::1"));
-  CHECK(isLoopbackHost("localhost"));
-  CHECK(!isLoopbackHost("0.0.0.0"));
-  CHECK(!isLoopbackHost("10.1.2.3"));
-  CHECK(!isLoopbackHost("::"));
+  CHECK(resolvesOnlyToLoopback("127.0.0.1"));
+  CHECK(resolvesOnlyToLoopback("127.3.2.1"));
+  CHECK(resolvesOnlyToLoopback("::1"));
+  CHECK(resolvesOnlyToLoopback("localhost"));
+  CHECK(!resolvesOnlyToLoopback("0.0.0.0"));
+  CHECK(!resolvesOnlyToLoopback("10.1.2.3"));
+  CHECK(!resolvesOnlyToLoopback("::"));
 }
 
 TEST_CASE("the agent listens on a unix socket, replaces a stale one and serves real clients") {
