@@ -132,6 +132,23 @@ struct SocketStash: public kj::AtomicRefcounted {
   }
 };
 
+// Blocking accepts and recvs whose RPC was cancelled keep running on their worker until the
+// executor's interrupt lands, and may still put a connection or bytes into the stash after the
+// next call on the node looked there; that call then waited in the kernel for what was already
+// taken (sock_eintr hung this way on a loaded CI machine). The gate counts such calls, and the
+// next stash reader waits until they are done. Event-loop thread only.
+class StashGate: public kj::Refcounted {
+public:
+  // `workDone` resolves (or breaks, for work that never ran) once the cancelled call's work is over.
+  void addCancelled(kj::Promise<void> workDone);
+  // Null when no cancelled call is still running; else resolves once none is.
+  kj::Maybe<kj::Promise<void>> settled();
+
+private:
+  size_t running = 0;
+  kj::Maybe<kj::ForkedPromise<void>> allDone;
+};
+
 class NodeImpl final: public proto::Node::Server {
 public:
   NodeImpl(kj::Own<SessionState> session, kj::Own<FdRef> fd, proto::FileType type,
@@ -208,7 +225,11 @@ private:
   // (the kernel knows only the name the agent bound, relative to a confined directory).
   kj::Maybe<kj::Array<kj::byte>> boundPath;
   kj::Maybe<kj::Own<SocketStash>> stash;  // made by the first blocking accept or recv
+  kj::Own<StashGate> stashGate = kj::refcounted<StashGate>();
   SocketStash& socketStash();
+  // Runs `work` (which puts what it takes into the stash) like runBlocking; should the call be
+  // cancelled before the work is over, the stash gate holds later readers until it is.
+  kj::Promise<WorkResult> runStashing(kj::Function<WorkResult(int fd)> work);
 
   Confinement& confinement() const { return session->agent.confinement; }
   Executor& executor() const { return session->agent.executor; }

@@ -218,6 +218,44 @@ struct SendWork {
 
 }  // namespace
 
+void StashGate::addCancelled(kj::Promise<void> workDone) {
+  ++running;
+  // The chain belongs to allDone, which this gate owns: `this` outlives it.
+  auto done = workDone.catch_([](kj::Exception&&) {}).then([this]() { --running; });
+  KJ_IF_MAYBE(before, allDone) {
+    done = kj::joinPromises(kj::arr(before->addBranch(), kj::mv(done)));
+  }
+  allDone = done.fork();
+}
+
+kj::Maybe<kj::Promise<void>> StashGate::settled() {
+  if (running == 0) {
+    return nullptr;
+  }
+  return KJ_ASSERT_NONNULL(allDone).addBranch();
+}
+
+kj::Promise<WorkResult> NodeImpl::runStashing(kj::Function<WorkResult(int fd)> work) {
+  auto over = kj::newPromiseAndCrossThreadFulfiller<void>();
+  auto answered = kj::heap<bool>(false);
+  bool* answeredFlag = answered.get();
+  return runBlocking([work = kj::mv(work), over = kj::mv(over.fulfiller)](int fd) mutable {
+           WorkResult w = work(fd);
+           over->fulfill();
+           return w;
+         })
+      .then([answeredFlag](WorkResult&& w) {
+        *answeredFlag = true;
+        return kj::mv(w);
+      })
+      .attach(kj::defer([gate = kj::addRef(*stashGate), answered = kj::mv(answered),
+                         done = kj::mv(over.promise)]() mutable {
+        if (!*answered) {
+          gate->addCancelled(kj::mv(done));
+        }
+      }));
+}
+
 SocketStash& NodeImpl::socketStash() {
   if (stash == nullptr) {
     stash = kj::atomicRefcounted<SocketStash>();
@@ -380,6 +418,10 @@ kj::Promise<void> NodeImpl::accept(AcceptContext context) {
     context.getResults().setResult(f);
     return kj::READY_NOW;
   }
+  KJ_IF_MAYBE(wait, stashGate->settled()) {
+    context.allowCancellation();
+    return wait->then([this, context]() mutable { return accept(context); });
+  }
   bool nonBlock = context.getParams().getNonBlock();
   auto answer = [this, context](WorkResult&& w) mutable {
     auto results = context.getResults();
@@ -411,7 +453,7 @@ kj::Promise<void> NodeImpl::accept(AcceptContext context) {
   }
   context.allowCancellation();
   auto shared = kj::atomicAddRef(socketStash());
-  return runBlocking([nonBlock, shared = kj::atomicAddRef(*shared)](int fd) mutable {
+  return runStashing([nonBlock, shared = kj::atomicAddRef(*shared)](int fd) mutable {
     WorkResult w = acceptOn(fd, nonBlock);
     if (w.result < 0) {
       return w;
@@ -523,6 +565,10 @@ kj::Promise<void> NodeImpl::sendMsg(SendMsgContext context) {
 }
 
 kj::Promise<void> NodeImpl::recvMsg(RecvMsgContext context) {
+  KJ_IF_MAYBE(wait, stashGate->settled()) {
+    context.allowCancellation();
+    return wait->then([this, context]() mutable { return recvMsg(context); });
+  }
   auto params = context.getParams();
   int f = fdOrError();
   if (f < 0) {
@@ -555,7 +601,7 @@ kj::Promise<void> NodeImpl::recvMsg(RecvMsgContext context) {
     KJ_IF_MAYBE(s, shared) {
       mine = kj::atomicAddRef(**s);
     }
-    return runBlocking([count, flags, controlSize, shared = kj::mv(shared)](int fd) mutable {
+    return runStashing([count, flags, controlSize, shared = kj::mv(shared)](int fd) mutable {
       WorkResult w = recvOn(fd, count, flags, controlSize);
       KJ_IF_MAYBE(s, shared) {
         if (w.result >= 0) {

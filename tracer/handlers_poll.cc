@@ -77,37 +77,6 @@ uint64_t nofileLimit(pid_t pid) {
   return lim.rlim_cur;
 }
 
-// A line "Name:\tHEX" of /proc/TID/status.
-uint64_t statusMask(kj::StringPtr status, kj::StringPtr name) {
-  const char* at = strstr(status.cStr(), name.cStr());
-  return at != nullptr ? strtoull(at + name.size(), nullptr, 16) : 0;
-}
-
-kj::String readStatus(pid_t tid) {
-  auto path = kj::str("/proc/", tid, "/status");
-  FILE* f = fopen(path.cStr(), "re");
-  if (f == nullptr) {
-    return kj::str("");
-  }
-  char buf[4096];
-  size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-  fclose(f);
-  return kj::heapString(buf, n);
-}
-
-// Whether a signal is pending that `mask` (a call's temporary mask) lets through and that
-// would do something (not ignored, explicitly or by default). pselect's and ppoll's purpose:
-// such a signal ends the call at once, even if it came before.
-bool signalWaiting(pid_t tid, uint64_t mask) {
-  auto status = readStatus(tid);
-  auto bit = [](int sig) { return uint64_t(1) << (sig - 1); };
-  uint64_t pending = statusMask(status, "SigPnd:") | statusMask(status, "ShdPnd:");
-  uint64_t ignored = statusMask(status, "SigIgn:");
-  uint64_t caught = statusMask(status, "SigCgt:");
-  uint64_t quiet = bit(SIGCHLD) | bit(SIGURG) | bit(SIGWINCH) | bit(SIGCONT);
-  return (pending & ~mask & ~ignored & ~(quiet & ~caught)) != 0;
-}
-
 // The temporary signal mask of ppoll, pselect6 and epoll_pwait*: read as set_user_sigmask()
 // does (EINVAL for a size other than 8, EFAULT). Parking then waits under it.
 int64_t takeMask(Call& c, uint64_t addr, uint64_t size, bool& pending) {

@@ -704,7 +704,8 @@ void Tracer::resume(Task& task, int sig) {
   }
   // While a Sequence waits for its next step, every syscall of the thread stops (see
   // runSequenceStep): the step may be one the filter lets through.
-  bool syscallStops = attachMode_ || task.sequence != nullptr;
+  // A parked thread's pause must report its exit, also after the kernel restarts it.
+  bool syscallStops = attachMode_ || task.sequence != nullptr || task.parked;
   long rc = ptrace(syscallStops ? PTRACE_SYSCALL : PTRACE_CONT, task.tid, nullptr, sig);
   KJ_REQUIRE(ptraceOk(rc), "PTRACE_CONT failed", task.tid, strerror(errno));
 }
@@ -713,6 +714,10 @@ void Tracer::onStop(Task& task, int status) {
   int sig = WSTOPSIG(status);
   int event = status >> 16;
   if (sig == (SIGTRAP | 0x80)) {
+    if (task.parked) {
+      onParkedSyscallStop(task);
+      return;
+    }
     if (attachMode_ || task.sequence != nullptr) {
       struct __ptrace_syscall_info info;
       long n = ptrace(PTRACE_GET_SYSCALL_INFO, task.tid, sizeof(info), &info);
@@ -744,6 +749,16 @@ void Tracer::onStop(Task& task, int status) {
       task.seenFirstStop = true;  // Resumed when the parent's clone event sets it up.
       return;
     }
+    if (task.parked) {
+      // The interrupt meant to end a parked pause (settle) was taken on the way back to user
+      // mode between two pauses (a signal the program ignores had woken it): apply the answer
+      // here, or the restarted pause would wait for an interrupt already spent.
+      KJ_IF_MAYBE(outcome, task.parkedOutcome) {
+        auto o = kj::mv(*outcome);
+        task.parkedOutcome = nullptr;
+        finishParked(task, kj::mv(o));
+      }
+    }
     resume(task);
     return;
   }
@@ -768,6 +783,10 @@ void Tracer::onStop(Task& task, int status) {
   }
   // A signal for the tracee: deliver it as the kernel would have (or to the remote program a
   // stub stands for).
+  if (task.parked) {
+    onParkedSignal(task, sig);
+    return;
+  }
   if (forwardToRemote(task, sig)) {
     resume(task);
     return;
@@ -1064,7 +1083,7 @@ void Tracer::settle(Task& task, Outcome outcome) {
 // A thread held in a ptrace stop never sees its signals: a remote call that may wait forever (a
 // FIFO read, a lock wait, a remote child's exit) would make it deaf to ^C and alarm(). So once
 // such a call has taken PARK_AFTER, the thread waits in pause(2) instead, where a signal ends the
-// wait as it would end the real call (onParkedExit).
+// wait as it would end the real call (onParkedSignal).
 void Tracer::park(Task& task) {
   if (task.parked || task.pending == nullptr) {
     return;
@@ -1084,47 +1103,56 @@ void Tracer::park(Task& task) {
   task.parked = true;
 }
 
-// The exit stop of a parked thread's pause(2): either the answer came (PTRACE_INTERRUPT), or a
-// signal (or a stop) woke it first.
-void Tracer::onParkedExit(Task& task) {
-  user_regs_struct regs;
-  if (!getRegs(task.tid, regs)) {
+// A ptrace stop of a parked thread (PTRACE_SYSCALL is in effect for it): the entry of a
+// restarted pause(2) goes on; at its exit the answer came (PTRACE_INTERRUPT), or something
+// else woke it: a signal, whose delivery stop follows (onParkedSignal), or a stop. Without a
+// signal the kernel restarts the pause, and the thread stays parked.
+void Tracer::onParkedSyscallStop(Task& task) {
+  struct __ptrace_syscall_info info;
+  long n = ptrace(PTRACE_GET_SYSCALL_INFO, task.tid, sizeof(info), &info);
+  if (n > 0 && info.op == PTRACE_SYSCALL_INFO_ENTRY) {
+    resume(task);
     return;
   }
-  task.parked = false;
-  Call& call = *task.call;
   KJ_IF_MAYBE(outcome, task.parkedOutcome) {
     auto o = kj::mv(*outcome);
     task.parkedOutcome = nullptr;
-    if (o.is<Complete>()) {
-      regs = call.regs;
-      regs.orig_rax = -1;
-      regs.rax = o.get<Complete>().ret;
-      setRegs(task.tid, regs);
-      raiseAt(task, o.get<Complete>().signal);
-      if (!observers.empty()) {
-        report(task.tid, call.nr, call.target, true, o.get<Complete>().ret, call.start, call.args);
-      }
-    } else {
-      // The syscall must run here after all: back to its instruction, to be applied when it
-      // traps again (onReplay). A signal handler may run first, as for any restart.
-      regs = call.regs;
-      regs.rax = call.regs.orig_rax;
-      regs.rip -= 2;
-      setRegs(task.tid, regs);
-      task.replay = call.regs;
-      task.replayOutcome = kj::mv(o);
-    }
+    finishParked(task, kj::mv(o));
     resume(task);  // The interrupt stop follows; onStop resumes it.
     return;
   }
-  // Woken first: cancel the remote call (the agent interrupts its worker) and let the kernel's
-  // restart logic decide, as for its own interrupted calls: with an SA_RESTART handler or no
-  // handler the call starts again (and traps again); otherwise the program sees EINTR. A
-  // transfer that already moved bytes returns their count instead.
+  resume(task);
+}
+
+// A signal is about to be delivered to a parked thread (its pause returned for it). As for a
+// blocking call in the kernel: a signal the program ignores does not interrupt the call, nor
+// does one a stub forwards to its remote process; an answer that came meanwhile completes the
+// call before the signal is handled; anything else ends the call now, before the kernel's
+// handle_signal reads the registers (restart or EINTR, as for its own calls).
+void Tracer::onParkedSignal(Task& task, int sig) {
+  if (forwardToRemote(task, sig)) {
+    resume(task);
+    return;
+  }
+  KJ_IF_MAYBE(outcome, task.parkedOutcome) {
+    auto o = kj::mv(*outcome);
+    task.parkedOutcome = nullptr;
+    finishParked(task, kj::mv(o));
+    resume(task, sig);
+    return;
+  }
+  if (handler::signalIgnored(task.tid, sig)) {
+    resume(task, sig);  // Discarded; the pause restarts, the remote call goes on.
+    return;
+  }
+  // Cancel the remote call (the agent interrupts its worker) and let the kernel's restart logic
+  // decide: with an SA_RESTART handler or no handler the call starts again (and traps again);
+  // otherwise the program sees EINTR. A transfer that already moved bytes returns their count.
+  task.parked = false;
   task.pending = nullptr;
   task.parkTimer = nullptr;
-  regs = call.regs;
+  Call& call = *task.call;
+  auto regs = call.regs;
   int64_t ret = call.progress > 0         ? call.progress
                 : call.restartOnSignal ? -ERESTARTSYS_
                                        : -EINTR;
@@ -1137,7 +1165,31 @@ void Tracer::onParkedExit(Task& task) {
     report(task.tid, call.nr, call.target, true, ret < -511 && ret > -4096 ? -EINTR : ret,
            call.start, call.args);
   }
-  resume(task);
+  resume(task, sig);
+}
+
+// Puts the answer that came for a parked thread's call in its registers, in place of the pause.
+void Tracer::finishParked(Task& task, Outcome o) {
+  task.parked = false;
+  Call& call = *task.call;
+  auto regs = call.regs;
+  if (o.is<Complete>()) {
+    regs.orig_rax = -1;  // No restart: the call is over.
+    regs.rax = o.get<Complete>().ret;
+    setRegs(task.tid, regs);
+    raiseAt(task, o.get<Complete>().signal);
+    if (!observers.empty()) {
+      report(task.tid, call.nr, call.target, true, o.get<Complete>().ret, call.start, call.args);
+    }
+  } else {
+    // The syscall must run here after all: back to its instruction, to be applied when it
+    // traps again (onReplay). A signal handler may run first, as for any restart.
+    regs.rax = call.regs.orig_rax;
+    regs.rip -= 2;
+    setRegs(task.tid, regs);
+    task.replay = call.regs;
+    task.replayOutcome = kj::mv(o);
+  }
 }
 
 // At a seccomp stop: the restarted syscall of a parked call whose answer runs it here.
@@ -1352,10 +1404,6 @@ void Tracer::report(pid_t tid, int nr, AgentLink* target, bool known, int64_t re
 }
 
 void Tracer::onSyscallExit(Task& task) {
-  if (task.parked) {
-    onParkedExit(task);
-    return;
-  }
   KJ_IF_MAYBE(fn, task.atExit) {
     user_regs_struct regs;
     if (!getRegs(task.tid, regs)) {

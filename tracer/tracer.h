@@ -119,7 +119,7 @@ struct Call {
   bool interruptible = false;
   // Bytes a chunked transfer has completed so far: what an interrupted call returns.
   int64_t progress = 0;
-  // What a signal that ends the wait makes of the call (Tracer::onParkedExit): the result
+  // What a signal that ends the wait makes of the call (Tracer::onParkedSignal): the result
   // (-ERESTARTSYS and friends included) and any register change (a restarted poll's remaining
   // timeout). Unset: `progress`, or -ERESTARTSYS.
   kj::Maybe<kj::Function<int64_t(user_regs_struct&)>> onInterrupt = nullptr;
@@ -154,7 +154,8 @@ struct Task {
   kj::Own<Call> call;
   // Parking (see Tracer::park): an interruptible call whose answer is slow lets the thread wait
   // in pause(2), where signals reach it. `parkTimer` runs until then; `parkedOutcome` holds an
-  // answer that arrived while parked, until the thread's syscall-exit stop applies it.
+  // answer that arrived while parked, until the pause's exit stop, or the delivery stop of a
+  // signal that woke it, applies it. A parked thread runs under PTRACE_SYSCALL.
   kj::Maybe<kj::Promise<void>> parkTimer;
   bool parked = false;
   kj::Maybe<Outcome> parkedOutcome;
@@ -335,7 +336,9 @@ class Tracer {
   void settle(Task& task, Outcome outcome);
   void park(Task& task);
   void raiseAt(Task& task, int sig);
-  void onParkedExit(Task& task);
+  void onParkedSyscallStop(Task& task);
+  void onParkedSignal(Task& task, int sig);
+  void finishParked(Task& task, Outcome outcome);
   bool onReplay(Task& task, const user_regs_struct& regs);
   bool forwardToRemote(Task& task, int sig);
   void resume(Task& task, int sig = 0);

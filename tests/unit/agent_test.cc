@@ -2027,5 +2027,26 @@ TEST_CASE("Session.poll looks, waits, times out, is cancellable, and says POLLNV
   CHECK(a.revents == std::vector<short>{POLLNVAL, POLLNVAL, 0});
 }
 
+TEST_CASE("the stash gate holds stash readers until every cancelled socket call's work is over") {
+  Fixture f;  // for its event loop
+  auto gate = kj::refcounted<StashGate>();
+  CHECK(gate->settled() == nullptr);
+  auto a = kj::newPromiseAndFulfiller<void>();
+  auto b = kj::newPromiseAndFulfiller<void>();
+  gate->addCancelled(kj::mv(a.promise));
+  gate->addCancelled(kj::mv(b.promise));
+  auto maybe = gate->settled();
+  REQUIRE(maybe != nullptr);
+  auto wait = kj::mv(KJ_ASSERT_NONNULL(maybe));
+  a.fulfiller->fulfill();
+  CHECK(!wait.poll(f.ws));
+  CHECK(gate->settled() != nullptr);
+  // Work that never ran (skipped in the executor's queue) breaks its promise: over, too.
+  b.fulfiller->reject(KJ_EXCEPTION(FAILED, "never ran"));
+  CHECK(wait.poll(f.ws));
+  wait.wait(f.ws);
+  CHECK(gate->settled() == nullptr);
+}
+
 }  // namespace
 }  // namespace sb
