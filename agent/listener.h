@@ -41,8 +41,7 @@ struct ListenAddress {
 // returns null and sets `error` to a message that says what is expected.
 kj::Maybe<ListenAddress> parseListenAddress(kj::StringPtr text, kj::String& error);
 
-// True when every address `host` resolves to is a loopback address (named apart from the
-// literal-only isLoopbackHost of src/target_url.h).
+// True when every address `host` resolves to is a loopback address.
 bool resolvesOnlyToLoopback(kj::StringPtr host);
 
 // Reader limits for messages from the tracer (traversal and nesting, from Limits).

@@ -207,30 +207,25 @@ void MessageGuard::wroteSomething() {
 kj::Promise<void> MessageGuard::writeMessage(
     kj::ArrayPtr<const int> fds, kj::ArrayPtr<const kj::ArrayPtr<const capnp::word>> segments) {
   KJ_REQUIRE(fds.size() == 0, "the agent never sends file descriptors");
-  return capnp::writeMessage(stream, segments)
-      .then([this]() { wroteSomething(); },
-            [this](kj::Exception&& e) {
-              // A reader held back by backpressure must not wait for writes that will never
-              // complete: it fails too, and the connection ends.
-              KJ_IF_MAYBE(f, writeDone) {
-                (*f)->reject(kj::cp(e));
-                writeDone = nullptr;
-              }
-              kj::throwFatalException(kj::mv(e));
-            });
+  return afterWrite(capnp::writeMessage(stream, segments));
 }
 
 kj::Promise<void> MessageGuard::writeMessages(
     kj::ArrayPtr<kj::ArrayPtr<const kj::ArrayPtr<const capnp::word>>> messages) {
-  return capnp::writeMessages(stream, messages)
-      .then([this]() { wroteSomething(); },
-            [this](kj::Exception&& e) {
-              KJ_IF_MAYBE(f, writeDone) {
-                (*f)->reject(kj::cp(e));
-                writeDone = nullptr;
-              }
-              kj::throwFatalException(kj::mv(e));
-            });
+  return afterWrite(capnp::writeMessages(stream, messages));
+}
+
+kj::Promise<void> MessageGuard::afterWrite(kj::Promise<void> written) {
+  return written.then([this]() { wroteSomething(); },
+                      [this](kj::Exception&& e) {
+                        // A reader held back by backpressure must not wait for writes that will
+                        // never complete: it fails too, and the connection ends.
+                        KJ_IF_MAYBE(f, writeDone) {
+                          (*f)->reject(kj::cp(e));
+                          writeDone = nullptr;
+                        }
+                        kj::throwFatalException(kj::mv(e));
+                      });
 }
 
 kj::Maybe<int> MessageGuard::getSendBufferSize() {

@@ -70,6 +70,8 @@ private:
   kj::Promise<void> whenBelowUnsentLimit();
   kj::Promise<kj::Maybe<capnp::MessageReaderAndFds>> readFrame(capnp::ReaderOptions options);
   void wroteSomething();
+  // `written`, then wroteSomething(); a failed write also fails a reader held back for it.
+  kj::Promise<void> afterWrite(kj::Promise<void> written);
 };
 
 // Refuses (throws) an RPC message that carries an Exception of a type kj does not know. Exposed

@@ -327,32 +327,4 @@ ListenAddress parseListenAddress(kj::StringPtr text) {
   return address;
 }
 
-bool isLoopbackHost(kj::StringPtr host) {
-  kj::String bare = host.startsWith("[") && host.endsWith("]")
-                        ? sliceOf(host, 1, host.size() - 1)
-                        : kj::str(host);
-  // Host names are case-insensitive; a trailing dot is the same name, fully qualified.
-  kj::String lower = kj::str(bare);
-  for (char& c: lower) {
-    if (c >= 'A' && c <= 'Z') {
-      c = c - 'A' + 'a';
-    }
-  }
-  if (lower == "localhost" || lower == "localhost.") {
-    return true;
-  }
-  struct in_addr v4;
-  if (inet_pton(AF_INET, bare.cStr(), &v4) == 1) {
-    return (ntohl(v4.s_addr) >> 24) == 127;
-  }
-  struct in6_addr v6;
-  if (inet_pton(AF_INET6, bare.cStr(), &v6) == 1) {
-    if (IN6_IS_ADDR_LOOPBACK(&v6)) {
-      return true;
-    }
-    return IN6_IS_ADDR_V4MAPPED(&v6) && v6.s6_addr[12] == 127;
-  }
-  return false;
-}
-
 }  // namespace sb

@@ -64,8 +64,4 @@ struct ListenAddress {
 // "unix:PATH" or "tcp://HOST:PORT" (port 0 allowed). Throws like parseTargetUrl.
 ListenAddress parseListenAddress(kj::StringPtr text);
 
-// True for "localhost", 127.0.0.0/8, ::1 and ::ffff:127.x.y.z, by looking at the literal only (no
-// DNS: a name that merely resolves to loopback is not trusted as loopback). Brackets are allowed.
-bool isLoopbackHost(kj::StringPtr host);
-
 }  // namespace sb
