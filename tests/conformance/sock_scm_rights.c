@@ -2,11 +2,12 @@
  * crossing as the target's own fds): a regular file shares its offset and inode with the fd it
  * came from; three fds (file, directory, FIFO) in one message; a socket passed and used; the new
  * numbers are the lowest free ones; MSG_CMSG_CLOEXEC; a control buffer too small (MSG_CTRUNC,
- * only the fds that fit, nothing leaked); an fd per datagram through recvmmsg; and EBADF for a
- * bad fd number.
+ * only the fds that fit, nothing leaked); no fd number left (RLIMIT_NOFILE: those installed,
+ * MSG_CTRUNC); an fd per datagram through recvmmsg; and EBADF for a bad fd number.
  */
 #include "util.h"
 #include <stddef.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 
@@ -167,6 +168,22 @@ int main(int argc, char **argv) {
   n = recv_fds(sv[1], 0, 0, got, &flags, &used);
   obs("no control buffer: received %d fd(s), ctrunc %d", n, (flags & MSG_CTRUNC) != 0);
   obs("next free fd %d (nothing leaked: %d)", next_free(), next_free() == before);
+
+  /* Room in the buffer but no fd number left for all (RLIMIT_NOFILE): those installed before
+   * the first that fails, MSG_CTRUNC. */
+  struct rlimit old, low;
+  check_ok(getrlimit(RLIMIT_NOFILE, &old));
+  low.rlim_cur = before + 1;
+  low.rlim_max = old.rlim_max;
+  obs("send three fds -> %ld", send_fds(sv[0], three, 3));
+  check_ok(setrlimit(RLIMIT_NOFILE, &low));
+  n = recv_fds(sv[1], 0, CMSG_SPACE(3 * sizeof(int)), got, &flags, &used);
+  check_ok(setrlimit(RLIMIT_NOFILE, &old));
+  obs("one fd number free: received %d fd(s), controllen %zu, ctrunc %d", n, used,
+      (flags & MSG_CTRUNC) != 0);
+  for (int i = 0; i < n; i++) obs("  fd %d: %s", got[i], kind(got[i]));
+  for (int i = 0; i < n; i++) check_ok(close(got[i]));
+  obs("next free fd %d", next_free());
 
   /* One fd per datagram, two datagrams through recvmmsg. */
   int dp[2];
