@@ -38,6 +38,7 @@
 #include <kj/io.h>
 #include <kj/refcount.h>
 #include <kj/timer.h>
+#include <kj/vector.h>
 
 namespace sb {
 
@@ -58,6 +59,9 @@ struct WorkResult {
   kj::Array<kj::byte> name;
   kj::Array<kj::byte> control;
   int msgFlags = 0;
+  // The fds an SCM_RIGHTS message brought (left out of `control`), in order: closed unless a
+  // node takes them.
+  kj::Vector<kj::AutoCloseFd> passed;
 };
 
 class Executor final: private kj::TaskSet::ErrorHandler {

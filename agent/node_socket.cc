@@ -8,6 +8,11 @@
 // socket does a worker wait. SIGPIPE is never raised here (MSG_NOSIGNAL, and the agent ignores
 // it): the tracer raises it in the program.
 //
+// Passed fds (SCM_RIGHTS) cross as nodes: sendMsg puts the fds of the nodes in `fds` where the
+// message's ints index them (anything else becomes -1, so no fd number of the agent's own ever
+// reaches the kernel from a client), and recvMsg makes a node of each fd received, within
+// --max-fds (the rest are closed, MSG_CTRUNC).
+//
 // Unix paths are confined like every path (DESIGN D8, PITFALLS #21):
 //   - connect and sendto: the socket file is opened O_PATH through Confinement::object (which
 //     follows symlinks inside the root only) and reached as /proc/self/fd/N, which the kernel
@@ -43,6 +48,8 @@ namespace {
 // Control data the agent accepts or returns in one call (the kernel's optmem_max is ~20 KiB).
 constexpr uint32_t MAX_CONTROL = 64u << 10;
 constexpr uint32_t MAX_OPTION = 64u << 10;
+// The most fds one message may pass (the kernel's SCM_MAX_FD).
+constexpr size_t SCM_MAX_FDS = 253;
 // A recv on a worker reads into a worker-owned buffer: bounded, the tracer loops (as read).
 constexpr uint64_t MAX_BLOCKING_RECV = 1ull << 20;
 
@@ -119,6 +126,60 @@ WorkResult acceptOn(int fd, bool nonBlock) {
   return w;
 }
 
+bool isRights(const struct cmsghdr* c) {
+  return c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS;
+}
+
+// The fds of the SCM_RIGHTS messages in `w.control` become owned by `w.passed` at once, so that
+// a result that nobody answers (a stash dropped with its node) still closes them. answerRecv
+// leaves those messages out of the control list it returns.
+void takePassedFds(WorkResult& w) {
+  if (w.control.size() == 0) {
+    return;
+  }
+  struct msghdr m = {};
+  m.msg_control = w.control.begin();
+  m.msg_controllen = w.control.size();
+  for (struct cmsghdr* c = CMSG_FIRSTHDR(&m); c != nullptr; c = CMSG_NXTHDR(&m, c)) {
+    if (isRights(c)) {
+      size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+      for (size_t i = 0; i < n; ++i) {
+        int passed;
+        memcpy(&passed, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+        w.passed.add(kj::AutoCloseFd(passed));
+      }
+    }
+  }
+}
+
+// What the tracer needs to know of a passed fd that is a socket (PassedFd).
+void describeSocket(int fd, proto::PassedFd::Builder out) {
+  int domain = 0, type = 0;
+  socklen_t len = sizeof(int);
+  if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) != 0) {
+    return;
+  }
+  len = sizeof(int);
+  if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0) {
+    return;
+  }
+  auto family = sockFamilyFromHost(domain);
+  auto kind = sockTypeFromHost(type);
+  if (family == nullptr || kind == nullptr) {
+    return;
+  }
+  out.setSocket(true);
+  out.setFamily(KJ_ASSERT_NONNULL(family));
+  out.setSockType(KJ_ASSERT_NONNULL(kind));
+  struct timeval tv;
+  len = sizeof(tv);
+  out.setReceiveTimeout(getsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, &len) == 0 &&
+                        (tv.tv_sec != 0 || tv.tv_usec != 0));
+  len = sizeof(tv);
+  out.setSendTimeout(getsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, &len) == 0 &&
+                     (tv.tv_sec != 0 || tv.tv_usec != 0));
+}
+
 // One recvmsg into worker-owned buffers; the name, control bytes and msg_flags come back in `w`.
 WorkResult recvOn(int fd, size_t count, int flags, uint32_t controlSize) {
   WorkResult w;
@@ -140,14 +201,16 @@ WorkResult recvOn(int fd, size_t count, int flags, uint32_t controlSize) {
     w.name = kj::heapArray<kj::byte>(reinterpret_cast<const kj::byte*>(&ss), m.msg_namelen);
     w.control = kj::heapArray<kj::byte>(w.control.slice(0, m.msg_controllen));
     w.msgFlags = m.msg_flags;
+    takePassedFds(w);
   }
   return w;
 }
 
-// Fills recvMsg's results from `w`. Passed fds are closed here (they cannot cross): counted,
-// and reported as MSG_CTRUNC, as the kernel does when it cannot install them.
+// Fills recvMsg's results from `w`. Passed fds become nodes of the session while --max-fds
+// allows; the rest are closed here, counted, and reported as MSG_CTRUNC, as the kernel does
+// when it cannot install them (scm_detach_fds stops at the first that fails).
 template <typename Results>
-void answerRecv(Results results, WorkResult& w, uint64_t count) {
+void answerRecv(SessionState& session, Results results, WorkResult& w, uint64_t count) {
   results.setResult(w.result);
   if (w.result < 0) {
     return;
@@ -161,22 +224,12 @@ void answerRecv(Results results, WorkResult& w, uint64_t count) {
   }
   int flags = w.msgFlags;
   kj::Vector<struct cmsghdr*> kept;
-  uint32_t dropped = 0;
   struct msghdr m = {};
   m.msg_control = w.control.begin();
   m.msg_controllen = w.control.size();
   for (struct cmsghdr* c = w.control.size() > 0 ? CMSG_FIRSTHDR(&m) : nullptr; c != nullptr;
        c = CMSG_NXTHDR(&m, c)) {
-    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
-      size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-      for (size_t i = 0; i < n; ++i) {
-        int passed;
-        memcpy(&passed, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-        ::close(passed);
-      }
-      dropped += n;
-      flags |= MSG_CTRUNC;
-    } else {
+    if (!isRights(c)) {  // its fds are in w.passed
       kept.add(c);
     }
   }
@@ -186,6 +239,22 @@ void answerRecv(Results results, WorkResult& w, uint64_t count) {
     list[i].setType(kept[i]->cmsg_type);
     list[i].setData(kj::arrayPtr(CMSG_DATA(kept[i]), kept[i]->cmsg_len - CMSG_LEN(0)));
   }
+  size_t max = session.agent.limits.maxNodes;
+  size_t room = max > session.liveNodes ? max - session.liveNodes : 0;
+  size_t installed = kj::min(room, w.passed.size());
+  auto fds = results.initFds(installed);
+  for (size_t i = 0; i < installed; ++i) {
+    int fd = w.passed[i].get();
+    describeSocket(fd, fds[i]);
+    proto::FileType type;
+    fds[i].setNode(session.newNode(w.passed[i].release(), type));
+    fds[i].setType(type);
+  }
+  uint32_t dropped = w.passed.size() - installed;
+  if (dropped > 0) {
+    flags |= MSG_CTRUNC;
+  }
+  w.passed.clear();  // closes those past the limit
   results.setDroppedFds(dropped);
   msgFlagsFromHost(flags, results.initFlags());
 }
@@ -196,6 +265,7 @@ struct SendWork {
   UnixAddr to;
   bool hasAddr = false;
   kj::Array<kj::byte> control;
+  kj::Vector<kj::Own<FdRef>> passed;  // the fds `control` passes, held open
   int flags = 0;
 
   ssize_t once(int fd, size_t skip, int extraFlags) {
@@ -476,9 +546,35 @@ kj::Promise<void> NodeImpl::sendMsg(SendMsgContext context) {
     context.getResults().setResult(f);
     return kj::READY_NOW;
   }
+  // The fds the message passes, as this session's nodes (a foreign or closed one: none).
+  auto nodes = params.getFds();
+  if (nodes.size() > SCM_MAX_FDS) {
+    context.getResults().setResult(-EINVAL);  // more than one message may carry
+    return kj::READY_NOW;
+  }
+  auto lookups = kj::heapArrayBuilder<kj::Promise<kj::Maybe<kj::Own<FdRef>>>>(nodes.size());
+  for (auto node : nodes) {
+    lookups.add(sameSessionNode(node).then(
+        [](kj::Maybe<NodeImpl&> n) -> kj::Maybe<kj::Own<FdRef>> {
+          KJ_IF_MAYBE(impl, n) {
+            return impl->shareFd();
+          }
+          return nullptr;
+        }));
+  }
   bool unixPath = params.hasAddr() && params.getAddr().isUnixPath();
-  return dirFdOf(params.getDir(), params.hasDir() && unixPath).then([this, context](int dirFd) mutable
-                                                                   -> kj::Promise<void> {
+  auto dirFd = dirFdOf(params.getDir(), params.hasDir() && unixPath);
+  struct Resolved {
+    int dirFd;
+    kj::Array<kj::Maybe<kj::Own<FdRef>>> passed;
+  };
+  return kj::joinPromises(lookups.finish())
+      .then([dirFd = kj::mv(dirFd)](kj::Array<kj::Maybe<kj::Own<FdRef>>> fds) mutable {
+        return dirFd.then([fds = kj::mv(fds)](int d) mutable { return Resolved{d, kj::mv(fds)}; });
+      })
+      .then([this, context](Resolved&& resolved) mutable -> kj::Promise<void> {
+    int dirFd = resolved.dirFd;
+    auto passed = kj::mv(resolved.passed);
     auto params = context.getParams();
     auto results = context.getResults();
     int f = fdOrError();
@@ -516,7 +612,28 @@ kj::Promise<void> NodeImpl::sendMsg(SendMsgContext context) {
         c->cmsg_type = in.getType();
         c->cmsg_len = CMSG_LEN(data.size());
         memcpy(CMSG_DATA(c), data.begin(), data.size());
+        if (isRights(c)) {
+          // Indexes into `fds` become the nodes' fds; anything else -1, so that the kernel
+          // answers EBADF where it would. The agent's own fd numbers never pass.
+          for (size_t i = 0; i < data.size() / sizeof(int); ++i) {
+            int32_t index;
+            memcpy(&index, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+            int fd = -1;
+            if (index >= 0 && size_t(index) < passed.size()) {
+              KJ_IF_MAYBE(ref, passed[index]) {
+                fd = (*ref)->get();
+              }
+            }
+            memcpy(CMSG_DATA(c) + i * sizeof(int), &fd, sizeof(int));
+          }
+        }
         c = CMSG_NXTHDR(&m, c);
+      }
+    }
+    // The passed fds stay open while a worker may still send them.
+    for (auto& ref : passed) {
+      KJ_IF_MAYBE(r, ref) {
+        work.passed.add(kj::mv(*r));
       }
     }
     auto data = params.getData();
@@ -550,6 +667,7 @@ kj::Promise<void> NodeImpl::sendMsg(SendMsgContext context) {
       work.data = kj::heapArray<kj::byte>(data.slice(sent, count));
       if (sent > 0) {
         work.control = kj::heapArray<kj::byte>(0);  // went with the first bytes
+        work.passed.clear();
       }
       context.allowCancellation();
       return runBlocking([work = kj::mv(work)](int fd) mutable {
@@ -586,7 +704,7 @@ kj::Promise<void> NodeImpl::recvMsg(RecvMsgContext context) {
     KJ_IF_MAYBE(kept, stash) {
       KJ_IF_MAYBE(w, (*kept)->take()) {
         WorkResult got = fromStash(**kept, kj::mv(*w), count, flags, isStreamSocket(f));
-        answerRecv(context.getResults(), got, count);
+        answerRecv(*session, context.getResults(), got, count);
         return kj::READY_NOW;
       }
     }
@@ -625,15 +743,16 @@ kj::Promise<void> NodeImpl::recvMsg(RecvMsgContext context) {
   if (!wait || !again) {
     // MSG_WAITALL on a blocking stream wants the whole count: a short inline read is then
     // completed by a worker below; otherwise this is the answer.
+    // (The kernel ends a stream read at the bytes that brought fds, even with MSG_WAITALL.)
     bool incomplete = wait && (flags & MSG_WAITALL) && !(flags & MSG_PEEK) && now.result > 0 &&
-                      uint64_t(now.result) < count;
+                      uint64_t(now.result) < count && now.passed.size() == 0;
     if (!incomplete) {
-      answerRecv(context.getResults(), now, count);
+      answerRecv(*session, context.getResults(), now, count);
       return kj::READY_NOW;
     }
     int64_t got = now.result;
     context.allowCancellation();
-    return blockingRecv(count - got, flags, controlSize).then([context, now = kj::mv(now), count, got](WorkResult&& rest) mutable {
+    return blockingRecv(count - got, flags, controlSize).then([this, context, now = kj::mv(now), count, got](WorkResult&& rest) mutable {
       // What the first read got is delivered even if the rest fails (it was consumed).
       size_t more = rest.result > 0 ? size_t(rest.result) : 0;
       auto all = kj::heapArray<kj::byte>(got + more);
@@ -641,12 +760,17 @@ kj::Promise<void> NodeImpl::recvMsg(RecvMsgContext context) {
       memcpy(all.begin() + got, rest.data.begin(), more);
       now.data = kj::mv(all);
       now.result = got + int64_t(more);
-      answerRecv(context.getResults(), now, count);
+      // Fds that came with the rest are the answer's (the kernel's read stopped there).
+      for (auto& fd : rest.passed) {
+        now.passed.add(kj::mv(fd));
+      }
+      now.msgFlags |= rest.msgFlags & MSG_CTRUNC;
+      answerRecv(*session, context.getResults(), now, count);
     });
   }
   context.allowCancellation();
-  return blockingRecv(count, flags, controlSize).then([context, count](WorkResult&& w) mutable {
-    answerRecv(context.getResults(), w, count);
+  return blockingRecv(count, flags, controlSize).then([this, context, count](WorkResult&& w) mutable {
+    answerRecv(*session, context.getResults(), w, count);
   });
 }
 

@@ -57,6 +57,29 @@ int64_t sockTypeToHost(proto::SockType type) {
   return -EINVAL;
 }
 
+kj::Maybe<proto::SockFamily> sockFamilyFromHost(int domain) {
+  switch (domain) {
+    case AF_UNIX: return proto::SockFamily::UNIX;
+    case AF_INET: return proto::SockFamily::INET;
+    case AF_INET6: return proto::SockFamily::INET6;
+    case AF_NETLINK: return proto::SockFamily::NETLINK;
+  }
+  return nullptr;
+}
+
+kj::Maybe<proto::SockType> sockTypeFromHost(int type) {
+  switch (type) {
+    case SOCK_STREAM: return proto::SockType::STREAM;
+    case SOCK_DGRAM: return proto::SockType::DGRAM;
+    case SOCK_RAW: return proto::SockType::RAW;
+    case SOCK_RDM: return proto::SockType::RDM;
+    case SOCK_SEQPACKET: return proto::SockType::SEQPACKET;
+    case SOCK_DCCP: return proto::SockType::DCCP;
+    case SOCK_PACKET: return proto::SockType::PACKET;
+  }
+  return nullptr;
+}
+
 int msgFlagsToHost(proto::MsgFlags::Reader flags) {
   int f = 0;
   for (auto& row : MSG_ROWS) {

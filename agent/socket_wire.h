@@ -16,6 +16,9 @@ namespace sb {
 // AF_* / SOCK_* of this host, or -EINVAL for a value a newer peer may send.
 int64_t sockFamilyToHost(proto::SockFamily family);
 int64_t sockTypeToHost(proto::SockType type);
+// And back (a socket passed to the agent, SCM_RIGHTS): null for a value the wire has no name for.
+kj::Maybe<proto::SockFamily> sockFamilyFromHost(int domain);
+kj::Maybe<proto::SockType> sockTypeFromHost(int type);
 
 // MSG_* of this host. `noSignal` is not translated: the agent always adds MSG_NOSIGNAL (it must
 // never die of SIGPIPE; the tracer raises SIGPIPE in the program).

@@ -205,6 +205,18 @@ struct Cmsg {
   data @2 :Data;
 }
 
+struct PassedFd {
+  # One fd a recvMsg received (SCM_RIGHTS), now a node of the session, with what the tracer
+  # needs to treat it as the kernel would: its file type and, for a socket, its kind.
+  node @0 :Node;
+  type @1 :FileType;
+  socket @2 :Bool;          # A socket whose family and type the wire names (the next fields).
+  family @3 :SockFamily;
+  sockType @4 :SockType;
+  receiveTimeout @5 :Bool;  # SO_RCVTIMEO / SO_SNDTIMEO are set on it (socket(7): a signal
+  sendTimeout @6 :Bool;     # then ends a blocking call with EINTR even under SA_RESTART).
+}
+
 enum ShutdownHow {
   read @0;
   write @1;
@@ -533,16 +545,23 @@ interface Node {
   listen @40 (backlog :Int32) -> (result :Int64);
   accept @41 (nonBlock :Bool) -> (result :Int64, node :Node, addr :SockAddr);
   # accept4(2): the new connection, and its peer's address.
-  sendMsg @42 (data :Data, addr :SockAddr, dir :Node, flags :MsgFlags, control :List(Cmsg))
+  sendMsg @42 (data :Data, addr :SockAddr, dir :Node, flags :MsgFlags, control :List(Cmsg),
+               fds :List(Node))
       -> (result :Int64);
-  # `addr` absent: the connected peer. SCM_RIGHTS is never sent (fds do not cross).
+  # `addr` absent: the connected peer. Fds cross as nodes: each int of an SCM_RIGHTS message
+  # in `control` is an index into `fds` (nodes of this session), which the agent replaces with
+  # that node's fd; any other value (-1 for a bad fd), a foreign node or a closed one becomes
+  # -1, so the kernel answers EBADF where it would. Raw fd numbers of the agent never reach
+  # the kernel.
   recvMsg @43 (count :UInt64, flags :MsgFlags, controlSize :UInt32)
       -> (result :Int64, data :Data, addr :SockAddr, flags :MsgFlags, control :List(Cmsg),
-          droppedFds :UInt32);
+          droppedFds :UInt32, fds :List(PassedFd));
   # `result` is what recvmsg(2) returns (with `trunc`, a datagram's full length, which may
   # exceed `count`); `data` holds at most `count` bytes. `addr` is absent when the kernel gave
-  # none. Passed fds (SCM_RIGHTS) are closed on the agent, counted in `droppedFds`, and
-  # reported as `ctrunc`, as the kernel does when it cannot deliver them.
+  # none. Passed fds (SCM_RIGHTS) become new nodes of the session, in order, in `fds`; their
+  # message is left out of `control` (the client lays it out after the others, as the kernel
+  # does). Fds past --max-fds are closed on the agent, counted in `droppedFds`, and reported
+  # as `ctrunc`, as the kernel does when it cannot install them.
   shutdown @44 (how :ShutdownHow) -> (result :Int64);
   getSockOpt @45 (level :Int32, name :Int32, size :UInt32) -> (result :Int64, value :Data);
   # level/name in the agent's numbering; the value's bytes as the kernel wrote them.

@@ -56,7 +56,7 @@ const MsgRow MSG_ROWS[] = {
     MSG_ROW(0x20000000, FastOpen),
 };
 #undef MSG_ROW
-// MSG_CMSG_CLOEXEC: only about fds received, which never cross; accepted and ignored.
+// MSG_CMSG_CLOEXEC: only about fds received; the tracer applies it to their placeholders.
 constexpr uint32_t K_MSG_CMSG_CLOEXEC = 0x40000000;
 
 uint16_t load16(const kj::byte* p) { uint16_t v; memcpy(&v, p, 2); return v; }

@@ -4,7 +4,8 @@
 //
 // What crosses (docs/protocol.md, Sockets): families, types and MSG_* flags as meaning, addresses
 // as typed SockAddr (tracee_socket.h); option values and control messages as raw bytes, only
-// between equal ABIs and only for the options sockopt_table.h lists. Calls that may wait
+// between equal ABIs and only for the options sockopt_table.h lists; passed fds (SCM_RIGHTS)
+// as nodes of the socket's target (mapRights, deliverFds). Calls that may wait
 // (connect, accept, send, recv) are interruptible; with SO_RCVTIMEO/SO_SNDTIMEO set, a signal
 // gives EINTR even under SA_RESTART, as socket(7) says.
 
@@ -13,6 +14,7 @@
 #include <string.h>
 #include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <capnp/message.h>
 #include <kj/debug.h>
@@ -507,6 +509,8 @@ struct SendJob : public kj::Refcounted {
   kj::Maybe<proto::SockAddr::Reader> addr;
   kj::Array<kj::byte> control;
   kj::Vector<net::RawCmsg> cmsgs;
+  // The remote fds SCM_RIGHTS passes; the message's ints are indexes into this (mapRights).
+  kj::Vector<kj::Own<RemoteFile>> passed;
   uint64_t doneBytes = 0;
   // Whether call.progress counts this job's bytes (sendmmsg counts messages instead).
   bool bytesProgress = true;
@@ -535,6 +539,10 @@ struct SendJob : public kj::Refcounted {
         list[i].setLevel(cmsgs[i].level);
         list[i].setType(cmsgs[i].type);
         list[i].setData(cmsgs[i].data);
+      }
+      auto fds = req.initFds(passed.size());
+      for (size_t i = 0; i < passed.size(); ++i) {
+        fds.set(i, passed[i]->node);
       }
     }
     call.target = &file->target;
@@ -608,6 +616,69 @@ struct MsgHdr {
 };
 static_assert(sizeof(MsgHdr) == 56);
 
+// Whether the tracee's fd number is open (a local fd: it is not in the remote table).
+bool localFdOpen(pid_t tid, int32_t fd) {
+  auto path = kj::str("/proc/", tid, "/fd/", fd);
+  char link[8];
+  return readlink(path.cStr(), link, sizeof(link)) >= 0;
+}
+
+// SCM_RIGHTS in a sendmsg's control (the kernel's __scm_send/scm_fp_copy, which a unix socket
+// runs before anything else): each fd becomes an index into `job.passed`, whose nodes the agent
+// puts in its place. A remote fd of the socket's target crosses as its node; an fd of this
+// machine, or of another target, cannot reach the target's kernel: EOPNOTSUPP, with a note. A
+// bad fd, too many fds, or a socket of another family is left to the target's kernel (-1 in
+// the message), which answers EBADF or EINVAL in its own order with the other messages' errors.
+int64_t mapRights(Call& c, RemoteFile& sock, SocketInfo& s, SendJob& job) {
+  constexpr size_t SCM_MAX_FD = 253;
+  bool kernelDecides = s.family != proto::SockFamily::UNIX;  // EINVAL there, no fd looked at
+  size_t total = 0;
+  for (auto& m : job.cmsgs) {
+    if (m.level != net::K_SOL_SOCKET || m.type != net::K_SCM_RIGHTS) {
+      continue;
+    }
+    size_t num = m.data.size() / sizeof(int32_t);
+    total += num;
+    if (total > SCM_MAX_FD) {
+      kernelDecides = true;
+    }
+    kj::byte* ints = job.control.begin() + (m.data.begin() - job.control.begin());
+    for (size_t i = 0; i < num; ++i) {
+      int32_t fd;
+      memcpy(&fd, ints + i * sizeof(fd), sizeof(fd));
+      int32_t index = -1;
+      if (!kernelDecides) {
+        RemoteFile* file = nullptr;
+        if (fd >= 0) {
+          KJ_IF_MAYBE(f, c.task.fds->find(fd)) {
+            file = f;
+          }
+        }
+        if (file != nullptr && file->isStale()) {
+          return -EIO;  // as every call on an fd of a lost session (failure-semantics.md)
+        }
+        if (file != nullptr && !file->control && &file->target == &sock.target) {
+          index = static_cast<int32_t>(job.passed.size());
+          job.passed.add(kj::addRef(*file));
+        } else if (file != nullptr || (fd >= 0 && localFdOpen(c.task.tid, fd))) {
+          kj::StringPtr what = file == nullptr   ? "an fd of this machine"_kj
+                               : file->control  ? "the control fd"_kj
+                                                : "an fd of another target"_kj;
+          c.tracer.noteOnce(kj::str("scm_rights:", what),
+                            kj::str("fd ", fd, " passed (SCM_RIGHTS) over a socket on ",
+                                    sock.target.name(), " is ", what,
+                                    ": only fds of that target can cross; answering EOPNOTSUPP"));
+          return -EOPNOTSUPP;
+        } else {
+          kernelDecides = true;  // not open: the target's kernel says EBADF here
+        }
+      }
+      memcpy(ints + i * sizeof(index), &index, sizeof(index));
+    }
+  }
+  return 0;
+}
+
 // The part of sendmsg that reads one msghdr into a job (shared with sendmmsg).
 int64_t prepareSendmsg(Call& c, RemoteFile& f, SocketInfo& s, uint64_t msgAddr, uint64_t flags,
                        kj::Own<SendJob>& out) {
@@ -653,17 +724,12 @@ int64_t prepareSendmsg(Call& c, RemoteFile& f, SocketInfo& s, uint64_t msgAddr, 
     if (r < 0) {
       return r;
     }
-    for (auto& m : job->cmsgs) {
-      if (m.level == net::K_SOL_SOCKET && m.type == net::K_SCM_RIGHTS) {
-        // fds of this machine mean nothing on the target (TODO: pass remote fds as nodes).
-        c.tracer.noteOnce("scm_rights",
-                          "passing fds (SCM_RIGHTS) over a remote socket is not supported:"
-                          " answering EOPNOTSUPP");
-        return -EOPNOTSUPP;
-      }
-    }
     if (job->cmsgs.size() > 0 && refuseForeignAbi(c, f.target, "control messages")) {
       return -EOPNOTSUPP;
+    }
+    r = mapRights(c, f, s, *job);
+    if (r < 0) {
+      return r;
     }
   }
   out = kj::mv(job);
@@ -692,50 +758,214 @@ struct RecvSpec {
   uint64_t msgAddr = 0;     // recvmsg: the msghdr, whose controllen and flags are answered
 };
 
-kj::Promise<int64_t> recvOnce(Call& c, RemoteFile& f, RecvSpec spec, uint64_t flags) {
+constexpr uint32_t K_MSG_CTRUNC = 0x8;
+constexpr uint64_t K_MSG_CMSG_CLOEXEC = 0x40000000;
+constexpr size_t CMSG_HEADER = 16;  // struct cmsghdr on x86-64
+
+// Fds a receive brought (SCM_RIGHTS), still to be installed in the program before its call
+// returns: the kernel lays their message out after the others and writes the new fd numbers
+// there (scm_detach_fds).
+struct FdDelivery {
+  kj::Vector<kj::Own<RemoteFile>> files;
+  kj::Vector<int32_t> numbers;  // the local fds installed so far, in order
+  uint64_t cmsgAddr = 0;        // where the SCM_RIGHTS message goes
+  uint64_t room = 0;            // control bytes left there
+  uint64_t used = 0;            // control bytes the other messages took
+  uint64_t msgAddr = 0;         // the msghdr whose msg_controllen and msg_flags are answered
+  uint32_t flags = 0;           // msg_flags as they stand
+};
+
+struct Received {
+  int64_t result;
+  kj::Maybe<FdDelivery> fds;
+};
+
+// A passed fd as a remote file of `target`, with what the tracer keeps of a socket.
+kj::Own<RemoteFile> passedFile(Call& c, AgentLink& target, proto::PassedFd::Reader p) {
+  auto file = kj::refcounted<RemoteFile>(
+      target, p.getNode(), p.getType(),
+      p.getSocket() ? socketLabel(p.getFamily(), p.getSockType()) : kj::str("passed fd"));
+  if (p.getSocket()) {
+    SocketInfo info{p.getFamily(), p.getSockType()};
+    info.receiveTimeout = p.getReceiveTimeout();
+    info.sendTimeout = p.getSendTimeout();
+    file->socket = info;
+  } else if (p.getType() == proto::FileType::SOCKET) {
+    c.tracer.noteOnce("scm_rights_family",
+                      "a socket of a family sbrun does not know was passed to the program: socket"
+                      " calls on it answer ENOTSOCK");
+  }
+  return file;
+}
+
+kj::Promise<Received> recvOnce(Call& c, RemoteFile& f, RecvSpec spec, uint64_t flags) {
   f.ioEpoch++;  // An EPOLLET interest counts the next rise as an edge (epoll_set.h).
   auto req = f.node.recvMsgRequest();
   req.setCount(spec.count);
   msgFlags(c, flags, req.initFlags());
   req.setControlSize(kj::min(spec.controlLen, MAX_CONTROL));
   c.target = &f.target;
-  return req.send().then([&c, spec = kj::mv(spec)](auto reply) -> int64_t {
+  AgentLink* target = &f.target;
+  return req.send().then([&c, target, spec = kj::mv(spec)](auto reply) -> Received {
     int64_t r = reply.getResult();
     if (r < 0) {
-      return r;
+      return {r, nullptr};
     }
     auto data = reply.getData();
     KJ_REQUIRE(data.size() <= spec.count, "agent answered a recv with more bytes than asked");
     if (reply.getDroppedFds() > 0) {
       c.tracer.noteOnce("scm_rights_in",
-                        "fds passed (SCM_RIGHTS) to a remote socket were closed on the target:"
-                        " the program sees MSG_CTRUNC");
+                        kj::str("fds passed (SCM_RIGHTS) to the program were closed on ",
+                                target->name(), ": its --max-fds limit was reached; the"
+                                " program sees MSG_CTRUNC"));
     }
     if (data.size() > 0 && scatter(c, spec.iov, data) < 0) {
-      return -EFAULT;
+      return {-EFAULT, nullptr};
     }
     if (spec.nameLenAddr != 0) {
       int64_t w = putSockAddr(c, spec.name, spec.nameLenAddr, reply.hasAddr(), reply.getAddr());
       if (w < 0) {
-        return w;
+        return {w, nullptr};
       }
     }
-    if (spec.msgAddr != 0) {
-      bool ctrunc = false;
-      auto out = kj::heapArray<kj::byte>(kj::min(spec.controlLen, MAX_CONTROL));
-      size_t used = net::encodeCmsgs(reply.getControl(), out, ctrunc);
-      if (used > 0 && c.mem().write(spec.control, out.slice(0, used)) < 0) {
-        return -EFAULT;
+    if (spec.msgAddr == 0) {
+      return {r, nullptr};  // no control buffer: passed fds are dropped (closed on the target)
+    }
+    bool ctrunc = false;
+    auto out = kj::heapArray<kj::byte>(kj::min(spec.controlLen, MAX_CONTROL));
+    size_t used = net::encodeCmsgs(reply.getControl(), out, ctrunc);
+    if (used > 0 && c.mem().write(spec.control, out.slice(0, used)) < 0) {
+      return {-EFAULT, nullptr};
+    }
+    uint32_t mflags = net::encodeMsgFlags(reply.getFlags()) | (ctrunc ? K_MSG_CTRUNC : 0);
+    auto passed = reply.getFds();
+    if (passed.size() > 0) {
+      FdDelivery d;
+      d.room = out.size() - used;
+      d.used = used;
+      d.cmsgAddr = spec.control + used;
+      d.msgAddr = spec.msgAddr;
+      // As many as the room holds (scm_max_fds); the target's kernel had the same room.
+      size_t fit = d.room > CMSG_HEADER ? (d.room - CMSG_HEADER) / sizeof(int32_t) : 0;
+      for (size_t i = 0; i < kj::min(fit, size_t(passed.size())); ++i) {
+        d.files.add(passedFile(c, *target, passed[i]));
       }
-      uint32_t mflags = net::encodeMsgFlags(reply.getFlags()) | (ctrunc ? 0x8 : 0);
-      uint64_t controllen = used;
-      if (c.mem().writeValue(spec.msgAddr + offsetof(MsgHdr, controllen), controllen) < 0 ||
-          c.mem().writeValue(spec.msgAddr + offsetof(MsgHdr, flags), mflags) < 0) {
-        return -EFAULT;
+      if (d.files.size() > 0) {
+        // The kernel writes each number before it installs the fd: into a buffer it cannot
+        // write, it installs none (and says MSG_CTRUNC).
+        auto zeros = kj::heapArray<kj::byte>(CMSG_HEADER + d.files.size() * sizeof(int32_t));
+        memset(zeros.begin(), 0, zeros.size());
+        if (c.mem().write(d.cmsgAddr, zeros) < 0) {
+          d.files.clear();
+        }
+      }
+      if (d.files.size() < passed.size()) {
+        mflags |= K_MSG_CTRUNC;
+      }
+      d.flags = mflags;
+      if (d.files.size() > 0) {
+        return {r, kj::mv(d)};  // msg_controllen and msg_flags once they are installed
       }
     }
-    return r;
+    uint64_t controllen = used;
+    if (c.mem().writeValue(spec.msgAddr + offsetof(MsgHdr, controllen), controllen) < 0 ||
+        c.mem().writeValue(spec.msgAddr + offsetof(MsgHdr, flags), mflags) < 0) {
+      return {-EFAULT, nullptr};
+    }
+    return {r, nullptr};
   });
+}
+
+// Installs the fds of `list` as placeholders in the program, in order, as a Sequence: the
+// trapped call becomes openat("/", O_PATH) for the first (as Tracer::installPlaceholder), and
+// each next one an fcntl(first, F_DUPFD[_CLOEXEC], 0) from the same syscall instruction, so the
+// kernel picks every number (lowest free, as scm_detach_fds). Each is bound to its remote file
+// at once. When one fails (EMFILE), the rest are dropped (closed on the target) and MSG_CTRUNC
+// says so. Then the SCM_RIGHTS messages, msg_controllen and msg_flags are written, and the call
+// returns `ret`.
+struct FdInstaller {
+  kj::Vector<FdDelivery> list;
+  bool cloexec;
+  bool batch;  // recvmmsg: the count stands even if a msghdr cannot be written
+  int64_t ret;
+  user_regs_struct base;
+  size_t d = 0, i = 0;  // the file the running step installs
+  int64_t first = -1;
+
+  Sequence::Step step(Task& task, int64_t fd) {
+    if (fd < 0) {
+      return finish(task);
+    }
+    task.fds->bind(static_cast<int>(fd), kj::mv(list[d].files[i]));
+    list[d].numbers.add(static_cast<int32_t>(fd));
+    if (first < 0) {
+      first = fd;
+    }
+    if (++i >= list[d].files.size()) {
+      ++d;
+      i = 0;
+    }
+    if (d >= list.size()) {
+      return finish(task);
+    }
+    auto r = base;
+    r.orig_rax = SYS_fcntl;
+    r.rdi = static_cast<uint64_t>(first);
+    r.rsi = cloexec ? F_DUPFD_CLOEXEC : F_DUPFD;
+    r.rdx = 0;
+    return Sequence::Next{r};
+  }
+
+  Sequence::Step finish(Task& task) {
+    TraceeMemory mem(task.tid);
+    bool fault = false;
+    for (auto& dl : list) {
+      size_t n = dl.numbers.size();
+      uint64_t controllen = dl.used;
+      uint32_t flags = dl.flags | (n < dl.files.size() ? K_MSG_CTRUNC : 0);
+      if (n > 0) {
+        uint64_t len = CMSG_HEADER + n * sizeof(int32_t);
+        int32_t level = net::K_SOL_SOCKET, type = net::K_SCM_RIGHTS;
+        fault = fault || mem.writeValue(dl.cmsgAddr, len) < 0 ||
+                mem.writeValue(dl.cmsgAddr + 8, level) < 0 ||
+                mem.writeValue(dl.cmsgAddr + 12, type) < 0 ||
+                mem.write(dl.cmsgAddr + CMSG_HEADER, dl.numbers.asPtr().asBytes()) < 0;
+        controllen += kj::min(net::cmsgSpace(n * sizeof(int32_t)), dl.room);
+      }
+      fault = fault ||
+              mem.writeValue(dl.msgAddr + offsetof(MsgHdr, controllen), controllen) < 0 ||
+              mem.writeValue(dl.msgAddr + offsetof(MsgHdr, flags), flags) < 0;
+    }
+    list.clear();  // what was not installed is closed on the target
+    return Sequence::Done{fault && !batch ? int64_t(-EFAULT) : ret};
+  }
+};
+
+Outcome deliverFds(Call& c, int64_t ret, kj::Vector<FdDelivery> list, bool cloexec, bool batch) {
+  if (list.size() == 0 || ret < 0) {
+    return Complete{ret};  // (an error drops them: closed on the target)
+  }
+  auto installer = kj::heap<FdInstaller>(
+      FdInstaller{kj::mv(list), cloexec, batch, ret, c.regs});
+  // "/" just below the red zone, as installPlaceholder does.
+  uint64_t scratch = (c.regs.rsp - 128 - 16) & ~uint64_t(15);
+  static const kj::byte ROOT[] = {'/', 0};
+  if (c.mem().write(scratch, ROOT) < 0) {
+    c.tracer.noteOnce("scratch", "cannot write to the program's stack to create a placeholder fd");
+    installer->d = installer->list.size();
+    auto done = installer->finish(c.task);
+    return Complete{done.get<Sequence::Done>().ret};
+  }
+  auto open = c.regs;
+  open.orig_rax = SYS_openat;
+  open.rdi = static_cast<uint64_t>(static_cast<int64_t>(AT_FDCWD));
+  open.rsi = scratch;
+  open.rdx = O_PATH | (cloexec ? O_CLOEXEC : 0);
+  open.r10 = 0;
+  Task& task = c.task;
+  return Sequence{open, [&task, installer = kj::mv(installer)](int64_t fd) mutable {
+                    return installer->step(task, fd);
+                  }};
 }
 
 void prepareRecv(Call& c, SocketInfo& s, uint64_t flags) {
@@ -753,8 +983,8 @@ kj::Promise<Outcome> hRecvfrom(Call& c) {
       spec.nameLenAddr = c.arg(5);
     }
     prepareRecv(c, s, c.arg(3));
-    return recvOnce(c, f, kj::mv(spec), c.arg(3)).then([](int64_t r) -> Outcome {
-      return Complete{r};
+    return recvOnce(c, f, kj::mv(spec), c.arg(3)).then([](Received got) -> Outcome {
+      return Complete{got.result};
     });
   });
 }
@@ -795,8 +1025,13 @@ kj::Promise<Outcome> hRecvmsg(Call& c) {
       return done(r);
     }
     prepareRecv(c, s, c.arg(2));
-    return recvOnce(c, f, kj::mv(spec), c.arg(2)).then([](int64_t r) -> Outcome {
-      return Complete{r};
+    bool cloexec = c.arg(2) & K_MSG_CMSG_CLOEXEC;
+    return recvOnce(c, f, kj::mv(spec), c.arg(2)).then([&c, cloexec](Received got) -> Outcome {
+      kj::Vector<FdDelivery> fds;
+      KJ_IF_MAYBE(d, got.fds) {
+        fds.add(kj::mv(*d));
+      }
+      return deliverFds(c, got.result, kj::mv(fds), cloexec, false);
     });
   });
 }
@@ -852,6 +1087,7 @@ struct RecvBatch : public kj::Refcounted {
   uint64_t flags;
   kj::Maybe<struct timespec> deadline;  // CLOCK_MONOTONIC
   uint64_t timeoutAddr;
+  kj::Vector<FdDelivery> fds;  // every message's passed fds, installed at the end
 
   RecvBatch(Call& c, RemoteFile& f, uint64_t vec, uint32_t vlen, uint64_t flags)
       : call(c), file(kj::addRef(f)), vec(vec), vlen(vlen), flags(flags), timeoutAddr(0) {}
@@ -871,8 +1107,12 @@ struct RecvBatch : public kj::Refcounted {
     // MSG_WAITFORONE: only the first message may wait.
     uint64_t f = (i > 0 && (flags & 0x10000)) ? (flags | 0x40) : flags;
     f &= ~uint64_t(0x10000);
-    return recvOnce(call, *file, kj::mv(spec), f).then([this, i, entry](int64_t r)
+    return recvOnce(call, *file, kj::mv(spec), f).then([this, i, entry](Received got)
                                                          -> kj::Promise<int64_t> {
+      int64_t r = got.result;
+      KJ_IF_MAYBE(d, got.fds) {
+        fds.add(kj::mv(*d));
+      }
       if (r < 0) {
         return i > 0 ? finish(i) : r;
       }
@@ -928,7 +1168,10 @@ kj::Promise<Outcome> hRecvmmsg(Call& c) {
     }
     prepareRecv(c, s, flags);
     auto& b = *batch;
-    return b.from(0).attach(kj::mv(batch)).then([](int64_t r) -> Outcome { return Complete{r}; });
+    bool cloexec = flags & K_MSG_CMSG_CLOEXEC;
+    return b.from(0).then([&c, batch = kj::mv(batch), cloexec](int64_t r) mutable -> Outcome {
+      return deliverFds(c, r, kj::mv(batch->fds), cloexec, true);
+    });
   });
 }
 

@@ -3197,6 +3197,37 @@ def case_net_read_only(ctx):
           "unexpected answers from a read-only agent")
 
 
+PY_SCM_LOCAL = (
+    "import errno, os, socket\n"
+    "a, b = socket.socketpair()\n"
+    "r, w = os.pipe()\n"
+    "try:\n"
+    "    socket.send_fds(a, [b'x'], [r]); print('local fd: sent')\n"
+    "except OSError as e:\n"
+    "    print('local fd:', 'EOPNOTSUPP' if e.errno == errno.EOPNOTSUPP else errno.errorcode[e.errno])\n"
+    "f = os.open('hello.txt', os.O_RDONLY)\n"
+    "print('remote fd:', socket.send_fds(a, [b'y'], [f]))\n"
+    "msg, fds, flags, addr = socket.recv_fds(b, 16, 4)\n"
+    "print('received:', msg, len(fds), os.read(fds[0], 10))\n")
+
+
+def case_scm_local_fd(ctx):
+    """Passing a local fd (a pipe of A) over a remote socketpair (SCM_RIGHTS): sendmsg answers
+    EOPNOTSUPP, nothing is sent, and sbrun says why once on stderr; a remote fd (a file on B)
+    passes over the same socket and reads B's file."""
+    agent = ctx.agent(net=True)
+    make_tree(agent)
+    if ctx.native_only:
+        return
+    t = ctx.traced(agent, [SYS_PYTHON, "-c", PY_SCM_LOCAL])
+    log(t.describe())
+    check(t.rc == 0 and t.out == "local fd: EOPNOTSUPP\nremote fd: 1\n"
+          "received: b'y' 1 b'hello from'\n", "unexpected answers")
+    check("SCM_RIGHTS" in t.err and "fd of this machine" in t.err and "EOPNOTSUPP" in t.err,
+          "sbrun must say why the local fd was refused")
+    check(t.err.count("fd of this machine") == 1, "the note must be said once")
+
+
 def build_cases():
     cases = {}   # name -> (function, needs namespaces+ptrace)
     for name in SHELL_CASES:
@@ -3257,6 +3288,7 @@ def build_cases():
     cases["net-http"] = (case_net_http, True)
     cases["net-ip-addr"] = (case_net_ip_addr, True)
     cases["net-read-only"] = (case_net_read_only, True)
+    cases["scm-local-fd"] = (case_scm_local_fd, True)
     # The agent's defences (issue 7): TLS, admission, limits, garbage on the wire.
     import security_cases
     security_cases.register(cases, sys.modules[__name__])

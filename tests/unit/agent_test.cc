@@ -111,6 +111,7 @@ struct AgentConfig {
   std::string root;  // empty: unconfined
   bool readOnly = false;
   std::string token;
+  Limits limits = {};
 
   static AgentConfig confinedTo(std::string root) {
     AgentConfig c;
@@ -149,7 +150,7 @@ struct Fixture {
   explicit Fixture(const AgentConfig& config = {})
       : confinement(config.root.empty() ? Confinement::unconfined()
                                         : Confinement::confinedTo(config.root.c_str())),
-        agentContext{*confinement, executor, reaper, config.readOnly},
+        agentContext{*confinement, executor, reaper, config.readOnly, config.limits},
         options{config.token.empty() ? kj::Maybe<kj::String>(nullptr)
                                      : kj::Maybe<kj::String>(kj::heapString(config.token)),
                 log},
@@ -2025,6 +2026,139 @@ TEST_CASE("Session.poll looks, waits, times out, is cancellable, and says POLLNV
                                   {&fifo.node, POLLIN}}, -1).wait(f.ws));
   CHECK(a.result == 2);
   CHECK(a.revents == std::vector<short>{POLLNVAL, POLLNVAL, 0});
+}
+
+// ---------------------------------------------------------------------------------------------
+// Passing fds (SCM_RIGHTS) between the session's sockets
+
+struct Pair {
+  Node::Client a, b;
+};
+
+Pair unixPair(Fixture& f, proto::Session::Client& session, proto::SockType type) {
+  auto req = session.socketpairRequest();
+  req.setFamily(proto::SockFamily::UNIX);
+  req.setType(type);
+  auto resp = req.send().wait(f.ws);
+  REQUIRE(resp.getResult() == 0);
+  return {resp.getFirst(), resp.getSecond()};
+}
+
+// One byte with one SCM_RIGHTS message whose ints are `ints` (indexes into `nodes`).
+int64_t sendRights(Fixture& f, Node::Client& sock, std::vector<int32_t> ints,
+                   std::vector<Node::Client*> nodes) {
+  auto req = sock.sendMsgRequest();
+  req.setData(bytes("F"));
+  auto c = req.initControl(1)[0];
+  c.setLevel(SOL_SOCKET);
+  c.setType(SCM_RIGHTS);
+  c.setData(kj::arrayPtr(reinterpret_cast<const kj::byte*>(ints.data()),
+                         ints.size() * sizeof(int32_t)));
+  auto fds = req.initFds(nodes.size());
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    fds.set(i, *nodes[i]);
+  }
+  return req.send().wait(f.ws).getResult();
+}
+
+capnp::Response<Node::RecvMsgResults> recvRights(Fixture& f, Node::Client& sock,
+                                                 uint32_t controlSize) {
+  auto req = sock.recvMsgRequest();
+  req.setCount(16);
+  req.setControlSize(controlSize);
+  req.initFlags().setDontWait(true);
+  return req.send().wait(f.ws);
+}
+
+TEST_CASE("sendMsg passes nodes as fds (SCM_RIGHTS) and recvMsg returns them as new nodes") {
+  TempDir tmp;
+  writeFile(tmp / "data", "hello, passed file\n");
+  Fixture f;
+  auto session = f.session();
+  auto root = f.root(session);
+  auto pair = unixPair(f, session, proto::SockType::STREAM);
+  auto file = openAt(f, root, tmp / "data");
+  REQUIRE(file.result == 0);
+  auto dgram = unixPair(f, session, proto::SockType::DGRAM);
+
+  // A file and a socket in one message.
+  CHECK(sendRights(f, pair.a, {0, 1}, {&file.node, &dgram.a}) == 1);
+  auto got = recvRights(f, pair.b, CMSG_SPACE(2 * sizeof(int)));
+  REQUIRE(got.getResult() == 1);
+  CHECK(got.getControl().size() == 0);  // the SCM_RIGHTS message became `fds`
+  CHECK(got.getDroppedFds() == 0);
+  CHECK(!got.getFlags().getCtrunc());
+  auto fds = got.getFds();
+  REQUIRE(fds.size() == 2);
+  CHECK(fds[0].getType() == proto::FileType::REGULAR);
+  CHECK(!fds[0].getSocket());
+  CHECK(fds[1].getType() == proto::FileType::SOCKET);
+  CHECK(fds[1].getSocket());
+  CHECK(fds[1].getFamily() == proto::SockFamily::UNIX);
+  CHECK(fds[1].getSockType() == proto::SockType::DGRAM);
+  // The same open file description: one offset.
+  auto copy = fds[0].getNode();
+  CHECK(read(f, copy, 5).data == "hello");
+  CHECK(read(f, file.node, 2).data == ", ");
+  auto passedSock = fds[1].getNode();
+  CHECK(write(f, passedSock, "via") == 3);
+  CHECK(read(f, dgram.b, 8).data == "via");
+
+  // Bad ints: out of range, -1, a raw fd number of the agent (never used as one), a node of
+  // another session, a closed node: EBADF, and nothing is sent.
+  CHECK(sendRights(f, pair.a, {3}, {&file.node}) == -EBADF);
+  CHECK(sendRights(f, pair.a, {-1}, {}) == -EBADF);
+  CHECK(sendRights(f, pair.a, {0, 1}, {&file.node}) == -EBADF);
+  int raw = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  CHECK(sendRights(f, pair.a, {raw}, {}) == -EBADF);
+  ::close(raw);
+  auto other = f.session();
+  auto foreign = openAt(f, f.root(other), tmp / "data");
+  REQUIRE(foreign.result == 0);
+  CHECK(sendRights(f, pair.a, {0}, {&foreign.node}) == -EBADF);
+  auto closed = openAt(f, root, tmp / "data");
+  REQUIRE(closed.node.closeRequest().send().wait(f.ws).getResult() == 0);
+  CHECK(sendRights(f, pair.a, {0}, {&closed.node}) == -EBADF);
+  CHECK(recvRights(f, pair.b, 64).getResult() == -EAGAIN);
+
+  // A control buffer with room for one: the kernel installs one, closes the rest, MSG_CTRUNC.
+  size_t before = countOpenFds();
+  CHECK(sendRights(f, pair.a, {0, 0, 0}, {&file.node}) == 1);
+  got = recvRights(f, pair.b, CMSG_LEN(sizeof(int)));
+  REQUIRE(got.getResult() == 1);
+  CHECK(got.getFds().size() == 1);
+  CHECK(got.getFlags().getCtrunc());
+  CHECK(countOpenFds() == before + 1);
+}
+
+TEST_CASE("recvMsg installs passed fds only up to --max-fds: the rest are closed, MSG_CTRUNC") {
+  TempDir tmp;
+  writeFile(tmp / "data", "x");
+  AgentConfig config;
+  config.limits.maxNodes = 4;
+  Fixture f(config);
+  auto session = f.session();
+  auto root = f.root(session);  // node 1
+  auto pair = unixPair(f, session, proto::SockType::STREAM);  // 2, 3
+  auto file = openAt(f, root, tmp / "data");  // 4
+  REQUIRE(file.result == 0);
+  // No room at all: every fd is closed on the agent.
+  size_t before = countOpenFds();
+  CHECK(sendRights(f, pair.a, {0, 0}, {&file.node}) == 1);
+  auto got = recvRights(f, pair.b, CMSG_SPACE(2 * sizeof(int)));
+  REQUIRE(got.getResult() == 1);
+  CHECK(got.getFds().size() == 0);
+  CHECK(got.getDroppedFds() == 2);
+  CHECK(got.getFlags().getCtrunc());
+  CHECK(countOpenFds() == before);
+  // Room for one once the root node is gone.
+  root = nullptr;
+  CHECK(f.waitUntil([&]() {
+    // A round trip lets the agent see the release.
+    return session.unameRequest().send().wait(f.ws).getResult() >= 0 &&
+           sendRights(f, pair.a, {0, 0, 0}, {&file.node}) == 1 &&
+           recvRights(f, pair.b, CMSG_SPACE(3 * sizeof(int))).getFds().size() == 1;
+  }));
 }
 
 TEST_CASE("the stash gate holds stash readers until every cancelled socket call's work is over") {
