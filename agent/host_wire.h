@@ -17,6 +17,7 @@
 
 #include <cerrno>
 #include <cstdint>
+#include <cstring>
 
 #include <capnp/blob.h>
 #include <kj/string.h>
@@ -24,6 +25,14 @@
 #include "splitbrain.capnp.h"
 
 namespace sb {
+
+// memcpy for bytes that may be none: an empty capnp Data or kj::Array has a null begin(), which
+// memcpy must not get even for 0 bytes (UBSan; the fuzzer found it twice).
+inline void copyBytes(void* to, const void* from, size_t n) {
+  if (n > 0) {
+    memcpy(to, from, n);
+  }
+}
 
 // The largest transfer (read, write, xattr value, copy) one call performs; a short count is
 // legal and the tracer loops. Bounds both memory use and the message size (PITFALLS #20).

@@ -884,11 +884,7 @@ kj::Promise<void> NodeImpl::ioctl(IoctlContext context) {
   // A buffer of its own: the work may run on a worker after the request's memory is gone.
   auto buffer = kj::heapArray<kj::byte>(kj::max(size_t(in.size()), size_t(outSize)) + 1);
   memset(buffer.begin(), 0, buffer.size());
-  if (in.size() > 0) {
-    // An empty Data reads as a null pointer, which memcpy must not get even for 0 bytes (the
-    // fuzzer's UBSan found it).
-    memcpy(buffer.begin(), in.begin(), in.size());
-  }
+  copyBytes(buffer.begin(), in.begin(), in.size());
   unsigned long request = static_cast<unsigned long>(params.getRequest());
   uint64_t arg = params.getArg();
   auto answer = [context](WorkResult&& w) mutable {

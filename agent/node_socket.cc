@@ -219,7 +219,7 @@ void answerRecv(SessionState& session, Results results, WorkResult& w, uint64_t 
   if (w.name.size() > 0) {
     struct sockaddr_storage ss;
     memset(&ss, 0, sizeof(ss));
-    memcpy(&ss, w.name.begin(), kj::min(w.name.size(), sizeof(ss)));
+    copyBytes(&ss, w.name.begin(), kj::min(w.name.size(), sizeof(ss)));
     sockAddrFromHost(ss, w.name.size(), results.initAddr());
   }
   int flags = w.msgFlags;
@@ -504,7 +504,7 @@ kj::Promise<void> NodeImpl::accept(AcceptContext context) {
     results.setResult(0);
     struct sockaddr_storage ss;
     memset(&ss, 0, sizeof(ss));
-    memcpy(&ss, w.name.begin(), kj::min(w.name.size(), sizeof(ss)));
+    copyBytes(&ss, w.name.begin(), kj::min(w.name.size(), sizeof(ss)));
     sockAddrFromHost(ss, w.name.size(), results.initAddr());
   };
   KJ_IF_MAYBE(kept, stash) {
@@ -611,7 +611,7 @@ kj::Promise<void> NodeImpl::sendMsg(SendMsgContext context) {
         c->cmsg_level = in.getLevel();
         c->cmsg_type = in.getType();
         c->cmsg_len = CMSG_LEN(data.size());
-        memcpy(CMSG_DATA(c), data.begin(), data.size());
+        copyBytes(CMSG_DATA(c), data.begin(), data.size());
         if (isRights(c)) {
           // Indexes into `fds` become the nodes' fds; anything else -1, so that the kernel
           // answers EBADF where it would. The agent's own fd numbers never pass.
@@ -756,8 +756,8 @@ kj::Promise<void> NodeImpl::recvMsg(RecvMsgContext context) {
       // What the first read got is delivered even if the rest fails (it was consumed).
       size_t more = rest.result > 0 ? size_t(rest.result) : 0;
       auto all = kj::heapArray<kj::byte>(got + more);
-      memcpy(all.begin(), now.data.begin(), got);
-      memcpy(all.begin() + got, rest.data.begin(), more);
+      copyBytes(all.begin(), now.data.begin(), got);
+      copyBytes(all.begin() + got, rest.data.begin(), more);
       now.data = kj::mv(all);
       now.result = got + int64_t(more);
       // Fds that came with the rest are the answer's (the kernel's read stopped there).

@@ -9,6 +9,8 @@
 
 #include <cerrno>
 
+#include "host_wire.h"
+
 namespace sb {
 
 namespace {
@@ -132,7 +134,7 @@ int64_t sockAddrToHost(proto::SockAddr::Reader in, struct sockaddr_storage& out,
         return -EINVAL;
       }
       sun->sun_family = AF_UNIX;
-      memcpy(sun->sun_path + 1, name.begin(), name.size());
+      copyBytes(sun->sun_path + 1, name.begin(), name.size());
       len = offsetof(struct sockaddr_un, sun_path) + 1 + name.size();
       return 0;
     }

@@ -54,6 +54,9 @@ class RemoteFile : public kj::Refcounted {
   uint32_t ioEpoch = 0;
   // Set for the sockets sbrun made on the target (socket, socketpair, accept).
   kj::Maybe<SocketInfo> socket;
+  // Opened for writing (O_WRONLY, O_RDWR): its close may report a deferred write error (NFS,
+  // FUSE), so it waits for the target's answer; other closes of files and directories do not.
+  bool writable = false;
 
   bool isStale() const;
 };

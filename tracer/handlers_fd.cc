@@ -37,18 +37,20 @@ kj::Promise<Outcome> openRemote(Call& call, Remote where, uint64_t flags, uint32
   // may create the file (a restarted O_EXCL create would fail with EEXIST).
   call.interruptible = !(flags & O_CREAT);
   bool cloexec = flags & O_CLOEXEC;
+  bool writable = (flags & O_ACCMODE) != O_RDONLY && !(flags & O_PATH);
   auto target = where.target;
   if (flags & O_TRUNC) {
     target->noteContentChange();
   }
   auto path = kj::mv(where.path);
   return send(call, *target, req).then(
-      [&call, target, cloexec, path = kj::mv(path)](auto reply) mutable -> Outcome {
+      [&call, target, cloexec, writable, path = kj::mv(path)](auto reply) mutable -> Outcome {
         if (reply.getResult() < 0) {
           return Complete{reply.getResult()};
         }
         auto file = kj::refcounted<RemoteFile>(*target, reply.getNode(),
                                                reply.getInfo().getType(), kj::mv(path));
+        file->writable = writable;
         return call.tracer.installPlaceholder(call, kj::mv(file), cloexec);
       });
 }
@@ -110,6 +112,21 @@ kj::Promise<Outcome> closeRest(Call& c, kj::Own<RemoteFile> file) {
     return local();  // Another fd or process still refers to it: only the number goes.
   }
   auto req = file->node.closeRequest();
+  bool quiet = !file->writable && !file->control &&
+               (file->type == proto::FileType::REGULAR ||
+                file->type == proto::FileType::DIRECTORY || file->type == proto::FileType::SYMLINK);
+  if (quiet) {
+    // Closing what was only read can report nothing: answered at once (the issue's "closes need
+    // not wait"), the close goes out behind it, before any later call on this connection.
+    c.target = &file->target;
+    c.tracer.backgroundSend(req.send().ignoreResult().attach(kj::mv(file)).catch_(
+        [](kj::Exception&& e) {
+          if (!isConnectionLoss(e)) {
+            kj::throwFatalException(kj::mv(e));  // reported by the background task set
+          }
+        }));
+    return Outcome(RunLocal{int64_t(0)});
+  }
   return send(c, file->target, req).then([file = kj::mv(file)](auto reply) -> Outcome {
     int64_t remote = reply.getResult();
     if (remote >= 0) {
