@@ -23,6 +23,12 @@ if [ "$(id -u)" = 0 ]; then
   chown -R 65534:65534 "$corpus" "$artifacts" "$seeds"
 fi
 SB_FUZZ_SEEDS=$seeds "$target"
+# Inputs that once found a bug (tests/fuzz/regressions) run first, each once.
+regressions=$(dirname "$(realpath "$0")")/regressions
+if [ -d "$regressions" ] && [ -n "$(ls "$regressions")" ]; then
+  "$target" "$regressions"/*
+  echo "fuzz_agent: $(ls "$regressions" | wc -l) regression inputs passed"
+fi
 echo "fuzz_agent: $(ls "$seeds" | wc -l) seeds, $(ls "$corpus" | wc -l) corpus entries, ${seconds} s"
 # -timeout: one input may take this long (an agent call that blocks until cancelled counts).
 # -rss_limit_mb: ASan's shadow and quarantine plus the agent's own buffers.
