@@ -511,6 +511,8 @@ kj::Promise<void> AgentLink::establish() {
             hello.setClientArch("x86_64");
             hello.setToken(token_.asBytes());
             hello.setClientName(kj::str("sbrun pid ", getpid()));
+            // The agent may then end this session if it hears nothing for much longer.
+            hello.setHeartbeatMillis(uint32_t(options_.heartbeat / kj::MILLISECONDS));
             rpcHolder_ = kj::mv(rpc);
             return req.send().then([this](capnp::Response<proto::Agent::HandshakeResults> r) {
               auto w = r.getWelcome();
