@@ -20,6 +20,8 @@ namespace sb {
 kj::String PathTarget::procPath() const { return kj::str("/proc/self/fd/", dirFd); }
 
 int64_t openat2Retry(int dirFd, const char* path, const struct open_how& how) {
+  // RESOLVE_IN_ROOT lookups that ended outside the root, one after the other (see below).
+  int raced = 0;
   for (;;) {
     long r = syscall(SYS_openat2, dirFd, path, &how, sizeof(how));
     if (r >= 0) {
@@ -30,6 +32,16 @@ int64_t openat2Retry(int dirFd, const char* path, const struct open_how& how) {
     // mount races with them; the documented answer is to retry. RESOLVE_CACHED's EAGAIN means
     // "not in the cache" and belongs to the caller.
     if (err == EAGAIN && !(how.resolve & RESOLVE_CACHED)) {
+      continue;
+    }
+    // A RESOLVE_IN_ROOT lookup cannot climb out of its root, but a directory it walked through
+    // can be moved out of the root by someone else while it does (no `..` involved, so no
+    // EAGAIN): the kernel's last check then refuses the result with EXDEV. Looked up again, the
+    // path gives what it names now: ENOENT while the directory is outside, the file once it is
+    // back. (EXDEV under RESOLVE_BENEATH means "left the directory" and is the caller's; a magic
+    // link under RESOLVE_IN_ROOT gives EXDEV every time, which the bound lets through.)
+    if (err == EXDEV && (how.resolve & RESOLVE_IN_ROOT) && !(how.resolve & RESOLVE_BENEATH) &&
+        ++raced < 64) {
       continue;
     }
     if (err == EINTR) {

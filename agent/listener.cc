@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -24,6 +25,56 @@
 
 namespace sb {
 
+// The connection's stream as the guard reads it, noting when bytes last arrived and when a
+// write last completed: the silence check (Listener::watchSilence) decides on these.
+class ActivityStream final: public kj::AsyncIoStream {
+public:
+  ActivityStream(kj::Own<kj::AsyncIoStream> inner, kj::Timer& timer)
+      : inner(kj::mv(inner)), timer(timer), lastRead(timer.now()), lastWrite(timer.now()) {}
+
+  kj::TimePoint lastReadAt() const { return lastRead; }
+  kj::TimePoint lastWriteAt() const { return lastWrite; }
+
+  kj::Promise<size_t> tryRead(void* buffer, size_t minBytes, size_t maxBytes) override {
+    // Reads of the body of a big message come in chunks: each one counts.
+    return inner->tryRead(buffer, minBytes, maxBytes).then([this](size_t n) {
+      if (n > 0) {
+        lastRead = timer.now();
+      }
+      return n;
+    });
+  }
+  kj::Maybe<uint64_t> tryGetLength() override { return inner->tryGetLength(); }
+  kj::Promise<void> write(const void* buffer, size_t size) override {
+    return inner->write(buffer, size).then([this]() { lastWrite = timer.now(); });
+  }
+  kj::Promise<void> write(kj::ArrayPtr<const kj::ArrayPtr<const kj::byte>> pieces) override {
+    return inner->write(pieces).then([this]() { lastWrite = timer.now(); });
+  }
+  kj::Promise<void> whenWriteDisconnected() override { return inner->whenWriteDisconnected(); }
+  void shutdownWrite() override { inner->shutdownWrite(); }
+  void abortRead() override { inner->abortRead(); }
+  void getsockopt(int level, int option, void* value, kj::uint* length) override {
+    inner->getsockopt(level, option, value, length);
+  }
+  void setsockopt(int level, int option, const void* value, kj::uint length) override {
+    inner->setsockopt(level, option, value, length);
+  }
+  void getsockname(struct sockaddr* addr, kj::uint* length) override {
+    inner->getsockname(addr, length);
+  }
+  void getpeername(struct sockaddr* addr, kj::uint* length) override {
+    inner->getpeername(addr, length);
+  }
+  kj::Maybe<int> getFd() const override { return inner->getFd(); }
+
+private:
+  kj::Own<kj::AsyncIoStream> inner;
+  kj::Timer& timer;
+  kj::TimePoint lastRead;
+  kj::TimePoint lastWrite;
+};
+
 namespace {
 
 // One connection's RPC state. Member order matters: the RPC system refers to the network, which
@@ -31,12 +82,12 @@ namespace {
 // The guard reads every frame in place of capnp's own reader (message_guard.h), and the flow
 // limit stops reading while too many calls are unanswered (PITFALLS #20).
 struct Connection {
-  kj::Own<kj::AsyncIoStream> stream;
+  kj::Own<ActivityStream> stream;
   MessageGuard guard;
   capnp::TwoPartyVatNetwork network;
   capnp::RpcSystem<capnp::rpc::twoparty::VatId> rpc;
 
-  Connection(kj::Own<kj::AsyncIoStream> streamParam, const Limits& limits,
+  Connection(kj::Own<ActivityStream> streamParam, const Limits& limits,
              capnp::Capability::Client bootstrap)
       : stream(kj::mv(streamParam)),
         guard(*stream, limits),
@@ -139,6 +190,39 @@ bool isLoopbackSockaddr(const struct sockaddr* sa) {
   }
   return false;
 }
+
+// TCP keepalive and TCP_USER_TIMEOUT on an accepted connection, within `timeout`: the kernel
+// then ends a connection whose peer machine stopped answering (a pulled cable, a partition, a
+// crashed host), even for a client that sends no heartbeat. (A peer whose kernel still answers,
+// a frozen sbrun or a proxy that stopped forwarding, is found by the silence check instead.)
+// Other sockets, and timeouts of 0: nothing.
+void tuneAcceptedTcp(kj::AsyncIoStream& stream, kj::Duration timeout) {
+  int ms = int(timeout / kj::MILLISECONDS);
+  if (ms <= 0) {
+    return;
+  }
+  KJ_IF_MAYBE(fd, stream.getFd()) {
+    struct sockaddr_storage addr;
+    socklen_t len = sizeof(addr);
+    if (getsockname(*fd, reinterpret_cast<struct sockaddr*>(&addr), &len) != 0 ||
+        (addr.ss_family != AF_INET && addr.ss_family != AF_INET6)) {
+      return;
+    }
+    int on = 1;
+    int idle = kj::max(1, ms / 2000);        // half the timeout of silence, then probes
+    int interval = kj::max(1, ms / 10000);   // ... about five of them in the other half
+    int count = kj::max(1, (ms / 1000 - idle) / interval);
+    // Best effort: a kernel without one of these still has the silence check.
+    (void)setsockopt(*fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on));
+    (void)setsockopt(*fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+    (void)setsockopt(*fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof(interval));
+    (void)setsockopt(*fd, IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof(count));
+    // Answers unacknowledged for this long abort the connection.
+    (void)setsockopt(*fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ms, sizeof(ms));
+  }
+}
+
+double secondsOf(kj::Duration d) { return double(d / kj::MILLISECONDS) / 1000.0; }
 
 struct AddrInfoList {
   struct addrinfo* list = nullptr;
@@ -252,22 +336,28 @@ kj::Promise<void> Listener::serveAdmitted(kj::Own<kj::AsyncIoStream> stream, kj:
                                           kj::TimePoint deadline) {
   options.log.info("{}: connected", peer.cStr());
   auto bootstrap = kj::heap<AgentImpl>(agent, options, kj::heapString(peer));
+  auto handshaken = bootstrap->whenHandshaken();
+  auto connection = kj::heap<Connection>(
+      kj::heap<ActivityStream>(kj::mv(stream), io.provider->getTimer()), agent.limits,
+      kj::mv(bootstrap));
+  auto& guard = connection->guard;
+  auto& watched = *connection->stream;
   // A peer that never completes a handshake (silent, or refused and lingering) is dropped. The
   // race is decided first: a handshake cancels the timer for good (joining "never done" with the
-  // timer instead would let the timer end every session at the deadline).
+  // timer instead would let the timer end every session at the deadline). After the handshake,
+  // a client that announced a heartbeat is watched for silence.
   auto deadlinePassed =
-      bootstrap->whenHandshaken()
-          .then([]() { return false; })
-          .exclusiveJoin(io.provider->getTimer().atTime(deadline).then([]() { return true; }))
-          .then([this, peer = kj::heapString(peer)](bool timedOut) -> kj::Promise<void> {
-            if (!timedOut) {
-              return kj::NEVER_DONE;
+      handshaken.then([](uint32_t heartbeatMs) { return kj::Maybe<uint32_t>(heartbeatMs); })
+          .exclusiveJoin(io.provider->getTimer().atTime(deadline).then(
+              []() { return kj::Maybe<uint32_t>(nullptr); }))
+          .then([this, &guard, &watched, peer = kj::heapString(peer)](
+                    kj::Maybe<uint32_t> heartbeatMs) -> kj::Promise<void> {
+            KJ_IF_MAYBE(ms, heartbeatMs) {
+              return watchSilence(watched, guard, *ms * kj::MILLISECONDS, peer);
             }
             options.log.warn("{}: no handshake within the timeout: dropped", peer.cStr());
             return kj::READY_NOW;
           });
-  auto connection = kj::heap<Connection>(kj::mv(stream), agent.limits, kj::mv(bootstrap));
-  auto& guard = connection->guard;
   auto disconnected = connection->network.onDisconnect().then(
       [this, &guard, who = kj::heapString(peer)]() {
         KJ_IF_MAYBE(why, guard.failure()) {
@@ -295,6 +385,50 @@ kj::Promise<void> Listener::serveAdmitted(kj::Own<kj::AsyncIoStream> stream, kj:
   });
 }
 
+kj::Promise<void> Listener::watchSilence(ActivityStream& stream, MessageGuard& guard,
+                                         kj::Duration heartbeat, kj::StringPtr peer) {
+  if (heartbeat <= 0 * kj::SECONDS || options.clientTimeout <= 0 * kj::SECONDS) {
+    return kj::NEVER_DONE;  // The client sends no pings: silence proves nothing.
+  }
+  // A live client pings every quarter of its heartbeat; twice the heartbeat leaves room for a
+  // client on a slow link that chose a long one.
+  kj::Duration limit = kj::max(options.clientTimeout, 2 * heartbeat);
+  kj::Duration tick = kj::min(limit / 8, 1 * kj::SECONDS);
+  auto& timer = io.provider->getTimer();
+  struct State {
+    kj::TimePoint lastTick;
+  };
+  auto state = kj::heap<State>(State{timer.now()});
+  auto& st = *state;
+  auto loop = kj::heap<kj::Function<kj::Promise<void>()>>();
+  auto& again = *loop;
+  again = [this, &stream, &guard, &timer, &st, &again, limit, tick, heartbeat,
+           peer = kj::heapString(peer)]() -> kj::Promise<void> {
+    return timer.afterDelay(tick).then([this, &stream, &guard, &timer, &st, &again, limit, tick,
+                                        heartbeat, &peer]() -> kj::Promise<void> {
+      auto now = timer.now();
+      // A tick that comes late means the agent's own loop was busy: what the client sent may
+      // still sit unread in the socket, so no verdict this round.
+      bool late = now - st.lastTick > 2 * tick;
+      st.lastTick = now;
+      kj::TimePoint last = stream.lastReadAt();
+      if (guard.holdingBack()) {
+        // The agent stopped reading until the client takes answers: taking them is its sign.
+        last = kj::max(last, stream.lastWriteAt());
+      }
+      if (!late && now - last >= limit) {
+        options.log.warn("{}: nothing from the client for {:.1f} s (its heartbeat is {:.1f} s, "
+                         "--client-timeout {:.1f} s): dropped as gone, with its session",
+                         peer.cStr(), secondsOf(now - last), secondsOf(heartbeat),
+                         secondsOf(options.clientTimeout));
+        return kj::READY_NOW;
+      }
+      return again();
+    });
+  };
+  return again().attach(kj::mv(loop), kj::mv(state));
+}
+
 kj::String Listener::refusalFor(kj::ArrayPtr<const kj::byte> token) {
   KJ_IF_MAYBE(expected, options.token) {
     if (!tokensEqual(token, expected->asBytes())) {
@@ -316,6 +450,7 @@ kj::Promise<void> Listener::admit(kj::Own<kj::AsyncIoStream> raw, kj::String pee
     return kj::READY_NOW;  // dropping `raw` closes it
   }
   ++pending;
+  tuneAcceptedTcp(*raw, options.clientTimeout);
   auto& timer = io.provider->getTimer();
   kj::TimePoint deadline = timer.now() + options.handshakeTimeout;
   auto state = kj::heap<Admission>();

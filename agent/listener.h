@@ -29,6 +29,9 @@
 
 namespace sb {
 
+class ActivityStream;
+class MessageGuard;
+
 struct ListenAddress {
   enum class Kind { UNIX, TCP };
   Kind kind;
@@ -97,6 +100,11 @@ private:
                                   kj::TimePoint deadline);
   // Why a client that presented `token` is refused ("" when admitted).
   kj::String refusalFor(kj::ArrayPtr<const kj::byte> token);
+  // Resolves when nothing has come from a client that announced `heartbeat` for
+  // AgentOptions::clientTimeout (at least twice the heartbeat): the caller then ends the
+  // session. Never, for a client without heartbeat or with --client-timeout 0.
+  kj::Promise<void> watchSilence(ActivityStream& stream, MessageGuard& guard,
+                                 kj::Duration heartbeat, kj::StringPtr peer);
   kj::Promise<void> acceptLoop();
   void taskFailed(kj::Exception&& exception) override;
 };

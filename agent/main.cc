@@ -128,6 +128,13 @@ public:
             "Drop a connection that has not completed its handshake (TLS, token, protocol) "
             "within <seconds> (default 10): a silent or refused peer cannot hold a connection "
             "open.")
+        .addOptionWithArg({"client-timeout"}, KJ_BIND_METHOD(*this, setClientTimeout),
+            "<seconds>",
+            "End a session when nothing has arrived from its client for <seconds> (default 60; "
+            "at least twice the heartbeat the client announced), as if it had hung up: its "
+            "files are closed and its programs killed. Only clients that send heartbeats "
+            "(sbrun --heartbeat, on by default) are watched; TCP connections also get "
+            "keepalive and TCP_USER_TIMEOUT within <seconds>. 0 turns both off.")
         .addOptionWithArg({"ready-fd"}, KJ_BIND_METHOD(*this, setReadyFd), "<n>",
             "Once listening, write \"ready ADDRESS\\n\" (with the real TCP port) to file "
             "descriptor <n> and close it, so a script or test can wait for the agent.")
@@ -151,6 +158,7 @@ private:
   kj::Maybe<int> readyFd;
   bool verbose = false;
   kj::Duration handshakeTimeout = 10 * kj::SECONDS;
+  kj::Duration clientTimeout = 60 * kj::SECONDS;
   TlsFiles tlsFiles;
   Limits limits;
 
@@ -183,6 +191,17 @@ private:
       return kj::str("--handshake-timeout ", text, ": expected seconds, e.g. 10 or 0.5");
     }
     handshakeTimeout = int64_t(seconds * 1000) * kj::MILLISECONDS;
+    return true;
+  }
+
+  kj::MainBuilder::Validity setClientTimeout(kj::StringPtr text) {
+    char* end = nullptr;
+    double seconds = strtod(text.cStr(), &end);
+    if (text.size() == 0 || *end != '\0' || !(seconds >= 0) || seconds > 86400 * 7 ||
+        (seconds > 0 && seconds < 0.1)) {
+      return kj::str("--client-timeout ", text, ": expected seconds, e.g. 60, 2.5, or 0 (off)");
+    }
+    clientTimeout = int64_t(seconds * 1000) * kj::MILLISECONDS;
     return true;
   }
 
@@ -330,6 +349,7 @@ private:
     AgentContext agent{*confinement, executor, reaper, readOnly, limits};
     AgentOptions options{kj::mv(token), log};
     options.handshakeTimeout = handshakeTimeout;
+    options.clientTimeout = clientTimeout;
     Listener listener(io, agent, options);
     if (tls.get() != nullptr) {
       listener.useTls(*tls);

@@ -54,6 +54,10 @@ public:
   // refused. The listener then gives the session a grace period to finish, not forever.
   kj::Promise<void> whenPeerEnded() { return peerEnded.addBranch(); }
 
+  // True while reading is held back because too many answers wait to be written: the agent,
+  // not the peer, is then why nothing is read (the listener's silence check looks at writes).
+  bool holdingBack() const { return writeDone != nullptr; }
+
 private:
   kj::AsyncIoStream& stream;
   const Limits& limits;

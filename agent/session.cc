@@ -31,8 +31,8 @@ bool tokensEqual(kj::ArrayPtr<const kj::byte> a, kj::ArrayPtr<const kj::byte> b)
 AgentImpl::AgentImpl(AgentContext& context, const AgentOptions& options, kj::String peer)
     : agent(context), options(options), peer(kj::mv(peer)) {}
 
-kj::Promise<void> AgentImpl::whenHandshaken() {
-  auto paf = kj::newPromiseAndFulfiller<void>();
+kj::Promise<uint32_t> AgentImpl::whenHandshaken() {
+  auto paf = kj::newPromiseAndFulfiller<uint32_t>();
   handshaken = kj::mv(paf.fulfiller);
   return kj::mv(paf.promise);
 }
@@ -74,10 +74,10 @@ kj::Promise<void> AgentImpl::handshake(HandshakeContext context) {
   welcome.setUid(geteuid());
   welcome.setGid(getegid());
   results.setSession(kj::heap<SessionImpl>(kj::refcounted<SessionState>(agent)));
-  options.log.info("{}: session for {} (client arch {})", peer.cStr(), client.cStr(),
-                   hello.getClientArch().cStr());
+  options.log.info("{}: session for {} (client arch {}, heartbeat {} ms)", peer.cStr(),
+                   client.cStr(), hello.getClientArch().cStr(), hello.getHeartbeatMillis());
   KJ_IF_MAYBE(f, handshaken) {
-    (*f)->fulfill();
+    (*f)->fulfill(hello.getHeartbeatMillis());
     handshaken = nullptr;
   }
   return kj::READY_NOW;

@@ -25,14 +25,20 @@ struct AgentOptions {
   // A connection that has not completed a handshake by then is dropped (a silent peer must not
   // hold a connection, and its memory, forever).
   kj::Duration handshakeTimeout = 10 * kj::SECONDS;
+  // --client-timeout: a session whose client announced a heartbeat and from which nothing has
+  // arrived for this long (or twice its heartbeat, if that is longer) is ended, as if the client
+  // had hung up; accepted TCP connections also get keepalive and TCP_USER_TIMEOUT within it.
+  // 0: never (only an end of stream or a TCP error ends a session).
+  kj::Duration clientTimeout = 60 * kj::SECONDS;
 };
 
 class AgentImpl final: public proto::Agent::Server {
 public:
   // `peer` names the connection in logs ("unix peer pid 42", "tcp 10.0.0.2:5512", "stdio").
   AgentImpl(AgentContext& context, const AgentOptions& options, kj::String peer);
-  // Fulfilled by the first successful handshake.
-  kj::Promise<void> whenHandshaken();
+  // Fulfilled by the first successful handshake, with the heartbeat period the client announced
+  // (Hello.heartbeatMillis; 0: it sends no pings).
+  kj::Promise<uint32_t> whenHandshaken();
 
   kj::Promise<void> handshake(HandshakeContext context) override;
 
@@ -40,7 +46,7 @@ private:
   AgentContext& agent;
   const AgentOptions& options;
   kj::String peer;
-  kj::Maybe<kj::Own<kj::PromiseFulfiller<void>>> handshaken;
+  kj::Maybe<kj::Own<kj::PromiseFulfiller<uint32_t>>> handshaken;
 };
 
 class SessionImpl final: public proto::Session::Server {

@@ -33,6 +33,11 @@ struct Hello {
   clientArch @1 :Text;      # e.g. "x86_64": the tracee ABI the client speaks.
   token @2 :Data;           # Must equal the agent's --token-file content when it has one.
   clientName @3 :Text;      # Free text for the agent's log, e.g. "sbrun 0.1 pid 1234".
+  heartbeatMillis @4 :UInt32;
+  # The client's heartbeat period (sbrun --heartbeat) in milliseconds; 0: it sends no pings.
+  # While it is on, a live client sends a ping at least every quarter of it, so the agent may
+  # end a session from which nothing has arrived for far longer (sbagent --client-timeout).
+  # Older clients leave it 0: their sessions are never ended for silence.
 }
 
 struct Welcome {

@@ -511,6 +511,13 @@ kj::Promise<void> AgentLink::establish() {
             hello.setClientArch("x86_64");
             hello.setToken(token_.asBytes());
             hello.setClientName(kj::str("sbrun pid ", getpid()));
+            // The agent may then end this session if it hears nothing for much longer
+            // (sbagent --client-timeout). Not for an embedded agent: it is our own child, goes
+            // with us, and must keep the session while we are stopped (^Z).
+            hello.setHeartbeatMillis(
+                url_.kind == TargetUrl::Kind::LOCAL
+                    ? 0
+                    : uint32_t(options_.heartbeat / kj::MILLISECONDS));
             rpcHolder_ = kj::mv(rpc);
             return req.send().then([this](capnp::Response<proto::Agent::HandshakeResults> r) {
               auto w = r.getWelcome();

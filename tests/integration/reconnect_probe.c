@@ -15,6 +15,9 @@
  *   eintr FILE            while the target is away (wait mode): a call interrupted by a signal
  *                         without SA_RESTART fails with EINTR; with SA_RESTART it restarts and
  *                         succeeds once the target is back; past the timeout: ETIMEDOUT.
+ *   held HELD FILE N      the partition case (wait mode): open HELD and keep it, then `counter
+ *                         FILE N`; at the end, HELD (opened before the outage) must fail with EIO
+ *                         for pread and fstat, close with 0, and open again with a read that works.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -205,6 +208,29 @@ static int preads(const char *file) {
   }
 }
 
+static int held(const char *path, const char *file, long n) {
+  char buf[64];
+  int bad = 0;
+  int old = open(path, O_RDONLY);
+  if (old < 0) {
+    printf("FAIL open %s: %s\n", path, err_name(errno));
+    return 1;
+  }
+  bad |= works("held read before", read(old, buf, sizeof buf));
+  if (counter(file, n, 0) != 0) {
+    return 1;
+  }
+  bad |= fails("held pread after the outage", pread(old, buf, sizeof buf, 0), EIO);
+  bad |= fails("held fstat after the outage", fstat(old, &(struct stat){0}), EIO);
+  bad |= works("held close", close(old));
+  int fd = open(path, O_RDONLY);
+  bad |= works("held reopen", fd);
+  bad |= works("held read after reopen", read(fd, buf, sizeof buf));
+  close(fd);
+  printf(bad ? "FAILED\n" : "ALL OK\n");
+  return bad;
+}
+
 static volatile sig_atomic_t alarms;
 static void on_alarm(int sig) {
   (void)sig;
@@ -275,7 +301,10 @@ int main(int argc, char **argv) {
   if (argc >= 3 && strcmp(argv[1], "eintr") == 0) {
     return eintr(argv[2]);
   }
+  if (argc >= 5 && strcmp(argv[1], "held") == 0) {
+    return held(argv[2], argv[3], atol(argv[4]));
+  }
   fprintf(stderr, "usage: reconnect_probe counter FILE N | loop FILE | stale FILE NEW | "
-                  "block FIFO | preads FILE | eintr FILE\n");
+                  "block FIFO | preads FILE | eintr FILE | held HELD FILE N\n");
   return 2;
 }

@@ -204,8 +204,14 @@ class Agent:
     """A real sbagent in its own UTS and mount namespaces, listening on a unix socket on A."""
 
     def __init__(self, ctx, hostname=B_HOSTNAME, root=None, as_nobody=False, prepare="",
-                 args=(), net=False):
+                 args=(), net=False, listen=None, wrap=()):
         self.ctx = ctx
+        # listen: another --listen address than the unix socket (e.g. tcp://127.0.0.1:0; the
+        # agent then shares A's network unless net). wrap: a command the agent runs under
+        # (e.g. no_landlock).
+        self.listen = listen
+        self.listen_url = None
+        self.wrap = list(wrap)
         # net: B gets a network namespace of its own (unshare --net), with only its loopback,
         # up, holding 127.0.0.1, ::1 and B_ADDR, which A does not have (see B_NET_SETUP).
         self.net = net
@@ -228,7 +234,7 @@ class Agent:
 
     def start(self):
         os.makedirs(B_ROOT, exist_ok=True)   # the empty mount point on A
-        argv = [self.ctx.sbagent, "--listen", "unix:" + self.sock]
+        argv = self.wrap + [self.ctx.sbagent, "--listen", self.listen or "unix:" + self.sock]
         if self.root:
             argv += ["--root", self.root]
         argv += self.args
@@ -278,6 +284,9 @@ class Agent:
         text = line.decode(errors="replace").strip()
         log(f"[agent] pid {self.proc.pid}: {text}")
         check(text.startswith("ready "), f"bad ready line {text!r} (expected 'ready ADDRESS')")
+        if self.listen:
+            self.listen_url = text.split()[1]
+            return
         check(os.path.exists(self.sock), f"agent said ready but {self.sock} does not exist")
 
     def restart(self):
@@ -289,7 +298,7 @@ class Agent:
                 self.proc.wait(10)
             except subprocess.TimeoutExpired:
                 raise Failure("restart: the old agent is still running 10 s after its kill")
-        argv = [self.ctx.sbagent, "--listen", "unix:" + self.sock]
+        argv = self.wrap + [self.ctx.sbagent, "--listen", self.listen or "unix:" + self.sock]
         if self.root:
             argv += ["--root", self.root]
         argv += self.args
@@ -312,7 +321,7 @@ class Agent:
 
     @property
     def url(self):
-        return "unix:" + self.sock
+        return self.listen_url if self.listen else "unix:" + self.sock
 
     def log_tail(self):
         try:
@@ -3292,6 +3301,9 @@ def build_cases():
     # The agent's defences (issue 7): TLS, admission, limits, garbage on the wire.
     import security_cases
     security_cases.register(cases, sys.modules[__name__])
+    # Network partitions (issue 7): a proxy that stops forwarding, the agent's silence check.
+    import fault_cases
+    fault_cases.register(cases, sys.modules[__name__])
     return cases
 
 

@@ -512,6 +512,212 @@ def case_root_landlock(ctx):
             "allows that removal)")
 
 
+# ---------------------------------------------------------------------------------------------
+# --root escapes by races and by link/rename across the boundary. Each runs twice: with the
+# agent as it is (Landlock on, where the kernel has it) and under no_landlock, so that openat2
+# (RESOLVE_IN_ROOT) and the agent's own path handling are shown to hold the root by themselves.
+
+JAIL = "/srv/sb-b/jail"
+AWAY = "/srv/sb-b/away/x"        # where the racing helper puts /dir while it is out
+
+
+def escape_helper(ctx):
+    helper = os.path.abspath(os.path.join(ctx.helpers_dir or "", "root_escape"))
+    h.need_binary(helper, "helper root_escape (--helpers-dir)")
+    wrapper = os.path.abspath(os.path.join(ctx.helpers_dir or "", "no_landlock"))
+    h.need_binary(wrapper, "helper no_landlock (--helpers-dir)")
+    h.need_binary(ctx.sbrun, "sbrun")
+    return helper, wrapper
+
+
+def escape_agents(ctx, prepare, wrapper):
+    """(label, agent) for an agent with Landlock and one without, each on its own B."""
+    with_ll = ctx.agent(root=JAIL, prepare=prepare, args=["-v"])
+    without = ctx.agent(hostname="board-nll", root=JAIL, prepare=prepare, args=["-v"],
+                        wrap=[wrapper])
+    with open(without.logpath, errors="replace") as f:
+        log = f.read()
+    h.check("Landlock is not available" in log,
+            "under no_landlock the agent must say that Landlock is not available\n" + log)
+    return [("landlock", with_ll), ("openat2 alone", without)]
+
+
+RACE_SECS = 3
+RENAMER = r"""
+import os, sys, time
+a, b, secs = sys.argv[1], sys.argv[2], float(sys.argv[3])
+end = time.monotonic() + secs
+n = 0
+print("renaming", flush=True)
+while time.monotonic() < end:
+    os.rename(a, b)
+    os.rename(b, a)
+    n += 1
+print("swaps", n, flush=True)
+"""
+
+
+def run_race(ctx, agent, label, argv):
+    """Runs `root_escape ARGV` under sbrun while a process on B renames /dir out of the root and
+    back as fast as it can; checks that no escape was seen. Returns {probe: (ok, set of
+    errnos)}."""
+    renamer = agent.spawn([h.SYS_PYTHON, "-c", RENAMER, f"{JAIL}/dir", f"{AWAY}/dir",
+                           str(RACE_SECS + 2)])
+    ready, _, _ = select.select([renamer.stdout], [], [], 20)
+    first = renamer.stdout.readline().decode() if ready else ""
+    h.check(first == "renaming\n", f"[{label}] the renamer did not start: {first!r}")
+    t = h.run([ctx.sbrun, "--target", agent.url, "--remote-cwd", "/", "--", *argv],
+              timeout=90, cwd=ctx.tmp)
+    h.log(f"[{label}]\n" + t.describe())
+    out, _ = renamer.communicate(timeout=30)
+    h.log(f"[{label}] renamer: {out.decode().strip()}")
+    h.check("ESCAPE" not in t.out and "FAIL" not in t.out and "escapes 0\n" in t.out,
+            f"[{label}] an operation reached outside the root")
+    h.check(t.rc == 0, f"[{label}] the program failed")
+    swaps = int(out.split()[-1])
+    h.check(swaps > 100, f"[{label}] only {swaps} swaps: the race proves little")
+    h.check(agent.alive(), f"[{label}] the agent died\n" + agent.log_tail())
+    results = {}
+    for line in t.out.splitlines():
+        words = line.split()
+        if len(words) >= 8 and words[1] == "ok":
+            results[words[0]] = (int(words[2]), {w.split(":")[0] for w in words[8:]})
+    return results
+
+
+OUTSIDE_LISTING = (f"find /srv/sb-b -path {JAIL} -prune -o -path '*/dir' -prune -o -print | "
+                   f"sort | xargs stat -c '%n %F %s %i %h'; cat {AWAY}/marker {AWAY}/../marker "
+                   f"{AWAY}/../../marker")
+
+
+def case_root_rename_race(ctx):
+    """A directory renamed out of the root and back by a process on B, as fast as it can, while
+    a program under sbrun works through it for 3 s. First opens: by absolute paths with `..`
+    (2 to 4 levels), a relative symlink `up -> ../..` inside it, and relative to a directory fd
+    and to the working directory taken inside it. Where `..` would land while it is out lie
+    files reading OUTSIDE; not one open may read them (the kernel's RESOLVE_IN_ROOT rename
+    check, the agent's RESOLVE_BENEATH-then-root for node-relative paths); they fail with ENOENT
+    while the directory is away. Then links, renames and RENAME_EXCHANGEs through the same
+    names: each lands in the root or fails with ENOENT, and nothing outside the root changes.
+    With Landlock and without."""
+    helper, wrapper = escape_helper(ctx)
+    prepare = (f"mkdir -p {JAIL}/dir/sub {JAIL}/data {AWAY} && "
+               f"echo INSIDE-DATA > {JAIL}/data/file.txt && "
+               f"echo INSIDE-SWAP > {JAIL}/data/swap.txt && "
+               f"echo INSIDE-FILE > {JAIL}/dir/sub/file && "
+               f"echo INSIDE-MARKER > {JAIL}/marker && ln -s ../.. {JAIL}/dir/sub/up && "
+               f"echo OUTSIDE-away-x > {AWAY}/marker && echo OUTSIDE-away > {AWAY}/../marker && "
+               f"echo OUTSIDE-b-root > {AWAY}/../../marker")
+    agents = escape_agents(ctx, prepare, wrapper)
+    if ctx.native_only:
+        return
+    for label, agent in agents:
+        outside_before = agent.sh(OUTSIDE_LISTING).out
+        results = run_race(ctx, agent, label, [helper, "race", str(RACE_SECS)])
+        h.check(len(results) == 12, f"[{label}] expected 12 probes, got {sorted(results)}")
+        for probe, (ok, errnos) in results.items():
+            h.check(ok > 0, f"[{label}] {probe}: never read the INSIDE file "
+                    "(the race proves nothing)")
+            # ENOENT while /dir is away. Landlock refuses (EACCES) a file whose directory went
+            # out of the root after the lookup, before the open's own check; names beneath a
+            # held directory resolve wherever it is, so only Landlock fails them.
+            allowed = set() if probe.endswith("-file") and probe != "abs-file" else {"ENOENT"}
+            if label == "landlock" and probe.endswith("-file"):
+                allowed.add("EACCES")
+            h.check(errnos <= allowed, f"[{label}] {probe}: unexpected failures "
+                    f"{sorted(errnos)}; expected only {sorted(allowed)}")
+        results = run_race(ctx, agent, label, [helper, "links-race", str(RACE_SECS)])
+        h.check(len(results) == 6, f"[{label}] expected 6 operations, got {sorted(results)}")
+        for op, (ok, errnos) in results.items():
+            h.check(ok > 0, f"[{label}] {op}: never worked (the race proves nothing)")
+            h.check(errnos <= {"ENOENT"}, f"[{label}] {op}: unexpected failures "
+                    f"{sorted(errnos)}; while the directory is away, ENOENT")
+        outside_after = agent.sh(OUTSIDE_LISTING).out
+        h.check(outside_after == outside_before and "OUTSIDE-away-x" in outside_after,
+                f"[{label}] something changed outside the root:\n"
+                + h.diff(outside_before.splitlines(), outside_after.splitlines(), "before",
+                         "after"))
+        r = agent.sh(f"cd {JAIL} && ls -A && ls -A data && cat marker data/file.txt data/swap.txt")
+        h.check(r.out.split() == ["data", "dir", "marker", "file.txt", "swap.txt",
+                                  "INSIDE-MARKER", "INSIDE-DATA", "INSIDE-SWAP"],
+                f"[{label}] the root's files are not as before\n{r.describe()}")
+
+
+# Expected answers of `root_escape links`: names outside the root do not exist inside it (as
+# under chroot), so every path that means "outside" fails with ENOENT; A <-> B is EXDEV (two
+# file systems); the symlinks themselves are linked and moved inside.
+LINK_EXPECT = {
+    "link-in-to-dotdot": "ENOENT", "link-in-to-abs": "ENOENT",
+    "link-in-to-abs-symlink": "ENOENT", "link-in-to-rel-symlink": "ENOENT",
+    "linkat-in-to-dirfd-dotdot": "ENOENT",
+    "link-out-dotdot-to-in": "ENOENT", "link-out-abs-to-in": "ENOENT",
+    "linkat-follow-abs-symlink-to-in": "ENOENT", "linkat-follow-rel-symlink-to-in": "ENOENT",
+    "linkat-dirfd-dotdot-to-in": "ENOENT", "linkat-nofollow-symlink": "ok",
+    "rename-in-to-dotdot": "ENOENT", "rename-in-to-abs": "ENOENT",
+    "rename-in-to-abs-symlink": "ENOENT", "rename-in-to-rel-symlink": "ENOENT",
+    "renameat-in-to-dirfd-dotdot": "ENOENT", "rename-noreplace-in-to-abs": "ENOENT",
+    "rename-out-dotdot-to-in": "ENOENT", "rename-out-abs-to-in": "ENOENT",
+    "rename-outdir-abs-to-in": "ENOENT", "rename-out-via-symlink-to-in": "ENOENT",
+    "exchange-in-dotdot": "ENOENT", "exchange-in-abs": "ENOENT", "exchange-abs-in": "ENOENT",
+    "exchange-via-symlink": "ENOENT", "exchange-dir-out": "ENOENT",
+    "rename-symlink-itself": "ok",
+    "link-remote-to-local": "EXDEV", "link-local-to-remote": "EXDEV",
+    "rename-remote-to-local": "EXDEV", "rename-local-to-remote": "EXDEV",
+    "exchange-remote-local": "EXDEV",
+    "link-inside": "ok", "rename-inside": "ok", "exchange-inside": "ok",
+    "rename-inside-dotdot": "ok",
+}
+
+
+def case_root_link_rename(ctx):
+    """link, linkat and renameat2 (plain, RENAME_NOREPLACE, RENAME_EXCHANGE) across the --root
+    boundary, both ways, through `..`, absolute paths, absolute and relative symlinks and a
+    directory fd: each fails with ENOENT (what lies outside does not exist inside the root);
+    between B and a local directory on A, EXDEV. Nothing outside the root or in the local
+    directory changes; the same operations inside work. With Landlock and without."""
+    helper, wrapper = escape_helper(ctx)
+    out = "/srv/sb-b/outdir"
+    prepare = (f"mkdir -p {JAIL}/data/sub {out} && echo INSIDE > {JAIL}/data/file.txt && "
+               f"echo INSIDE-2 > {JAIL}/data/file2.txt && echo OUTSIDE-SECRET > {out}/secret.txt && "
+               f"ln -s {out} {JAIL}/abs-out && ln -s ../outdir {JAIL}/rel-out && "
+               f"ln -s {out}/secret.txt {JAIL}/abs-secret && "
+               f"ln -s ../outdir/secret.txt {JAIL}/rel-secret")
+    agents = escape_agents(ctx, prepare, wrapper)
+    if ctx.native_only:
+        return
+    for label, agent in agents:
+        local = os.path.join(ctx.tmp, f"local-{agent.hostname}")
+        os.makedirs(local)
+        with open(os.path.join(local, "local.txt"), "w") as f:
+            f.write("LOCAL\n")
+        outside_before = agent.sh(f"cd /srv/sb-b && find . -path ./jail -prune -o -print "
+                                  f"| sort | xargs stat -c '%n %F %s %i %h'").out
+        t = h.run([ctx.sbrun, "--target", agent.url, "--remote-cwd", "/", "--local", local,
+                   "--", helper, "links", local], timeout=90, cwd=ctx.tmp)
+        h.log(f"[{label}]\n" + t.describe())
+        h.check(t.rc == 0, f"[{label}] the program failed")
+        got = dict(line.split(None, 1) for line in t.out.splitlines() if " " in line)
+        wrong = [f"{k}: {got.get(k)} (expected {v})" for k, v in LINK_EXPECT.items()
+                 if got.get(k) != v]
+        h.check(not wrong, f"[{label}] unexpected answers:\n  " + "\n  ".join(wrong))
+        outside_after = agent.sh(f"cd /srv/sb-b && find . -path ./jail -prune -o -print "
+                                 f"| sort | xargs stat -c '%n %F %s %i %h'").out
+        h.check(outside_after == outside_before, f"[{label}] something changed outside the "
+                f"root:\n" + h.diff(outside_before.splitlines(), outside_after.splitlines(),
+                                    "before", "after"))
+        r = agent.sh(f"cat {out}/secret.txt")
+        h.check(r.out == "OUTSIDE-SECRET\n", f"[{label}] the outside file changed")
+        h.check(sorted(os.listdir(local)) == ["local.txt"], f"[{label}] the local directory "
+                f"changed: {sorted(os.listdir(local))}")
+        r = agent.sh(f"cd {JAIL} && ls -A . data data/sub && readlink data/got-link "
+                     f"data/abs-out-moved && cat data/file.txt data/sub/file2.txt")
+        h.log(r.out)
+        h.check(r.rc == 0 and "hard2" in r.out.split() and f"{out}/secret.txt" in r.out
+                and "INSIDE-2\nINSIDE\n" in r.out, f"[{label}] the inside operations did not "
+                f"land inside\n{r.describe()}")
+        h.check(agent.alive(), f"[{label}] the agent died\n" + agent.log_tail())
+
+
 def register(cases, harness):
     global h
     h = harness
@@ -519,3 +725,5 @@ def register(cases, harness):
     cases["session-limits"] = (case_session_limits, True)
     cases["wire-garbage"] = (case_wire_garbage, True)
     cases["root-landlock"] = (case_root_landlock, True)
+    cases["root-rename-race"] = (case_root_rename_race, True)
+    cases["root-link-rename"] = (case_root_link_rename, True)
