@@ -130,7 +130,7 @@ public:
             "open.")
         .addOptionWithArg({"client-timeout"}, KJ_BIND_METHOD(*this, setClientTimeout),
             "<seconds>",
-            "End a session when nothing has arrived from its client for <seconds> (default 60; "
+            "End a session when nothing has arrived from its client for <seconds> (default 600; "
             "at least twice the heartbeat the client announced), as if it had hung up: its "
             "files are closed and its programs killed. Only clients that send heartbeats "
             "(sbrun --heartbeat, on by default) are watched; TCP connections also get "
@@ -158,7 +158,7 @@ private:
   kj::Maybe<int> readyFd;
   bool verbose = false;
   kj::Duration handshakeTimeout = 10 * kj::SECONDS;
-  kj::Duration clientTimeout = 60 * kj::SECONDS;
+  kj::Duration clientTimeout = 600 * kj::SECONDS;
   TlsFiles tlsFiles;
   Limits limits;
 

@@ -29,7 +29,7 @@ struct AgentOptions {
   // arrived for this long (or twice its heartbeat, if that is longer) is ended, as if the client
   // had hung up; accepted TCP connections also get keepalive and TCP_USER_TIMEOUT within it.
   // 0: never (only an end of stream or a TCP error ends a session).
-  kj::Duration clientTimeout = 60 * kj::SECONDS;
+  kj::Duration clientTimeout = 600 * kj::SECONDS;
 };
 
 class AgentImpl final: public proto::Agent::Server {

@@ -117,9 +117,11 @@ kj::Promise<Outcome> closeRest(Call& c, kj::Own<RemoteFile> file) {
                 file->type == proto::FileType::DIRECTORY || file->type == proto::FileType::SYMLINK);
   if (quiet) {
     // Closing what was only read can report nothing: answered at once (the issue's "closes need
-    // not wait"), the close goes out behind it, before any later call on this connection.
+    // not wait"), the close goes out behind it, before any later call on this connection. The
+    // node is let go at once too (its Release follows the close), so the agent's --max-fds
+    // count drops before the program's next open arrives (session-limits caught it held).
     c.target = &file->target;
-    c.tracer.backgroundSend(req.send().ignoreResult().attach(kj::mv(file)).catch_(
+    c.tracer.backgroundSend(req.send().ignoreResult().catch_(
         [](kj::Exception&& e) {
           if (!isConnectionLoss(e)) {
             kj::throwFatalException(kj::mv(e));  // reported by the background task set
