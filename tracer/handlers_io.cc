@@ -424,12 +424,17 @@ kj::Promise<Outcome> transfer(Call& c, bool isWrite, Shape shape) {
         // Another thread's fetch is in flight: look again once it has landed.
         return fetchDone(*f).then([&c, isWrite, shape]() { return transfer(c, isWrite, shape); });
       }
-      if (!positional && !hasFlags && ra.allowed && total > 0) {
-        return windowRead(c, *f, kj::mv(iov), total);
+      if (!positional && !hasFlags && ra.allowed) {
+        if (total > 0) {
+          return windowRead(c, *f, kj::mv(iov), total);
+        }
+        // A read of 0 bytes neither sees nor moves the offset: the agent answers it as before.
+      } else {
+        // pread, preadv, preadv2 (even at the file offset): not read ahead; the window goes, so
+        // that no later read() shows older bytes than this one did. (Or read-ahead stopped on
+        // this description while a fetch was in flight: its window goes back now.)
+        giveBack(c.tracer, *f);
       }
-      // pread, preadv, preadv2 (even at the file offset): not read ahead; the window goes, so
-      // that no later read() shows older bytes than this one did.
-      giveBack(c.tracer, *f);
     }
     // A pipe, socket or terminal may block: a signal interrupts the wait, as the kernel's would.
     c.interruptible = mayBlock(f->type);
