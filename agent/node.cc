@@ -9,6 +9,7 @@
 #include <sys/file.h>
 #include <sys/sendfile.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/uio.h>
@@ -271,6 +272,41 @@ int32_t SessionState::ownerOfConflict(int fd, int32_t requester, const struct fl
     }
   }
   return -1;
+}
+
+bool SessionState::readAheadSafe(int fd) {
+  struct stat st;
+  if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size <= 0) {
+    return false;
+  }
+  struct statfs fs;
+  if (fstatfs(fd, &fs) < 0) {
+    return false;
+  }
+  // Pseudo file systems whose files are generated per read (linux/magic.h values).
+  static const unsigned long GENERATED[] = {
+      0x9fa0,      // PROC_SUPER_MAGIC
+      0x62656572,  // SYSFS_MAGIC
+      0x64626720,  // DEBUGFS_MAGIC
+      0x74726163,  // TRACEFS_MAGIC
+      0x73636673,  // SECURITYFS_MAGIC
+      0x62656570,  // CONFIGFS_MAGIC
+      0x27e0eb,    // CGROUP_SUPER_MAGIC
+      0x63677270,  // CGROUP2_SUPER_MAGIC
+      0xde5e81e4,  // EFIVARFS_MAGIC
+      0x6165676c,  // PSTOREFS_MAGIC
+      0xcafe4a11,  // BPF_FS_MAGIC
+      0x65735543,  // FUSE_CTL_SUPER_MAGIC
+      0x1cd1,      // DEVPTS_SUPER_MAGIC
+      0x1373,      // DEVFS_SUPER_MAGIC
+      0x42494e4d,  // BINFMTFS_MAGIC
+  };
+  for (unsigned long magic : GENERATED) {
+    if (static_cast<unsigned long>(fs.f_type) == magic) {
+      return false;
+    }
+  }
+  return true;
 }
 
 proto::Node::Client SessionState::newNode(int fd, proto::FileType& typeOut,

@@ -79,6 +79,10 @@ public:
   // see NodeImpl::exitWatch.
   proto::Node::Client newNode(int fd, proto::FileType& typeOut,
                               kj::Maybe<kj::Own<FdRef>> exitWatch = nullptr);
+  // Whether a client may read the file behind `fd` ahead of the program (NodeInfo.readAhead):
+  // a regular file with a size above 0 on a file system that stores content, not one that makes
+  // it at each read (proc, sysfs, debugfs, tracefs, securityfs, configfs, cgroup, efivarfs...).
+  static bool readAheadSafe(int fd);
 
   // POSIX record locks belong to processes (PITFALLS #18). The agent is one process for every
   // traced process, so each (file, owner) gets its own open file description, reopened from

@@ -109,7 +109,9 @@ kj::Promise<void> NodeImpl::openAt(OpenAtContext context) {
     if (fdOrErrno >= 0) {
       proto::FileType type;
       results.setNode(session->newNode(int(fdOrErrno), type));
-      results.initInfo().setType(type);
+      auto info = results.initInfo();
+      info.setType(type);
+      info.setReadAhead(SessionState::readAheadSafe(int(fdOrErrno)));
     }
   };
   auto results = context.getResults();

@@ -459,6 +459,10 @@ struct Xattr {
 
 struct NodeInfo {
   type @0 :FileType;        # Lets the tracer pick pipelining/readahead per file type.
+  readAhead @1 :Bool;       # openAt only: a regular file, non-empty when opened, on a file
+                            # system whose content is stored (not proc, sysfs, debugfs and
+                            # their kin, which make it per read): the client may read ahead.
+                            # Absent (an older agent): false.
 }
 
 interface Node {

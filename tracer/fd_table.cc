@@ -16,6 +16,34 @@ RemoteFile::~RemoteFile() noexcept(false) {
   }
 }
 
+size_t ReadAhead::totalHeld = 0;
+
+void ReadAhead::hold(capnp::Response<proto::Node::ReadResults>&& r, uint64_t atEpoch) {
+  drop();
+  auto data = r.getData();
+  window = kj::ArrayPtr<const kj::byte>(data.begin(), data.size());
+  heldBytes = data.size();
+  totalHeld += heldBytes;
+  epoch = atEpoch;
+  reply = kj::mv(r);
+}
+
+uint64_t ReadAhead::drop() {
+  uint64_t unread = window.size();
+  window = nullptr;
+  reply = nullptr;
+  totalHeld -= heldBytes;
+  heldBytes = 0;
+  return unread;
+}
+
+void ReadAhead::consume(size_t n) {
+  window = window.slice(n, window.size());
+  if (window.size() == 0) {
+    drop();  // Free the reply at once: a file left open must not keep its last window.
+  }
+}
+
 bool RemoteFile::isStale() const { return !control && target.isStale(generation); }
 
 kj::Maybe<RemoteFile&> FdTable::find(int fd) {

@@ -9,7 +9,9 @@
 
 #pragma once
 
+#include <kj/async.h>
 #include <kj/refcount.h>
+#include <capnp/capability.h>
 #include <kj/string.h>
 #include <map>
 
@@ -28,6 +30,48 @@ struct SocketInfo {
   // under SA_RESTART (socket(7)).
   bool receiveTimeout = false;
   bool sendTimeout = false;
+};
+
+// Read-ahead of one open file description (handlers_io.cc; docs/architecture.md, "Speed"): a
+// regular file opened read-only that the program reads in small sequential read()s gets larger
+// windows of it with one `read` RPC each, and the following reads are answered from the window.
+// The window is bytes the agent has already read: the remote file offset is past them, ahead of
+// the program's offset by window.size(). Anything that observes or moves the offset, or reads the
+// content another way, first gives the unread bytes back (one seek) and drops the window.
+struct ReadAhead {
+  ReadAhead() = default;
+  KJ_DISALLOW_COPY(ReadAhead);
+  ~ReadAhead() noexcept(false) { drop(); }
+
+  // Set at open when the file qualifies (and --no-read-ahead is not given); cleared for good
+  // once the description is shared with a process on the agent (remote exec, SCM_RIGHTS) or
+  // gets O_DIRECT.
+  bool allowed = false;
+  // Consecutive small read()s since the open or the last reset (lseek, pread, a drop).
+  uint32_t sequential = 0;
+  // How much the next fetch asks for (grows from the first size to the largest).
+  uint64_t nextSize = 0;
+  // The unread part of the window, inside `held`.
+  kj::ArrayPtr<const kj::byte> window;
+  // AgentLink::contentChanges() when the window's fetch was sent: a write through sbrun to
+  // that target since then makes the window stale.
+  uint64_t epoch = 0;
+  // A fetch is in flight (`fetch` resolves to its result: bytes or -errno).
+  bool fetching = false;
+
+  // Keeps the reply the window points into (counted against a per-process budget).
+  void hold(capnp::Response<proto::Node::ReadResults>&& reply, uint64_t atEpoch);
+  // Forgets the window; returns how many unread bytes it had.
+  uint64_t drop();
+  // The program took `n` bytes of the window.
+  void consume(size_t n);
+  // Bytes held in windows by all files, and the most they may hold.
+  static size_t totalHeld;
+  static constexpr size_t BUDGET = 32u << 20;
+
+  kj::Maybe<capnp::Response<proto::Node::ReadResults>> reply;
+  size_t heldBytes = 0;
+  kj::Maybe<kj::ForkedPromise<int64_t>> fetch;  // Last: goes first.
 };
 
 // One open file description on an agent.
@@ -54,9 +98,14 @@ class RemoteFile : public kj::Refcounted {
   uint32_t ioEpoch = 0;
   // Set for the sockets sbrun made on the target (socket, socketpair, accept).
   kj::Maybe<SocketInfo> socket;
+<<<<<<< HEAD
   // Opened for writing (O_WRONLY, O_RDWR): its close may report a deferred write error (NFS,
   // FUSE), so it waits for the target's answer; other closes of files and directories do not.
   bool writable = false;
+=======
+  // Read-ahead state (see ReadAhead).
+  ReadAhead readAhead;
+>>>>>>> readahead
 
   bool isStale() const;
 };

@@ -329,7 +329,9 @@ int64_t scatter(Call& c, kj::ArrayPtr<const IoVec> iov, kj::ArrayPtr<const kj::b
       break;
     }
     size_t n = kj::min(v.len, data.size() - off);
-    if (c.mem().write(v.base, data.slice(off, off + n)) < 0) {
+    int64_t w = c.mem().writeSome(v.base, data.slice(off, off + n));
+    if (w < static_cast<int64_t>(n)) {
+      off += kj::max(w, int64_t(0));
       return off > 0 ? static_cast<int64_t>(off) : -EFAULT;
     }
     off += n;

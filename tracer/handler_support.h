@@ -135,6 +135,14 @@ kj::Promise<Outcome> resultOf(Promise&& p) {
   return p.then([](auto r) -> Outcome { return Complete{r.getResult()}; });
 }
 
+// Read-ahead (fd_table.h ReadAhead). Before a call that observes or moves the file offset or
+// reads the file another way: waits for a fetch in flight, then gives the unread window back
+// (one seek, sent before anything the caller sends next on the file) and drops it.
+kj::Promise<void> settleReadAhead(Tracer& tracer, RemoteFile& file);
+// The description is about to be shared with a process on the agent (remote exec, SCM_RIGHTS),
+// which would see the agent's offset: gives the window back now and reads ahead no more.
+void shareReadAhead(Tracer& tracer, RemoteFile& file);
+
 // One family's handlers: the syscall numbers each answers.
 struct HandlerEntry {
   int nr;

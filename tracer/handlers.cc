@@ -108,6 +108,11 @@ kj::Promise<Outcome> hIoctl(Call& c) {
     if (f->control) {
       return done(-ENOTTY);
     }
+    // FIONREAD of a regular file answers size minus offset: the offset must be the program's.
+    if (f->readAhead.fetching) {
+      return settleReadAhead(c.tracer, *f).then([&c]() { return hIoctl(c); });
+    }
+    (void)settleReadAhead(c.tracer, *f);
     auto req = f->node.ioctlRequest();
     req.setRequest(static_cast<uint32_t>(request));
     req.setArg(arg);

@@ -179,6 +179,7 @@ kj::Promise<Outcome> spawnRemote(Call& c, Remote where, uint64_t argvAddr, uint6
     auto entry = list[i];
     entry.setFd(plan[i].fd);
     KJ_IF_MAYBE(file, plan[i].file) {
+      shareReadAhead(c.tracer, *file);  // The process there sees the agent's offset.
       entry.setNode(file->node);
     } else if (plan[i].sameAs >= 0) {
       entry.setSameAs(plan[i].sameAs);

@@ -20,6 +20,25 @@ namespace {
 // ---------------------------------------------------------------------------------------------
 // open family
 
+// Whether the new description may be read ahead (fd_table.h ReadAhead): a regular file opened
+// read-only, not O_DIRECT, that the agent says stores its content and was not empty; never a path
+// under /proc, /sys or /dev whatever the agent says (their content is made per read).
+bool readAheadAllowed(Call& call, uint64_t flags, const RemoteFile& file,
+                      proto::NodeInfo::Reader info) {
+  if (!call.tracer.options().readAhead || !info.getReadAhead() ||
+      file.type != proto::FileType::REGULAR || (flags & O_ACCMODE) != O_RDONLY ||
+      (flags & (O_PATH | O_DIRECT))) {
+    return false;
+  }
+  for (kj::StringPtr prefix : {"/proc", "/sys", "/dev"}) {
+    kj::StringPtr p = file.path;
+    if (p.startsWith(prefix) && (p.size() == prefix.size() || p[prefix.size()] == '/')) {
+      return false;
+    }
+  }
+  return true;
+}
+
 kj::Promise<Outcome> openRemote(Call& call, Remote where, uint64_t flags, uint32_t mode,
                                 kj::Maybe<uint64_t> resolve) {
   auto req = where.dir.openAtRequest();
@@ -44,13 +63,15 @@ kj::Promise<Outcome> openRemote(Call& call, Remote where, uint64_t flags, uint32
   }
   auto path = kj::mv(where.path);
   return send(call, *target, req).then(
-      [&call, target, cloexec, writable, path = kj::mv(path)](auto reply) mutable -> Outcome {
+      [&call, target, cloexec, writable, flags, path = kj::mv(path)](auto reply) mutable
+      -> Outcome {
         if (reply.getResult() < 0) {
           return Complete{reply.getResult()};
         }
         auto file = kj::refcounted<RemoteFile>(*target, reply.getNode(),
                                                reply.getInfo().getType(), kj::mv(path));
         file->writable = writable;
+        file->readAhead.allowed = readAheadAllowed(call, flags, *file, reply.getInfo());
         return call.tracer.installPlaceholder(call, kj::mv(file), cloexec);
       });
 }
@@ -292,6 +313,13 @@ kj::Promise<Outcome> hFcntl(Call& c) {
         });
       }
       case F_SETFL: {
+        if (f->readAhead.fetching) {
+          return settleReadAhead(c.tracer, *f).then([&c]() { return hFcntl(c); });
+        }
+        (void)settleReadAhead(c.tracer, *f);
+        if (c.arg(2) & O_DIRECT) {
+          f->readAhead.allowed = false;  // O_DIRECT reads have alignment rules of their own.
+        }
         auto req = f->node.setFlagsRequest();
         abi::decodeStatusFlags(c.arg(2), req.initFlags());
         return resultOf(send(c, f->target, req));

@@ -166,6 +166,192 @@ kj::Promise<Outcome> runJob(Call& c, RemoteFile& file, kj::Array<IoVec> iov, uin
       .attach(kj::mv(job));
 }
 
+// ---------------------------------------------------------------------------------------------
+// Read-ahead (fd_table.h ReadAhead; docs/architecture.md, "Speed")
+//
+// The window is fetched with `read`, so the agent's file offset moves past it: the program's
+// offset is the remote one minus the unread window. A window read to its end leaves the two equal
+// with no extra call; a window dropped early is given back with one seek(-unread, CUR), sent
+// before any call that could observe the offset (calls on one node reach the agent in order).
+
+// read() counts below this are "small"; the third consecutive one fetches a window.
+constexpr uint64_t RA_SMALL = 64u << 10;
+constexpr uint32_t RA_AFTER = 2;
+// The first window, and the largest (each fetch doubles the next one's size).
+constexpr uint64_t RA_FIRST = 128u << 10;
+constexpr uint64_t RA_MAX = 1u << 20;
+
+// Drops the window and gives its unread bytes back to the remote offset; the next read starts
+// counting again. Sends nothing when there is no window.
+void giveBack(Tracer& tracer, RemoteFile& file) {
+  auto& ra = file.readAhead;
+  uint64_t unread = ra.drop();
+  ra.sequential = 0;
+  ra.nextSize = RA_FIRST;
+  if (unread > 0 && !file.isStale()) {
+    auto seek = file.node.seekRequest();
+    seek.setOffset(-static_cast<int64_t>(unread));
+    seek.setWhence(proto::Whence::CUR);
+    tracer.backgroundSend(seek.send().ignoreResult());
+  }
+}
+
+// Resolves once no fetch is in flight on the file (another thread's read), whatever it gave.
+kj::Promise<void> fetchDone(RemoteFile& file) {
+  if (!file.readAhead.fetching) {
+    return kj::READY_NOW;
+  }
+  return KJ_ASSERT_NONNULL(file.readAhead.fetch).addBranch().then(
+      [](int64_t) {}, [](kj::Exception&&) {});
+}
+
+}  // namespace
+
+kj::Promise<void> settleReadAhead(Tracer& tracer, RemoteFile& file) {
+  if (file.readAhead.fetching) {
+    return fetchDone(file).then([&tracer, ref = kj::addRef(file)]() mutable {
+      return settleReadAhead(tracer, *ref);
+    });
+  }
+  giveBack(tracer, file);
+  return kj::READY_NOW;
+}
+
+void shareReadAhead(Tracer& tracer, RemoteFile& file) {
+  giveBack(tracer, file);
+  file.readAhead.allowed = false;
+}
+
+namespace {
+
+// A read() or readv() at the file offset of a description that may be read ahead: answered from
+// the window as far as it goes, then by a new window (small reads after RA_AFTER of them) or by
+// an ordinary ReadJob for the rest. Never answers 0 (EOF) from the window: only the agent does,
+// and a short window ends a read early only within the call that fetched it.
+struct WindowRead : public kj::Refcounted {
+  Call& call;
+  kj::Own<RemoteFile> fileRef;
+  RemoteFile& file;
+  kj::Array<IoVec> iov;
+  uint64_t count;
+  bool small;
+  uint64_t served = 0;
+  bool sentRpc = false;
+  WindowRead(Call& call, RemoteFile& file, kj::Array<IoVec> iov, uint64_t count)
+      : call(call), fileRef(kj::addRef(file)), file(*fileRef), iov(kj::mv(iov)), count(count),
+        small(count < RA_SMALL) {}
+
+  int64_t finish(int64_t r) {
+    call.readAheadHit = !sentRpc;
+    return r;
+  }
+
+  kj::Promise<int64_t> step(bool justFetched = false, bool shortFetch = false) {
+    auto& ra = file.readAhead;
+    if (ra.fetching) {
+      // Another thread's fetch: its window is the next bytes of the description.
+      return KJ_ASSERT_NONNULL(ra.fetch).addBranch().then(
+          [this](int64_t) { return step(); },
+          [this](kj::Exception&&) -> kj::Promise<int64_t> {
+            if (served > 0) {
+              return finish(static_cast<int64_t>(served));
+            }
+            return step();
+          });
+    }
+    if (!justFetched && ra.window.size() > 0 && ra.epoch != file.target.contentChanges()) {
+      giveBack(call.tracer, file);  // Written through sbrun since the fetch: stale.
+    }
+    if (ra.window.size() > 0) {
+      uint64_t take = kj::min(uint64_t(ra.window.size()), count - served);
+      int64_t placed = scatter(call, sliceIovecs(iov, served, take), ra.window.slice(0, take));
+      placed = kj::max(placed, int64_t(0));
+      ra.consume(placed);
+      served += placed;
+      call.progress = static_cast<int64_t>(served);
+      if (static_cast<uint64_t>(placed) < take) {
+        // The program's buffer faulted: the bytes not placed stay unread, as the kernel's.
+        return finish(served > 0 ? static_cast<int64_t>(served) : int64_t(-EFAULT));
+      }
+    }
+    if (served >= count || (shortFetch && served > 0)) {
+      // A fetch that came back short met the end of the file as the agent saw it then.
+      return finish(static_cast<int64_t>(served));
+    }
+    if (small && ra.allowed && ra.sequential > RA_AFTER &&
+        ReadAhead::totalHeld + ra.nextSize <= ReadAhead::BUDGET) {
+      return fetch();
+    }
+    // An ordinary read for the rest (a large read, or no room for a window).
+    sentRpc = true;
+    auto job = kj::refcounted<ReadJob>(call, file, kj::mv(iov), count, -1, false, false, 0);
+    job->doneBytes = served;
+    auto& j = *job;
+    return j.step().attach(kj::mv(job));
+  }
+
+  kj::Promise<int64_t> fetch() {
+    auto& ra = file.readAhead;
+    uint64_t size = kj::max(ra.nextSize, RA_FIRST);
+    ra.nextSize = kj::min(size * 2, RA_MAX);
+    auto req = file.node.readRequest();
+    req.setCount(size);
+    call.target = &file.target;
+    sentRpc = true;
+    ra.fetching = true;
+    // Owned by the file, not by this call: a window whose reader died still lands where the
+    // next reader of the description finds it (the agent's offset has moved past it).
+    RemoteFile* f = &file;
+    uint64_t epoch = file.target.contentChanges();
+    ra.fetch = req.send()
+                   .then(
+                       [f, epoch, size](capnp::Response<proto::Node::ReadResults>&& r) -> int64_t {
+                         f->readAhead.fetching = false;
+                         int64_t n = r.getResult();
+                         if (n > 0) {
+                           KJ_REQUIRE(r.getData().size() == static_cast<uint64_t>(n) &&
+                                          static_cast<uint64_t>(n) <= size,
+                                      "agent answered a read with more bytes than asked");
+                           f->readAhead.hold(kj::mv(r), epoch);
+                         }
+                         return n;
+                       },
+                       [f](kj::Exception&& e) -> int64_t {
+                         f->readAhead.fetching = false;
+                         kj::throwFatalException(kj::mv(e));
+                       })
+                   .fork();
+    return KJ_ASSERT_NONNULL(ra.fetch).addBranch().then(
+        [this, size](int64_t n) -> kj::Promise<int64_t> {
+          if (n < 0) {
+            return finish(served > 0 ? static_cast<int64_t>(served) : n);
+          }
+          if (n == 0) {
+            return finish(static_cast<int64_t>(served));  // The agent says: end of file.
+          }
+          return step(true, static_cast<uint64_t>(n) < size);
+        },
+        [this](kj::Exception&& e) -> kj::Promise<int64_t> {
+          if (served > 0) {
+            return finish(static_cast<int64_t>(served));
+          }
+          kj::throwFatalException(kj::mv(e));
+        });
+  }
+};
+
+kj::Promise<Outcome> windowRead(Call& c, RemoteFile& file, kj::Array<IoVec> iov, uint64_t total) {
+  auto& ra = file.readAhead;
+  if (total < RA_SMALL) {
+    ++ra.sequential;
+  }
+  file.ioEpoch++;
+  c.target = &file.target;
+  auto job = kj::refcounted<WindowRead>(c, file, kj::mv(iov), total);
+  auto& j = *job;
+  return j.step().then([](int64_t r) -> Outcome { return Complete{r}; }).attach(kj::mv(job));
+}
+
 // The argument shapes of the read and write families.
 enum class Shape {
   PLAIN,          // read/write(fd, buf, count)
@@ -232,6 +418,24 @@ kj::Promise<Outcome> transfer(Call& c, bool isWrite, Shape shape) {
     }
     bool hasFlags = shape == Shape::VECTOR_FLAGS;
     bool positional = offset >= 0;
+    auto& ra = f->readAhead;
+    if (!isWrite && (ra.allowed || ra.fetching || ra.window.size() > 0)) {
+      if (ra.fetching) {
+        // Another thread's fetch is in flight: look again once it has landed.
+        return fetchDone(*f).then([&c, isWrite, shape]() { return transfer(c, isWrite, shape); });
+      }
+      if (!positional && !hasFlags && ra.allowed) {
+        if (total > 0) {
+          return windowRead(c, *f, kj::mv(iov), total);
+        }
+        // A read of 0 bytes neither sees nor moves the offset: the agent answers it as before.
+      } else {
+        // pread, preadv, preadv2 (even at the file offset): not read ahead; the window goes, so
+        // that no later read() shows older bytes than this one did. (Or read-ahead stopped on
+        // this description while a fetch was in flight: its window goes back now.)
+        giveBack(c.tracer, *f);
+      }
+    }
     // A pipe, socket or terminal may block: a signal interrupts the wait, as the kernel's would.
     c.interruptible = mayBlock(f->type);
     int64_t flags = hasFlags ? c.arg(5) : 0;
@@ -255,6 +459,10 @@ kj::Promise<Outcome> hPwritev2(Call& c) { return transfer(c, true, Shape::VECTOR
 
 kj::Promise<Outcome> hLseek(Call& c) {
   KJ_IF_MAYBE(f, remoteFd(c, 0)) {
+    if (f->readAhead.fetching) {
+      return fetchDone(*f).then([&c]() { return hLseek(c); });
+    }
+    giveBack(c.tracer, *f);  // Sent first: the seek below sees the program's own offset.
     auto whence = abi::decodeWhence(static_cast<int64_t>(c.arg(2)));
     if (whence == nullptr) {
       return done(-EINVAL);
@@ -515,6 +723,17 @@ kj::Promise<Outcome> copyCommon(Call& c, int inFd, uint64_t inOffAddr, int outFd
   auto out = c.task.fds->find(outFd);
   if (in == nullptr && out == nullptr) {
     return local();
+  }
+  for (RemoteFile* f : {in.map([](RemoteFile& r) { return &r; }).orDefault(nullptr),
+                        out.map([](RemoteFile& r) { return &r; }).orDefault(nullptr)}) {
+    if (f != nullptr) {
+      if (f->readAhead.fetching) {
+        return fetchDone(*f).then([&c, inFd, inOffAddr, outFd, outOffAddr, count, kind]() {
+          return copyCommon(c, inFd, inOffAddr, outFd, outOffAddr, count, kind);
+        });
+      }
+      giveBack(c.tracer, *f);  // sendfile and copy_file_range may use the file offset.
+    }
   }
   int64_t inOff, outOff;
   int64_t bad = readCopyOffsets(c, inOffAddr, outOffAddr, inOff, outOff);

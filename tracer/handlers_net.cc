@@ -659,6 +659,7 @@ int64_t mapRights(Call& c, RemoteFile& sock, SocketInfo& s, SendJob& job) {
         }
         if (file != nullptr && !file->control && &file->target == &sock.target) {
           index = static_cast<int32_t>(job.passed.size());
+          shareReadAhead(c.tracer, *file);  // Its receiver sees the agent's offset.
           job.passed.add(kj::addRef(*file));
         } else if (file != nullptr || (fd >= 0 && localFdOpen(c.task.tid, fd))) {
           kj::StringPtr what = file == nullptr   ? "an fd of this machine"_kj

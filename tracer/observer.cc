@@ -226,9 +226,8 @@ void TraceWriter::onCall(const CallRecord& call) {
                       : call.nr == SYS_mmap && call.result >= 0
                           ? kj::str("0x", kj::hex(static_cast<uint64_t>(call.result)))
                           : formatSysResult(call.result);
-  fmt::print(out, "[pid {}] {}({}) = {} <{} {}us>\n", call.tid, name.cStr(), call.args.cStr(),
-             result.cStr(), call.where.cStr(),
-             call.micros);
+  fmt::print(out, "[pid {}] {}({}) = {} <{}{} {}us>\n", call.tid, name.cStr(), call.args.cStr(),
+             result.cStr(), call.where.cStr(), call.cached ? " cached" : "", call.micros);
   fflush(out);
 }
 
@@ -239,7 +238,7 @@ StatsCollector::~StatsCollector() noexcept(false) {
 }
 
 void StatsCollector::onCall(const CallRecord& call) {
-  auto& row = rows[{call.nr, call.remote}];
+  auto& row = rows[{call.nr, call.cached ? 2 : call.remote ? 1 : 0}];
   ++row.calls;
   if (call.resultKnown && call.result < 0) {
     ++row.errors;
@@ -263,7 +262,8 @@ void StatsCollector::finish() {
     totalErrors += row.errors;
   }
   // Most time first, as strace -c sorts.
-  std::vector<std::pair<std::pair<int, bool>, Row>> sorted(rows.begin(), rows.end());
+  std::vector<std::pair<std::pair<int, int>, Row>> sorted(rows.begin(), rows.end());
+  static const char* const WHERE[] = {"local", "remote", "cached"};
   std::stable_sort(sorted.begin(), sorted.end(), [](auto& a, auto& b) {
     return a.second.micros != b.second.micros ? a.second.micros > b.second.micros
                                               : a.second.calls > b.second.calls;
@@ -274,7 +274,7 @@ void StatsCollector::finish() {
     for (auto& [key, row] : sorted) {
       fmt::print(out, "{}\n  {{\"name\": \"{}\", \"where\": \"{}\", \"calls\": {}, \"errors\": {}, "
                  "\"bytes\": {}, \"seconds\": {:.6f}}}",
-                 first ? "" : ",", syscallName(key.first).cStr(), key.second ? "remote" : "local",
+                 first ? "" : ",", syscallName(key.first).cStr(), WHERE[key.second],
                  row.calls, row.errors, row.bytes, row.micros / 1e6);
       first = false;
     }
@@ -290,7 +290,7 @@ void StatsCollector::finish() {
                  totalMicros ? 100.0 * row.micros / totalMicros : 0.0, row.micros / 1e6,
                  row.calls ? row.micros / row.calls : 0, row.calls,
                  row.errors ? kj::str(row.errors).cStr() : "", row.bytes,
-                 syscallName(key.first).cStr(), key.second ? "remote" : "local");
+                 syscallName(key.first).cStr(), WHERE[key.second]);
     }
     fmt::print(out, "------ ----------- ----------- --------- --------- ----------- "
                     "-------------------- ------\n");

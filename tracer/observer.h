@@ -27,6 +27,7 @@ struct CallRecord {
   int64_t result;
   uint64_t micros;      // From the seccomp stop to the answer.
   kj::StringPtr args;   // strace-style arguments, when an observer asked for them
+  bool cached = false;  // A remote read answered from the read-ahead window, without an RPC.
 };
 
 class SyscallObserver {
@@ -44,7 +45,7 @@ kj::String formatArgs(const SyscallRow* row, int nr, const user_regs_struct& reg
                       const TraceeMemory& mem);
 
 // --trace[=FILE]: `[pid N] openat(AT_FDCWD, "/etc/hostname", O_RDONLY) = 3 <b 84us>` for every
-// call that went to a target.
+// call that went to a target; a read answered from the read-ahead window shows `<b cached 3us>`.
 class TraceWriter final : public SyscallObserver {
  public:
   // Writes to `out` (not owned when it is stderr).
@@ -76,7 +77,8 @@ class StatsCollector final : public SyscallObserver {
   FILE* out;
   bool owned;
   bool json;
-  std::map<std::pair<int, bool>, Row> rows;  // (nr, remote)
+  // (nr, where): 0 local, 1 remote, 2 cached (a remote read answered from read-ahead).
+  std::map<std::pair<int, int>, Row> rows;
 };
 
 }  // namespace sb

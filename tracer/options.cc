@@ -106,6 +106,16 @@ Observing:
                         time, local and remote apart (time is counted for remote calls only).
   --stats-format=FMT    text (default) or json
 
+Performance:
+  --no-read-ahead       answer every read() of a remote file with its own round trip. By
+                        default, once a program reads a regular file opened read-only in
+                        small sequential read()s, sbrun fetches up to 1 MiB of it at a time
+                        and answers the next reads from that window (close-to-open
+                        consistency, as NFS: writes made through sbrun, lseek, pread and a
+                        read past the window's end go to the agent; a process on the target
+                        rewriting bytes in place may not be seen inside an already fetched
+                        window). --trace marks such reads "cached", --stats counts them apart.
+
 Other:
   -v, --verbose         explain decisions (connections, cwd, fallbacks) on stderr
   -h, --help            show this help and exit
@@ -159,7 +169,7 @@ Options parseOptions(int argc, char** argv) {
     OPT_TARGET = 1000, OPT_TOKEN, OPT_MODE, OPT_REMOTE, OPT_LOCAL, OPT_FALLBACK, OPT_PRINT_RULES,
     OPT_REMOTE_CWD, OPT_VERSION, OPT_TRACE, OPT_STATS, OPT_STATS_FORMAT, OPT_CONTROL_FD,
     OPT_STATUS_FD, OPT_PID, OPT_ON_DISCONNECT, OPT_RECONNECT_TIMEOUT, OPT_HEARTBEAT,
-    OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CA,
+    OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CA, OPT_NO_READ_AHEAD,
   };
   static const struct option LONG[] = {
       {"target", required_argument, nullptr, OPT_TARGET},
@@ -176,6 +186,7 @@ Options parseOptions(int argc, char** argv) {
       {"trace", optional_argument, nullptr, OPT_TRACE},
       {"stats", optional_argument, nullptr, OPT_STATS},
       {"stats-format", required_argument, nullptr, OPT_STATS_FORMAT},
+      {"no-read-ahead", no_argument, nullptr, OPT_NO_READ_AHEAD},
       {"control-fd", required_argument, nullptr, OPT_CONTROL_FD},
       {"status-fd", required_argument, nullptr, OPT_STATUS_FD},
       {"pid", required_argument, nullptr, OPT_PID},
@@ -238,6 +249,7 @@ Options parseOptions(int argc, char** argv) {
           usageError(kj::str("--stats-format takes 'text' or 'json', not '", optarg, "'"));
         }
         break;
+      case OPT_NO_READ_AHEAD: o.readAhead = false; break;
       case 'v': ++o.verbose; break;
       case 'h': fmt::print("{}", USAGE); exit(0);
       case OPT_CONTROL_FD:

@@ -47,6 +47,7 @@ struct Options {
   kj::Maybe<kj::String> traceFile;  // --trace[=FILE]: "" is stderr
   kj::Maybe<kj::String> statsFile;  // --stats[=FILE]: "" is stderr
   bool statsJson = false;           // --stats-format=json
+  bool readAhead = true;            // --no-read-ahead turns it off
   pid_t attachPid = -1;             // --pid PID: attach instead of launching
   int controlFd = -1;               // --control-fd N: scope commands from a harness
   int statusFd = -1;                // --status-fd M: where their answers go

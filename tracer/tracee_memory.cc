@@ -44,6 +44,20 @@ int64_t TraceeMemory::write(uint64_t addr, kj::ArrayPtr<const kj::byte> data) co
   return 0;
 }
 
+int64_t TraceeMemory::writeSome(uint64_t addr, kj::ArrayPtr<const kj::byte> data) const {
+  size_t done = 0;
+  while (done < data.size()) {
+    struct iovec local = {const_cast<kj::byte*>(data.begin()) + done, data.size() - done};
+    struct iovec remote = {reinterpret_cast<void*>(addr + done), data.size() - done};
+    ssize_t n = process_vm_writev(tid, &local, 1, &remote, 1, 0);
+    if (n <= 0) {
+      break;
+    }
+    done += n;
+  }
+  return done > 0 || data.size() == 0 ? static_cast<int64_t>(done) : -EFAULT;
+}
+
 int64_t TraceeMemory::readString(uint64_t addr, size_t limit, kj::String& out) const {
   kj::Vector<char> buf(256);
   uint64_t cur = addr;

@@ -22,6 +22,10 @@ class TraceeMemory {
   // Writes all of data at addr: 0, or -EFAULT (read-only mappings included, as the kernel's
   // copy_to_user would fail there too).
   int64_t write(uint64_t addr, kj::ArrayPtr<const kj::byte> data) const;
+  // As write, but a fault part way is not all or nothing: the bytes placed before it (a read
+  // into a buffer that runs into an unmapped page returns them, as the kernel's copy does), or
+  // -EFAULT when there are none.
+  int64_t writeSome(uint64_t addr, kj::ArrayPtr<const kj::byte> data) const;
 
   template <typename T>
   int64_t readValue(uint64_t addr, T& out) const {

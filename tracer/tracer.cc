@@ -1179,7 +1179,8 @@ void Tracer::finishParked(Task& task, Outcome o) {
     setRegs(task.tid, regs);
     raiseAt(task, o.get<Complete>().signal);
     if (!observers.empty()) {
-      report(task.tid, call.nr, call.target, true, o.get<Complete>().ret, call.start, call.args);
+      report(task.tid, call.nr, call.target, true, o.get<Complete>().ret, call.start, call.args,
+             call.readAheadHit);
     }
   } else {
     // The syscall must run here after all: back to its instruction, to be applied when it
@@ -1262,9 +1263,10 @@ void Tracer::apply(Call& call, Outcome outcome) {
   // What an exit-stop continuation needs to report (the Call is gone by then).
   kj::String args = kj::mv(call.args);
   auto reporter = [this, observed, tid = task.tid, nr = call.nr, target = call.target,
-                   start = call.start, args = kj::str(args)](int64_t result) {
+                   start = call.start, args = kj::str(args),
+                   cached = call.readAheadHit](int64_t result) {
     if (observed) {
-      report(tid, nr, target, true, result, start, args);
+      report(tid, nr, target, true, result, start, args, cached);
     }
   };
   KJ_SWITCH_ONEOF(outcome) {
@@ -1388,7 +1390,8 @@ bool Tracer::onSequenceStep(Task& task, const user_regs_struct& regs) {
 }
 
 void Tracer::report(pid_t tid, int nr, AgentLink* target, bool known, int64_t result,
-                    std::chrono::steady_clock::time_point start, kj::StringPtr args) {
+                    std::chrono::steady_clock::time_point start, kj::StringPtr args,
+                    bool cached) {
   auto elapsed = std::chrono::steady_clock::now() - start;
   CallRecord record{tid, nr, target ? target->name() : kj::StringPtr("local"), target != nullptr,
                     known, result,
@@ -1397,7 +1400,7 @@ void Tracer::report(pid_t tid, int nr, AgentLink* target, bool known, int64_t re
                                  std::chrono::duration_cast<std::chrono::microseconds>(elapsed)
                                      .count())
                            : 0,
-                    args};
+                    args, cached && target != nullptr};
   for (auto& o : observers) {
     o->onCall(record);
   }

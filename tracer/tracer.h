@@ -130,6 +130,9 @@ struct Call {
   // SA_RESTART (-ERESTARTSYS), or always fail with EINTR (a socket call with a timeout set,
   // socket(7)).
   bool restartOnSignal = true;
+  // Set by a read answered from a read-ahead window without a remote call of its own (for
+  // --trace and --stats, which show it as "cached").
+  bool readAheadHit = false;
 
   uint64_t arg(int i) const;
   int fdArg(int i) const { return static_cast<int>(arg(i)); }
@@ -244,7 +247,8 @@ class Tracer {
 
   // Tells the observers how a trapped call ended (see observer.h).
   void report(pid_t tid, int nr, AgentLink* target, bool known, int64_t result,
-              std::chrono::steady_clock::time_point start, kj::StringPtr args);
+              std::chrono::steady_clock::time_point start, kj::StringPtr args,
+              bool cached = false);
 
   // Fire-and-forget remote work whose failure is reported but needs no answer (a seek-back).
   void backgroundSend(kj::Promise<void> promise) { background.add(kj::mv(promise)); }

@@ -427,6 +427,11 @@ class Floors:
             if only is not None and s["name"] not in only:
                 continue
             n = s["calls"]
+            if s["where"] == "cached":
+                # Answered from a read-ahead window: a trap each; their bytes crossed the wire
+                # once, in the window's fetch (counted by the remote row's calls, not bytes).
+                us += n * T + s["bytes"] * (fetch_b + pvw_b)
+                continue
             if s["where"] != "remote":
                 us += n * T
                 continue
@@ -661,7 +666,9 @@ class Bench:
         t = "unix" if col == SB_UNIX else "tcp"
         stats = self.stats[w.key]
         if w.loop is not None and w.remote:  # the loop's calls go to the agent; start-up's stay
-            stats = {"syscalls": [s for s in stats["syscalls"] if s["where"] == "remote"]}
+            # ("cached": reads answered from the read-ahead window, a trap each and no RPC)
+            stats = {"syscalls": [s for s in stats["syscalls"]
+                                  if s["where"] in ("remote", "cached")]}
         over = self.floors.overhead_us(t, stats, w.loop)
         if w.kind == "wall":
             return native + over / 1e3

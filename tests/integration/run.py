@@ -1385,6 +1385,65 @@ def case_trace_stats(ctx):
     check(remote["openat"]["errors"] == 0, "stats: no errors")
 
 
+# Reads a 1 MiB file in 4 KiB os.read()s and prints their count and a digest.
+PY_READ_4K = (
+    "import hashlib, os\n"
+    "fd = os.open('ra.bin', os.O_RDONLY); h = hashlib.sha256(); n = 0\n"
+    "while True:\n"
+    "    b = os.read(fd, 4096); n += 1\n"
+    "    if not b: break\n"
+    "    h.update(b)\n"
+    "print(n, h.hexdigest())\n")
+
+
+def case_read_ahead_trace(ctx):
+    """Read-ahead shows in --trace and --stats: every read of a 1 MiB file read in 4 KiB pieces
+    has its trace line, most of them marked `cached` (answered from the window, no round trip),
+    the stats count cached and remote reads apart and they add up; --no-read-ahead sends each
+    read to the target. The content is the same in all three runs."""
+    agent = ctx.agent()
+    empty_tree(agent)
+    r = agent.sh(f"head -c 1048576 /dev/urandom > {WORK}/ra.bin")
+    check(r.rc == 0, f"making the file failed\n{r.describe()}")
+    if ctx.native_only:
+        return
+    outs = []
+    for extra in ([], ["--no-read-ahead"]):
+        trace = os.path.join(ctx.tmp, "trace.txt")
+        stats = os.path.join(ctx.tmp, "stats.json")
+        t = ctx.traced(agent, [SYS_PYTHON, "-c", PY_READ_4K], timeout=120,
+                       extra=extra + ["--trace=" + trace, "--stats=" + stats,
+                                      "--stats-format=json", "--local", "/usr"])
+        log(t.describe())
+        check(t.rc == 0, "the traced reader failed")
+        outs.append(t.out)
+        reads_expected = 1048576 // 4096 + 1
+        check(t.out.split()[0] == str(reads_expected), f"expected {reads_expected} reads")
+        with open(trace) as f:
+            lines = [l for l in f.read().splitlines() if re.search(r"\] read\(3, 0x[0-9a-f]+, 4096\)", l)]
+        cached = [l for l in lines if re.search(r" <target1 cached \d+us>$", l)]
+        with open(stats) as f:
+            rows = {(s["name"], s["where"]): s for s in json.load(f)["syscalls"]}
+        remote = rows.get(("read", "remote"), {}).get("calls", 0)
+        from_window = rows.get(("read", "cached"), {}).get("calls", 0)
+        log(f"{extra}: {len(lines)} read lines, {len(cached)} cached; stats remote {remote}, "
+            f"cached {from_window}")
+        check(len(lines) == reads_expected, f"every read must have its trace line: {len(lines)}")
+        check(remote + from_window == reads_expected, "stats: remote + cached reads != reads")
+        check(from_window == len(cached), "stats and trace disagree on cached reads")
+        if extra:
+            check(from_window == 0, "--no-read-ahead: no read may be answered from a window")
+        else:
+            # 3 windows' fetches at most per MiB (128 + 256 + 512 KiB ...) plus the first reads
+            # and the final EOF read.
+            check(remote <= 10, f"read-ahead must save the round trips: {remote} remote reads")
+            bytes_ = rows[("read", "cached")]["bytes"] + rows[("read", "remote")]["bytes"]
+            check(bytes_ == 1048576, f"stats: {bytes_} bytes read")
+    check(outs[0] == outs[1], "the content differs with and without read-ahead")
+    r = agent.sh(f"sha256sum {WORK}/ra.bin")
+    check(r.out.split()[0] == outs[0].split()[1], "the digest is not the file's on B")
+
+
 def case_two_clients(ctx):
     """Two sbrun sessions on one agent at once: both work, neither disturbs the other, and a POSIX
     lock taken through one session blocks the other (the processes differ, as on one machine)."""
@@ -3277,6 +3336,7 @@ def build_cases():
     cases["reconnect-local"] = (case_reconnect_local, True)
     cases["two-clients"] = (case_two_clients, True)
     cases["trace-stats"] = (case_trace_stats, True)
+    cases["read-ahead-trace"] = (case_read_ahead_trace, True)
     cases["exec-hostname"] = (case_exec_hostname, True)
     cases["py-subprocess"] = (case_py_subprocess, True)
     cases["exec-b-only"] = (case_exec_b_only, True)

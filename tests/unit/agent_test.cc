@@ -582,6 +582,33 @@ TEST_CASE("with a token the handshake requires exactly that token") {
   CHECK(!tokensEqual(bytes("abc"), bytes("abcd")));
 }
 
+TEST_CASE("openAt says which files a client may read ahead") {
+  TempDir tmp;
+  Fixture f;
+  auto session = f.session();
+  auto root = f.root(session);
+  auto readAhead = [&](const std::string& path) {
+    auto req = root.openAtRequest();
+    req.setPath(bytes(path));
+    req.initHow().setAccess(proto::AccessMode::READ_ONLY);
+    auto resp = req.send().wait(f.ws);
+    REQUIRE(resp.getResult() == 0);
+    return resp.getInfo().getReadAhead();
+  };
+  auto made = openAt(f, root, tmp / "full", rw());
+  REQUIRE(made.result == 0);
+  CHECK(write(f, made.node, "some content") == 12);
+  REQUIRE(openAt(f, root, tmp / "empty", rw()).result == 0);
+  CHECK(readAhead(tmp / "full"));
+  CHECK_FALSE(readAhead(tmp / "empty"));  // Perhaps a generated file: never read ahead.
+  CHECK_FALSE(readAhead(tmp.path));       // A directory.
+  CHECK_FALSE(readAhead("/proc/self/status"));
+  CHECK_FALSE(readAhead("/proc/version"));
+  if (access("/sys/kernel/mm/transparent_hugepage/enabled", R_OK) == 0) {
+    CHECK_FALSE(readAhead("/sys/kernel/mm/transparent_hugepage/enabled"));  // size 4096
+  }
+}
+
 TEST_CASE("a created file can be written, read back, sought and stat'ed") {
   TempDir tmp;
   Fixture f;
