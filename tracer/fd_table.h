@@ -98,14 +98,11 @@ class RemoteFile : public kj::Refcounted {
   uint32_t ioEpoch = 0;
   // Set for the sockets sbrun made on the target (socket, socketpair, accept).
   kj::Maybe<SocketInfo> socket;
-<<<<<<< HEAD
   // Opened for writing (O_WRONLY, O_RDWR): its close may report a deferred write error (NFS,
   // FUSE), so it waits for the target's answer; other closes of files and directories do not.
   bool writable = false;
-=======
   // Read-ahead state (see ReadAhead).
   ReadAhead readAhead;
->>>>>>> readahead
 
   bool isStale() const;
 };
