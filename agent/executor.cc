@@ -40,6 +40,7 @@ struct Executor::Job: public kj::AtomicRefcounted {
   kj::Own<kj::CrossThreadPromiseFulfiller<WorkResult>> fulfiller;
   State state = State::QUEUED;
   bool cancelled = false;
+  bool interrupted = false;  // JobHandle::interrupt: EINTR, but the result is still wanted
   pthread_t thread{};
 
   Job(kj::Function<WorkResult()> work,
@@ -81,10 +82,23 @@ Executor::~Executor() noexcept(false) {
 }
 
 kj::Promise<WorkResult> Executor::run(kj::Function<WorkResult()> work) {
+  kj::Own<JobHandle> unused;
+  return run(kj::mv(work), unused);
+}
+
+Executor::JobHandle::JobHandle(Executor& executor, kj::Own<Job> job)
+    : executor(executor), job(kj::mv(job)) {}
+Executor::JobHandle::~JobHandle() noexcept(false) {}
+
+void Executor::JobHandle::interrupt() { executor.interrupt(*job); }
+
+kj::Promise<WorkResult> Executor::run(kj::Function<WorkResult()> work,
+                                      kj::Own<JobHandle>& handle) {
   auto paf = kj::newPromiseAndCrossThreadFulfiller<WorkResult>();
   kj::Own<Job> job = kj::atomicRefcounted<Job>(kj::mv(work), kj::mv(paf.fulfiller));
   // Our reference is taken before the queue has the job: a worker may run and drop it at once.
   kj::Own<Job> mine = kj::atomicAddRef(*job);
+  handle = kj::heap<JobHandle>(*this, kj::atomicAddRef(*job));
   {
     std::lock_guard<std::mutex> lock(mutex);
     KJ_REQUIRE(!stopping, "executor is shutting down");
@@ -119,6 +133,17 @@ void Executor::workerMain() {
     queue.pop_front();
     if (job->cancelled) {
       // Dropping the fulfiller rejects a promise nobody waits for any more.
+      continue;
+    }
+    if (job->interrupted) {
+      // Interrupted before it ran: EINTR, as a syscall interrupted at once.
+      job->state = Job::State::DONE;
+      lock.unlock();
+      WorkResult eintr;
+      eintr.result = -EINTR;
+      job->fulfiller->fulfill(kj::mv(eintr));
+      job = nullptr;
+      lock.lock();
       continue;
     }
     job->state = Job::State::RUNNING;
@@ -157,6 +182,18 @@ void Executor::cancel(Job& job) {
     return;
   }
   job.cancelled = true;
+  if (job.state == Job::State::RUNNING && !job.interrupted) {  // else already re-signalled
+    pthread_kill(job.thread, SIG_INTERRUPT);
+    resignals.add(resignalLater(kj::atomicAddRef(job), 1 * kj::MILLISECONDS));
+  }
+}
+
+void Executor::interrupt(Job& job) {
+  std::lock_guard<std::mutex> lock(mutex);
+  if (job.state == Job::State::DONE || job.cancelled || job.interrupted) {
+    return;
+  }
+  job.interrupted = true;
   if (job.state == Job::State::RUNNING) {
     pthread_kill(job.thread, SIG_INTERRUPT);
     resignals.add(resignalLater(kj::atomicAddRef(job), 1 * kj::MILLISECONDS));

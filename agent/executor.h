@@ -14,6 +14,10 @@
 //     no-op installed without SA_RESTART, so the blocked syscall returns EINTR. A signal that lands
 //     just before the worker enters the syscall would be lost, so the loop re-sends it on a timer
 //     until the worker reports the job done.
+//   - `interrupt` (through a JobHandle) interrupts a job the same way WITHOUT cancelling it
+//     (Node.interrupt, the tracer's two-phase interrupt): its promise stays alive and completes
+//     with whatever the work returned (-EINTR, or the data it got first). A job still queued
+//     completes with -EINTR without running. Work must therefore return promptly on EINTR.
 //   - The job's result is then dropped on whichever side lets go last: anything it holds (an fd
 //     the work opened, a buffer) is released by its own destructor. Work must therefore own
 //     everything it touches (copies of input bytes, a reference on the fd), never borrow from
@@ -65,6 +69,8 @@ struct WorkResult {
 };
 
 class Executor final: private kj::TaskSet::ErrorHandler {
+  struct Job;
+
 public:
   // `timer` drives the re-sending of interrupts. Installs the SIG_INTERRUPT handler.
   explicit Executor(kj::Timer& timer, size_t maxWorkers = 256);
@@ -75,13 +81,28 @@ public:
   // Runs `work` on a worker thread. Must be called on the event loop thread.
   kj::Promise<WorkResult> run(kj::Function<WorkResult()> work);
 
+  // A job that can be interrupted without being cancelled (see run's overload below).
+  class JobHandle {
+  public:
+    JobHandle(Executor& executor, kj::Own<Job> job);
+    ~JobHandle() noexcept(false);
+    KJ_DISALLOW_COPY(JobHandle);
+    // Makes the job's blocking syscall return EINTR (re-sent until the job is done); a queued
+    // job completes with -EINTR without running. No-op once the job is done. Loop thread only.
+    void interrupt();
+
+  private:
+    Executor& executor;
+    kj::Own<Job> job;
+  };
+  // Like run(), and sets `handle` to a handle on the job, valid as long as the executor.
+  kj::Promise<WorkResult> run(kj::Function<WorkResult()> work, kj::Own<JobHandle>& handle);
+
   // For tests and logs: workers currently running a job, and workers started so far.
   size_t busyWorkers() const;
   size_t workerCount() const;
 
 private:
-  struct Job;
-
   kj::Timer& timer;
   const size_t maxWorkers;
   kj::TaskSet resignals;
@@ -96,6 +117,7 @@ private:
 
   void workerMain();
   void cancel(Job& job);
+  void interrupt(Job& job);
   kj::Promise<void> resignalLater(kj::Own<Job> job, kj::Duration delay);
   void taskFailed(kj::Exception&& exception) override;
 };

@@ -384,11 +384,23 @@ bool NodeImpl::mayBlock() const {
 
 kj::Promise<WorkResult> NodeImpl::runBlocking(kj::Function<WorkResult(int fd)> work) {
   KJ_IF_MAYBE(f, fd) {
-    return executor().run([ref = kj::atomicAddRef(**f), work = kj::mv(work)]() mutable {
-      return work(ref->get());
-    });
+    kj::Own<Executor::JobHandle> handle;
+    auto promise = executor().run(
+        [ref = kj::atomicAddRef(**f), work = kj::mv(work)]() mutable { return work(ref->get()); },
+        handle);
+    uint64_t id = blockingJobs->next++;
+    blockingJobs->jobs.emplace(id, kj::mv(handle));
+    return promise.attach(
+        kj::defer([jobs = kj::addRef(*blockingJobs), id]() mutable { jobs->jobs.erase(id); }));
   }
   KJ_FAIL_ASSERT("runBlocking() on a closed node");
+}
+
+kj::Promise<void> NodeImpl::interrupt(InterruptContext) {
+  for (auto& entry : blockingJobs->jobs) {
+    entry.second->interrupt();
+  }
+  return kj::READY_NOW;
 }
 
 kj::Promise<kj::Maybe<NodeImpl&>> NodeImpl::sameSessionNode(proto::Node::Client client) {

@@ -213,6 +213,8 @@ public:
   kj::Promise<void> getSockOpt(GetSockOptContext context) override;
   kj::Promise<void> setSockOpt(SetSockOptContext context) override;
   kj::Promise<void> sockName(SockNameContext context) override;
+  // Interrupts the blocking calls in flight (runBlocking) without cancelling them.
+  kj::Promise<void> interrupt(InterruptContext context) override;
 
 private:
   kj::Own<SessionState> session;
@@ -228,6 +230,14 @@ private:
   // The unix path this socket was bound to, as the program named it: getsockname answers it
   // (the kernel knows only the name the agent bound, relative to a confined directory).
   kj::Maybe<kj::Array<kj::byte>> boundPath;
+  // The blocking calls in flight on this node (runBlocking), for interrupt(). Shared with the
+  // calls' promises, which remove their own entry when they go.
+  struct BlockingJobs: public kj::Refcounted {
+    std::map<uint64_t, kj::Own<Executor::JobHandle>> jobs;
+    uint64_t next = 0;
+  };
+  kj::Own<BlockingJobs> blockingJobs = kj::refcounted<BlockingJobs>();
+
   kj::Maybe<kj::Own<SocketStash>> stash;  // made by the first blocking accept or recv
   kj::Own<StashGate> stashGate = kj::refcounted<StashGate>();
   SocketStash& socketStash();

@@ -577,4 +577,11 @@ interface Node {
   setSockOpt @46 (level :Int32, name :Int32, value :Data) -> (result :Int64);
   sockName @47 (peer :Bool) -> (result :Int64, addr :SockAddr);
   # getsockname(2), or getpeername(2) with `peer`.
+  interrupt @48 () -> ();
+  # Interrupts every blocking call of this session running on this node (a recv, an accept, a
+  # FIFO read ... on a worker): each returns -EINTR unless it already has its result, which it
+  # then returns. The calls are not cancelled: their answers come as usual. The tracer's
+  # two-phase interrupt (a signal for a thread parked in such a call): the call's answer says
+  # whether the kernel on B had already completed it. An agent without it answers
+  # "unimplemented"; the client then drops the call (the answer may be lost).
 }

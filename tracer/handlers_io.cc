@@ -438,6 +438,9 @@ kj::Promise<Outcome> transfer(Call& c, bool isWrite, Shape shape) {
     }
     // A pipe, socket or terminal may block: a signal interrupts the wait, as the kernel's would.
     c.interruptible = mayBlock(f->type);
+    if (c.interruptible) {
+      c.interruptNode = f->node;  // two-phase interrupt (Tracer::onParkedSignal)
+    }
     int64_t flags = hasFlags ? c.arg(5) : 0;
     return isWrite
                ? runJob<WriteJob>(c, *f, kj::mv(iov), total, offset, positional, hasFlags, flags)

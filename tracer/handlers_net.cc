@@ -316,6 +316,7 @@ kj::Promise<Outcome> hConnect(Call& c) {
     }
     setDirFor(c, f, req, req.asReader().getAddr());
     c.interruptible = true;  // a blocking connect waits for the peer
+    c.interruptNode = f.node;  // two-phase interrupt (Tracer::onParkedSignal)
     c.restartOnSignal = !s.sendTimeout;
     return resultOf(send(c, f.target, req));
   });
@@ -338,6 +339,7 @@ kj::Promise<Outcome> acceptCommon(Call& c, int64_t flags) {
     auto req = f.node.acceptRequest();
     req.setNonBlock(flags & 04000);
     c.interruptible = true;
+    c.interruptNode = f.node;
     c.restartOnSignal = !s.receiveTimeout;
     uint64_t addr = c.arg(1), lenAddr = c.arg(2);
     bool cloexec = flags & 02000000;
@@ -575,6 +577,7 @@ kj::Promise<Outcome> runSend(Call& c, kj::Own<SendJob> job) {
     return done(-EMSGSIZE);
   }
   c.interruptible = !(job->flags & 0x40);  // MSG_DONTWAIT never waits
+  c.interruptNode = job->file->node;
   KJ_IF_MAYBE(s, job->file->socket) {
     c.restartOnSignal = !s->sendTimeout;
   }
@@ -969,8 +972,9 @@ Outcome deliverFds(Call& c, int64_t ret, kj::Vector<FdDelivery> list, bool cloex
                   }};
 }
 
-void prepareRecv(Call& c, SocketInfo& s, uint64_t flags) {
+void prepareRecv(Call& c, RemoteFile& f, SocketInfo& s, uint64_t flags) {
   c.interruptible = !(flags & 0x40);  // MSG_DONTWAIT never waits
+  c.interruptNode = f.node;  // two-phase interrupt (Tracer::onParkedSignal)
   c.restartOnSignal = !s.receiveTimeout;
 }
 
@@ -983,7 +987,7 @@ kj::Promise<Outcome> hRecvfrom(Call& c) {
       spec.name = c.arg(4);
       spec.nameLenAddr = c.arg(5);
     }
-    prepareRecv(c, s, c.arg(3));
+    prepareRecv(c, f, s, c.arg(3));
     return recvOnce(c, f, kj::mv(spec), c.arg(3)).then([](Received got) -> Outcome {
       return Complete{got.result};
     });
@@ -1025,7 +1029,7 @@ kj::Promise<Outcome> hRecvmsg(Call& c) {
     if (r < 0) {
       return done(r);
     }
-    prepareRecv(c, s, c.arg(2));
+    prepareRecv(c, f, s, c.arg(2));
     bool cloexec = c.arg(2) & K_MSG_CMSG_CLOEXEC;
     return recvOnce(c, f, kj::mv(spec), c.arg(2)).then([&c, cloexec](Received got) -> Outcome {
       kj::Vector<FdDelivery> fds;
@@ -1073,6 +1077,7 @@ kj::Promise<Outcome> hSendmmsg(Call& c) {
     uint32_t vlen = kj::min(static_cast<uint32_t>(c.arg(2)), UIO_MAXIOV_);
     uint64_t flags = c.arg(3);
     c.interruptible = !(flags & 0x40);
+    c.interruptNode = f.node;
     c.restartOnSignal = !s.sendTimeout;
     return sendmmsgFrom(c, kj::addRef(f), c.arg(1), vlen, flags, 0).then([flags](int64_t r) {
       return sendOutcome(r, flags);
@@ -1167,7 +1172,7 @@ kj::Promise<Outcome> hRecvmmsg(Call& c) {
       batch->deadline = timespec{end / 1000000000, end % 1000000000};
       batch->timeoutAddr = c.arg(4);
     }
-    prepareRecv(c, s, flags);
+    prepareRecv(c, f, s, flags);
     auto& b = *batch;
     bool cloexec = flags & K_MSG_CMSG_CLOEXEC;
     return b.from(0).then([&c, batch = kj::mv(batch), cloexec](int64_t r) mutable -> Outcome {

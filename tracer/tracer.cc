@@ -44,6 +44,18 @@ constexpr auto PARK_AFTER = 2 * kj::MILLISECONDS;
 // EINTR exactly as for the kernel's own interrupted calls.
 constexpr int64_t ERESTARTSYS_ = 512;
 
+// How long a two-phase interrupt (onParkedSignal) waits for the interrupted call's answer before
+// it drops the call as an agent without Node.interrupt makes it do.
+constexpr auto INTERRUPT_WAIT = 500 * kj::MILLISECONDS;
+
+// A remote call's answer that is -EINTR although sbrun interrupted nothing: another thread's
+// signal interrupted every blocking call on the same node (Node.interrupt). The kernel never
+// woke this call, so it must run again.
+bool interruptedByOther(const Call& call, const Outcome& o) {
+  return call.target != nullptr && o.is<Complete>() && o.get<Complete>().ret == -EINTR &&
+         call.progress == 0;
+}
+
 // ptrace on a tracee that vanished (SIGKILL, exit_group from another thread) is an expected
 // race (PITFALLS #6): the exit shows up in waitpid; callers just stop caring.
 int pickControlFd() {
@@ -1017,6 +1029,7 @@ void Tracer::onTrap(Task& task) {
   // The previous call of this thread is over: its continuations go before the call they use.
   task.pending = nullptr;
   task.parkTimer = nullptr;
+  task.interruptWait = nullptr;
   task.call = kj::heap<Call>(Call{*this, task, regs, nr, findSyscall(nr)});
   auto& call = task.call;
   if (!observers.empty()) {
@@ -1069,6 +1082,10 @@ void Tracer::onTrap(Task& task) {
 
 // An answer for the thread's trapped call: applied now, or at the exit stop of its parking.
 void Tracer::settle(Task& task, Outcome outcome) {
+  if (task.interrupting) {
+    finishInterrupt(task, kj::mv(outcome));
+    return;
+  }
   if (task.parked) {
     task.parkedOutcome = kj::mv(outcome);
     // Wakes pause(2) without a signal the program could see; its exit stop applies the answer.
@@ -1077,7 +1094,35 @@ void Tracer::settle(Task& task, Outcome outcome) {
     return;
   }
   task.parkTimer = nullptr;
+  if (interruptedByOther(*task.call, outcome)) {
+    restartCall(task);
+    return;
+  }
   apply(*task.call, kj::mv(outcome));
+}
+
+// Runs the trapped call again from its syscall instruction, so it traps anew and makes a new
+// remote call. (Not with -ERESTARTNOINTR: the kernel acts on it only when a signal is pending.)
+// At a seccomp stop the syscall is skipped; at a parked thread's stop the pause is over.
+void Tracer::restartCall(Task& task) {
+  Call& call = *task.call;
+  auto regs = call.regs;
+  bool atSeccompStop = !task.parked;
+  task.parked = false;
+  regs.orig_rax = atSeccompStop ? -1 : call.regs.orig_rax;
+  regs.rax = call.regs.orig_rax;
+  regs.rip -= 2;
+  setRegs(task.tid, regs);
+  if (atSeccompStop && attachMode_) {
+    // At a syscall-entry stop the kernel sets rax after skipping: set it at the exit stop.
+    task.atExit = [nr = call.regs.orig_rax](user_regs_struct& r) { r.rax = nr; };
+    long rc = ptrace(PTRACE_SYSCALL, task.tid, nullptr, 0);
+    KJ_REQUIRE(ptraceOk(rc), "PTRACE_SYSCALL failed", strerror(errno));
+    return;
+  }
+  if (atSeccompStop) {
+    resume(task);
+  }
 }
 
 // A thread held in a ptrace stop never sees its signals: a remote call that may wait forever (a
@@ -1137,6 +1182,10 @@ void Tracer::onParkedSignal(Task& task, int sig) {
   KJ_IF_MAYBE(outcome, task.parkedOutcome) {
     auto o = kj::mv(*outcome);
     task.parkedOutcome = nullptr;
+    if (interruptedByOther(*task.call, o)) {
+      interruptParked(task, sig);  // This signal interrupts it now.
+      return;
+    }
     finishParked(task, kj::mv(o));
     resume(task, sig);
     return;
@@ -1145,11 +1194,61 @@ void Tracer::onParkedSignal(Task& task, int sig) {
     resume(task, sig);  // Discarded; the pause restarts, the remote call goes on.
     return;
   }
+  KJ_IF_MAYBE(node, task.call->interruptNode) {
+    AgentLink* target = task.call->target;
+    if (target == nullptr || !target->away()) {
+      // Two-phase: the agent interrupts the call, whose answer then says whether B's kernel had
+      // already completed it (bytes received, a connection accepted: the call completes and the
+      // signal is handled after it) or not (-EINTR: as below). The thread stays in this
+      // delivery stop until then (settle -> finishInterrupt).
+      task.interrupting = true;
+      task.interruptSig = sig;
+      auto failed = node->interruptRequest().send().ignoreResult().then(
+          []() -> kj::Promise<void> { return kj::NEVER_DONE; },
+          [](kj::Exception&&) -> kj::Promise<void> { return kj::READY_NOW; });
+      task.interruptWait = failed.exclusiveJoin(timer().afterDelay(INTERRUPT_WAIT))
+                               .then([this, &task]() { giveUpInterrupt(task); })
+                               .eagerlyEvaluate(nullptr);
+      return;
+    }
+  }
   // Cancel the remote call (the agent interrupts its worker) and let the kernel's restart logic
-  // decide: with an SA_RESTART handler or no handler the call starts again (and traps again);
-  // otherwise the program sees EINTR. A transfer that already moved bytes returns their count.
-  task.parked = false;
+  // decide.
   task.pending = nullptr;
+  interruptParked(task, sig);
+}
+
+// The two-phase interrupt got nothing (an old agent, a lost connection, no answer in time):
+// drop the call as before, with the risk of losing an answer already on its way.
+void Tracer::giveUpInterrupt(Task& task) {
+  if (!task.interrupting) {
+    return;
+  }
+  task.interrupting = false;
+  task.pending = nullptr;
+  interruptParked(task, task.interruptSig);
+}
+
+// The answer of a call the tracer interrupted (onParkedSignal), at the signal's delivery stop.
+void Tracer::finishInterrupt(Task& task, Outcome outcome) {
+  task.interrupting = false;
+  task.interruptWait = nullptr;
+  int sig = task.interruptSig;
+  if (outcome.is<Complete>() && outcome.get<Complete>().ret == -EINTR) {
+    interruptParked(task, sig);
+    return;
+  }
+  // B's kernel completed the call first: it returns, and the signal is handled after it.
+  finishParked(task, kj::mv(outcome));
+  resume(task, sig);
+}
+
+// A parked call that `sig` interrupted (its remote call is over or dropped): let the kernel's
+// restart logic decide: with an SA_RESTART handler or no handler the call starts again (and traps
+// again); otherwise the program sees EINTR. A transfer that already moved bytes returns their
+// count.
+void Tracer::interruptParked(Task& task, int sig) {
+  task.parked = false;
   task.parkTimer = nullptr;
   Call& call = *task.call;
   auto regs = call.regs;
@@ -1173,6 +1272,12 @@ void Tracer::finishParked(Task& task, Outcome o) {
   task.parked = false;
   Call& call = *task.call;
   auto regs = call.regs;
+  if (interruptedByOther(call, o)) {
+    // Not woken by a signal: run the call again (at this exit or interrupt stop).
+    task.parked = true;  // restartCall: not at a seccomp stop
+    restartCall(task);
+    return;
+  }
   if (o.is<Complete>()) {
     regs.orig_rax = -1;  // No restart: the call is over.
     regs.rax = o.get<Complete>().ret;

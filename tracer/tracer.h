@@ -130,6 +130,11 @@ struct Call {
   // SA_RESTART (-ERESTARTSYS), or always fail with EINTR (a socket call with a timeout set,
   // socket(7)).
   bool restartOnSignal = true;
+  // Set by the handler of an interruptible call on a remote Node (a recv, an accept, a FIFO
+  // read ...): a signal that ends the wait first asks the agent to interrupt the call
+  // (Node.interrupt) and takes whatever it then returns (Tracer::onParkedSignal), so bytes or a
+  // connection B's kernel already gave are not lost. Unset: the call is dropped.
+  kj::Maybe<proto::Node::Client> interruptNode = nullptr;
   // Set by a read answered from a read-ahead window without a remote call of its own (for
   // --trace and --stats, which show it as "cached").
   bool readAheadHit = false;
@@ -162,6 +167,12 @@ struct Task {
   kj::Maybe<kj::Promise<void>> parkTimer;
   bool parked = false;
   kj::Maybe<Outcome> parkedOutcome;
+  // Two-phase interrupt (Tracer::onParkedSignal): the thread is held in the delivery stop of
+  // `interruptSig` while the agent interrupts its call; the call's answer (settle) ends it, or
+  // `interruptWait` gives up (Node.interrupt failed, or no answer in time) and drops the call.
+  bool interrupting = false;
+  int interruptSig = 0;
+  kj::Maybe<kj::Promise<void>> interruptWait;
   // An outcome that must run the original syscall after all (RunLocal...): applied when the
   // thread, restarted at its syscall instruction, traps again with these registers.
   kj::Maybe<user_regs_struct> replay;
@@ -343,6 +354,10 @@ class Tracer {
   void onParkedSyscallStop(Task& task);
   void onParkedSignal(Task& task, int sig);
   void finishParked(Task& task, Outcome outcome);
+  void interruptParked(Task& task, int sig);
+  void finishInterrupt(Task& task, Outcome outcome);
+  void giveUpInterrupt(Task& task);
+  void restartCall(Task& task);
   bool onReplay(Task& task, const user_regs_struct& regs);
   bool forwardToRemote(Task& task, int sig);
   void resume(Task& task, int sig = 0);
