@@ -16,6 +16,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -1468,6 +1469,92 @@ TEST_CASE("a blocking FIFO read leaves the connection responsive and can be canc
   set.initFlags().setNonBlock(true);
   CHECK(set.send().wait(f.ws).getResult() == 0);
   CHECK(read(f, fifo.node, 4).result == -EAGAIN);
+}
+
+TEST_CASE("Node.interrupt ends a blocking FIFO read with EINTR, or lets it return what it got") {
+  TempDir tmp;
+  REQUIRE(mkfifo((tmp / "fifo").c_str(), 0600) == 0);
+  Fixture f;
+  auto session = f.session();
+  auto root = f.root(session);
+  auto fifo = openAt(f, root, tmp / "fifo", rw(false));
+  REQUIRE(fifo.result == 0);
+
+  // Nothing in flight: nothing to do.
+  fifo.node.interruptRequest().send().wait(f.ws);
+
+  // A read waiting for data: interrupted, it answers -EINTR (its RPC is not cancelled).
+  {
+    auto req = fifo.node.readRequest();
+    req.setCount(16);
+    auto pending = req.send();
+    CHECK(f.waitUntil([&]() { return f.executor.busyWorkers() == 1; }));
+    fifo.node.interruptRequest().send().wait(f.ws);
+    auto resp = pending.wait(f.ws);
+    CHECK(resp.getResult() == -EINTR);
+  }
+  CHECK(f.executor.busyWorkers() == 0);
+
+  // The data written before the interrupt is the read's answer: nothing is lost.
+  {
+    auto req = fifo.node.readRequest();
+    req.setCount(16);
+    auto pending = req.send();
+    CHECK(f.waitUntil([&]() { return f.executor.busyWorkers() == 1; }));
+    CHECK(write(f, fifo.node, "ping") == 4);
+    CHECK(f.waitUntil([&]() { return f.executor.busyWorkers() == 0; }));
+    fifo.node.interruptRequest().send().wait(f.ws);
+    auto resp = pending.wait(f.ws);
+    CHECK(resp.getResult() == 4);
+    CHECK(str(resp.getData()) == "ping");
+  }
+
+  // The node goes on serving reads afterwards.
+  auto req = fifo.node.readRequest();
+  req.setCount(16);
+  auto pending = req.send();
+  CHECK(f.waitUntil([&]() { return f.executor.busyWorkers() == 1; }));
+  CHECK(write(f, fifo.node, "pong") == 4);
+  auto resp = pending.wait(f.ws);
+  CHECK(resp.getResult() == 4);
+  CHECK(str(resp.getData()) == "pong");
+}
+
+TEST_CASE("Executor: an interrupted job keeps its promise; a queued one answers EINTR unrun") {
+  auto io = kj::setupAsyncIo();
+  Executor executor(io.provider->getTimer(), 1);
+  int p[2];
+  REQUIRE(pipe(p) == 0);
+  kj::AutoCloseFd rd(p[0]), wr(p[1]);
+  int fd = rd.get();
+  auto blockingRead = [fd]() {
+    WorkResult w;
+    char c;
+    ssize_t n = ::read(fd, &c, 1);
+    w.result = n < 0 ? -int64_t(errno) : n;
+    return w;
+  };
+  std::atomic<bool> secondRan{false};
+  kj::Own<Executor::JobHandle> first, second;
+  auto a = executor.run(blockingRead, first);
+  auto b = executor.run(
+      [&secondRan]() {
+        secondRan = true;
+        return WorkResult();
+      },
+      second);
+  // One worker: the second job waits in the queue behind the blocked read.
+  for (int i = 0; i < 1000 && executor.busyWorkers() == 0; ++i) usleep(1000);
+  REQUIRE(executor.busyWorkers() == 1);
+  second->interrupt();
+  first->interrupt();
+  CHECK(a.wait(io.waitScope).result == -EINTR);
+  CHECK(b.wait(io.waitScope).result == -EINTR);
+  CHECK(!secondRan);
+  // Interrupting a finished job does nothing; the executor goes on.
+  first->interrupt();
+  REQUIRE(::write(wr.get(), "x", 1) == 1);
+  CHECK(executor.run(blockingRead).wait(io.waitScope).result == 1);
 }
 
 TEST_CASE("opening a FIFO with no writer waits on a worker and cancelling it closes nothing twice") {
