@@ -384,16 +384,19 @@ bool NodeImpl::mayBlock() const {
 
 kj::Promise<WorkResult> NodeImpl::runBlocking(kj::Function<WorkResult(int fd)> work) {
   KJ_IF_MAYBE(f, fd) {
-    kj::Own<Executor::JobHandle> handle;
-    auto promise = executor().run(
-        [ref = kj::atomicAddRef(**f), work = kj::mv(work)]() mutable { return work(ref->get()); },
-        handle);
-    uint64_t id = blockingJobs->next++;
-    blockingJobs->jobs.emplace(id, kj::mv(handle));
-    return promise.attach(
-        kj::defer([jobs = kj::addRef(*blockingJobs), id]() mutable { jobs->jobs.erase(id); }));
+    return runTracked(
+        [ref = kj::atomicAddRef(**f), work = kj::mv(work)]() mutable { return work(ref->get()); });
   }
   KJ_FAIL_ASSERT("runBlocking() on a closed node");
+}
+
+kj::Promise<WorkResult> NodeImpl::runTracked(kj::Function<WorkResult()> work) {
+  kj::Own<Executor::JobHandle> handle;
+  auto promise = executor().run(kj::mv(work), handle);
+  uint64_t id = blockingJobs->next++;
+  blockingJobs->jobs.emplace(id, kj::mv(handle));
+  return promise.attach(
+      kj::defer([jobs = kj::addRef(*blockingJobs), id]() mutable { jobs->jobs.erase(id); }));
 }
 
 kj::Promise<void> NodeImpl::interrupt(InterruptContext) {
@@ -787,13 +790,12 @@ kj::Promise<void> NodeImpl::lock(LockContext context) {
   if (cmd == F_SETLKW || cmd == F_OFD_SETLKW) {
     context.allowCancellation();
     // The worker holds its own reference: a release meanwhile cannot close the fd under it.
-    return executor()
-        .run([cmd, lk, ref = kj::mv(lockRef)]() mutable {
-          WorkResult w;
-          w.result = sysResult(fcntl(ref->get(), int(cmd), &lk));
-          w.lock = lk;
-          return w;
-        })
+    return runTracked([cmd, lk, ref = kj::mv(lockRef)]() mutable {
+             WorkResult w;
+             w.result = sysResult(fcntl(ref->get(), int(cmd), &lk));
+             w.lock = lk;
+             return w;
+           })
         .then([context, answer](WorkResult&& w) mutable {
           answer(context.getResults(), w.result, w.lock);
         });

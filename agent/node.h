@@ -257,6 +257,8 @@ private:
   // Runs `work` on the executor with a reference on this node's fd (the fd must be open). The
   // caller must have made its RPC cancellable (context.allowCancellation()).
   kj::Promise<WorkResult> runBlocking(kj::Function<WorkResult(int fd)> work);
+  // Runs `work` on the executor as one of this node's blocking calls (interrupt() reaches it).
+  kj::Promise<WorkResult> runTracked(kj::Function<WorkResult()> work);
 
   // Unwraps a Node of this session (for copyTo, renameAt, linkAt): null for a foreign node.
   kj::Promise<kj::Maybe<NodeImpl&>> sameSessionNode(proto::Node::Client client);

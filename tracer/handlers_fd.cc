@@ -328,11 +328,13 @@ kj::Promise<Outcome> hFcntl(Call& c) {
       case F_SETLK: return lockCommon(c, *f, proto::LockCmd::SET_LK, c.arg(2));
       case F_SETLKW:
         c.interruptible = true;  // A lock wait ends with a signal, as the kernel's does.
+        c.interruptNode = f->node;  // two-phase: a lock already taken is not lost
         return lockCommon(c, *f, proto::LockCmd::SET_LK_W, c.arg(2));
       case F_OFD_GETLK: return lockCommon(c, *f, proto::LockCmd::OFD_GET_LK, c.arg(2));
       case F_OFD_SETLK: return lockCommon(c, *f, proto::LockCmd::OFD_SET_LK, c.arg(2));
       case F_OFD_SETLKW:
         c.interruptible = true;
+        c.interruptNode = f->node;
         return lockCommon(c, *f, proto::LockCmd::OFD_SET_LK_W, c.arg(2));
       default:
         c.tracer.noteOnce(kj::str("fcntl", cmd),
@@ -356,6 +358,9 @@ kj::Promise<Outcome> hFlock(Call& c) {
     req.setUnlock(kind == LOCK_UN);
     req.setNonBlock(op & LOCK_NB);
     c.interruptible = !(op & LOCK_NB);
+    if (c.interruptible) {
+      c.interruptNode = f->node;  // two-phase: a lock already taken is not lost
+    }
     return resultOf(send(c, f->target, req));
   }
   return local();
