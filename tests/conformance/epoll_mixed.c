@@ -169,12 +169,7 @@ int main(int argc, char **argv) {
   check_ok(add(ep, fr, EPOLLIN, 1));
 
   /* epoll_pwait: EINTR from a handler (with SA_RESTART too); a mask that blocks the signal. */
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_alarm;
-  sa.sa_flags = SA_RESTART;
-  sigemptyset(&sa.sa_mask);
-  check_ok(sigaction(SIGALRM, &sa, NULL));
+  set_signal_handler(SIGALRM, on_alarm, SA_RESTART);
   handled = 0;
   alarm_in_ms(150);
   struct epoll_event ev[4];

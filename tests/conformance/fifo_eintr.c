@@ -23,15 +23,6 @@ static void on_signal(int sig) {
   }
 }
 
-static void set_handler(int sig, void (*fn)(int), int flags) {
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = fn;
-  sa.sa_flags = flags;
-  sigemptyset(&sa.sa_mask);
-  test_assert(sigaction(sig, &sa, NULL) == 0);
-}
-
 /* Opens the FIFO for writing (a reader holds it open, so this does not block) and writes. */
 static int write_fifo(const char *msg) {
   int w = open(P("fifo"), O_WRONLY | O_CLOEXEC);
@@ -61,7 +52,7 @@ int main(int argc, char **argv) {
   char buf[64];
 
   /* 1. No SA_RESTART: the blocked read fails with EINTR after the handler ran. */
-  set_handler(SIGALRM, on_signal, 0);
+  set_signal_handler(SIGALRM, on_signal, 0);
   handled = 0;
   alarm(1);
   check_err("read interrupted by SIGALRM without SA_RESTART", read(fd, buf, sizeof buf), EINTR);
@@ -87,7 +78,7 @@ int main(int argc, char **argv) {
   }
   check_ok(close(sync[0]));
   notify_fd = sync[1];
-  set_handler(SIGALRM, on_signal, SA_RESTART);
+  set_signal_handler(SIGALRM, on_signal, SA_RESTART);
   handled = 0;
   alarm(1);
   read_expect(fd, "read with SA_RESTART", "late data\n");
@@ -168,7 +159,7 @@ int main(int argc, char **argv) {
     _exit(read(sync[0], &c, 1) == 0 ? 5 : 15);
   }
   check_ok(close(sync[0]));
-  set_handler(SIGALRM, on_signal, 0);
+  set_signal_handler(SIGALRM, on_signal, 0);
   handled = 0;
   alarm(1);
   check_err("waitpid interrupted by SIGALRM", waitpid(pid, &status, 0), EINTR);

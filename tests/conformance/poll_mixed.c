@@ -16,12 +16,7 @@ static volatile sig_atomic_t handled;
 static void on_alarm(int sig) { (void)sig; handled++; }
 
 static void set_handler(int flags) {
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_alarm;
-  sa.sa_flags = flags;
-  sigemptyset(&sa.sa_mask);
-  test_assert(sigaction(SIGALRM, &sa, NULL) == 0);
+  set_signal_handler(SIGALRM, on_alarm, flags);
 }
 
 static void alarm_in_ms(int ms) {

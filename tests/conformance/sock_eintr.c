@@ -18,12 +18,7 @@ static void on_signal(int sig) {
 }
 
 static void set_handler(int flags) {
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_signal;
-  sa.sa_flags = flags;
-  sigemptyset(&sa.sa_mask);
-  test_assert(sigaction(SIGALRM, &sa, NULL) == 0);
+  set_signal_handler(SIGALRM, on_signal, flags);
   handled = 0;
 }
 

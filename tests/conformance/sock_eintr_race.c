@@ -36,12 +36,7 @@ static void on_watchdog(int sig) {
 }
 
 static void set_handler(int flags) {
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_signal;
-  sa.sa_flags = flags;
-  sigemptyset(&sa.sa_mask);
-  test_assert(sigaction(SIGUSR1, &sa, NULL) == 0);
+  set_signal_handler(SIGUSR1, on_signal, flags);
 }
 
 static int other_fd;
@@ -70,11 +65,7 @@ int main(int argc, char **argv) {
   int go[2];
   check_ok(pipe(go));
   set_handler(0);
-  struct sigaction wd;
-  memset(&wd, 0, sizeof wd);
-  wd.sa_handler = on_watchdog;
-  sigemptyset(&wd.sa_mask);
-  check_ok(sigaction(SIGALRM, &wd, NULL));
+  set_signal_handler(SIGALRM, on_watchdog, 0);
 
   pid_t parent = getpid();
   fflush(stdout);

@@ -26,6 +26,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -114,6 +115,17 @@ __attribute__((format(printf, 1, 2))) static inline void obs(const char *fmt, ..
     obs("%s -> %ld %s", label, observe_ret_,                                           \
         observe_ret_ == -1 ? errname(observe_errno_) : "OK");                          \
   } while (0)
+
+/* Installs `fn` for `sig` with `flags` (SA_RESTART or 0) and an empty mask: the signal tests'
+ * handlers. */
+static inline void set_signal_handler(int sig, void (*fn)(int), int flags) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = fn;
+  sa.sa_flags = flags;
+  sigemptyset(&sa.sa_mask);
+  test_assert(sigaction(sig, &sa, NULL) == 0);
+}
 
 /* A waitpid status in words, for obs(): "exited 3", "killed by signal 15" ... */
 static inline const char *wait_status_text(int status) {
