@@ -1,6 +1,7 @@
 #include "listener.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -17,6 +18,7 @@
 #include <fmt/core.h>
 #include <kj/debug.h>
 
+#include "fd_stream.h"
 #include "host_wire.h"
 #include "log.h"
 #include "message_guard.h"
@@ -531,7 +533,9 @@ kj::Promise<void> Listener::serveStdio() {
   kj::Own<kj::AsyncIoStream> stream;
   if (S_ISSOCK(in.st_mode) && in.st_dev == out.st_dev && in.st_ino == out.st_ino) {
     // sbrun's socketpair: one socket on both fds.
-    stream = io.lowLevelProvider->wrapSocketFd(STDIN_FILENO);
+    int fd;
+    KJ_SYSCALL(fd = fcntl(STDIN_FILENO, F_DUPFD_CLOEXEC, 0));
+    stream = kj::heap<FdStream>(io.unixEventPort, kj::AutoCloseFd(fd));
   } else {
     stream = kj::heap<StdioStream>(io.lowLevelProvider->wrapInputFd(STDIN_FILENO),
                                    io.lowLevelProvider->wrapOutputFd(STDOUT_FILENO));
@@ -629,7 +633,7 @@ kj::Promise<void> Listener::acceptLoop() {
   return receiver->accept().then(
       [this](kj::Own<kj::AsyncIoStream> stream) {
         kj::String peer = describePeer(*stream);
-        tasks.add(admit(kj::mv(stream), kj::mv(peer)));
+        tasks.add(admit(asFdStream(io.unixEventPort, kj::mv(stream)), kj::mv(peer)));
         return acceptLoop();
       },
       [this](kj::Exception&& e) {

@@ -42,6 +42,10 @@ constexpr uint32_t MAX_DENTS_BYTES = 1u << 20;
 size_t readReservation(int fd, int64_t offset, uint64_t count) {
   constexpr uint64_t UNKNOWN_SIZE_CHUNK = 256u << 10;
   constexpr uint64_t PAST_EOF_PROBE = 4096;  // the file may have grown since
+  constexpr uint64_t SMALL_READ = 512;  // slack this small costs less than an fstat
+  if (count <= SMALL_READ) {
+    return size_t(count);
+  }
   struct stat st;
   if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size <= 0) {
     return size_t(kj::min(count, UNKNOWN_SIZE_CHUNK));

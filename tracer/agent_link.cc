@@ -19,6 +19,7 @@
 #include <kj/debug.h>
 #include <kj/vector.h>
 
+#include "fd_stream.h"
 #include "preamble.h"
 
 namespace sb {
@@ -299,7 +300,7 @@ kj::Own<kj::AsyncIoStream> AgentLink::spawnTransport(kj::ArrayPtr<const kj::Stri
   setpgid(pid, pid);  // Also here, so that the group exists whichever of the two runs first.
   agentPid_ = pid;
   ownGroup_ = true;
-  return io_->lowLevelProvider->wrapSocketFd(sv[0], kj::LowLevelAsyncIoProvider::TAKE_OWNERSHIP);
+  return kj::heap<FdStream>(io_->unixEventPort, kj::AutoCloseFd(sv[0]));
 }
 
 bool AgentLink::childExited() {
@@ -429,7 +430,7 @@ kj::Own<kj::AsyncIoStream> AgentLink::spawnLocal() {
   close(sv[1]);
   agentPid_ = pid;
   childCommand_ = joinWords(args);
-  return io_->lowLevelProvider->wrapSocketFd(sv[0], kj::LowLevelAsyncIoProvider::TAKE_OWNERSHIP);
+  return kj::heap<FdStream>(io_->unixEventPort, kj::AutoCloseFd(sv[0]));
 }
 
 kj::Promise<kj::Own<kj::AsyncIoStream>> AgentLink::openStream() {
@@ -479,6 +480,7 @@ kj::Promise<kj::Own<kj::AsyncIoStream>> AgentLink::openStream() {
             return addr->connect().attach(kj::mv(addr));
           })
           .then([this, tls](kj::Own<kj::AsyncIoStream> stream) mutable {
+            stream = asFdStream(io_->unixEventPort, kj::mv(stream));
             tuneTcp(*stream, options_.heartbeat);  // On the socket itself, before any TLS.
             return admitAsClient(kj::mv(stream), tls, url_.host, token_.asBytes());
           });

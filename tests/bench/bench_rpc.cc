@@ -1,7 +1,11 @@
 // Floor 2: the bare cost of a Cap'n Proto call on the transport sbrun and sbagent use — kj's
-// event loop, TwoPartyVatNetwork, RpcSystem — with no splitbrain code.
+// event loop, TwoPartyVatNetwork, RpcSystem over src/fd_stream.h's FdStream — with no
+// splitbrain code.
 //
-//   bench_rpc unix|tcp [CALLS]
+//   bench_rpc unix|tcp [CALLS [fd|kj]]
+//
+// `kj` runs the same over kj's own socket stream instead of FdStream (what both used before),
+// for comparison.
 //
 // Forks a server (the shape of sbagent: accept one connection, RpcSystem on a
 // TwoPartyVatNetwork) and runs the client in the parent (the shape of sbrun: one call at a time,
@@ -28,10 +32,19 @@
 #include <kj/debug.h>
 
 #include "bench_rpc.capnp.h"
+#include "fd_stream.h"
 
 namespace {
 
 constexpr size_t MIB = 1 << 20;
+bool useKjStream = false;
+
+kj::Own<kj::AsyncIoStream> wrap(kj::AsyncIoContext& io, int fd) {
+  if (useKjStream) {
+    return io.lowLevelProvider->wrapSocketFd(fd, kj::LowLevelAsyncIoProvider::TAKE_OWNERSHIP);
+  }
+  return kj::heap<sb::FdStream>(io.unixEventPort, kj::AutoCloseFd(fd));
+}
 
 double now() {
   struct timespec t;
@@ -89,7 +102,7 @@ void serve(int listenFd) {
   close(listenFd);
   noDelay(fd);
   auto io = kj::setupAsyncIo();
-  auto stream = io.lowLevelProvider->wrapSocketFd(fd, kj::LowLevelAsyncIoProvider::TAKE_OWNERSHIP);
+  auto stream = wrap(io, fd);
   capnp::TwoPartyVatNetwork network(*stream, capnp::rpc::twoparty::Side::SERVER, readerOptions());
   auto rpc = capnp::makeRpcServer(network, kj::heap<PingImpl>());
   network.onDisconnect().wait(io.waitScope);
@@ -101,7 +114,7 @@ struct Figures {
 
 Figures client(int fd, long calls) {
   auto io = kj::setupAsyncIo();
-  auto stream = io.lowLevelProvider->wrapSocketFd(fd, kj::LowLevelAsyncIoProvider::TAKE_OWNERSHIP);
+  auto stream = wrap(io, fd);
   capnp::TwoPartyVatNetwork network(*stream, capnp::rpc::twoparty::Side::CLIENT, readerOptions());
   auto rpc = capnp::makeRpcClient(network);
   capnp::MallocMessageBuilder vatIdMessage;
@@ -165,10 +178,12 @@ Figures client(int fd, long calls) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc < 2 || (strcmp(argv[1], "unix") != 0 && strcmp(argv[1], "tcp") != 0)) {
-    fprintf(stderr, "usage: bench_rpc unix|tcp [CALLS]\n");
+  if (argc < 2 || (strcmp(argv[1], "unix") != 0 && strcmp(argv[1], "tcp") != 0) ||
+      (argc > 3 && strcmp(argv[3], "fd") != 0 && strcmp(argv[3], "kj") != 0)) {
+    fprintf(stderr, "usage: bench_rpc unix|tcp [CALLS [fd|kj]]\n");
     return 2;
   }
+  useKjStream = argc > 3 && strcmp(argv[3], "kj") == 0;
   bool tcp = strcmp(argv[1], "tcp") == 0;
   long calls = argc > 2 ? atol(argv[2]) : 20000;
 
