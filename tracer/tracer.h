@@ -1,7 +1,7 @@
 // The tracer: launches the program under seccomp + ptrace and runs the one event loop that owns
 // every ptrace call (DESIGN D1).
 //
-// SIGCHLD is captured by kj; each wake-up drains waitpid(-1, __WALL|WNOHANG). A thread stopped
+// SIGCHLD is blocked and read from a signalfd; each wake-up drains waitpid(-1, __WALL|WNOHANG). A thread stopped
 // at a trapped syscall stays stopped while its remote call is in flight; other threads run on.
 // Handlers (handlers.cc) decide what a trapped syscall does and answer with an Outcome; this
 // file applies it (inject a result, let it run, rewrite it) and follows clone/fork/exec/exit.
@@ -9,6 +9,7 @@
 #pragma once
 
 #include <kj/async-io.h>
+#include <kj/async-unix.h>
 #include <kj/function.h>
 #include <kj/one-of.h>
 #include <kj/refcount.h>
@@ -334,6 +335,9 @@ class Tracer {
   struct ErrorHandler : public kj::TaskSet::ErrorHandler {
     void taskFailed(kj::Exception&& e) override;
   } errorHandler;
+
+  kj::AutoCloseFd sigchldFd;
+  kj::Own<kj::UnixEventPort::FdObserver> sigchldObserver;
 
   pid_t launch();
   kj::Promise<void> watchChildren();
