@@ -111,7 +111,9 @@ kj::Promise<void> NodeImpl::openAt(OpenAtContext context) {
       results.setNode(session->newNode(int(fdOrErrno), type));
       auto info = results.initInfo();
       info.setType(type);
-      info.setReadAhead(SessionState::readAheadSafe(int(fdOrErrno)));
+      // Only regular files are read ahead: no fstat/fstatfs for the directories find opens.
+      info.setReadAhead(type == proto::FileType::REGULAR &&
+                        SessionState::readAheadSafe(int(fdOrErrno)));
     }
   };
   auto results = context.getResults();
