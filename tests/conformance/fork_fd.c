@@ -15,28 +15,10 @@
 
 #define CONTENT "0123456789abcdefghijklmnopqrstuvwxyz\n"
 
-static int wait_code(pid_t pid) {
-  int status;
-  test_assert(waitpid(pid, &status, 0) == pid);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
-
 static void read_exact(int fd, size_t n, char *out) {
   ssize_t r = read(fd, out, n);
   test_assert(r == (ssize_t)n);
   out[n] = '\0';
-}
-
-/* Runs `sh -c CMD` in a child; returns its status. (Its stderr is not compared.) */
-static int run_sh(const char *cmd) {
-  fflush(stdout);
-  pid_t pid = fork();
-  test_assert(pid >= 0);
-  if (pid == 0) {
-    execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
-    _exit(127);
-  }
-  return wait_code(pid);
 }
 
 int main(int argc, char **argv) {

@@ -42,12 +42,6 @@ static pid_t unlock_later(int fd, int ofd) {
   return pid;
 }
 
-static void reap(pid_t pid) {
-  int status;
-  test_assert(waitpid(pid, &status, 0) == pid);
-  test_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-}
-
 int main(int argc, char **argv) {
   test_init(argc, argv, "locks_eintr");
   write_file(P("f"), "data", 0644);

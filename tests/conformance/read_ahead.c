@@ -48,23 +48,6 @@ static void read_at_expect(int fd, long off, size_t n) {
   }
 }
 
-static int wait_code(pid_t pid) {
-  int status;
-  test_assert(waitpid(pid, &status, 0) == pid);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
-
-static int run_sh(const char *cmd) {
-  fflush(stdout);
-  pid_t pid = fork();
-  test_assert(pid >= 0);
-  if (pid == 0) {
-    execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
-    _exit(127);
-  }
-  return wait_code(pid);
-}
-
 int main(int argc, char **argv) {
   test_init(argc, argv, "read_ahead");
   make_file(P("big"), SIZE);

@@ -48,12 +48,6 @@ static pid_t send_and_exit(int fd) {
   return pid;
 }
 
-static void reap(pid_t pid) {
-  int status;
-  test_assert(waitpid(pid, &status, 0) == pid);
-  test_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-}
-
 int main(int argc, char **argv) {
   test_init(argc, argv, "sig_ignored");
   signal(SIGALRM, on_alarm);

@@ -38,12 +38,6 @@ static pid_t later(int delay_ms, int fd, const char *msg, const struct sockaddr_
   return pid;
 }
 
-static void reap(pid_t pid) {
-  int status;
-  test_assert(waitpid(pid, &status, 0) == pid);
-  test_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-}
-
 int main(int argc, char **argv) {
   test_init(argc, argv, "sock_eintr");
   int sv[2];

@@ -127,6 +127,28 @@ static inline void set_signal_handler(int sig, void (*fn)(int), int flags) {
   test_assert(sigaction(sig, &sa, NULL) == 0);
 }
 
+/* Waits for child `pid`: its exit code, or 128 + the signal that killed it. */
+static inline int wait_code(pid_t pid) {
+  int status;
+  test_assert(waitpid(pid, &status, 0) == pid);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/* Waits for child `pid`, which must have exited 0 (the signal tests' helper children). */
+static inline void reap(pid_t pid) { test_assert(wait_code(pid) == 0); }
+
+/* Runs `sh -c CMD` in a child; returns its wait_code(). (Its stderr is not compared.) */
+static inline int run_sh(const char *cmd) {
+  fflush(stdout);
+  pid_t pid = fork();
+  test_assert(pid >= 0);
+  if (pid == 0) {
+    execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+    _exit(127);
+  }
+  return wait_code(pid);
+}
+
 /* A waitpid status in words, for obs(): "exited 3", "killed by signal 15" ... */
 static inline const char *wait_status_text(int status) {
   static char buf[64];
