@@ -175,6 +175,23 @@ kj::String socketLabel(proto::SockFamily family, proto::SockType type) {
   return kj::str("socket:", familyName(family), "/", static_cast<int>(type));
 }
 
+// Session.socket and Session.socketpair take the same four parameters.
+template <typename Request>
+void setSocketParams(Request& req, Call& c, proto::SockFamily family, const net::SocketType& st) {
+  req.setFamily(family);
+  req.setType(st.type);
+  req.setProtocol(static_cast<int32_t>(c.arg(2)));
+  req.setNonBlock(st.nonBlock);
+}
+
+kj::Own<RemoteFile> socketFile(AgentLink& target, proto::Node::Client node,
+                               proto::SockFamily family, const net::SocketType& st) {
+  auto file = kj::refcounted<RemoteFile>(target, kj::mv(node), proto::FileType::SOCKET,
+                                         socketLabel(family, st.type));
+  file->socket = SocketInfo{family, st.type};
+  return file;
+}
+
 kj::Promise<Outcome> hSocket(Call& c) {
   if (c.task.scope == nullptr) {
     return local();
@@ -187,18 +204,13 @@ kj::Promise<Outcome> hSocket(Call& c) {
     return done(r);
   }
   auto req = target.session().socketRequest();
-  req.setFamily(family);
-  req.setType(st.type);
-  req.setProtocol(static_cast<int32_t>(c.arg(2)));
-  req.setNonBlock(st.nonBlock);
+  setSocketParams(req, c, family, st);
   return send(c, target, req).then([&c, &target, family, st](auto reply) -> Outcome {
     if (reply.getResult() < 0) {
       return Complete{reply.getResult()};
     }
-    auto file = kj::refcounted<RemoteFile>(target, reply.getNode(), proto::FileType::SOCKET,
-                                           socketLabel(family, st.type));
-    file->socket = SocketInfo{family, st.type};
-    return c.tracer.installPlaceholder(c, kj::mv(file), st.cloexec);
+    return c.tracer.installPlaceholder(c, socketFile(target, reply.getNode(), family, st),
+                                       st.cloexec);
   });
 }
 
@@ -217,21 +229,13 @@ kj::Promise<Outcome> hSocketpair(Call& c) {
     return done(r);
   }
   auto req = target.session().socketpairRequest();
-  req.setFamily(family);
-  req.setType(st.type);
-  req.setProtocol(static_cast<int32_t>(c.arg(2)));
-  req.setNonBlock(st.nonBlock);
+  setSocketParams(req, c, family, st);
   return send(c, target, req).then([&c, &target, family, st](auto reply) -> Outcome {
     if (reply.getResult() < 0) {
       return Complete{reply.getResult()};
     }
-    kj::Own<RemoteFile> ends[2];
-    proto::Node::Client nodes[2] = {reply.getFirst(), reply.getSecond()};
-    for (int i = 0; i < 2; ++i) {
-      ends[i] = kj::refcounted<RemoteFile>(target, kj::mv(nodes[i]), proto::FileType::SOCKET,
-                                           socketLabel(family, st.type));
-      ends[i]->socket = SocketInfo{family, st.type};
-    }
+    kj::Own<RemoteFile> ends[2] = {socketFile(target, reply.getFirst(), family, st),
+                                   socketFile(target, reply.getSecond(), family, st)};
     auto regs = c.regs;
     regs.orig_rax = SYS_socketpair;
     regs.rdi = net::K_AF_UNIX;
