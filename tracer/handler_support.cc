@@ -65,23 +65,42 @@ kj::Maybe<Remote> procFdPath(Task& task, kj::StringPtr abs) {
   return nullptr;
 }
 
+// For -v with --trace: the rule that placed `abs`, as --print-rules names it.
+kj::String ruleWhy(Call& call, kj::StringPtr abs) {
+  KJ_IF_MAYBE(rule, call.tracer.rules().matchRule(abs)) {
+    return kj::str("rule: ", placementName(rule->placement), " ", rule->prefix,
+                   rule->isDefault ? " (default)" : "");
+  }
+  return kj::str("no rule: the scope decides");
+}
+
 // The placement of a path given as (dirfd, path string).
 Where placePath(Call& call, int dirfd, kj::String path) {
   Task& task = call.task;
+  bool explain = call.tracer.explains();
   if (path.startsWith("/")) {
     auto abs = normalizePath("/", path);
     if (abs.startsWith("/proc/") || abs.startsWith("/dev/")) {
       KJ_IF_MAYBE(r, procFdPath(task, abs)) {
+        if (explain) {
+          call.why = kj::str("a magic link to a remote fd");
+        }
         return kj::mv(*r);
       }
       // The program's own /proc/PID (and /proc/TID) is this process, like /proc/self.
       for (pid_t id : {task.tgid, task.tid}) {
         if (pathHasPrefix(abs, kj::str("/proc/", id))) {
+          if (explain) {
+            call.why = kj::str("/proc/", id, " is the program itself");
+          }
           return Local{};
         }
       }
     }
     AgentLink* scope = task.scope;
+    if (explain) {
+      call.why = ruleWhy(call, abs);
+    }
     switch (call.tracer.rules().match(abs)) {
       case Placement::LOCAL:
         return Local{};
@@ -91,11 +110,21 @@ Where placePath(Call& call, int dirfd, kj::String path) {
       }
       case Placement::FALLBACK:
         if (scope == nullptr || existsLocally(abs)) {
+          if (explain) {
+            call.why = kj::str(call.why, scope == nullptr ? ", outside any target" : ", found here");
+          }
           return Local{};
         }
         call.tracer.verbose(kj::str("fallback: ", abs, " is not here, asking ", scope->name()));
+        if (explain) {
+          call.why = kj::str(call.why, ", not here");
+        }
         return Remote{scope, scope->root(), kj::mv(path)};
       case Placement::SCOPE:
+        if (explain) {
+          call.why = scope == nullptr ? kj::str("no rule; outside any target")
+                                      : kj::str("no rule; in the scope of ", scope->name());
+        }
         if (scope == nullptr) {
           return Local{};
         }
@@ -106,13 +135,24 @@ Where placePath(Call& call, int dirfd, kj::String path) {
   // Relative (or empty): against the directory fd, or the cwd on whichever side it is.
   if (dirfd == AT_FDCWD) {
     AgentLink* side = task.fs->side;
+    if (explain) {
+      call.why = side == nullptr ? kj::str("relative; the cwd is here")
+                                 : kj::str("relative; the cwd is on ", side->name());
+    }
     if (side == nullptr) {
       return Local{};
     }
     return Remote{side, cwdNode(task, *side), kj::mv(path)};
   }
+  kj::StringPtr how = path.size() == 0 ? "" : "relative to ";
   KJ_IF_MAYBE(file, task.fds->find(dirfd)) {
+    if (explain) {
+      call.why = kj::str(how, "fd ", dirfd, " on ", file->target.name());
+    }
     return Remote{&file->target, file->node, kj::mv(path)};
+  }
+  if (explain) {
+    call.why = kj::str(how, "fd ", dirfd, ", a local fd");
   }
   return Local{};
 }

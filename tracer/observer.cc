@@ -217,8 +217,10 @@ TraceWriter::~TraceWriter() noexcept(false) {
 }
 
 void TraceWriter::onCall(const CallRecord& call) {
-  if (!call.remote) {
-    return;  // The trace is of what went to a target; --stats counts the rest.
+  if (!call.remote && (!explain || call.why.size() == 0)) {
+    // The trace is of what went to a target (with -v, also path calls that stayed here, and
+    // why); --stats counts the rest.
+    return;
   }
   auto name = syscallName(call.nr);
   // Addresses in hex, as strace prints them.
@@ -226,8 +228,12 @@ void TraceWriter::onCall(const CallRecord& call) {
                       : call.nr == SYS_mmap && call.result >= 0
                           ? kj::str("0x", kj::hex(static_cast<uint64_t>(call.result)))
                           : formatSysResult(call.result);
-  fmt::print(out, "[pid {}] {}({}) = {} <{}{} {}us>\n", call.tid, name.cStr(), call.args.cStr(),
-             result.cStr(), call.where.cStr(), call.cached ? " cached" : "", call.micros);
+  kj::String where = call.remote ? kj::str(call.where, call.cached ? " cached " : " ",
+                                           call.micros, "us")
+                                 : kj::str("local");
+  fmt::print(out, "[pid {}] {}({}) = {} <{}>{}{}{}\n", call.tid, name.cStr(), call.args.cStr(),
+             result.cStr(), where.cStr(), call.why.size() > 0 ? " (" : "", call.why.cStr(),
+             call.why.size() > 0 ? ")" : "");
   fflush(out);
 }
 

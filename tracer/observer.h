@@ -28,6 +28,7 @@ struct CallRecord {
   uint64_t micros;      // From the seccomp stop to the answer.
   kj::StringPtr args;   // strace-style arguments, when an observer asked for them
   bool cached = false;  // A remote read answered from the read-ahead window, without an RPC.
+  kj::StringPtr why = "";  // -v: why it went where it went (Call::why)
 };
 
 class SyscallObserver {
@@ -46,10 +47,13 @@ kj::String formatArgs(const SyscallRow* row, int nr, const user_regs_struct& reg
 
 // --trace[=FILE]: `[pid N] openat(AT_FDCWD, "/etc/hostname", O_RDONLY) = 3 <b 84us>` for every
 // call that went to a target; a read answered from the read-ahead window shows `<b cached 3us>`.
+// With -v (`explain`), trapped calls that ran here are traced too (`<local>`), and every line
+// whose handler said why ends with it: `(rule: remote /dev/ttyS0)`, `(scope: b)`.
 class TraceWriter final : public SyscallObserver {
  public:
   // Writes to `out` (not owned when it is stderr).
-  TraceWriter(FILE* out, bool owned) : out(out), owned(owned) {}
+  TraceWriter(FILE* out, bool owned, bool explain = false)
+      : out(out), owned(owned), explain(explain) {}
   ~TraceWriter() noexcept(false);
   bool wantsArgs() const override { return true; }
   void onCall(const CallRecord& call) override;
@@ -57,6 +61,7 @@ class TraceWriter final : public SyscallObserver {
  private:
   FILE* out;
   bool owned;
+  bool explain;
 };
 
 // --stats[=FILE]: counts, errors, bytes moved and time per (syscall, local or remote).

@@ -117,7 +117,10 @@ Performance:
                         window). --trace marks such reads "cached", --stats counts them apart.
 
 Other:
-  -v, --verbose         explain decisions (connections, cwd, fallbacks) on stderr
+  -v, --verbose         explain decisions (connections, cwd, fallbacks) on stderr; with
+                        --trace, each path call's line also says why it went where it went
+                        (the rule that matched, the scope, the cwd's side) and path calls that
+                        stayed here are traced too, as <local>
   -h, --help            show this help and exit
   --version             show the version and exit
 

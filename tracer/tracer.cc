@@ -209,7 +209,8 @@ Tracer::Tracer(kj::AsyncIoContext& io, Options& options)
   bool owned;
   KJ_IF_MAYBE(path, options.traceFile) {
     FILE* out = openOutput(*path, "--trace", owned);
-    observers.add(kj::heap<TraceWriter>(out, owned));
+    explain_ = options.verbose > 0;
+    observers.add(kj::heap<TraceWriter>(out, owned, explain_));
   }
   KJ_IF_MAYBE(path, options.statsFile) {
     FILE* out = openOutput(*path, "--stats", owned);
@@ -1282,7 +1283,7 @@ void Tracer::interruptParked(Task& task, int sig) {
   setRegs(task.tid, regs);
   if (!observers.empty()) {
     report(task.tid, call.nr, call.target, true, ret < -511 && ret > -4096 ? -EINTR : ret,
-           call.start, call.args);
+           call.start, call.args, false, call.why);
   }
   resume(task, sig);
 }
@@ -1305,7 +1306,7 @@ void Tracer::finishParked(Task& task, Outcome o) {
     raiseAt(task, o.get<Complete>().signal);
     if (!observers.empty()) {
       report(task.tid, call.nr, call.target, true, o.get<Complete>().ret, call.start, call.args,
-             call.readAheadHit);
+             call.readAheadHit, call.why);
     }
   } else {
     // The syscall must run here after all: back to its instruction, to be applied when it
@@ -1389,9 +1390,9 @@ void Tracer::apply(Call& call, Outcome outcome) {
   kj::String args = kj::mv(call.args);
   auto reporter = [this, observed, tid = task.tid, nr = call.nr, target = call.target,
                    start = call.start, args = kj::str(args),
-                   cached = call.readAheadHit](int64_t result) {
+                   cached = call.readAheadHit, why = kj::str(call.why)](int64_t result) {
     if (observed) {
-      report(tid, nr, target, true, result, start, args, cached);
+      report(tid, nr, target, true, result, start, args, cached, why);
     }
   };
   KJ_SWITCH_ONEOF(outcome) {
@@ -1417,7 +1418,7 @@ void Tracer::apply(Call& call, Outcome outcome) {
         KJ_IF_MAYBE(result, run.known) {
           reporter(*result);
         } else {
-          report(task.tid, call.nr, call.target, false, 0, call.start, args);
+          report(task.tid, call.nr, call.target, false, 0, call.start, args, false, call.why);
         }
       }
     }
@@ -1516,7 +1517,7 @@ bool Tracer::onSequenceStep(Task& task, const user_regs_struct& regs) {
 
 void Tracer::report(pid_t tid, int nr, AgentLink* target, bool known, int64_t result,
                     std::chrono::steady_clock::time_point start, kj::StringPtr args,
-                    bool cached) {
+                    bool cached, kj::StringPtr why) {
   auto elapsed = std::chrono::steady_clock::now() - start;
   CallRecord record{tid, nr, target ? target->name() : kj::StringPtr("local"), target != nullptr,
                     known, result,
@@ -1525,7 +1526,7 @@ void Tracer::report(pid_t tid, int nr, AgentLink* target, bool known, int64_t re
                                  std::chrono::duration_cast<std::chrono::microseconds>(elapsed)
                                      .count())
                            : 0,
-                    args, cached && target != nullptr};
+                    args, cached && target != nullptr, why};
   for (auto& o : observers) {
     o->onCall(record);
   }

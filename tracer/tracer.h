@@ -136,6 +136,9 @@ struct Call {
   // (Node.interrupt) and takes whatever it then returns (Tracer::onParkedSignal), so bytes or a
   // connection B's kernel already gave are not lost. Unset: the call is dropped.
   kj::Maybe<proto::Node::Client> interruptNode = nullptr;
+  // With -v and --trace (Tracer::explains): why the call went local or remote, e.g.
+  // "rule: local /usr (default)", "scope: target1", "relative to the cwd on target1".
+  kj::String why = {};
   // Set by a read answered from a read-ahead window without a remote call of its own (for
   // --trace and --stats, which show it as "cached").
   bool readAheadHit = false;
@@ -260,7 +263,9 @@ class Tracer {
   // Tells the observers how a trapped call ended (see observer.h).
   void report(pid_t tid, int nr, AgentLink* target, bool known, int64_t result,
               std::chrono::steady_clock::time_point start, kj::StringPtr args,
-              bool cached = false);
+              bool cached = false, kj::StringPtr why = "");
+  // -v with --trace: handlers say in Call::why where a call went and which rule sent it there.
+  bool explains() const { return explain_; }
 
   // Fire-and-forget remote work whose failure is reported but needs no answer (a seek-back).
   void backgroundSend(kj::Promise<void> promise) { background.add(kj::mv(promise)); }
@@ -300,6 +305,7 @@ class Tracer {
   kj::Vector<kj::String> notesShown;
   kj::Vector<kj::Own<SyscallObserver>> observers;
   bool wantArgs = false;
+  bool explain_ = false;
   std::set<std::pair<AgentLink*, pid_t>> lockOwners;
   std::set<pid_t> reaped;
   // Per process (tgid): the fd blocks its stacked guard filters trap (SeccompFilter::blockGuard).

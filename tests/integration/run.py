@@ -1385,6 +1385,59 @@ def case_trace_stats(ctx):
     check(remote["openat"]["errors"] == 0, "stats: no errors")
 
 
+def case_trace_verbose(ctx):
+    """--trace with -v: every path call's line says why it went where it went (the rule that
+    matched, the scope, the cwd's side, a magic link), and path calls that stayed here are
+    traced too as <local>; without -v neither shows."""
+    agent = ctx.agent()
+    make_tree(agent)
+    if ctx.native_only:
+        return
+    here = os.path.join(ctx.tmp, "here")
+    os.makedirs(here, exist_ok=True)
+    with open(os.path.join(here, "a.txt"), "w") as f:
+        f.write("local\n")
+    prog = (f"import os\n"
+            f"fd = os.open('{WORK}/hello.txt', os.O_RDONLY); os.close(fd)\n"
+            f"fd = os.open('{here}/a.txt', os.O_RDONLY); os.close(fd)\n"
+            f"os.chdir('{WORK}')\n"
+            f"fd = os.open('hello.txt', os.O_RDONLY)\n"
+            f"os.stat('/proc/self/fd/%d' % fd)\n"
+            f"os.close(fd)\n")
+    expect = [
+        r'\] openat\(AT_FDCWD, "' + re.escape(WORK) + r'/hello.txt", O_RDONLY\|O_CLOEXEC\) = 3 '
+        r'<target1 \d+us> \(no rule; in the scope of target1\)$',
+        r'\] openat\(AT_FDCWD, "' + re.escape(here) + r'/a.txt", O_RDONLY\|O_CLOEXEC\) = \? '
+        r'<local> \(rule: local ' + re.escape(here) + r'\)$',
+        r'\] chdir\("' + re.escape(WORK) + r'"\) = 0 <target1 \d+us> '
+        r'\(no rule; in the scope of target1\)$',
+        r'\] openat\(AT_FDCWD, "hello.txt", O_RDONLY\|O_CLOEXEC\) = 3 <target1 \d+us> '
+        r'\(relative; the cwd is on target1\)$',
+        r'\] newfstatat\(AT_FDCWD, "/proc/self/fd/3", 0x[0-9a-f]+, 0\) = 0 <target1 \d+us> '
+        r'\(a magic link to a remote fd\)$',
+        r'<local> \(rule: local /usr\)$',
+    ]
+    for verbose in (True, False):
+        trace = os.path.join(ctx.tmp, "trace.txt")
+        t = ctx.traced(agent, [SYS_PYTHON, "-c", prog], timeout=120,
+                       extra=["--trace=" + trace, "--local", here, "--local", "/usr"] +
+                       (["-v"] if verbose else []))
+        log(t.describe())
+        check(t.rc == 0, "the traced program failed")
+        with open(trace) as f:
+            lines = f.read().splitlines()
+        log(f"--- trace (-v: {verbose}) ---\n" + "\n".join(lines))
+        if verbose:
+            for pattern in expect:
+                check(any(re.search(pattern, l) for l in lines), f"no trace line matches {pattern}")
+        else:
+            check(not any("<local>" in l or l.endswith(")") and " (" in l.rsplit(">", 1)[-1]
+                          for l in lines), "without -v: no <local> lines and no reasons")
+            check(any(re.search(r'\] openat\(AT_FDCWD, "hello.txt", O_RDONLY\|O_CLOEXEC\) = 3 '
+                                r'<target1 \d+us>$', l) for l in lines),
+                  "without -v the remote open is traced as before")
+
+
 # Reads a 1 MiB file in 4 KiB os.read()s and prints their count and a digest.
 PY_READ_4K = (
     "import hashlib, os\n"
@@ -3336,6 +3389,7 @@ def build_cases():
     cases["reconnect-local"] = (case_reconnect_local, True)
     cases["two-clients"] = (case_two_clients, True)
     cases["trace-stats"] = (case_trace_stats, True)
+    cases["trace-verbose"] = (case_trace_verbose, True)
     cases["read-ahead-trace"] = (case_read_ahead_trace, True)
     cases["exec-hostname"] = (case_exec_hostname, True)
     cases["py-subprocess"] = (case_py_subprocess, True)
