@@ -36,32 +36,40 @@ void check(int rc, const char* what) {
   KJ_REQUIRE(rc == 0, "libseccomp failed to build the filter", what, strerror(-rc));
 }
 
-// The BPF program of `ctx` (and its readable dump when asked).
-void exportProgram(scmp_filter_ctx ctx, kj::Array<sock_filter>& insns, kj::String* pfc) {
+// An owned libseccomp filter context.
+class Context {
+ public:
+  explicit Context(uint32_t defaultAction) : ctx(seccomp_init(defaultAction)) {
+    KJ_REQUIRE(ctx != nullptr, "seccomp_init failed");
+    int rc = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS);
+    if (rc != 0) {
+      seccomp_release(ctx);  // No destructor runs for a constructor that throws.
+      check(rc, "badarch");
+    }
+  }
+  ~Context() { seccomp_release(ctx); }
+  KJ_DISALLOW_COPY(Context);
+  operator scmp_filter_ctx() const { return ctx; }
+
+ private:
+  scmp_filter_ctx ctx;
+};
+
+// The BPF program of `ctx`.
+kj::Array<sock_filter> exportBpf(scmp_filter_ctx ctx) {
   int fd = memfd_create("sb-seccomp", MFD_CLOEXEC);
   KJ_SYSCALL(fd, "memfd_create");
   KJ_DEFER(close(fd));
   check(seccomp_export_bpf(ctx, fd), "export");
   auto bytes = drain(fd);
   KJ_ASSERT(bytes.size() % sizeof(sock_filter) == 0);
-  insns = kj::heapArray<sock_filter>(bytes.size() / sizeof(sock_filter));
+  auto insns = kj::heapArray<sock_filter>(bytes.size() / sizeof(sock_filter));
   memcpy(insns.begin(), bytes.begin(), bytes.size());
-  if (pfc != nullptr) {
-    KJ_SYSCALL(ftruncate(fd, 0));
-    check(seccomp_export_pfc(ctx, fd), "export pfc");
-    auto text = drain(fd);
-    *pfc = kj::heapString(reinterpret_cast<const char*>(text.begin()), text.size());
-  }
+  return insns;
 }
 
-}  // namespace
-
-SeccompFilter SeccompFilter::build(int fastLimit) {
-  KJ_REQUIRE(fastLimit >= 0 && fastLimit % BLOCK == 0, "fast limit must be a multiple of 8");
-  scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_TRACE(0));
-  KJ_REQUIRE(ctx != nullptr, "seccomp_init failed");
-  KJ_DEFER(seccomp_release(ctx));
-  check(seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS), "badarch");
+// The main filter's rules (see build()).
+void addRules(scmp_filter_ctx ctx, int fastLimit) {
   // A binary tree over syscall numbers instead of ~370 sequential comparisons: every syscall
   // of the program runs this filter, trapped or not.
   check(seccomp_attr_set(ctx, SCMP_FLTATR_CTL_OPTIMIZE, 2), "optimize");
@@ -100,18 +108,35 @@ SeccompFilter SeccompFilter::build(int fastLimit) {
         break;  // The default action: trace.
     }
   }
+}
 
+}  // namespace
+
+SeccompFilter SeccompFilter::build(int fastLimit) {
+  KJ_REQUIRE(fastLimit >= 0 && fastLimit % BLOCK == 0, "fast limit must be a multiple of 8");
+  Context ctx(SCMP_ACT_TRACE(0));
+  addRules(ctx, fastLimit);
   SeccompFilter filter;
   filter.fastLimit_ = fastLimit;
-  exportProgram(ctx, filter.insns, &filter.pfcText);
+  filter.insns = exportBpf(ctx);
   return filter;
 }
 
+kj::String SeccompFilter::pfc() const {
+  // Built again from the same rules: every sbrun start would otherwise pay for ~57 KB of text
+  // that only reviews and tests read.
+  Context ctx(SCMP_ACT_TRACE(0));
+  addRules(ctx, fastLimit_);
+  int fd = memfd_create("sb-seccomp-pfc", MFD_CLOEXEC);
+  KJ_SYSCALL(fd, "memfd_create");
+  KJ_DEFER(close(fd));
+  check(seccomp_export_pfc(ctx, fd), "export pfc");
+  auto text = drain(fd);
+  return kj::heapString(reinterpret_cast<const char*>(text.begin()), text.size());
+}
+
 kj::Array<sock_filter> SeccompFilter::blockGuard(kj::ArrayPtr<const int> blocks) {
-  scmp_filter_ctx guard = seccomp_init(SCMP_ACT_ALLOW);
-  KJ_REQUIRE(guard != nullptr, "seccomp_init failed");
-  KJ_DEFER(seccomp_release(guard));
-  check(seccomp_attr_set(guard, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS), "badarch");
+  Context guard(SCMP_ACT_ALLOW);
   for (auto& row : syscallTable()) {
     if (!row.localFast) {
       continue;
@@ -127,9 +152,7 @@ kj::Array<sock_filter> SeccompFilter::blockGuard(kj::ArrayPtr<const int> blocks)
       check(seccomp_rule_add_array(guard, SCMP_ACT_TRACE(0), row.nr, 1, &in), row.name);
     }
   }
-  kj::Array<sock_filter> insns;
-  exportProgram(guard, insns, nullptr);
-  return insns;
+  return exportBpf(guard);
 }
 
 int SeccompFilter::install() const {

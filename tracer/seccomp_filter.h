@@ -34,8 +34,9 @@ class SeccompFilter {
   // outranks the first filter's ALLOW). No blocks: it traps the fast calls on every fd (the
   // last guard a process gets, so stacks stay short).
   static kj::Array<sock_filter> blockGuard(kj::ArrayPtr<const int> blocks);
-  // libseccomp's readable dump, for reviews and -v.
-  kj::String pfc() const { return kj::str(pfcText); }
+  // libseccomp's readable dump, for reviews and tests. Built again from the rules on each call:
+  // start-up does not pay for it.
+  kj::String pfc() const;
 
   // Installs the filter on the calling thread with NO_NEW_PRIVS. Async-signal-safe: for the
   // child between fork and exec. Returns 0 or -errno.
@@ -44,7 +45,6 @@ class SeccompFilter {
  private:
   kj::Array<sock_filter> insns;
   int fastLimit_ = 0;
-  kj::String pfcText;
 };
 
 // Runs a classic BPF seccomp program over `data` in user space and returns its SECCOMP_RET_*

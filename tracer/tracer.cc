@@ -133,11 +133,14 @@ kj::String findProgram(kj::StringPtr program) {
   if (program.findFirst('/') != nullptr) {
     return kj::str(program);
   }
+  // Without PATH, glibc's execvpe searches confstr(_CS_PATH).
   const char* path = getenv("PATH");
-  kj::StringPtr rest = path ? path : "/usr/local/bin:/usr/bin:/bin";
+  kj::StringPtr rest = path ? path : "/bin:/usr/bin";
   while (rest.size() > 0) {
     auto colon = rest.findFirst(':').orDefault(rest.size());
-    auto candidate = kj::str(rest.slice(0, colon), "/", program);
+    kj::ArrayPtr<const char> dir = rest.slice(0, colon);
+    // An empty entry is the current directory, for execvpe as for the shell.
+    auto candidate = kj::str(dir.size() > 0 ? dir : kj::StringPtr(".").asArray(), "/", program);
     if (access(candidate.cStr(), X_OK) == 0) {
       return candidate;
     }
@@ -154,9 +157,9 @@ kj::String prefixOf(kj::StringPtr exe) {
 }
 
 // The program's install prefixes for the default fallback rules: where its path says (a
-// virtualenv's bin/python) and where its symlinks lead (the interpreter's own prefix).
-std::pair<kj::String, kj::String> programPrefixes(kj::StringPtr program) {
-  auto found = findProgram(program);
+// virtualenv's bin/python) and where its symlinks lead (the interpreter's own prefix). `found`
+// is findProgram()'s answer.
+std::pair<kj::String, kj::String> programPrefixes(kj::StringPtr found) {
   if (found.size() == 0) {
     return {kj::str(""), kj::str("")};
   }
@@ -204,7 +207,7 @@ FILE* openOutput(kj::StringPtr path, kj::StringPtr option, bool& owned) {
 
 Tracer::Tracer(kj::AsyncIoContext& io, Options& options)
     : io(io), options_(options), filter(SeccompFilter::build(fastLimitFor(pickControlFd()))),
-      background(errorHandler), stubPath_(findStub()), attachMode_(options.attachPid > 0),
+      background(errorHandler), attachMode_(options.attachPid > 0),
       epolls_(kj::heap<EpollRegistry>()) {
   bool owned;
   KJ_IF_MAYBE(path, options.traceFile) {
@@ -225,12 +228,20 @@ Tracer::Tracer(kj::AsyncIoContext& io, Options& options)
   if (options.command.empty()) {
     rules_.addDefaults("");
   } else {
-    auto prefixes = programPrefixes(options.command[0]);
+    programPath_ = findProgram(options.command[0]);
+    auto prefixes = programPrefixes(programPath_);
     rules_.addDefaults(prefixes.first, prefixes.second);
   }
 }
 
 Tracer::~Tracer() noexcept(false) {}
+
+kj::StringPtr Tracer::stubPath() const {
+  KJ_IF_MAYBE(path, stubPath_) {
+    return *path;
+  }
+  return stubPath_.emplace(findStub());
+}
 
 void Tracer::noteOnce(kj::StringPtr key, kj::StringPtr message) {
   for (auto& k : notesShown) {
@@ -264,7 +275,8 @@ void Tracer::connectTargets(kj::WaitScope& ws) {
     }
     token = kj::heapString(reinterpret_cast<const char*>(bytes.begin()), n);
   }
-  auto agentPath = findAgent();
+  // Only `local` targets spawn an agent: the others need not look for one.
+  kj::Maybe<kj::String> agentPath;
   char here[4096];
   kj::StringPtr localCwd = getcwd(here, sizeof(here)) ? kj::StringPtr(here) : "/";
   initialFs = kj::refcounted<FsContext>();
@@ -272,12 +284,20 @@ void Tracer::connectTargets(kj::WaitScope& ws) {
     tls_ = makeTlsContext(options_.tls, TlsRole::CLIENT);
   }
   for (auto& url : options_.targets) {
+    kj::StringPtr agent = "";
+    if (url.kind == TargetUrl::Kind::LOCAL) {
+      KJ_IF_MAYBE(path, agentPath) {
+        agent = *path;
+      } else {
+        agent = agentPath.emplace(findAgent());
+      }
+    }
     auto link = kj::heap<AgentLink>(parseTargetUrl(url.text), kj::str(url.name), kj::str(token),
                                     options_.reconnect);
     if (tls_.get() != nullptr && url.kind == TargetUrl::Kind::TCP) {
       link->useTls(*tls_);
     }
-    link->connect(io, agentPath).wait(ws);
+    link->connect(io, agent).wait(ws);
     auto w = link->welcome();
     verbose(kj::str("target '", link->name(), "': ", w.getUname().getNodename(), " (",
                     w.getArch(), ", Linux ", w.getKernel(), "), root ", w.getRoot().asChars(),
@@ -556,6 +576,7 @@ pid_t Tracer::launch() {
   }
   envp.add(nullptr);
   int controlFd = controlFd_;
+  kj::StringPtr programPath = programPath_;
 
   int gate[2];
   KJ_SYSCALL(pipe2(gate, O_CLOEXEC));
@@ -586,6 +607,12 @@ pid_t Tracer::launch() {
       const char msg[] = "sbrun: cannot install the seccomp filter\n";
       (void)!write(2, msg, sizeof(msg) - 1);
       _exit(EXIT_SBRUN_ERROR);
+    }
+    if (programPath.size() > 0) {
+      // Where the PATH walk in the constructor found it: execvpe would try every PATH entry
+      // before it again, each failed execve a stop for the tracer. Should this exec fail after
+      // all (ENOEXEC for a script without #!, a race), execvpe decides as it always did.
+      execve(programPath.cStr(), argv.begin(), envp.begin());
     }
     execvpe(argv[0], argv.begin(), envp.begin());
     int err = errno;

@@ -277,7 +277,8 @@ class Tracer {
 
   // Remote exec (handlers_exec.cc): where sb-stub is, and the remote child a process stands in
   // for, keyed by its tgid.
-  kj::StringPtr stubPath() const { return stubPath_; }
+  // Looked up on first use: most runs never exec remotely.
+  kj::StringPtr stubPath() const;
   // Local copies of remote files for mmap (handlers_mmap.cc).
   MapCache& mapCache() { return mapCache_; }
   void addRemoteChild(pid_t tgid, kj::Own<RemoteChild> child);
@@ -321,7 +322,10 @@ class Tracer {
   int leaderStatus = -1;
   kj::Own<kj::PromiseFulfiller<void>> allGone;
   kj::TaskSet background;
-  kj::String stubPath_;
+  mutable kj::Maybe<kj::String> stubPath_;
+  // The program to launch as PATH resolves it ("" when it does not), found once for the
+  // default rules and for exec (launch()).
+  kj::String programPath_;
   MapCache mapCache_;
   int controlFd_ = -1;
   // Attach mode (--pid): every syscall stops (no seccomp filter), and sbrun can let go.
