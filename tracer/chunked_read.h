@@ -17,6 +17,10 @@
 // agent's offset may then be ahead of the program's (a later chunk read bytes after a short one
 // because the file grew between the two, or bytes could not be placed): `excess` says by how
 // much, for the caller to give back with one seek.
+//
+// Used only with --read-chunk (off by default): on the 2-vCPU machine where it was measured,
+// the extra messages' wake-ups cost more than the overlap saves (docs/performance.md,
+// "Pipelined big reads").
 
 #pragma once
 
@@ -26,11 +30,6 @@
 #include "splitbrain.capnp.h"
 
 namespace sb {
-
-// Reads of at least this many bytes are pipelined, in chunks of PIPELINE_CHUNK (the last one
-// smaller). Measured on the 2-vCPU VM, docs/performance.md "Pipelined big reads".
-constexpr uint64_t PIPELINE_MIN = 256u << 10;
-constexpr uint64_t PIPELINE_CHUNK = 128u << 10;
 
 struct ChunkedReadResult {
   // Bytes placed in the program's buffer, or -errno when none were (the first chunk's error, or

@@ -92,8 +92,10 @@ struct ReadJob : public IoJob {
 
   kj::Promise<int64_t> step() {
     uint64_t want = kj::min(count - doneBytes, CHUNK);
-    if (file.pipelineReads && !hasFlags && want >= PIPELINE_MIN) {
-      return pipelinedStep(want);
+    // --read-chunk: a piece of at least two chunks goes in pipelined chunks.
+    uint64_t chunk = call.tracer.options().readChunk;
+    if (chunk > 0 && file.pipelineReads && !hasFlags && want >= 2 * chunk) {
+      return pipelinedStep(want, chunk);
     }
     auto handle = [this, want](int64_t result, capnp::Data::Reader data) -> kj::Promise<int64_t> {
       if (result < 0) {
@@ -140,9 +142,9 @@ struct ReadJob : public IoJob {
     });
   }
 
-  // The next `want` bytes in pipelined chunks (chunked_read.h), each placed in the program's
-  // buffer as it arrives.
-  kj::Promise<int64_t> pipelinedStep(uint64_t want) {
+  // The next `want` bytes in pipelined chunks of `chunk` bytes (chunked_read.h), each placed in
+  // the program's buffer as it arrives.
+  kj::Promise<int64_t> pipelinedStep(uint64_t want, uint64_t chunk) {
     call.target = &file.target;
     kj::Maybe<kj::Own<OffsetBusy>> busy;
     if (!positional) {
@@ -156,7 +158,7 @@ struct ReadJob : public IoJob {
       return placed;
     };
     int64_t at = positional ? offset + static_cast<int64_t>(doneBytes) : -1;
-    return chunkedRead(file.node, at, want, PIPELINE_CHUNK, kj::mv(place))
+    return chunkedRead(file.node, at, want, chunk, kj::mv(place))
         .then(
             [this, want, busy = kj::mv(busy)](ChunkedReadResult r) mutable -> kj::Promise<int64_t> {
               // Sent before the offset is released: the next call on the node sees the

@@ -881,7 +881,7 @@ def conformance_names():
     return sorted(f[:-2] for f in os.listdir(src) if f.endswith(".c"))
 
 
-def conformance_case(name, extra_args=(), as_nobody=False):
+def conformance_case(name, extra_args=(), as_nobody=False, sbrun_extra=()):
     def fn(ctx):
         check(ctx.conformance_dir, "--conformance-dir is required for conformance cases")
         prog = os.path.abspath(os.path.join(ctx.conformance_dir, "conf_" + name))
@@ -894,7 +894,8 @@ def conformance_case(name, extra_args=(), as_nobody=False):
         # The socket programs run against B's own network namespace, natively and under sbrun.
         agent = ctx.agent(as_nobody=as_nobody, net=name.startswith("sock_"))
         differential(ctx, None, fixture=False, native_argv=argv, traced_argv=argv,
-                     expect_rc=0, check_out=success, as_nobody=as_nobody, agent=agent)
+                     expect_rc=0, check_out=success, as_nobody=as_nobody, agent=agent,
+                     extra=list(sbrun_extra))
     return fn
 
 
@@ -1456,10 +1457,10 @@ PY_READ_1M = (
 
 
 def case_big_read_trace(ctx):
-    """Big reads in pipelined chunks look like one call each: a 3 MiB + 5 file read in 1 MiB
-    reads has one --trace line per read() and one for the pread, --stats counts 5 remote reads of
-    all the bytes and one pread, none cached; the same with --no-read-ahead, and the digest is the
-    file's on B."""
+    """Big reads in pipelined chunks (--read-chunk) look like one call each: a 3 MiB + 5 file
+    read in 1 MiB reads has one --trace line per read() and one for the pread, --stats counts 5
+    remote reads of all the bytes and one pread, none cached; the same without chunks and with
+    --no-read-ahead, and the digest is the file's on B."""
     agent = ctx.agent()
     empty_tree(agent)
     r = agent.sh(f"head -c 3145733 /dev/urandom > {WORK}/big.bin")
@@ -1467,7 +1468,7 @@ def case_big_read_trace(ctx):
     if ctx.native_only:
         return
     outs = []
-    for extra in ([], ["--no-read-ahead"]):
+    for extra in (["--read-chunk=128"], ["--read-chunk=128", "--no-read-ahead"], []):
         trace = os.path.join(ctx.tmp, "trace.txt")
         stats = os.path.join(ctx.tmp, "stats.json")
         t = ctx.traced(agent, [SYS_PYTHON, "-c", PY_READ_1M], timeout=120,
@@ -1498,7 +1499,7 @@ def case_big_read_trace(ctx):
         pread_row = rows.get(("pread64", "remote"), {})
         check(pread_row.get("calls") == 1 and pread_row.get("bytes") == 1048576,
               f"stats: {pread_row}")
-    check(outs[0] == outs[1], "the content differs with and without read-ahead")
+    check(outs[0] == outs[1] == outs[2], "the content differs with and without chunks")
     r = agent.sh(f"sha256sum {WORK}/big.bin")
     check(r.out.split()[0] == outs[0].split()[1], "the digest is not the file's on B")
 
@@ -1822,7 +1823,7 @@ def case_agent_killed_mid_read(ctx):
 
 def case_agent_killed_mid_big_read(ctx):
     """The agent is SIGKILLed while a program streams a regular file in 1 MiB reads (each one
-    several pipelined chunks): the read in flight fails with EIO, or returns the bytes of the
+    several pipelined chunks, --read-chunk): the read in flight fails with EIO, or returns the bytes of the
     chunks that had arrived and the next read fails with EIO; within 2 s, and sbrun exits with
     the program."""
     helper = probe_path(ctx)
@@ -1832,7 +1833,7 @@ def case_agent_killed_mid_big_read(ctx):
         return
     r = agent.sh(f"head -c 8388608 /dev/urandom > {WORK}/big.bin")
     check(r.rc == 0, f"making the file failed\n{r.describe()}")
-    t = traced_b(ctx, agent, [helper, "bigreads", WORK + "/big.bin"])
+    t = traced_b(ctx, agent, [helper, "bigreads", WORK + "/big.bin"], extra=["--read-chunk=128"])
     t.until(lambda l: l.startswith("reading"), 30, "the reads")
     time.sleep(0.5)
     agent.kill(signal.SIGKILL)
@@ -3393,6 +3394,10 @@ def build_cases():
             cases["conformance-" + name] = (conformance_case(name, ["expect-root"]), True)
         else:
             cases["conformance-" + name] = (conformance_case(name), True)
+    # Big reads in pipelined chunks (--read-chunk): small chunks, so that every big read of the
+    # program is several of them.
+    cases["conformance-read_big-chunked"] = (
+        conformance_case("read_big", sbrun_extra=["--read-chunk=64"]), True)
     cases["eacces"] = (case_eacces, True)
     cases["root"] = (case_root, True)
     cases["dlopen-remote"] = (case_dlopen_remote, True)
