@@ -56,7 +56,11 @@ struct ReadAhead {
   // AgentLink::contentChanges() when the window's fetch was sent: a write through sbrun to
   // that target since then makes the window stale.
   uint64_t epoch = 0;
-  // A fetch is in flight (`fetch` resolves to its result: bytes or -errno).
+  // A remote read is in flight that moves the agent's offset to where the program's will not
+  // necessarily be: a window fetch, or a pipelined big read whose answers are not all in (it may
+  // have to give bytes back, handlers_io.cc). Calls that see or move the offset wait for `fetch`
+  // (settleReadAhead), as the kernel's read holds the description's position lock. `fetch`
+  // resolves to the read's result (bytes or -errno), or fails.
   bool fetching = false;
 
   // Keeps the reply the window points into (counted against a per-process budget).
@@ -103,6 +107,11 @@ class RemoteFile : public kj::Refcounted {
   bool writable = false;
   // Read-ahead state (see ReadAhead).
   ReadAhead readAhead;
+  // Big reads may go in pipelined chunks (chunked_read.h): a regular file opened for reading,
+  // not O_DIRECT, whose content the agent says is stored (NodeInfo.readAhead). Cleared with
+  // O_DIRECT and once the description is shared with a process on the agent, whose reads could
+  // fall between the chunks.
+  bool pipelineReads = false;
 
   bool isStale() const;
 };

@@ -20,14 +20,13 @@ namespace {
 // ---------------------------------------------------------------------------------------------
 // open family
 
-// Whether the new description may be read ahead (fd_table.h ReadAhead): a regular file opened
-// read-only, not O_DIRECT, that the agent says stores its content and was not empty; never a path
-// under /proc, /sys or /dev whatever the agent says (their content is made per read).
-bool readAheadAllowed(Call& call, uint64_t flags, const RemoteFile& file,
-                      proto::NodeInfo::Reader info) {
-  if (!call.tracer.options().readAhead || !info.getReadAhead() ||
-      file.type != proto::FileType::REGULAR || (flags & O_ACCMODE) != O_RDONLY ||
-      (flags & (O_PATH | O_DIRECT))) {
+// Whether the new description is a regular file opened to read, not O_DIRECT, that the agent
+// says stores its content and was not empty (NodeInfo.readAhead); never a path under /proc, /sys
+// or /dev whatever the agent says (their content is made per read). Such a file may have its big
+// reads pipelined (chunked_read.h): the chunks are ordinary reads, nothing is kept.
+bool storedFileToRead(uint64_t flags, const RemoteFile& file, proto::NodeInfo::Reader info) {
+  if (!info.getReadAhead() || file.type != proto::FileType::REGULAR ||
+      (flags & O_ACCMODE) == O_WRONLY || (flags & (O_PATH | O_DIRECT))) {
     return false;
   }
   for (kj::StringPtr prefix : {"/proc", "/sys", "/dev"}) {
@@ -37,6 +36,14 @@ bool readAheadAllowed(Call& call, uint64_t flags, const RemoteFile& file,
     }
   }
   return true;
+}
+
+// Whether the new description may be read ahead (fd_table.h ReadAhead): such a file, opened
+// read-only, unless --no-read-ahead.
+bool readAheadAllowed(Call& call, uint64_t flags, const RemoteFile& file,
+                      proto::NodeInfo::Reader info) {
+  return call.tracer.options().readAhead && (flags & O_ACCMODE) == O_RDONLY &&
+         storedFileToRead(flags, file, info);
 }
 
 kj::Promise<Outcome> openRemote(Call& call, Remote where, uint64_t flags, uint32_t mode,
@@ -72,6 +79,7 @@ kj::Promise<Outcome> openRemote(Call& call, Remote where, uint64_t flags, uint32
                                                reply.getInfo().getType(), kj::mv(path));
         file->writable = writable;
         file->readAhead.allowed = readAheadAllowed(call, flags, *file, reply.getInfo());
+        file->pipelineReads = storedFileToRead(flags, *file, reply.getInfo());
         return call.tracer.installPlaceholder(call, kj::mv(file), cloexec);
       });
 }
@@ -318,7 +326,9 @@ kj::Promise<Outcome> hFcntl(Call& c) {
         }
         (void)settleReadAhead(c.tracer, *f);
         if (c.arg(2) & O_DIRECT) {
-          f->readAhead.allowed = false;  // O_DIRECT reads have alignment rules of their own.
+          // O_DIRECT reads have alignment rules of their own.
+          f->readAhead.allowed = false;
+          f->pipelineReads = false;
         }
         auto req = f->node.setFlagsRequest();
         abi::decodeStatusFlags(c.arg(2), req.initFlags());

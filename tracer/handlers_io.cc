@@ -13,6 +13,7 @@
 #include <kj/debug.h>
 #include <kj/io.h>
 
+#include "chunked_read.h"
 #include "handler_support.h"
 
 namespace sb::handler {
@@ -46,11 +47,56 @@ struct IoJob : public kj::Refcounted {
   kj::Array<IoVec> slice(uint64_t skip, uint64_t limit) { return sliceIovecs(iov, skip, limit); }
 };
 
+// Marks the description's offset as moving (ReadAhead::fetching) while a pipelined read at the
+// file position has answers out: another thread's call that sees or moves the offset waits until
+// the read is over and any bytes it must give back are given back, as the kernel's read holds
+// the position lock. Released early with the read's result, or at destruction (the call died).
+class OffsetBusy {
+ public:
+  explicit OffsetBusy(RemoteFile& file) : file(kj::addRef(file)) {
+    auto paf = kj::newPromiseAndFulfiller<int64_t>();
+    fulfiller = kj::mv(paf.fulfiller);
+    file.readAhead.fetching = true;
+    file.readAhead.fetch = paf.promise.fork();
+  }
+  KJ_DISALLOW_COPY(OffsetBusy);
+  ~OffsetBusy() noexcept(false) { release(-EIO); }
+
+  void release(int64_t result) {
+    KJ_IF_MAYBE(f, fulfiller) {
+      file->readAhead.fetching = false;
+      (*f)->fulfill(kj::cp(result));
+      fulfiller = nullptr;
+    }
+  }
+
+ private:
+  kj::Own<RemoteFile> file;
+  kj::Maybe<kj::Own<kj::PromiseFulfiller<int64_t>>> fulfiller;
+};
+
+// The kernel would not have consumed bytes it could not deliver: gives `lost` bytes back to the
+// agent's offset (a read at the file position only), before any later call on the node.
+void giveBackBytes(Call& call, RemoteFile& file, uint64_t lost) {
+  if (lost == 0 || file.type != proto::FileType::REGULAR || file.isStale()) {
+    return;
+  }
+  auto seek = file.node.seekRequest();
+  seek.setOffset(-static_cast<int64_t>(lost));
+  seek.setWhence(proto::Whence::CUR);
+  call.tracer.backgroundSend(seek.send().ignoreResult());
+}
+
 struct ReadJob : public IoJob {
   using IoJob::IoJob;
 
   kj::Promise<int64_t> step() {
     uint64_t want = kj::min(count - doneBytes, CHUNK);
+    // --read-chunk: a piece of at least two chunks goes in pipelined chunks.
+    uint64_t chunk = call.tracer.options().readChunk;
+    if (chunk > 0 && file.pipelineReads && !hasFlags && want >= 2 * chunk) {
+      return pipelinedStep(want, chunk);
+    }
     auto handle = [this, want](int64_t result, capnp::Data::Reader data) -> kj::Promise<int64_t> {
       if (result < 0) {
         return doneBytes > 0 ? static_cast<int64_t>(doneBytes) : result;
@@ -61,12 +107,8 @@ struct ReadJob : public IoJob {
       int64_t placed = scatter(call, dst, data);
       if (placed < 0 || static_cast<uint64_t>(placed) < data.size()) {
         // The kernel would not have consumed bytes it could not deliver: give them back.
-        uint64_t lost = data.size() - (placed < 0 ? 0 : placed);
-        if (!positional && file.type == proto::FileType::REGULAR) {
-          auto seek = file.node.seekRequest();
-          seek.setOffset(-static_cast<int64_t>(lost));
-          seek.setWhence(proto::Whence::CUR);
-          call.tracer.backgroundSend(seek.send().ignoreResult());
+        if (!positional) {
+          giveBackBytes(call, file, data.size() - (placed < 0 ? 0 : placed));
         }
         if (placed <= 0 && doneBytes == 0) {
           return int64_t(-EFAULT);
@@ -98,6 +140,51 @@ struct ReadJob : public IoJob {
     return req.send().then([handle = kj::mv(handle)](auto r) mutable {
       return handle(r.getResult(), r.getData());
     });
+  }
+
+  // The next `want` bytes in pipelined chunks of `chunk` bytes (chunked_read.h), each placed in
+  // the program's buffer as it arrives.
+  kj::Promise<int64_t> pipelinedStep(uint64_t want, uint64_t chunk) {
+    call.target = &file.target;
+    kj::Maybe<kj::Own<OffsetBusy>> busy;
+    if (!positional) {
+      busy = kj::heap<OffsetBusy>(file);
+    }
+    auto place = [this](uint64_t at, kj::ArrayPtr<const kj::byte> data) -> int64_t {
+      int64_t placed = scatter(call, slice(doneBytes + at, count), data);
+      if (placed > 0) {
+        call.progress = static_cast<int64_t>(doneBytes + at + placed);
+      }
+      return placed;
+    };
+    int64_t at = positional ? offset + static_cast<int64_t>(doneBytes) : -1;
+    return chunkedRead(file.node, at, want, chunk, kj::mv(place))
+        .then(
+            [this, want, busy = kj::mv(busy)](ChunkedReadResult r) mutable -> kj::Promise<int64_t> {
+              // Sent before the offset is released: the next call on the node sees the
+              // program's offset.
+              giveBackBytes(call, file, r.excess);
+              KJ_IF_MAYBE(b, busy) {
+                (*b)->release(r.result);
+              }
+              if (r.result < 0) {
+                return doneBytes > 0 ? static_cast<int64_t>(doneBytes) : r.result;
+              }
+              doneBytes += r.result;
+              call.progress = static_cast<int64_t>(doneBytes);
+              if (static_cast<uint64_t>(r.result) < want || doneBytes >= count) {
+                return static_cast<int64_t>(doneBytes);
+              }
+              return step();
+            },
+            [this](kj::Exception&& e) -> kj::Promise<int64_t> {
+              // The first chunk failed so (the connection is gone): as a short read after
+              // earlier pieces, else the target's errno.
+              if (doneBytes > 0) {
+                return static_cast<int64_t>(doneBytes);
+              }
+              kj::throwFatalException(kj::mv(e));
+            });
   }
 };
 
@@ -220,6 +307,7 @@ kj::Promise<void> settleReadAhead(Tracer& tracer, RemoteFile& file) {
 void shareReadAhead(Tracer& tracer, RemoteFile& file) {
   giveBack(tracer, file);
   file.readAhead.allowed = false;
+  file.pipelineReads = false;  // That process's reads could fall between the chunks.
 }
 
 namespace {
@@ -419,11 +507,13 @@ kj::Promise<Outcome> transfer(Call& c, bool isWrite, Shape shape) {
     bool hasFlags = shape == Shape::VECTOR_FLAGS;
     bool positional = offset >= 0;
     auto& ra = f->readAhead;
-    if (!isWrite && (ra.allowed || ra.fetching || ra.window.size() > 0)) {
-      if (ra.fetching) {
-        // Another thread's fetch is in flight: look again once it has landed.
-        return fetchDone(*f).then([&c, isWrite, shape]() { return transfer(c, isWrite, shape); });
-      }
+    if (ra.fetching) {
+      // Another thread's window fetch or pipelined read is in flight: look again once it has
+      // landed (a write too: on a file open for reading and writing, it must not come between
+      // that read and the bytes it may give back).
+      return fetchDone(*f).then([&c, isWrite, shape]() { return transfer(c, isWrite, shape); });
+    }
+    if (!isWrite && (ra.allowed || ra.window.size() > 0)) {
       if (!positional && !hasFlags && ra.allowed) {
         if (total > 0) {
           return windowRead(c, *f, kj::mv(iov), total);

@@ -48,6 +48,7 @@ struct Options {
   kj::Maybe<kj::String> statsFile;  // --stats[=FILE]: "" is stderr
   bool statsJson = false;           // --stats-format=json
   bool readAhead = true;            // --no-read-ahead turns it off
+  uint64_t readChunk = 0;           // --read-chunk=KIB, in bytes: pipelined big reads (0: off)
   pid_t attachPid = -1;             // --pid PID: attach instead of launching
   int controlFd = -1;               // --control-fd N: scope commands from a harness
   int statusFd = -1;                // --status-fd M: where their answers go

@@ -12,6 +12,9 @@
  *   block FILE            open FILE (a FIFO, O_RDWR), then one read that blocks: print how it
  *                         ended and when.
  *   preads FILE           pread FILE in a loop until a read fails: print how and when.
+ *   bigreads FILE         read FILE in 1 MiB reads (pipelined chunks under sbrun), from the
+ *                         start again at its end, until a read fails: print how and when; a
+ *                         short read before the failure is printed too.
  *   eintr FILE            while the target is away (wait mode): a call interrupted by a signal
  *                         without SA_RESTART fails with EINTR; with SA_RESTART it restarts and
  *                         succeeds once the target is back; past the timeout: ETIMEDOUT.
@@ -208,6 +211,38 @@ static int preads(const char *file) {
   }
 }
 
+static int bigreads(const char *file) {
+  static char buf[1 << 20];
+  int fd = open(file, O_RDONLY);
+  if (fd < 0) {
+    printf("FAIL open %s: %s\n", file, err_name(errno));
+    return 1;
+  }
+  struct stat st;
+  if (fstat(fd, &st) < 0) {
+    printf("FAIL fstat: %s\n", err_name(errno));
+    return 1;
+  }
+  printf("reading %.3f\n", now());
+  fflush(stdout);
+  long left = st.st_size;
+  for (long i = 0;; i++) {
+    ssize_t n = read(fd, buf, sizeof buf);
+    if (n < 0) {
+      printf("read %s after %ld reads %.3f\n", err_name(errno), i, now());
+      return errno == EIO ? 0 : 1;
+    }
+    if (n != (left < (long)sizeof buf ? left : (long)sizeof buf)) {
+      printf("short read %zd with %ld left\n", n, left);
+    }
+    left -= n;
+    if (left <= 0) {
+      lseek(fd, 0, SEEK_SET);
+      left = st.st_size;
+    }
+  }
+}
+
 static int held(const char *path, const char *file, long n) {
   char buf[64];
   int bad = 0;
@@ -298,6 +333,9 @@ int main(int argc, char **argv) {
   if (argc >= 3 && strcmp(argv[1], "preads") == 0) {
     return preads(argv[2]);
   }
+  if (argc >= 3 && strcmp(argv[1], "bigreads") == 0) {
+    return bigreads(argv[2]);
+  }
   if (argc >= 3 && strcmp(argv[1], "eintr") == 0) {
     return eintr(argv[2]);
   }
@@ -305,6 +343,6 @@ int main(int argc, char **argv) {
     return held(argv[2], argv[3], atol(argv[4]));
   }
   fprintf(stderr, "usage: reconnect_probe counter FILE N | loop FILE | stale FILE NEW | "
-                  "block FIFO | preads FILE | eintr FILE | held HELD FILE N\n");
+                  "block FIFO | preads FILE | bigreads FILE | eintr FILE | held HELD FILE N\n");
   return 2;
 }

@@ -881,7 +881,7 @@ def conformance_names():
     return sorted(f[:-2] for f in os.listdir(src) if f.endswith(".c"))
 
 
-def conformance_case(name, extra_args=(), as_nobody=False):
+def conformance_case(name, extra_args=(), as_nobody=False, sbrun_extra=()):
     def fn(ctx):
         check(ctx.conformance_dir, "--conformance-dir is required for conformance cases")
         prog = os.path.abspath(os.path.join(ctx.conformance_dir, "conf_" + name))
@@ -894,7 +894,8 @@ def conformance_case(name, extra_args=(), as_nobody=False):
         # The socket programs run against B's own network namespace, natively and under sbrun.
         agent = ctx.agent(as_nobody=as_nobody, net=name.startswith("sock_"))
         differential(ctx, None, fixture=False, native_argv=argv, traced_argv=argv,
-                     expect_rc=0, check_out=success, as_nobody=as_nobody, agent=agent)
+                     expect_rc=0, check_out=success, as_nobody=as_nobody, agent=agent,
+                     extra=list(sbrun_extra))
     return fn
 
 
@@ -1497,6 +1498,65 @@ def case_read_ahead_trace(ctx):
     check(r.out.split()[0] == outs[0].split()[1], "the digest is not the file's on B")
 
 
+PY_READ_1M = (
+    "import hashlib, os\n"
+    "fd = os.open('big.bin', os.O_RDONLY); h = hashlib.sha256(); n = 0\n"
+    "while True:\n"
+    "    b = os.read(fd, 1048576); n += 1\n"
+    "    if not b: break\n"
+    "    h.update(b)\n"
+    "p = os.pread(fd, 1048576, 5)\n"
+    "print(n, h.hexdigest(), len(p), os.lseek(fd, 0, os.SEEK_CUR))\n")
+
+
+def case_big_read_trace(ctx):
+    """Big reads in pipelined chunks (--read-chunk) look like one call each: a 3 MiB + 5 file
+    read in 1 MiB reads has one --trace line per read() and one for the pread, --stats counts 5
+    remote reads of all the bytes and one pread, none cached; the same without chunks and with
+    --no-read-ahead, and the digest is the file's on B."""
+    agent = ctx.agent()
+    empty_tree(agent)
+    r = agent.sh(f"head -c 3145733 /dev/urandom > {WORK}/big.bin")
+    check(r.rc == 0, f"making the file failed\n{r.describe()}")
+    if ctx.native_only:
+        return
+    outs = []
+    for extra in (["--read-chunk=128"], ["--read-chunk=128", "--no-read-ahead"], []):
+        trace = os.path.join(ctx.tmp, "trace.txt")
+        stats = os.path.join(ctx.tmp, "stats.json")
+        t = ctx.traced(agent, [SYS_PYTHON, "-c", PY_READ_1M], timeout=120,
+                       extra=extra + ["--trace=" + trace, "--stats=" + stats,
+                                      "--stats-format=json", "--local", "/usr"])
+        log(t.describe())
+        check(t.rc == 0, "the traced reader failed")
+        outs.append(t.out)
+        n, _, plen, pos = t.out.split()
+        check((n, plen, pos) == ("5", "1048576", "3145733"), f"reads, pread, offset: {t.out}")
+        with open(trace) as f:
+            text = f.read()
+        reads = re.findall(r"\] read\(3, 0x[0-9a-f]+, 0x100000\) = (\d+) <target1 (cached )?\d+us>",
+                           text)
+        preads = re.findall(r"\] pread64\(3, 0x[0-9a-f]+, 0x100000, 5\) = (\d+) <target1 \d+us>",
+                            text)
+        log(f"{extra}: reads {reads}, preads {preads}")
+        check([r[0] for r in reads] == ["1048576"] * 3 + ["5", "0"],
+              f"one trace line per read, with its result: {reads}")
+        check(not any(r[1] for r in reads), "a big read is never answered from a window")
+        check(preads == ["1048576"], f"one trace line for the pread: {preads}")
+        with open(stats) as f:
+            rows = {(s["name"], s["where"]): s for s in json.load(f)["syscalls"]}
+        read_row = rows.get(("read", "remote"), {})
+        check(read_row.get("calls") == 5 and read_row.get("bytes") == 3145733,
+              f"stats: {read_row}")
+        check(("read", "cached") not in rows, "stats: no cached reads")
+        pread_row = rows.get(("pread64", "remote"), {})
+        check(pread_row.get("calls") == 1 and pread_row.get("bytes") == 1048576,
+              f"stats: {pread_row}")
+    check(outs[0] == outs[1] == outs[2], "the content differs with and without chunks")
+    r = agent.sh(f"sha256sum {WORK}/big.bin")
+    check(r.out.split()[0] == outs[0].split()[1], "the digest is not the file's on B")
+
+
 def case_two_clients(ctx):
     """Two sbrun sessions on one agent at once: both work, neither disturbs the other, and a POSIX
     lock taken through one session blocks the other (the processes differ, as on one machine)."""
@@ -1808,6 +1868,33 @@ def case_agent_killed_mid_read(ctx):
     secs = float(ended.split()[-1]) - killed
     rc = t.finish(10)
     log(t.describe() + f"\n[reconnect] the read failed {secs:.3f} s after the kill")
+    check(ended.startswith("read EIO"), "the read must fail with EIO")
+    check(rc == 0, "the program must see EIO and exit 0")
+    check(secs < 2, f"the read took {secs:.2f} s to fail")
+    check_reported(t, 1)
+
+
+def case_agent_killed_mid_big_read(ctx):
+    """The agent is SIGKILLed while a program streams a regular file in 1 MiB reads (each one
+    several pipelined chunks, --read-chunk): the read in flight fails with EIO, or returns the bytes of the
+    chunks that had arrived and the next read fails with EIO; within 2 s, and sbrun exits with
+    the program."""
+    helper = probe_path(ctx)
+    agent = ctx.agent()
+    empty_tree(agent)
+    if ctx.native_only:
+        return
+    r = agent.sh(f"head -c 8388608 /dev/urandom > {WORK}/big.bin")
+    check(r.rc == 0, f"making the file failed\n{r.describe()}")
+    t = traced_b(ctx, agent, [helper, "bigreads", WORK + "/big.bin"], extra=["--read-chunk=128"])
+    t.until(lambda l: l.startswith("reading"), 30, "the reads")
+    time.sleep(0.5)
+    agent.kill(signal.SIGKILL)
+    killed = time.monotonic()
+    ended = t.until(lambda l: l.startswith("read "), 10, "the read's end")
+    secs = float(ended.split()[-1]) - killed
+    rc = t.finish(10)
+    log(t.describe() + f"\n[reconnect] the big reads failed {secs:.3f} s after the kill")
     check(ended.startswith("read EIO"), "the read must fail with EIO")
     check(rc == 0, "the program must see EIO and exit 0")
     check(secs < 2, f"the read took {secs:.2f} s to fail")
@@ -3360,6 +3447,10 @@ def build_cases():
             cases["conformance-" + name] = (conformance_case(name, ["expect-root"]), True)
         else:
             cases["conformance-" + name] = (conformance_case(name), True)
+    # Big reads in pipelined chunks (--read-chunk): small chunks, so that every big read of the
+    # program is several of them.
+    cases["conformance-read_big-chunked"] = (
+        conformance_case("read_big", sbrun_extra=["--read-chunk=64"]), True)
     cases["eacces"] = (case_eacces, True)
     cases["root"] = (case_root, True)
     cases["dlopen-remote"] = (case_dlopen_remote, True)
@@ -3381,6 +3472,7 @@ def build_cases():
     cases["reconnect-wait"] = (case_reconnect_wait, True)
     cases["reconnect-fail"] = (case_reconnect_fail, True)
     cases["agent-killed-mid-read"] = (case_agent_killed_mid_read, True)
+    cases["agent-killed-mid-big-read"] = (case_agent_killed_mid_big_read, True)
     cases["agent-stopped"] = (case_agent_stopped, True)
     cases["reconnect-eintr"] = (case_reconnect_eintr, True)
     cases["reconnect-children"] = (case_reconnect_children, True)
@@ -3391,6 +3483,7 @@ def build_cases():
     cases["trace-stats"] = (case_trace_stats, True)
     cases["trace-verbose"] = (case_trace_verbose, True)
     cases["read-ahead-trace"] = (case_read_ahead_trace, True)
+    cases["big-read-trace"] = (case_big_read_trace, True)
     cases["exec-hostname"] = (case_exec_hostname, True)
     cases["py-subprocess"] = (case_py_subprocess, True)
     cases["exec-b-only"] = (case_exec_b_only, True)
