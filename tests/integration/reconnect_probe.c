@@ -4,7 +4,7 @@
  * harness's time.monotonic(), so the two can be compared.
  *
  *   counter FILE N        write 1..N to FILE, one line each, fsync after each; print "synced I
- *                         TIME" once I is on disk. On an error: print it, close the fd (which must
+ *                         TIME BEGAN" once I is on disk (BEGAN: when its write began). On an error: print it, close the fd (which must
  *                         succeed), open again and write I again. Exit 0 after N.
  *   loop FILE             the same without end, until stdin closes (the cycles case).
  *   stale FILE NEW        the fail-mode walk: old fd EIO, opens EIO while away, opens work
@@ -105,12 +105,15 @@ static int counter(const char *file, long n, int forever) {
     }
     char line[32];
     int len = snprintf(line, sizeof line, "%ld\n", i);
+    double began = now();
     if (write(fd, line, len) != len) {
       printf("error %ld write %s %.3f\n", i, err_name(errno), now());
     } else if (fsync(fd) != 0) {
       printf("error %ld fsync %s %.3f\n", i, err_name(errno), now());
     } else {
-      printf("synced %ld %.3f\n", i, now());
+      /* When it was done, and when the write began: a write that began after an agent's restart
+       * went to the new agent (a descheduled program can take its "done" time long after). */
+      printf("synced %ld %.3f %.3f\n", i, now(), began);
       i++;
       usleep(5000);
       continue;

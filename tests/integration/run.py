@@ -2025,9 +2025,11 @@ def case_reconnect_cycles(ctx):
         agent.kill(signal.SIGKILL)
         killed = time.monotonic()
         agent.restart()
-        # Progress on the new agent: a value fsynced after it started (the old one is reaped).
+        # Progress on the new agent: a value whose write began after it started (the old one is
+        # reaped). Not the time the fsync returned: the program may be descheduled between the
+        # old agent's answer and its clock reading.
         restarted = time.monotonic()
-        line = t.until(lambda l: l.startswith("synced ") and float(l.split()[2]) > restarted,
+        line = t.until(lambda l: l.startswith("synced ") and float(l.split()[3]) > restarted,
                        10, f"progress after restart {cycles + 1}")
         gaps.append(float(line.split()[2]) - killed)
         cycles += 1
