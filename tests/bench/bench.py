@@ -162,6 +162,19 @@ def make_tree(tmp, sz):
         for name in dirs + files:
             os.utime(os.path.join(root, name), (1700000000, 1700000000))
     os.utime(os.path.join(data, "tar"), (1700000000, 1700000000))
+    if shutil.which("git"):
+        # A repository of tar_files small files in one commit, its index fresh: `git status`
+        # then stats every file, reads the index (mmap) and the tree objects, and writes nothing.
+        repo = os.path.join(data, "repo")
+        for i in range(sz.tar_files):
+            d = os.path.join(repo, f"dir{i // 100:02d}")
+            if i % 100 == 0:
+                os.makedirs(d)
+            with open(os.path.join(d, f"file{i:05d}.c"), "wb") as f:
+                f.write(block[i * 97 % 4096:][:rnd.randrange(200, 4000)])
+        git = ["git", "-C", repo, "-c", "user.name=bench", "-c", "user.email=bench@localhost"]
+        for argv in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "bench"], ["status"]):
+            subprocess.run(git + argv, check=True, stdout=subprocess.DEVNULL)
     local = os.path.join(tmp, "local")
     os.makedirs(local)
     write_file(os.path.join(local, "sha"), sz.sha, block)
@@ -519,7 +532,12 @@ def workloads(exe, sz, local):
                             f"tar --numeric-owner -cf - -C {p('data')} tar | sha256sum"],
                  sbrun_extra=["--local", "/usr/bin", "--local", "/bin"], check="same",
                  how="launched: sh; --local /usr/bin /bin keeps tar, sha256sum here"),
-    ]
+    ] + ([
+        Workload("git", f"git status in a {sz.tar_files}-file repository", "wall",
+                 lambda p: ["git", "-C", p("data/repo"), "--no-optional-locks", "status",
+                            "--porcelain"],
+                 check="same", how="launched: git"),
+    ] if shutil.which("git") else [])
 
 
 class Bench:
@@ -926,7 +944,7 @@ def main():
     ap.add_argument("--runs", type=int, help="runs per figure (median); default 5, quick 3")
     ap.add_argument("--build-dir", default=os.path.join(REPO, "build-bench"))
     ap.add_argument("--only", help="comma-separated workload keys (startup, getppid, write1, "
-                    "sha256, stat, find, pread64, orc, read1m, read4k, write, tar)")
+                    "sha256, stat, find, pread64, orc, read1m, read4k, write, tar, git)")
     ap.add_argument("--no-sshfs", action="store_true", help="skip the sshfs column")
     ap.add_argument("--no-install", action="store_true", help="never apt-get install")
     ap.add_argument("--keep", action="store_true", help="keep the /tmp/sb-bench-* tree (and "
