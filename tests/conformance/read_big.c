@@ -28,15 +28,7 @@ static unsigned char byte_at(long off) {
   return (unsigned char)(word_at(off & ~7L) >> (8 * (off & 7)));
 }
 
-static void make_file(const char *path, long size) {
-  unsigned char *buf = malloc(size);
-  test_assert(buf != NULL);
-  for (long i = 0; i < size; i++) buf[i] = byte_at(i);
-  int fd = check_ok(open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-  test_assert(write(fd, buf, size) == size);
-  test_assert(close(fd) == 0);
-  free(buf);
-}
+static void make_file(const char *path, long size) { make_pattern_file(path, size, byte_at); }
 
 static void expect_bytes(const unsigned char *buf, long off, long n, int line) {
   for (long i = 0; i < n; i++) {

@@ -149,6 +149,18 @@ static inline int run_sh(const char *cmd) {
   return wait_code(pid);
 }
 
+/* Creates PATH with SIZE bytes, byte i being pattern(i): the read tests check every byte. */
+static inline void make_pattern_file(const char *path, long size, unsigned char (*pattern)(long)) {
+  unsigned char *buf = malloc(size);
+  test_assert(buf != NULL);
+  for (long i = 0; i < size; i++) buf[i] = pattern(i);
+  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  test_assert(fd >= 0);
+  test_assert(write(fd, buf, size) == size);
+  test_assert(close(fd) == 0);
+  free(buf);
+}
+
 /* A waitpid status in words, for obs(): "exited 3", "killed by signal 15" ... */
 static inline const char *wait_status_text(int status) {
   static char buf[64];

@@ -1850,6 +1850,23 @@ def case_reconnect_fail(ctx):
           "one disconnect and one reconnect message")
 
 
+def killed_mid_read(agent, t, what):
+    """Kills `agent` while `t` (the reconnect probe) waits in a read: the read fails with EIO
+    within 2 s, the program exits 0, and sbrun reports the disconnect once."""
+    t.until(lambda l: l.startswith("reading"), 30, "the read")
+    time.sleep(0.5)   # the read is in the agent now
+    agent.kill(signal.SIGKILL)
+    killed = time.monotonic()
+    ended = t.until(lambda l: l.startswith("read "), 10, "the read's end")
+    secs = float(ended.split()[-1]) - killed
+    rc = t.finish(10)
+    log(t.describe() + f"\n[reconnect] {what} failed {secs:.3f} s after the kill")
+    check(ended.startswith("read EIO"), "the read must fail with EIO")
+    check(rc == 0, "the program must see EIO and exit 0")
+    check(secs < 2, f"the read took {secs:.2f} s to fail")
+    check_reported(t, 1)
+
+
 def case_agent_killed_mid_read(ctx):
     """The agent is SIGKILLed while a program's read waits in it (an empty FIFO on B): the read
     fails with EIO at once, and sbrun exits with the program; nothing hangs."""
@@ -1860,25 +1877,14 @@ def case_agent_killed_mid_read(ctx):
         return
     check(agent.sh(f"mkfifo {WORK}/ff").rc == 0, "mkfifo on B failed")
     t = traced_b(ctx, agent, [helper, "block", WORK + "/ff"])
-    t.until(lambda l: l.startswith("reading"), 30, "the read")
-    time.sleep(0.5)   # the read is in the agent's worker now
-    agent.kill(signal.SIGKILL)
-    killed = time.monotonic()
-    ended = t.until(lambda l: l.startswith("read "), 10, "the read's end")
-    secs = float(ended.split()[-1]) - killed
-    rc = t.finish(10)
-    log(t.describe() + f"\n[reconnect] the read failed {secs:.3f} s after the kill")
-    check(ended.startswith("read EIO"), "the read must fail with EIO")
-    check(rc == 0, "the program must see EIO and exit 0")
-    check(secs < 2, f"the read took {secs:.2f} s to fail")
-    check_reported(t, 1)
+    killed_mid_read(agent, t, "the read")
 
 
 def case_agent_killed_mid_big_read(ctx):
     """The agent is SIGKILLed while a program streams a regular file in 1 MiB reads (each one
-    several pipelined chunks, --read-chunk): the read in flight fails with EIO, or returns the bytes of the
-    chunks that had arrived and the next read fails with EIO; within 2 s, and sbrun exits with
-    the program."""
+    several pipelined chunks, --read-chunk): the read in flight fails with EIO, or returns the
+    bytes of the chunks that had arrived and the next read fails with EIO; within 2 s, and sbrun
+    exits with the program."""
     helper = probe_path(ctx)
     agent = ctx.agent()
     empty_tree(agent)
@@ -1887,18 +1893,7 @@ def case_agent_killed_mid_big_read(ctx):
     r = agent.sh(f"head -c 8388608 /dev/urandom > {WORK}/big.bin")
     check(r.rc == 0, f"making the file failed\n{r.describe()}")
     t = traced_b(ctx, agent, [helper, "bigreads", WORK + "/big.bin"], extra=["--read-chunk=128"])
-    t.until(lambda l: l.startswith("reading"), 30, "the reads")
-    time.sleep(0.5)
-    agent.kill(signal.SIGKILL)
-    killed = time.monotonic()
-    ended = t.until(lambda l: l.startswith("read "), 10, "the read's end")
-    secs = float(ended.split()[-1]) - killed
-    rc = t.finish(10)
-    log(t.describe() + f"\n[reconnect] the big reads failed {secs:.3f} s after the kill")
-    check(ended.startswith("read EIO"), "the read must fail with EIO")
-    check(rc == 0, "the program must see EIO and exit 0")
-    check(secs < 2, f"the read took {secs:.2f} s to fail")
-    check_reported(t, 1)
+    killed_mid_read(agent, t, "the big reads")
 
 
 def case_agent_stopped(ctx):
