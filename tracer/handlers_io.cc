@@ -75,16 +75,17 @@ class OffsetBusy {
   kj::Maybe<kj::Own<kj::PromiseFulfiller<int64_t>>> fulfiller;
 };
 
-// The kernel would not have consumed bytes it could not deliver: gives `lost` bytes back to the
-// agent's offset (a read at the file position only), before any later call on the node.
-void giveBackBytes(Call& call, RemoteFile& file, uint64_t lost) {
+// Moves the agent's offset back by `lost` bytes it consumed that the program did not (a read at
+// the file position only), before any later call on the node: bytes the kernel could not
+// deliver, a read-ahead window's unread rest.
+void giveBackBytes(Tracer& tracer, RemoteFile& file, uint64_t lost) {
   if (lost == 0 || file.type != proto::FileType::REGULAR || file.isStale()) {
     return;
   }
   auto seek = file.node.seekRequest();
   seek.setOffset(-static_cast<int64_t>(lost));
   seek.setWhence(proto::Whence::CUR);
-  call.tracer.backgroundSend(seek.send().ignoreResult());
+  tracer.backgroundSend(seek.send().ignoreResult());
 }
 
 struct ReadJob : public IoJob {
@@ -108,7 +109,7 @@ struct ReadJob : public IoJob {
       if (placed < 0 || static_cast<uint64_t>(placed) < data.size()) {
         // The kernel would not have consumed bytes it could not deliver: give them back.
         if (!positional) {
-          giveBackBytes(call, file, data.size() - (placed < 0 ? 0 : placed));
+          giveBackBytes(call.tracer, file, data.size() - (placed < 0 ? 0 : placed));
         }
         if (placed <= 0 && doneBytes == 0) {
           return int64_t(-EFAULT);
@@ -163,7 +164,7 @@ struct ReadJob : public IoJob {
             [this, want, busy = kj::mv(busy)](ChunkedReadResult r) mutable -> kj::Promise<int64_t> {
               // Sent before the offset is released: the next call on the node sees the
               // program's offset.
-              giveBackBytes(call, file, r.excess);
+              giveBackBytes(call.tracer, file, r.excess);
               KJ_IF_MAYBE(b, busy) {
                 (*b)->release(r.result);
               }
@@ -275,12 +276,7 @@ void giveBack(Tracer& tracer, RemoteFile& file) {
   uint64_t unread = ra.drop();
   ra.sequential = 0;
   ra.nextSize = RA_FIRST;
-  if (unread > 0 && !file.isStale()) {
-    auto seek = file.node.seekRequest();
-    seek.setOffset(-static_cast<int64_t>(unread));
-    seek.setWhence(proto::Whence::CUR);
-    tracer.backgroundSend(seek.send().ignoreResult());
-  }
+  giveBackBytes(tracer, file, unread);
 }
 
 // Resolves once no fetch is in flight on the file (another thread's read), whatever it gave.
