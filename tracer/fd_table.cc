@@ -46,16 +46,18 @@ void ReadAhead::consume(size_t n) {
 
 bool RemoteFile::isStale() const { return !control && target.isStale(generation); }
 
+uint64_t FdTable::nextSerial = 1;
+
 kj::Maybe<RemoteFile&> FdTable::find(int fd) {
   auto it = fds.find(fd);
   if (it == fds.end()) {
     return nullptr;
   }
-  return *it->second;
+  return *it->second.file;
 }
 
 void FdTable::bind(int fd, kj::Own<RemoteFile> file) {
-  fds.insert_or_assign(fd, kj::mv(file));
+  fds.insert_or_assign(fd, Entry{kj::mv(file), nextSerial++});
 }
 
 kj::Maybe<kj::Own<RemoteFile>> FdTable::unbind(int fd) {
@@ -63,22 +65,36 @@ kj::Maybe<kj::Own<RemoteFile>> FdTable::unbind(int fd) {
   if (it == fds.end()) {
     return nullptr;
   }
-  auto file = kj::mv(it->second);
+  auto file = kj::mv(it->second.file);
   fds.erase(it);
   return kj::mv(file);
 }
 
-void FdTable::unbindRange(unsigned first, unsigned last) {
-  for (auto it = fds.lower_bound(static_cast<int>(first > INT32_MAX ? INT32_MAX : first));
-       it != fds.end() && static_cast<unsigned>(it->first) <= last;) {
-    it = fds.erase(it);
+kj::Vector<FdTable::Binding> FdTable::bindingsIn(unsigned first, unsigned last) {
+  kj::Vector<Binding> found;
+  if (first > static_cast<unsigned>(INT32_MAX)) {
+    return found;
   }
+  for (auto it = fds.lower_bound(static_cast<int>(first));
+       it != fds.end() && static_cast<unsigned>(it->first) <= last; ++it) {
+    found.add(Binding{it->first, it->second.serial});
+  }
+  return found;
+}
+
+bool FdTable::unbindIfSame(Binding b) {
+  auto it = fds.find(b.fd);
+  if (it == fds.end() || it->second.serial != b.serial) {
+    return false;
+  }
+  fds.erase(it);
+  return true;
 }
 
 kj::Own<FdTable> FdTable::copy() {
   auto table = kj::refcounted<FdTable>();
-  for (auto& [fd, file] : fds) {
-    table->fds.emplace(fd, kj::addRef(*file));
+  for (auto& [fd, entry] : fds) {
+    table->fds.emplace(fd, Entry{kj::addRef(*entry.file), entry.serial});
   }
   return table;
 }

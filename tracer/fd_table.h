@@ -13,6 +13,7 @@
 #include <kj/refcount.h>
 #include <capnp/capability.h>
 #include <kj/string.h>
+#include <kj/vector.h>
 #include <map>
 
 #include "splitbrain.capnp.h"
@@ -116,8 +117,42 @@ class RemoteFile : public kj::Refcounted {
   bool isStale() const;
 };
 
+// The invariants, for every path that installs, duplicates or releases an fd (issue 21):
+//
+// I1. An fd is in the table exactly while the kernel's file table holds a placeholder for it
+//     that sbrun made or duplicated for that RemoteFile. The kernel changes its table while the
+//     thread runs the syscall; the tracer records the change at a stop of that same thread, so
+//     each record is made where no other thread can have reused the number in between:
+//       - a new number (open's placeholder, dup*, F_DUPFD*, socket, accept, socketpair,
+//         SCM_RIGHTS received) is bound at the syscall's exit stop: the kernel holds the number
+//         from before that stop, so no other thread can be given it;
+//       - a number close() releases is unbound at its entry stop, while the kernel still holds
+//         it (the placeholder goes when the kernel runs the close);
+//       - numbers the kernel releases that the tracer can only confirm afterwards (close_range,
+//         dup2 over a remote fd) are released at the exit stop *only if they still hold the
+//         binding seen at entry* (Binding::serial): once the kernel freed a number, another
+//         thread's open may already have taken it and bound its own file there.
+// I2. What a duplicate refers to is taken at the entry stop (dup's source), not looked up
+//     again at the exit, when another thread may have closed the source since.
+// I3. A thread returns to its program only once the guard filter for the blocks of its remote
+//     fds is in effect (fd_guard.h): an fd whose calls do not trap reaches the placeholder.
+// I4. fork copies the table at the fork event and exec's close-on-exec sweep asks the kernel
+//     (/proc/PID/fd) which numbers survived. Known limit: a fork racing another thread's
+//     open or close of a remote fd (the kernel copies its table mid-syscall) may give the child
+//     a placeholder with no binding or a binding whose remote file the close let go; the child
+//     cannot know those numbers from the program's own logic, so correct programs do not see it.
+//
+// Everything here runs on the tracer's one event-loop thread (DESIGN D1): "concurrent" means
+// interleaved stops of the tracee's threads, never two threads of sbrun.
 class FdTable : public kj::Refcounted {
  public:
+  // A binding of an fd, as seen at one moment: `serial` tells it apart from a later binding
+  // of the same number (another thread's open after the kernel freed it).
+  struct Binding {
+    int fd;
+    uint64_t serial;
+  };
+
   kj::Maybe<RemoteFile&> find(int fd);
   bool isRemote(int fd) { return find(fd) != nullptr; }
 
@@ -125,8 +160,10 @@ class FdTable : public kj::Refcounted {
   void bind(int fd, kj::Own<RemoteFile> file);
   // Forgets fd; returns the reference it held (null if fd was not remote).
   kj::Maybe<kj::Own<RemoteFile>> unbind(int fd);
-  // close_range(first, last): forgets every remote fd in [first, last].
-  void unbindRange(unsigned first, unsigned last);
+  // The bindings of [first, last] now (for a release confirmed at the exit stop).
+  kj::Vector<Binding> bindingsIn(unsigned first, unsigned last);
+  // Forgets `b.fd` if it still holds that very binding (I1); returns whether it did.
+  bool unbindIfSame(Binding b);
   // Keeps only the fds for which `stillOpen(fd)` is true (after exec closed O_CLOEXEC ones).
   template <typename Func>
   void retainIf(Func&& stillOpen) {
@@ -142,18 +179,24 @@ class FdTable : public kj::Refcounted {
   // Calls `func(fd, file)` for every remote fd, in fd order.
   template <typename Func>
   void forEach(Func&& func) {
-    for (auto& [fd, file] : fds) {
-      func(fd, *file);
+    for (auto& [fd, entry] : fds) {
+      func(fd, *entry.file);
     }
   }
 
-  // fork(): a new table sharing every RemoteFile.
+  // fork(): a new table sharing every RemoteFile (and the bindings' serials).
   kj::Own<FdTable> copy();
 
   size_t size() const { return fds.size(); }
 
  private:
-  std::map<int, kj::Own<RemoteFile>> fds;
+  struct Entry {
+    kj::Own<RemoteFile> file;
+    uint64_t serial;
+  };
+  std::map<int, Entry> fds;
+  // Serials are unique across every table, so a copy's bindings compare with the original's.
+  static uint64_t nextSerial;
 };
 
 }  // namespace sb

@@ -193,28 +193,27 @@ kj::Promise<Outcome> hClose(Call& c) {
   return local();
 }
 
-// dup, dup2, dup3, F_DUPFD*: the kernel duplicates the placeholder; we bind the new number.
+// dup, dup2, dup3, F_DUPFD*: the kernel duplicates the placeholder; we bind the new number at
+// the exit stop (fd_table.h I1), to what the source referred to at the entry stop (I2). dup2 over
+// a remote fd: the kernel replaced that placeholder in one step, so the number was never free.
 kj::Promise<Outcome> dupCommon(Call& c, int oldfd, kj::Maybe<int> newfd) {
   auto& fds = c.task.fds;
-  bool oldRemote = fds->isRemote(oldfd);
+  kj::Own<RemoteFile> source;
+  KJ_IF_MAYBE(f, fds->find(oldfd)) { source = kj::addRef(*f); }
   bool newRemote = false;
   KJ_IF_MAYBE(n, newfd) { newRemote = *n != oldfd && fds->isRemote(*n); }
-  if (!oldRemote && !newRemote) {
+  if (source.get() == nullptr && !newRemote) {
     return local();
   }
   Task& task = c.task;
-  return Outcome(RunLocalThen{[&task, oldfd, newfd](int64_t ret) {
+  return Outcome(RunLocalThen{[&task, oldfd, source = kj::mv(source)](int64_t ret) mutable {
     if (ret < 0 || ret == oldfd) {
       return ret;
     }
-    kj::Own<RemoteFile> source;
-    KJ_IF_MAYBE(f, task.fds->find(oldfd)) { source = kj::addRef(*f); }
-    // dup2 over a remote fd: the kernel closed the old placeholder, so the number is released.
     task.fds->unbind(static_cast<int>(ret));
     if (source.get() != nullptr) {
       task.fds->bind(static_cast<int>(ret), kj::mv(source));
     }
-    (void)newfd;
     return ret;
   }});
 }
@@ -223,6 +222,8 @@ kj::Promise<Outcome> hDup(Call& c) { return dupCommon(c, c.fdArg(0), nullptr); }
 kj::Promise<Outcome> hDup2(Call& c) { return dupCommon(c, c.fdArg(0), c.fdArg(1)); }
 kj::Promise<Outcome> hDup3(Call& c) { return dupCommon(c, c.fdArg(0), c.fdArg(1)); }
 
+// The kernel frees the numbers while the call runs, and another thread's open may take one of
+// them before the exit stop: only the bindings seen at the entry stop are released (I1).
 kj::Promise<Outcome> hCloseRange(Call& c) {
   unsigned first = c.arg(0), last = c.arg(1);
   unsigned flags = c.arg(2);
@@ -230,13 +231,15 @@ kj::Promise<Outcome> hCloseRange(Call& c) {
     return local();
   }
   Task& task = c.task;
-  return Outcome(RunLocalThen{[&task, first, last, flags](int64_t ret) {
+  auto closing = (flags & CLOSE_RANGE_CLOEXEC) ? kj::Vector<FdTable::Binding>()
+                                               : task.fds->bindingsIn(first, last);
+  return Outcome(RunLocalThen{[&task, flags, closing = kj::mv(closing)](int64_t ret) {
     if (ret == 0) {
       if (flags & CLOSE_RANGE_UNSHARE) {
         task.fds = task.fds->copy();
       }
-      if (!(flags & CLOSE_RANGE_CLOEXEC)) {
-        task.fds->unbindRange(first, last);
+      for (auto b : closing) {
+        task.fds->unbindIfSame(b);
       }
     }
     return ret;

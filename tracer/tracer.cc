@@ -889,15 +889,8 @@ void Tracer::onNewChild(Task& parent, int event) {
   task.outer = parent.outer;
   task.attached = true;
   if (task.tgid != parent.tgid) {
-    // Seccomp filters are inherited. A process that shares its fd table with another one
-    // (CLONE_FILES without CLONE_THREAD) could see a remote fd appear through the other, whose
-    // guard it does not get: both trap every fast call from now on.
-    auto cover = guards[parent.tgid];
-    if (flags & CLONE_FILES) {
-      cover.wantAll = true;
-      guards[parent.tgid].wantAll = true;
-    }
-    guards[task.tgid] = cover;
+    // Seccomp filters are inherited.
+    guards.inherit(parent.tgid, task.tgid, flags & CLONE_FILES);
   }
   if (task.seenFirstStop) {
     resume(task);
@@ -929,6 +922,7 @@ void Tracer::onExec(Task& task) {
   // Every other thread of the process is gone.
   for (auto it = tasks.begin(); it != tasks.end();) {
     if (it->second->tgid == task.tgid && it->first != task.tid) {
+      guards.threadGone(task.tgid, it->first);  // Its waiters are gone with it.
       it = tasks.erase(it);
     } else {
       ++it;
@@ -961,8 +955,9 @@ void Tracer::onExit(pid_t tid, int status) {
       processGone = processGone && task->tgid != tgid;
     }
     adoptOrphans();
+    replanGuards(guards.threadGone(tgid, tid));
     if (processGone) {
-      guards.erase(tgid);
+      guards.processGone(tgid);
       KJ_IF_MAYBE(child, remoteChild(tgid)) {
         if (!child->ended) {
           // The stub died before its remote process (SIGKILL): so does the remote process.
@@ -1568,42 +1563,51 @@ void Tracer::onSyscallExit(Task& task) {
     auto callback = kj::mv(*fn);
     task.atExit = nullptr;
     callback(regs);
-    // The call may just have made an fd remote (an open, dup2 onto stdout): stack the guard
-    // for its block before the program can use it untrapped.
-    auto missing = missingGuards(task);
-    if (missing.size() > 0) {
-      injectGuard(task, regs, missing);
-    }
-    setRegs(task.tid, regs);
+    // The call may just have made an fd remote (an open, dup2 onto stdout): its block must trap
+    // before the program can use it.
+    guardThenResume(task, regs);
+    return;
   }
   resume(task);
 }
 
-// The blocks of fast-call fds (SeccompFilter::blockGuard) that must trap in this task's process
-// and do not yet: those holding one of its remote fds. Empty when all is covered.
-kj::Vector<int> Tracer::missingGuards(Task& task) {
-  kj::Vector<int> missing;
-  // Attach mode has no filter: every call stops anyway.
-  if (attachMode_ || task.injecting != nullptr || task.sequence != nullptr) {
-    return missing;
-  }
-  auto& cover = guards[task.tgid];
-  if (cover.all) {
-    return missing;
-  }
-  if (cover.wantAll) {
-    missing.add(-1);
-    return missing;
-  }
-  int limit = filter.fastLimit();
-  task.fds->forEach([&](int fd, RemoteFile&) {
-    int block = fd / SeccompFilter::BLOCK;
-    if (fd < limit && cover.blocks.count(block) == 0 &&
-        (missing.size() == 0 || missing.back() != block)) {
-      missing.add(block);
+void Tracer::guardThenResume(Task& task, user_regs_struct& regs) {
+  // Attach mode has no filter: every call stops anyway. A Sequence's steps run under
+  // PTRACE_SYSCALL, and its last one plans.
+  if (!attachMode_ && task.injecting == nullptr && task.sequence == nullptr) {
+    std::set<int> needed;
+    int limit = filter.fastLimit();
+    task.fds->forEach([&](int fd, RemoteFile&) {
+      if (fd < limit) {
+        needed.insert(fd / SeccompFilter::BLOCK);
+      }
+    });
+    auto plan = guards.plan(task.tgid, task.tid, needed);
+    if (plan.inject.size() > 0) {
+      injectGuard(task, regs, plan.inject);
+    } else if (plan.wait) {
+      // Another thread's guard for a block of ours is on its way: held here until it is in
+      // effect (replanGuards).
+      setRegs(task.tid, regs);
+      guards.addWaiter(task.tgid, task.tid);
+      return;
     }
-  });
-  return missing;
+  }
+  setRegs(task.tid, regs);
+  resume(task);
+}
+
+// Threads held for a guard that is now in effect (or whose injector is gone): each plans again,
+// still in its exit stop with its answer in its registers.
+void Tracer::replanGuards(kj::Vector<pid_t> tids) {
+  for (pid_t tid : tids) {
+    KJ_IF_MAYBE(task, findTask(tid)) {
+      user_regs_struct regs;
+      if (getRegs(tid, regs)) {
+        guardThenResume(*task, regs);
+      }
+    }
+  }
 }
 
 // Turns this syscall-exit stop into a seccomp(SET_MODE_FILTER, TSYNC, guard) call: the
@@ -1612,19 +1616,8 @@ kj::Vector<int> Tracer::missingGuards(Task& task) {
 // restarted syscall, a signal handler may run first; the filter bytes are written only at the
 // injected call's own seccomp stop, so a handler's stack frame cannot spoil them.
 void Tracer::injectGuard(Task& task, user_regs_struct& regs, kj::ArrayPtr<const int> blocks) {
-  // Recorded now, whatever happens below: a failure is reported once, never retried in a loop.
-  auto& cover = guards[task.tgid];
-  bool all = blocks.size() > 0 && blocks[0] == -1;
-  if (all || cover.blocks.size() + blocks.size() > MAX_GUARDS) {
-    // A long stack of guards would slow every syscall: the last one traps every fast call.
-    cover.all = true;
-    task.injectInsns = SeccompFilter::blockGuard(nullptr);
-  } else {
-    for (int b : blocks) {
-      cover.blocks.insert(b);
-    }
-    task.injectInsns = SeccompFilter::blockGuard(blocks);
-  }
+  bool all = blocks.size() == 1 && blocks[0] == FdGuards::ALL;
+  task.injectInsns = SeccompFilter::blockGuard(all ? nullptr : blocks);
   task.injecting = regs;
   size_t bytes = task.injectInsns.size() * sizeof(sock_filter);
   uint64_t insns = (regs.rsp - 128 - bytes - 64) & ~uint64_t(15);
@@ -1657,13 +1650,16 @@ bool Tracer::onInjectedSeccomp(Task& task, const user_regs_struct& regs) {
       skip.rax = -EFAULT;
       setRegs(task.tid, skip);
     }
-    task.atExit = [this, restore](user_regs_struct& r) {
+    task.atExit = [this, &task, restore](user_regs_struct& r) {
       if (static_cast<int64_t>(r.rax) != 0) {
         noteOnce("guard", kj::str("cannot guard the program's remote fds (seccomp: ",
                                   formatSysResult(static_cast<int64_t>(r.rax)),
                                   "): its calls on them may reach the local placeholder (EBADF)"));
       }
       r = restore;
+      // In effect now for every thread of the process (TSYNC), or failed for good: the threads
+      // that waited for it go on.
+      replanGuards(guards.injected(task.tgid, task.tid));
     };
     long rc = ptrace(PTRACE_SYSCALL, task.tid, nullptr, 0);
     KJ_REQUIRE(ptraceOk(rc), "PTRACE_SYSCALL failed", strerror(errno));

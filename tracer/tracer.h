@@ -25,6 +25,7 @@
 #include "agent_link.h"
 #include "control.h"
 #include "epoll_set.h"
+#include "fd_guard.h"
 #include "fd_table.h"
 #include "map_cache.h"
 #include "observer.h"
@@ -309,15 +310,8 @@ class Tracer {
   bool explain_ = false;
   std::set<std::pair<AgentLink*, pid_t>> lockOwners;
   std::set<pid_t> reaped;
-  // Per process (tgid): the fd blocks its stacked guard filters trap (SeccompFilter::blockGuard).
-  struct Guards {
-    std::set<int> blocks;
-    bool all = false;      // The last guard: every fast call traps.
-    bool wantAll = false;  // Shares its fd table with another process: needs that guard.
-  };
-  std::unordered_map<pid_t, Guards> guards;
-  // Guards stacked per process before the last one: each runs on every syscall.
-  static constexpr size_t MAX_GUARDS = 6;
+  // Per process: the fd blocks its stacked guard filters trap, and who waits for one.
+  FdGuards guards;
   pid_t leader = -1;
   int leaderStatus = -1;
   kj::Own<kj::PromiseFulfiller<void>> allGone;
@@ -378,7 +372,10 @@ class Tracer {
   Task& taskFor(pid_t tid);
   void maybeFinish();
   void adoptOrphans();
-  kj::Vector<int> missingGuards(Task& task);
+  // Before a thread at an exit stop returns to its program: every block of its remote fds must
+  // trap (fd_guard.h). Injects a guard, holds the thread for another's, or resumes it.
+  void guardThenResume(Task& task, user_regs_struct& regs);
+  void replanGuards(kj::Vector<pid_t> tids);
   void injectGuard(Task& task, user_regs_struct& regs, kj::ArrayPtr<const int> blocks);
   bool onInjectedSeccomp(Task& task, const user_regs_struct& regs);
   // Sequence outcomes: runs the step at its seccomp stop, and continues after its exit.

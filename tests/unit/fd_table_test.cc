@@ -76,13 +76,49 @@ TEST_SUITE("fd_table") {
     for (int fd : {3, 5, 7, 9}) {
       t->bind(fd, file("/x"));
     }
-    t->unbindRange(5, 7);
+    for (auto b : t->bindingsIn(5, 7)) {
+      CHECK(t->unbindIfSame(b));
+    }
     CHECK(t->isRemote(3));
     CHECK_FALSE(t->isRemote(5));
     CHECK_FALSE(t->isRemote(7));
     CHECK(t->isRemote(9));
-    t->unbindRange(4, ~0u);
+    for (auto b : t->bindingsIn(4, ~0u)) {
+      t->unbindIfSame(b);
+    }
     CHECK(t->size() == 1);
+    CHECK(t->bindingsIn(0x80000000u, ~0u).size() == 0);
+  }
+
+  // Issue 21: thread A's close_range(5, 5) frees number 5 in the kernel; before A's exit stop,
+  // thread B's open gets 5 and binds its own file there. A's exit must leave B's binding alone.
+  TEST_CASE("a release confirmed at the exit stop spares a number another thread took since") {
+    kj::EventLoop loop;
+    kj::WaitScope ws(loop);
+    auto t = kj::refcounted<sb::FdTable>();
+    t->bind(5, file("/a"));
+    auto seenAtEntry = t->bindingsIn(5, 5);     // A's entry stop
+    REQUIRE(seenAtEntry.size() == 1);
+    t->bind(5, file("/b"));                      // B's exit stop: the kernel gave B number 5
+    CHECK_FALSE(t->unbindIfSame(seenAtEntry[0])); // A's exit stop
+    CHECK(KJ_ASSERT_NONNULL(t->find(5)).path == "/b");
+    // The same number dup'ed back to the same file is a new binding too.
+    auto again = t->bindingsIn(5, 5);
+    t->bind(5, kj::addRef(KJ_ASSERT_NONNULL(t->find(5))));
+    CHECK_FALSE(t->unbindIfSame(again[0]));
+    CHECK(t->isRemote(5));
+  }
+
+  TEST_CASE("a fork's copy keeps the bindings' identities") {
+    kj::EventLoop loop;
+    kj::WaitScope ws(loop);
+    auto parent = kj::refcounted<sb::FdTable>();
+    parent->bind(4, file("/a"));
+    auto seen = parent->bindingsIn(4, 4);
+    auto child = parent->copy();
+    // close_range(4, 4, CLOSE_RANGE_UNSHARE): the caller's new private table releases it.
+    CHECK(child->unbindIfSame(seen[0]));
+    CHECK(parent->isRemote(4));
   }
 
   TEST_CASE("exec keeps only the fds that are still open") {
