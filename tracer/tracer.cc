@@ -2,6 +2,7 @@
 
 #include "errno_names.h"
 #include "handler_support.h"
+#include "ptrace.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -9,7 +10,6 @@
 #include <signal.h>
 #include <string.h>
 #include <dirent.h>
-#include <sys/ptrace.h>
 #include <sys/signalfd.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -27,14 +27,6 @@
 namespace sb {
 
 namespace {
-
-constexpr int PTRACE_OPTIONS = PTRACE_O_TRACESYSGOOD | PTRACE_O_EXITKILL | PTRACE_O_TRACESECCOMP |
-                               PTRACE_O_TRACECLONE | PTRACE_O_TRACEFORK | PTRACE_O_TRACEVFORK |
-                               PTRACE_O_TRACEEXEC;
-// Attach: no EXITKILL (if sbrun dies, the process it borrowed runs on) and no seccomp events
-// (there is no filter: every syscall stops, PTRACE_SYSCALL).
-constexpr int ATTACH_OPTIONS = PTRACE_O_TRACESYSGOOD | PTRACE_O_TRACECLONE | PTRACE_O_TRACEFORK |
-                               PTRACE_O_TRACEVFORK | PTRACE_O_TRACEEXEC;
 
 // How long an interruptible remote call holds its thread in the seccomp stop before parking it
 // (Tracer::park): longer than a fast answer takes, short enough that a signal is not noticed late.
@@ -73,16 +65,8 @@ int fastLimitFor(int controlFd) {
   return controlFd < 0 ? 1024 : controlFd / SeccompFilter::BLOCK * SeccompFilter::BLOCK;
 }
 
-bool ptraceOk(long rc) { return rc >= 0 || errno == ESRCH; }
-
-bool getRegs(pid_t tid, user_regs_struct& regs) {
-  return ptrace(PTRACE_GETREGS, tid, nullptr, &regs) == 0;
-}
-
-void setRegs(pid_t tid, const user_regs_struct& regs) {
-  long rc = ptrace(PTRACE_SETREGS, tid, nullptr, &regs);
-  KJ_REQUIRE(ptraceOk(rc), "PTRACE_SETREGS failed", tid, strerror(errno));
-}
+using ptrace::getRegs;
+using ptrace::setRegs;
 
 // A program sbrun runs: $ENV, else the first of `relative` (paths relative to sbrun's own
 // directory: installed, then build tree) that is executable, else `fallback`.
@@ -425,7 +409,7 @@ int64_t Tracer::detachAll() {
             "and no remote fd open");
     // Every thread comes to a stop soon; resume() then detaches it.
     for (auto& [tid, task] : tasks) {
-      ptrace(PTRACE_INTERRUPT, tid, nullptr, nullptr);
+      ptrace::interrupt(tid);
     }
     // Threads whose process keeps remote fds open go after DETACH_GRACE all the same.
     detachGrace = io.provider->getTimer()
@@ -438,7 +422,7 @@ int64_t Tracer::detachAll() {
                             task->fds->forEach([&](int fd, RemoteFile& file) {
                               left.add(kj::str(fd, " (", file.path, ")"));
                             });
-                            ptrace(PTRACE_INTERRUPT, tid, nullptr, nullptr);
+                            ptrace::interrupt(tid);
                           }
                         }
                         if (left.size() > 0) {
@@ -519,14 +503,13 @@ pid_t Tracer::attach() {
       if (tid <= 0 || tasks.count(tid) > 0) {
         continue;
       }
-      if (ptrace(PTRACE_SEIZE, tid, nullptr, ATTACH_OPTIONS) != 0) {
-        int err = errno;
+      if (int err = ptrace::seize(tid, ptrace::ATTACH_OPTIONS); err != 0) {
         if (err == ESRCH && tid != pid) {
           continue;  // A thread that just ended.
         }
         closedir(dir);
         for (auto& [t, task] : tasks) {
-          ptrace(PTRACE_DETACH, t, nullptr, 0);
+          ptrace::resume(t, ptrace::Resume::DETACH);
         }
         KJ_FAIL_REQUIRE(kj::str("cannot attach to process ", pid, ": ", whyNoAttach(pid, err)));
       }
@@ -543,7 +526,7 @@ pid_t Tracer::attach() {
     closedir(dir);
   }
   for (auto& [tid, task] : tasks) {
-    ptrace(PTRACE_INTERRUPT, tid, nullptr, nullptr);
+    ptrace::interrupt(tid);
   }
   verbose(kj::str("attached to process ", pid, " (", tasks.size(), " threads)"));
   return pid;
@@ -621,8 +604,7 @@ pid_t Tracer::launch() {
     _exit(err == ENOENT ? EXIT_NOT_FOUND : EXIT_CANNOT_EXECUTE);
   }
   close(gate[0]);
-  if (ptrace(PTRACE_SEIZE, pid, nullptr, PTRACE_OPTIONS) != 0) {
-    int err = errno;
+  if (int err = ptrace::seize(pid, ptrace::LAUNCH_OPTIONS); err != 0) {
     kill(pid, SIGKILL);
     close(gate[1]);
     waitpid(pid, nullptr, 0);
@@ -667,14 +649,11 @@ int Tracer::run(kj::WaitScope& ws) {
     o->finish();
   }
 
-  if (detaching_ && leaderStatus == -1) {
+  if (detaching_ && leaderStatus == nullptr) {
     return 0;  // Let go of a process that runs on.
   }
-  if (WIFEXITED(leaderStatus)) {
-    return WEXITSTATUS(leaderStatus);
-  }
-  if (WIFSIGNALED(leaderStatus)) {
-    return 128 + WTERMSIG(leaderStatus);
+  KJ_IF_MAYBE(status, leaderStatus) {
+    return status->shellCode();
   }
   return EXIT_SBRUN_ERROR;
 }
@@ -719,10 +698,12 @@ void Tracer::drainWaits() {
     if (agent) {
       continue;
     }
-    if (WIFEXITED(status) || WIFSIGNALED(status)) {
-      onExit(pid, status);
-    } else if (WIFSTOPPED(status)) {
-      onStop(taskFor(pid), status);
+    ptrace::WaitStatus what(status);
+    using Kind = ptrace::WaitStatus::Kind;
+    if (what.kind() == Kind::EXITED || what.kind() == Kind::KILLED) {
+      onExit(pid, what);
+    } else {
+      onStop(taskFor(pid), what);
       if (!justDetached.empty()) {
         for (pid_t tid : justDetached) {
           tasks.erase(tid);
@@ -756,93 +737,100 @@ void Tracer::resume(Task& task, int sig) {
   if (detaching_ && fdsClosed && task.atExit == nullptr && !task.parked &&
       task.injecting == nullptr && task.sequence == nullptr) {
     // Nothing of ours is left in flight on this thread: let it go, with its signal.
-    long rc = ptrace(PTRACE_DETACH, task.tid, nullptr, sig);
-    KJ_REQUIRE(ptraceOk(rc), "PTRACE_DETACH failed", task.tid, strerror(errno));
+    ptrace::resume(task.tid, ptrace::Resume::DETACH, sig);
     task.detached = true;
     justDetached.push_back(task.tid);
     return;
   }
-  // While a Sequence waits for its next step, every syscall of the thread stops (see
-  // runSequenceStep): the step may be one the filter lets through.
-  // A parked thread's pause must report its exit, also after the kernel restarts it.
-  bool syscallStops = attachMode_ || task.sequence != nullptr || task.parked;
-  long rc = ptrace(syscallStops ? PTRACE_SYSCALL : PTRACE_CONT, task.tid, nullptr, sig);
-  KJ_REQUIRE(ptraceOk(rc), "PTRACE_CONT failed", task.tid, strerror(errno));
+  // Syscall stops: attach mode (no filter); something to do at this call's exit; a Sequence
+  // waiting for its next step (which the filter may let through); a parked thread's pause,
+  // which must report its exit, also after the kernel restarts it.
+  bool syscallStops = attachMode_ || task.atExit != nullptr || task.sequence != nullptr ||
+                      task.parked;
+  ptrace::resume(task.tid, syscallStops ? ptrace::Resume::SYSCALL : ptrace::Resume::CONT, sig);
 }
 
-void Tracer::onStop(Task& task, int status) {
-  int sig = WSTOPSIG(status);
-  int event = status >> 16;
-  if (sig == (SIGTRAP | 0x80)) {
-    if (task.parked) {
-      onParkedSyscallStop(task);
+void Tracer::onStop(Task& task, ptrace::WaitStatus status) {
+  using Kind = ptrace::WaitStatus::Kind;
+  switch (status.kind()) {
+    case Kind::SYSCALL:
+      onSyscallStop(task);
       return;
-    }
-    if (attachMode_ || task.sequence != nullptr) {
-      struct __ptrace_syscall_info info;
-      long n = ptrace(PTRACE_GET_SYSCALL_INFO, task.tid, sizeof(info), &info);
-      if (n > 0 && info.op == PTRACE_SYSCALL_INFO_ENTRY) {
-        if (attachMode_) {
-          onTrap(task);
-          return;
-        }
-        // Launch mode, a Sequence pending: the entry of its next step, or of a signal
-        // handler's own call, which the filter then decides as usual.
-        user_regs_struct regs;
-        if (getRegs(task.tid, regs) && !onSequenceStep(task, regs)) {
-          resume(task);
-        }
-        return;
-      }
-    }
-    onSyscallExit(task);
+    case Kind::GROUP_STOP:
+      // Stay stopped until SIGCONT, but keep reporting (PTRACE_LISTEN).
+      ptrace::resume(task.tid, ptrace::Resume::LISTEN);
+      return;
+    case Kind::INTERRUPT:
+      onInterruptStop(task);
+      return;
+    case Kind::SECCOMP:
+      onTrap(task);
+      return;
+    case Kind::NEW_CHILD:
+      onNewChild(task, status.isVfork());
+      resume(task);
+      return;
+    case Kind::EXEC:
+      onExec(task);
+      return;
+    case Kind::OTHER_EVENT:
+      resume(task);
+      return;
+    case Kind::SIGNAL:
+      onSignal(task, status.signal());
+      return;
+    case Kind::EXITED:
+    case Kind::KILLED:
+      break;
+  }
+  KJ_FAIL_ASSERT("onStop called for an exit");
+}
+
+// A syscall-entry or -exit stop: only threads that asked for them get these (resume()).
+void Tracer::onSyscallStop(Task& task) {
+  if (task.parked) {
+    onParkedSyscallStop(task);
     return;
   }
-  if (event == PTRACE_EVENT_STOP) {
-    if (sig == SIGSTOP || sig == SIGTSTP || sig == SIGTTIN || sig == SIGTTOU) {
-      // Group-stop: stay stopped until SIGCONT, but keep reporting (PTRACE_LISTEN).
-      ptrace(PTRACE_LISTEN, task.tid, nullptr, nullptr);
+  if ((attachMode_ || task.sequence != nullptr) && ptrace::atSyscallEntry(task.tid)) {
+    if (attachMode_) {
+      onTrap(task);
       return;
     }
-    // The first stop of an auto-attached child, or the end of a LISTEN.
-    if (!task.attached) {
-      task.seenFirstStop = true;  // Resumed when the parent's clone event sets it up.
-      return;
+    // Launch mode, a Sequence pending: the entry of its next step, or of a signal handler's own
+    // call, which the filter then decides as usual.
+    user_regs_struct regs;
+    if (getRegs(task.tid, regs) && !onSequenceStep(task, regs)) {
+      resume(task);
     }
-    if (task.parked) {
-      // The interrupt meant to end a parked pause (settle) was taken on the way back to user
-      // mode between two pauses (a signal the program ignores had woken it): apply the answer
-      // here, or the restarted pause would wait for an interrupt already spent.
-      KJ_IF_MAYBE(outcome, task.parkedOutcome) {
-        auto o = kj::mv(*outcome);
-        task.parkedOutcome = nullptr;
-        finishParked(task, kj::mv(o));
-      }
-    }
-    resume(task);
     return;
   }
-  if (sig == SIGTRAP && event != 0) {
-    switch (event) {
-      case PTRACE_EVENT_SECCOMP:
-        onTrap(task);
-        return;
-      case PTRACE_EVENT_FORK:
-      case PTRACE_EVENT_VFORK:
-      case PTRACE_EVENT_CLONE:
-        onNewChild(task, event);
-        resume(task);
-        return;
-      case PTRACE_EVENT_EXEC:
-        onExec(task);
-        return;
-      default:
-        resume(task);
-        return;
+  onSyscallExit(task);
+}
+
+// PTRACE_EVENT_STOP that is not a group-stop: a new task's first stop, a PTRACE_INTERRUPT, or
+// the end of a LISTEN.
+void Tracer::onInterruptStop(Task& task) {
+  if (!task.attached) {
+    task.seenFirstStop = true;  // Resumed when the parent's clone event sets it up.
+    return;
+  }
+  if (task.parked) {
+    // The interrupt meant to end a parked pause (settle) was taken on the way back to user
+    // mode between two pauses (a signal the program ignores had woken it): apply the answer
+    // here, or the restarted pause would wait for an interrupt already spent.
+    KJ_IF_MAYBE(outcome, task.parkedOutcome) {
+      auto o = kj::mv(*outcome);
+      task.parkedOutcome = nullptr;
+      finishParked(task, kj::mv(o));
     }
   }
-  // A signal for the tracee: deliver it as the kernel would have (or to the remote program a
-  // stub stands for).
+  resume(task);
+}
+
+// A signal for the tracee: deliver it as the kernel would have (or to the remote program a
+// stub stands for).
+void Tracer::onSignal(Task& task, int sig) {
   if (task.parked) {
     onParkedSignal(task, sig);
     return;
@@ -854,12 +842,13 @@ void Tracer::onStop(Task& task, int status) {
   resume(task, sig);
 }
 
-void Tracer::onNewChild(Task& parent, int event) {
-  unsigned long msg = 0;
-  if (ptrace(PTRACE_GETEVENTMSG, parent.tid, nullptr, &msg) != 0) {
+void Tracer::onNewChild(Task& parent, bool vfork) {
+  pid_t child;
+  KJ_IF_MAYBE(msg, ptrace::eventMessage(parent.tid)) {
+    child = static_cast<pid_t>(*msg);
+  } else {
     return;
   }
-  pid_t child = static_cast<pid_t>(msg);
   uint64_t flags = 0;
   user_regs_struct regs;
   if (getRegs(parent.tid, regs)) {
@@ -875,7 +864,7 @@ void Tracer::onNewChild(Task& parent, int event) {
       default: flags = 0; break;
     }
   }
-  if (event == PTRACE_EVENT_VFORK) {
+  if (vfork) {
     flags |= CLONE_VFORK;
   }
   if (reaped.count(child) > 0) {
@@ -906,8 +895,7 @@ void Tracer::onExec(Task& task) {
   KJ_IF_MAYBE(child, remoteChild(task.tgid)) {
     child->execDone = true;  // This process is sb-stub now.
   }
-  unsigned long former = 0;
-  ptrace(PTRACE_GETEVENTMSG, task.tid, nullptr, &former);
+  unsigned long former = ptrace::eventMessage(task.tid).orDefault(task.tid);
   if (static_cast<pid_t>(former) != task.tid) {
     // A non-leader thread exec'd (de_thread): it now wears the leader's tid (PITFALLS #10).
     auto it = tasks.find(static_cast<pid_t>(former));
@@ -939,7 +927,7 @@ void Tracer::onExec(Task& task) {
   resume(task);
 }
 
-void Tracer::onExit(pid_t tid, int status) {
+void Tracer::onExit(pid_t tid, ptrace::WaitStatus status) {
   // Remembered until a new task reuses the number (see onNewChild); the race it covers lasts
   // microseconds, so a bounded memory is enough.
   if (reaped.size() > 4096) {
@@ -1041,8 +1029,7 @@ void Tracer::maybeFinish() {
 void Tracer::onTrap(Task& task) {
   if (task.stepRunning) {
     // The seccomp stop of a Sequence step already let through at its syscall-entry stop.
-    long rc = ptrace(PTRACE_SYSCALL, task.tid, nullptr, 0);
-    KJ_REQUIRE(ptraceOk(rc), "PTRACE_SYSCALL failed", strerror(errno));
+    resume(task);
     return;
   }
   user_regs_struct regs;
@@ -1064,8 +1051,7 @@ void Tracer::onTrap(Task& task) {
       regs.orig_rax = -1;
       setRegs(task.tid, regs);
       task.atExit = [](user_regs_struct& r) { r.rax = -ENOSYS; };
-      long rc = ptrace(PTRACE_SYSCALL, task.tid, nullptr, 0);
-      KJ_REQUIRE(ptraceOk(rc), "PTRACE_SYSCALL failed", strerror(errno));
+      resume(task);
       return;
     }
   }
@@ -1111,7 +1097,7 @@ void Tracer::onTrap(Task& task) {
                        fmt::print(stderr, "sbrun: internal error: {}\n",
                                   e.getDescription().cStr());
                        // Never leave the thread stopped for good.
-                       ptrace(PTRACE_CONT, tid, nullptr, 0);
+                       ptrace::resume(tid, ptrace::Resume::CONT);
                      });
   // A call that waits for a target that is away (reconnecting) waits like a slow FIFO read:
   // a signal must get through.
@@ -1132,8 +1118,7 @@ void Tracer::settle(Task& task, Outcome outcome) {
   if (task.parked) {
     task.parkedOutcome = kj::mv(outcome);
     // Wakes pause(2) without a signal the program could see; its exit stop applies the answer.
-    long rc = ptrace(PTRACE_INTERRUPT, task.tid, nullptr, nullptr);
-    KJ_REQUIRE(ptraceOk(rc), "PTRACE_INTERRUPT failed", task.tid, strerror(errno));
+    ptrace::interrupt(task.tid);  // False: gone, its exit is on its way.
     return;
   }
   task.parkTimer = nullptr;
@@ -1159,8 +1144,7 @@ void Tracer::restartCall(Task& task) {
   if (atSeccompStop && attachMode_) {
     // At a syscall-entry stop the kernel sets rax after skipping: set it at the exit stop.
     task.atExit = [nr = call.regs.orig_rax](user_regs_struct& r) { r.rax = nr; };
-    long rc = ptrace(PTRACE_SYSCALL, task.tid, nullptr, 0);
-    KJ_REQUIRE(ptraceOk(rc), "PTRACE_SYSCALL failed", strerror(errno));
+    resume(task);
     return;
   }
   if (atSeccompStop) {
@@ -1185,10 +1169,9 @@ void Tracer::park(Task& task) {
   } else {
     regs.orig_rax = SYS_pause;
   }
+  task.parked = true;  // Before resume(): a parked thread's pause must report its exit.
   setRegs(task.tid, regs);
-  long rc = ptrace(PTRACE_SYSCALL, task.tid, nullptr, 0);
-  KJ_REQUIRE(ptraceOk(rc), "PTRACE_SYSCALL failed", strerror(errno));
-  task.parked = true;
+  resume(task);
 }
 
 // A ptrace stop of a parked thread (PTRACE_SYSCALL is in effect for it): the entry of a
@@ -1196,9 +1179,7 @@ void Tracer::park(Task& task) {
 // else woke it: a signal, whose delivery stop follows (onParkedSignal), or a stop. Without a
 // signal the kernel restarts the pause, and the thread stays parked.
 void Tracer::onParkedSyscallStop(Task& task) {
-  struct __ptrace_syscall_info info;
-  long n = ptrace(PTRACE_GET_SYSCALL_INFO, task.tid, sizeof(info), &info);
-  if (n > 0 && info.op == PTRACE_SYSCALL_INFO_ENTRY) {
+  if (ptrace::atSyscallEntry(task.tid)) {
     resume(task);
     return;
   }
@@ -1369,7 +1350,7 @@ bool Tracer::forwardToRemote(Task& task, int sig) {
     return false;
   }
   siginfo_t si;
-  if (ptrace(PTRACE_GETSIGINFO, task.tid, nullptr, &si) != 0) {
+  if (!ptrace::signalInfo(task.tid, si)) {
     return false;
   }
   // Sent by someone (kill, a shell) other than the stub itself; or by the terminal (^C, ^Z,
@@ -1427,8 +1408,7 @@ void Tracer::apply(Call& call, Outcome outcome) {
       if (attachMode_) {
         // At a syscall-entry stop the kernel sets rax after skipping: set it at the exit stop.
         task.atExit = [ret = complete.ret](user_regs_struct& r) { r.rax = ret; };
-        long rc = ptrace(PTRACE_SYSCALL, task.tid, nullptr, 0);
-        KJ_REQUIRE(ptraceOk(rc), "PTRACE_SYSCALL failed", strerror(errno));
+        resume(task);
       } else {
         resume(task);
       }
@@ -1450,8 +1430,7 @@ void Tracer::apply(Call& call, Outcome outcome) {
         regs.rax = after(static_cast<int64_t>(regs.rax));
         reporter(static_cast<int64_t>(regs.rax));
       };
-      long rc = ptrace(PTRACE_SYSCALL, task.tid, nullptr, 0);
-      KJ_REQUIRE(ptraceOk(rc), "PTRACE_SYSCALL failed", strerror(errno));
+      resume(task);
     }
     KJ_CASE_ONEOF(rewrite, Rewrite) {
       setRegs(task.tid, rewrite.regs);
@@ -1462,8 +1441,7 @@ void Tracer::apply(Call& call, Outcome outcome) {
         regs.rax = ret;
         reporter(ret);
       };
-      long rc = ptrace(PTRACE_SYSCALL, task.tid, nullptr, 0);
-      KJ_REQUIRE(ptraceOk(rc), "PTRACE_SYSCALL failed", strerror(errno));
+      resume(task);
     }
     KJ_CASE_ONEOF(seq, Sequence) {
       runSequenceStep(task, call.regs, seq.regs, kj::mv(seq.next), kj::mv(reporter));
@@ -1515,8 +1493,7 @@ void Tracer::runSequenceStep(Task& task, const user_regs_struct& orig,
       }
     }
   };
-  long rc = ptrace(PTRACE_SYSCALL, task.tid, nullptr, 0);
-  KJ_REQUIRE(ptraceOk(rc), "PTRACE_SYSCALL failed", strerror(errno));
+  resume(task);
 }
 
 // At a syscall-entry stop (or, in attach mode, the trap): whether it is the next step of the
@@ -1661,8 +1638,7 @@ bool Tracer::onInjectedSeccomp(Task& task, const user_regs_struct& regs) {
       // that waited for it go on.
       replanGuards(guards.injected(task.tgid, task.tid));
     };
-    long rc = ptrace(PTRACE_SYSCALL, task.tid, nullptr, 0);
-    KJ_REQUIRE(ptraceOk(rc), "PTRACE_SYSCALL failed", strerror(errno));
+    resume(task);
     return true;
   }
   return false;

@@ -31,6 +31,7 @@
 #include "observer.h"
 #include "options.h"
 #include "path_rules.h"
+#include "ptrace.h"
 #include "seccomp_filter.h"
 #include "syscall_table.h"
 #include "tracee_memory.h"
@@ -313,7 +314,7 @@ class Tracer {
   // Per process: the fd blocks its stacked guard filters trap, and who waits for one.
   FdGuards guards;
   pid_t leader = -1;
-  int leaderStatus = -1;
+  kj::Maybe<ptrace::WaitStatus> leaderStatus;
   kj::Own<kj::PromiseFulfiller<void>> allGone;
   kj::TaskSet background;
   mutable kj::Maybe<kj::String> stubPath_;
@@ -346,15 +347,18 @@ class Tracer {
   pid_t launch();
   kj::Promise<void> watchChildren();
   void drainWaits();
-  void onStop(Task& task, int status);
+  void onStop(Task& task, ptrace::WaitStatus status);
+  void onSyscallStop(Task& task);
+  void onInterruptStop(Task& task);
+  void onSignal(Task& task, int sig);
   void onTrap(Task& task);
   pid_t attach();
   kj::String whyNoAttach(pid_t pid, int err);
   kj::Promise<void> detachOnSignal(int sig);
   void onSyscallExit(Task& task);
-  void onNewChild(Task& parent, int event);
+  void onNewChild(Task& parent, bool vfork);
   void onExec(Task& task);
-  void onExit(pid_t tid, int status);
+  void onExit(pid_t tid, ptrace::WaitStatus status);
   void apply(Call& call, Outcome outcome);
   void settle(Task& task, Outcome outcome);
   void park(Task& task);

@@ -1998,9 +1998,12 @@ TEST_CASE("--root: a spawned program runs inside the root (chroot), or EPERM wit
   std::string libc, loader;
   for (auto [l, d]: {std::pair{"/lib/x86_64-linux-gnu/libc.so.6", "/lib64/ld-linux-x86-64.so.2"},
                      std::pair{"/lib/aarch64-linux-gnu/libc.so.6", "/lib/ld-linux-aarch64.so.1"}}) {
+    // The host's own first: a multiarch host (libc6:arm64 for the cross-built agents) has
+    // both, and /bin/sh needs its own loader.
     if (access(l, R_OK) == 0 && access(d, R_OK) == 0) {
       libc = l;
       loader = d;
+      break;
     }
   }
   for (auto dir: {"/bin", "/lib", "/lib64", "/lib/x86_64-linux-gnu", "/lib/aarch64-linux-gnu",
