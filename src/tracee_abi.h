@@ -28,6 +28,7 @@
 #include <time.h>
 
 #include "splitbrain.capnp.h"
+#include "tracee_regs.h"
 
 #if !defined(__x86_64__)
 // TODO(port): the structs below are the host's <sys/stat.h> and <fcntl.h> ones, checked against

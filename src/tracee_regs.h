@@ -86,6 +86,19 @@ inline void reissueSyscall(Regs& r, int64_t nr) {
   r.rax = static_cast<uint64_t>(nr);
 }
 
+// `r` (a call's registers) made to run again from the `syscall` instruction the thread stopped
+// after in `at`.
+inline void reissueFrom(Regs& r, const Regs& at) {
+  r.rip = at.rip - SYSCALL_INSN_SIZE;
+  r.rax = r.orig_rax;
+}
+// At a stop: whether it is the call `reissued` (registers made by reissueFrom/reissueSyscall).
+inline bool isReissued(const Regs& stop, const Regs& reissued) {
+  Regs expect = reissued;
+  expect.rip += SYSCALL_INSN_SIZE;
+  return sameSyscall(stop, expect);
+}
+
 // A 16-byte aligned address `bytes` below the red zone of a thread stopped in a syscall: free
 // memory the kernel reads before anything else can run on that stack. As close to the stack
 // pointer as the ABI allows (128-byte red zone), because some stacks (goroutines,
@@ -96,3 +109,7 @@ inline uint64_t scratchBelow(const Regs& r, uint64_t bytes) {
 }
 
 }  // namespace sb::x86_64
+
+namespace sb {
+namespace abi = x86_64;  // The tracee ABI sbrun was built for.
+}

@@ -224,7 +224,7 @@ kj::Promise<Outcome> spawnRemote(Call& c, Remote where, uint64_t argvAddr, uint6
     }
     // exec sb-stub instead, with the same argv and envp (ps shows the program's argv).
     kj::StringPtr stub = c.tracer.stubPath();
-    uint64_t scratch = (c.regs.rsp - 128 - stub.size() - 1 - 16) & ~uint64_t(15);
+    uint64_t scratch = abi::scratchBelow(c.regs, stub.size() + 1 + 16);
     if (c.mem().write(scratch, kj::arrayPtr(reinterpret_cast<const kj::byte*>(stub.cStr()),
                                             stub.size() + 1)) < 0) {
       c.tracer.noteOnce("scratch", "cannot write to the program's stack to exec sb-stub");
@@ -232,11 +232,9 @@ kj::Promise<Outcome> spawnRemote(Call& c, Remote where, uint64_t argvAddr, uint6
       return Complete{-ENOMEM};
     }
     bool at = c.nr == SYS_execveat;
-    auto regs = c.regs;
-    regs.orig_rax = SYS_execve;
-    regs.rdi = scratch;
-    regs.rsi = at ? c.regs.rdx : c.regs.rsi;
-    regs.rdx = at ? c.regs.r10 : c.regs.rdx;
+    // execve(stub, argv, envp); execveat's argv and envp are its 3rd and 4th arguments.
+    auto regs = abi::syscallRegs(c.regs, SYS_execve,
+                                 {scratch, c.arg(at ? 2 : 1), c.arg(at ? 3 : 2)});
     pid_t tgid = c.task.tgid;
     auto& tracer = c.tracer;
     tracer.addRemoteChild(tgid, kj::mv(child));

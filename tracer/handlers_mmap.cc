@@ -41,17 +41,14 @@ int64_t fileChecks(int prot, int flags, proto::AccessMode access, uint32_t mode)
 // Opens the copy in the tracee, maps it with the trapped call's arguments, closes it.
 Outcome mapCopy(Call& c, kj::Own<MapCopy> copy) {
   auto path = kj::str("/proc/", getpid(), "/fd/", copy->fd());
-  uint64_t scratch = (c.regs.rsp - 128 - path.size() - 1) & ~uint64_t(15);
+  uint64_t scratch = abi::scratchBelow(c.regs, path.size() + 1);
   // With its NUL (kj::String keeps one after its end).
   if (c.mem().write(scratch, kj::arrayPtr(path.asBytes().begin(), path.size() + 1)) < 0) {
     return Complete{-ENOMEM};
   }
-  auto open = c.regs;
-  open.orig_rax = SYS_openat;
-  open.rdi = static_cast<uint64_t>(static_cast<int64_t>(AT_FDCWD));
-  open.rsi = scratch;
-  open.rdx = O_RDONLY | O_CLOEXEC;
-  open.r10 = 0;
+  auto open = abi::syscallRegs(c.regs, SYS_openat,
+                               {static_cast<uint64_t>(static_cast<int64_t>(AT_FDCWD)), scratch,
+                                O_RDONLY | O_CLOEXEC, 0});
   auto mapRegs = c.regs;  // The program's own arguments, with the copy's fd.
   Tracer& tracer = c.tracer;
   int step = 0;
@@ -70,20 +67,17 @@ Outcome mapCopy(Call& c, kj::Own<MapCopy> copy) {
                         }
                         fd = static_cast<int>(ret);
                         auto r = mapRegs;
-                        r.orig_rax = SYS_mmap;
-                        r.r8 = static_cast<uint64_t>(fd);
+                        abi::setSyscallNr(r, SYS_mmap);
+                        abi::setArg(r, 4, static_cast<uint64_t>(fd));
                         return Sequence::Next{r};
                       }
                       case 1: {
                         mapped = ret;
-                        auto r = mapRegs;
                         // close_range, not close: close(0..2) is not trapped (stdio fast path),
                         // and every step must trap.
-                        r.orig_rax = SYS_close_range;
-                        r.rdi = static_cast<uint64_t>(fd);
-                        r.rsi = static_cast<uint64_t>(fd);
-                        r.rdx = 0;
-                        return Sequence::Next{r};
+                        return Sequence::Next{abi::syscallRegs(
+                            mapRegs, SYS_close_range,
+                            {static_cast<uint64_t>(fd), static_cast<uint64_t>(fd), 0})};
                       }
                       default:
                         return Sequence::Done{mapped};

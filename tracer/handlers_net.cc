@@ -237,11 +237,10 @@ kj::Promise<Outcome> hSocketpair(Call& c) {
     kj::Own<RemoteFile> ends[2] = {socketFile(target, reply.getFirst(), family, st),
                                    socketFile(target, reply.getSecond(), family, st)};
     auto regs = c.regs;
-    regs.orig_rax = SYS_socketpair;
-    regs.rdi = net::K_AF_UNIX;
-    regs.rsi = 1 /* SOCK_STREAM */ | (st.cloexec ? 02000000 : 0);
-    regs.rdx = 0;
-    // r10 (sv) stays the program's own pointer.
+    // The 4th argument (sv) stays the program's own pointer.
+    regs = abi::syscallRegs(regs, SYS_socketpair,
+                            {net::K_AF_UNIX, 1 /* SOCK_STREAM */ | (st.cloexec ? 02000000u : 0u),
+                             0});
     Task& task = c.task;
     uint64_t sv = c.arg(3);
     return Rewrite{regs, [&task, sv, a = kj::mv(ends[0]), b = kj::mv(ends[1])](
@@ -916,12 +915,10 @@ struct FdInstaller {
     if (d >= list.size()) {
       return finish(task);
     }
-    auto r = base;
-    r.orig_rax = SYS_fcntl;
-    r.rdi = static_cast<uint64_t>(first);
-    r.rsi = cloexec ? F_DUPFD_CLOEXEC : F_DUPFD;
-    r.rdx = 0;
-    return Sequence::Next{r};
+    return Sequence::Next{abi::syscallRegs(
+        base, SYS_fcntl,
+        {static_cast<uint64_t>(first), static_cast<uint64_t>(cloexec ? F_DUPFD_CLOEXEC : F_DUPFD),
+         0})};
   }
 
   Sequence::Step finish(Task& task) {
@@ -955,21 +952,14 @@ Outcome deliverFds(Call& c, int64_t ret, kj::Vector<FdDelivery> list, bool cloex
   }
   auto installer = kj::heap<FdInstaller>(
       FdInstaller{kj::mv(list), cloexec, batch, ret, c.regs});
-  // "/" just below the red zone, as installPlaceholder does.
-  uint64_t scratch = (c.regs.rsp - 128 - 16) & ~uint64_t(15);
-  static const kj::byte ROOT[] = {'/', 0};
-  if (c.mem().write(scratch, ROOT) < 0) {
-    c.tracer.noteOnce("scratch", "cannot write to the program's stack to create a placeholder fd");
+  user_regs_struct open;
+  KJ_IF_MAYBE(regs, c.tracer.placeholderOpen(c, cloexec)) {
+    open = *regs;
+  } else {
     installer->d = installer->list.size();
     auto done = installer->finish(c.task);
     return Complete{done.get<Sequence::Done>().ret};
   }
-  auto open = c.regs;
-  open.orig_rax = SYS_openat;
-  open.rdi = static_cast<uint64_t>(static_cast<int64_t>(AT_FDCWD));
-  open.rsi = scratch;
-  open.rdx = O_PATH | (cloexec ? O_CLOEXEC : 0);
-  open.r10 = 0;
   Task& task = c.task;
   return Sequence{open, [&task, installer = kj::mv(installer)](int64_t fd) mutable {
                     return installer->step(task, fd);

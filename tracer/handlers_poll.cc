@@ -33,8 +33,6 @@ namespace sb::handler {
 
 namespace {
 
-// The kernel's restart code for these calls (include/linux/errno.h, not in the uapi headers).
-constexpr int64_t ERESTARTNOHAND_ = 514;
 // Longer than this is forever (the kernel saturates its end time too).
 constexpr int64_t MAX_TIMEOUT_NS = int64_t(1) << 62;
 
@@ -238,11 +236,11 @@ kj::Promise<Outcome> pollFamily(Call& c, bool isPpoll) {
     }
     if (!isPpoll) {
       if (!timeout.infinite) {
-        regs.rdx = msLeft(remainingNs(c.tracer.timer(), deadline));
+        abi::setArg(regs, 2, msLeft(remainingNs(c.tracer.timer(), deadline)));
       }
-      return -ERESTARTNOHAND_;
+      return -abi::ERESTARTNOHAND;
     }
-    return writeTimeLeft() ? -ERESTARTNOHAND_ : -EINTR;
+    return writeTimeLeft() ? -abi::ERESTARTNOHAND : -EINTR;
   };
   auto& setRef = *set;
   return waitFor(c, setRef, deadline, timeout.zero(), pending)
@@ -392,7 +390,7 @@ kj::Promise<Outcome> selectFamily(Call& c, bool isPselect) {
   };
   c.onInterrupt = [writeTimeLeft](user_regs_struct&) mutable -> int64_t {
     // The sets are not written back; the time left is (and a restart waits only for it).
-    return writeTimeLeft() ? -ERESTARTNOHAND_ : -EINTR;
+    return writeTimeLeft() ? -abi::ERESTARTNOHAND : -EINTR;
   };
   auto& setRef = *set;
   return waitFor(c, setRef, deadline, timeout.zero(), pending)
@@ -706,9 +704,9 @@ kj::Promise<Outcome> epollWaitFamily(Call& c, EpollShape shape) {
   auto deadline = deadlineOf(c, timeout);
   c.onInterrupt = [&c, shape, timeout, deadline](user_regs_struct& regs) -> int64_t {
     if (shape != EpollShape::PWAIT2 && !timeout.infinite) {
-      regs.r10 = msLeft(remainingNs(c.tracer.timer(), deadline));
+      abi::setArg(regs, 3, msLeft(remainingNs(c.tracer.timer(), deadline)));
     }
-    return -ERESTARTNOHAND_;
+    return -abi::ERESTARTNOHAND;
   };
   auto job = kj::refcounted<EpollWait>(c, kj::mv(mine), eventsAddr, maxevents, deadline,
                                        timeout.zero(), pending);

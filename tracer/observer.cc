@@ -10,6 +10,8 @@
 #include <kj/vector.h>
 #include <string_view>
 #include <unordered_map>
+
+#include "tracee_regs.h"
 #include <vector>
 
 #include "errno_names.h"
@@ -163,7 +165,10 @@ kj::String quoted(const TraceeMemory& mem, uint64_t addr) {
 
 kj::String formatArgs(const SyscallRow* row, int nr, const user_regs_struct& regs,
                       const TraceeMemory& mem) {
-  const uint64_t args[6] = {regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8, regs.r9};
+  uint64_t args[6];
+  for (int i = 0; i < 6; ++i) {
+    args[i] = abi::arg(regs, i);
+  }
   ArgShape shape{6};
   if (row != nullptr) {
     auto it = shapes().find(row->name);

@@ -32,10 +32,6 @@ namespace {
 // (Tracer::park): longer than a fast answer takes, short enough that a signal is not noticed late.
 constexpr auto PARK_AFTER = 2 * kj::MILLISECONDS;
 
-// The kernel's "restart this syscall" code (include/linux/errno.h; not in the uapi headers):
-// set as a syscall's result at its exit stop, the signal code restarts the call or turns it into
-// EINTR exactly as for the kernel's own interrupted calls.
-constexpr int64_t ERESTARTSYS_ = 512;
 
 // How long a two-phase interrupt (onParkedSignal) waits for the interrupted call's answer before
 // it drops the call as an agent without Node.interrupt makes it do.
@@ -158,15 +154,8 @@ std::pair<kj::String, kj::String> programPrefixes(kj::StringPtr found) {
 }  // namespace
 
 uint64_t Call::arg(int i) const {
-  switch (i) {
-    case 0: return regs.rdi;
-    case 1: return regs.rsi;
-    case 2: return regs.rdx;
-    case 3: return regs.r10;
-    case 4: return regs.r8;
-    case 5: return regs.r9;
-  }
-  KJ_FAIL_ASSERT("syscall argument index out of range", i);
+  KJ_ASSERT(i >= 0 && i < 6, "syscall argument index out of range", i);
+  return abi::arg(regs, i);
 }
 
 void Tracer::ErrorHandler::taskFailed(kj::Exception&& e) {
@@ -852,11 +841,11 @@ void Tracer::onNewChild(Task& parent, bool vfork) {
   uint64_t flags = 0;
   user_regs_struct regs;
   if (getRegs(parent.tid, regs)) {
-    switch (regs.orig_rax) {
-      case SYS_clone: flags = regs.rdi; break;
+    switch (abi::syscallNr(regs)) {
+      case SYS_clone: flags = abi::arg(regs, 0); break;
       case SYS_clone3: {
         uint64_t f = 0;
-        TraceeMemory(parent.tid).readValue(regs.rdi, f);
+        TraceeMemory(parent.tid).readValue(abi::arg(regs, 0), f);
         flags = f;
         break;
       }
@@ -1039,7 +1028,7 @@ void Tracer::onTrap(Task& task) {
   if (onInjectedSeccomp(task, regs) || onSequenceStep(task, regs) || onReplay(task, regs)) {
     return;
   }
-  int nr = static_cast<int>(regs.orig_rax);
+  int nr = static_cast<int>(abi::syscallNr(regs));
   if (attachMode_) {
     // What the launch filter lets through never needs us; what it refuses, we refuse.
     const SyscallRow* row = findSyscall(nr);
@@ -1048,9 +1037,9 @@ void Tracer::onTrap(Task& task) {
       return;
     }
     if (row != nullptr && row->cls == SyscallClass::REFUSED) {
-      regs.orig_rax = -1;
+      abi::skipSyscall(regs);
       setRegs(task.tid, regs);
-      task.atExit = [](user_regs_struct& r) { r.rax = -ENOSYS; };
+      task.atExit = [](user_regs_struct& r) { abi::setResult(r, -ENOSYS); };
       resume(task);
       return;
     }
@@ -1137,13 +1126,14 @@ void Tracer::restartCall(Task& task) {
   auto regs = call.regs;
   bool atSeccompStop = !task.parked;
   task.parked = false;
-  regs.orig_rax = atSeccompStop ? -1 : call.regs.orig_rax;
-  regs.rax = call.regs.orig_rax;
-  regs.rip -= 2;
+  if (atSeccompStop) {
+    abi::skipSyscall(regs);
+  }
+  abi::reissueSyscall(regs, abi::syscallNr(call.regs));
   setRegs(task.tid, regs);
   if (atSeccompStop && attachMode_) {
-    // At a syscall-entry stop the kernel sets rax after skipping: set it at the exit stop.
-    task.atExit = [nr = call.regs.orig_rax](user_regs_struct& r) { r.rax = nr; };
+    // At a syscall-entry stop the kernel sets the result after skipping: set it at the exit stop.
+    task.atExit = [nr = abi::syscallNr(call.regs)](user_regs_struct& r) { abi::setResult(r, nr); };
     resume(task);
     return;
   }
@@ -1163,11 +1153,9 @@ void Tracer::park(Task& task) {
   auto regs = task.call->regs;
   if (task.call->parkMask != 0) {
     // Wait under the call's temporary signal mask, as ppoll/pselect6/epoll_pwait do.
-    regs.orig_rax = SYS_rt_sigsuspend;
-    regs.rdi = task.call->parkMask;
-    regs.rsi = 8;
+    regs = abi::syscallRegs(regs, SYS_rt_sigsuspend, {task.call->parkMask, 8});
   } else {
-    regs.orig_rax = SYS_pause;
+    abi::setSyscallNr(regs, SYS_pause);
   }
   task.parked = true;  // Before resume(): a parked thread's pause must report its exit.
   setRegs(task.tid, regs);
@@ -1277,12 +1265,12 @@ void Tracer::interruptParked(Task& task, int sig) {
   Call& call = *task.call;
   auto regs = call.regs;
   int64_t ret = call.progress > 0         ? call.progress
-                : call.restartOnSignal ? -ERESTARTSYS_
+                : call.restartOnSignal ? -abi::ERESTARTSYS
                                        : -EINTR;
   KJ_IF_MAYBE(fn, call.onInterrupt) {
     ret = (*fn)(regs);
   }
-  regs.rax = ret;
+  abi::setResult(regs, ret);
   setRegs(task.tid, regs);
   if (!observers.empty()) {
     report(task.tid, call.nr, call.target, true, ret < -511 && ret > -4096 ? -EINTR : ret,
@@ -1303,8 +1291,8 @@ void Tracer::finishParked(Task& task, Outcome o) {
     return;
   }
   if (o.is<Complete>()) {
-    regs.orig_rax = -1;  // No restart: the call is over.
-    regs.rax = o.get<Complete>().ret;
+    abi::skipSyscall(regs);  // No restart: the call is over.
+    abi::setResult(regs, o.get<Complete>().ret);
     setRegs(task.tid, regs);
     raiseAt(task, o.get<Complete>().signal);
     if (!observers.empty()) {
@@ -1314,8 +1302,7 @@ void Tracer::finishParked(Task& task, Outcome o) {
   } else {
     // The syscall must run here after all: back to its instruction, to be applied when it
     // traps again (onReplay). A signal handler may run first, as for any restart.
-    regs.rax = call.regs.orig_rax;
-    regs.rip -= 2;
+    abi::reissueSyscall(regs, abi::syscallNr(call.regs));
     setRegs(task.tid, regs);
     task.replay = call.regs;
     task.replayOutcome = kj::mv(o);
@@ -1325,9 +1312,7 @@ void Tracer::finishParked(Task& task, Outcome o) {
 // At a seccomp stop: the restarted syscall of a parked call whose answer runs it here.
 bool Tracer::onReplay(Task& task, const user_regs_struct& regs) {
   KJ_IF_MAYBE(saved, task.replay) {
-    if (regs.rip != saved->rip || regs.orig_rax != saved->orig_rax || regs.rdi != saved->rdi ||
-        regs.rsi != saved->rsi || regs.rdx != saved->rdx || regs.r10 != saved->r10 ||
-        regs.r8 != saved->r8 || regs.r9 != saved->r9) {
+    if (!abi::sameSyscall(regs, *saved)) {
       return false;  // A signal handler's own call, before the restart.
     }
     task.replay = nullptr;
@@ -1401,13 +1386,13 @@ void Tracer::apply(Call& call, Outcome outcome) {
   KJ_SWITCH_ONEOF(outcome) {
     KJ_CASE_ONEOF(complete, Complete) {
       auto regs = call.regs;
-      regs.orig_rax = -1;  // Skip the syscall...
-      regs.rax = complete.ret;  // ...and return this (PITFALLS: set both in one write).
+      abi::skipSyscall(regs);               // Skip the syscall...
+      abi::setResult(regs, complete.ret);  // ...and return this (PITFALLS: set both in one write).
       setRegs(task.tid, regs);
       raiseAt(task, complete.signal);
       if (attachMode_) {
-        // At a syscall-entry stop the kernel sets rax after skipping: set it at the exit stop.
-        task.atExit = [ret = complete.ret](user_regs_struct& r) { r.rax = ret; };
+        // At a syscall-entry stop the kernel sets the result after skipping: set it at the exit stop.
+        task.atExit = [ret = complete.ret](user_regs_struct& r) { abi::setResult(r, ret); };
         resume(task);
       } else {
         resume(task);
@@ -1427,8 +1412,8 @@ void Tracer::apply(Call& call, Outcome outcome) {
     KJ_CASE_ONEOF(then, RunLocalThen) {
       task.atExit = [after = kj::mv(then.after), reporter = kj::mv(reporter)](
                         user_regs_struct& regs) mutable {
-        regs.rax = after(static_cast<int64_t>(regs.rax));
-        reporter(static_cast<int64_t>(regs.rax));
+        abi::setResult(regs, after(abi::result(regs)));
+        reporter(abi::result(regs));
       };
       resume(task);
     }
@@ -1436,9 +1421,9 @@ void Tracer::apply(Call& call, Outcome outcome) {
       setRegs(task.tid, rewrite.regs);
       task.atExit = [orig = call.regs, after = kj::mv(rewrite.after),
                      reporter = kj::mv(reporter)](user_regs_struct& regs) mutable {
-        int64_t ret = after(static_cast<int64_t>(regs.rax));
+        int64_t ret = after(abi::result(regs));
         regs = orig;  // The program must find its registers as the syscall left them.
-        regs.rax = ret;
+        abi::setResult(regs, ret);
         reporter(ret);
       };
       resume(task);
@@ -1478,17 +1463,16 @@ void Tracer::runSequenceStep(Task& task, const user_regs_struct& orig,
   task.atExit = [&task, orig, next = kj::mv(next),
                  reporter = kj::mv(reporter)](user_regs_struct& regs) mutable {
     task.stepRunning = false;
-    auto result = next(static_cast<int64_t>(regs.rax));
+    auto result = next(abi::result(regs));
     KJ_SWITCH_ONEOF(result) {
       KJ_CASE_ONEOF(done, Sequence::Done) {
         regs = orig;
-        regs.rax = done.ret;
+        abi::setResult(regs, done.ret);
         reporter(done.ret);
       }
       KJ_CASE_ONEOF(more, Sequence::Next) {
         regs = more.regs;
-        regs.rip = orig.rip - 2;  // The two-byte `syscall` instruction, run again.
-        regs.rax = more.regs.orig_rax;
+        abi::reissueFrom(regs, orig);
         task.sequence = Task::SequenceState{regs, orig, kj::mv(next), kj::mv(reporter)};
       }
     }
@@ -1501,9 +1485,7 @@ void Tracer::runSequenceStep(Task& task, const user_regs_struct& orig,
 bool Tracer::onSequenceStep(Task& task, const user_regs_struct& regs) {
   KJ_IF_MAYBE(state, task.sequence) {
     const auto& s = state->step;
-    if (regs.rip != s.rip + 2 || regs.orig_rax != s.orig_rax || regs.rdi != s.rdi ||
-        regs.rsi != s.rsi || regs.rdx != s.rdx || regs.r10 != s.r10 || regs.r8 != s.r8 ||
-        regs.r9 != s.r9) {
+    if (!abi::isReissued(regs, s)) {
       return false;
     }
     auto st = kj::mv(*state);
@@ -1597,19 +1579,20 @@ void Tracer::injectGuard(Task& task, user_regs_struct& regs, kj::ArrayPtr<const 
   task.injectInsns = SeccompFilter::blockGuard(all ? nullptr : blocks);
   task.injecting = regs;
   size_t bytes = task.injectInsns.size() * sizeof(sock_filter);
-  uint64_t insns = (regs.rsp - 128 - bytes - 64) & ~uint64_t(15);
+  uint64_t insns = abi::scratchBelow(regs, bytes + 64);
   task.injectProg = insns - 32;
-  regs.rip -= 2;  // The two-byte `syscall` instruction that just returned.
-  regs.rax = SYS_seccomp;
-  regs.rdi = SECCOMP_SET_MODE_FILTER;
-  regs.rsi = SECCOMP_FILTER_FLAG_TSYNC;
-  regs.rdx = task.injectProg;
+  // The `syscall` instruction that just returned runs again, as seccomp(2).
+  abi::setArg(regs, 0, SECCOMP_SET_MODE_FILTER);
+  abi::setArg(regs, 1, SECCOMP_FILTER_FLAG_TSYNC);
+  abi::setArg(regs, 2, task.injectProg);
+  abi::reissueSyscall(regs, SYS_seccomp);
 }
 
 // At a seccomp stop: whether it is the injected guard call (then it is handled here).
 bool Tracer::onInjectedSeccomp(Task& task, const user_regs_struct& regs) {
   KJ_IF_MAYBE(saved, task.injecting) {
-    if (regs.orig_rax != SYS_seccomp || regs.rip != saved->rip || regs.rdx != task.injectProg) {
+    if (abi::syscallNr(regs) != SYS_seccomp || abi::pc(regs) != abi::pc(*saved) ||
+        abi::arg(regs, 2) != task.injectProg) {
       return false;
     }
     auto program = kj::mv(task.injectInsns);
@@ -1623,14 +1606,14 @@ bool Tracer::onInjectedSeccomp(Task& task, const user_regs_struct& regs) {
     task.injecting = nullptr;
     if (!written) {
       auto skip = regs;
-      skip.orig_rax = -1;
-      skip.rax = -EFAULT;
+      abi::skipSyscall(skip);
+      abi::setResult(skip, -EFAULT);
       setRegs(task.tid, skip);
     }
     task.atExit = [this, &task, restore](user_regs_struct& r) {
-      if (static_cast<int64_t>(r.rax) != 0) {
+      if (abi::result(r) != 0) {
         noteOnce("guard", kj::str("cannot guard the program's remote fds (seccomp: ",
-                                  formatSysResult(static_cast<int64_t>(r.rax)),
+                                  formatSysResult(abi::result(r)),
                                   "): its calls on them may reach the local placeholder (EBADF)"));
       }
       r = restore;
@@ -1644,22 +1627,26 @@ bool Tracer::onInjectedSeccomp(Task& task, const user_regs_struct& regs) {
   return false;
 }
 
-Outcome Tracer::installPlaceholder(Call& call, kj::Own<RemoteFile> file, bool cloexec) {
-  // The path "/" goes just below the red zone of the tracee's stack: free memory while it is
-  // stopped in a syscall, read by the kernel before anything else can run on that stack. As
-  // close to rsp as the ABI allows, because some stacks (goroutines, sigaltstacks) are small.
-  uint64_t scratch = (call.regs.rsp - 128 - 16) & ~uint64_t(15);
+kj::Maybe<user_regs_struct> Tracer::placeholderOpen(Call& call, bool cloexec) {
+  // The path "/" goes just below the stack's red zone (abi::scratchBelow).
+  uint64_t scratch = abi::scratchBelow(call.regs, 16);
   static const kj::byte ROOT[] = {'/', 0};
   if (call.mem().write(scratch, ROOT) < 0) {
     noteOnce("scratch", "cannot write to the program's stack to create a placeholder fd");
+    return nullptr;
+  }
+  return abi::syscallRegs(call.regs, SYS_openat,
+                          {static_cast<uint64_t>(static_cast<int64_t>(AT_FDCWD)), scratch,
+                           static_cast<uint64_t>(O_PATH | (cloexec ? O_CLOEXEC : 0)), 0});
+}
+
+Outcome Tracer::installPlaceholder(Call& call, kj::Own<RemoteFile> file, bool cloexec) {
+  user_regs_struct regs;
+  KJ_IF_MAYBE(r, placeholderOpen(call, cloexec)) {
+    regs = *r;
+  } else {
     return Complete{-ENOMEM};
   }
-  auto regs = call.regs;
-  regs.orig_rax = SYS_openat;
-  regs.rdi = static_cast<uint64_t>(static_cast<int64_t>(AT_FDCWD));
-  regs.rsi = scratch;
-  regs.rdx = O_PATH | (cloexec ? O_CLOEXEC : 0);
-  regs.r10 = 0;
   Task& task = call.task;
   return Rewrite{regs, [&task, file = kj::mv(file)](int64_t fd) mutable {
                    if (fd >= 0) {

@@ -276,6 +276,9 @@ class Tracer {
   // trapped syscall is rewritten into openat(AT_FDCWD, "/", O_PATH|cloexec). `result` maps the
   // new fd to the syscall's return value (identity for open).
   Outcome installPlaceholder(Call& call, kj::Own<RemoteFile> file, bool cloexec);
+  // The registers of that openat(AT_FDCWD, "/", O_PATH|cloexec), its path written below the
+  // program's stack; null (and a note) when the stack cannot be written.
+  kj::Maybe<user_regs_struct> placeholderOpen(Call& call, bool cloexec);
 
   // Remote exec (handlers_exec.cc): where sb-stub is, and the remote child a process stands in
   // for, keyed by its tgid.
