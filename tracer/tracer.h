@@ -146,6 +146,10 @@ struct Call {
   bool readAheadHit = false;
 
   uint64_t arg(int i) const;
+  // An answer of -EINTR although sbrun interrupted nothing: another thread's signal interrupted
+  // every blocking call on the same node (Node.interrupt). The kernel never woke this call, so
+  // it must run again.
+  bool wokenByOther(const Outcome& o) const;
   int fdArg(int i) const { return static_cast<int>(arg(i)); }
   TraceeMemory mem() const;
 };
@@ -365,6 +369,7 @@ class Tracer {
   void apply(Call& call, Outcome outcome);
   void settle(Task& task, Outcome outcome);
   void park(Task& task);
+  void armPark(Task& task);
   void raiseAt(Task& task, int sig);
   void onParkedSyscallStop(Task& task);
   void onParkedSignal(Task& task, int sig);
