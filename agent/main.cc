@@ -17,6 +17,7 @@
 #include <kj/debug.h>
 #include <kj/main.h>
 
+#include "token_file.h"
 #include "confinement.h"
 #include "executor.h"
 #include "identity.h"
@@ -237,24 +238,15 @@ private:
   }
 
   kj::MainBuilder::Validity setTokenFile(kj::StringPtr file) {
-    int fd = open(file.cStr(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-      return kj::str("--token-file ", file, ": ", strerror(errno));
+    auto read = readTokenFile(file);
+    if (read.error.size() > 0) {
+      return kj::mv(read.error);
     }
-    kj::AutoCloseFd owner(fd);
-    struct stat st;
-    if (fstat(fd, &st) == 0 && (st.st_mode & 077)) {
+    if (read.othersCanRead) {
       fmt::print(stderr, "sbagent: warning: --token-file {} is readable by other users; "
                  "chmod 600 it\n", file.cStr());
     }
-    kj::String content = kj::FdInputStream(kj::mv(owner)).readAllText();
-    size_t size = content.size();
-    if (size > 0 && content[size - 1] == '\n') --size;
-    if (size > 0 && content[size - 1] == '\r') --size;
-    if (size == 0) {
-      return kj::str("--token-file ", file, ": the file is empty; put a secret in it");
-    }
-    token = kj::heapString(content.slice(0, size));
+    token = kj::mv(read.token);
     return true;
   }
 

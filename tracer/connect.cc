@@ -16,6 +16,7 @@
 #include "errno_names.h"
 #include "handler_support.h"
 #include "launch.h"
+#include "token_file.h"
 #include "ptrace.h"
 
 namespace sb {
@@ -30,18 +31,9 @@ using ptrace::setRegs;
 void Tracer::connectTargets(kj::WaitScope& ws) {
   kj::String token;
   if (options_.tokenFile.size() > 0) {
-    int fd = open(options_.tokenFile.cStr(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-      KJ_FAIL_REQUIRE(kj::str("cannot read --token-file ", options_.tokenFile, ": ",
-                              strerror(errno)));
-    }
-    kj::FdInputStream in{kj::AutoCloseFd(fd)};
-    auto bytes = in.readAllBytes();
-    size_t n = bytes.size();
-    while (n > 0 && (bytes[n - 1] == '\n' || bytes[n - 1] == '\r')) {
-      --n;
-    }
-    token = kj::heapString(reinterpret_cast<const char*>(bytes.begin()), n);
+    auto read = readTokenFile(options_.tokenFile);
+    KJ_REQUIRE(read.error.size() == 0, kj::mv(read.error));
+    token = kj::mv(read.token);
   }
   // Only `local` targets spawn an agent: the others need not look for one.
   kj::Maybe<kj::String> agentPath;

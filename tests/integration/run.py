@@ -1202,7 +1202,8 @@ def case_tcp_token(ctx):
         f.write("tcp-root\n")
     good, bad = os.path.join(ctx.tmp, "token"), os.path.join(ctx.tmp, "wrong")
     with open(good, "w") as f:
-        f.write("s3cret-token\n")
+        # Two line ends: sbrun and sbagent once read this as two different tokens.
+        f.write("s3cret-token\n\n")
     with open(bad, "w") as f:
         f.write("not-the-token\n")
     rfd, wfd = os.pipe()
@@ -1230,6 +1231,14 @@ def case_tcp_token(ctx):
     log(t.describe())
     check(t.rc != 0 and "--token-file" in t.err,
           "a non-loopback listen without --token-file must be refused at startup")
+    # A directory as the token file: one clear line from each program, no stack trace.
+    t = run([ctx.sbagent, "--listen", "tcp://127.0.0.1:0", "--token-file", ctx.tmp], timeout=30)
+    log(t.describe())
+    check(t.rc != 0 and "--token-file" in t.err and "not a regular file" in t.err
+          and "stack" not in t.err.lower(), "sbagent: a directory as --token-file")
+    t = run([ctx.sbrun, "--target", url, "--token-file", ctx.tmp, "--", "true"], timeout=30)
+    log(t.describe())
+    check(t.rc == 125 and "not a regular file" in t.err, "sbrun: a directory as --token-file")
 
 
 def case_bad_flag(ctx):
