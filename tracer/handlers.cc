@@ -17,6 +17,7 @@
 #include <kj/debug.h>
 
 #include "handler_support.h"
+#include "handlers_net.h"
 #include "ioctl_table.h"
 #include "stub_protocol.h"
 
@@ -219,7 +220,8 @@ Handler findHandler(int nr) {
     kj::ArrayPtr<const handler::HandlerEntry> families[] = {
         handler::HERE_HANDLERS, handler::fdHandlers(), handler::ioHandlers(),
         handler::pathHandlers(), handler::execHandlers(), handler::mmapHandlers(),
-        handler::pollHandlers(), handler::netHandlers()};
+        handler::pollHandlers(), handler::netHandlers(),
+        handler::sockMsgHandlers()};
     for (auto family : families) {
       for (auto& e : family) {
         // A syscall answered by two families would depend on the order of this list.
