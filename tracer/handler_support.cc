@@ -1,5 +1,7 @@
 #include "handler_support.h"
 
+#include "proc_status.h"
+
 #include <errno.h>
 #include <limits.h>
 #include <signal.h>
@@ -269,73 +271,8 @@ Where resolvePath(Call& call, int dirfd, uint64_t pathAddr) {
   return placePath(call, dirfd, kj::mv(path));
 }
 
-namespace {
-
-// A line "Name:\tHEX" of /proc/TID/status.
-uint64_t statusMask(kj::StringPtr status, kj::StringPtr name) {
-  const char* at = strstr(status.cStr(), name.cStr());
-  return at != nullptr ? strtoull(at + name.size(), nullptr, 16) : 0;
-}
-
-uint64_t sigBit(int sig) {
-  return uint64_t(1) << (sig - 1);
-}
-
-// Signals whose default action is to do nothing (as the kernel's sig_kernel_ignore()).
-uint64_t ignoredByDefault(uint64_t caught) {
-  uint64_t quiet = sigBit(SIGCHLD) | sigBit(SIGURG) | sigBit(SIGWINCH) | sigBit(SIGCONT);
-  return quiet & ~caught;
-}
-
-}  // namespace
-
-kj::String readStatus(pid_t tid) {
-  auto path = kj::str("/proc/", tid, "/status");
-  FILE* f = fopen(path.cStr(), "re");
-  if (f == nullptr) {
-    return kj::str("");
-  }
-  char buf[4096];
-  size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-  fclose(f);
-  return kj::heapString(buf, n);
-}
-
-bool signalWaiting(pid_t tid, uint64_t mask) {
-  auto status = readStatus(tid);
-  uint64_t pending = statusMask(status, "SigPnd:") | statusMask(status, "ShdPnd:");
-  uint64_t ignored = statusMask(status, "SigIgn:");
-  uint64_t caught = statusMask(status, "SigCgt:");
-  return (pending & ~mask & ~ignored & ~ignoredByDefault(caught)) != 0;
-}
-
-bool signalIgnored(pid_t tid, int sig) {
-  if (sig < 1 || sig > 64 || sig == SIGKILL || sig == SIGSTOP) {
-    return false;
-  }
-  auto status = readStatus(tid);
-  uint64_t ignored = statusMask(status, "SigIgn:");
-  uint64_t caught = statusMask(status, "SigCgt:");
-  return ((ignored | ignoredByDefault(caught)) & sigBit(sig)) != 0;
-}
-
 // Reads the tracee's umask: creation modes are applied here, the agent runs with umask 0.
-uint32_t umaskOf(pid_t tid) {
-  auto path = kj::str("/proc/", tid, "/status");
-  FILE* f = fopen(path.cStr(), "re");
-  if (f == nullptr) {
-    return 022;
-  }
-  KJ_DEFER(fclose(f));
-  char line[256];
-  while (fgets(line, sizeof(line), f)) {
-    unsigned mask;
-    if (sscanf(line, "Umask: %o", &mask) == 1) {
-      return mask;
-    }
-  }
-  return 022;
-}
+uint32_t umaskOf(pid_t tid) { return ProcStatus::read(tid).umask; }
 
 int64_t putBytes(Call& call, uint64_t addr, kj::ArrayPtr<const kj::byte> data, int64_t ok) {
   return call.mem().write(addr, data) < 0 ? -EFAULT : ok;

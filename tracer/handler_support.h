@@ -74,15 +74,6 @@ inline kj::Maybe<RemoteFile&> remoteFd(Call& call, int idx) {
 
 // The tracee's umask: creation modes are applied here, the agent runs with umask 0.
 uint32_t umaskOf(pid_t tid);
-// The text of /proc/TID/status (empty when the thread is gone).
-kj::String readStatus(pid_t tid);
-// Whether a signal is pending that `mask` (a call's temporary mask) lets through and that
-// would do something (not ignored, explicitly or by default). pselect's and ppoll's purpose:
-// such a signal ends the call at once, even if it came before.
-bool signalWaiting(pid_t tid, uint64_t mask);
-// Whether delivering `sig` to the thread does nothing (SIG_IGN, or SIG_DFL whose default is to
-// ignore): the kernel never lets such a signal interrupt a blocking call.
-bool signalIgnored(pid_t tid, int sig);
 
 // Writes a result struct to the tracee; the syscall's answer is `ok` or -EFAULT.
 template <typename T>

@@ -27,6 +27,7 @@
 
 #include "epoll_set.h"
 #include "handler_support.h"
+#include "proc_status.h"
 #include "wait_set.h"
 
 namespace sb::handler {
@@ -90,7 +91,8 @@ int64_t takeMask(Call& c, uint64_t addr, uint64_t size, bool& pending) {
     return -EFAULT;
   }
   c.parkMask = addr;
-  pending = signalWaiting(c.task.tid, mask);
+  // pselect's and ppoll's purpose: a signal their mask lets through ends the call at once.
+  pending = ProcStatus::read(c.task.tid).signalWaiting(mask);
   return 0;
 }
 
@@ -267,12 +269,8 @@ kj::Promise<Outcome> hPpoll(Call& c) { return pollFamily(c, true); }
 
 int64_t epollKind(pid_t tid, int fd);
 
-// The fd table size (FDSize in /proc/TID/status): select ignores bits at and above it.
-int64_t fdTableSize(pid_t tid) {
-  auto status = readStatus(tid);
-  const char* at = strstr(status.cStr(), "FDSize:");
-  return at != nullptr ? strtoll(at + 7, nullptr, 10) : INT32_MAX;
-}
+// The fd table size: select ignores bits at and above it.
+int64_t fdTableSize(pid_t tid) { return ProcStatus::read(tid).fdSize; }
 
 kj::Promise<Outcome> selectFamily(Call& c, bool isPselect) {
   int64_t n = static_cast<int>(c.arg(0));

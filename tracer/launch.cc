@@ -16,6 +16,7 @@
 
 #include "options.h"
 #include "path_rules.h"
+#include "proc_status.h"
 #include "ptrace.h"
 #include "seccomp_filter.h"
 
@@ -253,18 +254,9 @@ kj::String whyNoAttach(pid_t pid, int err) {
   if (err != EPERM) {
     return kj::str(strerror(err));
   }
-  auto status = kj::str("/proc/", pid, "/status");
-  if (FILE* f = fopen(status.cStr(), "re")) {
-    char line[256];
-    pid_t tracer = 0;
-    while (fgets(line, sizeof(line), f)) {
-      sscanf(line, "TracerPid: %d", &tracer);
-    }
-    fclose(f);
-    if (tracer > 0) {
-      return kj::str("it is already traced by process ", tracer,
-                     " (a debugger, strace, or another sbrun): only one tracer at a time");
-    }
+  if (pid_t tracer = ProcStatus::read(pid).tracerPid; tracer > 0) {
+    return kj::str("it is already traced by process ", tracer,
+                   " (a debugger, strace, or another sbrun): only one tracer at a time");
   }
   int scope = -1;
   if (FILE* f = fopen("/proc/sys/kernel/yama/ptrace_scope", "re")) {

@@ -18,6 +18,7 @@
 
 #include "errno_names.h"
 #include "handler_support.h"
+#include "proc_status.h"
 #include "ptrace.h"
 
 namespace sb {
@@ -133,7 +134,8 @@ void Tracer::onParkedSignal(Task& task, int sig) {
     resume(task, sig);
     return;
   }
-  if (handler::signalIgnored(task.tid, sig)) {
+  // The kernel never lets a signal that does nothing interrupt a blocking call.
+  if (ProcStatus::read(task.tid).ignores(sig)) {
     resume(task, sig);  // Discarded; the pause restarts, the remote call goes on.
     return;
   }

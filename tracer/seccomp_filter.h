@@ -47,8 +47,4 @@ class SeccompFilter {
   int fastLimit_ = 0;
 };
 
-// Runs a classic BPF seccomp program over `data` in user space and returns its SECCOMP_RET_*
-// value. Only for tests; supports the instructions libseccomp emits.
-uint32_t evaluateFilter(kj::ArrayPtr<const sock_filter> program, const seccomp_data& data);
-
 }  // namespace sb

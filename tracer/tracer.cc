@@ -3,6 +3,7 @@
 #include "errno_names.h"
 #include "handler_support.h"
 #include "launch.h"
+#include "proc_status.h"
 #include "ptrace.h"
 
 #include <errno.h>
@@ -510,18 +511,11 @@ void Tracer::adoptOrphans() {
     if (task->attached || !task->seenFirstStop) {
       continue;
     }
-    auto path = kj::str("/proc/", tid, "/status");
-    FILE* f = fopen(path.cStr(), "re");
-    if (f == nullptr) {
+    auto status = ProcStatus::read(tid);
+    if (!status.found) {
       continue;
     }
-    pid_t tgid = tid, ppid = 0;
-    char line[256];
-    while (fgets(line, sizeof(line), f)) {
-      sscanf(line, "Tgid: %d", &tgid);
-      sscanf(line, "PPid: %d", &ppid);
-    }
-    fclose(f);
+    pid_t tgid = status.tgid, ppid = status.ppid;
     bool creatorAlive = false;
     for (auto& [otherTid, other] : tasks) {
       if (otherTid != tid && (other->tgid == (tgid != tid ? tgid : ppid) || otherTid == ppid)) {

@@ -3,6 +3,7 @@
 #include <linux/audit.h>
 #include <sys/syscall.h>
 
+#include "bpf_eval.h"
 #include "seccomp_filter.h"
 #include "syscall_table.h"
 
@@ -21,7 +22,7 @@ uint32_t eval(int nr, uint32_t arch = AUDIT_ARCH_X86_64, uint64_t a4 = 3, uint64
   d.arch = arch;
   d.args[0] = a0;
   d.args[4] = a4;
-  return sb::evaluateFilter(filter().program(), d);
+  return sb::test::evaluateFilter(filter().program(), d);
 }
 
 uint32_t evalGuard(kj::ArrayPtr<const sock_filter> guard, int nr, uint64_t fd,
@@ -31,7 +32,7 @@ uint32_t evalGuard(kj::ArrayPtr<const sock_filter> guard, int nr, uint64_t fd,
   d.arch = arch;
   d.args[0] = fd;
   d.args[4] = fd;  // mmap's fd
-  return sb::evaluateFilter(guard, d);
+  return sb::test::evaluateFilter(guard, d);
 }
 
 uint32_t action(uint32_t ret) { return ret & SECCOMP_RET_ACTION_FULL; }
