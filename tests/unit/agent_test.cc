@@ -2046,16 +2046,28 @@ TEST_CASE("the session's end kills what it spawned and reaps it, leaving no fd a
 
 TEST_CASE("--root: a spawned program runs inside the root (chroot), or EPERM without the right") {
   TempDir tmp;
+  // The libc of this process's own arch: a multiarch host (libc6:arm64 installed beside amd64's
+  // for the board agents) has several, and /bin/sh runs only with its own.
+#if defined(__x86_64__)
+  const char* l = "/lib/x86_64-linux-gnu/libc.so.6";
+  const char* d = "/lib64/ld-linux-x86-64.so.2";
+#elif defined(__aarch64__)
+  const char* l = "/lib/aarch64-linux-gnu/libc.so.6";
+  const char* d = "/lib/ld-linux-aarch64.so.1";
+#elif defined(__arm__)
+  const char* l = "/lib/arm-linux-gnueabihf/libc.so.6";
+  const char* d = "/lib/ld-linux-armhf.so.3";
+#else
+  const char* l = "";
+  const char* d = "";
+#endif
   std::string libc, loader;
-  for (auto [l, d]: {std::pair{"/lib/x86_64-linux-gnu/libc.so.6", "/lib64/ld-linux-x86-64.so.2"},
-                     std::pair{"/lib/aarch64-linux-gnu/libc.so.6", "/lib/ld-linux-aarch64.so.1"}}) {
-    if (access(l, R_OK) == 0 && access(d, R_OK) == 0) {
-      libc = l;
-      loader = d;
-    }
+  if (*l != '\0' && access(l, R_OK) == 0 && access(d, R_OK) == 0) {
+    libc = l;
+    loader = d;
   }
   for (auto dir: {"/bin", "/lib", "/lib64", "/lib/x86_64-linux-gnu", "/lib/aarch64-linux-gnu",
-                  "/sub"}) {
+                  "/lib/arm-linux-gnueabihf", "/sub"}) {
     REQUIRE(mkdir((tmp.path + dir).c_str(), 0755) == 0);
   }
   copyFile("/bin/sh", tmp.path + "/bin/sh", 0755);
