@@ -9,6 +9,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <type_traits>
 
 namespace sb {
 
@@ -52,7 +53,10 @@ int64_t openHowToHost(proto::OpenHow::Reader how, struct open_how& out) {
   if (access < 0) {
     return access;
   }
-  uint64_t flags = uint64_t(access) | O_CLOEXEC | O_NOCTTY;
+  // O_LARGEFILE: what glibc's open adds for a 64-bit off_t. The agent opens with raw openat2, and
+  // a 32-bit kernel (an armhf board) refuses a file over 2 GiB without it (EOVERFLOW); glibc
+  // defines it as 0 on 64-bit hosts, whose kernels force it.
+  uint64_t flags = uint64_t(access) | O_CLOEXEC | O_NOCTTY | O_LARGEFILE;
   // O_PATH ignores every other flag but these in open(2), while openat2(2) rejects them.
   // Decode them all and let the open path drop what O_PATH cannot take.
   if (how.getCreate()) flags |= O_CREAT;
@@ -262,7 +266,10 @@ void statxToWire(const struct statx& st, proto::Statx::Builder out) {
 }
 
 void statfsToWire(const struct statfs& st, proto::Statfs::Builder out) {
-  out.setType(int64_t(st.f_type));
+  // f_type is a 32-bit magic in a signed word: on a 32-bit host (armhf) the int would turn the
+  // magics above 0x7fffffff (btrfs 0x9123683e, ...) negative, where a 64-bit kernel reports them
+  // positive; read it unsigned on every host.
+  out.setType(int64_t(std::make_unsigned_t<decltype(st.f_type)>(st.f_type)));
   out.setBsize(int64_t(st.f_bsize));
   out.setBlocks(st.f_blocks);
   out.setBfree(st.f_bfree);

@@ -26,6 +26,14 @@
 
 namespace sb {
 
+// The wire carries times, sizes and offsets as 64-bit values; the libc calls the agent makes
+// with them must take 64-bit ones too, or on a 32-bit board (armhf) a time after 2038 is stored
+// wrapped and a stat of a file over 2 GiB or newer than 2038 fails with EOVERFLOW. meson.build
+// adds -D_TIME_BITS=64 -D_FILE_OFFSET_BITS=64 on 32-bit hosts; this stops a build without them.
+static_assert(sizeof(time_t) == 8 && sizeof(off_t) == 8,
+              "sbagent needs 64-bit time_t and off_t: build with -D_TIME_BITS=64 "
+              "-D_FILE_OFFSET_BITS=64 (glibc >= 2.34)");
+
 // memcpy for bytes that may be none: an empty capnp Data or kj::Array has a null begin(), which
 // memcpy must not get even for 0 bytes (UBSan; the fuzzer found it twice).
 inline void copyBytes(void* to, const void* from, size_t n) {

@@ -62,18 +62,20 @@ int64_t statTarget(const PathTarget& t, bool follow, struct stat& st) {
   return sysResult(fstatat(t.dirFd, t.name.cStr(), &st, follow ? 0 : AT_SYMLINK_NOFOLLOW));
 }
 
+// glibc's wrappers, not raw syscall(SYS_utimensat): on a 32-bit host built with 64-bit time_t
+// (armhf) SYS_utimensat takes 32-bit timespecs and would store a time after 2038 wrapped, while
+// glibc's utimensat/futimens call utimensat_time64 (and fall back on kernels before 5.1).
 int64_t utimensTarget(const PathTarget& t, const struct timespec times[2], bool follow) {
   if (!t.isFd()) {
-    return sysResult(syscall(SYS_utimensat, t.dirFd, t.name.cStr(), times,
-                             follow ? 0 : AT_SYMLINK_NOFOLLOW));
+    return sysResult(utimensat(t.dirFd, t.name.cStr(), times, follow ? 0 : AT_SYMLINK_NOFOLLOW));
   }
-  // futimens semantics first (an fd open for writing may set "now" without owning the file);
-  // O_PATH fds refuse that with EBADF and take the AT_EMPTY_PATH form.
-  long r = syscall(SYS_utimensat, t.dirFd, nullptr, times, 0);
+  // futimens semantics first (utimensat with a null path: an fd open for writing may set "now"
+  // without owning the file); O_PATH fds refuse that with EBADF and take the AT_EMPTY_PATH form.
+  int r = futimens(t.dirFd, times);
   if (r == 0 || errno != EBADF) {
     return sysResult(r);
   }
-  return sysResult(syscall(SYS_utimensat, t.dirFd, "", times, AT_EMPTY_PATH));
+  return sysResult(utimensat(t.dirFd, "", times, AT_EMPTY_PATH));
 }
 
 }  // namespace

@@ -243,6 +243,12 @@ struct ChildPlan {
     childFail(report, errno);
   }
   syscall(SYS_execveat, dir, p.path, p.argv, p.envp, p.execFlags);
+  // execveat is missing before Linux 3.19 and under qemu-user 7.2 (Debian 12's), where a board's
+  // agent is tested. Where execve means exactly the same (no flags, and a path that does not
+  // depend on the dirfd: absolute, or relative to the cwd set above) it stands in.
+  if (errno == ENOSYS && p.execFlags == 0 && (dir == AT_FDCWD || p.path[0] == '/')) {
+    execve(p.path, p.argv, p.envp);
+  }
   childFail(report, errno);
 }
 

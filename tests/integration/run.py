@@ -204,8 +204,11 @@ class Agent:
     """A real sbagent in its own UTS and mount namespaces, listening on a unix socket on A."""
 
     def __init__(self, ctx, hostname=B_HOSTNAME, root=None, as_nobody=False, prepare="",
-                 args=(), net=False, listen=None, wrap=()):
+                 args=(), net=False, listen=None, wrap=(), binary=None):
         self.ctx = ctx
+        # binary: another sbagent than ctx.sbagent (tests/boards: a native agent beside the
+        # emulated board agents, which run under `wrap`, e.g. qemu-aarch64).
+        self.binary = binary
         # listen: another --listen address than the unix socket (e.g. tcp://127.0.0.1:0; the
         # agent then shares A's network unless net). wrap: a command the agent runs under
         # (e.g. no_landlock).
@@ -234,7 +237,8 @@ class Agent:
 
     def start(self):
         os.makedirs(B_ROOT, exist_ok=True)   # the empty mount point on A
-        argv = self.wrap + [self.ctx.sbagent, "--listen", self.listen or "unix:" + self.sock]
+        argv = self.wrap + [self.binary or self.ctx.sbagent, "--listen",
+                            self.listen or "unix:" + self.sock]
         if self.root:
             argv += ["--root", self.root]
         argv += self.args
@@ -298,7 +302,8 @@ class Agent:
                 self.proc.wait(10)
             except subprocess.TimeoutExpired:
                 raise Failure("restart: the old agent is still running 10 s after its kill")
-        argv = self.wrap + [self.ctx.sbagent, "--listen", self.listen or "unix:" + self.sock]
+        argv = self.wrap + [self.binary or self.ctx.sbagent, "--listen",
+                            self.listen or "unix:" + self.sock]
         if self.root:
             argv += ["--root", self.root]
         argv += self.args

@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/utsname.h>
 #include <sys/xattr.h>
 #include <unistd.h>
@@ -791,6 +792,56 @@ TEST_CASE("mkdir, rename, link, symlink, readlink, unlink and rmdir act on the f
   CHECK(access((tmp / "d").c_str(), F_OK) < 0);
   CHECK(unlinkAt(f, dir, "hard") == 0);
   CHECK(unlinkAt(f, dir, "hard") == -ENOENT);
+}
+
+// A 32-bit board (armhf) once stored a time after 2038 wrapped (a raw SYS_utimensat with 32-bit
+// times) and could not open a file newer than 2038 (EOVERFLOW from a 32-bit fstatat). These run
+// under qemu-arm in the armhf cross build (meson test -C build-armhf --suite unit).
+TEST_CASE("times past 2038 and before 1970, and sizes past 4 GiB, cross intact") {
+  TempDir tmp;
+  writeFile(tmp / "f", "x");
+  Fixture f;
+  auto session = f.session();
+  auto root = f.root(session);
+  auto dir = openDir(f, root, tmp.path);
+
+  auto ut = dir.utimensAtRequest();
+  ut.setPath(bytes("f"));
+  auto mt = ut.initMtime().initTime();
+  mt.setSec(2208988800);  // 2040-01-01
+  mt.setNsec(5);
+  ut.initAtime().initTime().setSec(-1009843200);  // 1938-01-01
+  REQUIRE(ut.send().wait(f.ws).getResult() == 0);
+  struct stat st;
+  REQUIRE(stat((tmp / "f").c_str(), &st) == 0);
+  CHECK(int64_t(st.st_mtime) == 2208988800);
+  CHECK(st.st_mtim.tv_nsec == 5);
+  CHECK(int64_t(st.st_atime) == -1009843200);
+  // Opening it again through the agent must not fail with EOVERFLOW.
+  auto file = openAt(f, dir, "f");
+  CHECK(file.result == 0);
+
+  // A sparse file past 4 GiB: its size and its last byte.
+  CHECK(truncateAt(f, dir, "f", (int64_t(5) << 30) + 1) == 0);
+  REQUIRE(stat((tmp / "f").c_str(), &st) == 0);
+  CHECK(int64_t(st.st_size) == (int64_t(5) << 30) + 1);
+  auto big = openAt(f, dir, "f");
+  REQUIRE(big.result == 0);
+  auto r = pread(f, big.node, 10, int64_t(5) << 30);
+  CHECK(r.result == 1);
+}
+
+TEST_CASE("statfs reports the file system magic unsigned on every host") {
+  // f_type is a signed 32-bit word on 32-bit hosts: btrfs's magic must not turn negative.
+  struct statfs st;
+  memset(&st, 0, sizeof(st));
+  st.f_type = decltype(st.f_type)(0x9123683EU);
+  st.f_blocks = uint64_t(5) << 32;
+  capnp::MallocMessageBuilder message;
+  auto out = message.initRoot<proto::Statfs>();
+  statfsToWire(st, out);
+  CHECK(out.getType() == 0x9123683E);
+  CHECK(out.getBlocks() == uint64_t(5) << 32);
 }
 
 TEST_CASE("chmod, chown, utimens and truncate change what stat reports") {
@@ -1995,19 +2046,28 @@ TEST_CASE("the session's end kills what it spawned and reaps it, leaving no fd a
 
 TEST_CASE("--root: a spawned program runs inside the root (chroot), or EPERM without the right") {
   TempDir tmp;
+  // The libc of this process's own arch: a multiarch host (libc6:arm64 installed beside amd64's
+  // for the board agents) has several, and /bin/sh runs only with its own.
+#if defined(__x86_64__)
+  const char* l = "/lib/x86_64-linux-gnu/libc.so.6";
+  const char* d = "/lib64/ld-linux-x86-64.so.2";
+#elif defined(__aarch64__)
+  const char* l = "/lib/aarch64-linux-gnu/libc.so.6";
+  const char* d = "/lib/ld-linux-aarch64.so.1";
+#elif defined(__arm__)
+  const char* l = "/lib/arm-linux-gnueabihf/libc.so.6";
+  const char* d = "/lib/ld-linux-armhf.so.3";
+#else
+  const char* l = "";
+  const char* d = "";
+#endif
   std::string libc, loader;
-  for (auto [l, d]: {std::pair{"/lib/x86_64-linux-gnu/libc.so.6", "/lib64/ld-linux-x86-64.so.2"},
-                     std::pair{"/lib/aarch64-linux-gnu/libc.so.6", "/lib/ld-linux-aarch64.so.1"}}) {
-    // The host's own first: a multiarch host (libc6:arm64 for the cross-built agents) has
-    // both, and /bin/sh needs its own loader.
-    if (access(l, R_OK) == 0 && access(d, R_OK) == 0) {
-      libc = l;
-      loader = d;
-      break;
-    }
+  if (*l != '\0' && access(l, R_OK) == 0 && access(d, R_OK) == 0) {
+    libc = l;
+    loader = d;
   }
   for (auto dir: {"/bin", "/lib", "/lib64", "/lib/x86_64-linux-gnu", "/lib/aarch64-linux-gnu",
-                  "/sub"}) {
+                  "/lib/arm-linux-gnueabihf", "/sub"}) {
     REQUIRE(mkdir((tmp.path + dir).c_str(), 0755) == 0);
   }
   copyFile("/bin/sh", tmp.path + "/bin/sh", 0755);
