@@ -8,7 +8,8 @@
 #include <vector>
 
 #include "errno_names.h"
-#include "tracer.h"
+#include "agent_link.h"
+#include "task.h"
 
 namespace sb {
 
@@ -36,14 +37,15 @@ bool isNumber(kj::StringPtr s) {
 
 }  // namespace
 
-int64_t applyScopeCommand(Tracer& tracer, Task* task, kj::StringPtr line) {
+int64_t applyScopeCommand(kj::ArrayPtr<kj::Own<AgentLink>> targets, Task* task,
+                          kj::StringPtr line) {
   auto [verb, arg] = verbOf(line);
   if (verb == "enter") {
     AgentLink* target = nullptr;
     if (arg.size() == 0) {
-      target = &tracer.defaultTarget();
+      target = targets[0].get();
     } else {
-      for (auto& t : tracer.targets()) {
+      for (auto& t : targets) {
         if (t->name() == arg) {
           target = t.get();
         }
@@ -82,7 +84,7 @@ kj::StringPtr scopeName(Task& task) {
   return task.scope == nullptr ? kj::StringPtr("local") : task.scope->name();
 }
 
-ControlChannel::ControlChannel(Tracer& tracer, kj::LowLevelAsyncIoProvider& io, int in, int out)
+ControlChannel::ControlChannel(ScopeHost& tracer, kj::LowLevelAsyncIoProvider& io, int in, int out)
     : tracer(tracer),
       input(io.wrapInputFd(in, kj::LowLevelAsyncIoProvider::TAKE_OWNERSHIP)),
       out(out),

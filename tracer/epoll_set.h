@@ -23,9 +23,10 @@
 #include <sys/types.h>
 #include <vector>
 
+#include "fd_table.h"
+
 namespace sb {
 
-class RemoteFile;
 
 struct EpollInterest {
   RemoteFile* file;  // Not owned: the file removes its interests when it is released.
@@ -54,7 +55,7 @@ struct EpollInstance {
   }
 };
 
-class EpollRegistry {
+class EpollRegistry : public ReleaseWatcher {
  public:
   EpollRegistry() = default;
   ~EpollRegistry();
@@ -72,7 +73,7 @@ class EpollRegistry {
               uint32_t events, uint64_t data);
 
   // `file` is being released: its interests go.
-  void released(RemoteFile& file);
+  void released(RemoteFile& file) override;
 
  private:
   std::vector<kj::Own<EpollInstance>> instances;

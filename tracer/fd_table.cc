@@ -1,7 +1,6 @@
 #include "fd_table.h"
 
 #include "agent_link.h"
-#include "epoll_set.h"
 
 namespace sb {
 

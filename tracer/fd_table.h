@@ -21,7 +21,18 @@
 namespace sb {
 
 class AgentLink;
-class EpollRegistry;
+class RemoteFile;
+
+// Told when a RemoteFile's last reference goes (every fd closed). The epoll registry is one
+// (epoll_set.h): a released file leaves the interest sets it was in, as the kernel's epoll
+// forgets a released file. An interface, so the fd table does not depend on epoll.
+class ReleaseWatcher {
+ public:
+  virtual void released(RemoteFile& file) = 0;
+
+ protected:
+  ~ReleaseWatcher() = default;
+};
 
 // What the tracer remembers of a remote socket (handlers_net.cc).
 struct SocketInfo {
@@ -97,7 +108,7 @@ class RemoteFile : public kj::Refcounted {
   // The control fd (SB_CONTROL_FD, control.h): read and write speak the control protocol.
   bool control = false;
   // Set once the file is in some epoll instance's interest set (epoll_set.h).
-  EpollRegistry* epolls = nullptr;
+  ReleaseWatcher* epolls = nullptr;
   // Counts the program's reads and writes on the file: after one, an EPOLLET interest treats
   // the next readiness it sees as a new edge (an edge-triggered program reads until EAGAIN).
   uint32_t ioEpoch = 0;

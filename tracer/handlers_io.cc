@@ -467,7 +467,7 @@ kj::Promise<Outcome> controlIo(Call& c, bool isWrite, Shape shape) {
     if (text.findFirst('\n') != nullptr || text.findFirst('\0') != nullptr) {
       return done(-EINVAL);  // One command per write.
     }
-    int64_t r = applyScopeCommand(c.tracer, &c.task, kj::heapString(text));
+    int64_t r = applyScopeCommand(c.tracer.targets(), &c.task, kj::heapString(text));
     return done(r < 0 ? r : static_cast<int64_t>(count));
   }
   auto line = kj::str(scopeName(c.task), "\n");

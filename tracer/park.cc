@@ -17,7 +17,6 @@
 #include <kj/debug.h>
 
 #include "errno_names.h"
-#include "handler_support.h"
 #include "proc_status.h"
 #include "ptrace.h"
 

@@ -14,7 +14,6 @@
 #include <kj/debug.h>
 
 #include "errno_names.h"
-#include "handler_support.h"
 #include "ptrace.h"
 
 namespace sb {

@@ -32,26 +32,26 @@ void Tracer::startScope(Task& task) {
   task.scope = nullptr;
   task.outer.clear();
   if (options_.startRemote) {
-    applyScopeCommand(*this, &task, "enter");
+    applyScopeCommand(targets(), &task, "enter");
   }
 }
 
 int64_t Tracer::applyToThread(pid_t tid, kj::StringPtr command) {
   KJ_IF_MAYBE(task, findTask(tid)) {
-    return applyScopeCommand(*this, task, command);
+    return applyScopeCommand(targets(), task, command);
   }
   return -ESRCH;
 }
 
 int64_t Tracer::applyToAll(kj::StringPtr command) {
   // Checked first, so that an unknown name changes nobody.
-  int64_t r = applyScopeCommand(*this, nullptr, command);
+  int64_t r = applyScopeCommand(targets(), nullptr, command);
   if (r < 0) {
     return r;
   }
   int64_t result = 0;
   for (auto& [tid, task] : tasks) {
-    int64_t one = applyScopeCommand(*this, task.get(), command);
+    int64_t one = applyScopeCommand(targets(), task.get(), command);
     result = result < 0 ? result : one;  // `exit` on a thread with nothing to leave: EINVAL.
   }
   return result;

@@ -1,7 +1,6 @@
 #include "tracer.h"
 
 #include "errno_names.h"
-#include "handler_support.h"
 #include "launch.h"
 #include "proc_status.h"
 #include "ptrace.h"

@@ -23,6 +23,7 @@
 #include <chrono>
 
 #include "agent_link.h"
+#include "call.h"
 #include "control.h"
 #include "epoll_set.h"
 #include "fd_guard.h"
@@ -34,206 +35,12 @@
 #include "ptrace.h"
 #include "seccomp_filter.h"
 #include "syscall_table.h"
+#include "task.h"
 #include "tracee_memory.h"
 
 namespace sb {
 
-// What CLONE_FS shares: the working directory on each target, and which side the process's
-// current directory is on (the last successful chdir decides: relative paths and getcwd follow
-// it, whatever the scope).
-// The working directory on one target: a directory node of session `generation`, and its path
-// there as the agent last reported it ("" while unknown), by which it is found again after a
-// reconnect (cwdNode, handler_support.h).
-struct RemoteCwd {
-  proto::Node::Client node;
-  uint64_t generation;
-  kj::String path;
-  uint64_t serial = 0;  // Which chdir the path answers (a later one supersedes it).
-};
-
-class FsContext : public kj::Refcounted {
- public:
-  std::map<AgentLink*, RemoteCwd> cwd;
-  AgentLink* side = nullptr;  // null: the local cwd
-  kj::Own<FsContext> copy() {
-    auto fs = kj::refcounted<FsContext>();
-    for (auto& [target, c] : cwd) {
-      fs->cwd.emplace(target, RemoteCwd{c.node, c.generation, kj::str(c.path), c.serial});
-    }
-    fs->side = side;
-    return fs;
-  }
-};
-
-struct Task;
-
-// What a handler decided for one trapped syscall.
-struct Complete {                   // skip the syscall; return ret (-errno on failure)
-  int64_t ret;
-  // A signal the kernel would raise at the calling thread with this answer (SIGPIPE for EPIPE
-  // from a send or write on a socket or FIFO, unless MSG_NOSIGNAL), or 0.
-  int signal = 0;
-};
-struct RunLocal {                   // let the kernel run it as it is
-  // For observers only: the answer when it is already known (a remote close that succeeded,
-  // before the kernel closes the placeholder).
-  kj::Maybe<int64_t> known = nullptr;
-};
-struct RunLocalThen {               // let it run, then see (and may change) its result
-  kj::Function<int64_t(int64_t)> after;
-};
-struct Rewrite {                    // run another syscall instead; registers are restored after
-  user_regs_struct regs;
-  kj::Function<int64_t(int64_t)> after;
-};
-// Several syscalls run in the tracee on the program's behalf, one after another, before its own
-// call returns (mmap of a remote file: open sbrun's copy, map it, close it). `regs` is the first
-// one (it replaces the trapped call); after each, `next` sees its result and names the next
-// syscall or ends the sequence with the program's answer. Steps after the first run from the
-// syscall instruction again, so the filter must trap them (openat, close and mmap of an fd are
-// trapped) and a signal handler may run in between: they must not rely on tracee memory written
-// before the step (the scratch area below the stack may be a handler's frame by then).
-struct Sequence {
-  struct Next { user_regs_struct regs; };
-  struct Done { int64_t ret; };
-  using Step = kj::OneOf<Next, Done>;
-  user_regs_struct regs;
-  kj::Function<Step(int64_t)> next;
-};
-using Outcome = kj::OneOf<Complete, RunLocal, RunLocalThen, Rewrite, Sequence>;
-
-class Tracer;
-
-// One trapped syscall, as the handler sees it.
-struct Call {
-  Tracer& tracer;
-  Task& task;
-  user_regs_struct regs;
-  int nr;
-  const SyscallRow* row;
-  // The target of the remote call in flight, so a failure maps to its errno policy (EIO).
-  AgentLink* target = nullptr;
-  // For observers (--trace, --stats): when the stop was seen, and the formatted arguments.
-  std::chrono::steady_clock::time_point start = {};
-  kj::String args = {};
-
-  // Set by the handler: the call may wait indefinitely (a pipe read, a lock wait), so a signal
-  // must interrupt it as the kernel's would (Tracer::park).
-  bool interruptible = false;
-  // Bytes a chunked transfer has completed so far: what an interrupted call returns.
-  int64_t progress = 0;
-  // What a signal that ends the wait makes of the call (Tracer::onParkedSignal): the result
-  // (-ERESTARTSYS and friends included) and any register change (a restarted poll's remaining
-  // timeout). Unset: `progress`, or -ERESTARTSYS.
-  kj::Maybe<kj::Function<int64_t(user_regs_struct&)>> onInterrupt = nullptr;
-  // Tracee address of a sigset to wait under while parked (ppoll, pselect6, epoll_pwait: the
-  // temporary mask applies during the wait): parking uses rt_sigsuspend instead of pause.
-  uint64_t parkMask = 0;
-  // What a signal does to the interrupted call when it handled nothing yet: restart it under
-  // SA_RESTART (-ERESTARTSYS), or always fail with EINTR (a socket call with a timeout set,
-  // socket(7)).
-  bool restartOnSignal = true;
-  // Set by the handler of an interruptible call on a remote Node (a recv, an accept, a FIFO
-  // read ...): a signal that ends the wait first asks the agent to interrupt the call
-  // (Node.interrupt) and takes whatever it then returns (Tracer::onParkedSignal), so bytes or a
-  // connection B's kernel already gave are not lost. Unset: the call is dropped.
-  kj::Maybe<proto::Node::Client> interruptNode = nullptr;
-  // With -v and --trace (Tracer::explains): why the call went local or remote, e.g.
-  // "rule: local /usr (default)", "scope: target1", "relative to the cwd on target1".
-  kj::String why = {};
-  // Set by a read answered from a read-ahead window without a remote call of its own (for
-  // --trace and --stats, which show it as "cached").
-  bool readAheadHit = false;
-
-  uint64_t arg(int i) const;
-  // An answer of -EINTR although sbrun interrupted nothing: another thread's signal interrupted
-  // every blocking call on the same node (Node.interrupt). The kernel never woke this call, so
-  // it must run again.
-  bool wokenByOther(const Outcome& o) const;
-  int fdArg(int i) const { return static_cast<int>(arg(i)); }
-  TraceeMemory mem() const;
-};
-
-// One tracee thread.
-struct Task {
-  pid_t tid;
-  pid_t tgid;
-  kj::Own<FdTable> fds;
-  kj::Own<FsContext> fs;
-  // The active target; null = local. `outer` holds the scopes it was entered from, innermost
-  // last (DESIGN D6): `enter` pushes, `exit` pops (see control.h).
-  AgentLink* scope = nullptr;
-  std::vector<AgentLink*> outer;
-
-  // Set while the thread is stopped in a trapped syscall awaiting its outcome; destroying it
-  // cancels the remote call (the thread died). `call` is that syscall; it lives as long as
-  // `pending` does, because an outcome's continuations may refer to it.
-  kj::Maybe<kj::Promise<void>> pending;
-  kj::Own<Call> call;
-  // Parking (see Tracer::park): an interruptible call whose answer is slow lets the thread wait
-  // in pause(2), where signals reach it. `parkTimer` runs until then; `parkedOutcome` holds an
-  // answer that arrived while parked, until the pause's exit stop, or the delivery stop of a
-  // signal that woke it, applies it. A parked thread runs under PTRACE_SYSCALL.
-  kj::Maybe<kj::Promise<void>> parkTimer;
-  bool parked = false;
-  kj::Maybe<Outcome> parkedOutcome;
-  // Two-phase interrupt (Tracer::onParkedSignal): the thread is held in the delivery stop of
-  // `interruptSig` while the agent interrupts its call; the call's answer (settle) ends it, or
-  // `interruptWait` gives up (Node.interrupt failed, or no answer in time) and drops the call.
-  bool interrupting = false;
-  int interruptSig = 0;
-  kj::Maybe<kj::Promise<void>> interruptWait;
-  // An outcome that must run the original syscall after all (RunLocal...): applied when the
-  // thread, restarted at its syscall instruction, traps again with these registers.
-  kj::Maybe<user_regs_struct> replay;
-  kj::Maybe<Outcome> replayOutcome;
-  // The thread is between sbrun's exec of the launched program and its first image: that exec
-  // is sbrun's own and always local.
-  bool launching = false;
-  // Set after a PTRACE_SYSCALL resume: what to do at the syscall-exit stop.
-  kj::Maybe<kj::Function<void(user_regs_struct&)>> atExit;
-  // Set while a seccomp(2) call that stacks a guard filter is being injected: the registers to
-  // restore once it is done, where its sock_fprog goes, and the program (see injectGuard).
-  kj::Maybe<user_regs_struct> injecting;
-  uint64_t injectProg = 0;
-  kj::Array<sock_filter> injectInsns;
-  // Set while a Sequence's next syscall waits to trap: its registers, the program's own (to
-  // restore at the end), and the sequence's continuation (see Tracer::stepSequence).
-  struct SequenceState {
-    user_regs_struct step;
-    user_regs_struct orig;
-    kj::Function<Sequence::Step(int64_t)> next;
-    kj::Function<void(int64_t)> reporter;
-  };
-  kj::Maybe<SequenceState> sequence;
-  bool stepRunning = false;  // A step is between its entry and exit stops.
-  // The first stop of a new thread may arrive before its parent's clone event.
-  bool seenFirstStop = false;
-  bool attached = false;  // its parent's clone event has set it up
-  // Attach mode: sbrun is letting go of this thread (detach) at its next quiet stop.
-  bool detached = false;
-};
-
-// A program running on a target in place of a local exec (DESIGN D7), seen from the local
-// sb-stub process that stands in for it.
-struct RemoteChild {
-  AgentLink& target;
-  proto::Process::Client process;
-  // The agent's ends of the pipes for the remote fds 0-2 that the stub pumps; handed to the
-  // stub (SB_STUB_FD) once each.
-  kj::Maybe<proto::Node::Client> pipes[3];
-  kj::String program;  // As exec named it, for messages.
-  bool execDone = false;  // The local exec of the stub succeeded.
-  bool ended = false;     // Its status has reached the stub: signals are the stub's own again.
-};
-
-inline TraceeMemory Call::mem() const { return TraceeMemory(task.tid); }
-
-using Handler = kj::Promise<Outcome> (*)(Call& call);
-// The handler for a syscall number, or null (see handlers.cc).
-Handler findHandler(int nr);
-
-class Tracer {
+class Tracer : public ScopeHost {
  public:
   Tracer(kj::AsyncIoContext& io, Options& options);
   ~Tracer();
@@ -253,7 +60,7 @@ class Tracer {
   // Remote interests of the program's epoll instances (epoll_set.h).
   EpollRegistry& epolls() { return *epolls_; }
   Options& options() { return options_; }
-  kj::ArrayPtr<kj::Own<AgentLink>> targets() { return targets_; }
+  kj::ArrayPtr<kj::Own<AgentLink>> targets() override { return targets_; }
   AgentLink& defaultTarget() { return *targets_[0]; }
 
   // Prints `message` on stderr the first time `key` is seen (one-time explanations).
@@ -297,10 +104,10 @@ class Tracer {
   // Scopes (control.h). The control fd's number in every tracee (-1: none), and the commands
   // of the --control-fd channel: 0 or -errno.
   int controlFd() const { return controlFd_; }
-  kj::Maybe<Task&> findTask(pid_t tid);
-  int64_t applyToAll(kj::StringPtr command);
-  int64_t applyToThread(pid_t tid, kj::StringPtr command);
-  int64_t detachAll();
+  kj::Maybe<Task&> findTask(pid_t tid) override;
+  int64_t applyToAll(kj::StringPtr command) override;
+  int64_t applyToThread(pid_t tid, kj::StringPtr command) override;
+  int64_t detachAll() override;
 
  private:
   kj::AsyncIoContext& io;

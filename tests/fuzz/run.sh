@@ -1,5 +1,5 @@
 #!/bin/sh
-# Runs the agent fuzz target for SB_FUZZ_SECONDS (default 60) from a fresh seed corpus plus
+# Runs the agent fuzz target for SB_FUZZ_SECONDS (default 20) from a fresh seed corpus plus
 # whatever earlier runs left in $SB_FUZZ_CORPUS (default: tests/fuzz/corpus in the build
 # directory), and fails if libFuzzer finds a crash, a leak, a sanitizer report or a hang.
 #
@@ -12,7 +12,7 @@
 set -eu
 target=$(realpath "$1")
 shift
-seconds=${SB_FUZZ_SECONDS:-60}
+seconds=${SB_FUZZ_SECONDS:-20}
 dir=$(dirname "$target")
 corpus=${SB_FUZZ_CORPUS:-$dir/corpus}
 seeds=$dir/seeds
