@@ -10,6 +10,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <malloc.h>
+
 #include <cerrno>
 #include <cstring>
 
@@ -22,6 +24,7 @@
 #include "host_wire.h"
 #include "log.h"
 #include "message_guard.h"
+#include "peer_check.h"
 #include "preamble.h"
 #include "tls_setup.h"
 
@@ -104,6 +107,7 @@ struct Connection {
 struct Admission {
   kj::Own<kj::AsyncIoStream> stream;
   kj::String peer;
+  kj::Own<Listener::PeerSlot> slot;  // the peer's pending slot, until the handshake
 };
 
 // stdin and stdout as one stream, for ssh, which gives the agent two pipes.
@@ -235,7 +239,113 @@ struct AddrInfoList {
   }
 };
 
+// What the per-peer pending cap counts by: the uid on a unix socket, the address (without the
+// port, which a client picks freely) on TCP.
+kj::String peerKey(kj::AsyncIoStream& stream) {
+  struct sockaddr_storage addr;
+  uint len = sizeof(addr);
+  memset(&addr, 0, sizeof(addr));
+  KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() {
+    stream.getpeername(reinterpret_cast<struct sockaddr*>(&addr), &len);
+  })) {
+    return kj::str("?");
+  }
+  if (addr.ss_family == AF_UNIX) {
+    KJ_IF_MAYBE(fd, stream.getFd()) {
+      KJ_IF_MAYBE(cred, unixPeerCredentials(*fd)) {
+        return kj::str("uid ", cred->uid);
+      }
+    }
+    return kj::str("unix ?");
+  }
+  char host[INET6_ADDRSTRLEN] = "?";
+  if (addr.ss_family == AF_INET) {
+    inet_ntop(AF_INET, &reinterpret_cast<struct sockaddr_in*>(&addr)->sin_addr, host,
+              sizeof(host));
+  } else if (addr.ss_family == AF_INET6) {
+    inet_ntop(AF_INET6, &reinterpret_cast<struct sockaddr_in6*>(&addr)->sin6_addr, host,
+              sizeof(host));
+  }
+  return kj::str("address ", host);
+}
+
 }  // namespace
+
+// One of a peer's pending slots: given back when the peer's Agent.handshake is done, or when
+// its connection goes before that (whichever comes first; destruction gives it back at the
+// latest).
+class Listener::PeerSlot {
+public:
+  PeerSlot(Listener& listener, kj::String key): listener(listener), key(kj::mv(key)) {}
+  ~PeerSlot() { release(); }
+  KJ_DISALLOW_COPY(PeerSlot);
+
+  void release() {
+    if (held) {
+      held = false;
+      auto it = listener.pendingByPeer.find(std::string(key.cStr()));
+      if (it != listener.pendingByPeer.end() && --it->second == 0) {
+        listener.pendingByPeer.erase(it);
+      }
+    }
+  }
+
+private:
+  Listener& listener;
+  kj::String key;
+  bool held = true;
+};
+
+kj::Maybe<kj::Own<Listener::PeerSlot>> Listener::takePeerSlot(kj::StringPtr key) {
+  size_t& count = pendingByPeer[std::string(key.cStr())];
+  if (count >= agent.limits.maxPendingPerPeer) {
+    return nullptr;
+  }
+  ++count;
+  return kj::heap<PeerSlot>(*this, kj::heapString(key));
+}
+
+bool Listener::peerAllowed(kj::AsyncIoStream& stream, kj::StringPtr peer) {
+  KJ_IF_MAYBE(fd, stream.getFd()) {
+    struct sockaddr_storage addr;
+    socklen_t len = sizeof(addr);
+    if (getsockname(*fd, reinterpret_cast<struct sockaddr*>(&addr), &len) != 0 ||
+        addr.ss_family != AF_UNIX) {
+      return true;  // TCP: TLS and the token are its gates
+    }
+    KJ_IF_MAYBE(cred, unixPeerCredentials(*fd)) {
+      kj::String refusal = peerRefusal(options.peers, *cred);
+      if (refusal.size() == 0) {
+        return true;
+      }
+      options.log.warn("{}: refused: {}", peer.cStr(), refusal.cStr());
+      // The admission preamble's answer, so that sbrun says why (it reads it after sending its
+      // own preamble; the line waits in the socket). Best effort: a full buffer loses it.
+      kj::String line = kj::str("refused: ", refusal, "\n");
+      (void)::send(*fd, line.begin(), line.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+      return false;
+    }
+    options.log.warn("{}: refused: SO_PEERCRED failed: {}", peer.cStr(), strerror(errno));
+    return false;
+  }
+  return true;
+}
+
+kj::Promise<void> Listener::lingerRefused(kj::Own<kj::AsyncIoStream> stream) {
+  // The refusal line is already in the socket. Closing at once would make the client's own
+  // preamble write fail (EPIPE) before it reads why; so the connection stays until the client
+  // closes or a second has passed, while what it sends is read and dropped (at most 4 KiB, then
+  // it is closed anyway). It holds one of the peer's pending slots meanwhile, or is closed now
+  // when there is none: a refused peer cannot pile connections up this way.
+  KJ_IF_MAYBE(slot, takePeerSlot(peerKey(*stream))) {
+    auto buffer = kj::heapArray<kj::byte>(4096);
+    auto read = stream->tryRead(buffer.begin(), buffer.size(), buffer.size())
+                    .then([](size_t) {}, [](kj::Exception&&) {});
+    return read.exclusiveJoin(io.provider->getTimer().afterDelay(1 * kj::SECONDS))
+        .attach(kj::mv(stream), kj::mv(buffer), kj::mv(*slot));
+  }
+  return kj::READY_NOW;
+}
 
 kj::Maybe<ListenAddress> parseListenAddress(kj::StringPtr text, kj::String& error) {
   if (text.startsWith("unix:")) {
@@ -330,12 +440,15 @@ kj::Maybe<kj::StringPtr> Listener::unixPath() const {
 
 kj::Promise<void> Listener::serve(kj::Own<kj::AsyncIoStream> stream, kj::String peer) {
   ++connections;
+  auto slot = kj::heap<PeerSlot>(*this, kj::str("stdio"));
+  ++pendingByPeer["stdio"];
   return serveAdmitted(kj::mv(stream), kj::mv(peer),
-                       io.provider->getTimer().now() + options.handshakeTimeout);
+                       io.provider->getTimer().now() + options.handshakeTimeout, kj::mv(slot));
 }
 
 kj::Promise<void> Listener::serveAdmitted(kj::Own<kj::AsyncIoStream> stream, kj::String peer,
-                                          kj::TimePoint deadline) {
+                                          kj::TimePoint deadline,
+                                          kj::Own<PeerSlot> slot) {
   options.log.info("{}: connected", peer.cStr());
   auto bootstrap = kj::heap<AgentImpl>(agent, options, kj::heapString(peer));
   auto handshaken = bootstrap->whenHandshaken();
@@ -348,8 +461,15 @@ kj::Promise<void> Listener::serveAdmitted(kj::Own<kj::AsyncIoStream> stream, kj:
   // race is decided first: a handshake cancels the timer for good (joining "never done" with the
   // timer instead would let the timer end every session at the deadline). After the handshake,
   // a client that announced a heartbeat is watched for silence.
+  auto& peerSlot = *slot;
   auto deadlinePassed =
-      handshaken.then([](uint32_t heartbeatMs) { return kj::Maybe<uint32_t>(heartbeatMs); })
+      handshaken
+          .then([&guard, &peerSlot](uint32_t heartbeatMs) {
+            // Authenticated: full-size frames from now on, and the peer's pending slot is free.
+            guard.authenticated();
+            peerSlot.release();
+            return kj::Maybe<uint32_t>(heartbeatMs);
+          })
           .exclusiveJoin(io.provider->getTimer().atTime(deadline).then(
               []() { return kj::Maybe<uint32_t>(nullptr); }))
           .then([this, &guard, &watched, peer = kj::heapString(peer)](
@@ -380,10 +500,15 @@ kj::Promise<void> Listener::serveAdmitted(kj::Own<kj::AsyncIoStream> stream, kj:
                        });
   return disconnected.exclusiveJoin(kj::mv(deadlinePassed))
       .exclusiveJoin(kj::mv(endedLong))
-      .attach(kj::mv(connection))
+      .attach(kj::mv(connection), kj::mv(slot))
       .then([this, peer = kj::mv(peer)]() {
     --connections;
     options.log.info("{}: disconnected; its session and files are closed", peer.cStr());
+    if (connections == 0) {
+      // The agent keeps freed message memory for the next big call (main.cc,
+      // keepMessageMemory); with no session left there is no next call to keep it for.
+      malloc_trim(0);
+    }
   });
 }
 
@@ -451,6 +576,16 @@ kj::Promise<void> Listener::admit(kj::Own<kj::AsyncIoStream> raw, kj::String pee
                      pending);
     return kj::READY_NOW;  // dropping `raw` closes it
   }
+  kj::Own<PeerSlot> slot;
+  kj::String key = peerKey(*raw);
+  KJ_IF_MAYBE(s, takePeerSlot(key)) {
+    slot = kj::mv(*s);
+  } else {
+    options.log.warn("{}: dropped: {} already has {} connections before their handshake "
+                     "(at most {} per peer)", peer.cStr(), key.cStr(),
+                     agent.limits.maxPendingPerPeer, agent.limits.maxPendingPerPeer);
+    return kj::READY_NOW;
+  }
   ++pending;
   tuneAcceptedTcp(*raw, options.clientTimeout);
   auto& timer = io.provider->getTimer();
@@ -458,6 +593,7 @@ kj::Promise<void> Listener::admit(kj::Own<kj::AsyncIoStream> raw, kj::String pee
   auto state = kj::heap<Admission>();
   state->peer = kj::mv(peer);
   Admission& st = *state;
+  st.slot = kj::mv(slot);
 
   kj::Promise<void> secured = nullptr;
   KJ_IF_MAYBE(t, tls) {
@@ -508,7 +644,8 @@ kj::Promise<void> Listener::admit(kj::Own<kj::AsyncIoStream> raw, kj::String pee
               options.log.warn("{}: refused: {}", st.peer.cStr(), refusal.cStr());
               return kj::READY_NOW;
             }
-            return serveAdmitted(kj::mv(st.stream), kj::mv(st.peer), deadline);
+            return serveAdmitted(kj::mv(st.stream), kj::mv(st.peer), deadline,
+                                 kj::mv(st.slot));
           },
           [this, &st](kj::Exception&& e) -> kj::Promise<void> {
             --pending;
@@ -575,11 +712,27 @@ kj::Promise<void> Listener::listen(const ListenAddress& address, kj::String& bou
     }
     KJ_SYSCALL(fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
     kj::AutoCloseFd owner(fd);
-    if (bind(fd, reinterpret_cast<struct sockaddr*>(&sun), sizeof(sun)) < 0) {
+    // The socket file is born 0600 whatever the process umask is (main sets it to 0 for the
+    // clients' creation modes), so no other user can connect in the window before the chmod.
+    mode_t oldMask = ::umask(0177);
+    int bindResult = bind(fd, reinterpret_cast<struct sockaddr*>(&sun), sizeof(sun));
+    int bindError = errno;
+    ::umask(oldMask);
+    if (bindResult < 0) {
       failClearly(fmt::format("cannot listen on unix:{}: {}; check that the directory exists and "
-                              "is writable", path, strerror(errno)));
+                              "is writable", path, strerror(bindError)));
     }
     createdSocket = kj::heapString(address.path);
+    KJ_IF_MAYBE(gid, options.socketGroup) {
+      if (chown(path, uid_t(-1), *gid) < 0) {
+        failClearly(fmt::format("--socket-group: cannot give {} to group {}: {}", path, *gid,
+                                strerror(errno)));
+      }
+    }
+    if (options.socketMode != 0600 && chmod(path, options.socketMode) < 0) {
+      failClearly(fmt::format("--socket-mode: cannot chmod {} to {:04o}: {}", path,
+                              options.socketMode, strerror(errno)));
+    }
     KJ_SYSCALL(::listen(fd, SOMAXCONN));
     bound = kj::str("unix:", address.path);
     owner.release();
@@ -633,7 +786,11 @@ kj::Promise<void> Listener::acceptLoop() {
   return receiver->accept().then(
       [this](kj::Own<kj::AsyncIoStream> stream) {
         kj::String peer = describePeer(*stream);
-        tasks.add(admit(asFdStream(io.unixEventPort, kj::mv(stream)), kj::mv(peer)));
+        if (peerAllowed(*stream, peer)) {
+          tasks.add(admit(asFdStream(io.unixEventPort, kj::mv(stream)), kj::mv(peer)));
+        } else {
+          tasks.add(lingerRefused(kj::mv(stream)));
+        }
         return acceptLoop();
       },
       [this](kj::Exception&& e) {
