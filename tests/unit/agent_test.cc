@@ -1998,7 +1998,9 @@ TEST_CASE("--root: a spawned program runs inside the root (chroot), or EPERM wit
   std::string libc, loader;
   for (auto [l, d]: {std::pair{"/lib/x86_64-linux-gnu/libc.so.6", "/lib64/ld-linux-x86-64.so.2"},
                      std::pair{"/lib/aarch64-linux-gnu/libc.so.6", "/lib/ld-linux-aarch64.so.1"}}) {
-    if (access(l, R_OK) == 0 && access(d, R_OK) == 0) {
+    // The first pair found: the host's own comes first, and a multiarch host (libc6:arm64
+    // installed beside amd64's) has the other too, whose /bin/sh could not run.
+    if (libc.empty() && access(l, R_OK) == 0 && access(d, R_OK) == 0) {
       libc = l;
       loader = d;
     }
