@@ -454,15 +454,16 @@ private:
     }
     Log log(verbose);
     raiseFdLimit(log);
+    auto io = kj::setupAsyncIo();
     // Before Landlock (it opens the cgroup directory and /proc/self/ns/pid) and before any
-    // thread (the executor's).
+    // thread (the executor's); after the event loop, since it keeps promises on its timer and
+    // must be gone before the loop is.
     IsolationOptions isolationOptions;
     isolationOptions.confined = rootDir != nullptr;
     isolationOptions.allowDevices = allowDevices;
     isolationOptions.spawnPrivileged = spawnPrivileged;
     isolationOptions.maxMemory = maxMemory;
     SessionIsolation isolation(isolationOptions, log);
-    auto io = kj::setupAsyncIo();
     if (!stdio) {
       // Also before any thread: workers inherit the blocked mask, so these reach the loop.
       kj::UnixEventPort::captureSignal(SIGTERM);

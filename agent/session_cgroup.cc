@@ -4,9 +4,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <dirent.h>
+#include <signal.h>
+
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include <kj/debug.h>
 
@@ -199,9 +204,61 @@ kj::Own<CgroupParent> CgroupParent::probe(uint64_t maxMemory, const Log& log) {
 CgroupParent::CgroupParent(Kind kind, kj::String path, kj::AutoCloseFd dir, bool memory,
                            const Log& log)
     : kind_(kind), path_(kj::mv(path)), dir(kj::mv(dir)), memory(memory), log(log),
-      removals(*this) {}
+      removals(*this) {
+  if (kind_ != Kind::NONE) {
+    removeStale();
+  }
+}
 
-CgroupParent::~CgroupParent() noexcept(false) {}
+CgroupParent::~CgroupParent() noexcept(false) {
+  // The agent is exiting with removals still being retried: its sessions' processes were killed
+  // a moment ago. A last short wait (at most 1 s) for them, so no directory is left behind.
+  for (int i = 0; i < 100 && !retiring.empty(); ++i) {
+    for (auto it = retiring.begin(); it != retiring.end();) {
+      it = tryRemove(*it) == EBUSY ? std::next(it) : retiring.erase(it);
+    }
+    if (!retiring.empty()) {
+      usleep(10000);
+    }
+  }
+  for (auto& name: retiring) {
+    log.warn("left the session cgroup {}/{} behind: it still has members", path_.cStr(), name);
+  }
+}
+
+int CgroupParent::tryRemove(const std::string& name) {
+  if (unlinkat(dir.get(), name.c_str(), AT_REMOVEDIR) == 0 || errno == ENOENT) {
+    return 0;
+  }
+  return errno;
+}
+
+void CgroupParent::removeStale() {
+  int fd = openat(dir.get(), ".", O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    return;
+  }
+  DIR* d = fdopendir(fd);
+  if (d == nullptr) {
+    ::close(fd);
+    return;
+  }
+  std::vector<std::string> stale;
+  while (struct dirent* e = readdir(d)) {
+    int pid = 0;
+    unsigned long n = 0;
+    if (sscanf(e->d_name, "sb-session-%d-%lu", &pid, &n) == 2 && pid > 0 && pid != getpid() &&
+        ::kill(pid, 0) < 0 && errno == ESRCH) {
+      stale.push_back(e->d_name);
+    }
+  }
+  closedir(d);
+  for (auto& name: stale) {
+    if (tryRemove(name) == 0) {
+      log.info("removed the session cgroup {}/{} of an agent that is gone", path_.cStr(), name);
+    }
+  }
+}
 
 kj::Maybe<kj::Own<SessionCgroup>> CgroupParent::create(uint64_t maxTasks, uint64_t maxMemory) {
   if (kind_ == Kind::NONE) {
@@ -239,13 +296,16 @@ kj::Maybe<kj::Own<SessionCgroup>> CgroupParent::create(uint64_t maxTasks, uint64
 void CgroupParent::useTimer(kj::Timer& t) { timer = t; }
 
 void CgroupParent::retire(kj::String name) {
-  if (unlinkat(dir.get(), name.cStr(), AT_REMOVEDIR) == 0 || errno == ENOENT) {
+  int error = tryRemove(name.cStr());
+  if (error == 0) {
     return;
   }
-  if (errno != EBUSY || timer == nullptr) {
-    log.warn("cannot remove the session cgroup {}/{}: {}", path_.cStr(), name.cStr(), strerror(errno));
+  if (error != EBUSY || timer == nullptr) {
+    log.warn("cannot remove the session cgroup {}/{}: {}", path_.cStr(), name.cStr(),
+             strerror(error));
     return;
   }
+  retiring.insert(name.cStr());
   removals.add(removeLater(kj::mv(name), 500));
 }
 
@@ -253,12 +313,13 @@ kj::Promise<void> CgroupParent::removeLater(kj::String name, int attemptsLeft) {
   KJ_IF_MAYBE(t, timer) {
     return t->afterDelay(20 * kj::MILLISECONDS)
         .then([this, name = kj::mv(name), attemptsLeft]() mutable -> kj::Promise<void> {
-          if (unlinkat(dir.get(), name.cStr(), AT_REMOVEDIR) == 0 || errno == ENOENT) {
-            return kj::READY_NOW;
-          }
-          if (errno != EBUSY || attemptsLeft <= 1) {
-            log.warn("cannot remove the session cgroup {}/{}: {}", path_.cStr(), name.cStr(),
-                     strerror(errno));
+          int error = tryRemove(name.cStr());
+          if (error != EBUSY || attemptsLeft <= 1) {
+            retiring.erase(name.cStr());
+            if (error != 0) {
+              log.warn("cannot remove the session cgroup {}/{}: {}", path_.cStr(), name.cStr(),
+                       strerror(error));
+            }
             return kj::READY_NOW;
           }
           return removeLater(kj::mv(name), attemptsLeft - 1);

@@ -25,6 +25,9 @@
 
 #include <sys/types.h>
 
+#include <set>
+#include <string>
+
 #include <kj/async.h>
 #include <kj/io.h>
 #include <kj/string.h>
@@ -71,7 +74,14 @@ private:
   const Log& log;
   uint64_t next = 0;
   kj::Maybe<kj::Timer&> timer;
+  std::set<std::string> retiring;  // names whose removal is still being retried
   kj::TaskSet removals;
+
+  // Removes the session cgroups a killed agent left behind (sb-session-PID-N of a PID that is
+  // gone): its sessions' processes died with its pid namespaces, the directories stayed.
+  void removeStale();
+  // 0 once `name` is gone (or was never there), else errno.
+  int tryRemove(const std::string& name);
 
   kj::Promise<void> removeLater(kj::String name, int attemptsLeft);
   void taskFailed(kj::Exception&& exception) override;
