@@ -94,7 +94,10 @@ public:
         .addOptionWithArg({"root"}, KJ_BIND_METHOD(*this, setRoot), "<dir>",
             "Confine every path to <dir>: `..`, absolute paths and symlinks resolve inside it "
             "and magic links (/proc/PID/root ...) are refused (openat2 RESOLVE_IN_ROOT). "
-            "Default: the whole file system.")
+            "A root agent also refuses device nodes (see --allow-devices) and abstract unix "
+            "socket addresses (EPERM), and runs each session's programs chrooted, in a pid "
+            "namespace of the session's own, with a cut capability set (see "
+            "--spawn-privileged). Default: the whole file system.")
         .addOption({"read-only"}, KJ_BIND_METHOD(*this, setReadOnly),
             "Refuse every modifying operation with EROFS: opening for writing, creating or "
             "truncating, mkdir, mknod, unlink, rename, link, symlink, chmod, chown, utimens, "
@@ -120,7 +123,9 @@ public:
             "that, opens answer EMFILE.")
         .addOptionWithArg({"max-procs"}, KJ_BIND_METHOD(*this, setMaxProcs), "<n>",
             "At most <n> running programs per session (default 256); past that, running "
-            "another answers EAGAIN.")
+            "another answers EAGAIN. Where the agent can make a pids cgroup per session (it "
+            "says at start), every process and thread the session's programs make counts, and "
+            "fork on B fails with EAGAIN past <n>.")
         .addOptionWithArg({"max-memory"}, KJ_BIND_METHOD(*this, setMaxMemory), "<bytes>",
             "Limit each session's programs together to <bytes> of memory (suffix K, M or G), "
             "through the session's cgroup v2 memory.max; where the agent cannot make cgroup v2 "
