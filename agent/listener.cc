@@ -319,16 +319,27 @@ bool Listener::peerAllowed(kj::AsyncIoStream& stream, kj::StringPtr peer) {
         return true;
       }
       options.log.warn("{}: refused: {}", peer.cStr(), refusal.cStr());
-      // The admission preamble's answer, so that sbrun says why (it reads it after sending its
-      // own preamble; the line waits in the socket). Best effort: a full buffer loses it.
-      kj::String line = kj::str("refused: ", refusal, "\n");
-      (void)::send(*fd, line.begin(), line.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+      tellRefused(stream, refusal);
       return false;
     }
     options.log.warn("{}: refused: SO_PEERCRED failed: {}", peer.cStr(), strerror(errno));
     return false;
   }
   return true;
+}
+
+void Listener::tellRefused(kj::AsyncIoStream& stream, kj::StringPtr why) {
+  // The admission preamble's answer, so that sbrun says why (it reads it after sending its own
+  // preamble; the line waits in the socket). Best effort: a full buffer loses it, and a client
+  // whose preamble write fails first (the connection already closed) never reads it. Not
+  // through TLS: a TLS client would take plain bytes for a broken handshake.
+  if (tls != nullptr) {
+    return;
+  }
+  KJ_IF_MAYBE(fd, stream.getFd()) {
+    kj::String line = kj::str("refused: ", why, "\n");
+    (void)::send(*fd, line.begin(), line.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+  }
 }
 
 kj::Promise<void> Listener::lingerRefused(kj::Own<kj::AsyncIoStream> stream) {
@@ -574,6 +585,8 @@ kj::Promise<void> Listener::admit(kj::Own<kj::AsyncIoStream> raw, kj::String pee
   if (pending >= agent.limits.maxPending) {
     options.log.warn("{}: dropped: {} connections are already in their handshake", peer.cStr(),
                      pending);
+    tellRefused(*raw, kj::str("the agent is busy: ", pending, " connections are in their "
+                              "handshake; try again"));
     return kj::READY_NOW;  // dropping `raw` closes it
   }
   kj::Own<PeerSlot> slot;
@@ -584,6 +597,9 @@ kj::Promise<void> Listener::admit(kj::Own<kj::AsyncIoStream> raw, kj::String pee
     options.log.warn("{}: dropped: {} already has {} connections before their handshake "
                      "(at most {} per peer)", peer.cStr(), key.cStr(),
                      agent.limits.maxPendingPerPeer, agent.limits.maxPendingPerPeer);
+    tellRefused(*raw, kj::str(key, " already has ", agent.limits.maxPendingPerPeer,
+                              " connections in their handshake (sbagent "
+                              "--max-pending-per-peer); try again"));
     return kj::READY_NOW;
   }
   ++pending;

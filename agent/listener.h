@@ -110,6 +110,8 @@ private:
   // Accepted unix connections from a peer the policy does not allow are closed here; true when
   // `stream` may go on.
   bool peerAllowed(kj::AsyncIoStream& stream, kj::StringPtr peer);
+  // Writes "refused: WHY" to a connection about to be closed before admission.
+  void tellRefused(kj::AsyncIoStream& stream, kj::StringPtr why);
   // Keeps a refused connection briefly, so that its client can read why (see the .cc).
   kj::Promise<void> lingerRefused(kj::Own<kj::AsyncIoStream> stream);
 
