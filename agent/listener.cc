@@ -276,33 +276,62 @@ kj::String peerKey(kj::AsyncIoStream& stream) {
 // latest).
 class Listener::PeerSlot {
 public:
-  PeerSlot(Listener& listener, kj::String key): listener(listener), key(kj::mv(key)) {}
+  PeerSlot(Listener& listener, kj::String key, kj::TimePoint since)
+      : PeerSlot(listener, kj::mv(key), since, kj::newPromiseAndFulfiller<void>()) {}
   ~PeerSlot() { release(); }
   KJ_DISALLOW_COPY(PeerSlot);
+
+  kj::TimePoint since() const { return since_; }
+
+  // Resolves when the listener closes this connection to make room for a newer one of the same
+  // peer; never once the slot is released.
+  kj::Promise<void> whenEvicted() { return evicted.addBranch(); }
 
   void release() {
     if (held) {
       held = false;
       auto it = listener.pendingByPeer.find(std::string(key.cStr()));
-      if (it != listener.pendingByPeer.end() && --it->second == 0) {
-        listener.pendingByPeer.erase(it);
+      if (it != listener.pendingByPeer.end()) {
+        it->second.remove(this);
+        if (it->second.empty()) {
+          listener.pendingByPeer.erase(it);
+        }
       }
     }
+  }
+
+  void evict() {
+    release();
+    evictor->fulfill();
   }
 
 private:
   Listener& listener;
   kj::String key;
+  kj::TimePoint since_;
   bool held = true;
+  kj::Own<kj::PromiseFulfiller<void>> evictor;
+  kj::ForkedPromise<void> evicted;
+
+  PeerSlot(Listener& listener, kj::String key, kj::TimePoint since,
+           kj::PromiseFulfillerPair<void> paf)
+      : listener(listener), key(kj::mv(key)), since_(since), evictor(kj::mv(paf.fulfiller)),
+        evicted(paf.promise.fork()) {
+    listener.pendingByPeer[std::string(this->key.cStr())].push_back(this);
+  }
 };
 
 kj::Maybe<kj::Own<Listener::PeerSlot>> Listener::takePeerSlot(kj::StringPtr key) {
-  size_t& count = pendingByPeer[std::string(key.cStr())];
-  if (count >= agent.limits.maxPendingPerPeer) {
-    return nullptr;
+  auto now = io.provider->getTimer().now();
+  auto& slots = pendingByPeer[std::string(key.cStr())];
+  if (slots.size() >= agent.limits.maxPendingPerPeer) {
+    PeerSlot* oldest = slots.front();
+    if (now - oldest->since() < agent.limits.evictPendingAfterMs * kj::MILLISECONDS) {
+      return nullptr;
+    }
+    oldest->evict();  // its connection closes on the next turn
   }
-  ++count;
-  return kj::heap<PeerSlot>(*this, kj::heapString(key));
+  return kj::heap<PeerSlot>(*this, kj::heapString(key), now);
 }
 
 bool Listener::peerAllowed(kj::AsyncIoStream& stream, kj::StringPtr peer) {
@@ -451,8 +480,7 @@ kj::Maybe<kj::StringPtr> Listener::unixPath() const {
 
 kj::Promise<void> Listener::serve(kj::Own<kj::AsyncIoStream> stream, kj::String peer) {
   ++connections;
-  auto slot = kj::heap<PeerSlot>(*this, kj::str("stdio"));
-  ++pendingByPeer["stdio"];
+  auto slot = kj::heap<PeerSlot>(*this, kj::str("stdio"), io.provider->getTimer().now());
   return serveAdmitted(kj::mv(stream), kj::mv(peer),
                        io.provider->getTimer().now() + options.handshakeTimeout, kj::mv(slot));
 }
@@ -509,8 +537,14 @@ kj::Promise<void> Listener::serveAdmitted(kj::Own<kj::AsyncIoStream> stream, kj:
                                           "end within {} s: dropped", who.cStr(),
                                           agent.limits.endGraceSeconds);
                        });
+  // Still before its handshake, the connection may be closed for a newer one of its peer.
+  auto evicted = slot->whenEvicted().then([this, who = kj::heapString(peer)]() {
+    options.log.warn("{}: dropped before its handshake to make room for a newer connection of "
+                     "the same peer", who.cStr());
+  });
   return disconnected.exclusiveJoin(kj::mv(deadlinePassed))
       .exclusiveJoin(kj::mv(endedLong))
+      .exclusiveJoin(kj::mv(evicted))
       .attach(kj::mv(connection), kj::mv(slot))
       .then([this, peer = kj::mv(peer)]() {
     --connections;
@@ -647,12 +681,17 @@ kj::Promise<void> Listener::admit(kj::Own<kj::AsyncIoStream> raw, kj::String pee
                         kj::throwFatalException(kj::mv(e));
                       });
           });
+  auto evicted = st.slot->whenEvicted().then([]() -> kj::String {
+    failClearly("closed to make room for a newer connection of the same peer (at most "
+                "--max-pending-per-peer before the handshake)");
+  });
   auto timedOut = timer.atTime(deadline).then([this]() -> kj::String {
     failClearly(tls != nullptr
                     ? "no handshake within the timeout (TLS and the admission preamble)"
                     : "no handshake within the timeout (the admission preamble)");
   });
   return admitted.exclusiveJoin(kj::mv(timedOut))
+      .exclusiveJoin(kj::mv(evicted))
       .then(
           [this, &st, deadline](kj::String refusal) -> kj::Promise<void> {
             --pending;

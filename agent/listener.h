@@ -23,6 +23,7 @@
 #include <capnp/message.h>
 #include <kj/compat/tls.h>
 
+#include <list>
 #include <map>
 #include <string>
 
@@ -101,9 +102,9 @@ private:
   kj::Maybe<kj::TlsContext&> tls;
   size_t connections = 0;
   size_t pending = 0;
-  // Connections per peer (peerKey()) not yet past their Agent.handshake
+  // Connections per peer (peerKey()) not yet past their Agent.handshake, oldest first
   // (Limits::maxPendingPerPeer).
-  std::map<std::string, size_t> pendingByPeer;
+  std::map<std::string, std::list<PeerSlot*>> pendingByPeer;
 
   // Takes one of `key`'s pending slots; null when it has none left.
   kj::Maybe<kj::Own<PeerSlot>> takePeerSlot(kj::StringPtr key);

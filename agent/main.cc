@@ -134,7 +134,8 @@ public:
         .addOptionWithArg({"max-pending-per-peer"}, KJ_BIND_METHOD(*this, setMaxPendingPerPeer),
             "<n>",
             "At most <n> connections of one peer (a uid on a unix socket, an address on TCP) "
-            "that have not yet completed their handshake (default 8); more are closed at once. "
+            "that have not yet completed their handshake (default 8). Past that, the peer's "
+            "oldest such connection is closed if it has waited 1 s, else the new one is. "
             "This is apart from --max-sessions, so strangers that never finish a handshake "
             "cannot take the sessions' places.")
         .addOptionWithArg({"socket-mode"}, KJ_BIND_METHOD(*this, setSocketMode), "<octal>",

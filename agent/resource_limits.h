@@ -25,6 +25,12 @@ struct Limits {
   // TCP) may have, counted until its Agent.handshake is done. Past it, a further connection of
   // that peer is closed at once: one stranger cannot take every pending slot (issue 17).
   size_t maxPendingPerPeer = 8;
+  // A peer at that cap that opens another connection: its oldest pending connection is closed
+  // to make room if it has been pending this long (a real client's handshake takes
+  // milliseconds), else the new one is refused. So a flood that holds its places for the
+  // handshake timeout cannot keep out a client of the same peer (the same uid, or every local
+  // TCP client, which share 127.0.0.1).
+  uint32_t evictPendingAfterMs = 1000;
   // Before the Agent.handshake has succeeded, a frame may be at most this big, and the peer may
   // send at most preAuthBytes in all: a peer that has proved nothing cannot make the agent
   // allocate (and keep) the 64 MiB a session's big writes may use.

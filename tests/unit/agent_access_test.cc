@@ -143,5 +143,36 @@ TEST_CASE("a peer may have --max-pending-per-peer connections before their hands
   CHECK(agent.listener.pendingCount() == 2);
 }
 
+TEST_CASE("a peer at its cap: its oldest pending connection makes room once it is old enough") {
+  Limits limits;
+  limits.maxPendingPerPeer = 2;
+  limits.evictPendingAfterMs = 300;
+  Agent agent(limits);
+  bool ended[4] = {};
+  kj::Vector<kj::Own<kj::AsyncIoStream>> clients;
+  kj::Vector<kj::Promise<void>> served;
+  auto connect = [&](int i) {
+    auto pipe = agent.io.provider->newTwoWayPipe();
+    served.add(agent.listener.admit(kj::mv(pipe.ends[0]), kj::str("silent ", i))
+                   .then([&ended, i]() { ended[i] = true; })
+                   .eagerlyEvaluate(nullptr));
+    clients.add(kj::mv(pipe.ends[1]));
+  };
+  auto settle = [&](int ms) {
+    agent.io.provider->getTimer().afterDelay(ms * kj::MILLISECONDS).wait(agent.ws);
+  };
+  connect(0);
+  connect(1);
+  settle(50);
+  connect(2);  // the others are young: this one is refused
+  settle(50);
+  CHECK((ended[2] && !ended[0] && !ended[1]));
+  settle(300);
+  connect(3);  // now the oldest (0) goes, and 3 waits for its handshake
+  settle(50);
+  CHECK((ended[0] && !ended[1] && !ended[3]));
+  CHECK(agent.listener.pendingCount() == 2);
+}
+
 }  // namespace
 }  // namespace sb
