@@ -76,7 +76,7 @@ void setNoNewPrivs() {
 }
 
 int restrictToRoot(const Confinement& confinement, kj::Maybe<kj::StringPtr> unixSocket,
-                   const Log& log) {
+                   const Log& log, kj::StringPtr cgroupDir) {
   if (!confinement.isConfined()) {
     return 0;
   }
@@ -111,6 +111,16 @@ int restrictToRoot(const Confinement& confinement, kj::Maybe<kj::StringPtr> unix
   // spawn gives /dev/null to a program's stdio that is neither a pipe nor a remote fd.
   allowPath(ruleset, "/dev/null",
             LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_WRITE_FILE, handled, log);
+  if (cgroupDir.size() > 0) {
+    // Session cgroups: mkdir, the control files, rmdir. Programs spawned under --root cannot
+    // name this directory (they are chrooted, without CAP_SYS_CHROOT), so the rule is the
+    // agent's alone in practice.
+    allowPath(ruleset, cgroupDir.cStr(),
+              LANDLOCK_ACCESS_FS_MAKE_DIR | LANDLOCK_ACCESS_FS_REMOVE_DIR |
+                  LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_WRITE_FILE |
+                  LANDLOCK_ACCESS_FS_READ_DIR,
+              handled, log);
+  }
   KJ_IF_MAYBE(path, unixSocket) {
     // The listener removes its socket at exit. REMOVE_FILE is a right of directories, so it
     // covers that directory's other entries too: a small price, and only removal.

@@ -33,7 +33,9 @@ void setNoNewPrivs();
 // nothing otherwise). `unixSocket` is the path of the socket the agent listens on, if any.
 // Returns the Landlock ABI version in force (0 when Landlock is unavailable), having logged what
 // it did: one line with -v when restricted, one warning when it could not be.
+// `cgroupDir` (when not empty) is where session cgroups are made (session_cgroup.h): the agent
+// may create, remove, read and write beneath it.
 int restrictToRoot(const Confinement& confinement, kj::Maybe<kj::StringPtr> unixSocket,
-                   const Log& log);
+                   const Log& log, kj::StringPtr cgroupDir = "");
 
 }  // namespace sb

@@ -10,6 +10,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <malloc.h>
+
 #include <cerrno>
 #include <cstring>
 
@@ -22,6 +24,7 @@
 #include "host_wire.h"
 #include "log.h"
 #include "message_guard.h"
+#include "peer_check.h"
 #include "preamble.h"
 #include "tls_setup.h"
 
@@ -104,6 +107,7 @@ struct Connection {
 struct Admission {
   kj::Own<kj::AsyncIoStream> stream;
   kj::String peer;
+  kj::Own<Listener::PeerSlot> slot;  // the peer's pending slot, until the handshake
 };
 
 // stdin and stdout as one stream, for ssh, which gives the agent two pipes.
@@ -235,7 +239,153 @@ struct AddrInfoList {
   }
 };
 
+// What the per-peer pending cap counts by: the uid on a unix socket, the address (without the
+// port, which a client picks freely) on TCP.
+kj::String peerKey(kj::AsyncIoStream& stream) {
+  struct sockaddr_storage addr;
+  uint len = sizeof(addr);
+  memset(&addr, 0, sizeof(addr));
+  KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() {
+    stream.getpeername(reinterpret_cast<struct sockaddr*>(&addr), &len);
+  })) {
+    return kj::str("?");
+  }
+  if (addr.ss_family == AF_UNIX) {
+    KJ_IF_MAYBE(fd, stream.getFd()) {
+      KJ_IF_MAYBE(cred, unixPeerCredentials(*fd)) {
+        return kj::str("uid ", cred->uid);
+      }
+    }
+    return kj::str("unix ?");
+  }
+  char host[INET6_ADDRSTRLEN] = "?";
+  if (addr.ss_family == AF_INET) {
+    inet_ntop(AF_INET, &reinterpret_cast<struct sockaddr_in*>(&addr)->sin_addr, host,
+              sizeof(host));
+  } else if (addr.ss_family == AF_INET6) {
+    inet_ntop(AF_INET6, &reinterpret_cast<struct sockaddr_in6*>(&addr)->sin6_addr, host,
+              sizeof(host));
+  }
+  return kj::str("address ", host);
+}
+
 }  // namespace
+
+// One of a peer's pending slots: given back when the peer's Agent.handshake is done, or when
+// its connection goes before that (whichever comes first; destruction gives it back at the
+// latest).
+class Listener::PeerSlot {
+public:
+  PeerSlot(Listener& listener, kj::String key, kj::TimePoint since)
+      : PeerSlot(listener, kj::mv(key), since, kj::newPromiseAndFulfiller<void>()) {}
+  ~PeerSlot() { release(); }
+  KJ_DISALLOW_COPY(PeerSlot);
+
+  kj::TimePoint since() const { return since_; }
+
+  // Resolves when the listener closes this connection to make room for a newer one of the same
+  // peer; never once the slot is released.
+  kj::Promise<void> whenEvicted() { return evicted.addBranch(); }
+
+  void release() {
+    if (held) {
+      held = false;
+      auto it = listener.pendingByPeer.find(std::string(key.cStr()));
+      if (it != listener.pendingByPeer.end()) {
+        it->second.remove(this);
+        if (it->second.empty()) {
+          listener.pendingByPeer.erase(it);
+        }
+      }
+    }
+  }
+
+  void evict() {
+    release();
+    evictor->fulfill();
+  }
+
+private:
+  Listener& listener;
+  kj::String key;
+  kj::TimePoint since_;
+  bool held = true;
+  kj::Own<kj::PromiseFulfiller<void>> evictor;
+  kj::ForkedPromise<void> evicted;
+
+  PeerSlot(Listener& listener, kj::String key, kj::TimePoint since,
+           kj::PromiseFulfillerPair<void> paf)
+      : listener(listener), key(kj::mv(key)), since_(since), evictor(kj::mv(paf.fulfiller)),
+        evicted(paf.promise.fork()) {
+    listener.pendingByPeer[std::string(this->key.cStr())].push_back(this);
+  }
+};
+
+kj::Maybe<kj::Own<Listener::PeerSlot>> Listener::takePeerSlot(kj::StringPtr key) {
+  auto now = io.provider->getTimer().now();
+  auto& slots = pendingByPeer[std::string(key.cStr())];
+  if (slots.size() >= agent.limits.maxPendingPerPeer) {
+    PeerSlot* oldest = slots.front();
+    if (now - oldest->since() < agent.limits.evictPendingAfterMs * kj::MILLISECONDS) {
+      return nullptr;
+    }
+    oldest->evict();  // its connection closes on the next turn
+  }
+  return kj::heap<PeerSlot>(*this, kj::heapString(key), now);
+}
+
+bool Listener::peerAllowed(kj::AsyncIoStream& stream, kj::StringPtr peer) {
+  KJ_IF_MAYBE(fd, stream.getFd()) {
+    struct sockaddr_storage addr;
+    socklen_t len = sizeof(addr);
+    if (getsockname(*fd, reinterpret_cast<struct sockaddr*>(&addr), &len) != 0 ||
+        addr.ss_family != AF_UNIX) {
+      return true;  // TCP: TLS and the token are its gates
+    }
+    KJ_IF_MAYBE(cred, unixPeerCredentials(*fd)) {
+      kj::String refusal = peerRefusal(options.peers, *cred);
+      if (refusal.size() == 0) {
+        return true;
+      }
+      options.log.warn("{}: refused: {}", peer.cStr(), refusal.cStr());
+      tellRefused(stream, refusal);
+      return false;
+    }
+    options.log.warn("{}: refused: SO_PEERCRED failed: {}", peer.cStr(), strerror(errno));
+    return false;
+  }
+  return true;
+}
+
+void Listener::tellRefused(kj::AsyncIoStream& stream, kj::StringPtr why) {
+  // The admission preamble's answer, so that sbrun says why (it reads it after sending its own
+  // preamble; the line waits in the socket). Best effort: a full buffer loses it, and a client
+  // whose preamble write fails first (the connection already closed) never reads it. Not
+  // through TLS: a TLS client would take plain bytes for a broken handshake.
+  if (tls != nullptr) {
+    return;
+  }
+  KJ_IF_MAYBE(fd, stream.getFd()) {
+    kj::String line = kj::str("refused: ", why, "\n");
+    (void)::send(*fd, line.begin(), line.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+  }
+}
+
+kj::Promise<void> Listener::lingerRefused(kj::Own<kj::AsyncIoStream> stream) {
+  // The refusal line is already in the socket. Closing at once would make the client's own
+  // preamble write fail (EPIPE) before it reads why; so the connection stays until the client
+  // closes or a second has passed, while what it sends is read and dropped (at most 4 KiB, then
+  // it is closed anyway). It holds one of the peer's pending slots meanwhile, or is closed now
+  // when there is none: a refused peer cannot pile connections up this way.
+  KJ_IF_MAYBE(slot, takePeerSlot(peerKey(*stream))) {
+    auto buffer = kj::heapArray<kj::byte>(4096);
+    auto read = stream->tryRead(buffer.begin(), buffer.size(), buffer.size())
+                    .then([](size_t) {}, [](kj::Exception&&) {});
+    return read.exclusiveJoin(io.provider->getTimer().afterDelay(1 * kj::SECONDS))
+        .attach(kj::mv(stream), kj::mv(buffer), kj::mv(*slot));
+  }
+  return kj::READY_NOW;
+}
 
 kj::Maybe<ListenAddress> parseListenAddress(kj::StringPtr text, kj::String& error) {
   if (text.startsWith("unix:")) {
@@ -330,12 +480,14 @@ kj::Maybe<kj::StringPtr> Listener::unixPath() const {
 
 kj::Promise<void> Listener::serve(kj::Own<kj::AsyncIoStream> stream, kj::String peer) {
   ++connections;
+  auto slot = kj::heap<PeerSlot>(*this, kj::str("stdio"), io.provider->getTimer().now());
   return serveAdmitted(kj::mv(stream), kj::mv(peer),
-                       io.provider->getTimer().now() + options.handshakeTimeout);
+                       io.provider->getTimer().now() + options.handshakeTimeout, kj::mv(slot));
 }
 
 kj::Promise<void> Listener::serveAdmitted(kj::Own<kj::AsyncIoStream> stream, kj::String peer,
-                                          kj::TimePoint deadline) {
+                                          kj::TimePoint deadline,
+                                          kj::Own<PeerSlot> slot) {
   options.log.info("{}: connected", peer.cStr());
   auto bootstrap = kj::heap<AgentImpl>(agent, options, kj::heapString(peer));
   auto handshaken = bootstrap->whenHandshaken();
@@ -348,8 +500,15 @@ kj::Promise<void> Listener::serveAdmitted(kj::Own<kj::AsyncIoStream> stream, kj:
   // race is decided first: a handshake cancels the timer for good (joining "never done" with the
   // timer instead would let the timer end every session at the deadline). After the handshake,
   // a client that announced a heartbeat is watched for silence.
+  auto& peerSlot = *slot;
   auto deadlinePassed =
-      handshaken.then([](uint32_t heartbeatMs) { return kj::Maybe<uint32_t>(heartbeatMs); })
+      handshaken
+          .then([&guard, &peerSlot](uint32_t heartbeatMs) {
+            // Authenticated: full-size frames from now on, and the peer's pending slot is free.
+            guard.authenticated();
+            peerSlot.release();
+            return kj::Maybe<uint32_t>(heartbeatMs);
+          })
           .exclusiveJoin(io.provider->getTimer().atTime(deadline).then(
               []() { return kj::Maybe<uint32_t>(nullptr); }))
           .then([this, &guard, &watched, peer = kj::heapString(peer)](
@@ -378,12 +537,23 @@ kj::Promise<void> Listener::serveAdmitted(kj::Own<kj::AsyncIoStream> stream, kj:
                                           "end within {} s: dropped", who.cStr(),
                                           agent.limits.endGraceSeconds);
                        });
+  // Still before its handshake, the connection may be closed for a newer one of its peer.
+  auto evicted = slot->whenEvicted().then([this, who = kj::heapString(peer)]() {
+    options.log.warn("{}: dropped before its handshake to make room for a newer connection of "
+                     "the same peer", who.cStr());
+  });
   return disconnected.exclusiveJoin(kj::mv(deadlinePassed))
       .exclusiveJoin(kj::mv(endedLong))
-      .attach(kj::mv(connection))
+      .exclusiveJoin(kj::mv(evicted))
+      .attach(kj::mv(connection), kj::mv(slot))
       .then([this, peer = kj::mv(peer)]() {
     --connections;
     options.log.info("{}: disconnected; its session and files are closed", peer.cStr());
+    if (connections == 0) {
+      // The agent keeps freed message memory for the next big call (main.cc,
+      // keepMessageMemory); with no session left there is no next call to keep it for.
+      malloc_trim(0);
+    }
   });
 }
 
@@ -449,7 +619,22 @@ kj::Promise<void> Listener::admit(kj::Own<kj::AsyncIoStream> raw, kj::String pee
   if (pending >= agent.limits.maxPending) {
     options.log.warn("{}: dropped: {} connections are already in their handshake", peer.cStr(),
                      pending);
+    tellRefused(*raw, kj::str("the agent is busy: ", pending, " connections are in their "
+                              "handshake; try again"));
     return kj::READY_NOW;  // dropping `raw` closes it
+  }
+  kj::Own<PeerSlot> slot;
+  kj::String key = peerKey(*raw);
+  KJ_IF_MAYBE(s, takePeerSlot(key)) {
+    slot = kj::mv(*s);
+  } else {
+    options.log.warn("{}: dropped: {} already has {} connections before their handshake "
+                     "(at most {} per peer)", peer.cStr(), key.cStr(),
+                     agent.limits.maxPendingPerPeer, agent.limits.maxPendingPerPeer);
+    tellRefused(*raw, kj::str(key, " already has ", agent.limits.maxPendingPerPeer,
+                              " connections in their handshake (sbagent "
+                              "--max-pending-per-peer); try again"));
+    return kj::READY_NOW;
   }
   ++pending;
   tuneAcceptedTcp(*raw, options.clientTimeout);
@@ -458,6 +643,7 @@ kj::Promise<void> Listener::admit(kj::Own<kj::AsyncIoStream> raw, kj::String pee
   auto state = kj::heap<Admission>();
   state->peer = kj::mv(peer);
   Admission& st = *state;
+  st.slot = kj::mv(slot);
 
   kj::Promise<void> secured = nullptr;
   KJ_IF_MAYBE(t, tls) {
@@ -495,12 +681,17 @@ kj::Promise<void> Listener::admit(kj::Own<kj::AsyncIoStream> raw, kj::String pee
                         kj::throwFatalException(kj::mv(e));
                       });
           });
+  auto evicted = st.slot->whenEvicted().then([]() -> kj::String {
+    failClearly("closed to make room for a newer connection of the same peer (at most "
+                "--max-pending-per-peer before the handshake)");
+  });
   auto timedOut = timer.atTime(deadline).then([this]() -> kj::String {
     failClearly(tls != nullptr
                     ? "no handshake within the timeout (TLS and the admission preamble)"
                     : "no handshake within the timeout (the admission preamble)");
   });
   return admitted.exclusiveJoin(kj::mv(timedOut))
+      .exclusiveJoin(kj::mv(evicted))
       .then(
           [this, &st, deadline](kj::String refusal) -> kj::Promise<void> {
             --pending;
@@ -508,7 +699,8 @@ kj::Promise<void> Listener::admit(kj::Own<kj::AsyncIoStream> raw, kj::String pee
               options.log.warn("{}: refused: {}", st.peer.cStr(), refusal.cStr());
               return kj::READY_NOW;
             }
-            return serveAdmitted(kj::mv(st.stream), kj::mv(st.peer), deadline);
+            return serveAdmitted(kj::mv(st.stream), kj::mv(st.peer), deadline,
+                                 kj::mv(st.slot));
           },
           [this, &st](kj::Exception&& e) -> kj::Promise<void> {
             --pending;
@@ -575,11 +767,27 @@ kj::Promise<void> Listener::listen(const ListenAddress& address, kj::String& bou
     }
     KJ_SYSCALL(fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
     kj::AutoCloseFd owner(fd);
-    if (bind(fd, reinterpret_cast<struct sockaddr*>(&sun), sizeof(sun)) < 0) {
+    // The socket file is born 0600 whatever the process umask is (main sets it to 0 for the
+    // clients' creation modes), so no other user can connect in the window before the chmod.
+    mode_t oldMask = ::umask(0177);
+    int bindResult = bind(fd, reinterpret_cast<struct sockaddr*>(&sun), sizeof(sun));
+    int bindError = errno;
+    ::umask(oldMask);
+    if (bindResult < 0) {
       failClearly(fmt::format("cannot listen on unix:{}: {}; check that the directory exists and "
-                              "is writable", path, strerror(errno)));
+                              "is writable", path, strerror(bindError)));
     }
     createdSocket = kj::heapString(address.path);
+    KJ_IF_MAYBE(gid, options.socketGroup) {
+      if (chown(path, uid_t(-1), *gid) < 0) {
+        failClearly(fmt::format("--socket-group: cannot give {} to group {}: {}", path, *gid,
+                                strerror(errno)));
+      }
+    }
+    if (options.socketMode != 0600 && chmod(path, options.socketMode) < 0) {
+      failClearly(fmt::format("--socket-mode: cannot chmod {} to {:04o}: {}", path,
+                              options.socketMode, strerror(errno)));
+    }
     KJ_SYSCALL(::listen(fd, SOMAXCONN));
     bound = kj::str("unix:", address.path);
     owner.release();
@@ -633,7 +841,11 @@ kj::Promise<void> Listener::acceptLoop() {
   return receiver->accept().then(
       [this](kj::Own<kj::AsyncIoStream> stream) {
         kj::String peer = describePeer(*stream);
-        tasks.add(admit(asFdStream(io.unixEventPort, kj::mv(stream)), kj::mv(peer)));
+        if (peerAllowed(*stream, peer)) {
+          tasks.add(admit(asFdStream(io.unixEventPort, kj::mv(stream)), kj::mv(peer)));
+        } else {
+          tasks.add(lingerRefused(kj::mv(stream)));
+        }
         return acceptLoop();
       },
       [this](kj::Exception&& e) {

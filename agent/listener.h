@@ -23,6 +23,10 @@
 #include <capnp/message.h>
 #include <kj/compat/tls.h>
 
+#include <list>
+#include <map>
+#include <string>
+
 #include "resource_limits.h"
 #include "node.h"
 #include "session.h"
@@ -85,6 +89,9 @@ public:
   size_t connectionCount() const { return connections; }
   size_t pendingCount() const { return pending; }
 
+  // A peer's pending slot (Limits::maxPendingPerPeer), held until its handshake is done.
+  class PeerSlot;
+
 private:
   kj::AsyncIoContext& io;
   AgentContext& agent;
@@ -95,9 +102,22 @@ private:
   kj::Maybe<kj::TlsContext&> tls;
   size_t connections = 0;
   size_t pending = 0;
+  // Connections per peer (peerKey()) not yet past their Agent.handshake, oldest first
+  // (Limits::maxPendingPerPeer).
+  std::map<std::string, std::list<PeerSlot*>> pendingByPeer;
+
+  // Takes one of `key`'s pending slots; null when it has none left.
+  kj::Maybe<kj::Own<PeerSlot>> takePeerSlot(kj::StringPtr key);
+  // Accepted unix connections from a peer the policy does not allow are closed here; true when
+  // `stream` may go on.
+  bool peerAllowed(kj::AsyncIoStream& stream, kj::StringPtr peer);
+  // Writes "refused: WHY" to a connection about to be closed before admission.
+  void tellRefused(kj::AsyncIoStream& stream, kj::StringPtr why);
+  // Keeps a refused connection briefly, so that its client can read why (see the .cc).
+  kj::Promise<void> lingerRefused(kj::Own<kj::AsyncIoStream> stream);
 
   kj::Promise<void> serveAdmitted(kj::Own<kj::AsyncIoStream> stream, kj::String peer,
-                                  kj::TimePoint deadline);
+                                  kj::TimePoint deadline, kj::Own<PeerSlot> slot);
   // Why a client that presented `token` is refused ("" when admitted).
   kj::String refusalFor(kj::ArrayPtr<const kj::byte> token);
   // Resolves when nothing has come from a client that announced `heartbeat` for

@@ -25,8 +25,10 @@
 #include "resource_limits.h"
 #include "listener.h"
 #include "log.h"
+#include "peer_check.h"
 #include "process.h"
 #include "session.h"
+#include "session_isolation.h"
 #include "tls_setup.h"
 
 namespace sb {
@@ -93,7 +95,10 @@ public:
         .addOptionWithArg({"root"}, KJ_BIND_METHOD(*this, setRoot), "<dir>",
             "Confine every path to <dir>: `..`, absolute paths and symlinks resolve inside it "
             "and magic links (/proc/PID/root ...) are refused (openat2 RESOLVE_IN_ROOT). "
-            "Default: the whole file system.")
+            "A root agent also refuses device nodes (see --allow-devices) and abstract unix "
+            "socket addresses (EPERM), and runs each session's programs chrooted, in a pid "
+            "namespace of the session's own, with a cut capability set (see "
+            "--spawn-privileged). Default: the whole file system.")
         .addOption({"read-only"}, KJ_BIND_METHOD(*this, setReadOnly),
             "Refuse every modifying operation with EROFS: opening for writing, creating or "
             "truncating, mkdir, mknod, unlink, rename, link, symlink, chmod, chown, utimens, "
@@ -119,7 +124,45 @@ public:
             "that, opens answer EMFILE.")
         .addOptionWithArg({"max-procs"}, KJ_BIND_METHOD(*this, setMaxProcs), "<n>",
             "At most <n> running programs per session (default 256); past that, running "
-            "another answers EAGAIN.")
+            "another answers EAGAIN. Where the agent can make a pids cgroup per session (it "
+            "says at start), every process and thread the session's programs make counts, and "
+            "fork on B fails with EAGAIN past <n>.")
+        .addOptionWithArg({"max-memory"}, KJ_BIND_METHOD(*this, setMaxMemory), "<bytes>",
+            "Limit each session's programs together to <bytes> of memory (suffix K, M or G), "
+            "through the session's cgroup v2 memory.max; where the agent cannot make cgroup v2 "
+            "cgroups with the memory controller it says so at start and the limit is not "
+            "enforced.")
+        .addOptionWithArg({"max-pending-per-peer"}, KJ_BIND_METHOD(*this, setMaxPendingPerPeer),
+            "<n>",
+            "At most <n> connections of one peer (a uid on a unix socket, an address on TCP) "
+            "that have not yet completed their handshake (default 8). Past that, the peer's "
+            "oldest such connection is closed if it has waited 1 s, else the new one is. "
+            "This is apart from --max-sessions, so strangers that never finish a handshake "
+            "cannot take the sessions' places.")
+        .addOptionWithArg({"socket-mode"}, KJ_BIND_METHOD(*this, setSocketMode), "<octal>",
+            "The mode of the unix socket file (default 0600: only the agent's own uid can "
+            "connect; 0660 with --socket-group lets a group in). The socket is created 0600 "
+            "and then changed, never wider for a moment.")
+        .addOptionWithArg({"socket-group"}, KJ_BIND_METHOD(*this, setSocketGroup), "<group>",
+            "Give the unix socket file to <group> (a name or a number); use with --socket-mode "
+            "0660 and --allow-gid.")
+        .addOptionWithArg({"allow-uid"}, KJ_BIND_METHOD(*this, setAllowUid), "<user>",
+            "Also let <user> (a name or a number) connect to the unix socket; may be repeated. "
+            "By default only the agent's own uid and root may: every connection is checked "
+            "with SO_PEERCRED before anything is read, whatever the socket file's mode allows.")
+        .addOptionWithArg({"allow-gid"}, KJ_BIND_METHOD(*this, setAllowGid), "<group>",
+            "Also let members of <group> (primary or supplementary; a name or a number) connect "
+            "to the unix socket; may be repeated.")
+        .addOption({"allow-devices"}, KJ_BIND_METHOD(*this, setAllowDevices),
+            "Under --root, allow mknod of character and block devices (refused with EPERM by "
+            "default: a device node inside the root opens the machine's device), and keep "
+            "CAP_MKNOD for programs run on B.")
+        .addOption({"spawn-privileged"}, KJ_BIND_METHOD(*this, setSpawnPrivileged),
+            "For a root agent under --root: let the programs run on B keep every capability "
+            "and gain privileges through setuid programs (by default their capability bounding "
+            "set is cut to file ownership, DAC override, kill, setuid/setgid and low ports, "
+            "no_new_privs is set, and they may use only abstract unix sockets they made "
+            "themselves). They still run in their session's pid namespace and cgroup.")
         .addOptionWithArg({"hostname"}, KJ_BIND_METHOD(*this, setHostname), "<name>",
             "Run in new UTS and mount namespaces with hostname <name> (a user namespace first "
             "when not root), so clients see a visibly different machine. Fails clearly when "
@@ -162,6 +205,80 @@ private:
   kj::Duration clientTimeout = 600 * kj::SECONDS;
   TlsFiles tlsFiles;
   Limits limits;
+  PeerPolicy peers;
+  mode_t socketMode = 0600;
+  bool socketModeGiven = false;
+  kj::Maybe<gid_t> socketGroup;
+  bool allowDevices = false;
+  bool spawnPrivileged = false;
+  uint64_t maxMemory = 0;
+
+  kj::MainBuilder::Validity setMaxMemory(kj::StringPtr text) {
+    char* end = nullptr;
+    errno = 0;
+    unsigned long long value = strtoull(text.cStr(), &end, 10);
+    unsigned long long unit = 1;
+    if (end != nullptr && *end != '\0' && end[1] == '\0') {
+      switch (*end) {
+        case 'K': case 'k': unit = 1ull << 10; ++end; break;
+        case 'M': case 'm': unit = 1ull << 20; ++end; break;
+        case 'G': case 'g': unit = 1ull << 30; ++end; break;
+        default: break;
+      }
+    }
+    if (text.size() == 0 || text[0] == '-' || *end != '\0' || errno != 0 || value == 0 ||
+        value > (1ull << 50) / unit) {
+      return kj::str("--max-memory ", text, ": expected a size in bytes, e.g. 512M or 2G");
+    }
+    maxMemory = value * unit;
+    return true;
+  }
+  kj::MainBuilder::Validity setMaxPendingPerPeer(kj::StringPtr text) {
+    return parseCount("--max-pending-per-peer", text, limits.maxPendingPerPeer);
+  }
+  kj::MainBuilder::Validity setSocketMode(kj::StringPtr text) {
+    char* end = nullptr;
+    unsigned long mode = strtoul(text.cStr(), &end, 8);
+    if (text.size() == 0 || *end != '\0' || mode > 0777 || (mode & 0600) != 0600) {
+      return kj::str("--socket-mode ", text, ": expected an octal mode such as 0600 or 0660 "
+                     "that lets the owner read and write");
+    }
+    socketMode = mode_t(mode);
+    socketModeGiven = true;
+    return true;
+  }
+  kj::MainBuilder::Validity setSocketGroup(kj::StringPtr text) {
+    kj::String error;
+    KJ_IF_MAYBE(gid, parseGroup(text, error)) {
+      socketGroup = *gid;
+      return true;
+    }
+    return kj::str("--socket-group ", error);
+  }
+  kj::MainBuilder::Validity setAllowUid(kj::StringPtr text) {
+    kj::String error;
+    KJ_IF_MAYBE(uid, parseUser(text, error)) {
+      peers.uids.push_back(*uid);
+      return true;
+    }
+    return kj::mv(error);
+  }
+  kj::MainBuilder::Validity setAllowGid(kj::StringPtr text) {
+    kj::String error;
+    KJ_IF_MAYBE(gid, parseGroup(text, error)) {
+      peers.gids.push_back(*gid);
+      return true;
+    }
+    return kj::str("--allow-gid ", error);
+  }
+  kj::MainBuilder::Validity setAllowDevices() {
+    allowDevices = true;
+    return true;
+  }
+  kj::MainBuilder::Validity setSpawnPrivileged() {
+    spawnPrivileged = true;
+    return true;
+  }
 
   kj::MainBuilder::Validity setTlsCert(kj::StringPtr file) {
     tlsFiles.cert = kj::heapString(file);
@@ -287,6 +404,19 @@ private:
     if (stdio && readyFd != nullptr) {
       return "--ready-fd only applies to --listen";
     }
+    bool unixListen = false;
+    KJ_IF_MAYBE(address, listenAddress) {
+      unixListen = address->kind == ListenAddress::Kind::UNIX;
+    }
+    if (!unixListen && (socketModeGiven || socketGroup != nullptr || !peers.uids.empty() ||
+                        !peers.gids.empty())) {
+      return "--socket-mode, --socket-group, --allow-uid and --allow-gid apply to --listen "
+             "unix:PATH only (TCP peers are checked by TLS and --token-file)";
+    }
+    if ((allowDevices || spawnPrivileged) && rootDir == nullptr) {
+      return "--allow-devices and --spawn-privileged apply with --root only (without --root "
+             "nothing is confined)";
+    }
     if (tlsFiles.any()) {
       KJ_IF_MAYBE(address, listenAddress) {
         if (address->kind != ListenAddress::Kind::TCP) {
@@ -309,9 +439,6 @@ private:
   }
 
   void serve() {
-    // Creation modes arrive with the client's umask already applied (the tracee's own): ours
-    // must not take bits away a second time.
-    ::umask(0);
     keepMessageMemory();
     // Before any thread exists: unshare(CLONE_NEWUSER) needs a single-threaded process.
     KJ_IF_MAYBE(name, hostname) {
@@ -326,6 +453,15 @@ private:
     Log log(verbose);
     raiseFdLimit(log);
     auto io = kj::setupAsyncIo();
+    // Before Landlock (it opens the cgroup directory and /proc/self/ns/pid) and before any
+    // thread (the executor's); after the event loop, since it keeps promises on its timer and
+    // must be gone before the loop is.
+    IsolationOptions isolationOptions;
+    isolationOptions.confined = rootDir != nullptr;
+    isolationOptions.allowDevices = allowDevices;
+    isolationOptions.spawnPrivileged = spawnPrivileged;
+    isolationOptions.maxMemory = maxMemory;
+    SessionIsolation isolation(isolationOptions, log);
     if (!stdio) {
       // Also before any thread: workers inherit the blocked mask, so these reach the loop.
       kj::UnixEventPort::captureSignal(SIGTERM);
@@ -338,22 +474,36 @@ private:
     }
     Executor executor(io.provider->getTimer());
     Reaper reaper(executor);
-    AgentContext agent{*confinement, executor, reaper, readOnly, limits};
+    isolation.useTimer(io.provider->getTimer());
+    AgentContext agent{*confinement, executor, reaper, readOnly, limits, allowDevices,
+                       isolation};
     AgentOptions options{kj::mv(token), log};
     options.handshakeTimeout = handshakeTimeout;
     options.clientTimeout = clientTimeout;
+    peers.agentUid = getuid();
+    options.peers = peers;
+    options.socketMode = socketMode;
+    options.socketGroup = socketGroup;
     Listener listener(io, agent, options);
     if (tls.get() != nullptr) {
       listener.useTls(*tls);
     }
-    setNoNewPrivs();
+    // no_new_privs is inherited by every program the agent runs; a root agent asked to let them
+    // keep their privileges (--spawn-privileged) does without it (Landlock does not need it
+    // from root).
+    if (!(spawnPrivileged && geteuid() == 0)) {
+      setNoNewPrivs();
+    }
 
     KJ_IF_MAYBE(address, listenAddress) {
       kj::String bound;
       auto accepting = listener.listen(*address, bound);
+      // Creation modes arrive with the client's umask already applied (the tracee's own): ours
+      // must not take bits away a second time. Only now: the socket file was made 0600.
+      ::umask(0);
       // After the socket exists, before the first worker thread: Landlock binds this thread
       // and what it creates later (landlock.h).
-      restrictToRoot(*confinement, listener.unixPath(), log);
+      restrictToRoot(*confinement, listener.unixPath(), log, isolation.cgroupPath());
       log.warn("listening on {} (root {}{}{}{}; at most {} sessions)", bound.cStr(),
                confinement->rootPath().cStr(), readOnly ? ", read-only" : "",
                tls.get() != nullptr ? ", TLS with client certificates" : "",
@@ -372,7 +522,8 @@ private:
                         .wait(io.waitScope);
       log.info("stopping on signal {}", signal.si_signo);
     } else {
-      restrictToRoot(*confinement, nullptr, log);
+      ::umask(0);  // as above
+      restrictToRoot(*confinement, nullptr, log, isolation.cgroupPath());
       listener.serveStdio().wait(io.waitScope);
       log.info("stdio peer disconnected");
     }

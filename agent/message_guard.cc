@@ -172,6 +172,18 @@ kj::Promise<kj::Maybe<capnp::MessageReaderAndFds>> MessageGuard::readFrame(
             refuse(kj::str("a frame announced ", total * 8, " bytes (at most ",
                            limits.maxMessageWords * 8, ")"));
           }
+          if (!authenticated_) {
+            // Checked before the body is allocated: the frame's announced size is what it would
+            // pin, whether or not the peer ever sends it.
+            if (total * 8 > limits.preAuthMessageBytes) {
+              refuse(kj::str("a frame announced ", total * 8, " bytes before the handshake "
+                             "(at most ", limits.preAuthMessageBytes, " until it is done)"));
+            }
+            preAuthRead += table.size() + total * 8;
+            if (preAuthRead > limits.preAuthBytes) {
+              refuse(kj::str("more than ", limits.preAuthBytes, " bytes before the handshake"));
+            }
+          }
           auto words = kj::heapArray<capnp::word>(total);
           auto* wordsAt = words.begin();
           size_t bytes = total * sizeof(capnp::word);

@@ -58,6 +58,11 @@ public:
   // not the peer, is then why nothing is read (the listener's silence check looks at writes).
   bool holdingBack() const { return writeDone != nullptr; }
 
+  // The peer has completed its Agent.handshake: from now on frames may be as big as
+  // Limits::maxMessageWords. Until then each frame is held to Limits::preAuthMessageBytes and
+  // the whole conversation to Limits::preAuthBytes (issue 17: memory pinning by strangers).
+  void authenticated() { authenticated_ = true; }
+
 private:
   kj::AsyncIoStream& stream;
   const Limits& limits;
@@ -65,6 +70,8 @@ private:
   // Fulfilled whenever a write completes, for a reader waiting on backpressure.
   kj::Maybe<kj::Own<kj::PromiseFulfiller<void>>> writeDone;
   kj::Maybe<kj::String> failed;
+  bool authenticated_ = false;
+  uint64_t preAuthRead = 0;  // bytes of frames announced before authenticated()
   kj::Own<kj::PromiseFulfiller<void>> peerEndedFulfiller;
   kj::ForkedPromise<void> peerEnded;
 

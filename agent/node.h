@@ -34,12 +34,20 @@ namespace sb {
 class Reaper;
 
 // Agent-wide services every session and node borrows. Owned by main (or a test).
+class SessionIsolation;
+
 struct AgentContext {
   Confinement& confinement;
   Executor& executor;
   Reaper& reaper;  // reaps every process any session spawned (process.h)
   bool readOnly = false;
   Limits limits = {};
+  // --allow-devices: under --root, mknod of character and block devices is refused (EPERM)
+  // without it.
+  bool allowDevices = false;
+  // Cgroups, pid namespaces and reduced privileges for spawned programs (session_isolation.h);
+  // null: programs run as the agent's children in its own namespaces (tests, the fuzzer).
+  kj::Maybe<SessionIsolation&> isolation = nullptr;
 };
 
 // An fd shared by a node and its in-flight worker calls. Worker threads drop their references,

@@ -388,6 +388,13 @@ kj::Promise<void> NodeImpl::mknodAt(MknodAtContext context) {
   PathArg arg = decodePath(f, params.getPath());
   PathTarget t;
   int64_t r = arg.result >= 0 ? nameTarget(f, arg.path, NameUse::CREATE, t) : arg.result;
+  mode_t type = params.getMode() & S_IFMT;
+  if (r >= 0 && (type == S_IFCHR || type == S_IFBLK) && confinement().isConfined() &&
+      !session->agent.allowDevices) {
+    // A device node inside the root opens the device itself, wherever the root is: /dev/kmsg,
+    // the disk. Under --root a root agent would otherwise hand out the machine (issue 17).
+    r = -EPERM;
+  }
   if (r >= 0) {
     dev_t dev = makedev(params.getRdevMajor(), params.getRdevMinor());
     r = sysResult(mknodat(t.dirFd, t.name.cStr(), params.getMode(), dev));

@@ -96,6 +96,9 @@ int64_t peerAddr(const Confinement& conf, int dirFd, proto::SockAddr::Reader in,
   if (in.isUnixPath()) {
     return unixPeer(conf, dirFd, in.getUnixPath(), out);
   }
+  if (in.isUnixAbstract() && conf.isConfined()) {
+    return -EPERM;  // under --root: see NodeImpl::bind
+  }
   return sockAddrToHost(in, out.addr, out.len);
 }
 
@@ -384,7 +387,12 @@ kj::Promise<void> NodeImpl::bind(BindContext context) {
   if (f < 0 || !addr.isUnixPath()) {
     struct sockaddr_storage ss;
     socklen_t len;
-    int64_t r = f < 0 ? f : sockAddrToHost(addr, ss, len);
+    // Under --root, abstract unix names are refused (EPERM): they live in one namespace for
+    // the whole machine (per network namespace), outside any directory --root could confine,
+    // so binding one could squat a name a service on B uses, and connecting to one reaches it.
+    int64_t r = f < 0                                            ? f
+                : addr.isUnixAbstract() && confinement().isConfined() ? -EPERM
+                                                                  : sockAddrToHost(addr, ss, len);
     if (r >= 0) {
       r = sysResult(::bind(f, reinterpret_cast<struct sockaddr*>(&ss), len));
     }

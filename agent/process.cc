@@ -16,6 +16,7 @@
 #include <kj/debug.h>
 
 #include "host_wire.h"
+#include "session_isolation.h"
 
 #ifndef P_PIDFD
 #define P_PIDFD 3
@@ -166,6 +167,19 @@ SessionProcesses::~SessionProcesses() noexcept(false) {
   for (auto& child: children) {
     child->killWithGroup();
   }
+}
+
+SessionJail* SessionProcesses::jailFor(AgentContext& agent) {
+  KJ_IF_MAYBE(j, jail) {
+    return j->get();
+  }
+  KJ_IF_MAYBE(isolation, agent.isolation) {
+    auto made = isolation->newJail(agent.reaper, agent.limits.maxProcs);
+    SessionJail* result = made.get();
+    jail = kj::mv(made);
+    return result;
+  }
+  return nullptr;
 }
 
 void SessionProcesses::add(kj::Own<Child> child) {

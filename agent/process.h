@@ -29,6 +29,7 @@
 
 #include "executor.h"
 #include "node.h"
+#include "session_isolation.h"
 #include "splitbrain.capnp.h"
 
 namespace sb {
@@ -108,8 +109,13 @@ public:
   // Processes not yet reaped (Limits::maxProcs).
   size_t running() const;
 
+  // The session's cgroup and pid namespace (session_isolation.h), made at its first spawn; null
+  // when the agent has no isolation.
+  SessionJail* jailFor(AgentContext& agent);
+
 private:
   kj::Vector<kj::Own<Child>> children;
+  kj::Maybe<kj::Own<SessionJail>> jail;  // destroyed after the children were killed
 };
 
 class ProcessImpl final: public proto::Process::Server {

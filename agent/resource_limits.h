@@ -21,6 +21,21 @@ struct Limits {
   // Connections still in their TLS handshake or admission preamble. Counted apart from the
   // sessions, so that strangers who never finish a handshake cannot take the session slots.
   size_t maxPending = 64;
+  // --max-pending-per-peer: of those, how many one peer (a uid on a unix socket, an address on
+  // TCP) may have, counted until its Agent.handshake is done. Past it, a further connection of
+  // that peer is closed at once: one stranger cannot take every pending slot (issue 17).
+  size_t maxPendingPerPeer = 8;
+  // A peer at that cap that opens another connection: its oldest pending connection is closed
+  // to make room if it has been pending this long (a real client's handshake takes
+  // milliseconds), else the new one is refused. So a flood that holds its places for the
+  // handshake timeout cannot keep out a client of the same peer (the same uid, or every local
+  // TCP client, which share 127.0.0.1).
+  uint32_t evictPendingAfterMs = 1000;
+  // Before the Agent.handshake has succeeded, a frame may be at most this big, and the peer may
+  // send at most preAuthBytes in all: a peer that has proved nothing cannot make the agent
+  // allocate (and keep) the 64 MiB a session's big writes may use.
+  uint64_t preAuthMessageBytes = 64 << 10;
+  uint64_t preAuthBytes = 256 << 10;
   // --max-fds: Nodes (open files, directories, pipes) one session holds; openat, openPath and
   // spawn answer EMFILE past it, as open(2) does past RLIMIT_NOFILE.
   size_t maxNodes = 4096;

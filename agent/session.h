@@ -12,6 +12,7 @@
 #include <kj/string.h>
 
 #include "log.h"
+#include "peer_check.h"
 #include "node.h"
 #include "process.h"
 #include "splitbrain.capnp.h"
@@ -30,6 +31,10 @@ struct AgentOptions {
   // had hung up; accepted TCP connections also get keepalive and TCP_USER_TIMEOUT within it.
   // 0: never (only an end of stream or a TCP error ends a session).
   kj::Duration clientTimeout = 600 * kj::SECONDS;
+  // Unix sockets: who may connect (peer_check.h), and the socket file's mode and group.
+  PeerPolicy peers = {};
+  mode_t socketMode = 0600;
+  kj::Maybe<gid_t> socketGroup = nullptr;
 };
 
 class AgentImpl final: public proto::Agent::Server {

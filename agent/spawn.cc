@@ -25,11 +25,14 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <optional>
 #include <vector>
 
 #include <kj/debug.h>
 
+#include "child_privileges.h"
 #include "host_wire.h"
+#include "session_isolation.h"
 
 #ifndef CLOSE_RANGE_CLOEXEC
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
@@ -173,7 +176,9 @@ bool sameDirectory(int a, int b) {
 // (another agent thread may have held the malloc lock), so the child neither allocates nor
 // formats: it makes syscalls on these values.
 struct ChildPlan {
-  pid_t parent;
+  pid_t parent;  // as getppid() shows it: 0 in a session's pid namespace (the agent is outside)
+  int cgroupProcs;                    // the session's cgroup.procs, or -1
+  const ChildPrivileges* privileges;  // what to give up before exec, or null
   int report;  // write end of the exec-status pipe (CLOEXEC)
   int rootFd;  // chroot here first when >= 0 (a confined agent)
   int cwdFd;
@@ -212,8 +217,15 @@ struct ChildPlan {
   // And it dies with the agent. The death signal belongs to the forking thread: the event loop's.
   if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0) childFail(report, errno);
   if (getppid() != p.parent) _exit(127);  // the agent died before the prctl
+  // Into the session's cgroup before anything it runs can fork.
+  if (p.cgroupProcs >= 0 && ::write(p.cgroupProcs, "0", 1) != 1) childFail(report, errno);
   umask(p.umask);
   if (p.rootFd >= 0 && (fchdir(p.rootFd) < 0 || chroot(".") < 0)) childFail(report, errno);
+  // After the chroot, which needs CAP_SYS_CHROOT, the first capability to go.
+  if (p.privileges != nullptr) {
+    int error = applyChildPrivileges(*p.privileges);
+    if (error != 0) childFail(report, error);
+  }
   if (fchdir(p.cwdFd) < 0) childFail(report, errno);
 
   // Every fd still needed goes above the highest target first, so that placing one target can
@@ -254,7 +266,12 @@ struct ChildPlan {
 
 // Makes the pipes and /dev/null and forks the child. Returns its pid, or -errno with nothing
 // left running; `status` gets the read end of the exec-status pipe.
-int64_t forkChild(SpawnPlan& plan, const Confinement& conf, kj::AutoCloseFd& status) {
+int64_t forkChild(SpawnPlan& plan, const Confinement& conf, SessionJail* jail,
+                  const ChildPrivileges* privileges, kj::AutoCloseFd& status) {
+  int pidns = jail != nullptr ? jail->pidNamespaceFd() : -1;
+  if (pidns == -2) {
+    return -EAGAIN;  // the session's namespace is gone; fork(2) there would say ENOMEM
+  }
   for (auto& slot: plan.slots) {
     int ends[2];
     switch (slot.kind) {
@@ -304,7 +321,9 @@ int64_t forkChild(SpawnPlan& plan, const Confinement& conf, kj::AutoCloseFd& sta
   bool useDir = plan.dir && (plan.path.size() == 0 ||
                              (plan.path[0] != '/' && !sameDirectory(plan.dir->get(), cwdFd)));
   ChildPlan child{};
-  child.parent = getpid();
+  child.parent = pidns >= 0 ? 0 : getpid();
+  child.cgroupProcs = jail != nullptr ? jail->cgroupProcsFd() : -1;
+  child.privileges = privileges;
   child.report = report.get();
   child.rootFd = conf.isConfined() ? conf.rootFd() : -1;
   child.cwdFd = cwdFd;
@@ -328,11 +347,24 @@ int64_t forkChild(SpawnPlan& plan, const Confinement& conf, kj::AutoCloseFd& sta
   sigset_t all, old;
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
-  pid_t pid = vfork();
-  if (pid == 0) {
-    runChild(child);
+  pid_t pid;
+  int error;
+  {
+    // The child is born in the session's pid namespace; this thread's later children are not.
+    std::optional<PidNamespaceEntry> entry;
+    if (pidns >= 0) {
+      entry.emplace(pidns);
+      if (entry->error() != 0) {
+        pthread_sigmask(SIG_SETMASK, &old, nullptr);
+        return -int64_t(entry->error());
+      }
+    }
+    pid = vfork();
+    if (pid == 0) {
+      runChild(child);
+    }
+    error = errno;
   }
-  int error = errno;
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
   // The child has its copies; the agent keeps only its own ends.
   for (auto& slot: plan.slots) {
@@ -377,7 +409,12 @@ kj::Promise<void> answer(SpawnContext context, SessionState& session,
 kj::Promise<void> start(SpawnContext context, kj::Own<SessionState> session,
                         SessionProcesses& processes, kj::Own<SpawnPlan> plan) {
   kj::AutoCloseFd status;
-  int64_t pid = forkChild(*plan, session->agent.confinement, status);
+  SessionJail* jail = processes.jailFor(session->agent);
+  const ChildPrivileges* privileges = nullptr;
+  KJ_IF_MAYBE(isolation, session->agent.isolation) {
+    privileges = &isolation->childPrivileges();
+  }
+  int64_t pid = forkChild(*plan, session->agent.confinement, jail, privileges, status);
   if (pid < 0) {
     context.getResults().setResult(pid);
     return kj::READY_NOW;

@@ -3522,6 +3522,10 @@ def build_cases():
     # Network partitions (issue 7): a proxy that stops forwarding, the agent's silence check.
     import fault_cases
     fault_cases.register(cases, sys.modules[__name__])
+    # A root agent safe to leave running (issue 17): who connects, pre-handshake limits, what a
+    # session's programs may do on B.
+    import isolation_cases
+    isolation_cases.register(cases, sys.modules[__name__])
     return cases
 
 
