@@ -16,7 +16,7 @@ namespace sb {
 
 namespace {
 
-[[noreturn]] void failWith(kj::String message) {
+[[noreturn]] void tlsFail(kj::String message) {
   kj::throwFatalException(
       kj::Exception(kj::Exception::Type::FAILED, __FILE__, __LINE__, kj::mv(message)));
 }
@@ -24,12 +24,12 @@ namespace {
 kj::String readPem(kj::StringPtr option, kj::StringPtr path) {
   int fd = ::open(path.cStr(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
-    failWith(kj::str(option, " ", path, ": ", strerror(errno)));
+    tlsFail(kj::str(option, " ", path, ": ", strerror(errno)));
   }
   kj::FdInputStream in{kj::AutoCloseFd(fd)};
   kj::String text = in.readAllText();
   if (text.size() == 0 || strstr(text.cStr(), "-----BEGIN ") == nullptr) {
-    failWith(kj::str(option, " ", path, ": not a PEM file (expected \"-----BEGIN ...\")"));
+    tlsFail(kj::str(option, " ", path, ": not a PEM file (expected \"-----BEGIN ...\")"));
   }
   return text;
 }
@@ -39,7 +39,7 @@ template <typename T, typename Make>
 T parsing(kj::StringPtr option, kj::StringPtr path, kj::StringPtr what, Make&& make) {
   kj::Maybe<T> result;
   KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() { result = make(); })) {
-    failWith(kj::str(option, " ", path, ": cannot read ", what, " (",
+    tlsFail(kj::str(option, " ", path, ": cannot read ", what, " (",
                      e->getDescription(), ")"));
   }
   return kj::mv(KJ_ASSERT_NONNULL(result));
@@ -91,7 +91,7 @@ kj::String tlsFilesProblem(const TlsFiles& files, TlsRole role) {
 kj::Own<kj::TlsContext> makeTlsContext(const TlsFiles& files, TlsRole role) {
   kj::String problem = tlsFilesProblem(files, role);
   if (problem.size() > 0) {
-    failWith(kj::mv(problem));
+    tlsFail(kj::mv(problem));
   }
   kj::String caPem = readPem("--tls-ca", files.ca);
   kj::Vector<kj::TlsCertificate> cas;
@@ -100,7 +100,7 @@ kj::Own<kj::TlsContext> makeTlsContext(const TlsFiles& files, TlsRole role) {
                                         [&]() { return kj::TlsCertificate(block); }));
   }
   if (cas.empty()) {
-    failWith(kj::str("--tls-ca ", files.ca, ": no \"-----BEGIN CERTIFICATE-----\" block in it"));
+    tlsFail(kj::str("--tls-ca ", files.ca, ": no \"-----BEGIN CERTIFICATE-----\" block in it"));
   }
   kj::Maybe<kj::TlsKeypair> keypair;
   if (files.cert.size() > 0) {
@@ -132,7 +132,7 @@ kj::Own<kj::TlsContext> makeTlsContext(const TlsFiles& files, TlsRole role) {
   KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() {
     context = kj::heap<kj::TlsContext>(kj::mv(options));
   })) {
-    failWith(kj::str("--tls-cert ", files.cert, " / --tls-key ", files.key,
+    tlsFail(kj::str("--tls-cert ", files.cert, " / --tls-key ", files.key,
                      ": cannot set up TLS (does the key belong to the certificate?): ",
                      e->getDescription()));
   }

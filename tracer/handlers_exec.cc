@@ -279,14 +279,14 @@ kj::Promise<Outcome> hExec(Call& c) {
   KJ_UNREACHABLE;
 }
 
-const HandlerEntry HANDLERS[] = {
+const HandlerEntry EXEC_HANDLERS[] = {
     {SYS_execve, hExec},
     {SYS_execveat, hExec},
 };
 
 }  // namespace
 
-kj::ArrayPtr<const HandlerEntry> execHandlers() { return HANDLERS; }
+kj::ArrayPtr<const HandlerEntry> execHandlers() { return EXEC_HANDLERS; }
 
 // The calls of sb-stub (stub_protocol.h); in any other process the number is unknown.
 kj::Promise<Outcome> stubCall(Call& c) {

@@ -471,7 +471,7 @@ kj::Promise<Outcome> hGetcwd(Call& c) {
   });
 }
 
-const HandlerEntry HANDLERS[] = {
+const HandlerEntry FD_HANDLERS[] = {
     {SYS_open, hOpen},
     {SYS_creat, hCreat},
     {SYS_openat, hOpenat},
@@ -491,6 +491,6 @@ const HandlerEntry HANDLERS[] = {
 
 }  // namespace
 
-kj::ArrayPtr<const HandlerEntry> fdHandlers() { return HANDLERS; }
+kj::ArrayPtr<const HandlerEntry> fdHandlers() { return FD_HANDLERS; }
 
 }  // namespace sb::handler

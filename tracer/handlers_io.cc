@@ -858,7 +858,7 @@ kj::Promise<Outcome> hCopyFileRange(Call& c) {
                     proto::CopyKind::COPY_FILE_RANGE);
 }
 
-const HandlerEntry HANDLERS[] = {
+const HandlerEntry IO_HANDLERS[] = {
     {SYS_read, hRead},
     {SYS_pread64, hPread},
     {SYS_readv, hReadv},
@@ -884,6 +884,6 @@ const HandlerEntry HANDLERS[] = {
 
 }  // namespace
 
-kj::ArrayPtr<const HandlerEntry> ioHandlers() { return HANDLERS; }
+kj::ArrayPtr<const HandlerEntry> ioHandlers() { return IO_HANDLERS; }
 
 }  // namespace sb::handler

@@ -474,7 +474,7 @@ namespace {
 
 using namespace sock;
 
-const HandlerEntry HANDLERS[] = {
+const HandlerEntry NET_HANDLERS[] = {
     {SYS_socket, hSocket},
     {SYS_socketpair, hSocketpair},
     {SYS_bind, hBind},
@@ -491,6 +491,6 @@ const HandlerEntry HANDLERS[] = {
 
 }  // namespace
 
-kj::ArrayPtr<const HandlerEntry> netHandlers() { return HANDLERS; }
+kj::ArrayPtr<const HandlerEntry> netHandlers() { return NET_HANDLERS; }
 
 }  // namespace sb::handler

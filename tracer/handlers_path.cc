@@ -661,7 +661,7 @@ kj::Promise<Outcome> hRemovexattr(Call& c) { return removexattrCommon(c, XattrVi
 kj::Promise<Outcome> hLremovexattr(Call& c) { return removexattrCommon(c, XattrVia::LPATH); }
 kj::Promise<Outcome> hFremovexattr(Call& c) { return removexattrCommon(c, XattrVia::FD); }
 
-const HandlerEntry HANDLERS[] = {
+const HandlerEntry PATH_HANDLERS[] = {
     {SYS_stat, hStat},
     {SYS_lstat, hLstat},
     {SYS_newfstatat, hNewfstatat},
@@ -717,6 +717,6 @@ const HandlerEntry HANDLERS[] = {
 
 }  // namespace
 
-kj::ArrayPtr<const HandlerEntry> pathHandlers() { return HANDLERS; }
+kj::ArrayPtr<const HandlerEntry> pathHandlers() { return PATH_HANDLERS; }
 
 }  // namespace sb::handler

@@ -701,7 +701,7 @@ kj::Promise<Outcome> hRecvmmsg(Call& c) {
   });
 }
 
-const HandlerEntry HANDLERS[] = {
+const HandlerEntry SOCKMSG_HANDLERS[] = {
     {SYS_sendto, hSendto},
     {SYS_sendmsg, hSendmsg},
     {SYS_sendmmsg, hSendmmsg},
@@ -712,6 +712,6 @@ const HandlerEntry HANDLERS[] = {
 
 }  // namespace
 
-kj::ArrayPtr<const HandlerEntry> sockMsgHandlers() { return HANDLERS; }
+kj::ArrayPtr<const HandlerEntry> sockMsgHandlers() { return SOCKMSG_HANDLERS; }
 
 }  // namespace sb::handler

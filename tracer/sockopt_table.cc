@@ -6,7 +6,7 @@ namespace sb {
 
 namespace {
 
-struct Row {
+struct SockoptRow {
   int level;
   int name;
   const char* text;
@@ -22,7 +22,7 @@ constexpr uint16_t TIMEVAL = 16;       // struct timeval / __kernel_sock_timeval
 constexpr uint16_t IFNAME = 16;        // IFNAMSIZ
 constexpr uint16_t BIG = 1024;         // variable-length answers (TCP_INFO, SO_PEERSEC ...)
 
-constexpr Row ROWS[] = {
+constexpr SockoptRow SOCKOPT_ROWS[] = {
     {SOL_SOCKET_, 1, "SO_DEBUG", INT, 0},
     {SOL_SOCKET_, 2, "SO_REUSEADDR", INT, 0},
     {SOL_SOCKET_, 3, "SO_TYPE", INT, 0},
@@ -231,7 +231,7 @@ const char* levelName(int level) {
 }  // namespace
 
 SockoptPlan planSockopt(int level, int name) {
-  for (auto& row : ROWS) {
+  for (auto& row : SOCKOPT_ROWS) {
     if (row.level == level && row.name == name) {
       if (row.err != 0) {
         return SockoptPlan{SockoptKind::REFUSE, 0, row.err, row.text};

@@ -23,7 +23,7 @@
 namespace sb {
 namespace {
 
-struct Agent {
+struct AccessAgent {
   kj::AsyncIoContext io = kj::setupAsyncIo();
   kj::WaitScope& ws = io.waitScope;
   kj::Own<Confinement> confinement = Confinement::unconfined();
@@ -34,7 +34,7 @@ struct Agent {
   AgentOptions options;
   Listener listener;
 
-  explicit Agent(Limits limits = {})
+  explicit AccessAgent(Limits limits = {})
       : context{*confinement, executor, reaper, false, limits},
         options{nullptr, log},
         listener(io, context, options) {
@@ -102,7 +102,7 @@ TEST_CASE("SO_PEERCRED: the credentials of the other end of a unix socket") {
 
 TEST_CASE("before the handshake a frame of more than 64 KiB drops the connection at its header") {
   // One segment of 1 MiB announced, nothing of it sent: a session may send that, a stranger not.
-  Agent agent;
+  AccessAgent agent;
   auto pipe = agent.io.provider->newTwoWayPipe();
   auto done = agent.listener.serve(kj::mv(pipe.ends[0]), kj::str("test"));
   uint32_t header[2] = {0, (1u << 20) / 8};
@@ -113,7 +113,7 @@ TEST_CASE("before the handshake a frame of more than 64 KiB drops the connection
 TEST_CASE("a peer may have --max-pending-per-peer connections before their handshake, no more") {
   Limits limits;
   limits.maxPendingPerPeer = 2;
-  Agent agent(limits);
+  AccessAgent agent(limits);
   // In-process pipes are socketpairs of this process: all of them are the same peer (uid).
   bool ended[4] = {};
   kj::Vector<kj::Own<kj::AsyncIoStream>> clients;
@@ -147,7 +147,7 @@ TEST_CASE("a peer at its cap: its oldest pending connection makes room once it i
   Limits limits;
   limits.maxPendingPerPeer = 2;
   limits.evictPendingAfterMs = 300;
-  Agent agent(limits);
+  AccessAgent agent(limits);
   bool ended[4] = {};
   kj::Vector<kj::Own<kj::AsyncIoStream>> clients;
   kj::Vector<kj::Promise<void>> served;

@@ -36,7 +36,7 @@
 namespace sb {
 namespace {
 
-int removeEntry(const char* path, const struct stat*, int, struct FTW*) {
+int removeScratchEntry(const char* path, const struct stat*, int, struct FTW*) {
   ::remove(path);
   return 0;
 }
@@ -51,10 +51,10 @@ struct Scratch {
     KJ_ASSERT(fd >= 0);
     ::close(fd);
   }
-  ~Scratch() { nftw(path.c_str(), removeEntry, 16, FTW_DEPTH | FTW_PHYS); }
+  ~Scratch() { nftw(path.c_str(), removeScratchEntry, 16, FTW_DEPTH | FTW_PHYS); }
 };
 
-struct Agent {
+struct DefencesAgent {
   Scratch scratch;
   kj::AsyncIoContext io = kj::setupAsyncIo();
   kj::WaitScope& ws = io.waitScope;
@@ -66,7 +66,7 @@ struct Agent {
   AgentOptions options;
   Listener listener;
 
-  explicit Agent(Limits limits = {}, kj::Maybe<kj::String> token = nullptr)
+  explicit DefencesAgent(Limits limits = {}, kj::Maybe<kj::String> token = nullptr)
       : context{*confinement, executor, reaper, false, limits},
         options{kj::mv(token), log},
         listener(io, context, options) {
@@ -95,7 +95,7 @@ kj::Array<kj::byte> words(std::initializer_list<uint32_t> halves) {
 // Sends `bytes` to a session served without admission and reports whether the agent ends the
 // connection (while the client keeps its end open) within 2 s.
 bool dropsConnection(kj::ArrayPtr<const kj::byte> bytes) {
-  Agent agent;
+  DefencesAgent agent;
   auto pipe = agent.io.provider->newTwoWayPipe();
   auto done = agent.listener.serve(kj::mv(pipe.ends[0]), kj::str("test"));
   pipe.ends[1]->write(bytes.begin(), bytes.size()).wait(agent.ws);
@@ -148,7 +148,7 @@ struct Client {
   kj::Own<capnp::TwoPartyClient> rpc;
 };
 
-Client admitClient(Agent& agent, kj::StringPtr token, kj::Promise<void>& served) {
+Client admitClient(DefencesAgent& agent, kj::StringPtr token, kj::Promise<void>& served) {
   auto pipe = agent.io.provider->newTwoWayPipe();
   served = agent.listener.admit(kj::mv(pipe.ends[0]), kj::str("test"));
   Client c;
@@ -161,7 +161,7 @@ Client admitClient(Agent& agent, kj::StringPtr token, kj::Promise<void>& served)
   return c;
 }
 
-proto::Session::Client handshake(Agent& agent, Client& c, kj::StringPtr token) {
+proto::Session::Client handshake(DefencesAgent& agent, Client& c, kj::StringPtr token) {
   auto req = c.rpc->bootstrap().castAs<proto::Agent>().handshakeRequest();
   auto hello = req.initHello();
   hello.setProtocolVersion(proto::PROTOCOL_VERSION);
@@ -170,7 +170,7 @@ proto::Session::Client handshake(Agent& agent, Client& c, kj::StringPtr token) {
 }
 
 TEST_CASE("admission: a wrong token is refused before RPC, the right one is served") {
-  Agent agent({}, kj::str("sekrit"));
+  DefencesAgent agent({}, kj::str("sekrit"));
   kj::Promise<void> served1 = nullptr, served2 = nullptr;
   auto bad = admitClient(agent, "guess", served1);
   auto& e = KJ_ASSERT_NONNULL(bad.refused);
@@ -189,7 +189,7 @@ TEST_CASE("admission: a wrong token is refused before RPC, the right one is serv
 TEST_CASE("admission: past --max-sessions a client is refused with a sentence") {
   Limits limits;
   limits.maxSessions = 1;
-  Agent agent(limits);
+  DefencesAgent agent(limits);
   kj::Promise<void> served1 = nullptr, served2 = nullptr, served3 = nullptr;
   auto first = admitClient(agent, "", served1);
   REQUIRE(first.refused == nullptr);
@@ -210,7 +210,7 @@ TEST_CASE("admission: past --max-sessions a client is refused with a sentence") 
 TEST_CASE("--max-fds: opens past the limit answer EMFILE, and a close makes room") {
   Limits limits;
   limits.maxNodes = 3;
-  Agent agent(limits);
+  DefencesAgent agent(limits);
   kj::Promise<void> served = nullptr;
   auto c = admitClient(agent, "", served);
   REQUIRE(c.refused == nullptr);
@@ -328,7 +328,7 @@ uint16_t resultPointer(capnp::InterfaceSchema::Method method, const char* field)
 TEST_CASE("a client that never reads its answers: the agent stops reading its requests") {
   Limits limits;
   limits.maxUnsentBytes = 256 << 10;
-  Agent agent(limits);
+  DefencesAgent agent(limits);
   {
     int fd = ::open((agent.scratch.path + "/big").c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
     REQUIRE(fd >= 0);

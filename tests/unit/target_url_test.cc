@@ -8,7 +8,7 @@
 namespace sb {
 namespace {
 
-std::string toStd(kj::StringPtr s) { return std::string(s.begin(), s.size()); }
+std::string urlStd(kj::StringPtr s) { return std::string(s.begin(), s.size()); }
 
 // The description of the exception parseTargetUrl throws, or "" when it does not throw.
 template <typename Parse>
@@ -16,7 +16,7 @@ std::string failure(Parse&& parse) {
   try {
     parse();
   } catch (const kj::Exception& e) {
-    return toStd(e.getDescription());
+    return urlStd(e.getDescription());
   }
   return "";
 }
@@ -26,47 +26,47 @@ TEST_SUITE("target_url") {
     SUBCASE("plain") {
       auto url = parseTargetUrl("local");
       CHECK(url.kind == TargetUrl::Kind::LOCAL);
-      CHECK(toStd(url.name) == "");
-      CHECK(toStd(url.root) == "");
-      CHECK(toStd(url.hostname) == "");
-      CHECK(toStd(url.text) == "local");
+      CHECK(urlStd(url.name) == "");
+      CHECK(urlStd(url.root) == "");
+      CHECK(urlStd(url.hostname) == "");
+      CHECK(urlStd(url.text) == "local");
     }
     SUBCASE("with a root") {
       auto url = parseTargetUrl("local:/srv/fakeroot");
       CHECK(url.kind == TargetUrl::Kind::LOCAL);
-      CHECK(toStd(url.root) == "/srv/fakeroot");
-      CHECK(toStd(url.hostname) == "");
+      CHECK(urlStd(url.root) == "/srv/fakeroot");
+      CHECK(urlStd(url.hostname) == "");
     }
     SUBCASE("with a hostname") {
       auto url = parseTargetUrl("local?hostname=lab-b");
-      CHECK(toStd(url.name) == "");  // the '=' is in the query, not a NAME
-      CHECK(toStd(url.root) == "");
-      CHECK(toStd(url.hostname) == "lab-b");
+      CHECK(urlStd(url.name) == "");  // the '=' is in the query, not a NAME
+      CHECK(urlStd(url.root) == "");
+      CHECK(urlStd(url.hostname) == "lab-b");
     }
     SUBCASE("with a name, a root and a hostname") {
       auto url = parseTargetUrl("b=local:/tmp/root-b?hostname=machine-b");
       CHECK(url.kind == TargetUrl::Kind::LOCAL);
-      CHECK(toStd(url.name) == "b");
-      CHECK(toStd(url.root) == "/tmp/root-b");
-      CHECK(toStd(url.hostname) == "machine-b");
-      CHECK(toStd(url.text) == "b=local:/tmp/root-b?hostname=machine-b");
+      CHECK(urlStd(url.name) == "b");
+      CHECK(urlStd(url.root) == "/tmp/root-b");
+      CHECK(urlStd(url.hostname) == "machine-b");
+      CHECK(urlStd(url.text) == "b=local:/tmp/root-b?hostname=machine-b");
     }
   }
 
   TEST_CASE("unix targets keep the socket path as given, relative or absolute") {
     auto url = parseTargetUrl("lab_1=unix:/run/sbagent.sock");
     CHECK(url.kind == TargetUrl::Kind::UNIX);
-    CHECK(toStd(url.name) == "lab_1");
-    CHECK(toStd(url.path) == "/run/sbagent.sock");
+    CHECK(urlStd(url.name) == "lab_1");
+    CHECK(urlStd(url.path) == "/run/sbagent.sock");
 
     auto relative = parseTargetUrl("unix:agent.sock");
-    CHECK(toStd(relative.path) == "agent.sock");
-    CHECK(toStd(relative.name) == "");
+    CHECK(urlStd(relative.path) == "agent.sock");
+    CHECK(urlStd(relative.name) == "");
 
     // An '=' after the scheme belongs to the path.
     auto withEquals = parseTargetUrl("unix:/tmp/a=b");
-    CHECK(toStd(withEquals.name) == "");
-    CHECK(toStd(withEquals.path) == "/tmp/a=b");
+    CHECK(urlStd(withEquals.name) == "");
+    CHECK(urlStd(withEquals.path) == "/tmp/a=b");
   }
 
   TEST_CASE("tcp targets need a host and a port in 1..65535") {
@@ -87,8 +87,8 @@ TEST_SUITE("target_url") {
       CAPTURE(g.text);
       auto url = parseTargetUrl(g.text);
       CHECK(url.kind == TargetUrl::Kind::TCP);
-      CHECK(toStd(url.name) == g.name);
-      CHECK(toStd(url.host) == g.host);
+      CHECK(urlStd(url.name) == g.name);
+      CHECK(urlStd(url.host) == g.host);
       CHECK(url.port == g.port);
     }
   }
@@ -123,31 +123,31 @@ TEST_SUITE("target_url") {
       CAPTURE(g.text);
       auto url = parseTargetUrl(g.text);
       CHECK(url.kind == TargetUrl::Kind::SSH);
-      CHECK(toStd(url.name) == g.name);
-      CHECK(toStd(url.user) == g.user);
-      CHECK(toStd(url.host) == g.host);
+      CHECK(urlStd(url.name) == g.name);
+      CHECK(urlStd(url.user) == g.user);
+      CHECK(urlStd(url.host) == g.host);
       CHECK(url.port == g.port);
-      CHECK(toStd(url.path) == g.path);
-      CHECK(toStd(url.text) == g.text);
+      CHECK(urlStd(url.path) == g.path);
+      CHECK(urlStd(url.text) == g.text);
     }
   }
 
   TEST_CASE("exec targets keep the whole command, colons, equals signs and quotes included") {
     auto url = parseTargetUrl("exec:docker exec -i box sbagent --stdio");
     CHECK(url.kind == TargetUrl::Kind::EXEC);
-    CHECK(toStd(url.name) == "");
-    CHECK(toStd(url.command) == "docker exec -i box sbagent --stdio");
+    CHECK(urlStd(url.name) == "");
+    CHECK(urlStd(url.command) == "docker exec -i box sbagent --stdio");
 
     auto named = parseTargetUrl("pod=exec:kubectl exec -i -n ci pod/b -- sbagent --stdio");
     CHECK(named.kind == TargetUrl::Kind::EXEC);
-    CHECK(toStd(named.name) == "pod");
-    CHECK(toStd(named.command) == "kubectl exec -i -n ci pod/b -- sbagent --stdio");
+    CHECK(urlStd(named.name) == "pod");
+    CHECK(urlStd(named.command) == "kubectl exec -i -n ci pod/b -- sbagent --stdio");
 
     auto shell = parseTargetUrl("exec:X=1 sh -c 'exec sbagent --stdio --root /srv:b'");
-    CHECK(toStd(shell.name) == "");
-    CHECK(toStd(shell.command) == "X=1 sh -c 'exec sbagent --stdio --root /srv:b'");
+    CHECK(urlStd(shell.name) == "");
+    CHECK(urlStd(shell.command) == "X=1 sh -c 'exec sbagent --stdio --root /srv:b'");
 
-    CHECK(toStd(parseTargetUrl("exec:false").command) == "false");
+    CHECK(urlStd(parseTargetUrl("exec:false").command) == "false");
   }
 
   TEST_CASE("bad targets fail with a message naming the problem and the accepted forms") {
@@ -238,15 +238,15 @@ TEST_SUITE("target_url") {
   TEST_CASE("listen addresses accept unix paths and tcp with port 0") {
     auto unixAddr = parseListenAddress("unix:/tmp/sb.sock");
     CHECK(unixAddr.kind == ListenAddress::Kind::UNIX);
-    CHECK(toStd(unixAddr.path) == "/tmp/sb.sock");
+    CHECK(urlStd(unixAddr.path) == "/tmp/sb.sock");
 
     auto tcp = parseListenAddress("tcp://127.0.0.1:0");
     CHECK(tcp.kind == ListenAddress::Kind::TCP);
-    CHECK(toStd(tcp.host) == "127.0.0.1");
+    CHECK(urlStd(tcp.host) == "127.0.0.1");
     CHECK(tcp.port == 0);
 
     auto v6 = parseListenAddress("tcp://[::]:7433");
-    CHECK(toStd(v6.host) == "::");
+    CHECK(urlStd(v6.host) == "::");
     CHECK(v6.port == 7433);
 
     for (auto bad: {"", "local", "tcp://host", "tcp://host:70000", "b=unix:/x", "unix:"}) {
