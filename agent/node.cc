@@ -285,15 +285,15 @@ proto::Node::Client SessionState::newNode(int fd, proto::FileType& typeOut,
     }
   }
   return nodes.add(kj::heap<NodeImpl>(kj::addRef(*this), kj::atomicRefcounted<FdRef>(fd),
-                                      typeOut, blockingKind, kj::mv(exitWatch)));
+                                      blockingKind, kj::mv(exitWatch)));
 }
 
 // ---------------------------------------------------------------------------------------------
 // NodeImpl basics
 
-NodeImpl::NodeImpl(kj::Own<SessionState> session, kj::Own<FdRef> fd, proto::FileType type,
-                   bool blockingKind, kj::Maybe<kj::Own<FdRef>> exitWatch)
-    : session(kj::mv(session)), fd(kj::mv(fd)), type(type), blockingKind(blockingKind),
+NodeImpl::NodeImpl(kj::Own<SessionState> session, kj::Own<FdRef> fd, bool blockingKind,
+                   kj::Maybe<kj::Own<FdRef>> exitWatch)
+    : session(kj::mv(session)), fd(kj::mv(fd)), blockingKind(blockingKind),
       exitWatch(kj::mv(exitWatch)) {
   ++this->session->liveNodes;
 }

@@ -163,8 +163,7 @@ private:
 
 class NodeImpl final: public proto::Node::Server {
 public:
-  NodeImpl(kj::Own<SessionState> session, kj::Own<FdRef> fd, proto::FileType type,
-           bool blockingKind, kj::Maybe<kj::Own<FdRef>> exitWatch = nullptr);
+  NodeImpl(kj::Own<SessionState> session, kj::Own<FdRef> fd, bool blockingKind, kj::Maybe<kj::Own<FdRef>> exitWatch = nullptr);
   ~NodeImpl() noexcept(false);
 
   // The fd, or -EBADF after close(): for sibling nodes of this session (copyTo, renameAt).
@@ -227,7 +226,6 @@ public:
 private:
   kj::Own<SessionState> session;
   kj::Maybe<kj::Own<FdRef>> fd;  // null after close()
-  proto::FileType type;
   // A FIFO, socket or character device (other than the memory devices): I/O on it may block.
   bool blockingKind;
   // The pidfd of the process writing this pipe (Session.spawn's pipeFromChild): a read returns

@@ -1,5 +1,6 @@
 #include "fd_stream.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <string.h>
@@ -62,10 +63,15 @@ kj::Promise<size_t> FdStream::readMore(kj::byte* out, size_t minBytes, size_t ma
                                        size_t alreadyRead) {
   for (;;) {
     bool direct = maxBytes >= buffer_.size();
-    ssize_t n;
-    KJ_NONBLOCKING_SYSCALL(n = ::read(fd_.get(), direct ? out : buffer_.begin(),
-                                      direct ? maxBytes : buffer_.size())) {
-      return alreadyRead;
+    ssize_t n = ::read(fd_.get(), direct ? out : buffer_.begin(),
+                       direct ? maxBytes : buffer_.size());
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    // Thrown before any promise exists (KJ_NONBLOCKING_SYSCALL's recovery block returned one
+    // that leaked when its fault then threw); EPIPE/ECONNRESET give DISCONNECTED, as kj's.
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+      KJ_FAIL_SYSCALL("read", errno);
     }
     if (n < 0) {  // EAGAIN
       return readObserver_.whenBecomesReadable().then([this, out, minBytes, maxBytes,
@@ -138,9 +144,12 @@ kj::Promise<void> FdStream::writeAll(kj::Array<kj::ArrayPtr<const kj::byte>> pie
       writeObserver_ = nullptr;  // stop watching writability until the next full buffer
       return kj::READY_NOW;
     }
-    ssize_t n;
-    KJ_NONBLOCKING_SYSCALL(n = ::writev(fd_.get(), iov.begin(), int(iov.size()))) {
-      return kj::READY_NOW;
+    ssize_t n = ::writev(fd_.get(), iov.begin(), int(iov.size()));
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+      KJ_FAIL_SYSCALL("writev", errno);  // as in readMore: before any promise exists
     }
     if (n > 0) {
       done += size_t(n);

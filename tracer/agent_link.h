@@ -47,7 +47,7 @@ struct AgentLinkRpc;
 class AgentLink final : public kj::TaskSet::ErrorHandler {
  public:
   AgentLink(TargetUrl url, kj::String name, kj::String token, ReconnectOptions reconnect = {});
-  ~AgentLink();
+  ~AgentLink() noexcept(false);
   KJ_DISALLOW_COPY(AgentLink);
 
   // TLS for a tcp:// target (the context outlives the link). Call before connect().

@@ -55,7 +55,7 @@ struct EpollInstance {
   }
 };
 
-class EpollRegistry : public ReleaseWatcher {
+class EpollRegistry final : public ReleaseWatcher {
  public:
   EpollRegistry() = default;
   ~EpollRegistry();

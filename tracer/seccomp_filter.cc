@@ -87,7 +87,8 @@ void addRules(scmp_filter_ctx ctx, int fastLimit) {
       // Untrapped below the limit (as an unsigned 32-bit int: negative fds are above it and
       // stop, to get their EBADF from the kernel after all) until a guard says otherwise.
       struct scmp_arg_cmp below =
-          SCMP_CMP32(static_cast<unsigned>(row.fdArg), SCMP_CMP_LT, static_cast<uint32_t>(fastLimit));
+          SCMP_CMP32(static_cast<unsigned>(row.fdArg), SCMP_CMP_LT, static_cast<uint32_t>(fastLimit),
+                     0u /* datum_b: unused by LT, given so no field is left uninitialised */);
       check(seccomp_rule_add_array(ctx, SCMP_ACT_ALLOW, row.nr, 1, &below), row.name);
       continue;
     }

@@ -40,10 +40,10 @@
 
 namespace sb {
 
-class Tracer : public ScopeHost {
+class Tracer final : public ScopeHost {
  public:
   Tracer(kj::AsyncIoContext& io, Options& options);
-  ~Tracer();
+  ~Tracer() noexcept(false);
 
   // Connects every target; throws with a clear message when one cannot be reached.
   void connectTargets(kj::WaitScope& ws);
