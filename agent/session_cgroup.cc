@@ -188,9 +188,13 @@ kj::Own<CgroupParent> CgroupParent::probe(uint64_t maxMemory, const Log& log) {
     std::string path = mounts.v1Pids + ownCgroup("pids");
     kj::AutoCloseFd dir = openDir(path);
     if (dir.get() >= 0 && faccessat(dir.get(), ".", W_OK, AT_EACCESS) == 0) {
-      log.warn("{}: sessions get cgroup v1 pids cgroups under {} (--max-procs counts every "
-               "process and thread of a session); their end is their pid namespace's{}",
-               why, path, maxMemory > 0 ? "; --max-memory is not enforced (cgroup v2 only)" : "");
+      // A fact about this host (with -v), unless the user asked for what it cannot give.
+      if (maxMemory > 0) {
+        log.warn("{}: --max-memory is not enforced (cgroup v2 only)", why);
+      }
+      log.info("{}: sessions get cgroup v1 pids cgroups under {} (--max-procs counts every "
+               "process and thread of a session); their end is their pid namespace's",
+               why, path);
       return kj::heap<CgroupParent>(Kind::V1_PIDS, kj::heapString(path.c_str()), kj::mv(dir),
                                     false, log);
     }

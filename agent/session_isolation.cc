@@ -34,7 +34,9 @@ SessionIsolation::SessionIsolation(const IsolationOptions& options, const Log& l
       PidNamespaceEntry::openOwn();
     }
     if (!cgroups->canKill()) {
-      log.warn("no cgroup.kill here: each session's programs run in a pid namespace of their "
+      // How sessions are isolated here, not a fault (the fallback holds): with -v, so that every
+      // sbrun run of a `local` target does not print it on the program's stderr.
+      log.info("no cgroup.kill here: each session's programs run in a pid namespace of their "
                "own, and the session's end kills its init and so every process in it");
     }
   } else {
