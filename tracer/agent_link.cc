@@ -76,6 +76,30 @@ kj::Duration minRetry(const TargetUrl& url) {
   }
 }
 
+// In fail mode a call waits for a reconnect attempt at most this long after the attempt began,
+// then fails with EIO while the attempt goes on in the background. A restarted agent answers
+// well within it; a frozen one (connect accepted, handshake never answered) would otherwise
+// cost every call the whole CONNECT_TIMEOUT. ssh and exec: start a process and authenticate.
+kj::Duration callPatience(const TargetUrl& url) {
+  bool command = url.kind == TargetUrl::Kind::SSH || url.kind == TargetUrl::Kind::EXEC;
+  return command ? 3 * kj::SECONDS : 1 * kj::SECONDS;
+}
+
+// What happens now, for the disconnect message.
+kj::String disconnectPolicy(OnDisconnect mode, uint64_t timeoutSecs) {
+  switch (mode) {
+    case OnDisconnect::WAIT:
+      return kj::str("remote calls wait for it, up to ", timeoutSecs,
+                     " s (--on-disconnect=wait); reconnecting");
+    case OnDisconnect::EXIT:
+      return kj::str("ending the program (--on-disconnect=exit); sbrun exits ", EXIT_TARGET_LOST);
+    case OnDisconnect::FAIL:
+      break;
+  }
+  return kj::str("remote calls fail with EIO until it is back (--on-disconnect=fail); "
+                 "reconnecting");
+}
+
 kj::String seconds(kj::Duration d) {
   return kj::str(fmt::format("{:.1f}", static_cast<double>(d / kj::MILLISECONDS) / 1000).c_str());
 }
@@ -650,9 +674,15 @@ kj::Promise<void> AgentLink::ready() {
     // The background attempts bring it back; the call waits for that, up to the timeout.
     return KJ_ASSERT_NONNULL(back_).addBranch().exclusiveJoin(timeout());
   }
-  // Fail mode (or an outage past the timeout): this call tries once itself — the attempt in
-  // flight, or a new one unless one has just failed (minRetry).
-  if (!attempting_ && now - lastAttemptEnd_ < minRetry(url_)) {
+  // Fail mode (or an outage past the timeout): this call joins the attempt in flight, or makes
+  // one unless one has just failed (minRetry); either way it waits only while the attempt is
+  // young (callPatience), so a target that accepts connections but never answers costs a call
+  // at most that, and most calls nothing.
+  if (attempting_) {
+    if (now >= attemptStarted_ + callPatience(url_)) {
+      return awayError(name_, expired);
+    }
+  } else if (now - lastAttemptEnd_ < minRetry(url_)) {
     return awayError(name_, expired);
   }
   auto tried = attempt().then([this, expired](bool ok) -> kj::Promise<void> {
@@ -661,7 +691,12 @@ kj::Promise<void> AgentLink::ready() {
     }
     return awayError(name_, expired);
   });
-  return expired ? kj::mv(tried) : tried.exclusiveJoin(timeout());
+  auto patience = timer().atTime(attemptStarted_ + callPatience(url_))
+                      .then([this, expired]() -> kj::Promise<void> {
+                        return awayError(name_, expired);
+                      });
+  auto bounded = tried.exclusiveJoin(kj::mv(patience));
+  return expired ? kj::mv(bounded) : bounded.exclusiveJoin(timeout());
 }
 
 void AgentLink::started() {
@@ -687,8 +722,8 @@ void AgentLink::started() {
                "sbrun: reconnected to target '{}' ({}) after {} s; fds opened before are stale "
                "(EIO until closed)\n",
                name_.cStr(), url_.text.cStr(), seconds(timer().now() - downSince_).cStr());
-    KJ_IF_MAYBE(hook, eventHook) {
-      (*hook)(*this, "reconnected");
+    for (auto& hook : eventHooks_) {
+      hook(*this, "reconnected");
     }
     back_ = nullptr;
     backFulfiller_->fulfill();  // Calls waiting for the target go on, on the new session.
@@ -702,19 +737,16 @@ void AgentLink::dropped(uint64_t gen, kj::StringPtr why) {
   }
   up_ = false;
   downSince_ = timer().now();
+  ++outages_;
   auto paf = kj::newPromiseAndFulfiller<void>();
   back_ = paf.promise.fork();
   backFulfiller_ = kj::mv(paf.fulfiller);
   auto secs = options_.timeout / kj::SECONDS;
-  fmt::print(stderr, "sbrun: lost the connection to target '{}' ({}): {}; {}; reconnecting\n",
+  fmt::print(stderr, "sbrun: lost the connection to target '{}' ({}): {}; {}\n",
              name_.cStr(), url_.text.cStr(), why.cStr(),
-             options_.mode == OnDisconnect::WAIT
-                 ? kj::str("remote calls wait for it, up to ", secs, " s (--on-disconnect=wait)")
-                       .cStr()
-                 : kj::str("remote calls fail with EIO until it is back (--on-disconnect=fail)")
-                       .cStr());
-  KJ_IF_MAYBE(hook, eventHook) {
-    (*hook)(*this, "disconnected");
+             disconnectPolicy(options_.mode, secs).cStr());
+  for (auto& hook : eventHooks_) {
+    hook(*this, "disconnected");
   }
   retire();
   backoff_.reset();
@@ -746,6 +778,7 @@ void AgentLink::retire() {
 kj::Promise<bool> AgentLink::attempt() {
   if (!attempting_) {
     attempting_ = true;
+    attemptStarted_ = timer().now();
     auto p = establish().then(
         [this]() {
           attempting_ = false;

@@ -15,9 +15,10 @@
 // and reconnect attempts start in the background with backoff (reconnect.h) — the same way the
 // first connection was made: dial again, run the ssh/exec command again, restart the embedded
 // agent. While AWAY, session() and root() hand out promises of the next session, so a new
-// remote operation waits for it (--on-disconnect=wait) or makes one attempt of its own (fail),
-// and fails with an awayError (EIO, or ETIMEDOUT once the outage is older than
-// --reconnect-timeout) when the target is not back. Everything made in an earlier session (fds,
+// remote operation waits for it (--on-disconnect=wait) or joins the attempt in flight or makes
+// one of its own (fail) but waits for it only briefly (callPatience), and fails with an
+// awayError (EIO, or ETIMEDOUT once the outage is older than --reconnect-timeout) when the target
+// is not back. Everything made in an earlier session (fds,
 // remote processes, the cwd node) is stale: its calls fail with DISCONNECTED, i.e. EIO.
 //
 // A child process (embedded agent, ssh, exec command) is reaped by the tracer's waitpid loop
@@ -31,6 +32,7 @@
 #include <kj/async-io.h>
 #include <kj/compat/tls.h>
 #include <kj/function.h>
+#include <kj/vector.h>
 #include <sys/types.h>
 
 #include <set>
@@ -96,8 +98,13 @@ class AgentLink final : public kj::TaskSet::ErrorHandler {
   void noteContentChange() { ++contentChanges_; }
   uint64_t contentChanges() const { return contentChanges_; }
 
-  // Called with "disconnected" and "reconnected" (for --control-fd events).
-  void onEvent(kj::Function<void(AgentLink&, kj::StringPtr)> hook) { eventHook = kj::mv(hook); }
+  // Each hook is called with "disconnected" and "reconnected" (--control-fd events,
+  // --on-disconnect=exit).
+  void onEvent(kj::Function<void(AgentLink&, kj::StringPtr)> hook) {
+    eventHooks_.add(kj::mv(hook));
+  }
+  // How many times this run lost the target (each UP period that ended).
+  uint64_t outages() const { return outages_; }
   // Prints `message` on stderr the first time `key` is seen on this link.
   void note(kj::StringPtr key, kj::StringPtr message);
   // Remote work that needs no answer but must not outlive the link (a path query for later).
@@ -105,7 +112,8 @@ class AgentLink final : public kj::TaskSet::ErrorHandler {
 
  private:
   uint64_t contentChanges_ = 0;
-  kj::Maybe<kj::Function<void(AgentLink&, kj::StringPtr)>> eventHook;
+  kj::Vector<kj::Function<void(AgentLink&, kj::StringPtr)>> eventHooks_;
+  uint64_t outages_ = 0;
   TargetUrl url_;
   kj::String name_;
   kj::String token_;
@@ -142,6 +150,7 @@ class AgentLink final : public kj::TaskSet::ErrorHandler {
   kj::Maybe<kj::ForkedPromise<void>> back_;
   // The reconnect attempt in flight (at most one), and when the last one ended.
   bool attempting_ = false;
+  kj::TimePoint attemptStarted_ = kj::origin<kj::TimePoint>();
   kj::Maybe<kj::ForkedPromise<bool>> attempt_;
   kj::TimePoint lastAttemptEnd_ = kj::origin<kj::TimePoint>();
   kj::String lastError_;

@@ -25,8 +25,9 @@ int main(int argc, char** argv) {
     kj::UnixEventPort::captureSignal(SIGTERM);
   }
   // Ctrl-C and Ctrl-\ are for the program (it shares our process group); sbrun follows it out.
+  // SIGINT, SIGTERM and SIGHUP sent to sbrun alone are passed on to the program.
   if (options.attachPid < 0) {
-    signal(SIGINT, SIG_IGN);
+    sb::captureForwardedSignals();
   }
   signal(SIGQUIT, SIG_IGN);
   signal(SIGPIPE, SIG_IGN);
@@ -40,6 +41,7 @@ int main(int argc, char** argv) {
       status = 0;
       return;
     }
+    tracer.watchSignals();
     tracer.connectTargets(io.waitScope);
     status = tracer.run(io.waitScope);
   })) {

@@ -46,19 +46,25 @@ Targets:
   --tls-key FILE        its private key (PEM, unencrypted)
 
 When a target goes away (B reboots, the agent dies, the link breaks):
-  --on-disconnect=fail  (default) calls fail at once with EIO while it is away; each new
-                        remote operation (open, path call, exec, uname) first tries to
-                        reconnect. After --reconnect-timeout of outage: ETIMEDOUT.
+  --on-disconnect=fail  (default) calls fail at once with EIO while it is away. A new remote
+                        operation (open, path call, exec, uname) joins a reconnect attempt
+                        but waits for it at most 1 s (3 s for ssh:// and exec:), so a frozen
+                        B costs a call at most that. After --reconnect-timeout of outage:
+                        ETIMEDOUT. If the program then exits 0, sbrun exits 122, so that a
+                        test that ran while B was gone does not pass silently.
   --on-disconnect=wait  redirected calls wait until it is back, interruptibly (a signal gives
                         EINTR or a restart, as for the kernel's own waits), up to
-                        --reconnect-timeout, then fail with ETIMEDOUT.
-                        Either way sbrun reconnects in the background (0.1 s backoff, doubling
-                        to 1 s; 5 s for ssh:// and exec:, which it runs again; local restarts
-                        its embedded agent). Fds opened before a disconnect are stale: every
-                        call on them fails with EIO until the program closes them (close
-                        succeeds). Calls in flight at the disconnect fail with EIO. Remote
-                        programs started before it end as killed by SIGHUP. Each disconnect and
-                        reconnect is reported once on stderr (and on --status-fd).
+                        --reconnect-timeout, then fail with ETIMEDOUT. Outages are expected
+                        (a test that reboots B): the program's exit status is kept.
+  --on-disconnect=exit  the program is killed at the first disconnect; sbrun exits 122.
+                        In fail and wait modes sbrun reconnects in the background (0.1 s
+                        backoff, doubling to 1 s; 5 s for ssh:// and exec:, which it runs
+                        again; local restarts its embedded agent). Fds opened before a
+                        disconnect are stale: every call on them fails with EIO until the
+                        program closes them (close succeeds). Calls in flight at the
+                        disconnect fail with EIO. Remote programs started before it end as
+                        killed by SIGHUP. Each disconnect and reconnect is reported once on
+                        stderr (and on --status-fd).
   --reconnect-timeout=SECONDS
                         how long an outage may last before calls fail with ETIMEDOUT
                         (default 300)
@@ -129,8 +135,11 @@ Other:
   -h, --help            show this help and exit
   --version             show the version and exit
 
-Exit status: PROGRAM's own; 128+N if it was killed by signal N; 125 if sbrun itself failed
-(bad option, unreachable agent); 126 if PROGRAM cannot be executed; 127 if it is not found.
+Exit status: PROGRAM's own; 128+N if it was killed by signal N; 122 if a target was lost
+during the run and the program exited 0 or was ended for it (--on-disconnect); 125 if sbrun
+itself failed (bad option, unreachable agent); 126 if PROGRAM cannot be executed; 127 if it is
+not found. SIGINT, SIGTERM and SIGHUP sent to sbrun (kill, a CI runner's timeout) are passed
+on to the program; a terminal's ^C reaches the program directly.
 
 Redirected today: open/openat/openat2/creat, close/close_range, read/write and the pread,
 pwrite, readv, writev, preadv(2), pwritev(2) family, lseek, stat family and statx, statfs,
@@ -301,8 +310,11 @@ Options parseOptions(int argc, char** argv) {
           o.reconnect.mode = OnDisconnect::FAIL;
         } else if (kj::StringPtr(optarg) == "wait") {
           o.reconnect.mode = OnDisconnect::WAIT;
+        } else if (kj::StringPtr(optarg) == "exit") {
+          o.reconnect.mode = OnDisconnect::EXIT;
         } else {
-          usageError(kj::str("--on-disconnect takes 'fail' or 'wait', not '", optarg, "'"));
+          usageError(kj::str("--on-disconnect takes 'fail', 'wait' or 'exit', not '", optarg,
+                             "'"));
         }
         break;
       case OPT_RECONNECT_TIMEOUT:

@@ -20,6 +20,7 @@ namespace sb {
 enum class OnDisconnect {
   FAIL,  // calls fail at once: EIO, ETIMEDOUT once the outage is older than the timeout
   WAIT,  // calls wait (interruptibly) for the target to come back, up to the timeout
+  EXIT,  // the program is killed at once and sbrun exits EXIT_TARGET_LOST
 };
 
 // Losing and regaining a target (tracer/agent_link.h runs it).
@@ -31,6 +32,9 @@ struct ReconnectOptions {
 };
 
 // Exit codes of sbrun's own failures, as env(1), timeout(1) and docker use them.
+// A target was lost during the run: the program was ended for it (--on-disconnect=exit), or it
+// exited 0 after an outage in fail mode, so that a test that ran while B was gone never passes.
+constexpr int EXIT_TARGET_LOST = 122;
 constexpr int EXIT_SBRUN_ERROR = 125;
 constexpr int EXIT_CANNOT_EXECUTE = 126;
 constexpr int EXIT_NOT_FOUND = 127;

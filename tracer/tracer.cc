@@ -162,6 +162,7 @@ int Tracer::run(kj::WaitScope& ws) {
     setupInitialTask(*task);
     tasks.emplace(leader, kj::mv(task));
   }
+  watchTargets();
 
   auto watching = watchChildren().eagerlyEvaluate([](kj::Exception&& e) {
     fmt::print(stderr, "sbrun: internal error in the event loop: {}\n",
@@ -174,13 +175,7 @@ int Tracer::run(kj::WaitScope& ws) {
     o->finish();
   }
 
-  if (detaching_ && leaderStatus == nullptr) {
-    return 0;  // Let go of a process that runs on.
-  }
-  KJ_IF_MAYBE(status, leaderStatus) {
-    return status->shellCode();
-  }
-  return EXIT_SBRUN_ERROR;
+  return exitStatus();
 }
 
 // SIGCHLD (blocked since main) comes through a signalfd of our own rather than kj's onSignal():

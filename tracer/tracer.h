@@ -40,11 +40,18 @@
 
 namespace sb {
 
+// Launch mode: SIGINT, SIGTERM and SIGHUP reach the event loop, which passes them on to the
+// program (run_end.cc). Call before any thread exists.
+void captureForwardedSignals();
+
 class Tracer final : public ScopeHost {
  public:
   Tracer(kj::AsyncIoContext& io, Options& options);
   ~Tracer() noexcept(false);
 
+  // Launch mode: passes SIGINT, SIGTERM and SIGHUP sent to sbrun on to the program (before it
+  // starts, they end sbrun). Call before connectTargets().
+  void watchSignals();
   // Connects every target; throws with a clear message when one cannot be reached.
   void connectTargets(kj::WaitScope& ws);
   // Launches the program and runs until it and all its traced descendants are gone.
@@ -145,6 +152,13 @@ class Tracer final : public ScopeHost {
   static constexpr kj::Duration DETACH_GRACE = 2 * kj::SECONDS;
   std::vector<pid_t> justDetached;
   kj::Maybe<kj::Promise<void>> signalWatch;
+  // --on-disconnect=exit ended the program (run_end.cc).
+  bool endedForLostTarget_ = false;
+  // run_end.cc: signals to sbrun, lost targets, and sbrun's exit status.
+  void watchTargets();
+  kj::Promise<void> forwardSignal(int sig);
+  void endForLostTarget();
+  int exitStatus();
   kj::Own<EpollRegistry> epolls_;
   kj::Own<RemoteFile> controlFile;  // Shared by every tracee's control fd, so never closed remotely.
   kj::Maybe<kj::Own<ControlChannel>> controlChannel;

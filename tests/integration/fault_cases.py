@@ -199,7 +199,8 @@ def case_partition_fail(ctx):
     h.log(f"[partition] sbrun found the partition after {detected:.3f} s (--heartbeat "
           f"{HEARTBEAT}); sbrun exited {exited:.2f} s after the partition")
     h.check(ended.startswith("pread EIO"), "the pread in flight must fail with EIO")
-    h.check(rc == 0, "the program must see EIO and exit 0")
+    h.check(rc == h.OUTAGE_EXIT, "the program must see EIO and exit 0, and sbrun "
+            f"{h.OUTAGE_EXIT} for the outage")
     h.check(detected < 3 * HEARTBEAT + 2, f"found after {detected:.2f} s: more than "
             f"3 x the heartbeat + 2 s")
     h.check(exited < 3 * HEARTBEAT + 12, f"sbrun took {exited:.1f} s to exit")

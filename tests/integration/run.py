@@ -1651,6 +1651,9 @@ def case_sbrun_killed(ctx):
 
 LOST = "lost the connection to target 'b'"
 BACK = "reconnected to target 'b'"
+# A program that exits 0 after an outage in fail mode: sbrun exits 122 (and says why).
+OUTAGE_EXIT = 122
+OUTAGE_MSG = "but target 'b' was lost 1 time(s) during the run; exiting 122"
 
 
 class Traced:
@@ -1857,7 +1860,10 @@ def case_reconnect_fail(ctx):
             helper, "stale", WORK + "/hello.txt", WORK + "/sub/a.txt"]
     r = converse(argv, on_sync, timeout=60, cwd=ctx.tmp)
     log(r.describe())
-    check(r.rc == 0 and "ALL OK" in r.out, "the program saw something else than documented")
+    check(r.rc == OUTAGE_EXIT and "ALL OK" in r.out,
+          "the program saw something else than documented (or sbrun did not exit "
+          f"{OUTAGE_EXIT} for the outage)")
+    check(OUTAGE_MSG in r.err, "sbrun must say why it exits 122")
     check("relative content: hello from board-b" in r.out and f"cwd: {WORK}" in r.out,
           "relative paths after the reconnect must resolve in the same directory")
     check(r.err.count(LOST) == 1 and r.err.count(BACK) == 1,
@@ -1876,7 +1882,7 @@ def killed_mid_read(agent, t, what):
     rc = t.finish(10)
     log(t.describe() + f"\n[reconnect] {what} failed {secs:.3f} s after the kill")
     check(ended.startswith("read EIO"), "the read must fail with EIO")
-    check(rc == 0, "the program must see EIO and exit 0")
+    check(rc == OUTAGE_EXIT, f"the program must see EIO and exit 0, and sbrun {OUTAGE_EXIT}")
     check(secs < 2, f"the read took {secs:.2f} s to fail")
     check_reported(t, 1)
 
@@ -1934,12 +1940,93 @@ def case_agent_stopped(ctx):
     rc = t.finish(10)
     log(t.describe() + f"\n[reconnect] a frozen agent found after {secs:.3f} s (--heartbeat=2)")
     check(ended.startswith("pread EIO"), "the read in flight must fail with EIO")
-    check(rc == 0, "the program must see EIO and exit 0")
+    check(rc == OUTAGE_EXIT, f"the program must see EIO and exit 0, and sbrun {OUTAGE_EXIT}")
     check(secs <= 2.0 + 1.0, f"found after {secs:.2f} s: more than the heartbeat allows")
     check_reported(t, 1)
     ok = wait_for(lambda: not state_diff(before, agent_state(agent)), 10)
     check(ok, "the resumed agent still holds the session:\n"
           + state_diff(before, agent_state(agent)))
+
+
+def case_agent_frozen_calls(ctx):
+    """A frozen agent (SIGSTOP) under the default --on-disconnect=fail: once sbrun has declared
+    the link lost (--heartbeat=1), a three-line script (a remote cat, a remote uname, a remote
+    cat) ends in under 5 s: each call fails at once instead of waiting for a reconnect attempt
+    that a frozen agent accepts but never answers (10 s each before). The script exits 0, and
+    sbrun exits 122 and says why."""
+    agent = ctx.agent()
+    make_tree(agent)
+    if ctx.native_only:
+        return
+    t = traced_b(ctx, agent, ["sh", "-c", "cat hello.txt; read x; cat hello.txt; uname -n; "
+                              "cat sub/a.txt; echo done"], extra=["--heartbeat=1"])
+    t.until(lambda l: l.startswith("hello"), 30, "the first cat")
+    agent.kill(signal.SIGSTOP)
+    try:
+        check(wait_for(lambda: LOST in t.err(), 10), "sbrun did not find the frozen agent\n"
+              + t.describe())
+        t.say("go")
+        went = time.monotonic()
+        t.until(lambda l: l == "done", 30, "the script's end")
+        took = time.monotonic() - went
+        rc = t.finish(10)
+    finally:
+        agent.kill(signal.SIGCONT)
+    log(t.describe() + f"\n[outage] three remote commands against a frozen agent: {took:.2f} s")
+    check(took < 5, f"the script took {took:.1f} s against a frozen agent")
+    check(rc == OUTAGE_EXIT, f"sbrun must exit {OUTAGE_EXIT} after an outage")
+    check(OUTAGE_MSG in t.err(), "sbrun must say why it exits 122")
+    check_reported(t, 1)
+
+
+def case_on_disconnect_exit(ctx):
+    """--on-disconnect=exit: the agent is killed under a program that sleeps after reading a
+    file on B: the program is ended at once (it never prints again), sbrun says so and exits
+    122; in wait mode a program that finishes after an outage keeps its own status
+    (reconnect-wait)."""
+    agent = ctx.agent()
+    make_tree(agent)
+    if ctx.native_only:
+        return
+    prog = ("import time\nprint(open('hello.txt').read().strip(), flush=True)\n"
+            "time.sleep(60)\nprint('survived', flush=True)\n")
+    t = traced_b(ctx, agent, ["python3", "-c", prog], extra=["--on-disconnect=exit"])
+    t.until(lambda l: l.startswith("hello"), 30, "the read")
+    agent.kill(signal.SIGKILL)
+    killed = time.monotonic()
+    rc = t.finish(20)
+    took = time.monotonic() - killed
+    log(t.describe() + f"\n[outage] sbrun exited {took:.2f} s after the agent was killed")
+    check(rc == OUTAGE_EXIT, f"sbrun must exit {OUTAGE_EXIT}")
+    check("survived" not in t.out(), "the program ran on after the disconnect")
+    check("ending the program (--on-disconnect=exit)" in t.err(), "sbrun must say why")
+    check(took < 10, f"sbrun took {took:.1f} s to end the program")
+    r = run([ctx.sbrun, "--on-disconnect=never", "--", "true"], timeout=30)
+    check(r.rc == 125 and "'fail', 'wait' or 'exit'" in r.err, "a bad mode must be refused\n"
+          + r.describe())
+
+
+def case_signals_forwarded(ctx):
+    """SIGINT, SIGTERM and SIGHUP sent to sbrun alone (kill, a CI runner's timeout) reach the
+    program once: its handler runs, it exits 3, and so does sbrun."""
+    agent = ctx.agent()
+    make_tree(agent)
+    if ctx.native_only:
+        return
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        prog = ("import os, signal, time\n"
+                "def on(n, f):\n    os.write(1, f'got {signal.Signals(n).name}\\n'.encode())\n"
+                "    os._exit(3)\n"
+                f"signal.signal({int(sig)}, on)\n"
+                "print(open('hello.txt').read().strip(), flush=True)\ntime.sleep(60)\n")
+        t = traced_b(ctx, agent, ["python3", "-c", prog])
+        t.until(lambda l: l.startswith("hello"), 30, "the read")
+        os.kill(t.p.pid, sig)
+        rc = t.finish(20)
+        log(t.describe())
+        got = [l for _, l in t.lines if l.startswith("got")]
+        check(got == [f"got {sig.name}"], f"{sig.name} to sbrun: the program saw {got}")
+        check(rc == 3, f"{sig.name}: sbrun must exit with the program's status 3, not {rc}")
 
 
 def case_reconnect_eintr(ctx):
@@ -1998,7 +2085,7 @@ def case_reconnect_children(ctx):
             "sh", "-c", script]
     r = converse(argv, on_sync, timeout=60, cwd=ctx.tmp)
     log(r.describe())
-    check(r.rc == 0, "the shell failed")
+    check(r.rc == OUTAGE_EXIT, f"the shell failed (or sbrun did not exit {OUTAGE_EXIT})")
     check(r.out == f"status 129\n{B_HOSTNAME}\n{B_HOSTNAME}\n",
           "expected status 129 (SIGHUP) for the lost program, then B's name from new programs")
     check(not b_running(agent, ["sleep", "30"]), "the lost program still runs on B")
@@ -3486,6 +3573,9 @@ def build_cases():
     cases["agent-killed-mid-big-read"] = (case_agent_killed_mid_big_read, True)
     cases["agent-stopped"] = (case_agent_stopped, True)
     cases["reconnect-eintr"] = (case_reconnect_eintr, True)
+    cases["agent-frozen-calls"] = (case_agent_frozen_calls, True)
+    cases["on-disconnect-exit"] = (case_on_disconnect_exit, True)
+    cases["signals-forwarded"] = (case_signals_forwarded, True)
     cases["reconnect-children"] = (case_reconnect_children, True)
     cases["reconnect-cycles"] = (case_reconnect_cycles, True)
     cases["kill-cleanup"] = (case_kill_cleanup, True)
