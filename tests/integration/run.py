@@ -26,6 +26,7 @@ printed), 2 usage error. Python 3 standard library only.
 import argparse
 import ctypes
 import difflib
+import glob
 import json
 import re
 import os
@@ -2928,6 +2929,85 @@ def case_scope_python(ctx):
     check(agent.alive(), "the agent died\n" + agent.log_tail())
 
 
+PYTEST_WHERE = """\
+import os, platform, pytest
+
+B_FILE = os.environ["SB_TEST_B_FILE"]
+
+@pytest.mark.remote("b")
+def test_on_b():
+    assert platform.node() == os.environ["SB_TEST_B_NAME"]
+    with open(B_FILE) as f:
+        assert f.read() == "hello from board-b\\n"
+
+def test_on_a():
+    assert platform.node() == os.environ["SB_TEST_A_NAME"]
+    assert not os.path.exists(B_FILE)
+
+@pytest.mark.remote
+def test_first_target():
+    assert platform.node() == os.environ["SB_TEST_B_NAME"]
+
+def test_fixture(splitbrain):
+    with splitbrain.remote("b"):
+        assert platform.node() == os.environ["SB_TEST_B_NAME"]
+    assert platform.node() == os.environ["SB_TEST_A_NAME"]
+"""
+
+
+def case_pytest_plugin(ctx):
+    """The Python package, pip-installed offline (--no-build-isolation, Debian's setuptools),
+    registers its pytest plugin: under `sbrun --mode local`, tests marked
+    @pytest.mark.remote("b") read B's hostname and a file only on B, an unmarked test after them
+    reads A's hostname (the platform cache is cleared on every scope change), the fixture
+    switches inside a test; `pytest -v` says "PASSED on b" and the summary lists where tests
+    ran. Outside sbrun the tests that need a target are skipped with the reason, or fail with
+    --splitbrain-require."""
+    if any(subprocess.run([SYS_PYTHON, "-c", f"import {m}"], capture_output=True).returncode
+           for m in ("pytest", "pip", "setuptools", "wheel")):
+        raise Skip("needs python3-pytest, python3-pip, python3-setuptools, python3-wheel")
+    a_node, _ = a_identity()
+    src = os.path.join(ctx.tmp, "pysrc")
+    shutil.copytree(PYTHON_API_DIR, src, ignore=shutil.ignore_patterns("__pycache__", "build",
+                                                                        "*.egg-info"))
+    site = os.path.join(ctx.tmp, "site")
+    r = run([SYS_PYTHON, "-m", "pip", "install", "--no-build-isolation", "--no-deps",
+             "--no-index", "--disable-pip-version-check", "--target", site, src], timeout=120)
+    log(r.describe())
+    check(r.rc == 0, "pip install --no-build-isolation ./python failed")
+    eps = glob.glob(os.path.join(site, "splitbrain-*.dist-info", "entry_points.txt"))
+    check(eps and "splitbrain = splitbrain.pytest_plugin" in open(eps[0]).read(),
+          f"no pytest11 entry point in the installed package: {eps}")
+    tests = os.path.join(ctx.tmp, "t")
+    os.makedirs(tests)
+    with open(os.path.join(tests, "test_where.py"), "w") as f:
+        f.write(PYTEST_WHERE)
+    env = dict(ENV, PYTHONPATH=site, PYTHONDONTWRITEBYTECODE="1", SB_TEST_A_NAME=a_node,
+               SB_TEST_B_NAME=B_HOSTNAME, SB_TEST_B_FILE=WORK + "/hello.txt")
+    pytest_argv = [SYS_PYTHON, "-m", "pytest", "-v", "-p", "no:cacheprovider", "test_where.py"]
+    r = run(pytest_argv, env=env, cwd=tests)
+    log(f"[outside sbrun]\n{r.describe()}")
+    check(r.rc == 0 and "1 passed, 3 skipped" in r.out
+          and "splitbrain: not under sbrun" in r.out,
+          "outside sbrun: the tests that need a target must be skipped, the others run")
+    r = run(pytest_argv + ["-rs", "--splitbrain-require"], env=env, cwd=tests)
+    log(f"[outside sbrun, --splitbrain-require]\n{r.describe()}")
+    check(r.rc == 1 and "1 passed, 3 errors" in r.out and "not running under sbrun" in r.out,
+          "--splitbrain-require must fail the tests that need a target")
+    if ctx.native_only:
+        return
+    check(not os.path.exists(WORK), f"{WORK} exists on A: the test cannot tell the sides apart")
+    agent = ctx.agent(prepare=B_ETC_HOSTNAME)
+    make_tree(agent)
+    r = run([ctx.sbrun, "--mode", "local", "--target", "b=" + agent.url, "--"] + pytest_argv,
+            env=env, cwd=tests)
+    log(f"[under sbrun]\n{r.describe()}")
+    check(r.rc == 0 and "4 passed" in r.out, "under sbrun every test must pass")
+    check(r.out.count("PASSED on b") == 2, "pytest -v must say which tests ran on b")
+    check("splitbrain: where test bodies ran" in r.out and "b: 2 test(s)" in r.out
+          and "local: 2 test(s)" in r.out, "the summary must list where tests ran")
+
+
 def case_scope_cxx(ctx):
     """The C++ guards: splitbrain::Scope{"b"} switches uname and /etc/hostname to B for its
     lifetime, a nested LocalScope back to A, a std::thread started inside inherits b, a default
@@ -3574,6 +3654,7 @@ def build_cases():
     cases["agent-stopped"] = (case_agent_stopped, True)
     cases["reconnect-eintr"] = (case_reconnect_eintr, True)
     cases["agent-frozen-calls"] = (case_agent_frozen_calls, True)
+    cases["pytest-plugin"] = (case_pytest_plugin, True)
     cases["on-disconnect-exit"] = (case_on_disconnect_exit, True)
     cases["signals-forwarded"] = (case_signals_forwarded, True)
     cases["reconnect-children"] = (case_reconnect_children, True)

@@ -1,4 +1,4 @@
-"""python/splitbrain.py without sbrun: outside sbrun every call raises NotUnderSbrun; against a
+"""python/splitbrain/ without sbrun: outside sbrun every call raises NotUnderSbrun; against a
 fake control fd (a SOCK_SEQPACKET socketpair: one write, one record) the module writes exactly
 the protocol's lines, and the errors sbrun answers with (simulated) become clear exceptions.
 

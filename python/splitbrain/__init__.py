@@ -16,14 +16,20 @@ Scopes belong to the calling OS thread (a stack per thread, as in sbrun); new th
 processes start with a copy of their creator's stack. Coroutines and greenlets that share one
 OS thread share its scope.
 
-Outside sbrun every call except available() raises NotUnderSbrun. Note that the standard
-library caches some answers: platform.uname() and platform.node() ask the kernel once per
-process, so call os.uname() to see the hostname of the scope you are in now.
+Outside sbrun every call except available() raises NotUnderSbrun. The standard library caches
+some answers per process (platform.uname(), platform.node()): every scope change here clears
+those caches, so inside `with splitbrain.remote("b")` platform.node() is b's name, and after the
+block this machine's again.
+
+A pytest plugin comes with the package (splitbrain.pytest_plugin, registered as a pytest11
+entry point): `@pytest.mark.remote("b")` runs a test's body in target b, and the `splitbrain`
+fixture gives a test this module.
 """
 
 import errno as _errno
 import fcntl as _fcntl
 import os as _os
+import sys as _sys
 
 __all__ = ["available", "current", "enter", "enter_local", "exit", "remote", "local",
            "NotUnderSbrun", "UnknownTarget", "ENV"]
@@ -81,6 +87,19 @@ def _command(line, name=None):
         raise OSError(e.errno, f"splitbrain: {line.strip()!r} failed: {e.strerror}") from None
     if n != len(data):
         raise OSError(_errno.EIO, f"splitbrain: short write of {line.strip()!r} ({n} bytes)")
+    _forget_cached_identity()
+
+
+def _forget_cached_identity():
+    """Clears what the standard library cached of the host it asked: the answer depends on the
+    scope now. (platform caches uname() per process; socket.gethostname() is not cached.)"""
+    platform = _sys.modules.get("platform")
+    if platform is None:
+        return
+    # uname() (and node(), system(), release() ... built on it), freedesktop_os_release().
+    for cache in ("_uname_cache", "_os_release_cache"):
+        if hasattr(platform, cache):
+            setattr(platform, cache, None)
 
 
 def _refuse(exc):
