@@ -1,4 +1,5 @@
 #include "listener.h"
+#include "socket_activation.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -388,6 +389,9 @@ kj::Promise<void> Listener::lingerRefused(kj::Own<kj::AsyncIoStream> stream) {
 }
 
 kj::Maybe<ListenAddress> parseListenAddress(kj::StringPtr text, kj::String& error) {
+  if (text == "systemd") {
+    return ListenAddress{ListenAddress::Kind::SYSTEMD, kj::heapString(""), kj::heapString(""), 0};
+  }
   if (text.startsWith("unix:")) {
     kj::StringPtr path = text.slice(5);
     if (path.size() == 0) {
@@ -431,7 +435,7 @@ kj::Maybe<ListenAddress> parseListenAddress(kj::StringPtr text, kj::String& erro
                          uint16_t(port)};
   }
   error = kj::str("unknown listen address '", text,
-                  "'; use unix:PATH or tcp://HOST:PORT");
+                  "'; use unix:PATH, tcp://HOST:PORT or systemd (socket activation)");
   return nullptr;
 }
 
@@ -737,7 +741,30 @@ kj::Promise<void> Listener::serveStdio() {
 
 kj::Promise<void> Listener::listen(const ListenAddress& address, kj::String& bound) {
   int fd = -1;
-  if (address.kind == ListenAddress::Kind::UNIX) {
+  if (address.kind == ListenAddress::Kind::SYSTEMD) {
+    kj::String error;
+    fd = takeActivatedSocket(error);
+    if (fd < 0) {
+      failClearly(error.cStr());
+    }
+    struct sockaddr_storage actual;
+    socklen_t len = sizeof(actual);
+    KJ_SYSCALL(getsockname(fd, reinterpret_cast<struct sockaddr*>(&actual), &len));
+    auto* sa = reinterpret_cast<struct sockaddr*>(&actual);
+    if (sa->sa_family == AF_UNIX) {
+      // The unit's SocketMode= and SocketUser= set who may connect; SO_PEERCRED is checked as
+      // for our own sockets. The file is systemd's: not ours to remove.
+      auto* sun = reinterpret_cast<struct sockaddr_un*>(sa);
+      bound = kj::str("systemd:unix:", sun->sun_path);
+    } else {
+      if (!isLoopbackSockaddr(sa) && tls == nullptr) {
+        failClearly(fmt::format("refusing to serve the passed socket {} without TLS: add "
+                                "--tls-cert, --tls-key and --tls-ca, or listen on loopback",
+                                describeSockaddr(sa).cStr()));
+      }
+      bound = kj::str("systemd:tcp://", describeSockaddr(sa));
+    }
+  } else if (address.kind == ListenAddress::Kind::UNIX) {
     const char* path = address.path.cStr();
     struct sockaddr_un sun;
     memset(&sun, 0, sizeof(sun));

@@ -37,14 +37,15 @@ class ActivityStream;
 class MessageGuard;
 
 struct ListenAddress {
-  enum class Kind { UNIX, TCP };
+  // SYSTEMD: the socket a supervisor passed (socket_activation.h).
+  enum class Kind { UNIX, TCP, SYSTEMD };
   Kind kind;
   kj::String path;  // UNIX
   kj::String host;  // TCP, without brackets
   uint16_t port = 0;
 };
 
-// Parses "unix:PATH" or "tcp://HOST:PORT" ("tcp://[::1]:7433" for IPv6). On a bad address
+// Parses "unix:PATH", "tcp://HOST:PORT" ("tcp://[::1]:7433" for IPv6) or "systemd". On a bad address
 // returns null and sets `error` to a message that says what is expected.
 kj::Maybe<ListenAddress> parseListenAddress(kj::StringPtr text, kj::String& error);
 

@@ -34,7 +34,8 @@
 namespace sb {
 namespace {
 
-constexpr const char* VERSION = "sbagent 0.1.0 (splitbrain protocol 1)";
+// The version and the protocol it speaks (the schema's protocolVersion).
+const kj::String VERSION = kj::str("sbagent ", SB_VERSION, " (protocol ", proto::PROTOCOL_VERSION, ")");
 
 // Big messages (reads of up to 64 MiB) are allocated and freed once per call. Left to its
 // defaults, glibc maps each one afresh or trims it back to the kernel, and touching fresh pages
@@ -91,7 +92,9 @@ public:
             "Accept any number of concurrent clients on <address>: unix:PATH (a stale socket "
             "at PATH is replaced, a live one is an error) or tcp://HOST:PORT (tcp://[::1]:PORT "
             "for IPv6; port 0 picks a free port, printed on stderr). A HOST that is not "
-            "loopback is refused unless TLS is on (--tls-cert, --tls-key, --tls-ca).")
+            "loopback is refused unless TLS is on (--tls-cert, --tls-key, --tls-ca). "
+            "systemd: the one listening socket a .socket unit passes (LISTEN_FDS; "
+            "sbagent.socket sets its path and mode).")
         .addOptionWithArg({"root"}, KJ_BIND_METHOD(*this, setRoot), "<dir>",
             "Confine every path to <dir>: `..`, absolute paths and symlinks resolve inside it "
             "and magic links (/proc/PID/root ...) are refused (openat2 RESOLVE_IN_ROOT). "
@@ -404,14 +407,19 @@ private:
     if (stdio && readyFd != nullptr) {
       return "--ready-fd only applies to --listen";
     }
-    bool unixListen = false;
+    auto kind = ListenAddress::Kind::TCP;
     KJ_IF_MAYBE(address, listenAddress) {
-      unixListen = address->kind == ListenAddress::Kind::UNIX;
+      kind = address->kind;
     }
-    if (!unixListen && (socketModeGiven || socketGroup != nullptr || !peers.uids.empty() ||
-                        !peers.gids.empty())) {
-      return "--socket-mode, --socket-group, --allow-uid and --allow-gid apply to --listen "
-             "unix:PATH only (TCP peers are checked by TLS and --token-file)";
+    if (kind != ListenAddress::Kind::UNIX && (socketModeGiven || socketGroup != nullptr)) {
+      return kind == ListenAddress::Kind::SYSTEMD
+                 ? "--socket-mode and --socket-group do not apply to --listen systemd: set "
+                   "SocketMode= and SocketGroup= in the .socket unit"
+                 : "--socket-mode and --socket-group apply to --listen unix:PATH only";
+    }
+    if (kind == ListenAddress::Kind::TCP && (!peers.uids.empty() || !peers.gids.empty())) {
+      return "--allow-uid and --allow-gid apply to unix sockets only (TCP peers are checked "
+             "by TLS and --token-file)";
     }
     if ((allowDevices || spawnPrivileged) && rootDir == nullptr) {
       return "--allow-devices and --spawn-privileged apply with --root only (without --root "
@@ -419,7 +427,7 @@ private:
     }
     if (tlsFiles.any()) {
       KJ_IF_MAYBE(address, listenAddress) {
-        if (address->kind != ListenAddress::Kind::TCP) {
+        if (address->kind == ListenAddress::Kind::UNIX) {
           return "--tls-cert/--tls-key/--tls-ca apply to --listen tcp://... only (a unix socket "
                  "is protected by its file permissions, --stdio by its transport)";
         }

@@ -20,6 +20,7 @@
 #include <kj/debug.h>
 
 #include "handler_support.h"
+#include "launch.h"
 #include "stub_protocol.h"
 
 namespace sb::handler {
@@ -147,6 +148,11 @@ kj::Promise<Outcome> spawnRemote(Call& c, Remote where, uint64_t argvAddr, uint6
   }
   if (r < 0) {
     return done(r);
+  }
+  // Without its local stand-in a program on B would run unwatched: refuse before it starts.
+  if (c.tracer.stubPath().size() == 0) {
+    c.tracer.noteOnce("stubexec", kj::str("cannot run programs on the target: ", stubNotFound()));
+    return done(-ENOEXEC);
   }
   auto& target = *where.target;
   auto req = target.session().spawnRequest();

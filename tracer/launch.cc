@@ -68,10 +68,13 @@ kj::String findAgent() {
   return findHelper("SB_AGENT", {"sbagent", "../agent/sbagent"}, "sbagent");
 }
 
+// Where sb-stub is looked for, relative to sbrun's directory: installed, then the build tree.
+constexpr kj::StringPtr STUB_PLACES[] = {"../libexec/splitbrain/sb-stub", "sb-stub"};
+
 // sb-stub, which stands in for remote programs: it must be an absolute path, as it is exec'd
 // from whatever directory the program is in.
 kj::String findStub() {
-  auto found = findHelper("SB_STUB", {"../libexec/splitbrain/sb-stub", "sb-stub"}, "");
+  auto found = findHelper("SB_STUB", {STUB_PLACES[0], STUB_PLACES[1]}, "");
   if (found.size() > 0 && !found.startsWith("/")) {
     char cwd[4096];
     if (getcwd(cwd, sizeof(cwd)) != nullptr) {
@@ -79,6 +82,23 @@ kj::String findStub() {
     }
   }
   return found;
+}
+
+kj::String stubNotFound() {
+  char self[4096];
+  ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+  kj::String dir = kj::str(".");
+  if (n > 0) {
+    self[n] = 0;
+    kj::StringPtr exe(self);
+    KJ_IF_MAYBE(slash, exe.findLast('/')) {
+      dir = kj::heapString(exe.slice(0, *slash));
+    }
+  }
+  return kj::str("sb-stub is not installed beside sbrun (looked for ", dir, "/", STUB_PLACES[0],
+                 " and ", dir, "/", STUB_PLACES[1], "; SB_STUB is not set): build it with "
+                 "`meson compile -C BUILD` or `ninja -C BUILD tracer/sb-stub`, or install "
+                 "splitbrain");
 }
 
 kj::String findProgram(kj::StringPtr program) {
@@ -205,7 +225,9 @@ pid_t launchTraced(const kj::Vector<kj::String>& command, kj::StringPtr programP
 }
 
 kj::Vector<pid_t> seizeProcess(pid_t pid) {
-  KJ_REQUIRE(pid != getpid(), "sbrun cannot attach to itself");
+  if (pid == getpid()) {
+    kj::throwFatalException(KJ_EXCEPTION(FAILED, "sbrun cannot attach to itself"));
+  }
   auto taskDir = kj::str("/proc/", pid, "/task");
   kj::Vector<pid_t> seized;
   auto known = [&](pid_t tid) {
@@ -220,9 +242,10 @@ kj::Vector<pid_t> seizeProcess(pid_t pid) {
     added = false;
     DIR* dir = opendir(taskDir.cStr());
     if (dir == nullptr) {
-      KJ_REQUIRE(seized.empty(), kj::str("cannot attach to process ", pid, ": ",
-                                         whyNoAttach(pid, ESRCH)));
-      KJ_FAIL_REQUIRE(kj::str("no process with pid ", pid));
+      kj::throwFatalException(KJ_EXCEPTION(
+          FAILED, seized.empty() ? kj::str("no process with pid ", pid)
+                                 : kj::str("cannot attach to process ", pid, ": ",
+                                           whyNoAttach(pid, ESRCH))));
     }
     while (struct dirent* e = readdir(dir)) {
       pid_t tid = atoi(e->d_name);

@@ -24,6 +24,8 @@ int fastLimitFor(int controlFd);
 kj::String findAgent();
 // sb-stub, which stands in for remote programs: an absolute path, or "" when there is none.
 kj::String findStub();
+// Why findStub() found nothing, and what to do.
+kj::String stubNotFound();
 // The program as exec will find it: PROGRAM itself when it has a slash, else the first
 // executable match on PATH. "" when there is none.
 kj::String findProgram(kj::StringPtr program);

@@ -9,6 +9,8 @@
 #include <fmt/core.h>
 #include <kj/debug.h>
 
+#include "splitbrain.capnp.h"
+
 namespace sb {
 
 namespace {
@@ -149,8 +151,8 @@ fcntl, flock, chdir, fchdir, getcwd, sendfile, copy_file_range, uname. Programs 
 program executes inside a remote scope run on the target, through a local stand-in (sb-stub)
 that relays their stdio, signals and exit status. Sockets made inside a remote scope live on the
 target (AF_UNIX, AF_INET, AF_INET6, AF_NETLINK; others EAFNOSUPPORT). A call that cannot act on a
-remote fd yet (mmap, an ioctl sbrun cannot marshal exactly, ...) fails with a clear errno and
-a one-time note on stderr. ioctl is marshalled for terminal, serial and block requests.
+remote fd yet (an ioctl sbrun cannot marshal exactly, ...) fails with a clear errno and a
+one-time note on stderr. mmap of a remote file maps a local copy of its content. ioctl is marshalled for terminal, serial and block requests.
 
 Examples:
   sbrun -- cat /etc/hostname                         # B's file, via an embedded local agent
@@ -328,7 +330,7 @@ Options parseOptions(int argc, char** argv) {
         }
         break;
       }
-      case OPT_VERSION: fmt::print("sbrun 0.1.0 (protocol 2)\n"); exit(0);
+      case OPT_VERSION: fmt::print("sbrun {} (protocol {})\n", SB_VERSION, proto::PROTOCOL_VERSION); exit(0);
       case '?':
       default:
         if (optopt != 0 && optopt < 256) {

@@ -47,7 +47,11 @@ FILE* openOutput(kj::StringPtr path, kj::StringPtr option, bool& owned) {
     return stderr;
   }
   FILE* f = fopen(path.cStr(), "we");
-  KJ_REQUIRE(f != nullptr, kj::str("cannot write ", option, " file ", path, ": ", strerror(errno)));
+  if (f == nullptr) {
+    // The user's mistake: the message alone, no assertion text.
+    kj::throwFatalException(KJ_EXCEPTION(FAILED, kj::str("cannot write ", option, " file ", path,
+                                                         ": ", strerror(errno))));
+  }
   owned = true;
   return f;
 }

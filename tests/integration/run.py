@@ -1258,8 +1258,19 @@ def case_bad_flag(ctx):
     t = run([ctx.sbrun, "--help"], timeout=30)
     log(t.describe())
     check(t.rc == 0 and "--target" in t.out, "--help must print the options on stdout and exit 0")
-    t = run([ctx.sbrun, "--version"], timeout=30)
-    check(t.rc == 0 and t.out.strip() != "", "--version must print a version and exit 0")
+    # One version and one protocol number, the schema's, for both programs.
+    schema = open(os.path.join(HERE, "..", "..", "schema", "splitbrain.capnp")).read()
+    proto = re.search(r"const protocolVersion :UInt32 = (\d+);", schema).group(1)
+    for prog, name in ((ctx.sbrun, "sbrun"), (ctx.sbagent, "sbagent")):
+        t = run([prog, "--version"], timeout=30)
+        log(t.describe())
+        check(t.rc == 0 and re.fullmatch(rf"{name} \d+\.\d+\.\d+ \(protocol {proto}\)\n", t.out),
+              f"{name} --version must print its version and protocol {proto}")
+    # A --trace file that cannot be written: the reason, no assertion text.
+    t = run([ctx.sbrun, "--trace=/nonexistent/dir/t", "--", "true"], timeout=30)
+    log(t.describe())
+    check(t.rc == 125 and t.err == "sbrun: cannot write --trace file /nonexistent/dir/t: No such "
+          "file or directory\n", "a bad --trace path must give one clear line")
 
 
 def case_bad_url(ctx):
@@ -3697,6 +3708,10 @@ def build_cases():
     # session's programs may do on B.
     import isolation_cases
     isolation_cases.register(cases, sys.modules[__name__])
+
+    # Installing (issue 20): meson install, socket activation.
+    import install_cases
+    install_cases.register(cases, sys.modules[__name__])
     return cases
 
 

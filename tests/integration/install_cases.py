@@ -1,0 +1,229 @@
+"""Integration cases for issue 20: what `meson install` puts where, and that it works from there;
+the agent under socket activation (sbagent --listen systemd, as sbagent.socket starts it).
+
+run.py registers them (register()); they use its helpers through the module `h` it passes."""
+
+import glob
+import os
+import shlex
+import shutil
+import socket
+import stat
+import subprocess
+import time
+
+h = None   # run.py, set by register()
+
+# What a supervisor does for a socket unit (sd_listen_fds(3)): bind and listen, the socket as
+# fd 3, LISTEN_FDS and LISTEN_PID (this very process, which then execs the agent).
+ACTIVATE = """\
+import os, socket, sys
+path = sys.argv[1]
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+old = os.umask(0o177)
+s.bind(path)
+os.umask(old)
+s.listen(64)
+if s.fileno() != 3:
+    os.dup2(s.fileno(), 3)
+os.set_inheritable(3, True)
+os.environ["LISTEN_FDS"] = "1"
+os.environ["LISTEN_PID"] = str(os.getpid())
+os.execv(sys.argv[2], sys.argv[2:])
+"""
+
+
+def build_dir(ctx):
+    """The meson build directory sbrun was built in (BUILD/tracer/sbrun)."""
+    d = os.path.dirname(os.path.dirname(os.path.abspath(ctx.sbrun)))
+    if not os.path.exists(os.path.join(d, "meson-private", "coredata.dat")):
+        raise h.Skip(f"{d} is not a meson build directory (run from `meson test`)")
+    return d
+
+
+def case_socket_activation(ctx):
+    """sbagent --listen systemd serves the socket it was passed on fd 3 (LISTEN_FDS and
+    LISTEN_PID, as sbagent.socket does): a real sbrun reads a file under its --root through it,
+    and the socket file stays the supervisor's. Without a passed socket,
+    with one meant for another process, or with --socket-mode, it refuses with a message that
+    says what to do. The shipped units pass systemd-analyze verify when it is installed."""
+    h.need_binary(ctx.sbagent, "sbagent")
+    r = h.run([ctx.sbagent, "--listen", "systemd"], timeout=30)
+    h.log(r.describe())
+    h.check(r.rc != 0 and "no socket was passed" in r.err and "sbagent.socket" in r.err,
+            "--listen systemd without LISTEN_FDS must say what to do")
+    env = dict(h.ENV, LISTEN_FDS="1", LISTEN_PID="1")
+    r = h.run([ctx.sbagent, "--listen", "systemd"], timeout=30, env=env)
+    h.log(r.describe())
+    h.check(r.rc != 0 and "not this one" in r.err, "a LISTEN_PID of another process")
+    r = h.run([ctx.sbagent, "--listen", "systemd", "--socket-mode", "0660"], timeout=30)
+    h.check(r.rc != 0 and "SocketMode=" in r.err, "--socket-mode with systemd must point to the "
+            "unit\n" + r.describe())
+    if ctx.native_only:
+        return
+    root = os.path.join(ctx.tmp, "root")
+    os.makedirs(root)
+    with open(os.path.join(root, "f.txt"), "w") as f:
+        f.write("served through the passed socket\n")
+    sock = os.path.join(ctx.tmp, "act.sock")
+    logpath = os.path.join(ctx.tmp, "act.log")
+    with open(logpath, "wb") as logf:
+        agent = subprocess.Popen([h.SYS_PYTHON, "-c", ACTIVATE, sock, ctx.sbagent, "--listen",
+                                  "systemd", "--root", root, "-v"],
+                                 stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
+                                 env=h.ENV, start_new_session=True)
+
+    def stop():
+        if agent.poll() is None:
+            agent.terminate()
+            try:
+                agent.wait(10)
+            except subprocess.TimeoutExpired:
+                agent.kill()
+                agent.wait()
+    ctx.cleanups.append(stop)
+    h.check(h.wait_for(lambda: os.path.exists(sock), 10), "the activator made no socket")
+    h.check(stat.S_IMODE(os.stat(sock).st_mode) == 0o600, "the passed socket must be 0600")
+    # python3 runs here; its open of /f.txt goes to the agent, confined to root.
+    r = h.run([ctx.sbrun, "--target", "unix:" + sock, "--remote-cwd", "/", "--",
+               h.SYS_PYTHON, "-c", "import os; print(open('/f.txt').read(), end=''); "
+               "print(sorted(k for k in os.environ if k.startswith('LISTEN_')))"],
+              timeout=60, cwd=ctx.tmp)
+    h.log(r.describe())
+    with open(logpath, errors="replace") as f:
+        agent_log = f.read()
+    h.log("--- agent ---\n" + agent_log)
+    h.check(r.rc == 0 and r.out == "served through the passed socket\n[]\n",
+            "a session through the passed socket failed")
+    h.check("listening on systemd:unix:" + sock in agent_log,
+            "the agent must say which passed socket it serves")
+    stop()
+    h.check(os.path.exists(sock), "the socket file is the supervisor's: the agent must leave it")
+    analyze = "/usr/bin/systemd-analyze"
+    units = [os.path.join(build_dir(ctx), "agent", "sbagent.service"),
+             os.path.join(h.HERE, "..", "..", "agent", "systemd", "sbagent.socket")]
+    if os.access(analyze, os.X_OK):
+        # verify wants the units side by side and the ExecStart binary present.
+        d = os.path.join(ctx.tmp, "units")
+        os.makedirs(d)
+        for u in units:
+            with open(u) as f:
+                text = f.read()
+            with open(os.path.join(d, os.path.basename(u)), "w") as f:
+                f.write(text)
+        r = h.run([analyze, "verify", "--man=no", "--recursive-errors=no"]
+                  + [os.path.join(d, os.path.basename(u)) for u in units], timeout=60)
+        h.log(r.describe())
+        problems = [l for l in (r.out + r.err).splitlines()
+                    if "sbagent" in l and "Command" not in l]
+        h.check(not problems, "systemd-analyze verify found problems in the units")
+    else:
+        h.log("[units] systemd-analyze is not installed: the units were not verified")
+
+
+# sh runs here; `uname` is started on B (through sb-stub), in the demo root; the shell's own
+# read of /etc/hostname goes to B too.
+DEMO_SCRIPT = "uname -n; read line < /etc/hostname; echo $line"
+
+
+def make_demo_root(root):
+    """B's root for the local demo: its /etc/hostname, and /usr/bin/uname with the libraries
+    it loads, so that a program can be started there."""
+    os.makedirs(root + "/etc")
+    with open(root + "/etc/hostname", "w") as f:
+        f.write("installed-b\n")
+    r = h.run(["ldd", "/usr/bin/uname"], timeout=30)
+    h.check(r.rc == 0, f"ldd /usr/bin/uname\n{r.describe()}")
+    files = ["/usr/bin/uname"] + [w for w in r.out.split() if w.startswith("/")]
+    for path in files:
+        os.makedirs(os.path.dirname(root + path), exist_ok=True)
+        shutil.copy2(path, root + path)
+
+
+def installed_demo(prefix_bin, root):
+    """The local demo, run with the installed sbrun only (no SB_AGENT, no SB_STUB)."""
+    return h.run([os.path.join(prefix_bin, "sbrun"), "--target",
+                  f"local:{root}?hostname=installed-b", "--", "sh", "-c", DEMO_SCRIPT],
+                 timeout=60)
+
+
+def check_tree(dest, prefix):
+    """The files meson install must have put under dest+prefix, and that they work there."""
+    p = dest + prefix
+    lib = glob.glob(p + "/lib/*/pkgconfig/splitbrain.pc") + glob.glob(p + "/lib/pkgconfig/splitbrain.pc")
+    h.check(len(lib) == 1, f"splitbrain.pc not installed: {lib}")
+    expected = ["bin/sbrun", "bin/sbagent", "libexec/splitbrain/sb-stub", "include/splitbrain.h",
+                "share/man/man1/sbrun.1", "share/man/man1/sbagent.1",
+                "share/bash-completion/completions/sbrun",
+                "share/bash-completion/completions/sbagent",
+                "share/zsh/vendor-completions/_sbrun",
+                "lib/systemd/system/sbagent.service", "lib/systemd/system/sbagent.socket"]
+    missing = [e for e in expected if not os.path.exists(os.path.join(p, e))]
+    h.check(not missing, f"not installed under {p}: {missing}")
+    with open(os.path.join(p, "lib/systemd/system/sbagent.service")) as f:
+        h.check(f"ExecStart={prefix}/bin/sbagent --listen systemd" in f.read(),
+                "sbagent.service must start the installed agent with --listen systemd")
+    for page in ("sbrun.1", "sbagent.1"):
+        r = h.run(["groff", "-man", "-Tutf8", "-ww", "-z",
+                   os.path.join(p, "share/man/man1", page)], timeout=60)
+        h.check(r.rc == 0 and r.err.strip() == "", f"{page}: groff warnings\n{r.describe()}")
+        r = h.run(["man", "-l", os.path.join(p, "share/man/man1", page)], timeout=60,
+                  env=dict(h.ENV, MANPAGER="cat", PAGER="cat", MANWIDTH="80"))
+        h.check(r.rc == 0 and "SYNOPSIS" in r.out, f"man -l {page} failed\n{r.describe()}")
+    for comp in ("sbrun", "sbagent"):
+        r = h.run(["bash", "-n", os.path.join(p, "share/bash-completion/completions", comp)],
+                  timeout=30)
+        h.check(r.rc == 0, f"bash completion {comp} does not parse\n{r.describe()}")
+    r = h.run(["pkg-config", "--cflags", "--modversion", "splitbrain"], timeout=30,
+              env=dict(h.ENV, PKG_CONFIG_PATH=os.path.dirname(lib[0])))
+    h.check(r.rc == 0 and f"-I{prefix}/include" in r.out, f"pkg-config splitbrain\n{r.describe()}")
+    sites = glob.glob(p + "/lib/python3*/*-packages/splitbrain-*.dist-info/entry_points.txt")
+    h.check(len(sites) == 1, f"the Python package's metadata is not installed: {sites}")
+    site = os.path.dirname(os.path.dirname(sites[0]))
+    r = h.run([h.SYS_PYTHON, "-c", "import importlib.metadata as m, splitbrain.pytest_plugin; "
+               "print([e.value for e in m.entry_points(group='pytest11') "
+               "if e.name == 'splitbrain'])"], timeout=30, env=dict(h.ENV, PYTHONPATH=site))
+    h.check(r.rc == 0 and r.out.strip() == "['splitbrain.pytest_plugin']",
+            f"the installed package must register its pytest plugin\n{r.describe()}")
+
+
+def case_install_tree(ctx):
+    """meson install into a DESTDIR and into the real prefix /usr/local (in a fresh mount
+    namespace with a tmpfs there, so A's own /usr/local is untouched): the programs, sb-stub,
+    man pages (groff without warnings, man -l), completions, systemd units, the header with its
+    pkg-config file and the Python package with its pytest11 entry point are in place; the
+    installed sbrun, with no SB_AGENT or SB_STUB, runs the local demo (its embedded agent and
+    sb-stub found beside it), and a program started on B prints B's name."""
+    build = build_dir(ctx)
+    dest = os.path.join(ctx.tmp, "dest")
+    r = h.run(["meson", "install", "-C", build, "--no-rebuild", "--quiet", "--destdir", dest],
+              timeout=300)
+    h.log(r.describe())
+    h.check(r.rc == 0, "meson install --destdir failed")
+    check_tree(dest, "/usr/local")
+    if ctx.native_only:
+        return
+    root = os.path.join(ctx.tmp, "demo-root")
+    make_demo_root(root)
+    r = installed_demo(dest + "/usr/local/bin", root)
+    h.log(r.describe())
+    h.check(r.rc == 0 and r.out == "installed-b\ninstalled-b\n",
+            "the installed sbrun (DESTDIR) must run the demo")
+    # The real prefix: a tmpfs over /usr/local in a mount namespace of its own.
+    script = (f"mount -t tmpfs sbinstall /usr/local && "
+              f"meson install -C {shlex.quote(build)} --no-rebuild --quiet && "
+              f"/usr/local/bin/sbrun --target {shlex.quote('local:' + root + '?hostname=installed-b')}"
+              f" -- sh -c {shlex.quote(DEMO_SCRIPT)} && "
+              f"test -x /usr/local/libexec/splitbrain/sb-stub && echo installed-ok")
+    r = h.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
+              timeout=300)
+    h.log(r.describe())
+    h.check(r.rc == 0 and r.out == "installed-b\ninstalled-b\ninstalled-ok\n",
+            "meson install into /usr/local and the demo from there")
+
+
+def register(cases, harness):
+    global h
+    h = harness
+    cases["socket-activation"] = (case_socket_activation, True)
+    cases["install-tree"] = (case_install_tree, True)
