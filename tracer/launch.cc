@@ -69,7 +69,7 @@ kj::String findAgent() {
 }
 
 // Where sb-stub is looked for, relative to sbrun's directory: installed, then the build tree.
-constexpr kj::StringPtr STUB_PLACES[] = {"../libexec/splitbrain/sb-stub", "sb-stub"};
+const kj::StringPtr STUB_PLACES[] = {"../libexec/splitbrain/sb-stub", "sb-stub"};
 
 // sb-stub, which stands in for remote programs: it must be an absolute path, as it is exec'd
 // from whatever directory the program is in.

@@ -174,9 +174,11 @@ def check_tree(dest, prefix):
         r = h.run(["bash", "-n", os.path.join(p, "share/bash-completion/completions", comp)],
                   timeout=30)
         h.check(r.rc == 0, f"bash completion {comp} does not parse\n{r.describe()}")
-    r = h.run(["pkg-config", "--cflags", "--modversion", "splitbrain"], timeout=30,
-              env=dict(h.ENV, PKG_CONFIG_PATH=os.path.dirname(lib[0])))
+    pc_env = dict(h.ENV, PKG_CONFIG_PATH=os.path.dirname(lib[0]))
+    r = h.run(["pkg-config", "--cflags", "splitbrain"], timeout=30, env=pc_env)
     h.check(r.rc == 0 and f"-I{prefix}/include" in r.out, f"pkg-config splitbrain\n{r.describe()}")
+    r = h.run(["pkg-config", "--libs", "splitbrain"], timeout=30, env=pc_env)
+    h.check(r.rc == 0 and r.out.strip() == "", f"splitbrain.h needs nothing linked\n{r.describe()}")
     sites = glob.glob(p + "/lib/python3*/*-packages/splitbrain-*.dist-info/entry_points.txt")
     h.check(len(sites) == 1, f"the Python package's metadata is not installed: {sites}")
     site = os.path.dirname(os.path.dirname(sites[0]))
