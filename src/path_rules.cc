@@ -1,5 +1,9 @@
 #include "path_rules.h"
 
+#include <fnmatch.h>
+
+#include <string>
+
 #include <fmt/format.h>
 #include <kj/debug.h>
 
@@ -146,6 +150,27 @@ kj::String parseRulePrefix(kj::StringPtr text) {
   return normalizePath("/", text);
 }
 
+static bool isGlob(kj::StringPtr prefix) {
+  for (char c : prefix) {
+    if (c == '*' || c == '?' || c == '[') {
+      return true;
+    }
+  }
+  return false;
+}
+
+static bool globHasPrefix(kj::StringPtr absPath, kj::StringPtr pattern) {
+  // The pattern against the path and each of its parents, whole components only, so that a
+  // match covers everything below it as a prefix does.
+  std::string path(absPath.cStr(), absPath.size());
+  for (size_t end = path.size(); end > 0; end = path.rfind('/', end - 1)) {
+    if (fnmatch(pattern.cStr(), path.substr(0, end).c_str(), FNM_PATHNAME) == 0) {
+      return true;
+    }
+  }
+  return false;
+}
+
 bool pathHasPrefix(kj::StringPtr absPath, kj::StringPtr prefix) {
   if (prefix == "/") {
     return absPath.startsWith("/");
@@ -159,7 +184,9 @@ bool pathHasPrefix(kj::StringPtr absPath, kj::StringPtr prefix) {
 
 void PathRules::addUser(Placement placement, kj::StringPtr prefix) {
   KJ_REQUIRE(placement != Placement::SCOPE, "a path rule must be local, remote or fallback");
-  rulesInOrder.add(PathRule{placement, parseRulePrefix(prefix), false});
+  auto normalized = parseRulePrefix(prefix);
+  bool glob = isGlob(normalized);
+  rulesInOrder.add(PathRule{placement, kj::mv(normalized), false, glob});
   // Move the new rule in front of the defaults, after the earlier user rules.
   std::rotate(rulesInOrder.begin() + userCount, rulesInOrder.end() - 1, rulesInOrder.end());
   ++userCount;
@@ -169,7 +196,7 @@ void PathRules::addDefaults(kj::StringPtr programPrefix, kj::StringPtr otherPref
   KJ_REQUIRE(!defaultsAdded, "default path rules added twice");
   defaultsAdded = true;
   for (auto& rule: DEFAULT_RULES) {
-    rulesInOrder.add(PathRule{rule.placement, kj::str(rule.prefix), true});
+    rulesInOrder.add(PathRule{rule.placement, kj::str(rule.prefix), true, false});
   }
   kj::String added;
   for (auto given : {programPrefix, otherPrefix}) {
@@ -179,14 +206,14 @@ void PathRules::addDefaults(kj::StringPtr programPrefix, kj::StringPtr otherPref
     auto prefix = parseRulePrefix(given);
     if (prefix != "/" && prefix != "/usr" && prefix != added) {
       added = kj::str(prefix);
-      rulesInOrder.add(PathRule{Placement::FALLBACK, kj::mv(prefix), true});
+      rulesInOrder.add(PathRule{Placement::FALLBACK, kj::mv(prefix), true, false});
     }
   }
 }
 
 kj::Maybe<const PathRule&> PathRules::matchRule(kj::StringPtr absPath) const {
   for (auto& rule: rulesInOrder) {
-    if (pathHasPrefix(absPath, rule.prefix)) {
+    if (rule.glob ? globHasPrefix(absPath, rule.prefix) : pathHasPrefix(absPath, rule.prefix)) {
       return rule;
     }
   }

@@ -41,6 +41,9 @@ struct PathRule {
   // Absolute and normalized (see normalizePath); "/" matches everything.
   kj::String prefix;
   bool isDefault;
+  // The prefix holds *, ? or [...]: it matches a path when it matches (fnmatch, FNM_PATHNAME:
+  // within components) the path or one of its parents, e.g. /dev/ttyUSB* matches /dev/ttyUSB0.
+  bool glob = false;
 };
 
 class PathRules {
@@ -60,7 +63,8 @@ class PathRules {
 
   // The placement for an absolute, normalized path: the first rule that matches, else SCOPE.
   // Matching is per path component: "/usr/lib" matches "/usr/lib" and "/usr/lib/x" but not
-  // "/usr/lib64"; "/" matches everything.
+  // "/usr/lib64"; "/" matches everything; a glob rule ("/data/*.log") matches the path or a
+  // parent of it.
   Placement match(kj::StringPtr absPath) const;
 
   // The rule that matched, for -v; nullptr when the scope decides.

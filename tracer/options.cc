@@ -39,8 +39,17 @@ Targets:
                                                 /~/x means ~/x
                           exec:COMMAND          run `sh -c COMMAND`, whose stdin/stdout reach
                                                 an agent: docker exec -i, kubectl exec -i, ...
-                        Default: local. Names default to target1, target2, ...
+                          NAME                  [target.NAME] of the configuration files
+                        Default: $SB_TARGET (names or URLs, comma-separated), else the
+                        files' default-target, else local. Names default to target1, ...
                         Connecting and the handshake must finish within 10 s.
+  --config FILE         read only FILE (also $SB_CONFIG). Default: /etc/splitbrain/config.toml
+                        then $XDG_CONFIG_HOME/splitbrain/config.toml (~/.config/...), the
+                        later winning: named targets ([target.NAME]: url, tls-*, token-file,
+                        local/remote/fallback rules) and defaults for on-disconnect,
+                        reconnect-timeout, heartbeat, mode, remote-cwd, default-target.
+                        The command line always wins.
+  --print-config        print the merged configuration, each value with FILE:LINE, and exit
   --token-file FILE     present FILE's content to the agents (for agents with --token-file)
   --tls-ca FILE         speak TLS to every tcp:// target and trust only the CA in FILE (PEM)
                         for the agent's certificate, which must name the URL's HOST
@@ -83,7 +92,8 @@ Placement:
   --fallback PREFIX     paths under PREFIX are tried here first, on the target on ENOENT
                         Rules are matched first to last, before the defaults; a path that no
                         rule matches follows the thread's scope.
-  --print-rules         print the effective path rules and exit
+  --print-rules         print the effective path rules and exit. A PREFIX with * ? or [...]
+                        is a glob: it matches a path or a parent of it (/dev/ttyUSB*)
   --remote-cwd DIR      the program's working directory on the target. Default: the same
                         absolute path as here when it exists there, else the target's root
 
@@ -152,7 +162,8 @@ program executes inside a remote scope run on the target, through a local stand-
 that relays their stdio, signals and exit status. Sockets made inside a remote scope live on the
 target (AF_UNIX, AF_INET, AF_INET6, AF_NETLINK; others EAFNOSUPPORT). A call that cannot act on a
 remote fd yet (an ioctl sbrun cannot marshal exactly, ...) fails with a clear errno and a
-one-time note on stderr. mmap of a remote file maps a local copy of its content. ioctl is marshalled for terminal, serial and block requests.
+one-time note on stderr. mmap of a remote file maps a local copy of its content. ioctl is
+marshalled for terminal, serial and block requests.
 
 Examples:
   sbrun -- cat /etc/hostname                         # B's file, via an embedded local agent
@@ -188,10 +199,13 @@ Options parseOptions(int argc, char** argv) {
     OPT_TARGET = 1000, OPT_TOKEN, OPT_MODE, OPT_REMOTE, OPT_LOCAL, OPT_FALLBACK, OPT_PRINT_RULES,
     OPT_REMOTE_CWD, OPT_VERSION, OPT_TRACE, OPT_STATS, OPT_STATS_FORMAT, OPT_CONTROL_FD,
     OPT_STATUS_FD, OPT_PID, OPT_ON_DISCONNECT, OPT_RECONNECT_TIMEOUT, OPT_HEARTBEAT,
-    OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CA, OPT_NO_READ_AHEAD, OPT_READ_CHUNK,
+    OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CA, OPT_NO_READ_AHEAD, OPT_READ_CHUNK, OPT_CONFIG,
+    OPT_PRINT_CONFIG,
   };
   static const struct option LONG[] = {
       {"target", required_argument, nullptr, OPT_TARGET},
+      {"config", required_argument, nullptr, OPT_CONFIG},
+      {"print-config", no_argument, nullptr, OPT_PRINT_CONFIG},
       {"token-file", required_argument, nullptr, OPT_TOKEN},
       {"tls-cert", required_argument, nullptr, OPT_TLS_CERT},
       {"tls-key", required_argument, nullptr, OPT_TLS_KEY},
@@ -219,6 +233,7 @@ Options parseOptions(int argc, char** argv) {
       {nullptr, 0, nullptr, 0},
   };
   Options o;
+  ConfigInputs cfg;  // what the configuration files may fill in (options_config.cc)
   opterr = 0;
   // "+": stop at the first non-option, so the program's own flags are never ours.
   int c;
@@ -231,17 +246,15 @@ Options parseOptions(int argc, char** argv) {
       o.userRules.add(p, kj::str(prefix));
     };
     switch (c) {
-      case OPT_TARGET: {
-        KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() { o.targets.add(parseTargetUrl(optarg)); })) {
-          usageError(e->getDescription());
-        }
-        break;
-      }
+      case OPT_TARGET: cfg.targets.add(kj::str(optarg)); break;
+      case OPT_CONFIG: cfg.file = kj::str(optarg); break;
+      case OPT_PRINT_CONFIG: cfg.print = true; break;
       case OPT_TOKEN: o.tokenFile = kj::str(optarg); break;
       case OPT_TLS_CERT: o.tls.cert = kj::str(optarg); break;
       case OPT_TLS_KEY: o.tls.key = kj::str(optarg); break;
       case OPT_TLS_CA: o.tls.ca = kj::str(optarg); break;
       case OPT_MODE:
+        cfg.given.mode = true;
         if (kj::StringPtr(optarg) == "remote") {
           o.startRemote = true;
         } else if (kj::StringPtr(optarg) == "local") {
@@ -255,6 +268,7 @@ Options parseOptions(int argc, char** argv) {
       case OPT_FALLBACK: parseRule(Placement::FALLBACK); break;
       case OPT_PRINT_RULES: o.printRules = true; break;
       case OPT_REMOTE_CWD:
+        cfg.given.remoteCwd = true;
         if (optarg[0] != '/') {
           usageError(kj::str("--remote-cwd must be absolute: '", optarg, "'"));
         }
@@ -308,6 +322,7 @@ Options parseOptions(int argc, char** argv) {
         break;
       }
       case OPT_ON_DISCONNECT:
+        cfg.given.onDisconnect = true;
         if (kj::StringPtr(optarg) == "fail") {
           o.reconnect.mode = OnDisconnect::FAIL;
         } else if (kj::StringPtr(optarg) == "wait") {
@@ -320,9 +335,11 @@ Options parseOptions(int argc, char** argv) {
         }
         break;
       case OPT_RECONNECT_TIMEOUT:
+        cfg.given.reconnectTimeout = true;
         o.reconnect.timeout = parseSeconds("--reconnect-timeout", optarg);
         break;
       case OPT_HEARTBEAT: {
+        cfg.given.heartbeat = true;
         o.reconnect.heartbeat = parseSeconds("--heartbeat", optarg);
         if (o.reconnect.heartbeat != 0 * kj::SECONDS &&
             o.reconnect.heartbeat < 100 * kj::MILLISECONDS) {
@@ -342,6 +359,7 @@ Options parseOptions(int argc, char** argv) {
   for (int i = optind; i < argc; ++i) {
     o.command.add(kj::str(argv[i]));
   }
+  applyConfig(o, cfg);
   if (o.targets.empty()) {
     o.targets.add(parseTargetUrl("local"));
   }

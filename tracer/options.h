@@ -60,6 +60,24 @@ struct Options {
   kj::Vector<kj::String> command;
 };
 
+// What the configuration files may fill in (options_config.cc): the --target arguments as
+// given (names or URLs), and which flags the command line set (the command line wins).
+struct ConfigInputs {
+  kj::Vector<kj::String> targets;
+  kj::Maybe<kj::String> file;  // --config FILE
+  bool print = false;          // --print-config
+  struct {
+    bool mode = false, onDisconnect = false, reconnectTimeout = false, heartbeat = false,
+         remoteCwd = false;
+  } given;
+};
+
+// Reads the configuration files and completes `o`: targets by name (--target NAME, $SB_TARGET,
+// the files' `target`), their TLS files, token file and path rules, and the defaults the
+// command line did not set. Bad files and unknown names exit EXIT_SBRUN_ERROR with a message;
+// --print-config prints the merged configuration and exits 0.
+void applyConfig(Options& o, ConfigInputs& in);
+
 // Parses argv. On --help/--version prints and exits 0; on bad input prints a message plus a
 // usage hint to stderr and exits EXIT_SBRUN_ERROR.
 Options parseOptions(int argc, char** argv);

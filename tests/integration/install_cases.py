@@ -154,6 +154,7 @@ def check_tree(dest, prefix):
     h.check(len(lib) == 1, f"splitbrain.pc not installed: {lib}")
     expected = ["bin/sbrun", "bin/sbagent", "libexec/splitbrain/sb-stub", "include/splitbrain.h",
                 "share/man/man1/sbrun.1", "share/man/man1/sbagent.1",
+                "share/man/man5/splitbrain.conf.5",
                 "share/bash-completion/completions/sbrun",
                 "share/bash-completion/completions/sbagent",
                 "share/zsh/vendor-completions/_sbrun",
@@ -163,11 +164,11 @@ def check_tree(dest, prefix):
     with open(os.path.join(p, "lib/systemd/system/sbagent.service")) as f:
         h.check(f"ExecStart={prefix}/bin/sbagent --listen systemd" in f.read(),
                 "sbagent.service must start the installed agent with --listen systemd")
-    for page in ("sbrun.1", "sbagent.1"):
+    for page in ("man1/sbrun.1", "man1/sbagent.1", "man5/splitbrain.conf.5"):
         r = h.run(["groff", "-man", "-Tutf8", "-ww", "-z",
-                   os.path.join(p, "share/man/man1", page)], timeout=60)
+                   os.path.join(p, "share/man", page)], timeout=60)
         h.check(r.rc == 0 and r.err.strip() == "", f"{page}: groff warnings\n{r.describe()}")
-        r = h.run(["man", "-l", os.path.join(p, "share/man/man1", page)], timeout=60,
+        r = h.run(["man", "-l", os.path.join(p, "share/man", page)], timeout=60,
                   env=dict(h.ENV, MANPAGER="cat", PAGER="cat", MANWIDTH="80"))
         h.check(r.rc == 0 and "SYNOPSIS" in r.out, f"man -l {page} failed\n{r.describe()}")
     for comp in ("sbrun", "sbagent"):
@@ -224,8 +225,81 @@ def case_install_tree(ctx):
             "meson install into /usr/local and the demo from there")
 
 
+def case_config_file(ctx):
+    """Named targets from config.toml ($SB_CONFIG, --config, $XDG_CONFIG_HOME): `--target b`,
+    $SB_TARGET and default-target resolve to the table's url; its glob rules apply after the
+    command line's; top-level defaults fill only what the command line did not set;
+    --print-config shows each value with its file and line; a bad key, a bad value and bad
+    TOML each give one line naming file:line, exit 125."""
+    h.need_binary(ctx.sbrun, "sbrun")
+    cfgdir = os.path.join(ctx.tmp, "xdg", "splitbrain")
+    os.makedirs(cfgdir)
+    conf = os.path.join(cfgdir, "config.toml")
+    with open(conf, "w") as f:
+        f.write('default-target = "b"\n'
+                'on-disconnect = "wait"\n'
+                '\n'
+                '[target.b]\n'
+                f'url = "unix:{ctx.tmp}/nowhere.sock"\n'
+                'remote = ["/dev/ttyUSB*", "/data/*.log"]\n')
+    env = dict(h.ENV, XDG_CONFIG_HOME=os.path.join(ctx.tmp, "xdg"))
+    r = h.run([ctx.sbrun, "--print-config"], timeout=30, env=env)
+    h.log(r.describe())
+    h.check(r.rc == 0 and f"# read {conf}" in r.out
+            and f'on-disconnect = "wait"' in r.out and f"# {conf}:2" in r.out
+            and f'target.b.remote = ["/dev/ttyUSB*", "/data/*.log"]' in r.out
+            and f"# {conf}:6" in r.out, "--print-config must show values with file:line")
+    r = h.run([ctx.sbrun, "--print-rules"], timeout=30, env=env)
+    h.log(r.describe())
+    lines = r.out.splitlines()
+    h.check(r.rc == 0 and lines[:2] == ["remote    /dev/ttyUSB*        (user)",
+                                        "remote    /data/*.log         (user)"],
+            "the target's rules must come first in --print-rules")
+    r = h.run([ctx.sbrun, "--local", "/dev/ttyUSB9", "--print-rules"], timeout=30, env=env)
+    h.check(r.out.splitlines()[0].split()[:2] == ["local", "/dev/ttyUSB9"],
+            "command-line rules must come before the files'\n" + r.describe())
+    for bad, want in (('tls_cert = "x"\n', ':1: unknown key "tls_cert" (did you mean "tls-cert"?)'),
+                      ('heartbeat = "soon"\n', ":1: heartbeat takes a number of seconds"),
+                      ('on-disconnect = "sometimes"\n',
+                       ':1: on-disconnect must be one of "fail", "wait", "exit", not "sometimes"'),
+                      ('[target.c]\nremote = ["/x"]\n', ":1: [target.c] has no url"),
+                      ('[target.c]\nurl = "bogus://x"\n', ':2: bad --target "bogus://x"'),
+                      ("x = [\n", ":1: ")):
+        path = os.path.join(ctx.tmp, "bad.toml")
+        with open(path, "w") as f:
+            f.write(bad)
+        r = h.run([ctx.sbrun, "--config", path, "--target", "c", "--", "true"], timeout=30)
+        h.log(r.describe())
+        h.check(r.rc == 125 and r.err.startswith(f"sbrun: {path}{want}")
+                and len(r.err.strip().splitlines()) <= 2,
+                f"a bad config file ({bad!r}) must give one line naming {path}{want}")
+    r = h.run([ctx.sbrun, "--target", "nope", "--", "true"], timeout=30, env=env)
+    h.check(r.rc == 125 and "no target named 'nope'" in r.err and conf in r.err,
+            "an unknown target name must name the files looked in\n" + r.describe())
+    if ctx.native_only:
+        return
+    agent = ctx.agent(prepare=h.B_ETC_HOSTNAME)
+    h.make_tree(agent)
+    with open(conf, "w") as f:
+        f.write(f'default-target = "b"\nremote-cwd = "{h.WORK}"\n'
+                f'[target.b]\nurl = "{agent.url}"\n'
+                f'[target.c]\nurl = "unix:{ctx.tmp}/nowhere.sock"\n')
+    argv = ["sh", "-c", "cat hello.txt; echo $SB_X"]
+    for how, extra, e in (("default-target", [], {}), ("--target b", ["--target", "b"], {}),
+                          ("SB_TARGET", [], {"SB_TARGET": "b"})):
+        r = h.run([ctx.sbrun] + extra + ["--"] + argv, timeout=60, cwd=ctx.tmp,
+                  env=dict(env, SB_X="x", **e))
+        h.log(r.describe())
+        h.check(r.rc == 0 and r.out == "hello from board-b\nx\n",
+                f"{how}: the named target must be the agent in config.toml")
+    r = h.run([ctx.sbrun, "--target", "c", "--", "true"], timeout=60, env=env)
+    h.check(r.rc == 125 and "nowhere.sock" in r.err, "--target c must be config's c\n"
+            + r.describe())
+
+
 def register(cases, harness):
     global h
     h = harness
     cases["socket-activation"] = (case_socket_activation, True)
     cases["install-tree"] = (case_install_tree, True)
+    cases["config-file"] = (case_config_file, True)

@@ -69,6 +69,24 @@ TEST_SUITE("path_rules") {
     CHECK(pathHasPrefix("/", "/"));
   }
 
+  TEST_CASE("a glob rule matches a path or a parent of it, * within one component") {
+    PathRules rules;
+    rules.addUser(Placement::REMOTE, "/dev/ttyUSB*");
+    rules.addUser(Placement::LOCAL, "/data/*.log");
+    rules.addUser(Placement::FALLBACK, "/opt/v?/[ab]");
+    CHECK(rules.match("/dev/ttyUSB0") == Placement::REMOTE);
+    CHECK(rules.match("/dev/ttyUSB12/power") == Placement::REMOTE);   // below a match
+    CHECK(rules.match("/dev/ttyS0") == Placement::SCOPE);
+    CHECK(rules.match("/data/run.log") == Placement::LOCAL);
+    CHECK(rules.match("/data/sub/run.log") == Placement::SCOPE);      // * stops at '/'
+    CHECK(rules.match("/data/run.log.1") == Placement::SCOPE);
+    CHECK(rules.match("/opt/v1/a/lib") == Placement::FALLBACK);
+    CHECK(rules.match("/opt/v10/a") == Placement::SCOPE);
+    CHECK(rules.match("/opt/v1/c") == Placement::SCOPE);
+    CHECK(matchedPrefix(rules, "/dev/ttyUSB3") == "/dev/ttyUSB*");
+    CHECK(rules.rules()[0].glob);
+  }
+
   TEST_CASE("defaults keep the loader, libraries, terminal and /proc/self local") {
     PathRules rules;
     rules.addDefaults("");
