@@ -240,13 +240,13 @@ bool AgentLink::deploying() const {
 
 kj::StringPtr AgentLink::mismatchHint() const {
   if (deploying()) {
-    return "; the deployed agent should always match: report this as a bug";
+    return " (the agent sbrun deployed is its own and should always match: please report this)";
   }
   if (url_.kind == TargetUrl::Kind::SSH) {
-    return "; install matching versions of sbrun and sbagent, or let sbrun deploy its own agent "
-           "to B (ssh://[USER@]HOST without an agent path, --deploy=auto)";
+    return ", or let sbrun deploy an agent of its own version to B: ssh://[USER@]HOST without an "
+           "agent path, and not --deploy=never";
   }
-  return "; install matching versions of sbrun and sbagent";
+  return "";
 }
 
 kj::Promise<void> AgentLink::untilDeadline() {
@@ -582,6 +582,7 @@ kj::Promise<void> AgentLink::establish() {
               if (w.getProtocolVersion() != proto::PROTOCOL_VERSION) {
                 KJ_FAIL_REQUIRE(kj::str("agent speaks protocol ", w.getProtocolVersion(),
                                         ", sbrun speaks ", proto::PROTOCOL_VERSION,
+                                        ": install matching versions of sbrun and sbagent",
                                         mismatchHint()));
               }
               welcome_ = kj::heap<capnp::MallocMessageBuilder>();

@@ -182,7 +182,8 @@ class AgentLink final : public kj::TaskSet::ErrorHandler {
   bool deploying() const;
   // Resolves at deadline_, which may move later while it waits.
   kj::Promise<void> untilDeadline();
-  // A hint for a protocol version mismatch in a handshake: how to get matching versions.
+  // What to add to a protocol version mismatch's message ("... so they match"): for ssh://,
+  // that zero-deploy brings an agent of sbrun's own version; else "".
   kj::StringPtr mismatchHint() const;
   // Starts argv (PATH lookup for argv[0]) with a socketpair on its stdin and stdout and sbrun's
   // stderr, and returns sbrun's end. The child gets SIGTERM if sbrun dies.

@@ -3187,9 +3187,10 @@ def sha256_of(path):
 
 class DeployBoard:
     """The loopback sshd as a machine B with no sbagent: sessions get HOME=<dir>/home and a PATH
-    of a directory with a `uname` wrapper, then /usr/bin:/bin (checked to hold no sbagent)."""
+    of a directory with a `uname` wrapper, then /usr/bin:/bin (checked to hold no sbagent).
+    With path_agent, that directory also has it as `sbagent`."""
 
-    def __init__(self, ctx):
+    def __init__(self, ctx, path_agent=None):
         self.sshd = Sshd(ctx)
         d = self.sshd.dir
         self.home = os.path.join(d, "home")
@@ -3206,9 +3207,11 @@ class DeployBoard:
                     "exec /bin/uname \"$@\"\n")
         os.chmod(os.path.join(self.bin, "uname"), 0o755)
         path = f"{self.bin}:/usr/bin:/bin"
-        for p in path.split(":"):
+        for p in path.split(":")[1:]:
             check(not os.path.exists(os.path.join(p, "sbagent")),
                   f"{p}/sbagent exists: B must have no sbagent on its PATH for this case")
+        if path_agent:
+            os.symlink(path_agent, os.path.join(self.bin, "sbagent"))
         self.sshd.extra_config = f"SetEnv HOME={self.home} PATH={path}\n"
         self.sshd.stop()
         check(self.sshd.start(), "sshd did not restart with the case's HOME and PATH")
@@ -3326,6 +3329,31 @@ def case_ssh_deploy(ctx):
     check(not os.path.exists(os.path.join(board.cache, "sbagent-armv6l")),
           "something was uploaded for armv6l")
     board.nothing_left("armv6l")
+
+
+def case_ssh_version_mismatch(ctx):
+    """B has an sbagent of another protocol version on its PATH (other_version_agent, which
+    refuses the handshake in a real agent's words). --deploy=never reaches it: sbrun exits 125
+    with the agent's refusal and says how to fix it, naming zero-deploy; the default
+    (--deploy=auto) deploys sbrun's own agent instead, and the program runs."""
+    need_binary(ctx.sbrun, "sbrun")
+    other = os.path.join(ctx.helpers_dir, "other_version_agent")
+    need_binary(other, "other_version_agent")
+    become_subreaper()
+    board = DeployBoard(ctx, path_agent=other)
+    if ctx.native_only:
+        return
+    t = board.sbrun(ctx, ["--deploy=never"], ["true"])
+    check(t.rc == 125, f"--deploy=never: exit {t.rc}, expected 125")
+    for says in (f"cannot connect to target 'target1' ({board.url})",
+                 "protocol version mismatch", "upgrade sbrun or sbagent so they match",
+                 "or let sbrun deploy an agent of its own version to B", "not --deploy=never"):
+        check(says in t.err, f"--deploy=never: the message does not say {says!r}")
+    check_nothing_left("mismatch", board.sshd.dir, {"ssh"}, keep={board.sshd.proc.pid})
+    t = board.sbrun(ctx)
+    check_ran(t, board, "deployed")
+    check("uploading sbagent-x86_64" in t.err, "sbrun -v does not say it deployed its agent")
+    board.nothing_left("deployed")
 
 
 def binfmt_registered(name):
@@ -3713,6 +3741,7 @@ def build_cases():
     cases["ssh-refused"] = (case_ssh_refused, False)
     cases["ssh-deploy"] = (case_ssh_deploy, True)
     cases["ssh-deploy-aarch64"] = (case_ssh_deploy_aarch64, True)
+    cases["ssh-version-mismatch"] = (case_ssh_version_mismatch, True)
     cases["exec-target"] = (case_exec_target, True)
     cases["exec-fail"] = (case_exec_fail, False)
     cases["net-echo"] = (case_net_echo, True)
