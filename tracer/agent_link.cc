@@ -209,9 +209,14 @@ kj::StringPtr AgentLink::exitHint(int status) const {
   if (url_.kind == TargetUrl::Kind::SSH && code == 255) {
     return "; ssh could not connect or log in";
   }
-  if (url_.kind == TargetUrl::Kind::SSH && deploying() && (code == 126 || code == 127)) {
-    return "; B could not run the agent deployed to its ~/.cache: is that on a noexec mount? "
-           "Then give ssh sessions on B an XDG_CACHE_HOME where programs may run";
+  // Zero-deploy: the script's shell found the agent in the cache but could not execute it (126),
+  // or B has no `sh` at all (127).
+  if (url_.kind == TargetUrl::Kind::SSH && deploying() && code == 126) {
+    return "; B could not execute the agent deployed to its ~/.cache: is that on a noexec "
+           "mount? Then give ssh sessions on B an XDG_CACHE_HOME where programs may run";
+  }
+  if (url_.kind == TargetUrl::Kind::SSH && deploying() && code == 127) {
+    return "; B's shell did not find `sh` or the deployed agent";
   }
   if (url_.kind == TargetUrl::Kind::SSH && code == 127) {
     return url_.path.size() == 0
