@@ -3230,10 +3230,27 @@ class DeployBoard:
         log(t.describe())
         return t
 
+    def in_session(self):
+        """Processes of B's ssh sessions, whose environment has this case's HOME: the remote
+        shell, the deploy script (`sh -c SCRIPT sbdeploy VERSION`), the agent."""
+        found = []
+        needle = f"HOME={self.home}".encode()
+        for pid, p in proc_table().items():
+            try:
+                with open(f"/proc/{pid}/environ", "rb") as f:
+                    if needle in f.read().split(b"\0"):
+                        found.append(f"{pid} {p['state']} {shlex.join(p['argv'])[:200]}")
+            except OSError:
+                continue
+        return found
+
     def nothing_left(self, what):
-        # The agent runs as HOME/.cache/splitbrain/VERSION/sbagent-ARCH --stdio: the case's HOME
-        # in a command line is an agent (or the script) of this case still running.
-        check_nothing_left(what, self.home, {"ssh"}, keep={self.sshd.proc.pid})
+        # ssh and sbrun's other children: by the key's path in ssh's command line (the case's
+        # dir), and unreaped children of sbrun; then B's side: the script and the agent.
+        check_nothing_left(what, self.sshd.dir, {"ssh"}, keep={self.sshd.proc.pid})
+        wait_for(lambda: not self.in_session(), 5)
+        left = self.in_session()
+        check(not left, f"{what}: still running on B after sbrun exited: {left}")
         stray = [n for n in os.listdir(self.cache) if n.startswith(".")] \
             if os.path.isdir(self.cache) else []
         check(not stray, f"{what}: temporary upload files left in {self.cache}: {stray}")
@@ -3290,6 +3307,19 @@ def case_ssh_deploy(ctx):
     check("uploading" not in t.err, "the second run uploaded the agent again")
     check(os.stat(cached).st_ino == inode, "the cached agent was replaced on the second run")
     board.nothing_left("second run")
+
+    # While a program runs, its agent is seen on B (so that the checks after each run can fail);
+    # the program waits for a line on its stdin (A's).
+    p = subprocess.Popen([ctx.sbrun, "--target", board.url, "--", "sh", "-c", "read x"],
+                         stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL, env=board.sshd.env(), cwd=ctx.tmp)
+    try:
+        seen = wait_for(lambda: [x for x in board.in_session() if "sbagent-x86_64" in x], 20)
+        check(seen, "no agent seen on B while the program ran\n" + str(board.in_session()))
+    finally:
+        p.communicate(b"go\n", timeout=30)
+    check(p.returncode == 0, f"sbrun of `read x` exited {p.returncode}")
+    board.nothing_left("after a program that waited")
 
     # 3. A damaged cached agent is replaced, never run.
     with open(cached, "r+b") as f:
@@ -3349,7 +3379,7 @@ def case_ssh_version_mismatch(ctx):
                  "protocol version mismatch", "upgrade sbrun or sbagent so they match",
                  "or let sbrun deploy an agent of its own version to B", "not --deploy=never"):
         check(says in t.err, f"--deploy=never: the message does not say {says!r}")
-    check_nothing_left("mismatch", board.sshd.dir, {"ssh"}, keep={board.sshd.proc.pid})
+    board.nothing_left("mismatch")
     t = board.sbrun(ctx)
     check_ran(t, board, "deployed")
     check("uploading sbagent-x86_64" in t.err, "sbrun -v does not say it deployed its agent")
