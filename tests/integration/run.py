@@ -1256,9 +1256,19 @@ def case_bad_flag(ctx):
         check(t.rc == 125, f"sbrun {shlex.join(argv)}: exit {t.rc}, expected 125")
         low = t.err.lower()
         check("usage" in low or "--help" in low, "no usage hint on stderr")
+    # --deploy takes three words, and "always" contradicts an agent path in an ssh:// URL.
+    for argv, says in ((["--deploy=sometimes", "--", "true"],
+                        "--deploy takes 'auto', 'always' or 'never', not 'sometimes'"),
+                       (["--deploy=always", "--target", "ssh://b/opt/sbagent", "--", "true"],
+                        "--deploy=always and ssh://b/opt/sbagent: the path names an agent")):
+        t = run([ctx.sbrun] + argv, timeout=30)
+        log(t.describe())
+        check(t.rc == 125 and says in t.err, f"sbrun {shlex.join(argv)}: not refused with {says!r}")
     t = run([ctx.sbrun, "--help"], timeout=30)
     log(t.describe())
     check(t.rc == 0 and "--target" in t.out, "--help must print the options on stdout and exit 0")
+    check("--deploy=auto|always|never" in t.out and "--agent-dir DIR" in t.out,
+          "--help must describe --deploy and --agent-dir")
     t = run([ctx.sbrun, "--version"], timeout=30)
     check(t.rc == 0 and t.out.strip() != "", "--version must print a version and exit 0")
 
