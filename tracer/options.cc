@@ -38,7 +38,8 @@ Targets:
                           exec:COMMAND          run `sh -c COMMAND`, whose stdin/stdout reach
                                                 an agent: docker exec -i, kubectl exec -i, ...
                         Default: local. Names default to target1, target2, ...
-                        Connecting and the handshake must finish within 10 s.
+                        Connecting and the handshake must finish within 10 s (2 min more
+                        while --deploy uploads an agent).
   --deploy=auto|always|never
                         for ssh:// targets without an agent path. auto (default): ask B its
                         machine (uname -m) over the ssh connection, upload the matching
