@@ -42,11 +42,13 @@ struct Deployed {
 };
 
 Deployed deployOnLocalB(const std::string& home, const std::string& path,
-                        const std::string& agentDir, DeployMode mode) {
+                        const std::string& agentDir, DeployMode mode,
+                        const std::string& before = "") {
   kj::AsyncIoContext io = kj::setupAsyncIo();
   int sv[2];
   KJ_SYSCALL(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv));
-  std::string command = deployCommand().cStr();
+  // `before`: what a shell rc file on B would run first (printing on stdout, say).
+  std::string command = before + deployCommand().cStr();
   std::string homeEnv = "HOME=" + home;
   std::string pathEnv = "PATH=" + path;
   pid_t pid = fork();
@@ -138,6 +140,20 @@ TEST_SUITE("deploy") {
     auto always = deployOnLocalB(t.path, path, agents, DeployMode::ALWAYS);
     CHECK(always.error == "");
     CHECK(said(always, "uploading sbagent-"));
+  }
+
+  TEST_CASE("what a shell rc file on B prints before the script answers is skipped") {
+    TempDir t;
+    std::string agents = t.path + "/agents";
+    KJ_ASSERT(mkdir(agents.c_str(), 0755) == 0);
+    std::string agent = agents + "/" + agentNamesFor(machine().c_str())[0].cStr();
+    std::ofstream(agent) << "#!/bin/sh\necho \"stand-in agent $*\"\n";
+    KJ_ASSERT(chmod(agent.c_str(), 0755) == 0);
+    auto d = deployOnLocalB(t.path, "/usr/bin:/bin", agents, DeployMode::AUTO,
+                            "echo Welcome to the board; echo; echo sbdeployed; ");
+    CHECK(d.error == "");
+    CHECK(d.agentSaid == "stand-in agent --stdio\n");
+    CHECK(said(d, "skipped 33 bytes"));
   }
 
   TEST_CASE("a B without a checksum tool refuses to run anything, and says what to install") {
