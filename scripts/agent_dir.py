@@ -16,13 +16,15 @@ import sys
 
 
 def pairs(args):
-    out = []
+    """ARCH=PATH arguments; a later one for the same ARCH wins (-Dbundle_agents over the
+    build tree's defaults)."""
+    out = {}
     for a in args:
         arch, sep, path = a.partition("=")
         if not sep or not arch or not path or "/" in arch:
             sys.exit(f"agent_dir.py: '{a}' is not ARCH=PATH")
-        out.append((arch, os.path.abspath(path)))
-    return out
+        out[arch] = os.path.abspath(path)
+    return out.items()
 
 
 def main():
