@@ -135,8 +135,7 @@ class Dialogue {
   Dialogue(kj::AsyncIoStream& stream, kj::StringPtr target, const DeployOptions& options,
            DeployHooks hooks)
       : stream_(stream), target_(kj::str(target)), mode_(options.mode),
-        agentDir_(findAgentDir(options.agentDir)), givenDir_(options.agentDir.size() > 0),
-        hooks_(kj::mv(hooks)) {}
+        agentDir_(findAgentDir(options.agentDir)), hooks_(kj::mv(hooks)) {}
 
   kj::Promise<void> run() {
     return greeting().then([this]() { return cachedList(); }).then([this]() {
@@ -149,7 +148,6 @@ class Dialogue {
   kj::String target_;
   DeployMode mode_;
   kj::String agentDir_;
-  bool givenDir_;
   DeployHooks hooks_;
   kj::Vector<char> line_;
   kj::byte byte_ = 0;
@@ -242,6 +240,10 @@ class Dialogue {
           "B is ", machine_, ", and this sbrun has no agents to deploy (none installed in "
           "lib/splitbrain/agents beside it): give --agent-dir DIR (or SB_AGENT_DIR) holding "
           "sbagent-ARCH files, or install sbagent on B and use --deploy=never (docs/boards.md)"));
+    }
+    if (!isDir(agentDir_)) {
+      return KJ_EXCEPTION(FAILED, kj::str("the agent directory ", agentDir_, " (--agent-dir or "
+                                          "SB_AGENT_DIR) is not a directory"));
     }
     kj::String name;
     for (auto& candidate : agentNamesFor(machine_)) {

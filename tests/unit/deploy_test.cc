@@ -209,6 +209,13 @@ TEST_SUITE("deploy") {
     CHECK(cmd.find("exec \"$agent\" --stdio") != std::string::npos);
   }
 
+  TEST_CASE("an agent directory that does not exist is an error that names it") {
+    TempDir t;
+    auto d = deployOnLocalB(t.path, "/usr/bin:/bin", t.path + "/nowhere", DeployMode::AUTO);
+    CHECK(d.error.find("the agent directory " + t.path + "/nowhere (--agent-dir or SB_AGENT_DIR) "
+                       "is not a directory") != std::string::npos);
+  }
+
   TEST_CASE("--agent-dir wins over the default places") {
     CHECK(std::string(findAgentDir("/some/dir").cStr()) == "/some/dir");
   }
