@@ -3396,6 +3396,44 @@ def case_ssh_version_mismatch(ctx):
     board.nothing_left("deployed")
 
 
+def case_ssh_deploy_reconnect(ctx):
+    """The deployed agent is killed on B mid-session (B rebooting, say): with
+    --on-disconnect=wait, sbrun runs the deploy dialogue again, reuses the agent cached on B (no
+    second upload), and the program's next call works; nothing is left running after."""
+    need_binary(ctx.sbrun, "sbrun")
+    become_subreaper()
+    board = DeployBoard(ctx)
+    if ctx.native_only:
+        return
+    written = os.path.join(board.out, "written.txt")
+    with open(written, "w") as f:
+        f.write("on B\n")
+    # Absolute paths: the cwd of the first session is stale after a reconnect.
+    p = subprocess.Popen([ctx.sbrun, "-v", "--on-disconnect=wait", "--target", board.url, "--",
+                          "sh", "-c", f"cat {written}; read x; cat {written}"],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         env=board.sshd.env(), cwd=ctx.tmp)
+    try:
+        agents = wait_for(lambda: [x.split()[0] for x in board.in_session()
+                                   if "sbagent-x86_64 --stdio" in x], 20)
+        check(agents, "no agent seen on B while the program ran")
+        for pid in agents:
+            os.kill(int(pid), signal.SIGKILL)
+        out, err = p.communicate(b"go\n", timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    out, err = out.decode(errors="replace"), err.decode(errors="replace")
+    log(f"exit {p.returncode}\n--- stdout ---\n{out}--- stderr ---\n{err}--- end ---")
+    check(p.returncode == 0, f"sbrun exited {p.returncode}")
+    check(out == "on B\non B\n", "the program's read after the reconnect did not work")
+    check(err.count("uploading sbagent-x86_64") == 1, "the agent must be uploaded once")
+    check("reusing sbagent-x86_64" in err and "no upload" in err,
+          "the reconnect did not reuse the cached agent")
+    board.nothing_left("reconnect")
+
+
 def binfmt_registered(name):
     try:
         with open(f"/proc/sys/fs/binfmt_misc/{name}") as f:
@@ -3782,6 +3820,7 @@ def build_cases():
     cases["ssh-deploy"] = (case_ssh_deploy, True)
     cases["ssh-deploy-aarch64"] = (case_ssh_deploy_aarch64, True)
     cases["ssh-version-mismatch"] = (case_ssh_version_mismatch, True)
+    cases["ssh-deploy-reconnect"] = (case_ssh_deploy_reconnect, True)
     cases["exec-target"] = (case_exec_target, True)
     cases["exec-fail"] = (case_exec_fail, False)
     cases["net-echo"] = (case_net_echo, True)
