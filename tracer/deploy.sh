@@ -74,7 +74,8 @@ case $verb in
     case $size in
       "" | *[!0-9]*) fail "bad size: $size" ;;
     esac
-    mkdir -p "$dir" || fail "cannot create $dir on B"
+    mkdir -p "$dir" ||
+      fail "cannot create $dir on B (a read-only home? give ssh sessions there an XDG_CACHE_HOME where files may be written and run)"
     chmod 700 "$dir" || fail "cannot chmod $dir on B"
     # A name of this process alone, then an atomic rename: a concurrent sbrun, or one cut off
     # mid-upload, never leaves a half-written agent under the final name.
