@@ -233,9 +233,19 @@ kj::StringPtr AgentLink::exitHint(int status) const {
   if (url_.kind == TargetUrl::Kind::SSH && code == 255) {
     return "; ssh could not connect or log in";
   }
+  // Zero-deploy: the script's shell found the agent in the cache but could not execute it (126),
+  // or B has no `sh` at all (127).
+  if (url_.kind == TargetUrl::Kind::SSH && deploying() && code == 126) {
+    return "; B could not execute the agent deployed to its ~/.cache: is that on a noexec "
+           "mount? Then give ssh sessions on B an XDG_CACHE_HOME where programs may run";
+  }
+  if (url_.kind == TargetUrl::Kind::SSH && deploying() && code == 127) {
+    return "; B's shell did not find `sh` or the deployed agent";
+  }
   if (url_.kind == TargetUrl::Kind::SSH && code == 127) {
     return url_.path.size() == 0
-               ? "; no sbagent on the remote PATH? give its path: ssh://HOST/PATH/TO/sbagent"
+               ? "; no sbagent on the remote PATH? give its path: ssh://HOST/PATH/TO/sbagent, "
+                 "or let sbrun deploy its own (--deploy=auto, the default)"
                : "; is the agent path right on that machine?";
   }
   if (code == 127) {
@@ -245,6 +255,35 @@ kj::StringPtr AgentLink::exitHint(int status) const {
     return "; a command could not be executed";
   }
   return "";
+}
+
+bool AgentLink::deploying() const {
+  if (url_.kind != TargetUrl::Kind::SSH || url_.path.size() > 0) {
+    return false;
+  }
+  KJ_IF_MAYBE(d, deploy_) {
+    return d->mode != DeployMode::NEVER;
+  }
+  return false;
+}
+
+kj::StringPtr AgentLink::mismatchHint() const {
+  if (deploying()) {
+    return " (the agent sbrun deployed is its own and should always match: please report this)";
+  }
+  if (url_.kind == TargetUrl::Kind::SSH) {
+    return ", or let sbrun deploy an agent of its own version to B: ssh://[USER@]HOST without an "
+           "agent path, and not --deploy=never";
+  }
+  return "";
+}
+
+kj::Promise<void> AgentLink::untilDeadline() {
+  auto now = timer().now();
+  if (now >= deadline_) {
+    return kj::READY_NOW;
+  }
+  return timer().afterDelay(deadline_ - now).then([this]() { return untilDeadline(); });
 }
 
 kj::StringPtr AgentLink::childWhat() const {
@@ -479,9 +518,30 @@ kj::Promise<kj::Own<kj::AsyncIoStream>> AgentLink::openStream() {
       }
       argv.add(kj::str(url_.host));
       argv.add(kj::str("--"));
-      argv.add(url_.path.size() > 0 ? remoteWord(url_.path) : kj::str("sbagent"));
-      argv.add(kj::str("--stdio"));
-      return spawnTransport(argv);
+      if (!deploying()) {
+        argv.add(url_.path.size() > 0 ? remoteWord(url_.path) : kj::str("sbagent"));
+        argv.add(kj::str("--stdio"));
+        return spawnTransport(argv);
+      }
+      // Zero-deploy (tracer/deploy.h): the ssh command is the script that asks B its machine,
+      // uploads the agent if needed and execs it; then the same stream is the agent's.
+      argv.add(deployCommand());
+      auto stream = spawnTransport(argv);
+      argv.removeLast();
+      childCommand_ = kj::str(joinWords(argv), " <tracer/deploy.sh, then ~/.cache/splitbrain/",
+                              deployVersion(), "/sbagent-ARCH --stdio>");
+      auto& opts = KJ_ASSERT_NONNULL(deploy_);
+      DeployHooks hooks{
+          [this](kj::StringPtr message) {
+            KJ_IF_MAYBE(d, deploy_) {
+              if (d->verbose) {
+                fmt::print(stderr, "sbrun: {}\n", message.cStr());
+              }
+            }
+          },
+          [this](uint64_t) { deadline_ = timer().now() + CONNECT_TIMEOUT + UPLOAD_TIMEOUT; }};
+      auto done = deployAgent(*stream, name_, opts, kj::mv(hooks));
+      return done.then([stream = kj::mv(stream)]() mutable { return kj::mv(stream); });
     }
     case TargetUrl::Kind::EXEC: {
       kj::String argv[] = {kj::str("/bin/sh"), kj::str("-c"), kj::str(url_.command)};
@@ -522,7 +582,8 @@ kj::Promise<void> AgentLink::connect(kj::AsyncIoContext& io, kj::StringPtr agent
 kj::Promise<void> AgentLink::establish() {
   auto& timer = this->timer();
   timedOut_ = false;
-  auto limit = timer.afterDelay(CONNECT_TIMEOUT).then([this]() -> kj::Promise<void> {
+  deadline_ = timer.now() + CONNECT_TIMEOUT;
+  auto limit = untilDeadline().then([this]() -> kj::Promise<void> {
     timedOut_ = true;
     return KJ_EXCEPTION(FAILED, "timed out");
   });
@@ -550,7 +611,8 @@ kj::Promise<void> AgentLink::establish() {
               if (w.getProtocolVersion() != proto::PROTOCOL_VERSION) {
                 KJ_FAIL_REQUIRE(kj::str("agent speaks protocol ", w.getProtocolVersion(),
                                         ", sbrun speaks ", proto::PROTOCOL_VERSION,
-                                        ": install matching versions of sbrun and sbagent"));
+                                        ": install matching versions of sbrun and sbagent",
+                                        mismatchHint()));
               }
               welcome_ = kj::heap<capnp::MallocMessageBuilder>();
               welcome_->setRoot(w);
@@ -583,7 +645,14 @@ kj::Promise<void> AgentLink::establish() {
                               " (stopped it; does it run `sbagent --stdio`?)"));
         }
         if (e.getType() != kj::Exception::Type::DISCONNECTED) {
-          return fail(e.getDescription());  // A refusal (bad token...): the destructor reaps it.
+          // A refusal (bad token, a zero-deploy that cannot go on): the destructor reaps it.
+          // An older or newer agent refuses our protocol version in words of its own; say what
+          // to do about it here.
+          kj::StringPtr desc = e.getDescription();
+          if (strstr(desc.cStr(), "protocol version mismatch") != nullptr) {
+            return fail(kj::str(desc, mismatchHint()));
+          }
+          return fail(desc);
         }
         // It went away, and how it ended is the news: ssh's 255, a shell's 127.
         // Bytes that are not Cap'n Proto (a banner, a shell rc file's echo) also end the

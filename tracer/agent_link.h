@@ -37,6 +37,7 @@
 
 #include <set>
 
+#include "deploy.h"
 #include "options.h"
 #include "reconnect.h"
 #include "splitbrain.capnp.h"
@@ -54,6 +55,9 @@ class AgentLink final : public kj::TaskSet::ErrorHandler {
 
   // TLS for a tcp:// target (the context outlives the link). Call before connect().
   void useTls(kj::TlsContext& context) { tls_ = context; }
+  // Zero-deploy for an ssh:// target without a path (tracer/deploy.h; the options outlive the
+  // link). Call before connect(). Without it, ssh runs `sbagent` from B's PATH.
+  void useDeploy(const DeployOptions& options) { deploy_ = options; }
 
   // Connects and handshakes, the first time. Throws a kj::Exception whose description says what
   // to do when the agent cannot be reached or refuses us. Reconnects later the same way.
@@ -91,6 +95,9 @@ class AgentLink final : public kj::TaskSet::ErrorHandler {
   // How long connecting plus the handshake may take before sbrun gives up (each reconnect
   // attempt too).
   static constexpr kj::Duration CONNECT_TIMEOUT = 10 * kj::SECONDS;
+  // How much longer an attempt may take when it uploads an agent (zero-deploy): several MiB
+  // over a slow link to a board.
+  static constexpr kj::Duration UPLOAD_TIMEOUT = 120 * kj::SECONDS;
 
   // File content this program changed on the target (write, truncate, fallocate, copy): local
   // copies made for mmap before the change are not reused (map_cache.h), even when B's clock
@@ -121,6 +128,9 @@ class AgentLink final : public kj::TaskSet::ErrorHandler {
   kj::AsyncIoContext* io_ = nullptr;
   kj::String agentPath_;
   kj::Maybe<kj::TlsContext&> tls_;
+  kj::Maybe<const DeployOptions&> deploy_;
+  // When the attempt in progress gives up (CONNECT_TIMEOUT, more while uploading an agent).
+  kj::TimePoint deadline_ = kj::origin<kj::TimePoint>();
   // The child process (embedded agent, ssh, or `sh -c COMMAND`); -1 when there is none or it
   // has been reaped.
   pid_t agentPid_ = -1;
@@ -177,6 +187,13 @@ class AgentLink final : public kj::TaskSet::ErrorHandler {
   kj::Promise<void> heartbeat(uint64_t gen);
   kj::Promise<kj::Own<kj::AsyncIoStream>> openStream();
   kj::Own<kj::AsyncIoStream> spawnLocal();
+  // Whether openStream deploys the agent (an ssh:// target without a path, --deploy not never).
+  bool deploying() const;
+  // Resolves at deadline_, which may move later while it waits.
+  kj::Promise<void> untilDeadline();
+  // What to add to a protocol version mismatch's message ("... so they match"): for ssh://,
+  // that zero-deploy brings an agent of sbrun's own version; else "".
+  kj::StringPtr mismatchHint() const;
   // Starts argv (PATH lookup for argv[0]) with a socketpair on its stdin and stdout and sbrun's
   // stderr, and returns sbrun's end. The child gets SIGTERM if sbrun dies.
   kj::Own<kj::AsyncIoStream> spawnTransport(kj::ArrayPtr<const kj::String> argv);

@@ -56,6 +56,9 @@ void Tracer::connectTargets(kj::WaitScope& ws) {
     if (tls_.get() != nullptr && url.kind == TargetUrl::Kind::TCP) {
       link->useTls(*tls_);
     }
+    if (url.kind == TargetUrl::Kind::SSH) {
+      link->useDeploy(options_.deploy);
+    }
     link->connect(io, agent).wait(ws);
     auto w = link->welcome();
     verbose(kj::str("target '", link->name(), "': ", w.getUname().getNodename(), " (",

@@ -34,15 +34,16 @@ Targets:
                                                 run `$SB_SSH -T -o BatchMode=yes [-p PORT]
                                                 [-l USER] HOST -- PATH --stdio`. SB_SSH is
                                                 the ssh command, split on blanks (default
-                                                ssh, e.g. SB_SSH='ssh -i KEY'). PATH
-                                                defaults to sbagent on the remote PATH;
-                                                /~/x means ~/x
+                                                ssh, e.g. SB_SSH='ssh -i KEY'). /~/x means
+                                                ~/x. Without a PATH, sbrun deploys its own
+                                                agent to B (see --deploy)
                           exec:COMMAND          run `sh -c COMMAND`, whose stdin/stdout reach
                                                 an agent: docker exec -i, kubectl exec -i, ...
                           NAME                  [target.NAME] of the configuration files
                         Default: $SB_TARGET (names or URLs, comma-separated), else the
                         files' default-target, else local. Names default to target1, ...
-                        Connecting and the handshake must finish within 10 s.
+                        Connecting and the handshake must finish within 10 s (2 min more
+                        while --deploy uploads an agent).
   --config FILE         read only FILE (also $SB_CONFIG). Default: /etc/splitbrain/config.toml
                         then $XDG_CONFIG_HOME/splitbrain/config.toml (~/.config/...), the
                         later winning: named targets ([target.NAME]: url, tls-*, token-file,
@@ -50,6 +51,18 @@ Targets:
                         reconnect-timeout, heartbeat, mode, remote-cwd, default-target.
                         The command line always wins.
   --print-config        print the merged configuration, each value with FILE:LINE, and exit
+  --deploy=auto|always|never
+                        for ssh:// targets without an agent path. auto (default): ask B its
+                        machine (uname -m) over the ssh connection, upload the matching
+                        agent from the agent directory to ~/.cache/splitbrain/VERSION/ on B
+                        when it is not there or its SHA-256 differs (0700, checked on B
+                        before it runs), and run it over ssh's stdio: nothing to install on
+                        B, no port opened there, nothing left running after. always: upload
+                        every time. never: run `sbagent` from B's PATH
+  --agent-dir DIR       where the agents to deploy are, as sbagent-ARCH (sbagent-x86_64,
+                        sbagent-aarch64, sbagent-armhf, ...). Default: $SB_AGENT_DIR, else
+                        ../lib/splitbrain/agents beside sbrun (installed), else agents/
+                        beside it (the build tree)
   --token-file FILE     present FILE's content to the agents (for agents with --token-file)
   --tls-ca FILE         speak TLS to every tcp:// target and trust only the CA in FILE (PEM)
                         for the agent's certificate, which must name the URL's HOST
@@ -200,13 +213,15 @@ Options parseOptions(int argc, char** argv) {
     OPT_REMOTE_CWD, OPT_VERSION, OPT_TRACE, OPT_STATS, OPT_STATS_FORMAT, OPT_CONTROL_FD,
     OPT_STATUS_FD, OPT_PID, OPT_ON_DISCONNECT, OPT_RECONNECT_TIMEOUT, OPT_HEARTBEAT,
     OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CA, OPT_NO_READ_AHEAD, OPT_READ_CHUNK, OPT_CONFIG,
-    OPT_PRINT_CONFIG,
+    OPT_PRINT_CONFIG, OPT_DEPLOY, OPT_AGENT_DIR,
   };
   static const struct option LONG[] = {
       {"target", required_argument, nullptr, OPT_TARGET},
       {"config", required_argument, nullptr, OPT_CONFIG},
       {"print-config", no_argument, nullptr, OPT_PRINT_CONFIG},
       {"token-file", required_argument, nullptr, OPT_TOKEN},
+      {"deploy", required_argument, nullptr, OPT_DEPLOY},
+      {"agent-dir", required_argument, nullptr, OPT_AGENT_DIR},
       {"tls-cert", required_argument, nullptr, OPT_TLS_CERT},
       {"tls-key", required_argument, nullptr, OPT_TLS_KEY},
       {"tls-ca", required_argument, nullptr, OPT_TLS_CA},
@@ -250,6 +265,23 @@ Options parseOptions(int argc, char** argv) {
       case OPT_CONFIG: cfg.file = kj::str(optarg); break;
       case OPT_PRINT_CONFIG: cfg.print = true; break;
       case OPT_TOKEN: o.tokenFile = kj::str(optarg); break;
+      case OPT_DEPLOY:
+        if (kj::StringPtr(optarg) == "auto") {
+          o.deploy.mode = DeployMode::AUTO;
+        } else if (kj::StringPtr(optarg) == "always") {
+          o.deploy.mode = DeployMode::ALWAYS;
+        } else if (kj::StringPtr(optarg) == "never") {
+          o.deploy.mode = DeployMode::NEVER;
+        } else {
+          usageError(kj::str("--deploy takes 'auto', 'always' or 'never', not '", optarg, "'"));
+        }
+        break;
+      case OPT_AGENT_DIR:
+        if (*optarg == 0) {
+          usageError("--agent-dir takes a directory");
+        }
+        o.deploy.agentDir = kj::str(optarg);
+        break;
       case OPT_TLS_CERT: o.tls.cert = kj::str(optarg); break;
       case OPT_TLS_KEY: o.tls.key = kj::str(optarg); break;
       case OPT_TLS_CA: o.tls.ca = kj::str(optarg); break;
@@ -391,6 +423,15 @@ Options parseOptions(int argc, char** argv) {
     for (size_t j = 0; j < i; ++j) {
       if (o.targets[j].name == o.targets[i].name) {
         usageError(kj::str("two targets are named '", o.targets[i].name, "'"));
+      }
+    }
+  }
+  o.deploy.verbose = o.verbose > 0;
+  if (o.deploy.mode == DeployMode::ALWAYS) {
+    for (auto& t : o.targets) {
+      if (t.kind == TargetUrl::Kind::SSH && t.path.size() > 0) {
+        usageError(kj::str("--deploy=always and ", t.text, ": the path names an agent already on "
+                           "B, so there is nothing to deploy; drop one of them"));
       }
     }
   }

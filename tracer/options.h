@@ -10,6 +10,7 @@
 
 #include <kj/time.h>
 
+#include "deploy.h"
 #include "path_rules.h"
 #include "target_url.h"
 #include "tls_setup.h"
@@ -42,6 +43,7 @@ constexpr int EXIT_NOT_FOUND = 127;
 struct Options {
   kj::Vector<TargetUrl> targets;  // Named: "NAME=" or target1, target2...
   kj::String tokenFile;
+  DeployOptions deploy;           // --deploy, --agent-dir: ssh:// targets without a path
   TlsFiles tls;                   // --tls-cert/--tls-key/--tls-ca: for every tcp:// target
   bool startRemote = true;        // --mode remote|local
   kj::Vector<std::pair<Placement, kj::String>> userRules;

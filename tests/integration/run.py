@@ -27,6 +27,7 @@ import argparse
 import ctypes
 import difflib
 import glob
+import hashlib
 import json
 import re
 import os
@@ -35,6 +36,7 @@ import select
 import shlex
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -1255,9 +1257,19 @@ def case_bad_flag(ctx):
         check(t.rc == 125, f"sbrun {shlex.join(argv)}: exit {t.rc}, expected 125")
         low = t.err.lower()
         check("usage" in low or "--help" in low, "no usage hint on stderr")
+    # --deploy takes three words, and "always" contradicts an agent path in an ssh:// URL.
+    for argv, says in ((["--deploy=sometimes", "--", "true"],
+                        "--deploy takes 'auto', 'always' or 'never', not 'sometimes'"),
+                       (["--deploy=always", "--target", "ssh://b/opt/sbagent", "--", "true"],
+                        "--deploy=always and ssh://b/opt/sbagent: the path names an agent")):
+        t = run([ctx.sbrun] + argv, timeout=30)
+        log(t.describe())
+        check(t.rc == 125 and says in t.err, f"sbrun {shlex.join(argv)}: not refused with {says!r}")
     t = run([ctx.sbrun, "--help"], timeout=30)
     log(t.describe())
     check(t.rc == 0 and "--target" in t.out, "--help must print the options on stdout and exit 0")
+    check("--deploy=auto|always|never" in t.out and "--agent-dir DIR" in t.out,
+          "--help must describe --deploy and --agent-dir")
     # One version and one protocol number, the schema's, for both programs.
     schema = open(os.path.join(HERE, "..", "..", "schema", "splitbrain.capnp")).read()
     proto = re.search(r"const protocolVersion :UInt32 = (\d+);", schema).group(1)
@@ -3284,16 +3296,18 @@ def case_ssh_target(ctx):
               + sshd.log_tail())
     check_nothing_left("ssh target", sshd.dir, {"ssh"}, keep={sshd.proc.pid})
 
-    # The same, named, with the agent found on the remote PATH (`sbagent`, no path): the
-    # wrapper's directory is put first on root's PATH through a symlink named sbagent.
+    # The same, named, with the agent found on the remote PATH (`sbagent`, no path, no deploy:
+    # --deploy=never): the wrapper's directory is put first on root's PATH through a symlink
+    # named sbagent.
     bindir = os.path.join(sshd.dir, "bin")
     os.makedirs(bindir)
     os.symlink(wrapper, os.path.join(bindir, "sbagent"))
     sshd.extra_config = f"SetEnv PATH={bindir}:{ENV['PATH']}\n"
     sshd.stop()
     check(sshd.start(), "sshd did not restart with the new PATH")
-    t = run([ctx.sbrun, "--target", f"b=ssh://root@127.0.0.1:{sshd.port}", "--remote-cwd", out,
-             "--", "sh", "-c", TRANSPORT_PROGRAM], env=sshd.env(), cwd=ctx.tmp, timeout=60)
+    t = run([ctx.sbrun, "--target", f"b=ssh://root@127.0.0.1:{sshd.port}", "--deploy=never",
+             "--remote-cwd", out, "--", "sh", "-c", TRANSPORT_PROGRAM], env=sshd.env(),
+            cwd=ctx.tmp, timeout=60)
     log(t.describe())
     check_transport_run(ctx, t, "board-s", out)
     check_nothing_left("ssh target on PATH", sshd.dir, {"ssh"}, keep={sshd.proc.pid})
@@ -3341,6 +3355,300 @@ def case_ssh_refused(ctx):
     ctx.cleanups.append(silent.close)
     url = f"ssh://root@127.0.0.1:{silent.getsockname()[1]}"
     refused(url, sshd.env(), ["no handshake within 10 s", "(stopped it"], secs=20)
+
+
+# Zero-deploy (sbrun(1) --deploy, tracer/deploy.h): an ssh:// target without an agent path gets
+# sbrun's own agent for B's `uname -m`, uploaded to ~/.cache/splitbrain/VERSION/ on B over the
+# same ssh connection. B here is the loopback sshd with a HOME of the case's own, a PATH without
+# sbagent, and a `uname` that says the machine written in B's `machine` file (else the real one).
+
+def sbrun_version(ctx):
+    t = run([ctx.sbrun, "--version"])
+    check(t.rc == 0 and t.out.startswith("sbrun "), "sbrun --version failed\n" + t.describe())
+    return t.out.split()[1]
+
+
+def sha256_of(path):
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+class DeployBoard:
+    """The loopback sshd as a machine B with no sbagent: sessions get HOME=<dir>/home and a PATH
+    of a directory with a `uname` wrapper, then /usr/bin:/bin (checked to hold no sbagent).
+    With path_agent, that directory also has it as `sbagent`."""
+
+    def __init__(self, ctx, path_agent=None):
+        self.sshd = Sshd(ctx)
+        d = self.sshd.dir
+        self.home = os.path.join(d, "home")
+        self.bin = os.path.join(d, "b-bin")
+        self.machine_file = os.path.join(d, "machine")
+        self.out = os.path.join(d, "out")
+        for p in (self.home, self.bin, self.out):
+            os.makedirs(p)
+        with open(os.path.join(self.bin, "uname"), "w") as f:
+            f.write("#!/bin/sh\n"
+                    f"if [ \"$1\" = -m ] && [ -f {self.machine_file} ]; then\n"
+                    f"  cat {self.machine_file}; exit 0\n"
+                    "fi\n"
+                    "exec /bin/uname \"$@\"\n")
+        os.chmod(os.path.join(self.bin, "uname"), 0o755)
+        path = f"{self.bin}:/usr/bin:/bin"
+        for p in path.split(":")[1:]:
+            check(not os.path.exists(os.path.join(p, "sbagent")),
+                  f"{p}/sbagent exists: B must have no sbagent on its PATH for this case")
+        if path_agent:
+            os.symlink(path_agent, os.path.join(self.bin, "sbagent"))
+        self.sshd.extra_config = f"SetEnv HOME={self.home} PATH={path}\n"
+        self.sshd.stop()
+        check(self.sshd.start(), "sshd did not restart with the case's HOME and PATH")
+        self.url = f"ssh://root@127.0.0.1:{self.sshd.port}"
+        self.version = sbrun_version(ctx)
+        self.cache = os.path.join(self.home, ".cache", "splitbrain", self.version)
+
+    def say_machine(self, machine):
+        with open(self.machine_file, "w") as f:
+            f.write(machine + "\n")
+
+    def sbrun(self, ctx, extra=(), program=("sh", "-c", "echo deployed > written.txt; "
+                                                   "cat written.txt")):
+        t = run([ctx.sbrun, "-v", "--target", self.url, "--remote-cwd", self.out] + list(extra)
+                + ["--"] + list(program), env=self.sshd.env(), cwd=ctx.tmp, timeout=60)
+        log(t.describe())
+        return t
+
+    def in_session(self):
+        """Processes of B's ssh sessions, whose environment has this case's HOME: the remote
+        shell, the deploy script (`sh -c SCRIPT sbdeploy VERSION`), the agent."""
+        found = []
+        needle = f"HOME={self.home}".encode()
+        for pid, p in proc_table().items():
+            try:
+                with open(f"/proc/{pid}/environ", "rb") as f:
+                    if needle in f.read().split(b"\0"):
+                        found.append(f"{pid} {p['state']} {shlex.join(p['argv'])[:200]}")
+            except OSError:
+                continue
+        return found
+
+    def nothing_left(self, what):
+        # ssh and sbrun's other children: by the key's path in ssh's command line (the case's
+        # dir), and unreaped children of sbrun; then B's side: the script and the agent.
+        check_nothing_left(what, self.sshd.dir, {"ssh"}, keep={self.sshd.proc.pid})
+        wait_for(lambda: not self.in_session(), 5)
+        left = self.in_session()
+        check(not left, f"{what}: still running on B after sbrun exited: {left}")
+        stray = [n for n in os.listdir(self.cache) if n.startswith(".")] \
+            if os.path.isdir(self.cache) else []
+        check(not stray, f"{what}: temporary upload files left in {self.cache}: {stray}")
+
+
+def check_ran(t, board, what):
+    check(t.rc == 0, f"{what}: sbrun failed")
+    check(t.out == "deployed\n", f"{what}: the program's output is not the file it wrote on B")
+    with open(os.path.join(board.out, "written.txt")) as f:
+        check(f.read() == "deployed\n", f"{what}: the write did not land")
+
+
+def case_ssh_deploy(ctx):
+    """sbrun --target ssh://root@127.0.0.1:PORT (no agent path) against a B with no sbagent: the
+    first run uploads the build tree's x86_64 agent (tracer/agents/) to B's
+    ~/.cache/splitbrain/VERSION/ (dir and file 0700, the same bytes) and runs the program
+    through it; the second reuses it (-v says "no upload", the file is the same inode); a
+    corrupted cached agent is replaced; --deploy=always uploads again; --deploy=never fails
+    saying there is no sbagent on B's PATH; a B whose uname -m is armv6l fails saying there is
+    no agent for it. After each run no agent, script or ssh of the case is left running."""
+    need_binary(ctx.sbrun, "sbrun")
+    become_subreaper()
+    board = DeployBoard(ctx)
+    local_agent = os.path.join(os.path.dirname(ctx.sbrun), "agents", "sbagent-x86_64")
+    check(os.path.isfile(local_agent), f"the build tree has no {local_agent} (tracer/meson.build)")
+    if os.uname().machine != "x86_64":
+        raise Skip("B is this machine, and the build tree's agent to deploy is for x86_64")
+    if ctx.native_only:
+        return
+    cached = os.path.join(board.cache, "sbagent-x86_64")
+
+    # 1. Nothing on B: upload, then run.
+    t = board.sbrun(ctx)
+    check_ran(t, board, "first run")
+    check("uploading sbagent-x86_64" in t.err and "not there yet" in t.err,
+          "sbrun -v does not say it uploaded the agent")
+    check(os.path.isfile(cached), f"no agent at {cached} on B")
+    check(stat.S_IMODE(os.stat(cached).st_mode) == 0o700,
+          f"the cached agent's mode is {oct(os.stat(cached).st_mode)}, expected 0700")
+    check(stat.S_IMODE(os.stat(board.cache).st_mode) == 0o700,
+          f"the cache directory's mode is {oct(os.stat(board.cache).st_mode)}, expected 0700")
+    check(sha256_of(cached) == sha256_of(local_agent), "the cached agent is not sbrun's")
+    with open(board.sshd.logpath) as f:
+        check("Accepted publickey for root from 127.0.0.1" in f.read(),
+              "sshd did not log the key login\n" + board.sshd.log_tail())
+    board.nothing_left("first run")
+    inode = os.stat(cached).st_ino
+
+    # 2. The same agent is there: no upload.
+    t = board.sbrun(ctx)
+    check_ran(t, board, "second run")
+    check("reusing sbagent-x86_64" in t.err and "no upload" in t.err,
+          "sbrun -v does not say it reused the cached agent")
+    check("uploading" not in t.err, "the second run uploaded the agent again")
+    check(os.stat(cached).st_ino == inode, "the cached agent was replaced on the second run")
+    board.nothing_left("second run")
+
+    # While a program runs, its agent is seen on B (so that the checks after each run can fail);
+    # the program waits for a line on its stdin (A's).
+    p = subprocess.Popen([ctx.sbrun, "--target", board.url, "--", "sh", "-c", "read x"],
+                         stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL, env=board.sshd.env(), cwd=ctx.tmp)
+    try:
+        seen = wait_for(lambda: [x for x in board.in_session() if "sbagent-x86_64" in x], 20)
+        check(seen, "no agent seen on B while the program ran\n" + str(board.in_session()))
+    finally:
+        p.communicate(b"go\n", timeout=30)
+    check(p.returncode == 0, f"sbrun of `read x` exited {p.returncode}")
+    board.nothing_left("after a program that waited")
+
+    # 3. A damaged cached agent is replaced, never run.
+    with open(cached, "r+b") as f:
+        f.seek(4096)
+        f.write(b"\0damaged\0")
+    t = board.sbrun(ctx)
+    check_ran(t, board, "after damage")
+    check("uploading sbagent-x86_64" in t.err and "its copy there differs" in t.err,
+          "sbrun -v does not say it replaced the damaged agent")
+    check(sha256_of(cached) == sha256_of(local_agent), "the damaged agent was not replaced")
+    board.nothing_left("after damage")
+
+    # 4. --deploy=always uploads although B has the agent.
+    t = board.sbrun(ctx, ["--deploy=always"])
+    check_ran(t, board, "--deploy=always")
+    check("uploading sbagent-x86_64" in t.err and "--deploy=always" in t.err,
+          "--deploy=always did not upload")
+    board.nothing_left("--deploy=always")
+
+    # 5. --deploy=never runs sbagent from B's PATH, where there is none.
+    t = board.sbrun(ctx, ["--deploy=never"], ["true"])
+    check(t.rc == 125, f"--deploy=never: exit {t.rc}, expected 125")
+    for says in ("exited with status 127 before the handshake", "no sbagent on the remote PATH",
+                 "--deploy=auto"):
+        check(says in t.err, f"--deploy=never: the message does not say {says!r}")
+    board.nothing_left("--deploy=never")
+
+    # 6. A machine this sbrun has no agent for.
+    board.say_machine("armv6l")
+    t = board.sbrun(ctx, [], ["true"])
+    check(t.rc == 125, f"armv6l: exit {t.rc}, expected 125")
+    agents = os.path.dirname(local_agent)
+    for says in (f"cannot connect to target 'target1' ({board.url})",
+                 f"B is armv6l; no agent for it in {agents} (it has ", "sbagent-x86_64",
+                 "docs/boards.md", "--deploy=never"):
+        check(says in t.err, f"armv6l: the message does not say {says!r}")
+    check(not os.path.exists(os.path.join(board.cache, "sbagent-armv6l")),
+          "something was uploaded for armv6l")
+    board.nothing_left("armv6l")
+
+
+def case_ssh_version_mismatch(ctx):
+    """B has an sbagent of another protocol version on its PATH (other_version_agent, which
+    refuses the handshake in a real agent's words). --deploy=never reaches it: sbrun exits 125
+    with the agent's refusal and says how to fix it, naming zero-deploy; the default
+    (--deploy=auto) deploys sbrun's own agent instead, and the program runs."""
+    need_binary(ctx.sbrun, "sbrun")
+    other = os.path.join(ctx.helpers_dir, "other_version_agent")
+    need_binary(other, "other_version_agent")
+    become_subreaper()
+    board = DeployBoard(ctx, path_agent=other)
+    if ctx.native_only:
+        return
+    t = board.sbrun(ctx, ["--deploy=never"], ["true"])
+    check(t.rc == 125, f"--deploy=never: exit {t.rc}, expected 125")
+    for says in (f"cannot connect to target 'target1' ({board.url})",
+                 "protocol version mismatch", "upgrade sbrun or sbagent so they match",
+                 "or let sbrun deploy an agent of its own version to B", "not --deploy=never"):
+        check(says in t.err, f"--deploy=never: the message does not say {says!r}")
+    board.nothing_left("mismatch")
+    t = board.sbrun(ctx)
+    check_ran(t, board, "deployed")
+    check("uploading sbagent-x86_64" in t.err, "sbrun -v does not say it deployed its agent")
+    board.nothing_left("deployed")
+
+
+def case_ssh_deploy_reconnect(ctx):
+    """The deployed agent is killed on B mid-session (B rebooting, say): with
+    --on-disconnect=wait, sbrun runs the deploy dialogue again, reuses the agent cached on B (no
+    second upload), and the program's next call works; nothing is left running after."""
+    need_binary(ctx.sbrun, "sbrun")
+    become_subreaper()
+    board = DeployBoard(ctx)
+    if ctx.native_only:
+        return
+    written = os.path.join(board.out, "written.txt")
+    with open(written, "w") as f:
+        f.write("on B\n")
+    # Absolute paths: the cwd of the first session is stale after a reconnect.
+    p = subprocess.Popen([ctx.sbrun, "-v", "--on-disconnect=wait", "--target", board.url, "--",
+                          "sh", "-c", f"cat {written}; read x; cat {written}"],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         env=board.sshd.env(), cwd=ctx.tmp)
+    try:
+        agents = wait_for(lambda: [x.split()[0] for x in board.in_session()
+                                   if "sbagent-x86_64 --stdio" in x], 20)
+        check(agents, "no agent seen on B while the program ran")
+        for pid in agents:
+            os.kill(int(pid), signal.SIGKILL)
+        out, err = p.communicate(b"go\n", timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    out, err = out.decode(errors="replace"), err.decode(errors="replace")
+    log(f"exit {p.returncode}\n--- stdout ---\n{out}--- stderr ---\n{err}--- end ---")
+    check(p.returncode == 0, f"sbrun exited {p.returncode}")
+    check(out == "on B\non B\n", "the program's read after the reconnect did not work")
+    check(err.count("uploading sbagent-x86_64") == 1, "the agent must be uploaded once")
+    check("reusing sbagent-x86_64" in err and "no upload" in err,
+          "the reconnect did not reuse the cached agent")
+    board.nothing_left("reconnect")
+
+
+def binfmt_registered(name):
+    try:
+        with open(f"/proc/sys/fs/binfmt_misc/{name}") as f:
+            return f.readline().strip() == "enabled"
+    except OSError:
+        return False
+
+
+def case_ssh_deploy_aarch64(ctx):
+    """A loopback "board" whose uname -m says aarch64 gets the cross-built aarch64 agent
+    (build-aarch64, linked from the build tree's tracer/agents/) and runs it, under qemu-user
+    through binfmt_misc: the program's write lands on B and its uname -m is aarch64 (the agent's
+    own view, under qemu). Skipped, saying why, without the cross-built agent or a registered
+    qemu-aarch64 binfmt handler (nothing here registers one)."""
+    need_binary(ctx.sbrun, "sbrun")
+    local_agent = os.path.join(os.path.dirname(ctx.sbrun), "agents", "sbagent-aarch64")
+    if not os.path.isfile(local_agent):
+        raise Skip(f"no cross-built aarch64 agent ({local_agent} -> "
+                   f"{os.path.realpath(local_agent)}): scripts/test builds build-aarch64 "
+                   "(docs/boards.md)")
+    if not binfmt_registered("qemu-aarch64"):
+        raise Skip("qemu-aarch64 is not registered with binfmt_misc here "
+                   "(/proc/sys/fs/binfmt_misc/qemu-aarch64): B could not run an aarch64 "
+                   "program (apt-get install qemu-user-binfmt)")
+    become_subreaper()
+    board = DeployBoard(ctx)
+    board.say_machine("aarch64")
+    if ctx.native_only:
+        return
+    t = board.sbrun(ctx, [], ["sh", "-c", "echo deployed > written.txt; cat written.txt; "
+                                          "uname -m"])
+    check(t.rc == 0, "sbrun failed")
+    check(t.out == "deployed\naarch64\n", "the program did not run through the aarch64 agent")
+    check("uploading sbagent-aarch64" in t.err, "sbrun -v does not say it uploaded the agent")
+    cached = os.path.join(board.cache, "sbagent-aarch64")
+    check(sha256_of(cached) == sha256_of(local_agent), "the cached agent is not the aarch64 one")
+    board.nothing_left("aarch64")
 
 
 def case_exec_target(ctx):
@@ -3691,6 +3999,10 @@ def build_cases():
     cases["attach"] = (case_attach, True)
     cases["ssh-target"] = (case_ssh_target, True)
     cases["ssh-refused"] = (case_ssh_refused, False)
+    cases["ssh-deploy"] = (case_ssh_deploy, True)
+    cases["ssh-deploy-aarch64"] = (case_ssh_deploy_aarch64, True)
+    cases["ssh-version-mismatch"] = (case_ssh_version_mismatch, True)
+    cases["ssh-deploy-reconnect"] = (case_ssh_deploy_reconnect, True)
     cases["exec-target"] = (case_exec_target, True)
     cases["exec-fail"] = (case_exec_fail, False)
     cases["net-echo"] = (case_net_echo, True)
