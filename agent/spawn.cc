@@ -384,6 +384,7 @@ kj::Promise<void> answer(SpawnContext context, SessionState& session,
   }
   auto results = context.getResults();
   results.setResult(0);
+  results.setPid(child->pid());
   size_t pipes = std::count_if(plan.slots.begin(), plan.slots.end(),
                                [](const Slot& s) { return s.isPipe(); });
   auto stdio = results.initStdio(pipes);

@@ -71,11 +71,12 @@ interface Session {
   releaseOwner @3 (owner :Int32) -> ();
   # The traced process `owner` is gone: drop every POSIX record lock it held (see Node.lock).
 
-  spawn @4 (request :SpawnRequest) -> (result :Int64, process :Process, stdio :List(StdioPipe));
+  spawn @4 (request :SpawnRequest)
+      -> (result :Int64, process :Process, stdio :List(StdioPipe), pid :Int32);
   # Runs a program on the agent (DESIGN D7): what execve would do there, in a new process.
   # `result` is 0 or the -errno execve gives (ENOENT, EACCES, ENOEXEC, E2BIG ...), found before
-  # this returns; then `process` is its handle and `stdio` the agent's ends of the pipes asked
-  # for. The session kills (SIGKILL, its whole process group) and reaps every process it spawned
+  # this returns; then `process` is its handle, `stdio` the agent's ends of the pipes asked
+  # for, and `pid` its process id as the agent sees it (for --trace; 0 from an older agent). The session kills (SIGKILL, its whole process group) and reaps every process it spawned
   # when it ends.
 
   # ---- Waiting for readiness (poll, select, epoll) -----------------------------------------

@@ -1,6 +1,8 @@
-// Remote exec (DESIGN D7): an execve inside a remote scope runs the program on the target, and
-// the exec'ing process becomes sb-stub, which stands in for it here (stub.c). Also the stub's
-// own requests (stub_protocol.h).
+// Exec (DESIGN D7): where an execve runs is decided by exec_rules.h (--exec-here/--exec-there,
+// the path's side, --spawn and whether the process heads sbrun's exec chain). Here: the kernel
+// runs it (the path rewritten to this machine's copy when the program named it relative to a
+// remote cwd). There: the program runs on the target, and the exec'ing process becomes sb-stub,
+// which stands in for it here (stub.c). Also the stub's own requests (stub_protocol.h).
 //
 // The agent spawns the program first, so exec's errors (ENOENT, EACCES, ENOEXEC, E2BIG) are the
 // target's and come back to the program as execve's own; only then is the trapped execve
@@ -16,6 +18,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 #include <linux/kcmp.h>
+
+#include <chrono>
 
 #include <kj/debug.h>
 
@@ -138,7 +142,7 @@ kj::Vector<ChildFdPlan> planFds(Task& task, AgentLink& target) {
 }
 
 kj::Promise<Outcome> spawnRemote(Call& c, Remote where, uint64_t argvAddr, uint64_t envpAddr,
-                                 int flags) {
+                                 int flags, kj::StringPtr why) {
   kj::Vector<kj::String> argv, envp;
   size_t total = 0;
   int64_t r = readStrings(c, argvAddr, argv, total);
@@ -211,11 +215,16 @@ kj::Promise<Outcome> spawnRemote(Call& c, Remote where, uint64_t argvAddr, uint6
     }
   }
   return ready.then([&c, &target, req = kj::mv(req)]() mutable { return send(c, target, req); })
-      .then([&c, &target, program = kj::mv(program)](
+      .then([&c, &target, program = kj::mv(program), argv = kj::mv(argv), why](
                                         auto reply) mutable -> Outcome {
     if (reply.getResult() < 0) {
       return Complete{reply.getResult()};
     }
+    // The exec itself is never reported (a successful one has no exit stop): its start is.
+    auto micros = std::chrono::duration_cast<std::chrono::microseconds>(
+                      std::chrono::steady_clock::now() - c.start).count();
+    c.tracer.reportRemoteStart(RemoteStart{c.task.tid, target.name(), argv.asPtr(),
+                                           reply.getPid(), static_cast<uint64_t>(micros), why});
     auto child = kj::heap<RemoteChild>(RemoteChild{target, reply.getProcess(), {}, kj::mv(program)});
     for (auto pipe : reply.getStdio()) {
       int fd = pipe.getFd();
@@ -251,6 +260,68 @@ kj::Promise<Outcome> spawnRemote(Call& c, Remote where, uint64_t argvAddr, uint6
   });
 }
 
+// The target of a symlink of ours in /proc ("" when it cannot be read).
+kj::String procLink(kj::StringPtr path) {
+  char buf[PATH_MAX];
+  ssize_t n = readlink(path.cStr(), buf, sizeof(buf) - 1);
+  return n > 0 ? kj::heapString(buf, n) : kj::str();
+}
+
+// The program's absolute path as far as sbrun can tell, for exec rules and for looking on this
+// machine: an absolute path as it is; a relative one joined to the directory it resolves
+// against (the cwd on its side, or a local dirfd). "" when that directory's path is unknown (a
+// remote dirfd, a remote cwd whose path the agent has not reported yet).
+kj::String absoluteExecPath(Call& c, int dirfd, kj::StringPtr path) {
+  if (path.startsWith("/")) {
+    return normalizePath("/", path);
+  }
+  kj::String base;
+  if (dirfd == AT_FDCWD && c.task.fs->side != nullptr) {
+    auto it = c.task.fs->cwd.find(c.task.fs->side);
+    if (it != c.task.fs->cwd.end()) {
+      base = kj::str(it->second.path);
+    }
+  } else if (dirfd == AT_FDCWD) {
+    base = procLink(kj::str("/proc/", c.task.tid, "/cwd"));
+  } else if (!c.task.fds->isRemote(dirfd)) {
+    base = procLink(kj::str("/proc/", c.task.tid, "/fd/", dirfd));
+  }
+  if (!base.startsWith("/")) {
+    return kj::str();
+  }
+  return normalizePath(base, path);
+}
+
+// Whether this machine has a file at `abs`, as the tracee's root sees it.
+bool existsHere(pid_t tid, kj::StringPtr abs) {
+  if (abs.size() == 0) {
+    return false;
+  }
+  auto seen = kj::str("/proc/", tid, "/root", abs);
+  return access(seen.cStr(), F_OK) == 0;
+}
+
+// The exec runs here although its path was placed on a target: the kernel resolves it, so a
+// path relative to a remote cwd becomes this machine's `abs` (unless the local cwd is the same
+// directory by name, when the program's own spelling, and so a script's $0, is kept).
+kj::Promise<Outcome> execHere(Call& c, kj::StringPtr given, kj::StringPtr abs, bool at) {
+  if (given.startsWith("/") || abs.size() == 0 ||
+      normalizePath(procLink(kj::str("/proc/", c.task.tid, "/cwd")), given) == abs) {
+    return local();
+  }
+  uint64_t scratch = abi::scratchBelow(c.regs, abs.size() + 1 + 16);
+  if (c.mem().write(scratch, kj::arrayPtr(reinterpret_cast<const kj::byte*>(abs.cStr()),
+                                          abs.size() + 1)) < 0) {
+    return local();  // No stack to write on: the kernel's own resolution, relative to here.
+  }
+  // execveat(AT_FDCWD, abs, argv, envp, flags) says the same for both calls.
+  auto regs = at ? abi::syscallRegs(c.regs, SYS_execveat,
+                                    {uint64_t(int64_t(AT_FDCWD)), scratch, c.arg(2), c.arg(3),
+                                     c.arg(4)})
+                 : abi::syscallRegs(c.regs, SYS_execve, {scratch, c.arg(1), c.arg(2)});
+  return Outcome(Rewrite{regs, [](int64_t ret) { return ret; }});
+}
+
 kj::Promise<Outcome> hExec(Call& c) {
   if (c.task.launching) {
     return local();  // sbrun's own exec of the program it launches.
@@ -265,18 +336,45 @@ kj::Promise<Outcome> hExec(Call& c) {
     return done(-EINVAL);
   }
   auto where = resolvePath(c, dirfd, pathAddr);
-  KJ_SWITCH_ONEOF(where) {
-    KJ_CASE_ONEOF(l, Local) { return local(); }
-    KJ_CASE_ONEOF(f, Failed) { return done(f.err); }
-    KJ_CASE_ONEOF(r, Remote) {
-      c.target = r.target;
-      if (r.path.size() == 0 && !(flags & AT_EMPTY_PATH) && !r.self) {
-        return done(-ENOENT);
-      }
-      return spawnRemote(c, kj::mv(r), argvAddr, envpAddr, flags);
-    }
+  if (where.is<Failed>()) {
+    return done(where.get<Failed>().err);
   }
-  KJ_UNREACHABLE;
+  kj::String given;
+  c.mem().readPath(pathAddr, given);
+  auto abs = absoluteExecPath(c, dirfd, given);
+  bool remotePath = where.is<Remote>();
+  auto& tracer = c.tracer;
+  auto choice = decideExec(tracer.execRules(), tracer.options().spawn,
+                           ExecFacts{remotePath, c.task.execChainHead,
+                                     abs.size() > 0 ? abs.asPtr() : given.asPtr(),
+                                     remotePath && existsHere(c.task.tid, abs)});
+  auto shown = kj::str(abs.size() > 0 ? abs.asPtr() : given.asPtr());
+  if (choice.side == ExecSide::HERE) {
+    if (remotePath || choice.rule != nullptr) {
+      tracer.verbose(kj::str("exec of ", shown, " by pid ", c.task.tgid, " stays here (",
+                             choice.why, ")"));
+    }
+    return remotePath ? execHere(c, given, abs, at) : local();
+  }
+  if (!remotePath) {
+    // An --exec-there rule for a path that is here: the program of that name on the target.
+    auto& target = c.task.scope != nullptr ? *c.task.scope : tracer.defaultTarget();
+    if (abs.size() == 0) {
+      tracer.noteOnce("exec-there-path",
+                      kj::str("--exec-there: cannot tell the absolute path of ", given,
+                              " (exec'd relative to a directory fd), so it runs here"));
+      return local();
+    }
+    where = Remote{&target, target.root(), kj::mv(abs)};
+  }
+  auto& r = where.get<Remote>();
+  c.target = r.target;
+  if (r.path.size() == 0 && !(flags & AT_EMPTY_PATH) && !r.self) {
+    return done(-ENOENT);
+  }
+  tracer.verbose(kj::str("exec of ", shown, " by pid ", c.task.tgid, " runs on ",
+                         r.target->name(), " (", choice.why, ")"));
+  return spawnRemote(c, kj::mv(r), argvAddr, envpAddr, flags, choice.why);
 }
 
 const HandlerEntry EXEC_HANDLERS[] = {

@@ -81,6 +81,10 @@ struct Task {
   // The thread is between sbrun's exec of the launched program and its first image: that exec
   // is sbrun's own and always local.
   bool launching = false;
+  // The thread belongs to the process sbrun launched or attached to, which keeps running here
+  // through its own exec chain (--spawn=chain, exec_rules.h). Threads share it; a process made
+  // by fork, vfork or clone (posix_spawn, subprocess) never has it, nor do its descendants.
+  bool execChainHead = false;
   // Set after a PTRACE_SYSCALL resume: what to do at the syscall-exit stop.
   kj::Maybe<kj::Function<void(user_regs_struct&)>> atExit;
   // Set while a seccomp(2) call that stacks a guard filter is being injected: the registers to
