@@ -3526,6 +3526,9 @@ def build_cases():
     # session's programs may do on B.
     import isolation_cases
     isolation_cases.register(cases, sys.modules[__name__])
+    # Where a program runs (issue 15): the exec chain stays here, --spawn, exec rules.
+    import exec_place_cases
+    exec_place_cases.register(cases, sys.modules[__name__])
     return cases
 
 
