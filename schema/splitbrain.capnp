@@ -239,6 +239,8 @@ struct SpawnRequest {
   cwd @6 :Node;             # The process's working directory (a directory node).
   umask @7 :UInt32;
   fds @8 :List(ChildFd);    # Every other fd of the new process is closed.
+  terminalRows @9 :UInt16;  # The window size of the `terminal` fds' pseudo-terminal (0: unknown,
+  terminalCols @10 :UInt16; # left as the kernel makes it).
 }
 
 struct ChildFd {
@@ -253,6 +255,12 @@ struct ChildFd {
     devNull @4 :Void;       # /dev/null, opened read-write on the agent.
     sameAs @5 :Int32;       # The same open file description as this child fd (listed too):
                             # `2>&1` to one local pipe keeps stdout and stderr in order.
+    terminal @6 :Void;      # The slave of a new pseudo-terminal on the agent, which becomes the
+                            # process's controlling terminal (it runs in a session of its own),
+                            # as `ssh -t` gives one. Every `terminal` fd of the list shares the one
+                            # pseudo-terminal; its master is in `stdio` once, for the lowest such
+                            # fd: write the program's input to it, read its output. Reads return
+                            # EOF once the process has exited and nothing is left to read.
   }
 }
 

@@ -13,6 +13,7 @@
 #include <limits.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/syscall.h>
@@ -80,26 +81,55 @@ bool isCloexec(pid_t tid, int fd) {
   return true;
 }
 
-enum class LocalStdio { CLOSED, DEV_NULL, OTHER };
+enum class LocalStdio { CLOSED, DEV_NULL, TERMINAL, OTHER };
 
-LocalStdio localStdio(pid_t tid, int fd) {
+// Terminal devices by major number (Documentation/admin-guide/devices.txt): virtual consoles
+// and serial ttys (4), /dev/tty and /dev/console (5), Unix98 pty slaves (136-143).
+bool isTerminalDevice(dev_t rdev) {
+  unsigned m = major(rdev);
+  return m == 4 || m == 5 || (m >= 136 && m <= 143);
+}
+
+LocalStdio localStdio(pid_t tid, int fd, dev_t* rdev = nullptr) {
   auto path = kj::str("/proc/", tid, "/fd/", fd);
   struct stat st;
   if (stat(path.cStr(), &st) != 0) {
     return errno == ENOENT ? LocalStdio::CLOSED : LocalStdio::OTHER;
   }
+  if (rdev != nullptr) {
+    *rdev = st.st_rdev;
+  }
   // /dev/null behaves the same on every machine: the remote process gets its own, no pump.
   if (S_ISCHR(st.st_mode) && st.st_rdev == makedev(1, 3)) {
     return LocalStdio::DEV_NULL;
   }
+  if (S_ISCHR(st.st_mode) && isTerminalDevice(st.st_rdev)) {
+    return LocalStdio::TERMINAL;
+  }
   return LocalStdio::OTHER;
+}
+
+// The window size of the tracee's terminal on fd `fd` ({0, 0} when it cannot be read).
+struct winsize terminalSize(pid_t tid, int fd) {
+  struct winsize size = {};
+  auto path = kj::str("/proc/", tid, "/fd/", fd);
+  // O_NOCTTY: looking must not make it sbrun's controlling terminal.
+  int t = open(path.cStr(), O_RDONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+  if (t >= 0) {
+    if (ioctl(t, TIOCGWINSZ, &size) < 0) {
+      size = {};
+    }
+    close(t);
+  }
+  return size;
 }
 
 // One fd of the remote process and where it comes from.
 struct ChildFdPlan {
   int fd;
   kj::Maybe<RemoteFile&> file;  // a remote fd kept in place
-  LocalStdio local;            // else: fd 0-2 here (DEV_NULL, or OTHER: a pipe the stub pumps)
+  LocalStdio local;            // else: fd 0-2 here (DEV_NULL; TERMINAL: the remote process's
+                               // pseudo-terminal; OTHER: a pipe the stub pumps)
   int sameAs = -1;             // fd 2 on the same local description as fd 1 (2>&1)
 };
 
@@ -109,10 +139,14 @@ bool sameDescription(pid_t tid, int a, int b) {
 }
 
 // The fds the remote process starts with: the process's remote fds on that target that survive
-// exec, at their numbers; and for its fds 0-2 that are here (or on another target), /dev/null or
-// a pipe the stub pumps. Local fds above 2 cannot follow it (documented).
+// exec, at their numbers; and for its fds 0-2 that are here (or on another target), /dev/null,
+// a pseudo-terminal on the target (when stdin is a terminal here, as `ssh -t` does: then the
+// fds on that same terminal share it), or a pipe the stub pumps. Local fds above 2 cannot
+// follow it (documented).
 kj::Vector<ChildFdPlan> planFds(Task& task, AgentLink& target) {
   kj::Vector<ChildFdPlan> plan;
+  bool stdinTerminal = false;  // fd 0 is a terminal here: `terminalDev`
+  dev_t terminalDev = 0;
   task.fds->forEach([&](int fd, RemoteFile& file) {
     if (&file.target == &target && !file.control && !isCloexec(task.tid, fd)) {
       plan.add(ChildFdPlan{fd, file, LocalStdio::OTHER});
@@ -127,7 +161,16 @@ kj::Vector<ChildFdPlan> planFds(Task& task, AgentLink& target) {
       continue;
     }
     bool remote = task.fds->isRemote(fd);
-    auto local = remote ? LocalStdio::OTHER : localStdio(task.tid, fd);
+    dev_t rdev = 0;
+    auto local = remote ? LocalStdio::OTHER : localStdio(task.tid, fd, &rdev);
+    if (local == LocalStdio::TERMINAL) {
+      if (fd == 0) {
+        stdinTerminal = true;
+        terminalDev = rdev;
+      } else if (!stdinTerminal || terminalDev != rdev) {
+        local = LocalStdio::OTHER;  // stdin is no terminal, or another one: pumped as before
+      }
+    }
     if (local != LocalStdio::CLOSED) {
       plan.add(ChildFdPlan{fd, nullptr, local});
       // One pipe for stdout and stderr when they are one description here, so their order
@@ -179,6 +222,7 @@ kj::Promise<Outcome> spawnRemote(Call& c, Remote where, uint64_t argvAddr, uint6
   spec.setUmask(umaskOf(c.task.tid));
   auto plan = planFds(c.task, target);
   auto list = spec.initFds(plan.size());
+  bool terminal = false;
   for (size_t i = 0; i < plan.size(); ++i) {
     auto entry = list[i];
     entry.setFd(plan[i].fd);
@@ -189,6 +233,14 @@ kj::Promise<Outcome> spawnRemote(Call& c, Remote where, uint64_t argvAddr, uint6
       entry.setSameAs(plan[i].sameAs);
     } else if (plan[i].local == LocalStdio::DEV_NULL) {
       entry.setDevNull();
+    } else if (plan[i].local == LocalStdio::TERMINAL) {
+      entry.setTerminal();
+      if (!terminal) {
+        terminal = true;
+        auto size = terminalSize(c.task.tid, plan[i].fd);
+        spec.setTerminalRows(size.ws_row);
+        spec.setTerminalCols(size.ws_col);
+      }
     } else if (plan[i].fd == 0) {
       entry.setPipeToChild();
     } else {
@@ -215,7 +267,7 @@ kj::Promise<Outcome> spawnRemote(Call& c, Remote where, uint64_t argvAddr, uint6
     }
   }
   return ready.then([&c, &target, req = kj::mv(req)]() mutable { return send(c, target, req); })
-      .then([&c, &target, program = kj::mv(program), argv = kj::mv(argv), why](
+      .then([&c, &target, program = kj::mv(program), argv = kj::mv(argv), why, terminal](
                                         auto reply) mutable -> Outcome {
     if (reply.getResult() < 0) {
       return Complete{reply.getResult()};
@@ -226,6 +278,7 @@ kj::Promise<Outcome> spawnRemote(Call& c, Remote where, uint64_t argvAddr, uint6
     c.tracer.reportRemoteStart(RemoteStart{c.task.tid, target.name(), argv.asPtr(),
                                            reply.getPid(), static_cast<uint64_t>(micros), why});
     auto child = kj::heap<RemoteChild>(RemoteChild{target, reply.getProcess(), {}, kj::mv(program)});
+    child->terminal = terminal;
     for (auto pipe : reply.getStdio()) {
       int fd = pipe.getFd();
       KJ_REQUIRE(fd >= 0 && fd < 3, "agent answered a spawn with a pipe for an fd not asked", fd);
@@ -396,12 +449,28 @@ kj::Promise<Outcome> stubCall(Call& c) {
         if (n > 2) {
           return done(-EINVAL);
         }
+        if (child->terminal) {
+          return done(-ENOENT);  // One master for all: SB_STUB_TERMINAL.
+        }
         KJ_IF_MAYBE(node, child->pipes[n]) {
           auto file = kj::refcounted<RemoteFile>(child->target, kj::mv(*node),
                                                  proto::FileType::FIFO,
                                                  kj::str("pipe:", n, " of ", child->program));
           child->pipes[n] = nullptr;
           return c.tracer.installPlaceholder(c, kj::mv(file), true);
+        }
+        return done(-ENOENT);
+      }
+      case SB_STUB_TERMINAL: {
+        // The master comes in the stdio slot of the lowest terminal fd: fd 0 (planFds).
+        KJ_IF_MAYBE(node, child->pipes[0]) {
+          if (child->terminal) {
+            auto file = kj::refcounted<RemoteFile>(child->target, kj::mv(*node),
+                                                   proto::FileType::CHAR_DEVICE,
+                                                   kj::str("terminal of ", child->program));
+            child->pipes[0] = nullptr;
+            return c.tracer.installPlaceholder(c, kj::mv(file), true);
+          }
         }
         return done(-ENOENT);
       }

@@ -118,6 +118,9 @@ struct RemoteChild {
   // stub (SB_STUB_FD) once each.
   kj::Maybe<proto::Node::Client> pipes[3];
   kj::String program;  // As exec named it, for messages.
+  // It has a pseudo-terminal on the target (stdin is a terminal here): pipes[0] is its master,
+  // and the stub resizes it on SIGWINCH itself.
+  bool terminal = false;
   bool execDone = false;  // The local exec of the stub succeeded.
   bool ended = false;     // Its status has reached the stub: signals are the stub's own again.
 };
