@@ -13,7 +13,12 @@ run.py registers them (register()); they use its helpers through the module `h` 
 
 import os
 import re
+import select
 import shlex
+import shutil
+import signal
+import subprocess
+import time
 
 h = None   # run.py, set by register()
 
@@ -177,8 +182,78 @@ def case_exec_spawn_flags(ctx):
     h.check(t.rc == 125 and "--spawn takes" in t.err, f"a bad --spawn: {t.rc} {t.err!r}")
 
 
+def in_script(ctx, agent, inner, chunks=(), timeout=25):
+    """Runs `sh -c inner` under util-linux `script`, which gives it a terminal here. For each
+    (marker, data) of `chunks`, waits for `marker` in the output, then types `data`. Returns the
+    output with carriage returns removed. stdin stays open until the end, as a user's terminal
+    does."""
+    if shutil.which("script") is None:
+        raise h.Skip("script (util-linux) is not installed")
+    p = subprocess.Popen(["script", "-qc", inner, "/dev/null"], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=h.ENV,
+                         cwd=ctx.tmp, start_new_session=True)
+    out = b""
+    pending = list(chunks)
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise h.Failure(f"script -qc {inner!r}: no end within {timeout} s; output so far:"
+                                f"\n{out.decode(errors='replace')}")
+            ready, _, _ = select.select([p.stdout], [], [], left)
+            if not ready:
+                continue
+            data = os.read(p.stdout.fileno(), 4096)
+            if not data:
+                break
+            out += data
+            while pending and pending[0][0].encode() in out:
+                p.stdin.write(pending.pop(0)[1].encode())
+                p.stdin.flush()
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+        p.wait()
+        p.stdin.close()
+        p.stdout.close()
+    text = out.decode(errors="replace").replace("\r", "")
+    h.log(f"$ script -qc {inner!r}\n{text}")
+    return text
+
+
+def case_exec_pty(ctx):
+    """A program started on B whose stdin is a terminal here gets a pseudo-terminal there, with
+    the window size of the one here: `tty` prints a /dev/pts path and `stty size` the size set
+    here, while `tty` with stdin from a pipe or /dev/null stays "not a tty"; afterwards the
+    terminal here has its modes back. ^C typed here interrupts the program on B (exit 130)."""
+    h.need_binary(ctx.sbrun, "sbrun")
+    agent = ctx.agent()
+    sbrun = shlex.join(ctx.sbrun_argv(agent, ["sh", "-c",
+        "tty; stty size; readlink /proc/self/ns/mnt; echo x | tty; tty </dev/null; "
+        "echo modes-after; exec stty -g"], cwd=None))
+    text = in_script(ctx, agent, f"stty rows 33 cols 101; echo modes-before; stty -g; {sbrun}")
+    lines = [l.strip() for l in text.splitlines() if l.strip()]
+    h.check(any(re.fullmatch(r"/dev/pts/\d+", l) for l in lines),
+            "tty on B did not print a /dev/pts path")
+    h.check("33 101" in lines, "stty size on B did not show the window size set here")
+    h.check(agent.mntns in lines, "the programs did not run on B")
+    h.check(lines.count("not a tty") == 2, "tty with stdin from a pipe or /dev/null: expected "
+            "'not a tty' twice")
+    before = lines[lines.index("modes-before") + 1]
+    after = lines[lines.index("modes-after") + 1]
+    h.check(before == after, f"the terminal's modes here changed: {before} -> {after}")
+
+    sbrun = shlex.join(ctx.sbrun_argv(agent, ["sh", "-c",
+        "sh -c 'echo sleeping-on-b; exec sleep 60'; echo rc=$?"], cwd=None))
+    text = in_script(ctx, agent, sbrun, chunks=[("sleeping-on-b\r", "\x03")])
+    h.check(re.search(r"rc=130$", text, re.M),  # after B's echo of ^C
+            "^C typed here did not end the program on B as SIGINT (rc=130)")
+
+
 def register(cases, harness):
     global h
     h = harness
     cases["exec-chain-here"] = (case_exec_chain_here, True)
     cases["exec-spawn-flags"] = (case_exec_spawn_flags, True)
+    cases["exec-pty"] = (case_exec_pty, True)
