@@ -358,8 +358,11 @@ bool existsHere(pid_t tid, kj::StringPtr abs) {
 // path relative to a remote cwd becomes this machine's `abs` (unless the local cwd is the same
 // directory by name, when the program's own spelling, and so a script's $0, is kept).
 kj::Promise<Outcome> execHere(Call& c, kj::StringPtr given, kj::StringPtr abs, bool at) {
-  if (given.startsWith("/") || abs.size() == 0 ||
-      normalizePath(procLink(kj::str("/proc/", c.task.tid, "/cwd")), given) == abs) {
+  if (given.startsWith("/") || abs.size() == 0) {
+    return local();
+  }
+  auto localCwd = procLink(kj::str("/proc/", c.task.tid, "/cwd"));
+  if (localCwd.startsWith("/") && normalizePath(localCwd, given) == abs) {
     return local();
   }
   uint64_t scratch = abi::scratchBelow(c.regs, abs.size() + 1 + 16);

@@ -122,7 +122,8 @@ Scopes (each thread has its own stack of targets; new threads and children inher
 Observing:
   --trace[=FILE]        one strace-style line per call that went to a target, with the
                         target and the latency: [pid N] openat(AT_FDCWD, "/x", O_RDONLY) = 3
-                        <target1 84us>. To stderr, or to FILE.
+                        <target1 84us>. To stderr, or to FILE. A program that starts on a
+                        target gets a line of its own, with its argv and its pid there.
   --stats[=FILE]        at exit, a `strace -c`-like table per syscall: calls, errors, bytes,
                         time, local and remote apart (time is counted for remote calls only).
   --stats-format=FMT    text (default) or json
@@ -159,7 +160,8 @@ access family, getdents64, readlink, mkdir, rmdir, unlink, rename family, link, 
 chmod, chown, truncate, fallocate, fsync, fdatasync, utime family, mknod, xattrs, dup family,
 fcntl, flock, chdir, fchdir, getcwd, sendfile, copy_file_range, uname. Programs that run on
 the target (see --spawn) have a local stand-in (sb-stub) that relays their stdio, signals and
-exit status; --trace prints a line when one starts. Sockets made inside a remote scope live on the
+exit status; --trace prints a line when one starts. When its stdin is a terminal here, such a
+program gets a pseudo-terminal there (as ssh -t does): window size and ^C/^Z reach it. Sockets made inside a remote scope live on the
 target (AF_UNIX, AF_INET, AF_INET6, AF_NETLINK; others EAFNOSUPPORT). A call that cannot act on a
 remote fd yet (mmap, an ioctl sbrun cannot marshal exactly, ...) fails with a clear errno and
 a one-time note on stderr. ioctl is marshalled for terminal, serial and block requests.

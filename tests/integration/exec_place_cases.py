@@ -112,7 +112,8 @@ def start(ctx):
 
 def case_exec_chain_here(ctx):
     """An env-shebang script, a script run through a shell-script `python3` shim on PATH, and
-    `sh -c 'exec ./prog'` each end in a process traced on A that sees B's name and files; -v
+    `sh -c 'exec ./prog'` (also after the shell forked a child) each end in a process traced on
+    A that sees B's name and files; -v
     says each exec stayed here. A child's `subprocess.run` in the same program still runs on B,
     and --trace prints its start with B's pid."""
     agent, a_ns, d = start(ctx)
@@ -125,6 +126,10 @@ def case_exec_chain_here(ctx):
     check_here(t, "env shebang through a shim", a_ns)
     t = traced(ctx, agent, ["sh", "-c", f"exec ./prog {hello}"], cwd=d)
     check_here(t, "sh -c 'exec ./prog'", a_ns)
+    # The shell forks a child (uname, on B) and then execs: the parent still heads the chain.
+    t = traced(ctx, agent, ["sh", "-c", f"uname -n; exec ./prog {hello}"], cwd=d)
+    check_here(t, "sh -c 'uname -n; exec ./prog' (an exec after a fork, in the parent)", a_ns)
+    h.check(t.out.splitlines()[0] == h.B_HOSTNAME, "the forked uname did not answer B's name")
 
     t = traced(ctx, agent, ["./child.py"], extra=["--trace"], cwd=d)
     got = parse(t.out)
