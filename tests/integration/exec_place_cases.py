@@ -189,7 +189,8 @@ def case_exec_spawn_flags(ctx):
 
 def in_script(ctx, agent, inner, chunks=(), timeout=25):
     """Runs `sh -c inner` under util-linux `script`, which gives it a terminal here. For each
-    (marker, data) of `chunks`, waits for `marker` in the output, then types `data`. Returns the
+    (marker, data) of `chunks`, waits for `marker` in the output, then types `data` (or calls
+    it with the output so far, when it is a function). Returns the
     output with carriage returns removed. stdin stays open until the end, as a user's terminal
     does."""
     if shutil.which("script") is None:
@@ -214,8 +215,12 @@ def in_script(ctx, agent, inner, chunks=(), timeout=25):
                 break
             out += data
             while pending and pending[0][0].encode() in out:
-                p.stdin.write(pending.pop(0)[1].encode())
-                p.stdin.flush()
+                action = pending.pop(0)[1]
+                if callable(action):
+                    action(out.decode(errors="replace"))
+                else:
+                    p.stdin.write(action.encode())
+                    p.stdin.flush()
     finally:
         if p.poll() is None:
             os.killpg(p.pid, signal.SIGKILL)
@@ -231,7 +236,8 @@ def case_exec_pty(ctx):
     """A program started on B whose stdin is a terminal here gets a pseudo-terminal there, with
     the window size of the one here: `tty` prints a /dev/pts path and `stty size` the size set
     here, while `tty` with stdin from a pipe or /dev/null stays "not a tty"; afterwards the
-    terminal here has its modes back. ^C typed here interrupts the program on B (exit 130)."""
+    terminal here has its modes back. ^C typed here interrupts the program on B (exit 130); a
+    window size change here reaches it as SIGWINCH with the new size."""
     h.need_binary(ctx.sbrun, "sbrun")
     agent = ctx.agent()
     sbrun = shlex.join(ctx.sbrun_argv(agent, ["sh", "-c",
@@ -254,6 +260,20 @@ def case_exec_pty(ctx):
     text = in_script(ctx, agent, sbrun, chunks=[("sleeping-on-b\r", "\x03")])
     h.check(re.search(r"rc=130$", text, re.M),  # after B's echo of ^C
             "^C typed here did not end the program on B as SIGINT (rc=130)")
+
+    # The window here changes (stty -F on script's terminal, which signals SIGWINCH to its
+    # foreground job, the stub): B's terminal follows, and B's kernel signals the program.
+    def resize(out):
+        here = re.search(r"^here=(/dev/pts/\d+)", out.replace("\r", ""), re.M).group(1)
+        r = h.run(["stty", "-F", here, "rows", "40", "cols", "90"], timeout=10)
+        h.check(r.rc == 0, f"stty -F {here}: {r.err}")
+    sbrun = shlex.join(ctx.sbrun_argv(agent, ["sh", "-c",
+        "sh -c 'trap \"stty size; exit 0\" WINCH; echo winch-ready; sleep 60 & wait'"],
+        cwd=None))
+    text = in_script(ctx, agent, f"stty rows 33 cols 101; echo here=$(tty); {sbrun}",
+                     chunks=[("winch-ready\r", resize)])
+    h.check(re.search(r"^40 90$", text, re.M),
+            "a window size change here did not reach the program on B")
 
 
 def register(cases, harness):
