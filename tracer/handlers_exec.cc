@@ -452,8 +452,8 @@ kj::Promise<Outcome> stubCall(Call& c) {
         if (n > 2) {
           return done(-EINVAL);
         }
-        if (child->terminal) {
-          return done(-ENOENT);  // One master for all: SB_STUB_TERMINAL.
+        if (child->terminal && n == 0) {
+          return done(-ENOENT);  // The terminal's master: SB_STUB_TERMINAL.
         }
         KJ_IF_MAYBE(node, child->pipes[n]) {
           auto file = kj::refcounted<RemoteFile>(child->target, kj::mv(*node),

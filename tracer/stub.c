@@ -148,7 +148,10 @@ int main(void) {
     /* Input: like stdin below, detached in effect. At its EOF the master stays open: closing it
      * would hang up the remote terminal. */
     start_pump(&terminal_in, 0, terminal_master, CLOSE_NONE);
-    terminal_started = start_pump(&terminal_out, terminal_master, 1, CLOSE_NONE) == 0;
+    /* The terminal's output (the program's stdout and stderr when they are on it, echo, and
+     * writes to /dev/tty) goes to this terminal: fd 1 or 2 when one of them is it, else fd 0. */
+    int out = isatty(1) ? 1 : isatty(2) ? 2 : 0;
+    terminal_started = start_pump(&terminal_out, terminal_master, out, CLOSE_NONE) == 0;
     if (!terminal_started) {
       fprintf(stderr, "sb-stub: cannot start a thread for the terminal: %s\n", strerror(errno));
     }

@@ -21,7 +21,7 @@ enum {
   /* sb_stub(SB_STUB_TERMINAL): an fd for the master of the remote process's pseudo-terminal,
    * when sbrun gave it one (its stdin is a terminal here): write its input to it, read its
    * output (EOF once it has exited and all is read), TIOCSWINSZ it. Then SB_STUB_FD answers
-   * -ENOENT for every fd. -ENOENT when it has none. */
+   * -ENOENT for fd 0, and for fds 1 and 2 on the terminal. -ENOENT when it has none. */
   SB_STUB_TERMINAL = 3,
 };
 
