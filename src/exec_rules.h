@@ -22,6 +22,8 @@
 
 #pragma once
 
+#include <stdint.h>
+
 #include <kj/common.h>
 #include <kj/string.h>
 #include <kj/vector.h>
