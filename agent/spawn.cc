@@ -8,6 +8,10 @@
 // For the same reason a relative path whose `dir` is the working directory is exec'ed from the
 // working directory (AT_FDCWD): the kernel would name the script /dev/fd/N/PATH otherwise.
 //
+// `terminal` fds get the slave of a new pseudo-terminal, made here before the fork, and the child
+// starts a session of its own with it as the controlling terminal (as sshd does for `ssh -t`):
+// the tracer asks for one when the exec'ing process's stdin is a terminal on A.
+//
 // Under --root the child chroots to the root before anything resolves, which confines the
 // program, its interpreter and its libraries like every other path the agent serves. chroot
 // needs CAP_SYS_CHROOT: an agent without it answers EPERM (documented in sbagent(1)).
@@ -16,6 +20,8 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <stdlib.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -47,7 +53,7 @@ namespace {
 
 // One fd of the new process.
 struct Slot {
-  enum class Kind { NODE, TO_CHILD, FROM_CHILD, DEV_NULL, SAME_AS };
+  enum class Kind { NODE, TO_CHILD, FROM_CHILD, DEV_NULL, SAME_AS, TERMINAL };
   int target = -1;
   Kind kind = Kind::DEV_NULL;
   int sameAs = -1;           // SAME_AS: the fd it shares, then the index of that fd's slot
@@ -55,7 +61,10 @@ struct Slot {
   kj::AutoCloseFd childEnd;  // what the child gets, for the other kinds
   kj::AutoCloseFd agentEnd;  // pipes: the agent's end, answered as a Node in `stdio`
 
-  bool isPipe() const { return kind == Kind::TO_CHILD || kind == Kind::FROM_CHILD; }
+  // Answered in `stdio`: a pipe's agent end, or a pseudo-terminal's master.
+  bool isPipe() const {
+    return kind == Kind::TO_CHILD || kind == Kind::FROM_CHILD || kind == Kind::TERMINAL;
+  }
   int source() const { return kind == Kind::NODE ? node->get() : childEnd.get(); }
 };
 
@@ -70,6 +79,8 @@ struct SpawnPlan {
   kj::Own<FdRef> dir;        // null: the request names none
   kj::Own<FdRef> cwd;        // null: the agent's root
   std::vector<Slot> slots;   // sorted by target
+  int terminal = -1;         // the target of the (first) terminal slot, or -1
+  struct winsize size = {};  // the terminal's window size, when known
   kj::Own<FdRef> exitWatch;  // the child's pidfd, for the pipeFromChild nodes
 };
 
@@ -119,6 +130,9 @@ int64_t decodeRequest(proto::SpawnRequest::Reader request, SpawnPlan& plan) {
         slot.kind = Slot::Kind::SAME_AS;
         slot.sameAs = fd.getSameAs();
         break;
+      case proto::ChildFd::TERMINAL:
+        slot.kind = Slot::Kind::TERMINAL;
+        break;
       default:
         return -EINVAL;  // a kind from a newer peer
     }
@@ -144,6 +158,46 @@ int64_t decodeRequest(proto::SpawnRequest::Reader request, SpawnPlan& plan) {
     }
     slot.sameAs = int(other - plan.slots.begin());
   }
+  // One pseudo-terminal for every terminal fd: the lowest makes it, the others share its slave.
+  for (size_t i = 0; i < plan.slots.size(); ++i) {
+    auto& slot = plan.slots[i];
+    if (slot.kind != Slot::Kind::TERMINAL) {
+      continue;
+    }
+    if (plan.terminal < 0) {
+      plan.terminal = slot.target;
+      plan.size.ws_row = request.getTerminalRows();
+      plan.size.ws_col = request.getTerminalCols();
+      continue;
+    }
+    auto first = std::find_if(plan.slots.begin(), plan.slots.end(),
+                              [&](const Slot& s) { return s.target == plan.terminal; });
+    slot.kind = Slot::Kind::SAME_AS;
+    slot.sameAs = int(first - plan.slots.begin());
+  }
+  return 0;
+}
+
+// A new pseudo-terminal: the master for the agent, the slave for the child (both CLOEXEC, and
+// the slave not our controlling terminal). 0 or -errno.
+int64_t openTerminal(Slot& slot, const struct winsize& size) {
+  int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (master < 0) {
+    return -int64_t(errno);
+  }
+  slot.agentEnd = kj::AutoCloseFd(master);
+  char name[64];
+  if (grantpt(master) < 0 || unlockpt(master) < 0 || ptsname_r(master, name, sizeof(name)) != 0) {
+    return -int64_t(errno);
+  }
+  if (size.ws_row > 0 && size.ws_col > 0 && ioctl(master, TIOCSWINSZ, &size) < 0) {
+    return -int64_t(errno);
+  }
+  int slave = ::open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (slave < 0) {
+    return -int64_t(errno);
+  }
+  slot.childEnd = kj::AutoCloseFd(slave);
   return 0;
 }
 
@@ -180,6 +234,7 @@ struct ChildPlan {
   int cgroupProcs;                    // the session's cgroup.procs, or -1
   const ChildPrivileges* privileges;  // what to give up before exec, or null
   int report;  // write end of the exec-status pipe (CLOEXEC)
+  int terminal;  // the fd that becomes the controlling terminal (a new session), or -1
   int rootFd;  // chroot here first when >= 0 (a confined agent)
   int cwdFd;
   int dirFd;   // execveat's dirfd, or AT_FDCWD
@@ -212,8 +267,10 @@ struct ChildPlan {
   sigset_t none;
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, nullptr);
-  // Its own process group, so the session's end reaches its descendants too.
-  if (setpgid(0, 0) < 0) childFail(report, errno);
+  // Its own process group, so the session's end reaches its descendants too; with a terminal,
+  // a session of its own too (which makes that group), so that the terminal can be its
+  // controlling one.
+  if ((p.terminal >= 0 ? setsid() : setpgid(0, 0)) < 0) childFail(report, errno);
   // And it dies with the agent. The death signal belongs to the forking thread: the event loop's.
   if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0) childFail(report, errno);
   if (getppid() != p.parent) _exit(127);  // the agent died before the prctl
@@ -254,6 +311,8 @@ struct ChildPlan {
   if (syscall(SYS_close_range, unsigned(base), ~0U, CLOSE_RANGE_CLOEXEC) < 0) {
     childFail(report, errno);
   }
+  // ^C, ^Z and window changes on the terminal now reach its foreground group: this process.
+  if (p.terminal >= 0 && ioctl(p.terminal, TIOCSCTTY, 0) < 0) childFail(report, errno);
   syscall(SYS_execveat, dir, p.path, p.argv, p.envp, p.execFlags);
   // execveat is missing before Linux 3.19 and under qemu-user 7.2 (Debian 12's), where a board's
   // agent is tested. Where execve means exactly the same (no flags, and a path that does not
@@ -296,6 +355,13 @@ int64_t forkChild(SpawnPlan& plan, const Confinement& conf, SessionJail* jail,
         slot.childEnd = kj::AutoCloseFd(fd);
         break;
       }
+      case Slot::Kind::TERMINAL: {
+        int64_t r = openTerminal(slot, plan.size);
+        if (r < 0) {
+          return r;
+        }
+        break;
+      }
     }
   }
   int statusPipe[2];
@@ -325,6 +391,7 @@ int64_t forkChild(SpawnPlan& plan, const Confinement& conf, SessionJail* jail,
   child.cgroupProcs = jail != nullptr ? jail->cgroupProcsFd() : -1;
   child.privileges = privileges;
   child.report = report.get();
+  child.terminal = plan.terminal;
   child.rootFd = conf.isConfined() ? conf.rootFd() : -1;
   child.cwdFd = cwdFd;
   child.dirFd = useDir ? plan.dir->get() : AT_FDCWD;
@@ -384,6 +451,7 @@ kj::Promise<void> answer(SpawnContext context, SessionState& session,
   }
   auto results = context.getResults();
   results.setResult(0);
+  results.setPid(child->pid());
   size_t pipes = std::count_if(plan.slots.begin(), plan.slots.end(),
                                [](const Slot& s) { return s.isPipe(); });
   auto stdio = results.initStdio(pipes);
@@ -393,7 +461,7 @@ kj::Promise<void> answer(SpawnContext context, SessionState& session,
       continue;
     }
     kj::Maybe<kj::Own<FdRef>> watch;
-    if (slot.kind == Slot::Kind::FROM_CHILD) {
+    if (slot.kind == Slot::Kind::FROM_CHILD || slot.kind == Slot::Kind::TERMINAL) {
       watch = kj::atomicAddRef(*plan.exitWatch);
     }
     proto::FileType type;

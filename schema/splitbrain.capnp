@@ -71,11 +71,12 @@ interface Session {
   releaseOwner @3 (owner :Int32) -> ();
   # The traced process `owner` is gone: drop every POSIX record lock it held (see Node.lock).
 
-  spawn @4 (request :SpawnRequest) -> (result :Int64, process :Process, stdio :List(StdioPipe));
+  spawn @4 (request :SpawnRequest)
+      -> (result :Int64, process :Process, stdio :List(StdioPipe), pid :Int32);
   # Runs a program on the agent (DESIGN D7): what execve would do there, in a new process.
   # `result` is 0 or the -errno execve gives (ENOENT, EACCES, ENOEXEC, E2BIG ...), found before
-  # this returns; then `process` is its handle and `stdio` the agent's ends of the pipes asked
-  # for. The session kills (SIGKILL, its whole process group) and reaps every process it spawned
+  # this returns; then `process` is its handle, `stdio` the agent's ends of the pipes asked
+  # for, and `pid` its process id as the agent sees it (for --trace; 0 from an older agent). The session kills (SIGKILL, its whole process group) and reaps every process it spawned
   # when it ends.
 
   # ---- Waiting for readiness (poll, select, epoll) -----------------------------------------
@@ -238,6 +239,8 @@ struct SpawnRequest {
   cwd @6 :Node;             # The process's working directory (a directory node).
   umask @7 :UInt32;
   fds @8 :List(ChildFd);    # Every other fd of the new process is closed.
+  terminalRows @9 :UInt16;  # The window size of the `terminal` fds' pseudo-terminal (0: unknown,
+  terminalCols @10 :UInt16; # left as the kernel makes it).
 }
 
 struct ChildFd {
@@ -252,6 +255,12 @@ struct ChildFd {
     devNull @4 :Void;       # /dev/null, opened read-write on the agent.
     sameAs @5 :Int32;       # The same open file description as this child fd (listed too):
                             # `2>&1` to one local pipe keeps stdout and stderr in order.
+    terminal @6 :Void;      # The slave of a new pseudo-terminal on the agent, which becomes the
+                            # process's controlling terminal (it runs in a session of its own),
+                            # as `ssh -t` gives one. Every `terminal` fd of the list shares the one
+                            # pseudo-terminal; its master is in `stdio` once, for the lowest such
+                            # fd: write the program's input to it, read its output. Reads return
+                            # EOF once the process has exited and nothing is left to read.
   }
 }
 

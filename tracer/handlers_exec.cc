@@ -1,6 +1,8 @@
-// Remote exec (DESIGN D7): an execve inside a remote scope runs the program on the target, and
-// the exec'ing process becomes sb-stub, which stands in for it here (stub.c). Also the stub's
-// own requests (stub_protocol.h).
+// Exec (DESIGN D7): where an execve runs is decided by exec_rules.h (--exec-here/--exec-there,
+// the path's side, --spawn and whether the process heads sbrun's exec chain). Here: the kernel
+// runs it (the path rewritten to this machine's copy when the program named it relative to a
+// remote cwd). There: the program runs on the target, and the exec'ing process becomes sb-stub,
+// which stands in for it here (stub.c). Also the stub's own requests (stub_protocol.h).
 //
 // The agent spawns the program first, so exec's errors (ENOENT, EACCES, ENOEXEC, E2BIG) are the
 // target's and come back to the program as execve's own; only then is the trapped execve
@@ -11,11 +13,14 @@
 #include <limits.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 #include <linux/kcmp.h>
+
+#include <chrono>
 
 #include <kj/debug.h>
 
@@ -77,26 +82,55 @@ bool isCloexec(pid_t tid, int fd) {
   return true;
 }
 
-enum class LocalStdio { CLOSED, DEV_NULL, OTHER };
+enum class LocalStdio { CLOSED, DEV_NULL, TERMINAL, OTHER };
 
-LocalStdio localStdio(pid_t tid, int fd) {
+// Terminal devices by major number (Documentation/admin-guide/devices.txt): virtual consoles
+// and serial ttys (4), /dev/tty and /dev/console (5), Unix98 pty slaves (136-143).
+bool isTerminalDevice(dev_t rdev) {
+  unsigned m = major(rdev);
+  return m == 4 || m == 5 || (m >= 136 && m <= 143);
+}
+
+LocalStdio localStdio(pid_t tid, int fd, dev_t* rdev = nullptr) {
   auto path = kj::str("/proc/", tid, "/fd/", fd);
   struct stat st;
   if (stat(path.cStr(), &st) != 0) {
     return errno == ENOENT ? LocalStdio::CLOSED : LocalStdio::OTHER;
   }
+  if (rdev != nullptr) {
+    *rdev = st.st_rdev;
+  }
   // /dev/null behaves the same on every machine: the remote process gets its own, no pump.
   if (S_ISCHR(st.st_mode) && st.st_rdev == makedev(1, 3)) {
     return LocalStdio::DEV_NULL;
   }
+  if (S_ISCHR(st.st_mode) && isTerminalDevice(st.st_rdev)) {
+    return LocalStdio::TERMINAL;
+  }
   return LocalStdio::OTHER;
+}
+
+// The window size of the tracee's terminal on fd `fd` ({0, 0} when it cannot be read).
+struct winsize terminalSize(pid_t tid, int fd) {
+  struct winsize size = {};
+  auto path = kj::str("/proc/", tid, "/fd/", fd);
+  // O_NOCTTY: looking must not make it sbrun's controlling terminal.
+  int t = open(path.cStr(), O_RDONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+  if (t >= 0) {
+    if (ioctl(t, TIOCGWINSZ, &size) < 0) {
+      size = {};
+    }
+    close(t);
+  }
+  return size;
 }
 
 // One fd of the remote process and where it comes from.
 struct ChildFdPlan {
   int fd;
   kj::Maybe<RemoteFile&> file;  // a remote fd kept in place
-  LocalStdio local;            // else: fd 0-2 here (DEV_NULL, or OTHER: a pipe the stub pumps)
+  LocalStdio local;            // else: fd 0-2 here (DEV_NULL; TERMINAL: the remote process's
+                               // pseudo-terminal; OTHER: a pipe the stub pumps)
   int sameAs = -1;             // fd 2 on the same local description as fd 1 (2>&1)
 };
 
@@ -106,10 +140,14 @@ bool sameDescription(pid_t tid, int a, int b) {
 }
 
 // The fds the remote process starts with: the process's remote fds on that target that survive
-// exec, at their numbers; and for its fds 0-2 that are here (or on another target), /dev/null or
-// a pipe the stub pumps. Local fds above 2 cannot follow it (documented).
+// exec, at their numbers; and for its fds 0-2 that are here (or on another target), /dev/null,
+// a pseudo-terminal on the target (when stdin is a terminal here, as `ssh -t` does: then the
+// fds on that same terminal share it), or a pipe the stub pumps. Local fds above 2 cannot
+// follow it (documented).
 kj::Vector<ChildFdPlan> planFds(Task& task, AgentLink& target) {
   kj::Vector<ChildFdPlan> plan;
+  bool stdinTerminal = false;  // fd 0 is a terminal here: `terminalDev`
+  dev_t terminalDev = 0;
   task.fds->forEach([&](int fd, RemoteFile& file) {
     if (&file.target == &target && !file.control && !isCloexec(task.tid, fd)) {
       plan.add(ChildFdPlan{fd, file, LocalStdio::OTHER});
@@ -124,7 +162,16 @@ kj::Vector<ChildFdPlan> planFds(Task& task, AgentLink& target) {
       continue;
     }
     bool remote = task.fds->isRemote(fd);
-    auto local = remote ? LocalStdio::OTHER : localStdio(task.tid, fd);
+    dev_t rdev = 0;
+    auto local = remote ? LocalStdio::OTHER : localStdio(task.tid, fd, &rdev);
+    if (local == LocalStdio::TERMINAL) {
+      if (fd == 0) {
+        stdinTerminal = true;
+        terminalDev = rdev;
+      } else if (!stdinTerminal || terminalDev != rdev) {
+        local = LocalStdio::OTHER;  // stdin is no terminal, or another one: pumped as before
+      }
+    }
     if (local != LocalStdio::CLOSED) {
       plan.add(ChildFdPlan{fd, nullptr, local});
       // One pipe for stdout and stderr when they are one description here, so their order
@@ -139,7 +186,7 @@ kj::Vector<ChildFdPlan> planFds(Task& task, AgentLink& target) {
 }
 
 kj::Promise<Outcome> spawnRemote(Call& c, Remote where, uint64_t argvAddr, uint64_t envpAddr,
-                                 int flags) {
+                                 int flags, kj::StringPtr why) {
   kj::Vector<kj::String> argv, envp;
   size_t total = 0;
   int64_t r = readStrings(c, argvAddr, argv, total);
@@ -181,6 +228,7 @@ kj::Promise<Outcome> spawnRemote(Call& c, Remote where, uint64_t argvAddr, uint6
   spec.setUmask(umaskOf(c.task.tid));
   auto plan = planFds(c.task, target);
   auto list = spec.initFds(plan.size());
+  bool terminal = false;
   for (size_t i = 0; i < plan.size(); ++i) {
     auto entry = list[i];
     entry.setFd(plan[i].fd);
@@ -191,6 +239,14 @@ kj::Promise<Outcome> spawnRemote(Call& c, Remote where, uint64_t argvAddr, uint6
       entry.setSameAs(plan[i].sameAs);
     } else if (plan[i].local == LocalStdio::DEV_NULL) {
       entry.setDevNull();
+    } else if (plan[i].local == LocalStdio::TERMINAL) {
+      entry.setTerminal();
+      if (!terminal) {
+        terminal = true;
+        auto size = terminalSize(c.task.tid, plan[i].fd);
+        spec.setTerminalRows(size.ws_row);
+        spec.setTerminalCols(size.ws_col);
+      }
     } else if (plan[i].fd == 0) {
       entry.setPipeToChild();
     } else {
@@ -217,12 +273,18 @@ kj::Promise<Outcome> spawnRemote(Call& c, Remote where, uint64_t argvAddr, uint6
     }
   }
   return ready.then([&c, &target, req = kj::mv(req)]() mutable { return send(c, target, req); })
-      .then([&c, &target, program = kj::mv(program)](
+      .then([&c, &target, program = kj::mv(program), argv = kj::mv(argv), why, terminal](
                                         auto reply) mutable -> Outcome {
     if (reply.getResult() < 0) {
       return Complete{reply.getResult()};
     }
+    // The exec itself is never reported (a successful one has no exit stop): its start is.
+    auto micros = std::chrono::duration_cast<std::chrono::microseconds>(
+                      std::chrono::steady_clock::now() - c.start).count();
+    c.tracer.reportRemoteStart(RemoteStart{c.task.tid, target.name(), argv.asPtr(),
+                                           reply.getPid(), static_cast<uint64_t>(micros), why});
     auto child = kj::heap<RemoteChild>(RemoteChild{target, reply.getProcess(), {}, kj::mv(program)});
+    child->terminal = terminal;
     for (auto pipe : reply.getStdio()) {
       int fd = pipe.getFd();
       KJ_REQUIRE(fd >= 0 && fd < 3, "agent answered a spawn with a pipe for an fd not asked", fd);
@@ -257,6 +319,71 @@ kj::Promise<Outcome> spawnRemote(Call& c, Remote where, uint64_t argvAddr, uint6
   });
 }
 
+// The target of a symlink of ours in /proc ("" when it cannot be read).
+kj::String procLink(kj::StringPtr path) {
+  char buf[PATH_MAX];
+  ssize_t n = readlink(path.cStr(), buf, sizeof(buf) - 1);
+  return n > 0 ? kj::heapString(buf, n) : kj::str();
+}
+
+// The program's absolute path as far as sbrun can tell, for exec rules and for looking on this
+// machine: an absolute path as it is; a relative one joined to the directory it resolves
+// against (the cwd on its side, or a local dirfd). "" when that directory's path is unknown (a
+// remote dirfd, a remote cwd whose path the agent has not reported yet).
+kj::String absoluteExecPath(Call& c, int dirfd, kj::StringPtr path) {
+  if (path.startsWith("/")) {
+    return normalizePath("/", path);
+  }
+  kj::String base;
+  if (dirfd == AT_FDCWD && c.task.fs->side != nullptr) {
+    auto it = c.task.fs->cwd.find(c.task.fs->side);
+    if (it != c.task.fs->cwd.end()) {
+      base = kj::str(it->second.path);
+    }
+  } else if (dirfd == AT_FDCWD) {
+    base = procLink(kj::str("/proc/", c.task.tid, "/cwd"));
+  } else if (!c.task.fds->isRemote(dirfd)) {
+    base = procLink(kj::str("/proc/", c.task.tid, "/fd/", dirfd));
+  }
+  if (!base.startsWith("/")) {
+    return kj::str();
+  }
+  return normalizePath(base, path);
+}
+
+// Whether this machine has a file at `abs`, as the tracee's root sees it.
+bool existsHere(pid_t tid, kj::StringPtr abs) {
+  if (abs.size() == 0) {
+    return false;
+  }
+  auto seen = kj::str("/proc/", tid, "/root", abs);
+  return access(seen.cStr(), F_OK) == 0;
+}
+
+// The exec runs here although its path was placed on a target: the kernel resolves it, so a
+// path relative to a remote cwd becomes this machine's `abs` (unless the local cwd is the same
+// directory by name, when the program's own spelling, and so a script's $0, is kept).
+kj::Promise<Outcome> execHere(Call& c, kj::StringPtr given, kj::StringPtr abs, bool at) {
+  if (given.startsWith("/") || abs.size() == 0) {
+    return local();
+  }
+  auto localCwd = procLink(kj::str("/proc/", c.task.tid, "/cwd"));
+  if (localCwd.startsWith("/") && normalizePath(localCwd, given) == abs) {
+    return local();
+  }
+  uint64_t scratch = abi::scratchBelow(c.regs, abs.size() + 1 + 16);
+  if (c.mem().write(scratch, kj::arrayPtr(reinterpret_cast<const kj::byte*>(abs.cStr()),
+                                          abs.size() + 1)) < 0) {
+    return local();  // No stack to write on: the kernel's own resolution, relative to here.
+  }
+  // execveat(AT_FDCWD, abs, argv, envp, flags) says the same for both calls.
+  auto regs = at ? abi::syscallRegs(c.regs, SYS_execveat,
+                                    {uint64_t(int64_t(AT_FDCWD)), scratch, c.arg(2), c.arg(3),
+                                     c.arg(4)})
+                 : abi::syscallRegs(c.regs, SYS_execve, {scratch, c.arg(1), c.arg(2)});
+  return Outcome(Rewrite{regs, [](int64_t ret) { return ret; }});
+}
+
 kj::Promise<Outcome> hExec(Call& c) {
   if (c.task.launching) {
     return local();  // sbrun's own exec of the program it launches.
@@ -271,18 +398,45 @@ kj::Promise<Outcome> hExec(Call& c) {
     return done(-EINVAL);
   }
   auto where = resolvePath(c, dirfd, pathAddr);
-  KJ_SWITCH_ONEOF(where) {
-    KJ_CASE_ONEOF(l, Local) { return local(); }
-    KJ_CASE_ONEOF(f, Failed) { return done(f.err); }
-    KJ_CASE_ONEOF(r, Remote) {
-      c.target = r.target;
-      if (r.path.size() == 0 && !(flags & AT_EMPTY_PATH) && !r.self) {
-        return done(-ENOENT);
-      }
-      return spawnRemote(c, kj::mv(r), argvAddr, envpAddr, flags);
-    }
+  if (where.is<Failed>()) {
+    return done(where.get<Failed>().err);
   }
-  KJ_UNREACHABLE;
+  kj::String given;
+  c.mem().readPath(pathAddr, given);
+  auto abs = absoluteExecPath(c, dirfd, given);
+  bool remotePath = where.is<Remote>();
+  auto& tracer = c.tracer;
+  auto choice = decideExec(tracer.execRules(), tracer.options().spawn,
+                           ExecFacts{remotePath, c.task.execChainHead,
+                                     abs.size() > 0 ? abs.asPtr() : given.asPtr(),
+                                     remotePath && existsHere(c.task.tid, abs)});
+  auto shown = kj::str(abs.size() > 0 ? abs.asPtr() : given.asPtr());
+  if (choice.side == ExecSide::HERE) {
+    if (remotePath || choice.rule != nullptr) {
+      tracer.verbose(kj::str("exec of ", shown, " by pid ", c.task.tgid, " stays here (",
+                             choice.why, ")"));
+    }
+    return remotePath ? execHere(c, given, abs, at) : local();
+  }
+  if (!remotePath) {
+    // An --exec-there rule for a path that is here: the program of that name on the target.
+    auto& target = c.task.scope != nullptr ? *c.task.scope : tracer.defaultTarget();
+    if (abs.size() == 0) {
+      tracer.noteOnce("exec-there-path",
+                      kj::str("--exec-there: cannot tell the absolute path of ", given,
+                              " (exec'd relative to a directory fd), so it runs here"));
+      return local();
+    }
+    where = Remote{&target, target.root(), kj::mv(abs)};
+  }
+  auto& r = where.get<Remote>();
+  c.target = r.target;
+  if (r.path.size() == 0 && !(flags & AT_EMPTY_PATH) && !r.self) {
+    return done(-ENOENT);
+  }
+  tracer.verbose(kj::str("exec of ", shown, " by pid ", c.task.tgid, " runs on ",
+                         r.target->name(), " (", choice.why, ")"));
+  return spawnRemote(c, kj::mv(r), argvAddr, envpAddr, flags, choice.why);
 }
 
 const HandlerEntry EXEC_HANDLERS[] = {
@@ -304,12 +458,28 @@ kj::Promise<Outcome> stubCall(Call& c) {
         if (n > 2) {
           return done(-EINVAL);
         }
+        if (child->terminal && n == 0) {
+          return done(-ENOENT);  // The terminal's master: SB_STUB_TERMINAL.
+        }
         KJ_IF_MAYBE(node, child->pipes[n]) {
           auto file = kj::refcounted<RemoteFile>(child->target, kj::mv(*node),
                                                  proto::FileType::FIFO,
                                                  kj::str("pipe:", n, " of ", child->program));
           child->pipes[n] = nullptr;
           return c.tracer.installPlaceholder(c, kj::mv(file), true);
+        }
+        return done(-ENOENT);
+      }
+      case SB_STUB_TERMINAL: {
+        // The master comes in the stdio slot of the lowest terminal fd: fd 0 (planFds).
+        KJ_IF_MAYBE(node, child->pipes[0]) {
+          if (child->terminal) {
+            auto file = kj::refcounted<RemoteFile>(child->target, kj::mv(*node),
+                                                   proto::FileType::CHAR_DEVICE,
+                                                   kj::str("terminal of ", child->program));
+            child->pipes[0] = nullptr;
+            return c.tracer.installPlaceholder(c, kj::mv(file), true);
+          }
         }
         return done(-ENOENT);
       }

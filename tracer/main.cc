@@ -38,6 +38,7 @@ int main(int argc, char** argv) {
     sb::Tracer tracer(io, options);
     if (options.printRules) {
       fmt::print("{}", tracer.rules().describe().cStr());
+      fmt::print("{}", tracer.execRules().describe(options.spawn).cStr());
       status = 0;
       return;
     }

@@ -131,14 +131,8 @@ kj::String mmapArgs(const uint64_t args[6]) {
                  static_cast<int>(args[4]), ", 0x", kj::hex(args[5]));
 }
 
-kj::String quoted(const TraceeMemory& mem, uint64_t addr) {
-  if (addr == 0) {
-    return kj::str("NULL");
-  }
-  kj::String s;
-  if (mem.readString(addr, 4095, s) < 0) {
-    return kj::str("0x", kj::hex(addr));
-  }
+// A string as strace shows it: quoted, escaped, cut after 96 bytes.
+kj::String quoteText(kj::StringPtr s) {
   kj::Vector<char> out;
   out.add('"');
   size_t shown = 0;
@@ -159,6 +153,17 @@ kj::String quoted(const TraceeMemory& mem, uint64_t addr) {
   }
   out.add('"');
   return kj::heapString(out.begin(), out.size());
+}
+
+kj::String quoted(const TraceeMemory& mem, uint64_t addr) {
+  if (addr == 0) {
+    return kj::str("NULL");
+  }
+  kj::String s;
+  if (mem.readString(addr, 4095, s) < 0) {
+    return kj::str("0x", kj::hex(addr));
+  }
+  return quoteText(s);
 }
 
 }  // namespace
@@ -239,6 +244,17 @@ void TraceWriter::onCall(const CallRecord& call) {
   fmt::print(out, "[pid {}] {}({}) = {} <{}>{}{}{}\n", call.tid, name.cStr(), call.args.cStr(),
              result.cStr(), where.cStr(), call.why.size() > 0 ? " (" : "", call.why.cStr(),
              call.why.size() > 0 ? ")" : "");
+  fflush(out);
+}
+
+void TraceWriter::onRemoteStart(const RemoteStart& start) {
+  kj::Vector<kj::String> args;
+  for (auto& a : start.argv) {
+    args.add(quoteText(a));
+  }
+  fmt::print(out, "[pid {}] started on {}: [{}] = pid {} <{} {}us> ({})\n", start.tid,
+             start.where.cStr(), kj::strArray(args, ", ").cStr(), start.remotePid,
+             start.where.cStr(), start.micros, start.why.cStr());
   fflush(out);
 }
 

@@ -31,11 +31,23 @@ struct CallRecord {
   kj::StringPtr why = "";  // -v: why it went where it went (Call::why)
 };
 
+// A program that started on a target in place of a local exec (DESIGN D7). The exec's own
+// CallRecord never comes: a successful exec has no syscall-exit stop.
+struct RemoteStart {
+  pid_t tid;                          // the exec'ing thread here (now sb-stub)
+  kj::StringPtr where;                // the target's name
+  kj::ArrayPtr<const kj::String> argv;
+  int32_t remotePid;                  // as the agent sees it; 0 from an older agent
+  uint64_t micros;                    // from the seccomp stop to the agent's answer
+  kj::StringPtr why;                  // why it runs there (exec_rules.h)
+};
+
 class SyscallObserver {
  public:
   virtual ~SyscallObserver() noexcept(false) = default;
   virtual bool wantsArgs() const { return false; }
   virtual void onCall(const CallRecord& call) = 0;
+  virtual void onRemoteStart(const RemoteStart&) {}
   // At exit: print whatever is printed at the end.
   virtual void finish() {}
 };
@@ -48,7 +60,9 @@ kj::String formatArgs(const SyscallRow* row, int nr, const user_regs_struct& reg
 // --trace[=FILE]: `[pid N] openat(AT_FDCWD, "/etc/hostname", O_RDONLY) = 3 <b 84us>` for every
 // call that went to a target; a read answered from the read-ahead window shows `<b cached 3us>`.
 // With -v (`explain`), trapped calls that ran here are traced too (`<local>`), and every line
-// whose handler said why ends with it: `(rule: remote /dev/ttyS0)`, `(scope: b)`.
+// whose handler said why ends with it: `(rule: remote /dev/ttyS0)`, `(scope: b)`. A program
+// that starts on a target gets a line of its own:
+// `[pid N] started on b: ["uname", "-n"] = pid 4242 <b 2310us> (a child process in a remote scope)`.
 class TraceWriter final : public SyscallObserver {
  public:
   // Writes to `out` (not owned when it is stderr).
@@ -57,6 +71,7 @@ class TraceWriter final : public SyscallObserver {
   ~TraceWriter() noexcept(false);
   bool wantsArgs() const override { return true; }
   void onCall(const CallRecord& call) override;
+  void onRemoteStart(const RemoteStart& start) override;
 
  private:
   FILE* out;

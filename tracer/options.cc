@@ -105,10 +105,32 @@ Placement:
   --fallback PREFIX     paths under PREFIX are tried here first, on the target on ENOENT
                         Rules are matched first to last, before the defaults; a path that no
                         rule matches follows the thread's scope.
-  --print-rules         print the effective path rules and exit. A PREFIX with * ? or [...]
-                        is a glob: it matches a path or a parent of it (/dev/ttyUSB*)
+  --print-rules         print the effective path and exec rules and exit. A PREFIX with
+                        * ? or [...] is a glob: it matches a path or a parent of it
+                        (/dev/ttyUSB*)
   --remote-cwd DIR      the program's working directory on the target. Default: the same
                         absolute path as here when it exists there, else the target's root
+
+Where programs run (docs/user-guide.md, "Where a program runs"):
+  --spawn=chain         (default) the program sbrun starts (or attaches to) keeps running
+                        here, traced, through its own exec chain: an execve by that same
+                        process (same pid, no fork in between) stays here, in its current
+                        scope, when this machine has the program at the same absolute path
+                        (env shebangs, interpreter shims, `exec` wrappers). A program a *child*
+                        execs (after fork, vfork, clone, posix_spawn, subprocess) inside a
+                        remote scope runs on the target; so does one only the target has.
+  --spawn=here          every exec stays here when this machine has the program (children
+                        too, traced); only programs this machine lacks run on the target
+  --spawn=there         every exec inside a remote scope runs on the target, the program's
+                        own exec chain too (what sbrun did before --spawn existed)
+  --exec-here GLOB      programs matching GLOB always run here (the kernel loads this
+                        machine's file)
+  --exec-there GLOB     programs matching GLOB run on the target (the scope's, else the
+                        first), even outside any scope or when their path is here
+                        GLOB is fnmatch(3)'s, `*` also matching `/`: with a `/` it matches the
+                        program's absolute path, without one its file name ("python3*").
+                        Exec rules are matched first to last, before --spawn. The program sbrun
+                        launches itself always starts here.
 
 Attach:
   --pid PID             attach to the running process PID (all its threads, and the children
@@ -132,7 +154,8 @@ Scopes (each thread has its own stack of targets; new threads and children inher
 Observing:
   --trace[=FILE]        one strace-style line per call that went to a target, with the
                         target and the latency: [pid N] openat(AT_FDCWD, "/x", O_RDONLY) = 3
-                        <target1 84us>. To stderr, or to FILE.
+                        <target1 84us>. To stderr, or to FILE. A program that starts on a
+                        target gets a line of its own, with its argv and its pid there.
   --stats[=FILE]        at exit, a `strace -c`-like table per syscall: calls, errors, bytes,
                         time, local and remote apart (time is counted for remote calls only).
   --stats-format=FMT    text (default) or json
@@ -170,9 +193,10 @@ Redirected today: open/openat/openat2/creat, close/close_range, read/write and t
 pwrite, readv, writev, preadv(2), pwritev(2) family, lseek, stat family and statx, statfs,
 access family, getdents64, readlink, mkdir, rmdir, unlink, rename family, link, symlink,
 chmod, chown, truncate, fallocate, fsync, fdatasync, utime family, mknod, xattrs, dup family,
-fcntl, flock, chdir, fchdir, getcwd, sendfile, copy_file_range, uname. Programs that the
-program executes inside a remote scope run on the target, through a local stand-in (sb-stub)
-that relays their stdio, signals and exit status. Sockets made inside a remote scope live on the
+fcntl, flock, chdir, fchdir, getcwd, sendfile, copy_file_range, uname. Programs that run on
+the target (see --spawn) have a local stand-in (sb-stub) that relays their stdio, signals and
+exit status; --trace prints a line when one starts. When its stdin is a terminal here, such a
+program gets a pseudo-terminal there (as ssh -t does): window size and ^C/^Z reach it. Sockets made inside a remote scope live on the
 target (AF_UNIX, AF_INET, AF_INET6, AF_NETLINK; others EAFNOSUPPORT). A call that cannot act on a
 remote fd yet (an ioctl sbrun cannot marshal exactly, ...) fails with a clear errno and a
 one-time note on stderr. mmap of a remote file maps a local copy of its content. ioctl is
@@ -213,7 +237,7 @@ Options parseOptions(int argc, char** argv) {
     OPT_REMOTE_CWD, OPT_VERSION, OPT_TRACE, OPT_STATS, OPT_STATS_FORMAT, OPT_CONTROL_FD,
     OPT_STATUS_FD, OPT_PID, OPT_ON_DISCONNECT, OPT_RECONNECT_TIMEOUT, OPT_HEARTBEAT,
     OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CA, OPT_NO_READ_AHEAD, OPT_READ_CHUNK, OPT_CONFIG,
-    OPT_PRINT_CONFIG, OPT_DEPLOY, OPT_AGENT_DIR,
+    OPT_PRINT_CONFIG, OPT_DEPLOY, OPT_AGENT_DIR, OPT_SPAWN, OPT_EXEC_HERE, OPT_EXEC_THERE,
   };
   static const struct option LONG[] = {
       {"target", required_argument, nullptr, OPT_TARGET},
@@ -230,6 +254,9 @@ Options parseOptions(int argc, char** argv) {
       {"local", required_argument, nullptr, OPT_LOCAL},
       {"fallback", required_argument, nullptr, OPT_FALLBACK},
       {"print-rules", no_argument, nullptr, OPT_PRINT_RULES},
+      {"spawn", required_argument, nullptr, OPT_SPAWN},
+      {"exec-here", required_argument, nullptr, OPT_EXEC_HERE},
+      {"exec-there", required_argument, nullptr, OPT_EXEC_THERE},
       {"remote-cwd", required_argument, nullptr, OPT_REMOTE_CWD},
       {"trace", optional_argument, nullptr, OPT_TRACE},
       {"stats", optional_argument, nullptr, OPT_STATS},
@@ -299,6 +326,21 @@ Options parseOptions(int argc, char** argv) {
       case OPT_LOCAL: parseRule(Placement::LOCAL); break;
       case OPT_FALLBACK: parseRule(Placement::FALLBACK); break;
       case OPT_PRINT_RULES: o.printRules = true; break;
+      case OPT_SPAWN:
+        KJ_IF_MAYBE(policy, parseSpawnPolicy(optarg)) {
+          o.spawn = *policy;
+        } else {
+          usageError(kj::str("--spawn takes 'chain', 'here' or 'there', not '", optarg, "'"));
+        }
+        break;
+      case OPT_EXEC_HERE:
+      case OPT_EXEC_THERE:
+        if (optarg[0] == 0) {
+          usageError(kj::str(c == OPT_EXEC_HERE ? "--exec-here" : "--exec-there",
+                             " needs a program name or path glob, e.g. python3 or /opt/*"));
+        }
+        o.execRules.add(c == OPT_EXEC_HERE ? ExecSide::HERE : ExecSide::THERE, kj::str(optarg));
+        break;
       case OPT_REMOTE_CWD:
         cfg.given.remoteCwd = true;
         if (optarg[0] != '/') {

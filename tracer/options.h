@@ -11,6 +11,7 @@
 #include <kj/time.h>
 
 #include "deploy.h"
+#include "exec_rules.h"
 #include "path_rules.h"
 #include "target_url.h"
 #include "tls_setup.h"
@@ -48,6 +49,8 @@ struct Options {
   bool startRemote = true;        // --mode remote|local
   kj::Vector<std::pair<Placement, kj::String>> userRules;
   bool printRules = false;
+  SpawnPolicy spawn = SpawnPolicy::CHAIN;  // --spawn: where execs into remote paths run
+  kj::Vector<std::pair<ExecSide, kj::String>> execRules;  // --exec-here/--exec-there, in order
   kj::String remoteCwd;           // "" = same as local cwd when it exists there, else root
   int verbose = 0;
   kj::Maybe<kj::String> traceFile;  // --trace[=FILE]: "" is stderr

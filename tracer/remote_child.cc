@@ -49,6 +49,11 @@ bool Tracer::forwardToRemote(Task& task, int sig) {
   if (!sent && !terminal) {
     return false;
   }
+  // A program with a pseudo-terminal there gets its window size from that terminal: the stub
+  // sets it (TIOCSWINSZ on the master), and B's kernel sends the SIGWINCH.
+  if (sig == SIGWINCH && child->terminal) {
+    return false;
+  }
   auto req = child->process.killRequest();
   req.setSignal(sig);
   background.add(req.send().ignoreResult());

@@ -18,6 +18,11 @@ enum {
   /* sb_stub(SB_STUB_WAIT): blocks until the remote process ends; returns its status encoded as
    * waitpid(2) does (exit code << 8, or the signal number). Interrupted by a signal: EINTR. */
   SB_STUB_WAIT = 2,
+  /* sb_stub(SB_STUB_TERMINAL): an fd for the master of the remote process's pseudo-terminal,
+   * when sbrun gave it one (its stdin is a terminal here): write its input to it, read its
+   * output (EOF once it has exited and all is read), TIOCSWINSZ it. Then SB_STUB_FD answers
+   * -ENOENT for fd 0, and for fds 1 and 2 on the terminal. -ENOENT when it has none. */
+  SB_STUB_TERMINAL = 3,
 };
 
 #endif

@@ -81,6 +81,10 @@ struct Task {
   // The thread is between sbrun's exec of the launched program and its first image: that exec
   // is sbrun's own and always local.
   bool launching = false;
+  // The thread belongs to the process sbrun launched or attached to, which keeps running here
+  // through its own exec chain (--spawn=chain, exec_rules.h). Threads share it; a process made
+  // by fork, vfork or clone (posix_spawn, subprocess) never has it, nor do its descendants.
+  bool execChainHead = false;
   // Set after a PTRACE_SYSCALL resume: what to do at the syscall-exit stop.
   kj::Maybe<kj::Function<void(user_regs_struct&)>> atExit;
   // Set while a seccomp(2) call that stacks a guard filter is being injected: the registers to
@@ -114,6 +118,9 @@ struct RemoteChild {
   // stub (SB_STUB_FD) once each.
   kj::Maybe<proto::Node::Client> pipes[3];
   kj::String program;  // As exec named it, for messages.
+  // It has a pseudo-terminal on the target (stdin is a terminal here): pipes[0] is its master,
+  // and the stub resizes it on SIGWINCH itself.
+  bool terminal = false;
   bool execDone = false;  // The local exec of the stub succeeded.
   bool ended = false;     // Its status has reached the stub: signals are the stub's own again.
 };

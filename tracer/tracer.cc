@@ -78,6 +78,9 @@ Tracer::Tracer(kj::AsyncIoContext& io, Options& options)
   for (auto& rule : options.userRules) {
     rules_.addUser(rule.first, rule.second);
   }
+  for (auto& rule : options.execRules) {
+    execRules_.addUser(rule.first, rule.second);
+  }
   if (options.command.empty()) {
     rules_.addDefaults("");
   } else {
@@ -119,6 +122,7 @@ void Tracer::setupInitialTask(Task& task) {
   task.fs->side = task.scope;
   task.attached = true;
   task.launching = true;
+  task.execChainHead = true;
   if (controlFd_ >= 0) {
     task.fds->bind(controlFd_, kj::addRef(*controlFile));
   }
@@ -401,6 +405,9 @@ void Tracer::onNewChild(Task& parent, bool vfork) {
   task.scope = parent.scope;
   task.outer = parent.outer;
   task.attached = true;
+  // A thread shares its process's place in the exec chain; a new process (fork, vfork, clone
+  // without CLONE_THREAD) is a child, whatever memory or files it shares.
+  task.execChainHead = (flags & CLONE_THREAD) && parent.execChainHead;
   if (task.tgid != parent.tgid) {
     // Seccomp filters are inherited.
     guards.inherit(parent.tgid, task.tgid, flags & CLONE_FILES);
@@ -428,6 +435,7 @@ void Tracer::onExec(Task& task) {
       task.fs = kj::mv(it->second->fs);
       task.scope = it->second->scope;
       task.outer = it->second->outer;
+      task.execChainHead = it->second->execChainHead;
       tasks.erase(it);
     }
   }

@@ -26,6 +26,7 @@
 #include "call.h"
 #include "control.h"
 #include "epoll_set.h"
+#include "exec_rules.h"
 #include "fd_guard.h"
 #include "fd_table.h"
 #include "map_cache.h"
@@ -59,6 +60,8 @@ class Tracer final : public ScopeHost {
   int run(kj::WaitScope& ws);
 
   PathRules& rules() { return rules_; }
+  // Where exec'd programs run (--exec-here/--exec-there, --spawn).
+  const ExecRules& execRules() const { return execRules_; }
   // Parks the thread's trapped call now (see park): for a call that must wait for a signal
   // already pending (ppoll's temporary mask unblocked it), so that the signal ends it.
   void parkCall(Task& task) { park(task); }
@@ -84,6 +87,12 @@ class Tracer final : public ScopeHost {
   void report(pid_t tid, int nr, AgentLink* target, bool known, int64_t result,
               std::chrono::steady_clock::time_point start, kj::StringPtr args,
               bool cached = false, kj::StringPtr why = "");
+  // A program started on a target (handlers_exec.cc), for --trace.
+  void reportRemoteStart(const RemoteStart& start) {
+    for (auto& o : observers) {
+      o->onRemoteStart(start);
+    }
+  }
   // -v with --trace: handlers say in Call::why where a call went and which rule sent it there.
   bool explains() const { return explain_; }
 
@@ -120,6 +129,7 @@ class Tracer final : public ScopeHost {
   kj::AsyncIoContext& io;
   Options& options_;
   PathRules rules_;
+  ExecRules execRules_;
   // TLS for tcp:// targets (--tls-*); declared before the links, which use it.
   kj::Own<kj::TlsContext> tls_;
   kj::Vector<kj::Own<AgentLink>> targets_;

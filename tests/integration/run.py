@@ -4020,6 +4020,9 @@ def build_cases():
     # session's programs may do on B.
     import isolation_cases
     isolation_cases.register(cases, sys.modules[__name__])
+    # Where a program runs (issue 15): the exec chain stays here, --spawn, exec rules.
+    import exec_place_cases
+    exec_place_cases.register(cases, sys.modules[__name__])
 
     # Installing (issue 20): meson install, socket activation.
     import install_cases
