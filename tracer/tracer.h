@@ -28,6 +28,7 @@
 #include "epoll_set.h"
 #include "fd_guard.h"
 #include "fd_table.h"
+#include "gdb_server.h"
 #include "map_cache.h"
 #include "observer.h"
 #include "options.h"
@@ -40,7 +41,7 @@
 
 namespace sb {
 
-class Tracer final : public ScopeHost {
+class Tracer final : public ScopeHost, public GdbHost {
  public:
   Tracer(kj::AsyncIoContext& io, Options& options);
   ~Tracer() noexcept(false);
@@ -109,6 +110,11 @@ class Tracer final : public ScopeHost {
   int64_t applyToThread(pid_t tid, kj::StringPtr command) override;
   int64_t detachAll() override;
 
+  // --gdb (gdb_server.h): the debugged process's threads, and resuming them as usual.
+  kj::Vector<pid_t> gdbThreads() override;
+  void gdbRelease(pid_t tid, int sig) override;
+  void gdbContinueAfterSignal(pid_t tid, int sig) override;
+
  private:
   kj::AsyncIoContext& io;
   Options& options_;
@@ -150,6 +156,8 @@ class Tracer final : public ScopeHost {
   kj::Maybe<kj::Own<ControlChannel>> controlChannel;
   kj::Maybe<kj::Promise<void>> controlRunning;
   std::unordered_map<pid_t, kj::Own<RemoteChild>> remoteChildren;
+  // --gdb: null without it, and then each of its hooks is one null check.
+  kj::Own<GdbServer> gdb_;
 
   struct ErrorHandler : public kj::TaskSet::ErrorHandler {
     void taskFailed(kj::Exception&& e) override;

@@ -3526,6 +3526,9 @@ def build_cases():
     # session's programs may do on B.
     import isolation_cases
     isolation_cases.register(cases, sys.modules[__name__])
+    # A debugger on the program (issue 15): gdb through sbrun --gdb.
+    import gdb_cases
+    gdb_cases.register(cases, sys.modules[__name__])
     return cases
 
 

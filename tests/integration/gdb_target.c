@@ -1,0 +1,76 @@
+// The program the gdb-* cases debug through `sbrun --gdb` (gdb_cases.py). It reads two files
+// that exist only on B, in the main thread or in a second one, and exits 7. Lines marked
+// "GDB-LINE name" are where the cases put breakpoints (they find the numbers in this file).
+//
+//   gdb_target plain FIRST SECOND     main reads FIRST, then SECOND
+//   gdb_target threads FIRST SECOND   a second thread reads FIRST; main reads SECOND meanwhile
+//   gdb_target attach FIRST SECOND    waits (locally) until gdb sets `go`, then as plain
+
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+char first[64];
+char second[64];
+char from_thread[64];
+volatile int watched;
+volatile int go;
+
+static void read_file(const char* path, char* buf, size_t size) {
+  int fd = open(path, O_RDONLY);
+  if (fd < 0) {
+    perror(path);
+    exit(2);
+  }
+  ssize_t n = read(fd, buf, size - 1);
+  if (n < 0) {
+    perror("read");
+    exit(3);
+  }
+  buf[n] = 0;
+  close(fd);
+}
+
+// Not inlined, so that gdb can break on it by name.
+__attribute__((noinline)) void thread_mark(const char* buf) {
+  __asm__ volatile("" : : "r"(buf) : "memory");
+}
+
+static void* worker(void* path) {
+  read_file(path, from_thread, sizeof(from_thread));
+  thread_mark(from_thread);  // GDB-LINE thread
+  return NULL;
+}
+
+int main(int argc, char** argv) {
+  if (argc != 4) {
+    fprintf(stderr, "usage: gdb_target plain|threads|attach FIRST SECOND\n");
+    return 1;
+  }
+  setvbuf(stdout, NULL, _IONBF, 0);
+  if (strcmp(argv[1], "attach") == 0) {
+    printf("waiting %d\n", (int)getpid());
+    while (!go) {
+      usleep(10000);
+    }
+  }
+  if (strcmp(argv[1], "threads") == 0) {
+    pthread_t t;
+    pthread_create(&t, NULL, worker, argv[2]);
+    read_file(argv[3], second, sizeof(second));
+    pthread_join(t, NULL);
+    printf("thread: %s", from_thread);
+    printf("second: %s", second);
+    return 7;
+  }
+  read_file(argv[2], first, sizeof(first));
+  watched = 1;  // GDB-LINE first
+  read_file(argv[3], second, sizeof(second));
+  printf("second: %s", second);  // GDB-LINE second
+  watched = 42;
+  printf("watched: %d\n", watched);
+  return 7;
+}
