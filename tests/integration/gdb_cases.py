@@ -170,7 +170,7 @@ def case_gdb_attach(ctx):
     r = gdb_batch(gdb, target, sb.address(), [
         "info threads", "set var go = 1", f"break gdb_target.c:{line_of('first')}", "continue",
         "print first", "delete", "detach"])
-    expect(r, r"Breakpoint 1, main", rf'\$1 = "{FIRST_TEXT}\\n', r"Detaching from program")
+    expect(r, r"Breakpoint 1, main", rf'\$1 = "{FIRST_TEXT}\\n', r"\(Remote target\) detached\]")
     try:
         out, err = prog.communicate(timeout=GDB_TIMEOUT)
     except subprocess.TimeoutExpired:
@@ -215,7 +215,7 @@ def case_gdb_detach(ctx):
     r = gdb_batch(gdb, target, sb.address(), [
         f"break gdb_target.c:{line_of('first')}", "continue", "print first", "delete",
         "detach"])
-    expect(r, rf'\$1 = "{FIRST_TEXT}\\n', r"Detaching from program")
+    expect(r, rf'\$1 = "{FIRST_TEXT}\\n', r"\(Remote target\) detached\]")
     h.check(sb.finish() == 7, f"sbrun must exit 7\n{sb.describe()}")
     h.check(f"second: {SECOND_TEXT}" in sb.out, f"the program's output is wrong: {sb.out!r}")
     h.check("gdb detached; the program runs on" in sb.err(), "sbrun must say gdb detached")
