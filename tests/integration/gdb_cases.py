@@ -221,6 +221,40 @@ def case_gdb_detach(ctx):
     h.check("gdb detached; the program runs on" in sb.err(), "sbrun must say gdb detached")
 
 
+def case_gdb_in_flight(ctx):
+    """A breakpoint hits in one thread while the main thread waits in a remote read (a FIFO on
+    B: its call is in flight on the agent). gdb stops the program; while it is stopped, a
+    writer on B answers that read; after `continue` the main thread's read returns exactly what
+    was written, and the program exits 7."""
+    gdb, target, agent = setup(ctx)
+    r = agent.sh(f"mkfifo {h.WORK}/fifo")
+    h.check(r.rc == 0, f"mkfifo on B failed\n{r.describe()}")
+    argv = [ctx.sbrun, "--target", f"b={agent.url}", "--remote-cwd", h.WORK,
+            "--gdb=127.0.0.1:0", "--", target, "fifo", f"{h.WORK}/{FIRST}", f"{h.WORK}/fifo"]
+    sb = Sbrun(ctx, argv)
+    write = shlex.join(["nsenter", "-t", str(agent.proc.pid), "-m", "-u", "--", "sh", "-c",
+                        f"echo written while gdb had it stopped > {h.WORK}/fifo"])
+    r = gdb_batch(gdb, target, sb.address(), [
+        "break thread_mark", "continue", "print from_thread", "info threads",
+        f"shell {write}", "continue"])
+    expect(r, r"hit Breakpoint 1, thread_mark", rf'\$1 = "{FIRST_TEXT}\\n',
+           r"exited with code 07")
+    h.check(sb.finish() == 7, f"sbrun must exit 7\n{sb.describe()}")
+    h.check("fifo: written while gdb had it stopped" in sb.out,
+            f"the read in flight must complete with B's bytes: {sb.out!r}")
+
+
+def case_gdb_signal(ctx):
+    """A signal stops the program for gdb ("received signal SIGUSR1"); `continue` delivers it to
+    the program's handler, as under gdbserver; the program then runs on, redirected."""
+    gdb, target, agent = setup(ctx)
+    sb = launched(ctx, agent, target, "signal")
+    r = gdb_batch(gdb, target, sb.address(), ["continue", "bt 1", "continue"])
+    expect(r, r"received signal SIGUSR1", r"exited with code 07")
+    h.check(sb.finish() == 7, f"sbrun must exit 7 (4: the handler did not run)\n{sb.describe()}")
+    h.check(f"second: {SECOND_TEXT}" in sb.out, f"the program's output is wrong: {sb.out!r}")
+
+
 def case_gdb_flag(ctx):
     """--gdb's address is checked before anything starts: bad ones fail with 125 and a reason;
     a port in use says so."""
@@ -239,4 +273,6 @@ def register(cases, harness):
     cases["gdb-watch"] = (case_gdb_watch, True)
     cases["gdb-kill"] = (case_gdb_kill, True)
     cases["gdb-detach"] = (case_gdb_detach, True)
+    cases["gdb-in-flight"] = (case_gdb_in_flight, True)
+    cases["gdb-signal"] = (case_gdb_signal, True)
     cases["gdb-flag"] = (case_gdb_flag, False)

@@ -5,9 +5,13 @@
 //   gdb_target plain FIRST SECOND     main reads FIRST, then SECOND
 //   gdb_target threads FIRST SECOND   a second thread reads FIRST; main reads SECOND meanwhile
 //   gdb_target attach FIRST SECOND    waits (locally) until gdb sets `go`, then as plain
+//   gdb_target fifo FIRST FIFO        a second thread reads FIRST while main waits in a read of
+//                                     FIFO on B (a remote call in flight at the breakpoint)
+//   gdb_target signal FIRST SECOND    raises SIGUSR1, whose handler must run; then as plain
 
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +22,12 @@ char second[64];
 char from_thread[64];
 volatile int watched;
 volatile int go;
+volatile sig_atomic_t got_usr1;
+
+static void on_usr1(int sig) {
+  (void)sig;
+  got_usr1 = 1;
+}
 
 static void read_file(const char* path, char* buf, size_t size) {
   int fd = open(path, O_RDONLY);
@@ -40,6 +50,9 @@ __attribute__((noinline)) void thread_mark(const char* buf) {
 }
 
 static void* worker(void* path) {
+  if (go == 2) {
+    usleep(300000);  // Main is in its FIFO read by now (if not, the case still holds).
+  }
   read_file(path, from_thread, sizeof(from_thread));
   thread_mark(from_thread);  // GDB-LINE thread
   return NULL;
@@ -47,7 +60,7 @@ static void* worker(void* path) {
 
 int main(int argc, char** argv) {
   if (argc != 4) {
-    fprintf(stderr, "usage: gdb_target plain|threads|attach FIRST SECOND\n");
+    fprintf(stderr, "usage: gdb_target plain|threads|attach|fifo|signal FIRST SECOND\n");
     return 1;
   }
   setvbuf(stdout, NULL, _IONBF, 0);
@@ -65,6 +78,34 @@ int main(int argc, char** argv) {
     printf("thread: %s", from_thread);
     printf("second: %s", second);
     return 7;
+  }
+  if (strcmp(argv[1], "fifo") == 0) {
+    // O_RDWR: the open never waits for a writer; the read waits on B until one writes.
+    int fd = open(argv[3], O_RDWR);
+    if (fd < 0) {
+      perror(argv[3]);
+      return 2;
+    }
+    go = 2;
+    pthread_t t;
+    pthread_create(&t, NULL, worker, argv[2]);
+    ssize_t n = read(fd, second, sizeof(second) - 1);
+    if (n < 0) {
+      perror("read fifo");
+      return 3;
+    }
+    second[n] = 0;
+    pthread_join(t, NULL);
+    printf("thread: %s", from_thread);
+    printf("fifo: %s", second);
+    return 7;
+  }
+  if (strcmp(argv[1], "signal") == 0) {
+    signal(SIGUSR1, on_usr1);
+    raise(SIGUSR1);
+    if (!got_usr1) {
+      return 4;
+    }
   }
   read_file(argv[2], first, sizeof(first));
   watched = 1;  // GDB-LINE first
