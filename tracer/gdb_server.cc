@@ -565,12 +565,12 @@ bool GdbServer::staleBreakpoint(pid_t tid) {
   if (!ptrace::getRegs(tid, regs)) {
     return false;
   }
-  uint64_t at = regs.rip - x86_64::INT3_SIZE;
+  uint64_t at = abi::pc(regs) - x86_64::INT3_SIZE;
   kj::byte b = 0;
   if (ptrace::readMemory(tid, at, kj::arrayPtr(&b, 1)) != 1 || b == x86_64::INT3) {
     return false;
   }
-  regs.rip = at;
+  abi::setPc(regs, at);
   ptrace::setRegs(tid, regs);
   return true;
 }
@@ -598,9 +598,11 @@ bool GdbServer::onResume(pid_t tid, pid_t tgid, bool launching, bool needExitSto
     // --pid: no filter traps the syscalls; a single-stepped `syscall` instruction would run
     // locally unseen. Let the tracer see its entry; the step goes on after it.
     ptrace::Regs regs;
-    kj::byte insn[2] = {0, 0};
-    if (ptrace::getRegs(tid, regs) && ptrace::readMemory(tid, regs.rip, insn) == 2 &&
-        insn[0] == 0x0f && insn[1] == 0x05) {
+    unsigned char insn[abi::SYSCALL_INSN_SIZE] = {};
+    if (ptrace::getRegs(tid, regs) &&
+        ptrace::readMemory(tid, abi::pc(regs), kj::arrayPtr(insn, sizeof(insn))) ==
+            int64_t(sizeof(insn)) &&
+        abi::isSyscallInsn(insn)) {
       return false;
     }
   }
@@ -1067,8 +1069,7 @@ void GdbServer::writeMemoryHex(kj::StringPtr p) {
     return;
   }
   KJ_IF_MAYBE(data, gdb::fromHex(packetChars(p).slice(KJ_ASSERT_NONNULL(colon) + 1, p.size()))) {
-    if (data->size() == len &&
-        (len == 0 || ptrace::writeMemory(focus(generalThread), addr, *data) == int64_t(len))) {
+    if (data->size() == len && writeMemory(addr, *data)) {
       send("OK");
       return;
     }
@@ -1085,13 +1086,44 @@ void GdbServer::writeMemoryBinary(kj::StringPtr p) {
     return;
   }
   KJ_IF_MAYBE(data, gdb::unescapeBinary(packetChars(p).slice(KJ_ASSERT_NONNULL(colon) + 1, p.size()))) {
-    if (data->size() == len &&
-        (len == 0 || ptrace::writeMemory(focus(generalThread), addr, *data) == int64_t(len))) {
+    if (data->size() == len && writeMemory(addr, *data)) {
       send("OK");
       return;
     }
   }
   send("E14");
+}
+
+// Writes the program's memory for gdb, noting its int3s (a one-byte 0xcc write) and their
+// removal, so that a forked child can be given back the original bytes (onFork).
+bool GdbServer::writeMemory(uint64_t addr, kj::ArrayPtr<const kj::byte> data) {
+  if (data.size() == 0) {
+    return true;
+  }
+  pid_t tid = focus(generalThread);
+  if (data.size() == 1 && data[0] == x86_64::INT3 && breakpoints.count(addr) == 0) {
+    kj::byte original = 0;
+    if (ptrace::readMemory(tid, addr, kj::arrayPtr(&original, 1)) == 1) {
+      breakpoints[addr] = original;
+    }
+  } else {
+    for (size_t i = 0; i < data.size(); ++i) {
+      auto it = breakpoints.find(addr + i);
+      if (it != breakpoints.end() && data[i] != x86_64::INT3) {
+        breakpoints.erase(it);
+      }
+    }
+  }
+  return ptrace::writeMemory(tid, addr, data) == int64_t(data.size());
+}
+
+void GdbServer::onFork(pid_t parentTgid, pid_t child) {
+  if (parentTgid != pid) {
+    return;
+  }
+  for (auto& [addr, original] : breakpoints) {
+    ptrace::writeMemory(child, addr, kj::arrayPtr(&original, 1));
+  }
 }
 
 void GdbServer::vContQuery(kj::StringPtr) { send("vCont;c;C;s;S"); }

@@ -84,6 +84,9 @@ class GdbServer {
   bool onSignal(pid_t tid, pid_t tgid, int sig);
   // A thread of any process was reaped.
   void onExit(pid_t tid, ptrace::WaitStatus status);
+  // `parentTgid` made a new process `child` (fork; not a thread, not a vfork sharing its
+  // memory): gdb does not debug it, so gdb's int3s are taken out of its copy of the memory.
+  void onFork(pid_t parentTgid, pid_t child);
 
  private:
   // One thread of the debugged process as gdb sees it.
@@ -144,6 +147,8 @@ class GdbServer {
   pid_t continueThread = -1; // Hc
   bool passSignal[65] = {};  // QPassSignals (Linux numbers)
   Watch watches[4];
+  // gdb's software breakpoints: where it wrote an int3, and the byte it replaced.
+  std::map<uint64_t, kj::byte> breakpoints;
   uint64_t drGeneration = 0;
 
   kj::AutoCloseFd listener;
@@ -196,6 +201,7 @@ class GdbServer {
   void readMemory(kj::StringPtr p);
   void writeMemoryHex(kj::StringPtr p);
   void writeMemoryBinary(kj::StringPtr p);
+  bool writeMemory(uint64_t addr, kj::ArrayPtr<const kj::byte> data);
   void vContQuery(kj::StringPtr p);
   void vCont(kj::StringPtr p);
   void legacyResume(kj::StringPtr p);

@@ -447,6 +447,9 @@ void Tracer::onNewChild(Task& parent, bool vfork) {
   if (task.tgid != parent.tgid) {
     // Seccomp filters are inherited.
     guards.inherit(parent.tgid, task.tgid, flags & CLONE_FILES);
+    if (gdb_.get() != nullptr && (flags & CLONE_VM) == 0) {
+      gdb_->onFork(parent.tgid, child);
+    }
   }
   if (task.seenFirstStop) {
     resume(task);

@@ -255,6 +255,19 @@ def case_gdb_signal(ctx):
     h.check(f"second: {SECOND_TEXT}" in sb.out, f"the program's output is wrong: {sb.out!r}")
 
 
+def case_gdb_fork(ctx):
+    """gdb debugs one process: a child the program forks while a breakpoint is inserted gets
+    the original bytes back (no int3 to die of), runs its remote read and exits 0."""
+    gdb, target, agent = setup(ctx)
+    sb = launched(ctx, agent, target, "fork")
+    r = gdb_batch(gdb, target, sb.address(), ["break child_work", "continue"])
+    expect(r, r"exited with code 07")
+    h.check("Breakpoint 1, child_work" not in r.out, "gdb must not stop in the child")
+    h.check(sb.finish() == 7, f"sbrun must exit 7\n{sb.describe()}")
+    h.check(f"child: {FIRST_TEXT}" in sb.out and "child status: 1 0" in sb.out,
+            f"the child must run its read and exit 0: {sb.out!r}")
+
+
 def case_gdb_flag(ctx):
     """--gdb's address is checked before anything starts: bad ones fail with 125 and a reason;
     a port in use says so."""
@@ -275,4 +288,5 @@ def register(cases, harness):
     cases["gdb-detach"] = (case_gdb_detach, True)
     cases["gdb-in-flight"] = (case_gdb_in_flight, True)
     cases["gdb-signal"] = (case_gdb_signal, True)
+    cases["gdb-fork"] = (case_gdb_fork, True)
     cases["gdb-flag"] = (case_gdb_flag, False)

@@ -8,6 +8,8 @@
 //   gdb_target fifo FIRST FIFO        a second thread reads FIRST while main waits in a read of
 //                                     FIFO on B (a remote call in flight at the breakpoint)
 //   gdb_target signal FIRST SECOND    raises SIGUSR1, whose handler must run; then as plain
+//   gdb_target fork FIRST SECOND      a forked child runs child_work (where gdb has a breakpoint
+//                                     in the parent) and reads FIRST; then as plain
 
 #include <fcntl.h>
 #include <pthread.h>
@@ -15,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 char first[64];
@@ -49,6 +52,14 @@ __attribute__((noinline)) void thread_mark(const char* buf) {
   __asm__ volatile("" : : "r"(buf) : "memory");
 }
 
+// Runs in a forked child only: a breakpoint gdb put here in the parent must not kill it.
+__attribute__((noinline)) int child_work(const char* path) {
+  char buf[64];
+  read_file(path, buf, sizeof(buf));
+  printf("child: %s", buf);
+  return 0;
+}
+
 static void* worker(void* path) {
   if (go == 2) {
     usleep(300000);  // Main is in its FIFO read by now (if not, the case still holds).
@@ -60,7 +71,7 @@ static void* worker(void* path) {
 
 int main(int argc, char** argv) {
   if (argc != 4) {
-    fprintf(stderr, "usage: gdb_target plain|threads|attach|fifo|signal FIRST SECOND\n");
+    fprintf(stderr, "usage: gdb_target plain|threads|attach|fifo|signal|fork FIRST SECOND\n");
     return 1;
   }
   setvbuf(stdout, NULL, _IONBF, 0);
@@ -99,6 +110,16 @@ int main(int argc, char** argv) {
     printf("thread: %s", from_thread);
     printf("fifo: %s", second);
     return 7;
+  }
+  if (strcmp(argv[1], "fork") == 0) {
+    pid_t child = fork();
+    if (child == 0) {
+      _exit(child_work(argv[2]));
+    }
+    int status = 0;
+    waitpid(child, &status, 0);
+    printf("child status: %d %d\n", WIFEXITED(status), WIFEXITED(status) ? WEXITSTATUS(status)
+                                                                      : WTERMSIG(status));
   }
   if (strcmp(argv[1], "signal") == 0) {
     signal(SIGUSR1, on_usr1);
