@@ -11,6 +11,7 @@ import select
 import shlex
 import shutil
 import signal
+import socket
 import subprocess
 import time
 
@@ -268,6 +269,96 @@ def case_gdb_fork(ctx):
             f"the child must run its read and exit 0: {sb.out!r}")
 
 
+class Raw:
+    """A hand-made gdb: packets in ack mode, replies read whole and run-length expanded."""
+
+    def __init__(self, address):
+        host, _, port = address.rpartition(":")
+        self.sock = socket.create_connection((host, int(port)), timeout=15)
+        self.buf = b""
+
+    def send(self, payload):
+        self.sock.sendall(b"$" + payload + b"#" + b"%02x" % (sum(payload) & 0xff))
+
+    def _more(self):
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise h.Failure("sbrun closed the gdb connection")
+        self.buf += chunk
+
+    def ack(self):
+        while not self.buf:
+            self._more()
+        c, self.buf = self.buf[:1], self.buf[1:]
+        return c
+
+    def reply(self):
+        """The next packet's payload (acks before it skipped), checksum checked."""
+        while True:
+            while b"$" not in self.buf:
+                self._more()
+            start = self.buf.index(b"$")
+            end = self.buf.find(b"#", start)
+            if end >= 0 and len(self.buf) >= end + 3:
+                break
+            self._more()
+        body = self.buf[start + 1:end]
+        h.check(int(self.buf[end + 1:end + 3], 16) == sum(body) & 0xff, f"bad checksum: {self.buf!r}")
+        self.buf = self.buf[end + 3:]
+        out = bytearray()
+        i = 0
+        while i < len(body):
+            if body[i:i + 1] == b"*":
+                out += out[-1:] * (body[i + 1] - 29)
+                i += 2
+            else:
+                out.append(body[i])
+                i += 1
+        return bytes(out)
+
+    def ask(self, payload):
+        self.send(payload)
+        return self.reply()
+
+
+def case_gdb_protocol(ctx):
+    """The protocol by hand, with what gdb itself never sends: every malformed packet gets an
+    error or the empty reply and sbrun serves on; a bad checksum gets '-'; `g` has the size
+    target.xml promises; Ctrl-C (0x03) stops a running program with SIGINT; `k` kills it."""
+    gdb, target, agent = setup(ctx)
+    sb = launched(ctx, agent, target, "attach")   # loops until `go` is set: never, here
+    raw = Raw(sb.address())
+    h.check(raw.ask(b"?").startswith(b"T05thread:"), "the first stop must be reported")
+    h.check(b"qXfer:features:read+" in raw.ask(b"qSupported:multiprocess+;swbreak+"),
+            "qSupported must offer target.xml")
+    xml = raw.ask(b"qXfer:features:read:target.xml:0,3fff")
+    h.check(xml[:1] in (b"l", b"m") and b"i386:x86-64" in xml, f"target.xml: {xml[:80]!r}")
+    regs = raw.ask(b"g")
+    h.check(len(regs) == 2 * 560 and all(c in b"0123456789abcdef" for c in regs),
+            f"g must hold 560 bytes of registers in hex, not {len(regs)} characters")
+    bad = {b"m": b"E01", b"mzz,4": b"E01", b"M10,2:zz": b"E14", b"X10,5:ab": b"E14",
+           b"Hgqq": b"E01", b"Hx1": b"E01", b"P999=00": b"E01", b"pzz": b"E01",
+           b"p12345678901234567": b"E01", b"vCont;x": b"E01", b"vCont;": b"E01",
+           b"vCont;c:zz": b"E01", b"qXfer:features:read:target.xml:zz": b"E01",
+           b"qXfer:features:read:other.xml:0,10": b"E00", b"Z2,1000,3": b"E01",
+           b"Zq": b"E01", b"z2,zz,4": b"E01", b"Tzz": b"E01", b"QPassSignals:zz": b"E01",
+           b"uNKNOWN": b"", b"vUnknown;1": b"", b"Z0,1000,1": b"", b"": b""}
+    for packet, want in bad.items():
+        got = raw.ask(packet)
+        h.check(got == want, f"{packet!r}: expected {want!r}, got {got!r}")
+    raw.sock.sendall(b"$g#00")   # the acks of the packets above were consumed with them
+    h.check(raw.ack() == b"-", f"a bad checksum must get '-': {raw.buf!r}")
+    h.check(raw.ask(b"QPassSignals:e;14") == b"OK", "QPassSignals")
+    raw.send(b"vCont;c")
+    time.sleep(0.5)
+    raw.sock.sendall(b"\x03")
+    stop = raw.reply()
+    h.check(stop.startswith(b"T02thread:"), f"Ctrl-C must stop the program with SIGINT: {stop!r}")
+    h.check(sb.p.poll() is None, "sbrun must still run")
+    raw.send(b"k")
+    h.check(sb.finish() == 128 + signal.SIGKILL, f"k must kill the program\n{sb.describe()}")
+
+
 def case_gdb_flag(ctx):
     """--gdb's address is checked before anything starts: bad ones fail with 125 and a reason;
     a port in use says so."""
@@ -289,4 +380,5 @@ def register(cases, harness):
     cases["gdb-in-flight"] = (case_gdb_in_flight, True)
     cases["gdb-signal"] = (case_gdb_signal, True)
     cases["gdb-fork"] = (case_gdb_fork, True)
+    cases["gdb-protocol"] = (case_gdb_protocol, True)
     cases["gdb-flag"] = (case_gdb_flag, False)
