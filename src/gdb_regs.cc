@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include <kj/debug.h>
+#include <kj/vector.h>
 
 namespace sb::x86_64 {
 
