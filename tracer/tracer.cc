@@ -341,7 +341,8 @@ void Tracer::onStop(Task& task, ptrace::WaitStatus status) {
       resume(task);
       return;
     case Kind::SIGNAL:
-      if (gdb_.get() != nullptr && gdb_->onSignal(task.tid, task.tgid, status.signal())) {
+      if (gdb_.get() != nullptr && !task.launching &&
+          gdb_->onSignal(task.tid, task.tgid, status.signal())) {
         return;  // gdb decides what becomes of it (gdbContinueAfterSignal).
       }
       onSignal(task, status.signal());
