@@ -108,9 +108,9 @@ def gdb_batch(gdb, program, address, commands):
     return r
 
 
-def launched(ctx, agent, target, mode, extra=()):
+def launched(ctx, agent, target, mode, extra=(), listen="127.0.0.1:0"):
     argv = [ctx.sbrun, "--target", f"b={agent.url}", "--remote-cwd", h.WORK,
-            "--gdb=127.0.0.1:0"] + list(extra) + [
+            f"--gdb={listen}"] + list(extra) + [
             "--", target, mode, f"{h.WORK}/{FIRST}", f"{h.WORK}/{SECOND}"]
     return Sbrun(ctx, argv)
 
@@ -198,10 +198,15 @@ def case_gdb_watch(ctx):
 
 
 def case_gdb_kill(ctx):
-    """`kill` at a breakpoint: the program dies (SIGKILL) and sbrun says so in its status."""
+    """`kill` at a breakpoint: the program dies (SIGKILL) and sbrun says so in its status.
+    Over the unix-socket form (--gdb=unix:PATH), whose socket only this user may use (0600)."""
     gdb, target, agent = setup(ctx)
-    sb = launched(ctx, agent, target, "plain")
-    r = gdb_batch(gdb, target, sb.address(), [
+    path = os.path.join(ctx.tmp, "gdb.sock")
+    sb = launched(ctx, agent, target, "plain", listen=f"unix:{path}")
+    h.check(sb.address() == f"unix:{path}", f"sbrun must name the socket\n{sb.describe()}")
+    mode = os.stat(path).st_mode & 0o777
+    h.check(mode == 0o600, f"the gdb socket must be 0600, not {oct(mode)}")
+    r = gdb_batch(gdb, target, path, [
         f"break gdb_target.c:{line_of('first')}", "continue", "kill"])
     expect(r, r"Breakpoint 1, main", r"\[Inferior 1 \(.*\) killed\]")
     h.check(sb.finish() == 128 + signal.SIGKILL, f"sbrun must exit 137\n{sb.describe()}")
