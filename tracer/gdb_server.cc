@@ -268,9 +268,10 @@ void GdbServer::listen() {
                shown.cStr());
   }
   if (!attached) {
+    // What to type in gdb: a unix socket is named by its path alone.
     fmt::print(stderr, "sbrun: gdb: the program waits at its first instruction for gdb "
                        "(target remote {})\n",
-               shown.cStr());
+               address.isUnix ? address.path.cStr() : shown.cStr());
   }
   listenObserver = kj::heap<kj::UnixEventPort::FdObserver>(
       eventPort, fd, kj::UnixEventPort::FdObserver::OBSERVE_READ);
