@@ -185,14 +185,16 @@ def case_gdb_attach(ctx):
 
 
 def case_gdb_watch(ctx):
-    """A hardware watchpoint (debug registers): gdb stops where the program writes 42 into the
-    watched variable and shows old and new values."""
+    """Debug registers: a hardware breakpoint (hbreak) stops after the second remote read; a
+    hardware watchpoint then stops where the program writes 42 into the watched variable and
+    shows old and new values."""
     gdb, target, agent = setup(ctx)
     sb = launched(ctx, agent, target, "plain")
     r = gdb_batch(gdb, target, sb.address(), [
-        f"break gdb_target.c:{line_of('second')}", "continue", "watch watched", "continue",
-        "print second", "delete", "continue"])
-    expect(r, r"Hardware watchpoint 2: watched", r"Old value = 1", r"New value = 42",
+        "break main", "continue", f"hbreak gdb_target.c:{line_of('second')}", "continue",
+        "watch watched", "continue", "print second", "delete", "continue"])
+    expect(r, r"Hardware assisted breakpoint 2", r"Breakpoint 2, main",
+           r"Hardware watchpoint 3: watched", r"Old value = 1", r"New value = 42",
            rf'\$1 = "{SECOND_TEXT}\\n', r"exited with code 07")
     h.check(sb.finish() == 7, f"sbrun must exit 7\n{sb.describe()}")
 
