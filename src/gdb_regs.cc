@@ -220,7 +220,7 @@ kj::Array<kj::byte> gdbReadRegister(const GdbRegs& regs, size_t n) {
       return out;
     case GdbSource::FP: {
       // The 16-bit x87 control fields are widened to gdb's 32.
-      size_t have = row.source == GdbSource::FP && row.bits == 32 &&
+      size_t have = row.bits == 32 &&
                             (row.offset == offsetof(user_fpregs_struct, cwd) ||
                              row.offset == offsetof(user_fpregs_struct, swd) ||
                              row.offset == offsetof(user_fpregs_struct, fop))
@@ -266,11 +266,22 @@ bool gdbWriteRegister(GdbRegs& regs, size_t n, kj::ArrayPtr<const kj::byte> valu
       memcpy(fp + row.offset, value.begin(), narrow ? 2 : value.size());
       return true;
     }
-    case GdbSource::FTAG: regs.fp.ftw = x87AbridgedTag(static_cast<uint32_t>(v)); return true;
-    case GdbSource::FIOFF: regs.fp.rip = (regs.fp.rip & ~0xffffffffull) | (v & 0xffffffff); return true;
-    case GdbSource::FISEG: regs.fp.rip = (regs.fp.rip & 0xffffffff) | (v << 32); return true;
-    case GdbSource::FOOFF: regs.fp.rdp = (regs.fp.rdp & ~0xffffffffull) | (v & 0xffffffff); return true;
-    case GdbSource::FOSEG: regs.fp.rdp = (regs.fp.rdp & 0xffffffff) | (v << 32); return true;
+    case GdbSource::FTAG:
+      regs.fp.ftw = x87AbridgedTag(static_cast<uint32_t>(v));
+      return true;
+    // The 64-bit FPU instruction and operand pointers, as gdb's two 32-bit halves each.
+    case GdbSource::FIOFF:
+      regs.fp.rip = (regs.fp.rip & ~0xffffffffull) | (v & 0xffffffff);
+      return true;
+    case GdbSource::FISEG:
+      regs.fp.rip = (regs.fp.rip & 0xffffffff) | (v << 32);
+      return true;
+    case GdbSource::FOOFF:
+      regs.fp.rdp = (regs.fp.rdp & ~0xffffffffull) | (v & 0xffffffff);
+      return true;
+    case GdbSource::FOSEG:
+      regs.fp.rdp = (regs.fp.rdp & 0xffffffff) | (v << 32);
+      return true;
   }
   return false;
 }

@@ -1086,7 +1086,8 @@ void GdbServer::writeMemoryBinary(kj::StringPtr p) {
     send("E01");
     return;
   }
-  KJ_IF_MAYBE(data, gdb::unescapeBinary(packetChars(p).slice(KJ_ASSERT_NONNULL(colon) + 1, p.size()))) {
+  auto field = packetChars(p).slice(KJ_ASSERT_NONNULL(colon) + 1, p.size());
+  KJ_IF_MAYBE(data, gdb::unescapeBinary(field)) {
     if (data->size() == len && writeMemory(addr, *data)) {
       send("OK");
       return;

@@ -279,7 +279,8 @@ void Tracer::resume(Task& task, int sig) {
   bool needExit = task.atExit != nullptr || task.sequence != nullptr || task.parked;
   auto how = attachMode_ || needExit ? ptrace::Resume::SYSCALL : ptrace::Resume::CONT;
   // While gdb has the program stopped, the thread stays in this stop (gdb_server.h).
-  if (gdb_.get() != nullptr && gdb_->onResume(task.tid, task.tgid, task.launching, needExit, how, sig)) {
+  if (gdb_.get() != nullptr &&
+      gdb_->onResume(task.tid, task.tgid, task.launching, needExit, how, sig)) {
     return;
   }
   ptrace::resume(task.tid, how, sig);
@@ -292,8 +293,9 @@ kj::Vector<pid_t> Tracer::gdbThreads() {
       out.add(tid);
     }
   }
+  // The leader first (gdb's thread 1), then by tid.
   std::sort(out.begin(), out.end(), [this](pid_t a, pid_t b) {
-    return a == leader || (b != leader && a < b);
+    return a != b && (a == leader || (b != leader && a < b));
   });
   return out;
 }

@@ -310,7 +310,8 @@ class Raw:
                 break
             self._more()
         body = self.buf[start + 1:end]
-        h.check(int(self.buf[end + 1:end + 3], 16) == sum(body) & 0xff, f"bad checksum: {self.buf!r}")
+        h.check(int(self.buf[end + 1:end + 3], 16) == sum(body) & 0xff,
+                f"bad checksum: {self.buf!r}")
         self.buf = self.buf[end + 3:]
         out = bytearray()
         i = 0
