@@ -307,7 +307,7 @@ kj::Promise<void> GdbServer::acceptLoop() {
       }
       clientObserver = kj::heap<kj::UnixEventPort::FdObserver>(
           eventPort, fd, kj::UnixEventPort::FdObserver::OBSERVE_READ);
-      reading = readLoop().eagerlyEvaluate([this](kj::Exception&& e) {
+      reading = readLoop().eagerlyEvaluate([](kj::Exception&& e) {
         fmt::print(stderr, "sbrun: gdb: {}\n", e.getDescription().cStr());
       });
       fmt::print(stderr, "sbrun: gdb: connected\n");

@@ -3,6 +3,8 @@
 #include <signal.h>
 #include <string.h>
 
+#include <kj/debug.h>
+
 #include "gdb_packet.h"
 #include "gdb_regs.h"
 
