@@ -78,6 +78,11 @@ inline bool sameSyscall(const Regs& a, const Regs& b) {
 // The length of the `syscall` instruction: a stop's instruction pointer is just past it.
 constexpr uint64_t SYSCALL_INSN_SIZE = 2;
 inline uint64_t pc(const Regs& r) { return r.rip; }
+inline void setPc(Regs& r, uint64_t value) { r.rip = value; }
+// Whether these bytes at the instruction pointer are a `syscall` instruction (0f 05).
+inline bool isSyscallInsn(const unsigned char (&bytes)[SYSCALL_INSN_SIZE]) {
+  return bytes[0] == 0x0f && bytes[1] == 0x05;
+}
 // Makes the thread run its `syscall` instruction again when resumed: restart a call, or inject
 // another one (its number in rax, as the instruction reads it there).
 inline void backOverSyscall(Regs& r) { r.rip -= SYSCALL_INSN_SIZE; }

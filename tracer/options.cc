@@ -175,6 +175,18 @@ Performance:
                         sees the same bytes, counts and offsets. On the 2-vCPU test machine
                         it did not pay (docs/performance.md); it may across real machines.
 
+Debugging (docs/user-guide.md, "Debugging a program under sbrun"):
+  --gdb=[HOST:]PORT     serve the GDB remote protocol on HOST:PORT (HOST defaults to
+                        127.0.0.1, reachable from this machine only; PORT 0 picks a free
+                        port), or --gdb=unix:PATH on a unix socket only this user may use.
+                        sbrun prints "sbrun: gdb: listening on ADDRESS". Then
+                        `gdb PROGRAM -ex 'target remote ADDRESS'`: breakpoints, stepping,
+                        threads, watchpoints, signals, kill, detach. A launched program waits
+                        at its first instruction until gdb connects and continues; with --pid
+                        the program is stopped when gdb connects. Redirected calls keep
+                        working between gdb stops. All-stop only (no non-stop mode, no
+                        reverse execution); 4 hardware watchpoints, no read-only ones.
+
 Other:
   -v, --verbose         explain decisions (connections, cwd, fallbacks) on stderr; with
                         --trace, each path call's line also says why it went where it went
@@ -238,6 +250,7 @@ Options parseOptions(int argc, char** argv) {
     OPT_STATUS_FD, OPT_PID, OPT_ON_DISCONNECT, OPT_RECONNECT_TIMEOUT, OPT_HEARTBEAT,
     OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CA, OPT_NO_READ_AHEAD, OPT_READ_CHUNK, OPT_CONFIG,
     OPT_PRINT_CONFIG, OPT_DEPLOY, OPT_AGENT_DIR, OPT_SPAWN, OPT_EXEC_HERE, OPT_EXEC_THERE,
+    OPT_GDB,
   };
   static const struct option LONG[] = {
       {"target", required_argument, nullptr, OPT_TARGET},
@@ -269,6 +282,7 @@ Options parseOptions(int argc, char** argv) {
       {"on-disconnect", required_argument, nullptr, OPT_ON_DISCONNECT},
       {"reconnect-timeout", required_argument, nullptr, OPT_RECONNECT_TIMEOUT},
       {"heartbeat", required_argument, nullptr, OPT_HEARTBEAT},
+      {"gdb", required_argument, nullptr, OPT_GDB},
       {"verbose", no_argument, nullptr, 'v'},
       {"help", no_argument, nullptr, 'h'},
       {"version", no_argument, nullptr, OPT_VERSION},
@@ -367,6 +381,15 @@ Options parseOptions(int argc, char** argv) {
                              optarg, "'"));
         }
         o.readChunk = uint64_t(kib) << 10;
+        break;
+      }
+      case OPT_GDB: {
+        kj::String error;
+        KJ_IF_MAYBE(a, parseGdbAddress(optarg, error)) {
+          o.gdb = kj::mv(*a);
+        } else {
+          usageError(error);
+        }
         break;
       }
       case 'v': ++o.verbose; break;

@@ -13,6 +13,7 @@
 #include "deploy.h"
 #include "exec_rules.h"
 #include "path_rules.h"
+#include "gdb_server.h"
 #include "target_url.h"
 #include "tls_setup.h"
 
@@ -62,6 +63,7 @@ struct Options {
   int controlFd = -1;               // --control-fd N: scope commands from a harness
   int statusFd = -1;                // --status-fd M: where their answers go
   ReconnectOptions reconnect;
+  kj::Maybe<GdbAddress> gdb;        // --gdb=[HOST:]PORT or unix:PATH: serve gdb's protocol
   kj::Vector<kj::String> command;
 };
 

@@ -4,6 +4,10 @@
 #include <string.h>
 #include <sys/ptrace.h>
 #include <sys/wait.h>
+#include <sys/user.h>
+#include <fcntl.h>
+#include <stddef.h>
+#include <unistd.h>
 
 #include <kj/debug.h>
 
@@ -76,6 +80,7 @@ bool resume(pid_t tid, Resume how, int sig) {
     case Resume::SYSCALL: return ok(::ptrace(PTRACE_SYSCALL, tid, nullptr, sig), "SYSCALL", tid);
     case Resume::LISTEN: return ok(::ptrace(PTRACE_LISTEN, tid, nullptr, nullptr), "LISTEN", tid);
     case Resume::DETACH: return ok(::ptrace(PTRACE_DETACH, tid, nullptr, sig), "DETACH", tid);
+    case Resume::STEP: return ok(::ptrace(PTRACE_SINGLESTEP, tid, nullptr, sig), "SINGLESTEP", tid);
   }
   KJ_UNREACHABLE;
 }
@@ -86,6 +91,66 @@ bool getRegs(pid_t tid, Regs& regs) {
 
 void setRegs(pid_t tid, const Regs& regs) {
   ok(::ptrace(PTRACE_SETREGS, tid, nullptr, &regs), "SETREGS", tid);
+}
+
+bool getFpRegs(pid_t tid, user_fpregs_struct& regs) {
+  return ::ptrace(PTRACE_GETFPREGS, tid, nullptr, &regs) == 0;
+}
+
+void setFpRegs(pid_t tid, const user_fpregs_struct& regs) {
+  ok(::ptrace(PTRACE_SETFPREGS, tid, nullptr, &regs), "SETFPREGS", tid);
+}
+
+bool getDebugReg(pid_t tid, int n, uint64_t& value) {
+  errno = 0;
+  long v = ::ptrace(PTRACE_PEEKUSER, tid, offsetof(struct user, u_debugreg) + n * sizeof(long),
+                    nullptr);
+  if (errno != 0) {
+    return false;
+  }
+  value = static_cast<uint64_t>(v);
+  return true;
+}
+
+bool setDebugReg(pid_t tid, int n, uint64_t value) {
+  return ::ptrace(PTRACE_POKEUSER, tid, offsetof(struct user, u_debugreg) + n * sizeof(long),
+                  value) == 0;
+}
+
+namespace {
+
+// /proc/TID/mem, opened per access: debugger accesses are rare, and a cached fd would outlive an
+// exec (whose new mm it does not see).
+int64_t memAccess(pid_t tid, uint64_t addr, kj::byte* buf, size_t size, bool write) {
+  auto path = kj::str("/proc/", tid, "/mem");
+  int fd = open(path.cStr(), (write ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+  if (fd < 0) {
+    return -int64_t(errno);
+  }
+  KJ_DEFER(close(fd));
+  size_t done = 0;
+  while (done < size) {
+    ssize_t n = write ? pwrite(fd, buf + done, size - done, static_cast<off_t>(addr + done))
+                      : pread(fd, buf + done, size - done, static_cast<off_t>(addr + done));
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n <= 0) {
+      return done > 0 ? int64_t(done) : n == 0 ? -EIO : -int64_t(errno);
+    }
+    done += static_cast<size_t>(n);
+  }
+  return int64_t(done);
+}
+
+}  // namespace
+
+int64_t readMemory(pid_t tid, uint64_t addr, kj::ArrayPtr<kj::byte> out) {
+  return memAccess(tid, addr, out.begin(), out.size(), false);
+}
+
+int64_t writeMemory(pid_t tid, uint64_t addr, kj::ArrayPtr<const kj::byte> data) {
+  return memAccess(tid, addr, const_cast<kj::byte*>(data.begin()), data.size(), true);
 }
 
 int seize(pid_t tid, int options) {

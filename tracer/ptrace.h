@@ -62,6 +62,7 @@ enum class Resume {
   SYSCALL,  // to its next syscall-entry or -exit stop too
   LISTEN,   // stays in its group-stop, reporting its end
   DETACH,   // sbrun lets go of it
+  STEP,     // one instruction, then a SIGTRAP stop (a debugger's single-step, gdb_server.h)
 };
 // False when the thread is gone (ESRCH).
 bool resume(pid_t tid, Resume how, int sig = 0);
@@ -69,6 +70,19 @@ bool resume(pid_t tid, Resume how, int sig = 0);
 bool getRegs(pid_t tid, Regs& regs);
 // Throws unless the thread is gone (then the write does not matter).
 void setRegs(pid_t tid, const Regs& regs);
+
+// The x87/SSE registers (FXSAVE layout), for a debugger (gdb_server.h).
+bool getFpRegs(pid_t tid, user_fpregs_struct& regs);
+void setFpRegs(pid_t tid, const user_fpregs_struct& regs);
+// Debug register n (0-7) of the thread's `struct user` (PTRACE_PEEKUSER / POKEUSER at
+// offsetof(struct user, u_debugreg)): hardware watchpoints. false when the thread is gone or the
+// kernel refuses the value (an address it will not watch).
+bool getDebugReg(pid_t tid, int n, uint64_t& value);
+bool setDebugReg(pid_t tid, int n, uint64_t value);
+// Memory of a stopped thread through /proc/TID/mem, which may write read-only mappings (the
+// debugger's int3 in the program's text) as PTRACE_POKEDATA may: the bytes moved, or -errno.
+int64_t readMemory(pid_t tid, uint64_t addr, kj::ArrayPtr<kj::byte> out);
+int64_t writeMemory(pid_t tid, uint64_t addr, kj::ArrayPtr<const kj::byte> data);
 
 // PTRACE_SEIZE: 0 or the errno.
 int seize(pid_t tid, int options);

@@ -11,6 +11,7 @@
 #include <signal.h>
 #include <string.h>
 #include <dirent.h>
+#include <algorithm>
 #include <sys/signalfd.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -172,6 +173,11 @@ int Tracer::run(kj::WaitScope& ws) {
   }
   watchTargets();
 
+  KJ_IF_MAYBE(address, options_.gdb) {
+    gdb_ = kj::heap<GdbServer>(*this, io.unixEventPort, *address, leader, attachMode_);
+    gdb_->listen();
+  }
+
   auto watching = watchChildren().eagerlyEvaluate([](kj::Exception&& e) {
     fmt::print(stderr, "sbrun: internal error in the event loop: {}\n",
                e.getDescription().cStr());
@@ -273,9 +279,44 @@ void Tracer::resume(Task& task, int sig) {
   // Syscall stops: attach mode (no filter); something to do at this call's exit; a Sequence
   // waiting for its next step (which the filter may let through); a parked thread's pause,
   // which must report its exit, also after the kernel restarts it.
-  bool syscallStops = attachMode_ || task.atExit != nullptr || task.sequence != nullptr ||
-                      task.parked;
-  ptrace::resume(task.tid, syscallStops ? ptrace::Resume::SYSCALL : ptrace::Resume::CONT, sig);
+  bool needExit = task.atExit != nullptr || task.sequence != nullptr || task.parked;
+  auto how = attachMode_ || needExit ? ptrace::Resume::SYSCALL : ptrace::Resume::CONT;
+  // While gdb has the program stopped, the thread stays in this stop (gdb_server.h).
+  if (gdb_.get() != nullptr &&
+      gdb_->onResume(task.tid, task.tgid, task.launching, needExit, how, sig)) {
+    return;
+  }
+  ptrace::resume(task.tid, how, sig);
+}
+
+kj::Vector<pid_t> Tracer::gdbThreads() {
+  kj::Vector<pid_t> out;
+  for (auto& [tid, task] : tasks) {
+    if (task->tgid == leader && task->attached && !task->launching && !task->detached) {
+      out.add(tid);
+    }
+  }
+  // The leader first (gdb's thread 1), then by tid.
+  std::sort(out.begin(), out.end(), [this](pid_t a, pid_t b) {
+    return a != b && (a == leader || (b != leader && a < b));
+  });
+  return out;
+}
+
+void Tracer::gdbRelease(pid_t tid, int sig) {
+  KJ_IF_MAYBE(task, findTask(tid)) {
+    resume(*task, sig);
+  }
+}
+
+void Tracer::gdbContinueAfterSignal(pid_t tid, int sig) {
+  KJ_IF_MAYBE(task, findTask(tid)) {
+    if (sig == 0) {
+      resume(*task);  // Discarded (a breakpoint's trap); a parked pause restarts.
+    } else {
+      onSignal(*task, sig);
+    }
+  }
 }
 
 void Tracer::onStop(Task& task, ptrace::WaitStatus status) {
@@ -305,6 +346,10 @@ void Tracer::onStop(Task& task, ptrace::WaitStatus status) {
       resume(task);
       return;
     case Kind::SIGNAL:
+      if (gdb_.get() != nullptr && !task.launching &&
+          gdb_->onSignal(task.tid, task.tgid, status.signal())) {
+        return;  // gdb decides what becomes of it (gdbContinueAfterSignal).
+      }
       onSignal(task, status.signal());
       return;
     case Kind::EXITED:
@@ -411,6 +456,9 @@ void Tracer::onNewChild(Task& parent, bool vfork) {
   if (task.tgid != parent.tgid) {
     // Seccomp filters are inherited.
     guards.inherit(parent.tgid, task.tgid, flags & CLONE_FILES);
+    if (gdb_.get() != nullptr && (flags & CLONE_VM) == 0) {
+      gdb_->onFork(parent.tgid, child);
+    }
   }
   if (task.seenFirstStop) {
     resume(task);
@@ -460,6 +508,9 @@ void Tracer::onExec(Task& task) {
 }
 
 void Tracer::onExit(pid_t tid, ptrace::WaitStatus status) {
+  if (gdb_.get() != nullptr) {
+    gdb_->onExit(tid, status);
+  }
   // Remembered until a new task reuses the number (see onNewChild); the race it covers lasts
   // microseconds, so a bounded memory is enough.
   if (reaped.size() > 4096) {

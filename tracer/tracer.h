@@ -29,6 +29,7 @@
 #include "exec_rules.h"
 #include "fd_guard.h"
 #include "fd_table.h"
+#include "gdb_server.h"
 #include "map_cache.h"
 #include "observer.h"
 #include "options.h"
@@ -45,7 +46,7 @@ namespace sb {
 // program (run_end.cc). Call before any thread exists.
 void captureForwardedSignals();
 
-class Tracer final : public ScopeHost {
+class Tracer final : public ScopeHost, public GdbHost {
  public:
   Tracer(kj::AsyncIoContext& io, Options& options);
   ~Tracer() noexcept(false);
@@ -125,6 +126,11 @@ class Tracer final : public ScopeHost {
   int64_t applyToThread(pid_t tid, kj::StringPtr command) override;
   int64_t detachAll() override;
 
+  // --gdb (gdb_server.h): the debugged process's threads, and resuming them as usual.
+  kj::Vector<pid_t> gdbThreads() override;
+  void gdbRelease(pid_t tid, int sig) override;
+  void gdbContinueAfterSignal(pid_t tid, int sig) override;
+
  private:
   kj::AsyncIoContext& io;
   Options& options_;
@@ -174,6 +180,8 @@ class Tracer final : public ScopeHost {
   kj::Maybe<kj::Own<ControlChannel>> controlChannel;
   kj::Maybe<kj::Promise<void>> controlRunning;
   std::unordered_map<pid_t, kj::Own<RemoteChild>> remoteChildren;
+  // --gdb: null without it, and then each of its hooks is one null check.
+  kj::Own<GdbServer> gdb_;
 
   struct ErrorHandler : public kj::TaskSet::ErrorHandler {
     void taskFailed(kj::Exception&& e) override;

@@ -4020,6 +4020,10 @@ def build_cases():
     # session's programs may do on B.
     import isolation_cases
     isolation_cases.register(cases, sys.modules[__name__])
+    # A debugger on the program (issue 15): gdb through sbrun --gdb.
+    import gdb_cases
+    gdb_cases.register(cases, sys.modules[__name__])
+
     # Where a program runs (issue 15): the exec chain stays here, --spawn, exec rules.
     import exec_place_cases
     exec_place_cases.register(cases, sys.modules[__name__])
