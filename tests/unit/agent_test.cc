@@ -847,7 +847,7 @@ TEST_CASE("statfs reports the file system magic unsigned on every host") {
 TEST_CASE("chmod, chown, utimens and truncate change what stat reports") {
   TempDir tmp;
   writeFile(tmp / "f", "0123456789");
-  symlink("f", (tmp / "link").c_str());
+  REQUIRE(symlink("f", (tmp / "link").c_str()) == 0);
   Fixture f;
   auto session = f.session();
   auto root = f.root(session);
@@ -1151,9 +1151,9 @@ TEST_CASE("bad requests get the kernel's errnos: ENOENT EEXIST EISDIR ENOTDIR EB
   TempDir tmp;
   writeFile(tmp / "f", "x");
   mkdir((tmp / "d").c_str(), 0755);
-  symlink("loop2", (tmp / "loop1").c_str());
-  symlink("loop1", (tmp / "loop2").c_str());
-  symlink("f", (tmp / "sym").c_str());
+  REQUIRE(symlink("loop2", (tmp / "loop1").c_str()) == 0);
+  REQUIRE(symlink("loop1", (tmp / "loop2").c_str()) == 0);
+  REQUIRE(symlink("f", (tmp / "sym").c_str()) == 0);
   Fixture f;
   auto session = f.session();
   auto root = f.root(session);
@@ -1284,11 +1284,11 @@ TEST_CASE("--root: absolute symlinks and symlinks to /proc/self/root stay inside
   mkdir((tmp / "root/sub").c_str(), 0755);
   writeFile(tmp / "root/inner.txt", "inside");
   writeFile(tmp / "secret", "outside");
-  symlink("/inner.txt", (tmp / "root/abs").c_str());
-  symlink((tmp / "secret").c_str(), (tmp / "root/hostabs").c_str());
-  symlink("/proc/self/root", (tmp / "root/escape").c_str());
-  symlink("../../../../../..", (tmp / "root/sub/up").c_str());
-  symlink(tmp.path.c_str(), (tmp / "root/hostdir").c_str());
+  REQUIRE(symlink("/inner.txt", (tmp / "root/abs").c_str()) == 0);
+  REQUIRE(symlink((tmp / "secret").c_str(), (tmp / "root/hostabs").c_str()) == 0);
+  REQUIRE(symlink("/proc/self/root", (tmp / "root/escape").c_str()) == 0);
+  REQUIRE(symlink("../../../../../..", (tmp / "root/sub/up").c_str()) == 0);
+  REQUIRE(symlink(tmp.path.c_str(), (tmp / "root/hostdir").c_str()) == 0);
   Fixture f(AgentConfig::confinedTo(tmp / "root"));
   auto session = f.session();
   auto root = f.root(session);
