@@ -346,7 +346,13 @@ kj::Promise<WorkResult> NodeImpl::runBlocking(kj::Function<WorkResult(int fd)> w
 
 kj::Promise<WorkResult> NodeImpl::runTracked(kj::Function<WorkResult()> work) {
   kj::Own<Executor::JobHandle> handle;
-  auto promise = executor().run(kj::mv(work), handle);
+  // The worker performs the call with the caller's credentials too (asCaller).
+  auto promise = executor().run(
+      [creds = currentCaller(), work = kj::mv(work)]() mutable {
+        AssumedCredentials as(ptrOf(creds));
+        return work();
+      },
+      handle);
   uint64_t id = blockingJobs->next++;
   blockingJobs->jobs.emplace(id, kj::mv(handle));
   return promise.attach(

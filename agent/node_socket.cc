@@ -399,7 +399,7 @@ kj::Promise<void> NodeImpl::bind(BindContext context) {
     context.getResults().setResult(r);
     return kj::READY_NOW;
   }
-  return dirFdOf(params.getDir(), params.hasDir()).then([this, context](int dirFd) mutable
+  return dirFdOf(params.getDir(), params.hasDir()).then(keepCaller([this, context](int dirFd) mutable
                                                          -> kj::Promise<void> {
     auto wire = context.getParams().getAddr().getUnixPath();
     kj::String path;
@@ -449,7 +449,7 @@ kj::Promise<void> NodeImpl::bind(BindContext context) {
     }).then([context, remember = kj::mv(remember)](WorkResult&& w) mutable {
       context.getResults().setResult(remember(w.result));
     });
-  });
+  }));
 }
 
 kj::Promise<void> NodeImpl::connect(ConnectContext context) {
@@ -459,7 +459,7 @@ kj::Promise<void> NodeImpl::connect(ConnectContext context) {
     context.getResults().setResult(f);
     return kj::READY_NOW;
   }
-  return dirFdOf(params.getDir(), params.hasDir()).then([this, context](int dirFd) mutable
+  return dirFdOf(params.getDir(), params.hasDir()).then(keepCaller([this, context](int dirFd) mutable
                                                          -> kj::Promise<void> {
     auto addr = context.getParams().getAddr();
     UnixAddr to;
@@ -480,7 +480,7 @@ kj::Promise<void> NodeImpl::connect(ConnectContext context) {
       w.result = sysResult(::connect(fd, reinterpret_cast<struct sockaddr*>(&to.addr), to.len));
       return w;
     }).then([context](WorkResult&& w) mutable { context.getResults().setResult(w.result); });
-  });
+  }));
 }
 
 kj::Promise<void> NodeImpl::listen(ListenContext context) {

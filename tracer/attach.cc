@@ -27,6 +27,7 @@ pid_t Tracer::attach() {
     task->fs = kj::addRef(*fs);
     startScope(*task);
     task->attached = true;
+    credentials_.refresh(*task);
     tasks.emplace(tid, kj::mv(task));
   }
   for (pid_t tid : tids) {

@@ -48,7 +48,7 @@ bool readAheadAllowed(Call& call, uint64_t flags, const RemoteFile& file,
 
 kj::Promise<Outcome> openRemote(Call& call, Remote where, uint64_t flags, uint32_t mode,
                                 kj::Maybe<uint64_t> resolve) {
-  auto req = where.dir.openAtRequest();
+  auto req = asCaller(call, *where.target, kj::mv(where.dir)).openAtRequest();
   req.setPath(bytes(where.path));
   auto how = req.initHow();
   uint32_t umask = (flags & (O_CREAT | __O_TMPFILE)) ? umaskOf(call.task.tid) : 0;
@@ -383,7 +383,7 @@ kj::Promise<Outcome> hFlock(Call& c) {
 // cwd
 
 kj::Promise<Outcome> setCwd(Call& c, AgentLink& target, proto::Node::Client dir) {
-  auto check = dir.chdirCheckRequest();
+  auto check = asCaller(c, target, dir).chdirCheckRequest();
   Task& task = c.task;
   c.target = &target;
   return check.send().then([&task, &target, dir](auto reply) mutable -> Outcome {
@@ -412,7 +412,7 @@ kj::Promise<Outcome> hChdir(Call& c) {
     KJ_CASE_ONEOF(l, Local) { return localChdir(c); }
     KJ_CASE_ONEOF(f, Failed) { return done(f.err); }
     KJ_CASE_ONEOF(r, Remote) {
-      auto req = r.dir.openAtRequest();
+      auto req = asCaller(c, *r.target, kj::mv(r.dir)).openAtRequest();
       // chdir("/proc/self/fd/N") of a remote directory fd: that directory itself.
       req.setPath(bytes(r.self ? kj::StringPtr(".") : r.path.asPtr()));
       auto how = req.initHow();
