@@ -505,8 +505,12 @@ interface Node {
   read @3 (count :UInt64) -> (result :Int64, data :Data);
   pread @4 (count :UInt64, offset :Int64, flags :RwFlags) -> (result :Int64, data :Data);
   # offset -1 with flags: preadv2 at the current position.
-  write @5 (data :Data) -> (result :Int64);
-  pwrite @6 (data :Data, offset :Int64, flags :RwFlags) -> (result :Int64);
+  write @5 (data :Data, fileSizeLimit :UInt64 = 0xffffffffffffffff) -> (result :Int64);
+  pwrite @6 (data :Data, offset :Int64, flags :RwFlags,
+             fileSizeLimit :UInt64 = 0xffffffffffffffff) -> (result :Int64);
+  # fileSizeLimit: the program's RLIMIT_FSIZE (all ones: none, also from older clients). On a
+  # regular file the agent applies it as the program's kernel would: a write that starts at or
+  # past it fails with EFBIG (the client raises SIGXFSZ), one that would cross it is cut short.
   seek @7 (offset :Int64, whence :Whence) -> (result :Int64);
 
   statAt @8 (path :Data, flags :StatFlags, mask :UInt32) -> (result :Int64, stat :Statx);

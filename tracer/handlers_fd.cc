@@ -292,12 +292,18 @@ kj::Promise<Outcome> lockCommon(Call& c, RemoteFile& f, proto::LockCmd cmd, uint
   bool isGet = cmd == proto::LockCmd::GET_LK || cmd == proto::LockCmd::OFD_GET_LK;
   bool isPosixSet = cmd == proto::LockCmd::SET_LK || cmd == proto::LockCmd::SET_LK_W;
   auto& target = f.target;
-  return send(c, f.target, req).then([&c, &target, addr, isGet, isPosixSet](auto reply) -> Outcome {
+  return send(c, f.target, req).then([&c, &target, addr, isGet, isPosixSet, fl](auto reply) mutable
+                                     -> Outcome {
     if (isPosixSet && reply.getResult() >= 0) {
       c.tracer.noteLockOwner(target, c.task.tgid);
     }
     if (reply.getResult() < 0 || !isGet) {
       return Complete{reply.getResult()};
+    }
+    if (reply.getLock().getType() == proto::LockType::UNLOCK) {
+      // No conflict: the kernel changes only l_type, and the program may rely on the rest.
+      fl.l_type = F_UNLCK;
+      return Complete{putStruct(c, addr, fl, reply.getResult())};
     }
     return Complete{putStruct(c, addr, abi::encodeFlock(reply.getLock()), reply.getResult())};
   });
