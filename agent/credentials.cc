@@ -170,6 +170,18 @@ kj::Own<const CallerCredentials> CallerCredentials::forAccess() const {
 
 bool canAssumeCredentials() { return own().canAssume; }
 
+void adoptOwnCredentials() {
+  if (!canAssumeCredentials()) {
+    return;  // then no thread of the agent ever changed its credentials
+  }
+  int error = restoreOwn();
+  if (error != 0) {
+    KJ_LOG(FATAL, "a new agent thread cannot take the agent's credentials", strerror(error));
+    abort();
+  }
+  current = nullptr;
+}
+
 AssumedCredentials::AssumedCredentials(const CallerCredentials* creds)
     : previous(current), active(creds != nullptr) {
   if (!active) {

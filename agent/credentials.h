@@ -61,6 +61,11 @@ private:
   bool active;
 };
 
+// A new thread starts with its creator's credentials, and the executor may start a worker while
+// the event loop thread has a caller's set (a blocking call dispatched through asCaller): every
+// worker calls this first, so it starts as the agent. No-op for an agent that cannot assume.
+void adoptOwnCredentials();
+
 // The set the calling thread performs calls with now (an AssumedCredentials scope), or null:
 // for work that will run later or elsewhere (a worker, a continuation) and must run with it too.
 kj::Maybe<kj::Own<const CallerCredentials>> currentCaller();
