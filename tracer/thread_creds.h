@@ -23,6 +23,8 @@
 #include <set>
 #include <vector>
 
+#include <kj/function.h>
+
 #include "splitbrain.capnp.h"
 
 namespace sb {
