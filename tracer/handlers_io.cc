@@ -5,6 +5,8 @@
 #include <errno.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -197,8 +199,33 @@ struct ReadJob : public IoJob {
 // the agent's.
 uint64_t fileSizeLimitOf(pid_t tgid) {
   struct rlimit lim;
-  return prlimit(tgid, RLIMIT_FSIZE, nullptr, &lim) == 0 ? uint64_t(lim.rlim_cur)
-                                                         : uint64_t(RLIM_INFINITY);
+  if (prlimit(tgid, RLIMIT_FSIZE, nullptr, &lim) == 0) {
+    return uint64_t(lim.rlim_cur);
+  }
+  // prlimit needs matching ids or CAP_SYS_RESOURCE, which a program that changed its
+  // credentials, or a sbrun in a container, may not give; the limits file is readable by all.
+  auto path = kj::str("/proc/", tgid, "/limits");
+  FILE* f = fopen(path.cStr(), "re");
+  if (f == nullptr) {
+    return uint64_t(RLIM_INFINITY);
+  }
+  uint64_t limit = uint64_t(RLIM_INFINITY);
+  char line[256];
+  while (fgets(line, sizeof(line), f) != nullptr) {
+    // "Max file size             unlimited            unlimited            bytes"
+    if (strncmp(line, "Max file size", 13) == 0) {
+      const char* soft = line + 13;
+      while (*soft == ' ') {
+        ++soft;
+      }
+      if (*soft >= '0' && *soft <= '9') {
+        limit = strtoull(soft, nullptr, 10);
+      }
+      break;
+    }
+  }
+  fclose(f);
+  return limit;
 }
 
 struct WriteJob : public IoJob {

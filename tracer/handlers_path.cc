@@ -112,7 +112,8 @@ kj::Promise<Outcome> hStatx(Call& c) {
     KJ_CASE_ONEOF(f, Failed) { return done(f.err); }
     KJ_CASE_ONEOF(r, Remote) {
       auto node = asCaller(c, *r.target, kj::mv(r.dir));
-      return statRemote(c, kj::mv(node), *r.target, r.path, flags | (r.self ? AT_EMPTY_PATH : 0), mask,
+      int at = flags | (r.self ? AT_EMPTY_PATH : 0);
+      return statRemote(c, kj::mv(node), *r.target, r.path, at, mask,
                         StatOut::STATX, c.arg(4));
     }
   }

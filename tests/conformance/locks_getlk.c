@@ -15,6 +15,7 @@ static int getlk(int fd, short type, short whence, off_t start, off_t len, struc
 
 int main(int argc, char **argv) {
   test_init(argc, argv, "locks_getlk");
+  test_maybe_drop(argc, argv);
   write_file(P("f"), "0123456789abcdefghij0123456789", 0644);
   int fd = check_ok(open(P("f"), O_RDWR));
   struct flock lk = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 10};
@@ -42,8 +43,8 @@ int main(int argc, char **argv) {
     check_ok(lseek(f3, 12, SEEK_SET));
     struct flock q;
     check_ok(getlk(f3, F_WRLCK, SEEK_CUR, 0, 3, &q));
-    obs("no conflict: type %s whence %d start %ld len %ld pid %s", q.l_type == F_UNLCK ? "UNLCK" : "?",
-        q.l_whence, (long)q.l_start, (long)q.l_len, q.l_pid == 12345 ? "untouched" : "changed");
+    obs("no conflict: type %s whence %d start %ld len %ld pid %s",
+        q.l_type == F_UNLCK ? "UNLCK" : "?", q.l_whence, (long)q.l_start, (long)q.l_len, q.l_pid == 12345 ? "untouched" : "changed");
     check_ok(getlk(f3, F_RDLCK, SEEK_SET, 2, 3, &q));
     obs("read against the write lock: type %s start %ld len %ld pid %s",
         q.l_type == F_WRLCK ? "WRLCK" : "?", (long)q.l_start, (long)q.l_len,

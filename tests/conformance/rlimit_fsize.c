@@ -15,6 +15,7 @@ static void on_xfsz(int sig) {
 
 int main(int argc, char **argv) {
   test_init(argc, argv, "rlimit_fsize");
+  test_maybe_drop(argc, argv);
   set_signal_handler(SIGXFSZ, on_xfsz, 0);
   static char buf[3000];
   memset(buf, 'x', sizeof buf);

@@ -9,6 +9,7 @@
 
 int main(int argc, char **argv) {
   test_init(argc, argv, "rlimit_nofile");
+  test_maybe_drop(argc, argv);
   struct rlimit lim;
   check_ok(getrlimit(RLIMIT_NOFILE, &lim));
   if (lim.rlim_max < LIMIT) {
