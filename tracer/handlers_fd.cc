@@ -78,6 +78,7 @@ kj::Promise<Outcome> openRemote(Call& call, Remote where, uint64_t flags, uint32
         auto file = kj::refcounted<RemoteFile>(*target, reply.getNode(),
                                                reply.getInfo().getType(), kj::mv(path));
         file->writable = writable;
+        file->pathOnly = flags & O_PATH;
         file->readAhead.allowed = readAheadAllowed(call, flags, *file, reply.getInfo());
         file->pipelineReads = storedFileToRead(flags, *file, reply.getInfo());
         return call.tracer.installPlaceholder(call, kj::mv(file), cloexec);

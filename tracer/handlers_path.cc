@@ -261,7 +261,28 @@ kj::Promise<Outcome> hUnlinkat(Call& c) {
   return unlinkCommon(c, c.fdArg(0), c.arg(1), flags & AT_REMOVEDIR);
 }
 
-// Two-path calls: both sides must live on the same target, else EXDEV as across filesystems.
+// What the kernel says of `dirfd` for the path at `pathAddr` before it compares mounts: EBADF
+// when it is not open, ENOTDIR when it is not a directory; 0 otherwise (AT_FDCWD, an absolute or
+// empty path, a directory).
+int64_t dirfdError(Call& c, int dirfd, uint64_t pathAddr) {
+  kj::String path;
+  if (dirfd == AT_FDCWD || c.mem().readPath(pathAddr, path) < 0 || path.size() == 0 ||
+      path.startsWith("/")) {
+    return 0;
+  }
+  KJ_IF_MAYBE(f, c.task.fds->find(dirfd)) {
+    return f->type == proto::FileType::DIRECTORY ? 0 : -ENOTDIR;
+  }
+  struct stat st;
+  auto fdPath = kj::str("/proc/", c.task.tid, "/fd/", dirfd);
+  if (stat(fdPath.cStr(), &st) < 0) {
+    return -EBADF;
+  }
+  return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
+}
+
+// Two-path calls: both sides must live on the same target, else EXDEV as across filesystems
+// (after the errors of each side's dirfd, which the kernel finds first).
 template <typename Func>
 kj::Promise<Outcome> onTwoPaths(Call& c, int olddir, uint64_t oldPath, int newdir,
                                 uint64_t newPath, Func&& func) {
@@ -277,7 +298,11 @@ kj::Promise<Outcome> onTwoPaths(Call& c, int olddir, uint64_t oldPath, int newdi
     return local();
   }
   if (a.is<Local>() || b.is<Local>() || a.get<Remote>().target != b.get<Remote>().target) {
-    return done(-EXDEV);
+    int64_t e = dirfdError(c, olddir, oldPath);
+    if (e == 0) {
+      e = dirfdError(c, newdir, newPath);
+    }
+    return done(e < 0 ? e : -EXDEV);
   }
   c.target = a.get<Remote>().target;
   // The new side stays a plain node: the agent recognises it as one of the session's.
@@ -376,6 +401,9 @@ kj::Promise<Outcome> hFchmodat2(Call& c) {
 }
 kj::Promise<Outcome> hFchmod(Call& c) {
   KJ_IF_MAYBE(f, remoteFd(c, 0)) {
+    if (f->pathOnly) {
+      return done(-EBADF);  // the kernel's answer for an O_PATH fd
+    }
     Remote r{&f->target, asCaller(c, f->target, f->node), kj::str("")};
     return chmodRemote(c, r, c.arg(1), AT_EMPTY_PATH);
   }
@@ -412,6 +440,9 @@ kj::Promise<Outcome> hFchownat(Call& c) {
 }
 kj::Promise<Outcome> hFchown(Call& c) {
   KJ_IF_MAYBE(f, remoteFd(c, 0)) {
+    if (f->pathOnly) {
+      return done(-EBADF);  // the kernel's answer for an O_PATH fd
+    }
     Remote r{&f->target, asCaller(c, f->target, f->node), kj::str("")};
     return chownRemote(c, r, c.arg(1), c.arg(2), AT_EMPTY_PATH);
   }
@@ -541,6 +572,9 @@ template <typename Func>
 kj::Promise<Outcome> onXattrObject(Call& c, XattrVia via, Func&& func) {
   if (via == XattrVia::FD) {
     KJ_IF_MAYBE(f, remoteFd(c, 0)) {
+      if (f->pathOnly) {
+        return done(-EBADF);  // the kernel's answer for an O_PATH fd
+      }
       Remote r{&f->target, asCaller(c, f->target, f->node), kj::str("")};
       c.target = r.target;
       return func(r, true);
