@@ -7,6 +7,8 @@
 
 #include <kj/debug.h>
 
+#include "credentials.h"
+
 namespace sb {
 
 namespace {
@@ -116,6 +118,8 @@ kj::Promise<WorkResult> Executor::run(kj::Function<WorkResult()> work,
 }
 
 void Executor::workerMain() {
+  // Born with the credentials of the thread that started it, which may be a caller's.
+  adoptOwnCredentials();
   sigset_t mask;
   sigfillset(&mask);
   sigdelset(&mask, SIG_INTERRUPT);

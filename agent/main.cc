@@ -123,8 +123,8 @@ public:
             "Serve at most <n> sessions at once (default 64); a client past that is refused with "
             "a message it prints.")
         .addOptionWithArg({"max-fds"}, KJ_BIND_METHOD(*this, setMaxFds), "<n>",
-            "At most <n> open files, directories and pipes per session (default 4096); past "
-            "that, opens answer EMFILE.")
+            "At most <n> open files, directories and pipes per session (default: no cap but "
+            "the agent's own open-file limit); past that, opens answer EMFILE.")
         .addOptionWithArg({"max-procs"}, KJ_BIND_METHOD(*this, setMaxProcs), "<n>",
             "At most <n> running programs per session (default 256); past that, running "
             "another answers EAGAIN. Where the agent can make a pids cgroup per session (it "

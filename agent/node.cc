@@ -346,7 +346,13 @@ kj::Promise<WorkResult> NodeImpl::runBlocking(kj::Function<WorkResult(int fd)> w
 
 kj::Promise<WorkResult> NodeImpl::runTracked(kj::Function<WorkResult()> work) {
   kj::Own<Executor::JobHandle> handle;
-  auto promise = executor().run(kj::mv(work), handle);
+  // The worker performs the call with the caller's credentials too (asCaller).
+  auto promise = executor().run(
+      [creds = currentCaller(), work = kj::mv(work)]() mutable {
+        AssumedCredentials as(ptrOf(creds));
+        return work();
+      },
+      handle);
   uint64_t id = blockingJobs->next++;
   blockingJobs->jobs.emplace(id, kj::mv(handle));
   return promise.attach(
@@ -483,6 +489,41 @@ kj::Promise<void> NodeImpl::pread(PreadContext context) {
   return kj::READY_NOW;
 }
 
+namespace {
+
+// The program's RLIMIT_FSIZE (Node.write/pwrite fileSizeLimit; the agent's own limit is not
+// the program's): how many of `count` bytes a write at `offset` (-1: the file position; the end
+// with O_APPEND or RWF_APPEND) may write to the file behind `fd`, or -EFBIG when it starts at or
+// past the limit (mm/filemap.c generic_write_check_limits). Only regular files have the limit.
+int64_t fileSizeRoom(int fd, int64_t offset, bool appendFlag, uint64_t limit, size_t count) {
+  if (limit == UINT64_MAX) {
+    return int64_t(count);
+  }
+  struct stat st;
+  if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+    return int64_t(count);  // the write itself will say what is wrong
+  }
+  int flags = fcntl(fd, F_GETFL);
+  uint64_t pos;
+  if (appendFlag || (flags >= 0 && (flags & O_APPEND))) {
+    pos = uint64_t(st.st_size);
+  } else if (offset >= 0) {
+    pos = uint64_t(offset);
+  } else {
+    off_t cur = lseek(fd, 0, SEEK_CUR);
+    pos = cur < 0 ? 0 : uint64_t(cur);
+  }
+  if (count == 0) {
+    return 0;
+  }
+  if (pos >= limit) {
+    return -EFBIG;
+  }
+  return int64_t(kj::min(uint64_t(count), limit - pos));
+}
+
+}  // namespace
+
 kj::Promise<void> NodeImpl::write(WriteContext context) {
   auto data = context.getParams().getData();
   size_t count = kj::min(data.size(), MAX_TRANSFER);
@@ -501,7 +542,9 @@ kj::Promise<void> NodeImpl::write(WriteContext context) {
       return w;
     }).then([context](WorkResult&& w) mutable { context.getResults().setResult(w.result); });
   }
-  context.getResults().setResult(sysResult(::write(f, data.begin(), count)));
+  int64_t room = fileSizeRoom(f, -1, false, context.getParams().getFileSizeLimit(), count);
+  context.getResults().setResult(room <= 0 ? room
+                                            : sysResult(::write(f, data.begin(), size_t(room))));
   return kj::READY_NOW;
 }
 
@@ -525,7 +568,10 @@ kj::Promise<void> NodeImpl::pwrite(PwriteContext context) {
       return w;
     }).then([context](WorkResult&& w) mutable { context.getResults().setResult(w.result); });
   }
-  context.getResults().setResult(sysResult(pwriteAny(f, data.begin(), count, offset, flags)));
+  int64_t room =
+      fileSizeRoom(f, offset, (flags & RWF_APPEND) != 0, params.getFileSizeLimit(), count);
+  context.getResults().setResult(
+      room <= 0 ? room : sysResult(pwriteAny(f, data.begin(), size_t(room), offset, flags)));
   return kj::READY_NOW;
 }
 

@@ -25,6 +25,7 @@
 #include <sys/stat.h>
 
 #include "confinement.h"
+#include "credentials.h"
 #include "executor.h"
 #include "resource_limits.h"
 #include "splitbrain.capnp.h"
@@ -118,6 +119,13 @@ private:
     }
   };
   std::map<LockKey, kj::Own<FdRef>> posixLocks;
+
+public:
+  // The credential sets the client defined (Session.defineCredentials), by id; bounded by
+  // MAX_CREDENTIALS (a program has few distinct identities; a client that keeps inventing new
+  // ones gets EINVAL rather than the agent's memory).
+  static constexpr size_t MAX_CREDENTIALS = 1024;
+  std::map<uint32_t, kj::Own<const CallerCredentials>> credentials;
 };
 
 // Results of blocking socket calls (node_socket.cc). A worker puts what it took from the kernel
@@ -222,6 +230,8 @@ public:
   kj::Promise<void> sockName(SockNameContext context) override;
   // Interrupts the blocking calls in flight (runBlocking) without cancelling them.
   kj::Promise<void> interrupt(InterruptContext context) override;
+  // This node for calls with a defined set of credentials (node_caller.cc).
+  kj::Promise<void> asCaller(AsCallerContext context) override;
 
 private:
   kj::Own<SessionState> session;

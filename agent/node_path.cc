@@ -292,6 +292,18 @@ kj::Promise<void> NodeImpl::accessAt(AccessAtContext context) {
     r = confinement().object(f, arg.path, !noFollow, params.getEmptyPath(), false, t);
   }
   if (r >= 0) {
+    // A program with credentials of its own (asCaller) is checked as its kernel would check it:
+    // access(2) by its real ids, AT_EACCESS by the fs ids already assumed. faccessat with
+    // AT_EACCESS then checks this thread's assumed set (glibc passes it to faccessat2) instead of
+    // overriding it with the agent's real ids.
+    kj::Maybe<kj::Own<const CallerCredentials>> real;
+    KJ_IF_MAYBE(caller, currentCaller()) {
+      if (!params.getEaccess()) {
+        real = (*caller)->forAccess();
+      }
+      flags |= AT_EACCESS;
+    }
+    AssumedCredentials as(ptrOf(real));
     r = t.isFd() ? sysResult(faccessat(t.dirFd, "", mode, flags | AT_EMPTY_PATH))
                  : sysResult(faccessat(t.dirFd, t.name.cStr(), mode, flags));
   }
@@ -457,7 +469,7 @@ int64_t NodeImpl::renameIn(kj::StringPtr oldPath, int newDirFd, kj::StringPtr ne
 kj::Promise<void> NodeImpl::renameAt(RenameAtContext context) {
   auto params = context.getParams();
   return sameSessionNode(params.getNewDir())
-      .then([this, context](kj::Maybe<NodeImpl&> newDir) mutable {
+      .then(keepCaller([this, context](kj::Maybe<NodeImpl&> newDir) mutable {
         auto params = context.getParams();
         int f = fdOrError();
         PathArg oldArg = decodePath(f, params.getOldPath());
@@ -474,7 +486,7 @@ kj::Promise<void> NodeImpl::renameAt(RenameAtContext context) {
           }
         }
         context.getResults().setResult(r);
-      });
+      }));
 }
 
 int64_t NodeImpl::linkIn(kj::StringPtr oldPath, bool follow, bool emptyPath, int newDirFd,
@@ -507,7 +519,7 @@ int64_t NodeImpl::linkIn(kj::StringPtr oldPath, bool follow, bool emptyPath, int
 kj::Promise<void> NodeImpl::linkAt(LinkAtContext context) {
   auto params = context.getParams();
   return sameSessionNode(params.getNewDir())
-      .then([this, context](kj::Maybe<NodeImpl&> newDir) mutable {
+      .then(keepCaller([this, context](kj::Maybe<NodeImpl&> newDir) mutable {
         auto params = context.getParams();
         int f = fdOrError();
         PathArg oldArg = decodePath(f, params.getOldPath());
@@ -522,7 +534,7 @@ kj::Promise<void> NodeImpl::linkAt(LinkAtContext context) {
           }
         }
         context.getResults().setResult(r);
-      });
+      }));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -399,8 +399,7 @@ kj::Promise<void> NodeImpl::bind(BindContext context) {
     context.getResults().setResult(r);
     return kj::READY_NOW;
   }
-  return dirFdOf(params.getDir(), params.hasDir()).then([this, context](int dirFd) mutable
-                                                         -> kj::Promise<void> {
+  auto work = [this, context](int dirFd) mutable -> kj::Promise<void> {
     auto wire = context.getParams().getAddr().getUnixPath();
     kj::String path;
     int64_t r = dirFd < 0 ? dirFd : pathFromWire(wire, path);
@@ -449,7 +448,9 @@ kj::Promise<void> NodeImpl::bind(BindContext context) {
     }).then([context, remember = kj::mv(remember)](WorkResult&& w) mutable {
       context.getResults().setResult(remember(w.result));
     });
-  });
+  };
+  // Under asCaller: a unix name is made and reached with the caller's credentials.
+  return dirFdOf(params.getDir(), params.hasDir()).then(keepCaller(kj::mv(work)));
 }
 
 kj::Promise<void> NodeImpl::connect(ConnectContext context) {
@@ -459,8 +460,7 @@ kj::Promise<void> NodeImpl::connect(ConnectContext context) {
     context.getResults().setResult(f);
     return kj::READY_NOW;
   }
-  return dirFdOf(params.getDir(), params.hasDir()).then([this, context](int dirFd) mutable
-                                                         -> kj::Promise<void> {
+  auto work = [this, context](int dirFd) mutable -> kj::Promise<void> {
     auto addr = context.getParams().getAddr();
     UnixAddr to;
     int64_t r = addr.isUnixPath() && dirFd < 0 ? dirFd : peerAddr(confinement(), dirFd, addr, to);
@@ -480,7 +480,9 @@ kj::Promise<void> NodeImpl::connect(ConnectContext context) {
       w.result = sysResult(::connect(fd, reinterpret_cast<struct sockaddr*>(&to.addr), to.len));
       return w;
     }).then([context](WorkResult&& w) mutable { context.getResults().setResult(w.result); });
-  });
+  };
+  // Under asCaller: a unix name is made and reached with the caller's credentials.
+  return dirFdOf(params.getDir(), params.hasDir()).then(keepCaller(kj::mv(work)));
 }
 
 kj::Promise<void> NodeImpl::listen(ListenContext context) {

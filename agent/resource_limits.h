@@ -37,8 +37,11 @@ struct Limits {
   uint64_t preAuthMessageBytes = 64 << 10;
   uint64_t preAuthBytes = 256 << 10;
   // --max-fds: Nodes (open files, directories, pipes) one session holds; openat, openPath and
-  // spawn answer EMFILE past it, as open(2) does past RLIMIT_NOFILE.
-  size_t maxNodes = 4096;
+  // spawn answer EMFILE past it, as open(2) does past RLIMIT_NOFILE. No cap unless the user sets
+  // one: the program's own RLIMIT_NOFILE (its placeholders are local fds) and the agent's own
+  // open-file limit (raised to its hard limit at start) bound it as the kernels do (issue 16: a
+  // hidden 4096 made remote opens fail with EMFILE near 4,094 whatever the program's limit).
+  size_t maxNodes = SIZE_MAX;
   // --max-procs: processes one session has running (spawned, not yet reaped); spawn answers
   // EAGAIN past it, as fork(2) does past RLIMIT_NPROC.
   size_t maxProcs = 256;

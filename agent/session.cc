@@ -73,7 +73,12 @@ kj::Promise<void> AgentImpl::handshake(HandshakeContext context) {
   welcome.setAgentPid(getpid());
   welcome.setUid(geteuid());
   welcome.setGid(getegid());
+  welcome.setAssumesCredentials(canAssumeCredentials());
   results.setSession(kj::heap<SessionImpl>(kj::refcounted<SessionState>(agent)));
+  if (!canAssumeCredentials()) {
+    options.log.info("{}: this agent lacks CAP_SETUID/CAP_SETGID: the program's calls run as uid "
+                     "{} whatever its own credentials", peer.cStr(), geteuid());
+  }
   options.log.info("{}: session for {} (client arch {}, heartbeat {} ms)", peer.cStr(),
                    client.cStr(), hello.getClientArch().cStr(), hello.getHeartbeatMillis());
   KJ_IF_MAYBE(f, handshaken) {
@@ -180,6 +185,26 @@ kj::Promise<void> SessionImpl::socket(SocketContext context) {
     r = 0;
   }
   results.setResult(r);
+  return kj::READY_NOW;
+}
+
+kj::Promise<void> SessionImpl::defineCredentials(DefineCredentialsContext context) {
+  auto params = context.getParams();
+  uint32_t id = params.getId();
+  int64_t r = 0;
+  kj::Own<const CallerCredentials> creds;
+  if (!canAssumeCredentials()) {
+    r = -EPERM;
+  } else if (id == 0 || (state->credentials.size() >= SessionState::MAX_CREDENTIALS &&
+                         state->credentials.count(id) == 0)) {
+    r = -EINVAL;
+  } else {
+    r = CallerCredentials::fromWire(params.getCredentials(), creds);
+  }
+  if (r >= 0) {
+    state->credentials[id] = kj::mv(creds);
+  }
+  context.getResults().setResult(r);
   return kj::READY_NOW;
 }
 

@@ -67,6 +67,8 @@ public:
   kj::Promise<void> poll(PollContext context) override;
   kj::Promise<void> socket(SocketContext context) override;
   kj::Promise<void> socketpair(SocketpairContext context) override;
+  // Names a traced thread's credentials for asCaller and spawn (credentials.h).
+  kj::Promise<void> defineCredentials(DefineCredentialsContext context) override;
 
 private:
   kj::Own<SessionState> state;

@@ -37,6 +37,7 @@
 #include <kj/debug.h>
 
 #include "child_privileges.h"
+#include "credentials.h"
 #include "host_wire.h"
 #include "session_isolation.h"
 
@@ -76,6 +77,7 @@ struct SpawnPlan {
   bool emptyPath = false;
   bool noFollow = false;
   mode_t umask = 022;
+  kj::Own<const CallerCredentials> creds;  // null: the agent's own
   kj::Own<FdRef> dir;        // null: the request names none
   kj::Own<FdRef> cwd;        // null: the agent's root
   std::vector<Slot> slots;   // sorted by target
@@ -243,6 +245,7 @@ struct ChildPlan {
   char* const* envp;
   int execFlags;
   mode_t umask;
+  const CallerCredentials* creds;  // null: the agent's own
   const int* targets;  // ascending
   const int* sources;  // sources[i] goes to targets[i]
   int* moved;          // room for `count` fds
@@ -281,6 +284,12 @@ struct ChildPlan {
   // After the chroot, which needs CAP_SYS_CHROOT, the first capability to go.
   if (p.privileges != nullptr) {
     int error = applyChildPrivileges(*p.privileges);
+    if (error != 0) childFail(report, error);
+  }
+  // The spawning thread's identity, once nothing needs the agent's privileges any more; the
+  // working directory is then entered as the program would enter it (search permission).
+  if (p.creds != nullptr) {
+    int error = becomeCaller(*p.creds);
     if (error != 0) childFail(report, error);
   }
   if (fchdir(p.cwdFd) < 0) childFail(report, errno);
@@ -400,6 +409,7 @@ int64_t forkChild(SpawnPlan& plan, const Confinement& conf, SessionJail* jail,
   child.envp = envp.begin();
   child.execFlags = (plan.emptyPath ? AT_EMPTY_PATH : 0) | (plan.noFollow ? AT_SYMLINK_NOFOLLOW : 0);
   child.umask = plan.umask;
+  child.creds = plan.creds.get();
   child.targets = targets.data();
   child.sources = sources.data();
   child.moved = moved.data();
@@ -537,6 +547,14 @@ kj::Promise<void> spawn(SessionState& session, SessionProcesses& processes,
   // A read-only agent runs no programs: any of them could write. EACCES is what execve says
   // for a file system mounted noexec.
   int64_t r = session.agent.readOnly ? -EACCES : decodeRequest(request, *plan);
+  if (r >= 0 && request.getCredentials() != 0) {
+    auto found = session.credentials.find(request.getCredentials());
+    if (found == session.credentials.end()) {
+      r = -EINVAL;  // never defined: the client's bug, answered rather than ignored
+    } else {
+      plan->creds = kj::atomicAddRef(*found->second);
+    }
+  }
   if (r < 0) {
     context.getResults().setResult(r);
     return kj::READY_NOW;

@@ -50,6 +50,27 @@ struct Welcome {
   agentPid @6 :Int32;
   uid @7 :UInt32;           # Identity the agent performs syscalls as.
   gid @8 :UInt32;
+  assumesCredentials @9 :Bool;
+  # The agent can perform a call with the caller's credentials (Node.asCaller, SpawnRequest.
+  # credentials): it may change its threads' fs ids, groups and capabilities (CAP_SETUID and
+  # CAP_SETGID). Absent (an older agent) or false: every call runs as uid/gid above.
+}
+
+struct Credentials {
+  # A traced thread's credentials as its kernel on A holds them. Numeric ids cross as they are:
+  # B's id space is the truth (docs/security-model.md).
+  uid @0 :UInt32;           # real, effective, saved and file system user ids
+  euid @1 :UInt32;
+  suid @2 :UInt32;
+  fsuid @3 :UInt32;
+  gid @4 :UInt32;           # the same for the group
+  egid @5 :UInt32;
+  sgid @6 :UInt32;
+  fsgid @7 :UInt32;
+  groups @8 :List(UInt32);  # supplementary groups
+  capEffective @9 :UInt64;  # capability sets, bit N: capability N (the kernel's numbering)
+  capPermitted @10 :UInt64;
+  capInheritable @11 :UInt64;
 }
 
 interface Agent {
@@ -101,6 +122,11 @@ interface Session {
   socketpair @7 (family :SockFamily, type :SockType, protocol :Int32, nonBlock :Bool)
       -> (result :Int64, first :Node, second :Node);
   # socketpair(2) on the agent: both ends are nodes of this session.
+  defineCredentials @8 (id :UInt32, credentials :Credentials) -> (result :Int64);
+  # Names a set of credentials for Node.asCaller and SpawnRequest.credentials, for the rest of
+  # the session (the client sends each set once, before the first call that uses it: calls are
+  # delivered in order). id 0 is reserved (the agent's own). -EPERM when the agent cannot
+  # assume credentials (Welcome.assumesCredentials), -EINVAL for id 0 or too many sets.
 }
 
 struct PollEvents {
@@ -241,6 +267,8 @@ struct SpawnRequest {
   fds @8 :List(ChildFd);    # Every other fd of the new process is closed.
   terminalRows @9 :UInt16;  # The window size of the `terminal` fds' pseudo-terminal (0: unknown,
   terminalCols @10 :UInt16; # left as the kernel makes it).
+  credentials @11 :UInt32;  # Session.defineCredentials id the program starts with; 0: the
+                            # agent's own (as before).
 }
 
 struct ChildFd {
@@ -486,8 +514,12 @@ interface Node {
   read @3 (count :UInt64) -> (result :Int64, data :Data);
   pread @4 (count :UInt64, offset :Int64, flags :RwFlags) -> (result :Int64, data :Data);
   # offset -1 with flags: preadv2 at the current position.
-  write @5 (data :Data) -> (result :Int64);
-  pwrite @6 (data :Data, offset :Int64, flags :RwFlags) -> (result :Int64);
+  write @5 (data :Data, fileSizeLimit :UInt64 = 0xffffffffffffffff) -> (result :Int64);
+  pwrite @6 (data :Data, offset :Int64, flags :RwFlags,
+             fileSizeLimit :UInt64 = 0xffffffffffffffff) -> (result :Int64);
+  # fileSizeLimit: the program's RLIMIT_FSIZE (all ones: none, also from older clients). On a
+  # regular file the agent applies it as the program's kernel would: a write that starts at or
+  # past it fails with EFBIG (the client raises SIGXFSZ), one that would cross it is cut short.
   seek @7 (offset :Int64, whence :Whence) -> (result :Int64);
 
   statAt @8 (path :Data, flags :StatFlags, mask :UInt32) -> (result :Int64, stat :Statx);
@@ -593,4 +625,13 @@ interface Node {
   # two-phase interrupt (a signal for a thread parked in such a call): the call's answer says
   # whether the kernel on B had already completed it. An agent without it answers
   # "unimplemented"; the client then drops the call (the answer may be lost).
+  asCaller @49 (credentials :UInt32) -> (node :Node);
+  # This node, for calls made with the credentials `credentials` names (defineCredentials):
+  # each call on the answer runs with the set's fs ids, supplementary groups and effective
+  # capabilities on the agent thread that performs it (accessAt without `eaccess` with its real
+  # ids, as access(2) does), so B's kernel decides permissions and owners as it would for the
+  # program. Only sent while a thread's credentials differ from those the program started with,
+  # and only to an agent that assumesCredentials; it pipelines, so it costs no round trip.
+  # Nodes passed as arguments (newDir, dst ...) are plain nodes. An unknown id: calls on the
+  # answer fail (an exception: the client's bug).
 }

@@ -28,6 +28,7 @@ pid_t Tracer::attach() {
     startScope(*task);
     task->attached = true;
     task->execChainHead = true;  // The attached program's own execs stay here (--spawn).
+    credentials_.refresh(*task);
     tasks.emplace(tid, kj::mv(task));
   }
   for (pid_t tid : tids) {

@@ -117,6 +117,9 @@ class RemoteFile : public kj::Refcounted {
   // Opened for writing (O_WRONLY, O_RDWR): its close may report a deferred write error (NFS,
   // FUSE), so it waits for the target's answer; other closes of files and directories do not.
   bool writable = false;
+  // Opened with O_PATH: the calls that need a real open file (fchmod, fchown, the f*xattr calls)
+  // fail with EBADF here, where the agent, which acts on the file by its path, would succeed.
+  bool pathOnly = false;
   // Read-ahead state (see ReadAhead).
   ReadAhead readAhead;
   // Big reads may go in pipelined chunks (chunked_read.h): a regular file opened for reading,

@@ -106,7 +106,15 @@ auto send(Call& call, AgentLink& target, Req& req) {
   return req.send();
 }
 
-// Resolves (dirfd, path) and, when remote, runs `build` to make and send the request.
+// `node` for a call that B's kernel must check with the calling thread's credentials (a path
+// lookup, a create, a change of owner or mode ...): the node itself while the thread has the
+// program's first credentials, else the node seen by its own (thread_creds.h).
+inline proto::Node::Client asCaller(Call& c, AgentLink& target, proto::Node::Client node) {
+  return c.tracer.credentials().asCaller(c, target, kj::mv(node));
+}
+
+// Resolves (dirfd, path) and, when remote, runs `build` to make and send the request; `r.dir`
+// acts with the calling thread's credentials (asCaller).
 template <typename Func>
 kj::Promise<Outcome> onPath(Call& c, int dirfd, uint64_t pathAddr, Func&& func) {
   auto where = resolvePath(c, dirfd, pathAddr);
@@ -115,6 +123,7 @@ kj::Promise<Outcome> onPath(Call& c, int dirfd, uint64_t pathAddr, Func&& func) 
     KJ_CASE_ONEOF(f, Failed) { return done(f.err); }
     KJ_CASE_ONEOF(r, Remote) {
       c.target = r.target;
+      r.dir = asCaller(c, *r.target, kj::mv(r.dir));
       return func(r);
     }
   }

@@ -77,6 +77,18 @@ kj::Promise<Outcome> hUnshare(Call& c) {
   }});
 }
 
+// set*id, setgroups, capset: run locally; at their exit the thread's credentials are read again
+// (thread_creds.h), whatever the result (setfsuid answers the old id even when it changed nothing).
+
+kj::Promise<Outcome> hCredentialsChange(Call& c) {
+  Task& task = c.task;
+  Tracer& tracer = c.tracer;
+  return Outcome(RunLocalThen{[&task, &tracer](int64_t ret) {
+    tracer.credentials().refresh(task);
+    return ret;
+  }});
+}
+
 // ioctl (ioctl_table.h): marshalled to the agent when the table or the request's encoding says
 // exactly what its payload is; otherwise ENOTTY and a note, never a guess.
 kj::Promise<Outcome> hIoctl(Call& c) {
@@ -192,6 +204,16 @@ const HandlerEntry HERE_HANDLERS[] = {
     {SYS_setdomainname, hIdentityChange},
     {SYS_reboot, hIdentityChange},
     {SYS_unshare, hUnshare},
+    {SYS_setuid, hCredentialsChange},
+    {SYS_setgid, hCredentialsChange},
+    {SYS_setreuid, hCredentialsChange},
+    {SYS_setregid, hCredentialsChange},
+    {SYS_setresuid, hCredentialsChange},
+    {SYS_setresgid, hCredentialsChange},
+    {SYS_setfsuid, hCredentialsChange},
+    {SYS_setfsgid, hCredentialsChange},
+    {SYS_setgroups, hCredentialsChange},
+    {SYS_capset, hCredentialsChange},
     {SYS_seccomp, hSeccomp},
     {SYS_ioctl, hIoctl},
 };

@@ -226,6 +226,8 @@ kj::Promise<Outcome> spawnRemote(Call& c, Remote where, uint64_t argvAddr, uint6
   }
   spec.setCwd(cwdNode(c.task, target));
   spec.setUmask(umaskOf(c.task.tid));
+  // It starts with the spawning thread's credentials (0: the agent's own).
+  spec.setCredentials(c.tracer.credentials().forSpawn(c, target));
   auto plan = planFds(c.task, target);
   auto list = spec.initFds(plan.size());
   bool terminal = false;

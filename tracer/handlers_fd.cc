@@ -48,7 +48,7 @@ bool readAheadAllowed(Call& call, uint64_t flags, const RemoteFile& file,
 
 kj::Promise<Outcome> openRemote(Call& call, Remote where, uint64_t flags, uint32_t mode,
                                 kj::Maybe<uint64_t> resolve) {
-  auto req = where.dir.openAtRequest();
+  auto req = asCaller(call, *where.target, kj::mv(where.dir)).openAtRequest();
   req.setPath(bytes(where.path));
   auto how = req.initHow();
   uint32_t umask = (flags & (O_CREAT | __O_TMPFILE)) ? umaskOf(call.task.tid) : 0;
@@ -78,6 +78,7 @@ kj::Promise<Outcome> openRemote(Call& call, Remote where, uint64_t flags, uint32
         auto file = kj::refcounted<RemoteFile>(*target, reply.getNode(),
                                                reply.getInfo().getType(), kj::mv(path));
         file->writable = writable;
+        file->pathOnly = flags & O_PATH;
         file->readAhead.allowed = readAheadAllowed(call, flags, *file, reply.getInfo());
         file->pipelineReads = storedFileToRead(flags, *file, reply.getInfo());
         return call.tracer.installPlaceholder(call, kj::mv(file), cloexec);
@@ -292,12 +293,18 @@ kj::Promise<Outcome> lockCommon(Call& c, RemoteFile& f, proto::LockCmd cmd, uint
   bool isGet = cmd == proto::LockCmd::GET_LK || cmd == proto::LockCmd::OFD_GET_LK;
   bool isPosixSet = cmd == proto::LockCmd::SET_LK || cmd == proto::LockCmd::SET_LK_W;
   auto& target = f.target;
-  return send(c, f.target, req).then([&c, &target, addr, isGet, isPosixSet](auto reply) -> Outcome {
+  return send(c, f.target, req).then([&c, &target, addr, isGet, isPosixSet, fl](auto reply) mutable
+                                     -> Outcome {
     if (isPosixSet && reply.getResult() >= 0) {
       c.tracer.noteLockOwner(target, c.task.tgid);
     }
     if (reply.getResult() < 0 || !isGet) {
       return Complete{reply.getResult()};
+    }
+    if (reply.getLock().getType() == proto::LockType::UNLOCK) {
+      // No conflict: the kernel changes only l_type, and the program may rely on the rest.
+      fl.l_type = F_UNLCK;
+      return Complete{putStruct(c, addr, fl, reply.getResult())};
     }
     return Complete{putStruct(c, addr, abi::encodeFlock(reply.getLock()), reply.getResult())};
   });
@@ -383,7 +390,7 @@ kj::Promise<Outcome> hFlock(Call& c) {
 // cwd
 
 kj::Promise<Outcome> setCwd(Call& c, AgentLink& target, proto::Node::Client dir) {
-  auto check = dir.chdirCheckRequest();
+  auto check = asCaller(c, target, dir).chdirCheckRequest();
   Task& task = c.task;
   c.target = &target;
   return check.send().then([&task, &target, dir](auto reply) mutable -> Outcome {
@@ -412,7 +419,7 @@ kj::Promise<Outcome> hChdir(Call& c) {
     KJ_CASE_ONEOF(l, Local) { return localChdir(c); }
     KJ_CASE_ONEOF(f, Failed) { return done(f.err); }
     KJ_CASE_ONEOF(r, Remote) {
-      auto req = r.dir.openAtRequest();
+      auto req = asCaller(c, *r.target, kj::mv(r.dir)).openAtRequest();
       // chdir("/proc/self/fd/N") of a remote directory fd: that directory itself.
       req.setPath(bytes(r.self ? kj::StringPtr(".") : r.path.asPtr()));
       auto how = req.initHow();

@@ -5,10 +5,15 @@
 #include <errno.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+
+#include <type_traits>
 
 #include <kj/debug.h>
 #include <kj/io.h>
@@ -189,8 +194,43 @@ struct ReadJob : public IoJob {
   }
 };
 
+// The program's RLIMIT_FSIZE (RLIM_INFINITY: none), read at each write: setrlimit is not
+// trapped. The agent applies it on B (Node.write fileSizeLimit), where the kernel knows only
+// the agent's.
+uint64_t fileSizeLimitOf(pid_t tgid) {
+  struct rlimit lim;
+  if (prlimit(tgid, RLIMIT_FSIZE, nullptr, &lim) == 0) {
+    return uint64_t(lim.rlim_cur);
+  }
+  // prlimit needs matching ids or CAP_SYS_RESOURCE, which a program that changed its
+  // credentials, or a sbrun in a container, may not give; the limits file is readable by all.
+  auto path = kj::str("/proc/", tgid, "/limits");
+  FILE* f = fopen(path.cStr(), "re");
+  if (f == nullptr) {
+    return uint64_t(RLIM_INFINITY);
+  }
+  uint64_t limit = uint64_t(RLIM_INFINITY);
+  char line[256];
+  while (fgets(line, sizeof(line), f) != nullptr) {
+    // "Max file size             unlimited            unlimited            bytes"
+    if (strncmp(line, "Max file size", 13) == 0) {
+      const char* soft = line + 13;
+      while (*soft == ' ') {
+        ++soft;
+      }
+      if (*soft >= '0' && *soft <= '9') {
+        limit = strtoull(soft, nullptr, 10);
+      }
+      break;
+    }
+  }
+  fclose(f);
+  return limit;
+}
+
 struct WriteJob : public IoJob {
   using IoJob::IoJob;
+  uint64_t sizeLimit = fileSizeLimitOf(call.task.tgid);
 
   kj::Promise<int64_t> step() {
     uint64_t want = kj::min(count - doneBytes, CHUNK);
@@ -217,6 +257,7 @@ struct WriteJob : public IoJob {
         return doneBytes > 0 ? static_cast<int64_t>(doneBytes) : int64_t(-EFAULT);
       }
       req.setOffset(offset < 0 ? -1 : offset + doneBytes);
+      req.setFileSizeLimit(sizeLimit);
       if (hasFlags && !abi::decodeRwFlags(rwFlags, req.initFlags())) {
         return int64_t(-EOPNOTSUPP);
       }
@@ -225,6 +266,7 @@ struct WriteJob : public IoJob {
       });
     }
     auto req = file.node.writeRequest();
+    req.setFileSizeLimit(sizeLimit);
     auto data = req.initData(want);
     if (gather(call, piece, data) < 0) {
       return doneBytes > 0 ? static_cast<int64_t>(doneBytes) : int64_t(-EFAULT);
@@ -247,9 +289,15 @@ kj::Promise<Outcome> runJob(Call& c, RemoteFile& file, kj::Array<IoVec> iov, uin
   // A write to a FIFO or socket whose reader is gone raises SIGPIPE with EPIPE, as the kernel
   // does (the agent never does: it ignores SIGPIPE).
   bool pipeLike = file.type == proto::FileType::FIFO || file.type == proto::FileType::SOCKET;
+  // A write past RLIMIT_FSIZE raises SIGXFSZ with EFBIG, as the kernel does.
+  bool sizeLimited = false;
+  if constexpr (std::is_same_v<Job, WriteJob>) {
+    sizeLimited = j.sizeLimit != uint64_t(RLIM_INFINITY);
+  }
   return j.step()
-      .then([pipeLike](int64_t r) -> Outcome {
-        return Complete{r, r == -EPIPE && pipeLike ? SIGPIPE : 0};
+      .then([pipeLike, sizeLimited](int64_t r) -> Outcome {
+        int sig = r == -EPIPE && pipeLike ? SIGPIPE : r == -EFBIG && sizeLimited ? SIGXFSZ : 0;
+        return Complete{r, sig};
       })
       .attach(kj::mv(job));
 }

@@ -271,7 +271,7 @@ void msgFlags(Call& c, uint64_t flags, proto::MsgFlags::Builder out) {
 
 kj::Promise<Outcome> hBind(Call& c) {
   return onSocket(c, [&c](RemoteFile& f, SocketInfo&) {
-    auto req = f.node.bindRequest();
+    auto req = asCaller(c, f.target, f.node).bindRequest();  // a unix name's owner, access
     int64_t r = readSockAddr(c, c.arg(1), c.arg(2), req.initAddr());
     if (r < 0) {
       return done(r);
@@ -283,7 +283,7 @@ kj::Promise<Outcome> hBind(Call& c) {
 
 kj::Promise<Outcome> hConnect(Call& c) {
   return onSocket(c, [&c](RemoteFile& f, SocketInfo& s) {
-    auto req = f.node.connectRequest();
+    auto req = asCaller(c, f.target, f.node).connectRequest();  // a unix name's owner, access
     int64_t r = readSockAddr(c, c.arg(1), c.arg(2), req.initAddr());
     if (r < 0) {
       return done(r);

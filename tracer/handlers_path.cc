@@ -61,7 +61,8 @@ kj::Promise<Outcome> statPath(Call& c, int dirfd, uint64_t pathAddr, int atFlags
     KJ_CASE_ONEOF(l, Local) { return local(); }
     KJ_CASE_ONEOF(f, Failed) { return done(f.err); }
     KJ_CASE_ONEOF(r, Remote) {
-      return statRemote(c, r.dir, *r.target, r.path, atFlags | (r.self ? AT_EMPTY_PATH : 0),
+      auto node = asCaller(c, *r.target, kj::mv(r.dir));
+      return statRemote(c, kj::mv(node), *r.target, r.path, atFlags | (r.self ? AT_EMPTY_PATH : 0),
                         BASIC, StatOut::STAT, bufAddr);
     }
   }
@@ -110,7 +111,9 @@ kj::Promise<Outcome> hStatx(Call& c) {
     KJ_CASE_ONEOF(l, Local) { return local(); }
     KJ_CASE_ONEOF(f, Failed) { return done(f.err); }
     KJ_CASE_ONEOF(r, Remote) {
-      return statRemote(c, r.dir, *r.target, r.path, flags | (r.self ? AT_EMPTY_PATH : 0), mask,
+      auto node = asCaller(c, *r.target, kj::mv(r.dir));
+      int at = flags | (r.self ? AT_EMPTY_PATH : 0);
+      return statRemote(c, kj::mv(node), *r.target, r.path, at, mask,
                         StatOut::STATX, c.arg(4));
     }
   }
@@ -137,7 +140,7 @@ kj::Promise<Outcome> hStatfs(Call& c) {
       if (r.path.size() == 0 && !r.self) {
         return done(-ENOENT);
       }
-      return statfsRemote(c, r.dir, *r.target, r.path, c.arg(1));
+      return statfsRemote(c, asCaller(c, *r.target, kj::mv(r.dir)), *r.target, r.path, c.arg(1));
     }
   }
   KJ_UNREACHABLE;
@@ -258,7 +261,28 @@ kj::Promise<Outcome> hUnlinkat(Call& c) {
   return unlinkCommon(c, c.fdArg(0), c.arg(1), flags & AT_REMOVEDIR);
 }
 
-// Two-path calls: both sides must live on the same target, else EXDEV as across filesystems.
+// What the kernel says of `dirfd` for the path at `pathAddr` before it compares mounts: EBADF
+// when it is not open, ENOTDIR when it is not a directory; 0 otherwise (AT_FDCWD, an absolute or
+// empty path, a directory).
+int64_t dirfdError(Call& c, int dirfd, uint64_t pathAddr) {
+  kj::String path;
+  if (dirfd == AT_FDCWD || c.mem().readPath(pathAddr, path) < 0 || path.size() == 0 ||
+      path.startsWith("/")) {
+    return 0;
+  }
+  KJ_IF_MAYBE(f, c.task.fds->find(dirfd)) {
+    return f->type == proto::FileType::DIRECTORY ? 0 : -ENOTDIR;
+  }
+  struct stat st;
+  auto fdPath = kj::str("/proc/", c.task.tid, "/fd/", dirfd);
+  if (stat(fdPath.cStr(), &st) < 0) {
+    return -EBADF;
+  }
+  return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
+}
+
+// Two-path calls: both sides must live on the same target, else EXDEV as across filesystems
+// (after the errors of each side's dirfd, which the kernel finds first).
 template <typename Func>
 kj::Promise<Outcome> onTwoPaths(Call& c, int olddir, uint64_t oldPath, int newdir,
                                 uint64_t newPath, Func&& func) {
@@ -274,10 +298,17 @@ kj::Promise<Outcome> onTwoPaths(Call& c, int olddir, uint64_t oldPath, int newdi
     return local();
   }
   if (a.is<Local>() || b.is<Local>() || a.get<Remote>().target != b.get<Remote>().target) {
-    return done(-EXDEV);
+    int64_t e = dirfdError(c, olddir, oldPath);
+    if (e == 0) {
+      e = dirfdError(c, newdir, newPath);
+    }
+    return done(e < 0 ? e : -EXDEV);
   }
   c.target = a.get<Remote>().target;
-  return func(a.get<Remote>(), b.get<Remote>());
+  // The new side stays a plain node: the agent recognises it as one of the session's.
+  auto& from = a.get<Remote>();
+  from.dir = asCaller(c, *from.target, kj::mv(from.dir));
+  return func(from, b.get<Remote>());
 }
 
 kj::Promise<Outcome> renameCommon(Call& c, int olddir, uint64_t oldp, int newdir, uint64_t newp,
@@ -370,7 +401,10 @@ kj::Promise<Outcome> hFchmodat2(Call& c) {
 }
 kj::Promise<Outcome> hFchmod(Call& c) {
   KJ_IF_MAYBE(f, remoteFd(c, 0)) {
-    Remote r{&f->target, f->node, kj::str("")};
+    if (f->pathOnly) {
+      return done(-EBADF);  // the kernel's answer for an O_PATH fd
+    }
+    Remote r{&f->target, asCaller(c, f->target, f->node), kj::str("")};
     return chmodRemote(c, r, c.arg(1), AT_EMPTY_PATH);
   }
   return local();
@@ -406,7 +440,10 @@ kj::Promise<Outcome> hFchownat(Call& c) {
 }
 kj::Promise<Outcome> hFchown(Call& c) {
   KJ_IF_MAYBE(f, remoteFd(c, 0)) {
-    Remote r{&f->target, f->node, kj::str("")};
+    if (f->pathOnly) {
+      return done(-EBADF);  // the kernel's answer for an O_PATH fd
+    }
+    Remote r{&f->target, asCaller(c, f->target, f->node), kj::str("")};
     return chownRemote(c, r, c.arg(1), c.arg(2), AT_EMPTY_PATH);
   }
   return local();
@@ -476,7 +513,7 @@ kj::Promise<Outcome> hUtimensat(Call& c) {
       return done(-EINVAL);
     }
     KJ_IF_MAYBE(f, c.task.fds->find(fd)) {
-      Remote r{&f->target, f->node, kj::str("")};
+      Remote r{&f->target, asCaller(c, f->target, f->node), kj::str("")};
       return utimensRemote(c, r, times, false, AT_EMPTY_PATH);
     }
     return local();
@@ -501,7 +538,7 @@ kj::Promise<Outcome> timevalCommon(Call& c, int dirfd, uint64_t path, uint64_t t
   if (path == 0 && dirfd != AT_FDCWD) {
     // futimesat(fd, NULL, tv) acts on the fd itself.
     KJ_IF_MAYBE(f, c.task.fds->find(dirfd)) {
-      Remote r{&f->target, f->node, kj::str(""), true};
+      Remote r{&f->target, asCaller(c, f->target, f->node), kj::str(""), true};
       return utimensRemote(c, r, times, true, 0);
     }
     return local();
@@ -535,7 +572,10 @@ template <typename Func>
 kj::Promise<Outcome> onXattrObject(Call& c, XattrVia via, Func&& func) {
   if (via == XattrVia::FD) {
     KJ_IF_MAYBE(f, remoteFd(c, 0)) {
-      Remote r{&f->target, f->node, kj::str("")};
+      if (f->pathOnly) {
+        return done(-EBADF);  // the kernel's answer for an O_PATH fd
+      }
+      Remote r{&f->target, asCaller(c, f->target, f->node), kj::str("")};
       c.target = r.target;
       return func(r, true);
     }

@@ -54,6 +54,34 @@ ProcStatus ProcStatus::parse(kj::StringPtr text) {
   num("SigBlk", 16, s.sigBlk);
   num("SigIgn", 16, s.sigIgn);
   num("SigCgt", 16, s.sigCgt);
+  num("CapInh", 16, s.capInh);
+  num("CapPrm", 16, s.capPrm);
+  num("CapEff", 16, s.capEff);
+  // "Uid:\t0\t0\t0\t0", "Groups:\t4 24 27 " (space-separated, maybe empty).
+  auto ids = [&](const char* name, uint32_t (&out)[4]) {
+    if (const char* v = field(text, name)) {
+      char* end = nullptr;
+      for (auto& id : out) {
+        id = static_cast<uint32_t>(strtoul(v, &end, 10));
+        v = end;
+      }
+    }
+  };
+  ids("Uid", s.uid);
+  ids("Gid", s.gid);
+  if (const char* v = field(text, "Groups")) {
+    for (;;) {
+      while (*v == ' ' || *v == '\t') {
+        ++v;
+      }
+      if (*v < '0' || *v > '9') {
+        break;
+      }
+      char* end = nullptr;
+      s.groups.push_back(static_cast<uint32_t>(strtoul(v, &end, 10)));
+      v = end;
+    }
+  }
   return s;
 }
 

@@ -8,6 +8,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include <vector>
+
 namespace sb {
 
 struct ProcStatus {
@@ -20,6 +22,11 @@ struct ProcStatus {
   // Signal sets, bit sig-1: pending for the thread and for the process, blocked, ignored,
   // caught.
   uint64_t sigPnd = 0, shdPnd = 0, sigBlk = 0, sigIgn = 0, sigCgt = 0;
+  // Credentials: real, effective, saved and fs ids; supplementary groups; capability sets
+  // (bit N: capability N).
+  uint32_t uid[4] = {}, gid[4] = {};
+  std::vector<uint32_t> groups;
+  uint64_t capInh = 0, capPrm = 0, capEff = 0;
 
   static ProcStatus read(pid_t tid);
   static ProcStatus parse(kj::StringPtr text);

@@ -55,6 +55,8 @@ struct Task {
   // last (DESIGN D6): `enter` pushes, `exit` pops (see control.h).
   AgentLink* scope = nullptr;
   std::vector<AgentLink*> outer;
+  // Its credentials (thread_creds.h): 0 while they are those the program started with.
+  uint32_t credsId = 0;
 
   // Set while the thread is stopped in a trapped syscall awaiting its outcome; destroying it
   // cancels the remote call (the thread died). `call` is that syscall; it lives as long as

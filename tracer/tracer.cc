@@ -124,6 +124,7 @@ void Tracer::setupInitialTask(Task& task) {
   task.attached = true;
   task.launching = true;
   task.execChainHead = true;
+  credentials_.refresh(task);
   if (controlFd_ >= 0) {
     task.fds->bind(controlFd_, kj::addRef(*controlFile));
   }
@@ -156,6 +157,11 @@ int Tracer::run(kj::WaitScope& ws) {
   auto paf = kj::newPromiseAndFulfiller<void>();
   allGone = kj::mv(paf.fulfiller);
   startControlChannel();
+  credentials_.onCannotAssume([this](AgentLink& target) {
+    verbose(kj::str("target ", target.name(), ": the agent cannot take on the program's "
+                    "credentials (it lacks CAP_SETUID/CAP_SETGID): calls there run as its uid ",
+                    target.welcome().getUid(), " whatever the program's"));
+  });
   if (attachMode_) {
     leader = attach();
     signalWatch = detachOnSignal(SIGINT)
@@ -449,6 +455,7 @@ void Tracer::onNewChild(Task& parent, bool vfork) {
   task.fs = (flags & CLONE_FS) ? kj::addRef(*parent.fs) : parent.fs->copy();
   task.scope = parent.scope;
   task.outer = parent.outer;
+  task.credsId = parent.credsId;
   task.attached = true;
   // A thread shares its process's place in the exec chain; a new process (fork, vfork, clone
   // without CLONE_THREAD) is a child, whatever memory or files it shares.
@@ -496,6 +503,8 @@ void Tracer::onExec(Task& task) {
       ++it;
     }
   }
+  // exec computes the capabilities anew (a root program keeps them, any other loses them).
+  credentials_.refresh(task);
   // exec unshares the file table; O_CLOEXEC placeholders are gone: forget their remote side.
   task.fds = task.fds->copy();
   pid_t tid = task.tid;
@@ -588,6 +597,7 @@ void Tracer::adoptOrphans() {
     task->tgid = tgid;
     task->fds = kj::refcounted<FdTable>();
     task->fs = initialFs->copy();
+    credentials_.refresh(*task);
     startScope(*task);
     task->fs->side = task->scope;
     task->attached = true;

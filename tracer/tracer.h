@@ -38,6 +38,7 @@
 #include "seccomp_filter.h"
 #include "syscall_table.h"
 #include "task.h"
+#include "thread_creds.h"
 #include "tracee_memory.h"
 
 namespace sb {
@@ -68,6 +69,8 @@ class Tracer final : public ScopeHost, public GdbHost {
   void parkCall(Task& task) { park(task); }
   kj::Timer& timer() { return io.provider->getTimer(); }
   kj::UnixEventPort& eventPort() { return io.unixEventPort; }
+  // Each thread's credentials (thread_creds.h).
+  CredentialsRegistry& credentials() { return credentials_; }
   // Remote interests of the program's epoll instances (epoll_set.h).
   EpollRegistry& epolls() { return *epolls_; }
   Options& options() { return options_; }
@@ -140,6 +143,7 @@ class Tracer final : public ScopeHost, public GdbHost {
   kj::Own<kj::TlsContext> tls_;
   kj::Vector<kj::Own<AgentLink>> targets_;
   SeccompFilter filter;
+  CredentialsRegistry credentials_;
   kj::Own<FsContext> initialFs;
   std::unordered_map<pid_t, kj::Own<Task>> tasks;
   kj::Vector<kj::String> notesShown;

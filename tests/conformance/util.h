@@ -234,6 +234,19 @@ static inline void test_init(int argc, char **argv, const char *name) {
   obs("test %s", name);
 }
 
+/* With "as-nobody" as argv[2] (and run as root): the program goes on as nobody (uid and gid
+ * 65534, no supplementary groups), in a test directory it may write; the same checks then hold
+ * for an unprivileged program (issue 16: a program's credentials follow it to B). */
+static inline void test_maybe_drop(int argc, char **argv) {
+  if (argc < 3 || strcmp(argv[2], "as-nobody") != 0) return;
+  test_assert(geteuid() == 0);
+  test_assert(chmod(test_dir, 0777) == 0);
+  test_assert(syscall(SYS_setgroups, 0, NULL) == 0);
+  test_assert(setgid(65534) == 0);
+  test_assert(setuid(65534) == 0);
+  obs("as nobody");
+}
+
 static inline void test_done(void) {
   obs("EXIT-SUCCESS");
   exit(0);

@@ -27,6 +27,21 @@ TEST_SUITE("proc_status") {
     CHECK_FALSE(s.signalWaiting(0x100));
   }
 
+  TEST_CASE("credentials: four ids each, the groups, the capability sets") {
+    auto s = sb::ProcStatus::parse(
+        "Uid:\t0\t65534\t1\t2\nGid:\t3\t4\t5\t6\nGroups:\t4 24 27 \nCapInh:\t0000000000000000\n"
+        "CapPrm:\t000001ffffffffff\nCapEff:\t0000000000000080\n");
+    CHECK(s.uid[0] == 0);
+    CHECK(s.uid[1] == 65534);
+    CHECK(s.uid[3] == 2);
+    CHECK(s.gid[0] == 3);
+    CHECK(s.gid[3] == 6);
+    CHECK(s.groups == std::vector<uint32_t>{4, 24, 27});
+    CHECK(s.capPrm == 0x1ffffffffffull);
+    CHECK(s.capEff == 0x80);
+    CHECK(sb::ProcStatus::parse("Groups:\t\n").groups.empty());
+  }
+
   TEST_CASE("a field's name must start its line (NSpgid is not Pid)") {
     auto s = sb::ProcStatus::parse("NSpgid:\t5\nTgid:\t7\n");
     CHECK(s.tgid == 7);
