@@ -93,6 +93,9 @@ kj::Promise<Outcome> hCredentialsChange(Call& c) {
 // exactly what its payload is; otherwise ENOTTY and a note, never a guess.
 kj::Promise<Outcome> hIoctl(Call& c) {
   KJ_IF_MAYBE(f, remoteFd(c, 0)) {
+    if (f->pathOnly) {
+      return done(-EBADF);  // The kernel refuses an O_PATH fd before it looks at the request.
+    }
     uint64_t request = c.arg(1);
     uint64_t arg = c.arg(2);
     auto plan = planIoctl(request);
