@@ -297,9 +297,53 @@ def case_config_file(ctx):
             + r.describe())
 
 
+def case_debian_package(ctx):
+    """Only when asked (SB_TEST_DEB=1; a full build, beyond the CI budget): scripts/build-deb
+    builds splitbrain, splitbrain-agent and python3-splitbrain and lintian finds no error (or
+    SB_DEB_DIR names .debs it built before); each package holds its files, and the programs
+    unpacked from the two .debs run the local demo, a program started on B included."""
+    if os.environ.get("SB_TEST_DEB") != "1":
+        raise h.Skip("a full package build: run with SB_TEST_DEB=1 (scripts/build-deb)")
+    debs = os.environ.get("SB_DEB_DIR")
+    if not debs:
+        debs = os.path.join(ctx.tmp, "debs")
+        r = h.run([os.path.join(h.HERE, "..", "..", "scripts", "build-deb"), debs],
+                  timeout=3600)
+        h.log(r.describe())
+        h.check(r.rc == 0, "scripts/build-deb failed (build or lintian)")
+    contents = {"splitbrain": ["./usr/bin/sbrun", "./usr/libexec/splitbrain/sb-stub",
+                               "./usr/lib/splitbrain/agents/sbagent-x86_64",
+                               "./usr/include/splitbrain.h", "./usr/share/man/man1/sbrun.1.gz",
+                               "./usr/share/man/man5/splitbrain.conf.5.gz"],
+                "splitbrain-agent": ["./usr/bin/sbagent", "./lib/systemd/system/sbagent.socket",
+                                     "./lib/systemd/system/sbagent.service"],
+                "python3-splitbrain": ["./usr/lib/python3/dist-packages/splitbrain/__init__.py",
+                                       "./usr/lib/python3/dist-packages/splitbrain/pytest_plugin.py"]}
+    unpacked = os.path.join(ctx.tmp, "unpacked")
+    for pkg, files in contents.items():
+        found = glob.glob(os.path.join(debs, f"{pkg}_*.deb"))
+        h.check(len(found) == 1, f"no {pkg} package in {debs}: {os.listdir(debs)}")
+        r = h.run(["dpkg-deb", "-c", found[0]], timeout=60)
+        listed = {line.split()[-1] for line in r.out.splitlines() if line.strip()}
+        missing = [f for f in files if f not in listed]
+        h.check(r.rc == 0 and not missing, f"{pkg}: missing {missing}")
+        if pkg != "python3-splitbrain":
+            r = h.run(["dpkg-deb", "-x", found[0], unpacked], timeout=60)
+            h.check(r.rc == 0, f"dpkg-deb -x {found[0]}\n{r.describe()}")
+    if ctx.native_only:
+        return
+    root = os.path.join(ctx.tmp, "demo-root")
+    make_demo_root(root)
+    r = installed_demo(unpacked + "/usr/bin", root)
+    h.log(r.describe())
+    h.check(r.rc == 0 and r.out == "installed-b\ninstalled-b\n",
+            "the packaged sbrun must run the demo")
+
+
 def register(cases, harness):
     global h
     h = harness
     cases["socket-activation"] = (case_socket_activation, True)
     cases["install-tree"] = (case_install_tree, True)
     cases["config-file"] = (case_config_file, True)
+    cases["debian-package"] = (case_debian_package, True)
