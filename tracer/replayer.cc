@@ -51,6 +51,7 @@ struct LooseField {
   const char* method;
   const char* path;
   Loose how;
+  const char* onlyIf = nullptr;  // a Bool field of the same struct that must be true
 };
 constexpr LooseField kReplayLoose[] = {
     {"Agent", "handshake", "hello.token", Loose::IGNORE},
@@ -62,11 +63,14 @@ constexpr LooseField kReplayLoose[] = {
     {"Session", "spawn", "request.terminalCols", Loose::IGNORE},
     {"Session", "spawn", "request.envp", Loose::CHECK},
     {"Node", "lock", "owner", Loose::IGNORE},
+    {"Node", "lock", "lock.pid", Loose::IGNORE},  // unused by the kernel, often stack garbage
     {"Node", "releaseLocks", "owner", Loose::IGNORE},
     {"Node", "write", "data", Loose::CHECK},
     {"Node", "pwrite", "data", Loose::CHECK},
     {"Node", "sendMsg", "data", Loose::CHECK},
     {"Node", "setXattr", "value", Loose::CHECK},
+    // The program's buffer address: where it sits differs from run to run (ASLR).
+    {"Node", "ioctl", "arg", Loose::IGNORE, "pointer"},
 };
 
 kj::StringPtr shortName(capnp::InterfaceSchema schema) {
@@ -75,10 +79,13 @@ kj::StringPtr shortName(capnp::InterfaceSchema schema) {
 }
 
 kj::Maybe<Loose> looseness(capnp::InterfaceSchema schema, kj::StringPtr method,
-                           kj::StringPtr path) {
+                           kj::StringPtr path, capnp::DynamicStruct::Reader in) {
   auto iface = shortName(schema);
   for (auto& f : kReplayLoose) {
     if (iface == f.interface && method == f.method && path == f.path) {
+      if (f.onlyIf != nullptr && !in.get(f.onlyIf).as<bool>()) {
+        return nullptr;
+      }
       return f.how;
     }
   }
@@ -158,7 +165,8 @@ void compareStruct(capnp::DynamicStruct::Reader a, capnp::DynamicStruct::Reader 
   }
   for (auto f : check) {
     auto path = kj::str(prefix, f.getProto().getName());
-    kj::Maybe<Loose> how = cmp != nullptr ? looseness(cmp->schema, cmp->method, path) : nullptr;
+    kj::Maybe<Loose> how =
+        cmp != nullptr ? looseness(cmp->schema, cmp->method, path, a) : nullptr;
     if (how == Loose::IGNORE) {
       continue;
     }

@@ -110,6 +110,13 @@ Tracer::Tracer(kj::AsyncIoContext& io, Options& options)
   for (auto& rule : options.userRules) {
     rules_.addUser(rule.first, rule.second);
   }
+  if (options.recordFile != nullptr || options.replayFile != nullptr) {
+    // The recording holds the program's randomness (SQLite's journal nonces, seeds): read from
+    // the target, so that a replay gives the same bytes (docs/replay.md).
+    for (kj::StringPtr dev : {"/dev/urandom", "/dev/random"}) {
+      rules_.addUser(Placement::REMOTE, dev);
+    }
+  }
   for (auto& rule : options.execRules) {
     execRules_.addUser(rule.first, rule.second);
   }

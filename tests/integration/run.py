@@ -4032,6 +4032,10 @@ def build_cases():
     import exec_place_cases
     exec_place_cases.register(cases, sys.modules[__name__])
 
+    # Record and replay of B (issue 19): --record, --replay, the divergence report.
+    import replay_cases
+    replay_cases.register(cases, sys.modules[__name__])
+
     # Installing (issue 20): meson install, socket activation.
     import install_cases
     install_cases.register(cases, sys.modules[__name__])
