@@ -626,9 +626,15 @@ kj::Promise<void> AgentLink::establish() {
                            .castAs<proto::Agent>());
     });
   } else {
-    connected = kj::evalNow([&]() { return openStream(); })
+    // A target frozen by --link-fault answers no new connection either until the freeze ends.
+    kj::Promise<void> thawed = kj::READY_NOW;
+    if (frozenUntil_ > timer.now()) {
+      thawed = timer.atTime(frozenUntil_);
+    }
+    connected = thawed.then([this]() { return openStream(); })
                     .then([this, &timer](kj::Own<kj::AsyncIoStream> stream) {
                       auto rpc = kj::heap<AgentLinkRpc>(kj::mv(stream), timer);
+                      armFaults(*rpc->stream);
                       capnp::Capability::Client agent = rpc->bootstrap();
                       KJ_IF_MAYBE(recorder, recorder_) {
                         agent = recorder->wrap(kj::mv(agent), recordIndex_,
@@ -694,6 +700,37 @@ kj::Promise<void> AgentLink::establish() {
                                        "(stopped it)"));
             });
       });
+}
+
+void AgentLink::armFaults(WatchedStream& stream) {
+  for (auto* f : faults_) {
+    if (f->kind == LinkFault::Kind::DELAY) {
+      stream.delayReads(f->duration);
+    } else if (f->kind == LinkFault::Kind::FREEZE) {
+      stream.mayFreeze();
+    }
+  }
+}
+
+void AgentLink::countCall() {
+  ++callsAnswered_;
+  for (auto* f : faults_) {
+    if (f->afterCalls != callsAnswered_ || !up_ || rpcHolder_.get() == nullptr) {
+      continue;
+    }
+    if (f->kind == LinkFault::Kind::DROP) {
+      // A pulled cable: the stream ends under the RPC system, as when B goes away.
+      rpcHolder_->stream->cut();
+      dropped(generation_, kj::str("cut by --link-fault ", f->text, " after ", callsAnswered_,
+                                   " remote calls"));
+    } else if (f->kind == LinkFault::Kind::FREEZE) {
+      fmt::print(stderr, "sbrun: --link-fault {}: target '{}' goes silent for {} s after {} "
+                         "remote calls\n",
+                 f->text.cStr(), name_.cStr(), seconds(f->duration).cStr(), callsAnswered_);
+      frozenUntil_ = timer().now() + f->duration;
+      rpcHolder_->stream->freezeUntil(frozenUntil_);
+    }
+  }
 }
 
 int64_t AgentLink::failure(const kj::Exception& e) {

@@ -38,6 +38,7 @@
 #include <set>
 
 #include "deploy.h"
+#include "link_fault.h"
 #include "options.h"
 #include "reconnect.h"
 #include "splitbrain.capnp.h"
@@ -66,6 +67,14 @@ class AgentLink final : public kj::TaskSet::ErrorHandler {
   void useRecorder(Recorder& recorder, uint16_t index) {
     recorder_ = recorder;
     recordIndex_ = index;
+  }
+  // --link-fault: the faults for this target (link_fault.h). Call before connect().
+  void useFaults(kj::Vector<const LinkFault*> faults) { faults_ = kj::mv(faults); }
+  // The program's remote call on this target has been answered: counts it for drop= and freeze=.
+  void callAnswered() {
+    if (!faults_.empty()) {
+      countCall();
+    }
   }
   void useReplay(Replayer& replayer, uint16_t index) {
     replayer_ = replayer;
@@ -144,6 +153,12 @@ class AgentLink final : public kj::TaskSet::ErrorHandler {
   kj::Maybe<const DeployOptions&> deploy_;
   kj::Maybe<Recorder&> recorder_;
   kj::Maybe<Replayer&> replayer_;
+  kj::Vector<const LinkFault*> faults_;
+  uint64_t callsAnswered_ = 0;
+  kj::TimePoint frozenUntil_ = kj::origin<kj::TimePoint>();  // --link-fault freeze=
+  void countCall();
+  // Applies delay= and readies freeze= on a new connection's stream.
+  void armFaults(WatchedStream& stream);
   uint16_t recordIndex_ = 0;
   // When the attempt in progress gives up (CONNECT_TIMEOUT, more while uploading an agent).
   kj::TimePoint deadline_ = kj::origin<kj::TimePoint>();

@@ -68,6 +68,13 @@ void Tracer::connectTargets(kj::WaitScope& ws) {
     if (replayer_.get() != nullptr) {
       link->useReplay(*replayer_, index);
     }
+    kj::Vector<const LinkFault*> faults;
+    for (auto& f : options_.linkFaults) {
+      if (f.target.size() == 0 || f.target == url.name) {
+        faults.add(&f);
+      }
+    }
+    link->useFaults(kj::mv(faults));
     link->connect(io, agent).wait(ws);
     auto w = link->welcome();
     verbose(kj::str("target '", link->name(), "': ", w.getUname().getNodename(), " (",

@@ -160,6 +160,16 @@ Observing:
                         time, local and remote apart (time is counted for remote calls only).
   --stats-format=FMT    text (default) or json
 
+Faults of the link (docs/failure-semantics.md), each SPEC may end with :target=NAME:
+  --link-fault=delay=DURATION
+                        every answer from the target arrives DURATION (e.g. 50ms, 1s) late
+  --link-fault=drop=N   cut the connection once the program's Nth remote call is answered,
+                        as a pulled cable: what follows is what --on-disconnect says
+  --link-fault=freeze=N:for=DURATION
+                        after the Nth remote call nothing arrives from the target for
+                        DURATION, as from a hung B: calls wait, and the heartbeat declares the
+                        link lost if DURATION is longer than it allows
+
 Record and replay (docs/replay.md):
   --record FILE         write every answer the targets give (results, errnos, bytes read,
                         stat structs, directory entries, uname, remote children's output and
@@ -261,7 +271,7 @@ Options parseOptions(int argc, char** argv) {
     OPT_STATUS_FD, OPT_PID, OPT_ON_DISCONNECT, OPT_RECONNECT_TIMEOUT, OPT_HEARTBEAT,
     OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CA, OPT_NO_READ_AHEAD, OPT_READ_CHUNK, OPT_CONFIG,
     OPT_PRINT_CONFIG, OPT_DEPLOY, OPT_AGENT_DIR, OPT_SPAWN, OPT_EXEC_HERE, OPT_EXEC_THERE,
-    OPT_GDB, OPT_RECORD, OPT_REPLAY,
+    OPT_GDB, OPT_RECORD, OPT_REPLAY, OPT_LINK_FAULT,
   };
   static const struct option LONG[] = {
       {"target", required_argument, nullptr, OPT_TARGET},
@@ -295,6 +305,7 @@ Options parseOptions(int argc, char** argv) {
       {"heartbeat", required_argument, nullptr, OPT_HEARTBEAT},
       {"gdb", required_argument, nullptr, OPT_GDB},
       {"record", required_argument, nullptr, OPT_RECORD},
+      {"link-fault", required_argument, nullptr, OPT_LINK_FAULT},
       {"replay", required_argument, nullptr, OPT_REPLAY},
       {"verbose", no_argument, nullptr, 'v'},
       {"help", no_argument, nullptr, 'h'},
@@ -406,6 +417,15 @@ Options parseOptions(int argc, char** argv) {
         break;
       }
       case OPT_RECORD: o.recordFile = kj::str(optarg); break;
+      case OPT_LINK_FAULT: {
+        kj::String error;
+        KJ_IF_MAYBE(f, parseLinkFault(optarg, error)) {
+          o.linkFaults.add(kj::mv(*f));
+        } else {
+          usageError(error);
+        }
+        break;
+      }
       case OPT_REPLAY: o.replayFile = kj::str(optarg); break;
       case 'v': ++o.verbose; break;
       case 'h': fmt::print("{}", USAGE); exit(0);
@@ -513,6 +533,18 @@ Options parseOptions(int argc, char** argv) {
         usageError(kj::str("two targets are named '", o.targets[i].name, "'"));
       }
     }
+  }
+  for (auto& f : o.linkFaults) {
+    bool known = f.target.size() == 0;
+    for (auto& t : o.targets) {
+      known = known || t.name == f.target;
+    }
+    if (!known) {
+      usageError(kj::str("--link-fault ", f.text, ": there is no target named '", f.target, "'"));
+    }
+  }
+  if (o.replayFile != nullptr && !o.linkFaults.empty()) {
+    usageError("--link-fault acts on a real link; --replay has none");
   }
   o.deploy.verbose = o.verbose > 0;
   if (o.deploy.mode == DeployMode::ALWAYS) {

@@ -11,6 +11,7 @@
 #include <kj/time.h>
 
 #include "deploy.h"
+#include "link_fault.h"
 #include "exec_rules.h"
 #include "path_rules.h"
 #include "gdb_server.h"
@@ -64,6 +65,7 @@ struct Options {
   int statusFd = -1;                // --status-fd M: where their answers go
   ReconnectOptions reconnect;
   kj::Maybe<GdbAddress> gdb;        // --gdb=[HOST:]PORT or unix:PATH: serve gdb's protocol
+  kj::Vector<LinkFault> linkFaults;  // --link-fault SPEC, in order
   kj::Maybe<kj::String> recordFile; // --record FILE: every answer of the targets (recorder.h)
   kj::Maybe<kj::String> replayFile; // --replay FILE: the targets played back (replayer.h)
   kj::Vector<kj::String> command;

@@ -68,7 +68,18 @@ void WatchedStream::cut() {
 }
 
 kj::Promise<size_t> WatchedStream::tryRead(void* buffer, size_t minBytes, size_t maxBytes) {
-  return inner_->tryRead(buffer, minBytes, maxBytes)
+  auto read = inner_->tryRead(buffer, minBytes, maxBytes);
+  if (faulty_) {
+    // --link-fault: held back, and seen as silence by the heartbeat meanwhile.
+    read = read.then([this](size_t n) -> kj::Promise<size_t> {
+      auto at = kj::max(timer_.now() + delay_, frozenUntil_);
+      if (at <= timer_.now()) {
+        return n;
+      }
+      return timer_.atTime(at).then([n]() { return n; });
+    });
+  }
+  return read
       .then(
           [this, minBytes](size_t n) {
             if (n > 0) {

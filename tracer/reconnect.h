@@ -90,6 +90,15 @@ class WatchedStream final : public kj::AsyncIoStream {
   // shutdown(2) both ways: the RPC system then sees the end as if the peer had closed, and
   // writes stuck on a peer that reads nothing fail instead of waiting forever.
   void cut();
+  // --link-fault (link_fault.h): every read is handed over `delay` late; nothing read is handed
+  // over before `until` (a frozen peer, as far as sbrun can tell).
+  // Either, before the first read, turns the check on (a link without faults pays nothing).
+  void delayReads(kj::Duration delay) {
+    delay_ = delay;
+    faulty_ = true;
+  }
+  void mayFreeze() { faulty_ = true; }
+  void freezeUntil(kj::TimePoint until) { frozenUntil_ = until; }
 
   kj::Promise<size_t> tryRead(void* buffer, size_t minBytes, size_t maxBytes) override;
   kj::Promise<void> write(const void* buffer, size_t size) override {
@@ -114,6 +123,9 @@ class WatchedStream final : public kj::AsyncIoStream {
   kj::Timer& timer_;
   kj::TimePoint lastRead_;
   kj::Maybe<kj::Function<void()>> onEnd_;
+  bool faulty_ = false;
+  kj::Duration delay_ = 0 * kj::SECONDS;
+  kj::TimePoint frozenUntil_ = kj::origin<kj::TimePoint>();
 
   void ended();
 };

@@ -156,6 +156,9 @@ kj::Maybe<kj::Promise<Outcome>> Tracer::pinnedRandom(Call& call) {
 // An answer for the thread's trapped call: applied now, or at the exit stop of its parking.
 void Tracer::settle(Task& task, Outcome outcome) {
   task.call->settled = true;
+  if (task.call->target != nullptr) {
+    task.call->target->callAnswered();  // --link-fault counts them
+  }
   if (task.interrupting) {
     finishInterrupt(task, kj::mv(outcome));
     return;

@@ -7,6 +7,7 @@ Everything listens on 127.0.0.1 only; every wait has a deadline, and the proxy, 
 sbrun are torn down by the case's cleanups whatever happens."""
 
 import os
+import re
 import select
 import socket
 import threading
@@ -316,6 +317,105 @@ def case_client_timeout_flag(ctx):
     h.check("--client-timeout" in r.out, "sbagent --help must describe --client-timeout")
 
 
+# ---- --link-fault: faults of the link on purpose (issue 19) ---------------------------------
+
+# Five files on B, each read with its own open/read/close (three remote calls), with a pause
+# between them; each line says what the program saw.
+READ_FIVE = (
+    "import os, time\n"
+    "for i in range(1, 6):\n"
+    "    try:\n"
+    "        fd = os.open(f'f{i}', os.O_RDONLY)\n"
+    "        data = os.read(fd, 100).decode().strip()\n"
+    "        os.close(fd)\n"
+    "        print(i, data, flush=True)\n"
+    "    except OSError as e:\n"
+    "        print(i, 'error', e.strerror, flush=True)\n"
+    "    time.sleep(0.2)\n")
+
+
+def five_files(ctx):
+    agent = ctx.agent(prepare=h.B_ETC_HOSTNAME)
+    h.need_binary(ctx.sbrun, "sbrun")
+    h.empty_tree(agent)
+    r = agent.sh(" && ".join(f"echo from-b-{i} > {h.WORK}/f{i}" for i in range(1, 6)))
+    h.check(r.rc == 0, f"making the files failed\n{r.describe()}")
+    return agent
+
+
+EXPECTED_FIVE = "".join(f"{i} from-b-{i}\n" for i in range(1, 6))
+
+
+def case_link_fault_drop(ctx):
+    """drop=N cuts the connection once the Nth remote call is answered: sbrun says so,
+    reconnects, the program's later calls work, and sbrun exits 122 (fail mode); with
+    --on-disconnect=exit the program ends there."""
+    agent = five_files(ctx)
+    t = ctx.traced(agent, [h.SYS_PYTHON, "-c", READ_FIVE], extra=("--link-fault", "drop=3"))
+    h.log(t.describe())
+    h.check("cut by --link-fault drop=3 after 3 remote calls" in t.err,
+            "the drop was not reported")
+    h.check("reconnected to target" in t.err, "sbrun did not reconnect after the drop")
+    h.check(t.out == EXPECTED_FIVE, "the program's calls after the reconnect did not work")
+    h.check(t.rc == 122, f"sbrun exited {t.rc}, not 122, after an outage in fail mode")
+    t = ctx.traced(agent, [h.SYS_PYTHON, "-c", READ_FIVE],
+                   extra=("--link-fault", "drop=3", "--on-disconnect=exit"))
+    h.log(t.describe())
+    h.check(t.rc == 122 and EXPECTED_FIVE.startswith(t.out) and t.out != EXPECTED_FIVE and
+            "ending the program (--on-disconnect=exit)" in t.err,
+            f"--on-disconnect=exit did not end the program at the drop (exit {t.rc})")
+    # Only the named target is cut.
+    t = ctx.traced(agent, [h.SYS_PYTHON, "-c", READ_FIVE],
+                   extra=("--link-fault", "drop=3:target=target1"))
+    h.check(t.rc == 122 and "cut by --link-fault" in t.err, "target= did not select the target")
+
+
+def case_link_fault_freeze(ctx):
+    """freeze=N:for=T makes B silent for T after the Nth call: the heartbeat declares the link
+    lost, no connection is answered until T has passed, and in wait mode the program goes on
+    afterwards with its own exit status."""
+    agent = five_files(ctx)
+    t = ctx.traced(agent, [h.SYS_PYTHON, "-c", READ_FIVE],
+                   extra=("--heartbeat", "1", "--on-disconnect=wait",
+                          "--link-fault", "freeze=3:for=3s"))
+    h.log(t.describe())
+    h.check("goes silent for 3.0 s after 3 remote calls" in t.err, "the freeze was not reported")
+    h.check("no answer for" in t.err, "the heartbeat did not notice the silence")
+    m = re.search(r"reconnected to target '[^']+' \([^)]*\) after ([0-9.]+) s", t.err)
+    h.check(m is not None, "sbrun did not reconnect after the freeze")
+    # A lower bound only: the reconnect waited for the end of the freeze.
+    h.check(float(m.group(1)) >= 1.5, f"reconnected {m.group(1)} s after the loss, within the "
+            "freeze")
+    h.check(t.rc == 0 and t.out == EXPECTED_FIVE,
+            f"the program did not go on after the freeze (exit {t.rc})")
+
+
+def case_link_fault_delay(ctx):
+    """delay=D holds every answer back by D: a program's remote calls take at least that much
+    longer each (a lower bound, which load cannot break)."""
+    agent = five_files(ctx)
+    code = ("import os, time\n"
+            "t = time.monotonic()\n"
+            "for _ in range(5): os.stat('f1')\n"
+            "print(f'{time.monotonic() - t:.3f}')\n")
+    t = ctx.traced(agent, [h.SYS_PYTHON, "-c", code], extra=("--link-fault", "delay=200ms"))
+    h.log(t.describe())
+    h.check(t.rc == 0, "the delayed run failed")
+    h.check(float(t.out) >= 1.0, f"five stats took {t.out.strip()} s with 200 ms each")
+
+
+def case_link_fault_flag(ctx):
+    """Bad --link-fault specs are refused with a message, before anything starts."""
+    h.need_binary(ctx.sbrun, "sbrun")
+    for spec, words in [("bogus=1", "unknown fault"), ("drop=0", "number of remote calls"),
+                        ("drop=x", "number of remote calls"), ("delay=5", "duration"),
+                        ("freeze=2", "needs for="), ("freeze=2:for=1h", "duration"),
+                        ("drop=1:target=nope", "no target named 'nope'"),
+                        ("drop=1:when=3", "unknown or misplaced"), ("drop", "needs a value")]:
+        r = h.run([ctx.sbrun, "--link-fault", spec, "--", "true"])
+        h.check(r.rc == 125 and words in r.err, f"--link-fault {spec}: exit {r.rc}\n{r.err}")
+
+
 def register(cases, harness):
     global h
     h = harness
@@ -323,3 +423,7 @@ def register(cases, harness):
     cases["partition-wait"] = (case_partition_wait, True)
     cases["client-timeout-idle"] = (case_client_timeout_idle, True)
     cases["client-timeout-flag"] = (case_client_timeout_flag, False)
+    cases["link-fault-drop"] = (case_link_fault_drop, True)
+    cases["link-fault-freeze"] = (case_link_fault_freeze, True)
+    cases["link-fault-delay"] = (case_link_fault_delay, True)
+    cases["link-fault-flag"] = (case_link_fault_flag, False)
