@@ -36,7 +36,16 @@ struct Event {
     connect @0 :Connect;
     call @1 :Call;
     random @2 :Random;
+    lost @3 :Lost;
   }
+}
+
+struct Lost {
+  # sbrun lost a connection (B went away, --link-fault): a replay drops the same session at the
+  # same point and reconnects to the recording's next connection.
+  target @0 :UInt16;
+  generation @1 :UInt32;
+  afterCalls @2 :UInt64;        # how many calls had been made (on any target) when it was lost
 }
 
 struct Random {

@@ -702,6 +702,14 @@ kj::Promise<void> AgentLink::establish() {
       });
 }
 
+void AgentLink::useReplay(Replayer& replayer, uint16_t index) {
+  replayer_ = replayer;
+  recordIndex_ = index;
+  replayer.onLost(index, [this](uint32_t generation) {
+    dropped(generation, "the recording lost it here (--replay)");
+  });
+}
+
 void AgentLink::armFaults(WatchedStream& stream) {
   for (auto* f : faults_) {
     if (f->kind == LinkFault::Kind::DELAY) {
@@ -863,6 +871,9 @@ void AgentLink::dropped(uint64_t gen, kj::StringPtr why) {
   up_ = false;
   downSince_ = timer().now();
   ++outages_;
+  KJ_IF_MAYBE(recorder, recorder_) {
+    recorder->lost(recordIndex_, uint32_t(gen));
+  }
   auto paf = kj::newPromiseAndFulfiller<void>();
   back_ = paf.promise.fork();
   backFulfiller_ = kj::mv(paf.fulfiller);

@@ -76,10 +76,7 @@ class AgentLink final : public kj::TaskSet::ErrorHandler {
       countCall();
     }
   }
-  void useReplay(Replayer& replayer, uint16_t index) {
-    replayer_ = replayer;
-    recordIndex_ = index;
-  }
+  void useReplay(Replayer& replayer, uint16_t index);
 
   // Connects and handshakes, the first time. Throws a kj::Exception whose description says what
   // to do when the agent cannot be reached or refuses us. Reconnects later the same way.

@@ -131,6 +131,15 @@ capnp::Capability::Client Recorder::wrap(capnp::Capability::Client agent, uint16
   return client;
 }
 
+void Recorder::lost(uint16_t target, uint32_t generation) {
+  capnp::MallocMessageBuilder message;
+  auto l = message.initRoot<rec::Event>().initLost();
+  l.setTarget(target);
+  l.setGeneration(generation);
+  l.setAfterCalls(nextSeq_);
+  writeMessage(message);
+}
+
 void Recorder::random(kj::StringPtr lineage, int64_t result, kj::ArrayPtr<const kj::byte> bytes) {
   capnp::MallocMessageBuilder message;
   auto r = message.initRoot<rec::Event>().initRandom();

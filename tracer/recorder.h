@@ -44,6 +44,8 @@ class Recorder final : public kj::Refcounted {
   // heartbeat's pings). A capability this recorder did not wrap is returned as it is.
   capnp::Capability::Client unwrap(capnp::Capability::Client wrapped);
 
+  // Connection `generation` to target `target` was lost.
+  void lost(uint16_t target, uint32_t generation);
   // A getrandom of thread `lineage` (Task::lineage) that ran here, and what it gave.
   void random(kj::StringPtr lineage, int64_t result, kj::ArrayPtr<const kj::byte> bytes);
 

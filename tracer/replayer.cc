@@ -295,7 +295,8 @@ kj::String describeCall(capnp::InterfaceSchema schema, uint16_t methodId,
 
 class Replayer::Server final : public capnp::Capability::Server {
  public:
-  Server(kj::Own<Replayer> replayer, uint32_t id) : replayer(kj::mv(replayer)), id(id) {}
+  Server(kj::Own<Replayer> replayer, uint32_t id, Connection connection)
+      : replayer(kj::mv(replayer)), id(id), connection(connection) {}
   ~Server() noexcept(false) {
     replayer->servers_.erase(id);
     replayer->hookIds_.erase(hook);
@@ -308,6 +309,7 @@ class Replayer::Server final : public capnp::Capability::Server {
 
   kj::Own<Replayer> replayer;
   uint32_t id;
+  Connection connection;  // the recorded connection it was handed out on
   capnp::ClientHook* hook = nullptr;
 };
 
@@ -381,6 +383,14 @@ kj::Own<Replayer> Replayer::open(kj::StringPtr path) {
       case rec::Event::CALL:
         calls.add(event.getCall());
         break;
+      case rec::Event::LOST: {
+        auto lost = event.getLost();
+        if (lost.getAfterCalls() > 0) {
+          r.lostAfter_[lost.getAfterCalls() - 1].add(
+              Connection{lost.getTarget(), lost.getGeneration()});
+        }
+        break;
+      }
       case rec::Event::RANDOM: {
         auto random = event.getRandom();
         r.randoms_[std::string(random.getThread().cStr())].push_back(random);
@@ -398,12 +408,12 @@ kj::Own<Replayer> Replayer::open(kj::StringPtr path) {
   return replayer;
 }
 
-capnp::Capability::Client Replayer::serverFor(uint32_t id) {
+capnp::Capability::Client Replayer::serverFor(uint32_t id, Connection connection) {
   auto found = servers_.find(id);
   if (found != servers_.end()) {
     return capnp::Capability::Client(found->second->hook->addRef());
   }
-  auto server = kj::heap<Server>(kj::addRef(*this), id);
+  auto server = kj::heap<Server>(kj::addRef(*this), id, connection);
   auto& s = *server;
   capnp::Capability::Client client(kj::mv(server));
   s.hook = capnp::ClientHook::from(kj::cp(client)).get();
@@ -425,7 +435,7 @@ kj::Maybe<Replayer::RandomAnswer> Replayer::random(kj::StringPtr lineage) {
 capnp::Capability::Client Replayer::bootstrap(uint16_t target, uint32_t generation) {
   for (auto c : connects_) {
     if (c.getTarget() == target && c.getGeneration() == generation) {
-      return serverFor(c.getAgent());
+      return serverFor(c.getAgent(), Connection{target, generation});
     }
   }
   KJ_FAIL_REQUIRE(kj::str("the recording has no connection ", generation, " to target '",
@@ -562,6 +572,12 @@ kj::Promise<void> Replayer::answerWith(
                rc.call.getSeq() + 1);
   }
   auto call = rc.call;
+  auto lostHere = lostAfter_.find(call.getSeq());
+  if (lostHere != lostAfter_.end()) {
+    for (auto c : lostHere->second) {
+      loseLater(c);
+    }
+  }
   switch (call.which()) {
     case rec::Call::RESULTS: {
       auto results = call.getResults();
@@ -571,7 +587,7 @@ kj::Promise<void> Replayer::answerWith(
         if (id == 0) {
           hooks.add(nullptr);
         } else {
-          hooks.add(capnp::ClientHook::from(serverFor(id)));
+          hooks.add(capnp::ClientHook::from(serverFor(id, server.connection)));
         }
       }
       capnp::ReaderCapabilityTable table(hooks.finish());
@@ -580,6 +596,10 @@ kj::Promise<void> Replayer::answerWith(
     }
     case rec::Call::EXCEPTION: {
       auto ex = call.getException();
+      if (ex.getType() == uint8_t(kj::Exception::Type::DISCONNECTED)) {
+        // The recorded run lost the target here: so does the replay.
+        loseLater(server.connection);
+      }
       return kj::Exception(static_cast<kj::Exception::Type>(ex.getType()), __FILE__, __LINE__,
                            kj::str(ex.getDescription()));
     }
@@ -673,6 +693,17 @@ kj::Maybe<size_t> Replayer::temporaryName(Server& server, capnp::InterfaceSchema
     return at;
   }
   return nullptr;
+}
+
+void Replayer::loseLater(Connection connection) {
+  // After the answer at hand has gone out; the link then reconnects to the recording's next
+  // connection as the recorded run did.
+  auto lost = lost_.find(connection.target);
+  if (lost != lost_.end()) {
+    auto& hook = lost->second;
+    later_.add(kj::evalLater([&hook, connection]() { hook(connection.generation); })
+                   .eagerlyEvaluate(nullptr));
+  }
 }
 
 void Replayer::reportDivergence(kj::StringPtr report) {

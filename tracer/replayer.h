@@ -49,6 +49,13 @@ class Replayer final : public kj::Refcounted {
   };
   kj::Maybe<RandomAnswer> random(kj::StringPtr lineage);
 
+  // Called with the connection's generation when the recording lost target `target` there (a
+  // call answered DISCONNECTED): the link drops that session and reconnects, to the recording's
+  // next connection.
+  void onLost(uint16_t target, kj::Function<void(uint32_t generation)> hook) {
+    lost_.emplace(target, kj::mv(hook));
+  }
+
   // Called once, with the report, when the program diverges from the recording; the run must
   // end then (exit status 125).
   void onDivergence(kj::Function<void(kj::StringPtr report)> hook) { divergence_ = kj::mv(hook); }
@@ -59,6 +66,10 @@ class Replayer final : public kj::Refcounted {
   bool finish();
 
   class Server;
+  struct Connection {
+    uint16_t target;
+    uint32_t generation;
+  };
   Replayer(kj::String path);
 
  private:
@@ -81,11 +92,17 @@ class Replayer final : public kj::Refcounted {
   std::unordered_map<uint32_t, Server*> servers_;
   std::unordered_map<const capnp::ClientHook*, uint32_t> hookIds_;
   kj::Maybe<kj::Function<void(kj::StringPtr)>> divergence_;
+  std::unordered_map<uint16_t, kj::Function<void(uint32_t)>> lost_;
+  // Recorded losses, by the seq of the last call made before them.
+  std::unordered_map<uint64_t, kj::Vector<Connection>> lostAfter_;
+  void loseLater(Connection connection);
+  // Link drops to run after the call that reported them has failed.
+  kj::Vector<kj::Promise<void>> later_;
   bool diverged_ = false;
   uint64_t answered_ = 0;
   uint64_t dataMismatches_ = 0;
 
-  capnp::Capability::Client serverFor(uint32_t id);
+  capnp::Capability::Client serverFor(uint32_t id, Connection connection);
   kj::Promise<void> answer(Server& server, uint64_t interfaceId, uint16_t methodId,
                            capnp::CallContext<capnp::AnyPointer, capnp::AnyPointer> context);
   kj::Promise<void> answerWith(Server& server, uint64_t interfaceId, uint16_t methodId,

@@ -123,6 +123,31 @@ def case_replay_diverge(ctx):
             f"recorded calls left unmade were not reported (exit {r.rc})")
 
 
+def case_replay_outage(ctx):
+    """A recording that lost B (here by --link-fault drop=N) replays the loss at the same call
+    and the reconnect to the recording's next session: same output, same exit status (122)."""
+    h.need_binary(ctx.sbrun, "sbrun")
+    import fault_cases
+    agent = ctx.agent(prepare=h.B_ETC_HOSTNAME)
+    h.empty_tree(agent)
+    r = agent.sh(" && ".join(f"echo from-b-{i} > {h.WORK}/f{i}" for i in range(1, 6)))
+    h.check(r.rc == 0, f"making the files failed\n{r.describe()}")
+    rec = os.path.join(ctx.tmp, "outage.sbrec")
+    program = [h.SYS_PYTHON, "-c", fault_cases.READ_FIVE]
+    first = h.run([ctx.sbrun, "--target", agent.url, "--remote-cwd", h.WORK, "--link-fault",
+                   "drop=12", "--record", rec, "--"] + program, cwd=ctx.tmp)
+    h.log(first.describe())
+    h.check(first.rc == 122 and "cut by --link-fault" in first.err, "the recorded run lost no target")
+    agent.stop()
+    again = h.run([ctx.sbrun, "--remote-cwd", h.WORK, "--replay", rec, "--"] + program,
+                  cwd=ctx.tmp)
+    h.log(again.describe())
+    h.check("the recording lost it here" in again.err and "reconnected to target" in again.err,
+            "the replay did not lose and regain the target where the recording did")
+    h.check(again.rc == first.rc and again.out == first.out,
+            f"the replay differs: exit {again.rc}, output\n{again.out}")
+
+
 def case_replay_bad_input(ctx):
     h.need_binary(ctx.sbrun, "sbrun")
     missing = os.path.join(ctx.tmp, "missing.sbrec")
@@ -148,4 +173,5 @@ def register(cases, harness):
     h = harness
     cases["record-replay"] = (case_record_replay, True)
     cases["replay-diverge"] = (case_replay_diverge, True)
+    cases["replay-outage"] = (case_replay_outage, True)
     cases["replay-bad-input"] = (case_replay_bad_input, False)
