@@ -175,59 +175,6 @@ int64_t FdRef::closeNow() {
   return sysResult(::close(old));
 }
 
-kj::Maybe<kj::Own<FdRef>> SessionState::lockFdFor(int fd, int32_t owner, int64_t& error) {
-  error = 0;
-  struct stat st;
-  if (fstat(fd, &st) < 0) {
-    error = -int64_t(errno);
-    return nullptr;
-  }
-  LockKey key{st.st_dev, st.st_ino, owner};
-  auto it = posixLocks.find(key);
-  if (it != posixLocks.end()) {
-    return kj::atomicAddRef(*it->second);
-  }
-  int flags = fcntl(fd, F_GETFL);
-  if (flags < 0 || (flags & O_PATH)) {
-    error = flags < 0 ? -int64_t(errno) : -EBADF;  // EBADF: what F_SETLK says on O_PATH.
-    return nullptr;
-  }
-  char proc[64];
-  snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
-  // Read-write when allowed, so later locks of either type through the owner's other fds fit
-  // (the access check itself is made against the node's own mode in NodeImpl::lock).
-  int lockFd = ::open(proc, O_RDWR | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-  if (lockFd < 0) {
-    lockFd = ::open(proc, (flags & O_ACCMODE) | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-  }
-  if (lockFd < 0) {
-    // Reopening re-checks permissions (the mode may have changed since the open): the node's own
-    // description still carries the lock, owned by it rather than by the process.
-    return nullptr;
-  }
-  auto ref = kj::atomicRefcounted<FdRef>(lockFd);
-  auto result = kj::atomicAddRef(*ref);
-  posixLocks.emplace(key, kj::mv(ref));
-  return kj::mv(result);
-}
-
-void SessionState::releaseLocks(int fd, int32_t owner) {
-  struct stat st;
-  if (fstat(fd, &st) == 0) {
-    posixLocks.erase(LockKey{st.st_dev, st.st_ino, owner});
-  }
-}
-
-void SessionState::releaseOwner(int32_t owner) {
-  for (auto it = posixLocks.begin(); it != posixLocks.end();) {
-    if (it->first.owner == owner) {
-      it = posixLocks.erase(it);
-    } else {
-      ++it;
-    }
-  }
-}
-
 bool SessionState::readAheadSafe(int fd) {
   struct stat st;
   if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size <= 0) {
@@ -344,10 +291,15 @@ kj::Promise<WorkResult> NodeImpl::runBlocking(kj::Function<WorkResult(int fd)> w
   KJ_FAIL_ASSERT("runBlocking() on a closed node");
 }
 
-kj::Promise<WorkResult> NodeImpl::runTracked(kj::Function<WorkResult()> work) {
+kj::Promise<WorkResult> NodeImpl::runTracked(kj::Function<WorkResult()> work,
+                                             kj::Maybe<Executor&> on) {
   kj::Own<Executor::JobHandle> handle;
+  Executor* runner = &executor();
+  KJ_IF_MAYBE(e, on) {
+    runner = e;
+  }
   // The worker performs the call with the caller's credentials too (asCaller).
-  auto promise = executor().run(
+  auto promise = runner->run(
       [creds = currentCaller(), work = kj::mv(work)]() mutable {
         AssumedCredentials as(ptrOf(creds));
         return work();

@@ -291,11 +291,14 @@ kj::Promise<Outcome> lockCommon(Call& c, RemoteFile& f, proto::LockCmd cmd, uint
     return done(-EINVAL);
   }
   bool isGet = cmd == proto::LockCmd::GET_LK || cmd == proto::LockCmd::OFD_GET_LK;
-  bool isPosixSet = cmd == proto::LockCmd::SET_LK || cmd == proto::LockCmd::SET_LK_W;
+  // Any POSIX command makes the process a lock owner on the agent (its own dup of the
+  // description there), which its closes and its exit must release.
+  bool isPosix = cmd == proto::LockCmd::GET_LK || cmd == proto::LockCmd::SET_LK ||
+                 cmd == proto::LockCmd::SET_LK_W;
   auto& target = f.target;
-  return send(c, f.target, req).then([&c, &target, addr, isGet, isPosixSet, fl](auto reply) mutable
+  return send(c, f.target, req).then([&c, &target, addr, isGet, isPosix, fl](auto reply) mutable
                                      -> Outcome {
-    if (isPosixSet && reply.getResult() >= 0) {
+    if (isPosix) {
       c.tracer.noteLockOwner(target, c.task.tgid);
     }
     if (reply.getResult() < 0 || !isGet) {
