@@ -29,6 +29,9 @@ void installInterruptHandler() {
     // A write to a FIFO or socket whose reader left must answer EPIPE to the tracee, not kill
     // the agent and every other session with it.
     signal(SIGPIPE, SIG_IGN);
+    // A lease taken for a moment to learn B's answer (Node.lease) that another open breaks
+    // meanwhile sends SIGIO to the agent, whose default action would end it.
+    signal(SIGIO, SIG_IGN);
   });
 }
 

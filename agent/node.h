@@ -208,6 +208,7 @@ public:
   kj::Promise<void> path(PathContext context) override;
   kj::Promise<void> chdirCheck(ChdirCheckContext context) override;
   kj::Promise<void> releaseLocks(ReleaseLocksContext context) override;
+  kj::Promise<void> lease(LeaseContext context) override;
   kj::Promise<void> ioctl(IoctlContext context) override;
   // Sockets (node_socket.cc).
   kj::Promise<void> bind(BindContext context) override;

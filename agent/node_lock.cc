@@ -166,6 +166,40 @@ kj::Promise<void> NodeImpl::releaseLocks(ReleaseLocksContext context) {
       .attach(kj::addRef(owner));
 }
 
+// Leases: B's kernel checks, nothing granted (schema: Node.lease). A lease break is a signal to
+// the lease holder's owner, which F_SETLEASE makes the agent; the protocol has no way yet to
+// bring it to the program, and a lease whose break nobody answers makes every other opener on B
+// wait lease-break-time (45 s) for nothing.
+kj::Promise<void> NodeImpl::lease(LeaseContext context) {
+  auto params = context.getParams();
+  auto results = context.getResults();
+  int f = fdOrError();
+  if (f < 0) {
+    results.setResult(f);
+    return kj::READY_NOW;
+  }
+  if (!params.getSet()) {
+    int held = fcntl(f, F_GETLEASE);
+    results.setResult(held < 0 ? -int64_t(errno) : 0);
+    results.setType(held == F_RDLCK   ? proto::LockType::READ
+                    : held == F_WRLCK ? proto::LockType::WRITE
+                                      : proto::LockType::UNLOCK);
+    return kj::READY_NOW;
+  }
+  int type = params.getType() == proto::LockType::READ    ? F_RDLCK
+             : params.getType() == proto::LockType::WRITE ? F_WRLCK
+                                                          : F_UNLCK;
+  int64_t result = sysResult(fcntl(f, F_SETLEASE, type));
+  if (result >= 0 && type != F_UNLCK) {
+    // Granted: given back before anything else runs on this loop. An open on B that met it
+    // meanwhile breaks it with SIGIO to the agent, which ignores SIGIO (executor.cc).
+    fcntl(f, F_SETLEASE, F_UNLCK);
+    result = -EINVAL;
+  }
+  results.setResult(result);
+  return kj::READY_NOW;
+}
+
 kj::Promise<void> NodeImpl::flock(FlockContext context) {
   auto params = context.getParams();
   int f = fdOrError();

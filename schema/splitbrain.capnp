@@ -634,4 +634,12 @@ interface Node {
   # and only to an agent that assumesCredentials; it pipelines, so it costs no round trip.
   # Nodes passed as arguments (newDir, dst ...) are plain nodes. An unknown id: calls on the
   # answer fail (an exception: the client's bug).
+  lease @50 (set :Bool, type :LockType) -> (result :Int64, type :LockType);
+  # fcntl F_GETLEASE (`set` false: `type` answers the lease this description holds) and
+  # F_SETLEASE (`set` true). B's kernel makes its own checks (the caller's fs uid against the
+  # owner, or CAP_LEASE: send it through asCaller; a regular file; conflicting opens) and its
+  # errno is the answer. A lease it would grant is given back at once and refused with EINVAL,
+  # as a file system that cannot hold leases refuses it: a lease break on B is a signal to the
+  # agent, which the protocol cannot yet bring to the program (docs/protocol.md). An agent
+  # without it answers "unimplemented"; the client then answers EINVAL too.
 }

@@ -313,6 +313,39 @@ kj::Promise<Outcome> lockCommon(Call& c, RemoteFile& f, proto::LockCmd cmd, uint
   });
 }
 
+// F_GETLEASE, F_SETLEASE: B's answer (schema Node.lease: its kernel's checks, and EINVAL for a
+// lease it would grant, since its breaks cannot reach the program yet). An older agent: EINVAL.
+kj::Promise<Outcome> leaseCommon(Call& c, RemoteFile& f, bool set, int arg) {
+  bool known = arg == F_RDLCK || arg == F_WRLCK || arg == F_UNLCK;
+  // The lease's owner is checked by the caller's fs uid (or CAP_LEASE).
+  auto req = asCaller(c, f.target, f.node).leaseRequest();
+  // An unknown type is EINVAL after the O_PATH check (EBADF), which F_GETLEASE makes too.
+  req.setSet(set && known);
+  req.setType(arg == F_RDLCK ? proto::LockType::READ
+              : arg == F_WRLCK ? proto::LockType::WRITE
+                               : proto::LockType::UNLOCK);
+  bool badType = set && !known;
+  return send(c, f.target, req)
+      .then([set, badType](auto reply) -> Outcome {
+        if (reply.getResult() < 0 || badType) {
+          return Complete{reply.getResult() < 0 ? reply.getResult() : -EINVAL};
+        }
+        if (set) {
+          return Complete{reply.getResult()};
+        }
+        auto type = reply.getType();
+        return Complete{int64_t(type == proto::LockType::READ    ? F_RDLCK
+                                : type == proto::LockType::WRITE ? F_WRLCK
+                                                                 : F_UNLCK)};
+      })
+      .catch_([](kj::Exception&& e) -> Outcome {
+        if (e.getType() != kj::Exception::Type::UNIMPLEMENTED) {
+          kj::throwFatalException(kj::mv(e));
+        }
+        return Complete{-EINVAL};
+      });
+}
+
 kj::Promise<Outcome> hFcntl(Call& c) {
   int fd = c.fdArg(0);
   int cmd = c.arg(1);
@@ -359,6 +392,8 @@ kj::Promise<Outcome> hFcntl(Call& c) {
         c.interruptible = true;
         c.interruptNode = f->node;
         return lockCommon(c, *f, proto::LockCmd::OFD_SET_LK_W, c.arg(2));
+      case F_GETLEASE: return leaseCommon(c, *f, false, 0);
+      case F_SETLEASE: return leaseCommon(c, *f, true, static_cast<int>(c.arg(2)));
       default:
         c.tracer.noteOnce(kj::str("fcntl", cmd),
                           kj::str("fcntl command ", cmd, " is not supported on remote fds yet ('",
