@@ -271,6 +271,31 @@ Where resolvePath(Call& call, int dirfd, uint64_t pathAddr) {
   return placePath(call, dirfd, kj::mv(path));
 }
 
+Where resolvePathFromDir(Call& call, int dirfd, uint64_t pathAddr) {
+  kj::String path;
+  int64_t r = call.mem().readPath(pathAddr, path);
+  if (r < 0) {
+    return Failed{r};
+  }
+  if (!path.startsWith("/")) {
+    return placePath(call, dirfd, kj::mv(path));
+  }
+  if (call.tracer.explains()) {
+    call.why = kj::str("absolute, resolved from the dirfd (RESOLVE_IN_ROOT/RESOLVE_BENEATH)");
+  }
+  if (dirfd == AT_FDCWD) {
+    AgentLink* side = call.task.fs->side;
+    if (side == nullptr) {
+      return Local{};
+    }
+    return Remote{side, cwdNode(call.task, *side), kj::mv(path)};
+  }
+  KJ_IF_MAYBE(file, call.task.fds->find(dirfd)) {
+    return Remote{&file->target, file->node, kj::mv(path)};
+  }
+  return Local{};
+}
+
 // Reads the tracee's umask: creation modes are applied here, the agent runs with umask 0.
 uint32_t umaskOf(pid_t tid) { return ProcStatus::read(tid).umask; }
 

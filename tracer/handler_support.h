@@ -57,6 +57,10 @@ kj::Maybe<int64_t> staleFd(Call& c);
 // Where the path at `pathAddr`, relative to `dirfd` (AT_FDCWD or an fd), lives. Failed carries
 // the errno the kernel gives for an unreadable or too long path.
 Where resolvePath(Call& call, int dirfd, uint64_t pathAddr);
+// The same for a call whose kernel resolves the whole path from `dirfd`, absolute or not
+// (openat2 with RESOLVE_IN_ROOT or RESOLVE_BENEATH): the path lives where `dirfd` (or the cwd)
+// does, whatever the rules say of an absolute one.
+Where resolvePathFromDir(Call& call, int dirfd, uint64_t pathAddr);
 
 // For *at calls: the dirfd argument as the kernel reads it (an int).
 inline int dirfdOf(Call& call, int idx) { return idx < 0 ? AT_FDCWD : call.fdArg(idx); }

@@ -123,7 +123,11 @@ kj::Promise<Outcome> hOpenat2(Call& c) {
   }
   open_how how;
   memcpy(&how, raw.begin(), sizeof(how));
-  auto where = resolvePath(c, c.fdArg(0), c.arg(1));
+  // RESOLVE_IN_ROOT and RESOLVE_BENEATH: the kernel that holds the dirfd resolves all of it, so
+  // /proc/version under a remote root is that root's (ENOENT), never A's or B's own.
+  bool fromDir = how.resolve & (RESOLVE_IN_ROOT | RESOLVE_BENEATH);
+  auto where = fromDir ? resolvePathFromDir(c, c.fdArg(0), c.arg(1))
+                       : resolvePath(c, c.fdArg(0), c.arg(1));
   if (where.is<Remote>()) {
     if (!abi::validOpenat2(how.flags, how.mode)) {
       return done(-EINVAL);
