@@ -476,6 +476,36 @@ int64_t fileSizeRoom(int fd, int64_t offset, bool appendFlag, uint64_t limit, si
 
 }  // namespace
 
+namespace {
+
+// File systems whose fallocate applies RLIMIT_FSIZE with FALLOC_FL_KEEP_SIZE too (mm/shmem.c:
+// "We need to check rlimit even when FALLOC_FL_KEEP_SIZE"); ext4, xfs and btrfs do not.
+constexpr long KEEP_SIZE_LIMITED_FS[] = {0x01021994 /* TMPFS_MAGIC */};
+
+bool limitsKeepSize(int fd) {
+  struct statfs fs;
+  if (fstatfs(fd, &fs) < 0) {
+    return false;
+  }
+  for (long magic : KEEP_SIZE_LIMITED_FS) {
+    if (long(fs.f_type) == magic) {
+      return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
+int64_t growthPastLimit(int fd, int64_t size, uint64_t limit) {
+  struct stat st;
+  if (limit == UINT64_MAX || size < 0 || uint64_t(size) <= limit || fstat(fd, &st) < 0 ||
+      !S_ISREG(st.st_mode) || size <= st.st_size) {
+    return 0;
+  }
+  return -EFBIG;
+}
+
 kj::Promise<void> NodeImpl::write(WriteContext context) {
   auto data = context.getParams().getData();
   size_t count = kj::min(data.size(), MAX_TRANSFER);
@@ -633,10 +663,21 @@ kj::Promise<void> NodeImpl::path(PathContext context) {
 kj::Promise<void> NodeImpl::fallocate(FallocateContext context) {
   auto params = context.getParams();
   int f = fdOrError();
-  int64_t r = f < 0         ? f
-              : readOnly()  ? -EROFS
-                            : sysResult(::fallocate(f, int(params.getMode()), params.getOffset(),
-                                                    params.getLength()));
+  int mode = int(params.getMode());
+  int64_t offset = params.getOffset(), length = params.getLength();
+  int64_t r = f < 0 ? f : readOnly() ? -EROFS : 0;
+  // RLIMIT_FSIZE: after vfs_fallocate's own checks (a valid range, a description open for
+  // writing), for the modes that may grow the file (the file systems' inode_newsize_ok).
+  int access = r == 0 ? fcntl(f, F_GETFL) : -1;
+  bool mayGrow = (mode & ~FALLOC_FL_ZERO_RANGE) == 0 ||
+                 (mode == FALLOC_FL_KEEP_SIZE && r == 0 && limitsKeepSize(f));
+  if (r == 0 && mayGrow && offset >= 0 && length > 0 && offset <= INT64_MAX - length &&
+      access >= 0 && !(access & O_PATH) && (access & O_ACCMODE) != O_RDONLY) {
+    r = growthPastLimit(f, offset + length, params.getFileSizeLimit());
+  }
+  if (r == 0) {
+    r = sysResult(::fallocate(f, mode, offset, length));
+  }
   context.getResults().setResult(r);
   return kj::READY_NOW;
 }

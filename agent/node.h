@@ -120,6 +120,12 @@ public:
   std::map<uint32_t, kj::Own<const CallerCredentials>> credentials;
 };
 
+// The program's RLIMIT_FSIZE for a call that sets the size of the file behind `fd` to `size`
+// (truncate, fallocate; Node.truncateAt/fallocate fileSizeLimit): -EFBIG when it is a regular
+// file that would grow past `limit`, else 0 (inode_newsize_ok). The caller has made the
+// kernel's earlier checks of its call.
+int64_t growthPastLimit(int fd, int64_t size, uint64_t limit);
+
 // Results of blocking socket calls (node_socket.cc). A worker puts what it took from the kernel
 // (a connection, bytes) here instead of returning it, and the call's continuation takes it back
 // out. When the RPC was cancelled (the program got a signal just as the connection or the bytes

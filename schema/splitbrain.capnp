@@ -544,10 +544,16 @@ interface Node {
   chownAt @20 (path :Data, uid :Int64, gid :Int64, noFollow :Bool, emptyPath :Bool)
       -> (result :Int64);
   # uid/gid -1: unchanged.
-  truncateAt @21 (path :Data, length :Int64, emptyPath :Bool) -> (result :Int64);
+  truncateAt @21 (path :Data, length :Int64, emptyPath :Bool,
+                  fileSizeLimit :UInt64 = 0xffffffffffffffff) -> (result :Int64);
   # Empty path + emptyPath: ftruncate of the node.
-  fallocate @22 (mode :UInt32, offset :Int64, length :Int64) -> (result :Int64);
+  fallocate @22 (mode :UInt32, offset :Int64, length :Int64,
+                 fileSizeLimit :UInt64 = 0xffffffffffffffff) -> (result :Int64);
   # mode: FALLOC_FL_* (generic values).
+  # fileSizeLimit (both; added as the fourth parameter): the program's RLIMIT_FSIZE, as for
+  # write. Growing a regular file past it fails with EFBIG once the kernel's other checks have
+  # passed (the client raises SIGXFSZ), as inode_newsize_ok does; shrinking is not limited,
+  # nor a fallocate with FALLOC_FL_KEEP_SIZE except on tmpfs, whose fallocate limits it too.
   fsync @23 (dataOnly :Bool) -> (result :Int64);
   utimensAt @24 (path :Data, atime :TimeSpec, mtime :TimeSpec, noFollow :Bool, emptyPath :Bool)
       -> (result :Int64);

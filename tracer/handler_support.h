@@ -134,6 +134,21 @@ kj::Promise<Outcome> onPath(Call& c, int dirfd, uint64_t pathAddr, Func&& func) 
   KJ_UNREACHABLE;
 }
 
+// The program's RLIMIT_FSIZE (RLIM_INFINITY: none), read at each call: setrlimit is not trapped.
+// The agent applies it on B (Node.write, truncateAt, fallocate fileSizeLimit).
+uint64_t fileSizeLimitOf(pid_t tgid);
+
+// A call that sets a file's size to `size` (truncate, ftruncate, fallocate): EFBIG for a size
+// past the program's RLIMIT_FSIZE comes with SIGXFSZ, as from the kernel's inode_newsize_ok.
+template <typename Promise>
+kj::Promise<Outcome> withSizeSignal(Promise&& p, int64_t size, uint64_t limit) {
+  return p.then([size, limit](auto r) -> Outcome {
+    int64_t result = r.getResult();
+    bool past = limit != UINT64_MAX && size >= 0 && uint64_t(size) > limit;
+    return Complete{result, result == -EFBIG && past ? SIGXFSZ : 0};
+  });
+}
+
 template <typename Promise>
 kj::Promise<Outcome> resultOf(Promise&& p) {
   return p.then([](auto r) -> Outcome { return Complete{r.getResult()}; });

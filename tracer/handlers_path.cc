@@ -457,7 +457,9 @@ kj::Promise<Outcome> hTruncate(Call& c) {
     req.setPath(bytes(r.path));
     req.setLength(length);
     req.setEmptyPath(r.self);
-    return resultOf(req.send());
+    uint64_t limit = fileSizeLimitOf(c.task.tgid);
+    req.setFileSizeLimit(limit);
+    return withSizeSignal(req.send(), length, limit);
   });
 }
 
