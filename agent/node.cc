@@ -647,7 +647,8 @@ kj::Promise<void> NodeImpl::path(PathContext context) {
     return kj::READY_NOW;
   }
   kj::String p;
-  int64_t r = confinement().pathOf(f, p);
+  int64_t r = context.getParams().getAsLink() ? confinement().linkTextOf(f, p)
+                                              : confinement().pathOf(f, p);
   if (r < 0) {
     results.setResult(r);
     return kj::READY_NOW;

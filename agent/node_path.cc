@@ -516,6 +516,21 @@ int64_t NodeImpl::linkIn(kj::StringPtr oldPath, bool follow, bool emptyPath, int
   return sysResult(linkat(AT_FDCWD, proc.cStr(), to.dirFd, to.name.cStr(), AT_SYMLINK_FOLLOW));
 }
 
+int64_t NodeImpl::linkThroughFd(int newDirFd, kj::StringPtr newPath) {
+  int f = fdOrError();
+  if (f < 0 || newDirFd < 0) {
+    return f < 0 ? f : newDirFd;
+  }
+  PathTarget to;
+  int64_t r = nameTarget(newDirFd, newPath, NameUse::CREATE, to);
+  if (r < 0) {
+    return r;
+  }
+  // The program's magic link becomes ours, followed as the program asked.
+  kj::String proc = kj::str("/proc/self/fd/", f);
+  return sysResult(linkat(AT_FDCWD, proc.cStr(), to.dirFd, to.name.cStr(), AT_SYMLINK_FOLLOW));
+}
+
 kj::Promise<void> NodeImpl::linkAt(LinkAtContext context) {
   auto params = context.getParams();
   return sameSessionNode(params.getNewDir())
@@ -527,8 +542,10 @@ kj::Promise<void> NodeImpl::linkAt(LinkAtContext context) {
         int64_t r = oldArg.result < 0 ? oldArg.result : newArg.result;
         if (r >= 0) {
           KJ_IF_MAYBE(dir, newDir) {
-            r = linkIn(oldArg.path, params.getFollow(), params.getEmptyPath(), dir->fdOrError(),
-                       newArg.path);
+            r = params.getThroughFd()
+                    ? linkThroughFd(dir->fdOrError(), newArg.path)
+                    : linkIn(oldArg.path, params.getFollow(), params.getEmptyPath(),
+                             dir->fdOrError(), newArg.path);
           } else {
             r = -EXDEV;
           }

@@ -537,8 +537,12 @@ interface Node {
   unlinkAt @15 (path :Data, removeDir :Bool) -> (result :Int64);
   renameAt @16 (oldPath :Data, newDir :Node, newPath :Data,
                 noReplace :Bool, exchange :Bool, whiteout :Bool) -> (result :Int64);
-  linkAt @17 (oldPath :Data, newDir :Node, newPath :Data, follow :Bool, emptyPath :Bool)
-      -> (result :Int64);
+  linkAt @17 (oldPath :Data, newDir :Node, newPath :Data, follow :Bool, emptyPath :Bool,
+              throughFd :Bool) -> (result :Int64);
+  # throughFd (added as the sixth parameter): link this node itself, as linkat of its
+  # /proc/self/fd/N magic link with AT_SYMLINK_FOLLOW does on the client (the O_TMPFILE idiom:
+  # no CAP_DAC_READ_SEARCH needed; ENOENT for a file opened O_TMPFILE|O_EXCL or unlinked).
+  # `oldPath` is then empty. An older agent ignores it and answers ENOENT.
   symlinkAt @18 (target :Data, path :Data) -> (result :Int64);
   chmodAt @19 (path :Data, mode :UInt32, noFollow :Bool, emptyPath :Bool) -> (result :Int64);
   chownAt @20 (path :Data, uid :Int64, gid :Int64, noFollow :Bool, emptyPath :Bool)
@@ -575,8 +579,11 @@ interface Node {
   copyTo @33 (dst :Node, count :UInt64, srcOffset :Int64, dstOffset :Int64, kind :CopyKind)
       -> (result :Int64, srcOffset :Int64, dstOffset :Int64);
   # Offsets -1: use and advance the file positions. Otherwise explicit, returned advanced.
-  path @34 () -> (result :Int64, path :Data);
-  # The node's current path as seen inside the agent's root (getcwd).
+  path @34 (asLink :Bool) -> (result :Int64, path :Data);
+  # The node's current path as seen inside the agent's root (getcwd: ENOENT once deleted, or
+  # for what is no file system object). asLink (added as its first parameter): the text of its
+  # /proc/self/fd/N magic link instead, for readlink: a deleted file's path with " (deleted)",
+  # and "socket:[...]", "pipe:[...]", "anon_inode:[...]" as B's kernel writes them.
   chdirCheck @35 () -> (result :Int64);
   # What chdir(2) would say about this directory node: ENOTDIR, EACCES (no search permission).
   releaseLocks @36 (owner :Int32) -> (result :Int64);
