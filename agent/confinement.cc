@@ -196,7 +196,10 @@ int64_t Confinement::parent(int dirFd, kj::StringPtr path, PathTarget& out, bool
   return 0;
 }
 
-int64_t Confinement::pathOf(int fd, kj::String& out) const {
+namespace {
+
+// readlink of /proc/self/fd/FD: 0 and the text, or -errno.
+int64_t fdLinkText(int fd, kj::String& out) {
   char link[64];
   snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
   char buf[PATH_MAX + 1];
@@ -207,12 +210,15 @@ int64_t Confinement::pathOf(int fd, kj::String& out) const {
   if (size_t(n) >= sizeof(buf)) {
     return -ENAMETOOLONG;
   }
-  buf[n] = '\0';
-  kj::StringPtr path(buf, size_t(n));
-  if (path.endsWith(" (deleted)") || !path.startsWith("/")) {
-    // Deleted, or not a file system object at all (pipe:[...], anon_inode:...).
-    return -ENOENT;
-  }
+  out = kj::heapString(buf, size_t(n));
+  return 0;
+}
+
+constexpr kj::StringPtr DELETED = " (deleted)"_kj;
+
+}  // namespace
+
+int64_t Confinement::insideRoot(kj::StringPtr path, kj::String& out) const {
   if (!confined || rootPathStr == "/") {
     out = kj::heapString(path);
     return 0;
@@ -227,6 +233,41 @@ int64_t Confinement::pathOf(int fd, kj::String& out) const {
   }
   // Outside the root (moved out by someone on the agent's machine): not reachable from inside.
   return -ENOENT;
+}
+
+int64_t Confinement::pathOf(int fd, kj::String& out) const {
+  kj::String path;
+  int64_t r = fdLinkText(fd, path);
+  if (r < 0) {
+    return r;
+  }
+  if (path.endsWith(DELETED) || !path.startsWith("/")) {
+    // Deleted, or not a file system object at all (pipe:[...], anon_inode:...).
+    return -ENOENT;
+  }
+  return insideRoot(path, out);
+}
+
+int64_t Confinement::linkTextOf(int fd, kj::String& out) const {
+  kj::String text;
+  int64_t r = fdLinkText(fd, text);
+  if (r < 0) {
+    return r;
+  }
+  if (!text.startsWith("/")) {
+    out = kj::mv(text);
+    return 0;
+  }
+  bool deleted = text.endsWith(DELETED);
+  kj::String path = deleted ? kj::heapString(text.slice(0, text.size() - DELETED.size()))
+                            : kj::mv(text);
+  kj::String inside;
+  r = insideRoot(path, inside);
+  if (r < 0) {
+    return r;
+  }
+  out = deleted ? kj::str(inside, DELETED) : kj::mv(inside);
+  return 0;
 }
 
 }  // namespace sb

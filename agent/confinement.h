@@ -83,8 +83,15 @@ public:
   // The path of `fd` as seen inside the root ("/" for the root itself), from /proc/self/fd.
   // -ENOENT when the file was deleted or lies outside the root.
   int64_t pathOf(int fd, kj::String& out) const;
+  // What readlink of /proc/self/fd/FD says, the path inside the root as pathOf: with
+  // " (deleted)" for a deleted file, and B's own text for what is no file system object
+  // (socket:[...], anon_inode:[...]). -ENOENT for a file outside the root.
+  int64_t linkTextOf(int fd, kj::String& out) const;
 
 private:
+  // `path` (absolute, on this machine) as seen inside the root; -ENOENT outside it.
+  int64_t insideRoot(kj::StringPtr path, kj::String& out) const;
+
   kj::String rootPathStr;
   kj::AutoCloseFd root;
   bool confined;

@@ -29,6 +29,9 @@ void installInterruptHandler() {
     // A write to a FIFO or socket whose reader left must answer EPIPE to the tracee, not kill
     // the agent and every other session with it.
     signal(SIGPIPE, SIG_IGN);
+    // A lease taken for a moment to learn B's answer (Node.lease) that another open breaks
+    // meanwhile sends SIGIO to the agent, whose default action would end it.
+    signal(SIGIO, SIG_IGN);
   });
 }
 
@@ -41,6 +44,8 @@ struct Executor::Job: public kj::AtomicRefcounted {
   kj::Function<WorkResult()> work;
   kj::Own<kj::CrossThreadPromiseFulfiller<WorkResult>> fulfiller;
   State state = State::QUEUED;
+  kj::Maybe<WorkResult> result;         // once DONE: what the work returned,
+  kj::Maybe<kj::Exception> exception;  // or what it threw
   bool cancelled = false;
   bool interrupted = false;  // JobHandle::interrupt: EINTR, but the result is still wanted
   pthread_t thread{};
@@ -50,10 +55,13 @@ struct Executor::Job: public kj::AtomicRefcounted {
       : work(kj::mv(work)), fulfiller(kj::mv(fulfiller)) {}
 };
 
-Executor::Executor(kj::Timer& timer, size_t maxWorkers)
-    : timer(timer), maxWorkers(maxWorkers), resignals(*this) {
+Executor::Executor(kj::Timer& timer, size_t maxWorkers, kj::Maybe<ThreadStarter&> starter)
+    : timer(timer), maxWorkers(maxWorkers), starter(starter), resignals(*this) {
   KJ_REQUIRE(maxWorkers > 0);
   installInterruptHandler();
+  if (starter != nullptr) {
+    relay = std::thread([this]() { relayMain(); });
+  }
 }
 
 Executor::~Executor() noexcept(false) {
@@ -80,6 +88,14 @@ Executor::~Executor() noexcept(false) {
   }
   for (auto& worker: workers) {
     worker.join();
+  }
+  if (relay.joinable()) {
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      relayStopping = true;
+    }
+    wakeRelay.notify_all();
+    relay.join();
   }
 }
 
@@ -109,7 +125,11 @@ kj::Promise<WorkResult> Executor::run(kj::Function<WorkResult()> work,
     // job (woken, not yet running it) must not be counted twice, or this job may wait forever
     // behind one that blocks.
     if (queue.size() > idle && workers.size() < maxWorkers) {
-      workers.emplace_back([this]() { workerMain(); });
+      KJ_IF_MAYBE(s, starter) {
+        workers.push_back(s->start([this]() { workerMain(); }));
+      } else {
+        workers.emplace_back([this]() { workerMain(); });
+      }
     }
   }
   wakeWorkers.notify_one();
@@ -145,8 +165,8 @@ void Executor::workerMain() {
       lock.unlock();
       WorkResult eintr;
       eintr.result = -EINTR;
-      job->fulfiller->fulfill(kj::mv(eintr));
-      job = nullptr;
+      job->result = kj::mv(eintr);
+      deliver(kj::mv(job));
       lock.lock();
       continue;
     }
@@ -162,7 +182,8 @@ void Executor::workerMain() {
       job->state = Job::State::DONE;
       --busy;
       lock.unlock();
-      job->fulfiller->reject(kj::mv(*exception));
+      job->exception = kj::mv(*exception);
+      deliver(kj::mv(job));
       lock.lock();
       continue;
     }
@@ -173,8 +194,49 @@ void Executor::workerMain() {
     job->state = Job::State::DONE;
     --busy;
     lock.unlock();
-    // Fulfilling a cancelled promise is allowed: the value is dropped here, on this thread.
-    job->fulfiller->fulfill(kj::mv(result));
+    job->result = kj::mv(result);
+    deliver(kj::mv(job));
+    lock.lock();
+  }
+}
+
+void Executor::deliver(kj::Own<Job> job) {
+  if (relay.joinable()) {
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      finished.push_back(kj::mv(job));
+    }
+    wakeRelay.notify_one();
+    return;
+  }
+  // Fulfilling a cancelled promise is allowed: the value is dropped here, on this thread.
+  KJ_IF_MAYBE(e, job->exception) {
+    job->fulfiller->reject(kj::mv(*e));
+  } else {
+    job->fulfiller->fulfill(kj::mv(KJ_ASSERT_NONNULL(job->result)));
+  }
+}
+
+void Executor::relayMain() {
+  // Born with the credentials and the signal mask of the loop thread: it only fulfils.
+  adoptOwnCredentials();
+  sigset_t all;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, nullptr);
+  std::unique_lock<std::mutex> lock(mutex);
+  for (;;) {
+    wakeRelay.wait(lock, [this]() { return relayStopping || !finished.empty(); });
+    if (finished.empty()) {
+      return;  // stopping, and every result delivered
+    }
+    kj::Own<Job> job = kj::mv(finished.front());
+    finished.pop_front();
+    lock.unlock();
+    KJ_IF_MAYBE(e, job->exception) {
+      job->fulfiller->reject(kj::mv(*e));
+    } else {
+      job->fulfiller->fulfill(kj::mv(KJ_ASSERT_NONNULL(job->result)));
+    }
     job = nullptr;
     lock.lock();
   }

@@ -33,6 +33,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -68,12 +69,27 @@ struct WorkResult {
   kj::Vector<kj::AutoCloseFd> passed;
 };
 
+// Starts an executor's worker threads where they must be born: a new thread shares its creator's
+// fd table, and a lock owner's workers must share the owner's (lock_owner.h). Called with the
+// executor's mutex held, from the event loop thread: it must not call back into the executor.
+// Such workers cannot wake the event loop (kj does so by writing to an eventfd, a number in the
+// agent's table), so their results go through a relay thread of the agent's table.
+class ThreadStarter {
+public:
+  virtual std::thread start(std::function<void()> body) = 0;
+
+protected:
+  ~ThreadStarter() = default;
+};
+
 class Executor final: private kj::TaskSet::ErrorHandler {
   struct Job;
 
 public:
-  // `timer` drives the re-sending of interrupts. Installs the SIG_INTERRUPT handler.
-  explicit Executor(kj::Timer& timer, size_t maxWorkers = 256);
+  // `timer` drives the re-sending of interrupts. Installs the SIG_INTERRUPT handler. Workers
+  // start as threads of the event loop thread, or through `starter`.
+  explicit Executor(kj::Timer& timer, size_t maxWorkers = 256,
+                    kj::Maybe<ThreadStarter&> starter = nullptr);
   // Interrupts every running job and joins the workers.
   ~Executor() noexcept(false);
   KJ_DISALLOW_COPY(Executor);
@@ -102,9 +118,12 @@ public:
   size_t busyWorkers() const;
   size_t workerCount() const;
 
+  kj::Timer& getTimer() const { return timer; }
+
 private:
   kj::Timer& timer;
   const size_t maxWorkers;
+  kj::Maybe<ThreadStarter&> starter;
   kj::TaskSet resignals;
 
   mutable std::mutex mutex;
@@ -115,7 +134,16 @@ private:
   size_t busy = 0;
   bool stopping = false;
 
+  // With a starter: finished jobs, for the relay thread to fulfil.
+  std::thread relay;
+  std::condition_variable wakeRelay;
+  std::deque<kj::Own<Job>> finished;
+  bool relayStopping = false;
+
   void workerMain();
+  void relayMain();
+  // Hands a finished job's result (or exception) to its promise: at once, or through the relay.
+  void deliver(kj::Own<Job> job);
   void cancel(Job& job);
   void interrupt(Job& job);
   kj::Promise<void> resignalLater(kj::Own<Job> job, kj::Duration delay);

@@ -175,59 +175,6 @@ int64_t FdRef::closeNow() {
   return sysResult(::close(old));
 }
 
-kj::Maybe<kj::Own<FdRef>> SessionState::lockFdFor(int fd, int32_t owner, int64_t& error) {
-  error = 0;
-  struct stat st;
-  if (fstat(fd, &st) < 0) {
-    error = -int64_t(errno);
-    return nullptr;
-  }
-  LockKey key{st.st_dev, st.st_ino, owner};
-  auto it = posixLocks.find(key);
-  if (it != posixLocks.end()) {
-    return kj::atomicAddRef(*it->second);
-  }
-  int flags = fcntl(fd, F_GETFL);
-  if (flags < 0 || (flags & O_PATH)) {
-    error = flags < 0 ? -int64_t(errno) : -EBADF;  // EBADF: what F_SETLK says on O_PATH.
-    return nullptr;
-  }
-  char proc[64];
-  snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
-  // Read-write when allowed, so later locks of either type through the owner's other fds fit
-  // (the access check itself is made against the node's own mode in NodeImpl::lock).
-  int lockFd = ::open(proc, O_RDWR | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-  if (lockFd < 0) {
-    lockFd = ::open(proc, (flags & O_ACCMODE) | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-  }
-  if (lockFd < 0) {
-    // Reopening re-checks permissions (the mode may have changed since the open): the node's own
-    // description still carries the lock, owned by it rather than by the process.
-    return nullptr;
-  }
-  auto ref = kj::atomicRefcounted<FdRef>(lockFd);
-  auto result = kj::atomicAddRef(*ref);
-  posixLocks.emplace(key, kj::mv(ref));
-  return kj::mv(result);
-}
-
-void SessionState::releaseLocks(int fd, int32_t owner) {
-  struct stat st;
-  if (fstat(fd, &st) == 0) {
-    posixLocks.erase(LockKey{st.st_dev, st.st_ino, owner});
-  }
-}
-
-void SessionState::releaseOwner(int32_t owner) {
-  for (auto it = posixLocks.begin(); it != posixLocks.end();) {
-    if (it->first.owner == owner) {
-      it = posixLocks.erase(it);
-    } else {
-      ++it;
-    }
-  }
-}
-
 bool SessionState::readAheadSafe(int fd) {
   struct stat st;
   if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size <= 0) {
@@ -344,10 +291,15 @@ kj::Promise<WorkResult> NodeImpl::runBlocking(kj::Function<WorkResult(int fd)> w
   KJ_FAIL_ASSERT("runBlocking() on a closed node");
 }
 
-kj::Promise<WorkResult> NodeImpl::runTracked(kj::Function<WorkResult()> work) {
+kj::Promise<WorkResult> NodeImpl::runTracked(kj::Function<WorkResult()> work,
+                                             kj::Maybe<Executor&> on) {
   kj::Own<Executor::JobHandle> handle;
+  Executor* runner = &executor();
+  KJ_IF_MAYBE(e, on) {
+    runner = e;
+  }
   // The worker performs the call with the caller's credentials too (asCaller).
-  auto promise = executor().run(
+  auto promise = runner->run(
       [creds = currentCaller(), work = kj::mv(work)]() mutable {
         AssumedCredentials as(ptrOf(creds));
         return work();
@@ -524,6 +476,36 @@ int64_t fileSizeRoom(int fd, int64_t offset, bool appendFlag, uint64_t limit, si
 
 }  // namespace
 
+namespace {
+
+// File systems whose fallocate applies RLIMIT_FSIZE with FALLOC_FL_KEEP_SIZE too (mm/shmem.c:
+// "We need to check rlimit even when FALLOC_FL_KEEP_SIZE"); ext4, xfs and btrfs do not.
+constexpr long KEEP_SIZE_LIMITED_FS[] = {0x01021994 /* TMPFS_MAGIC */};
+
+bool limitsKeepSize(int fd) {
+  struct statfs fs;
+  if (fstatfs(fd, &fs) < 0) {
+    return false;
+  }
+  for (long magic : KEEP_SIZE_LIMITED_FS) {
+    if (long(fs.f_type) == magic) {
+      return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
+int64_t growthPastLimit(int fd, int64_t size, uint64_t limit) {
+  struct stat st;
+  if (limit == UINT64_MAX || size < 0 || uint64_t(size) <= limit || fstat(fd, &st) < 0 ||
+      !S_ISREG(st.st_mode) || size <= st.st_size) {
+    return 0;
+  }
+  return -EFBIG;
+}
+
 kj::Promise<void> NodeImpl::write(WriteContext context) {
   auto data = context.getParams().getData();
   size_t count = kj::min(data.size(), MAX_TRANSFER);
@@ -665,7 +647,8 @@ kj::Promise<void> NodeImpl::path(PathContext context) {
     return kj::READY_NOW;
   }
   kj::String p;
-  int64_t r = confinement().pathOf(f, p);
+  int64_t r = context.getParams().getAsLink() ? confinement().linkTextOf(f, p)
+                                              : confinement().pathOf(f, p);
   if (r < 0) {
     results.setResult(r);
     return kj::READY_NOW;
@@ -681,10 +664,21 @@ kj::Promise<void> NodeImpl::path(PathContext context) {
 kj::Promise<void> NodeImpl::fallocate(FallocateContext context) {
   auto params = context.getParams();
   int f = fdOrError();
-  int64_t r = f < 0         ? f
-              : readOnly()  ? -EROFS
-                            : sysResult(::fallocate(f, int(params.getMode()), params.getOffset(),
-                                                    params.getLength()));
+  int mode = int(params.getMode());
+  int64_t offset = params.getOffset(), length = params.getLength();
+  int64_t r = f < 0 ? f : readOnly() ? -EROFS : 0;
+  // RLIMIT_FSIZE: after vfs_fallocate's own checks (a valid range, a description open for
+  // writing), for the modes that may grow the file (the file systems' inode_newsize_ok).
+  int access = r == 0 ? fcntl(f, F_GETFL) : -1;
+  bool mayGrow = (mode & ~FALLOC_FL_ZERO_RANGE) == 0 ||
+                 (mode == FALLOC_FL_KEEP_SIZE && r == 0 && limitsKeepSize(f));
+  if (r == 0 && mayGrow && offset >= 0 && length > 0 && offset <= INT64_MAX - length &&
+      access >= 0 && !(access & O_PATH) && (access & O_ACCMODE) != O_RDONLY) {
+    r = growthPastLimit(f, offset + length, params.getFileSizeLimit());
+  }
+  if (r == 0) {
+    r = sysResult(::fallocate(f, mode, offset, length));
+  }
   context.getResults().setResult(r);
   return kj::READY_NOW;
 }

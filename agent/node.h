@@ -27,6 +27,7 @@
 #include "confinement.h"
 #include "credentials.h"
 #include "executor.h"
+#include "lock_owner.h"
 #include "resource_limits.h"
 #include "splitbrain.capnp.h"
 
@@ -93,32 +94,23 @@ public:
   // it at each read (proc, sysfs, debugfs, tracefs, securityfs, configfs, cgroup, efivarfs...).
   static bool readAheadSafe(int fd);
 
-  // POSIX record locks belong to processes (PITFALLS #18). The agent is one process for every
-  // traced process, so each (file, owner) gets its own open file description, reopened from
-  // the node, and POSIX commands run on it as OFD locks: two traced processes conflict as on one
-  // machine, one process's locks merge across its fds, and closing that description (on
-  // releaseLocks/releaseOwner) drops them all, as close(2) and exit do for POSIX locks.
+  // POSIX record locks belong to processes (PITFALLS #18): each traced process that locks a
+  // remote file is a LockOwner of its own (lock_owner.h), so B's kernel keeps the processes'
+  // locks apart and detects deadlocks between them.
   //
-  // The description for the file behind `fd` and `owner`, shared with a worker that blocks on
-  // it; null with `error` 0 when the node's own description must serve (reopening was refused),
-  // null with -errno in `error` on failure.
-  kj::Maybe<kj::Own<FdRef>> lockFdFor(int fd, int32_t owner, int64_t& error);
-  void releaseLocks(int fd, int32_t owner);
+  // The owner for the traced process `owner` (made on first use); null with -errno in `error`:
+  // ENOLCK past MAX_LOCK_OWNERS, or what the kernel said when making one.
+  kj::Maybe<LockOwner&> lockOwner(int32_t owner, int64_t& error);
+  // The traced process `owner` exited: its locks go with its LockOwner.
   void releaseOwner(int32_t owner);
-  // F_GETLK names the holder: the owner whose description holds a lock overlapping `conflict`
-  // on the same file, or -1 when none of ours does (an OFD lock).
+  // F_GETLK names the holder: the traced process, other than `requester`, whose owner holds a
+  // lock on the file behind `fd` overlapping `conflict`, or -1.
   int32_t ownerOfConflict(int fd, int32_t requester, const struct flock& conflict);
 
-private:
-  struct LockKey {
-    dev_t dev;
-    ino_t ino;
-    int32_t owner;
-    bool operator<(const LockKey& o) const {
-      return dev != o.dev ? dev < o.dev : ino != o.ino ? ino < o.ino : owner < o.owner;
-    }
-  };
-  std::map<LockKey, kj::Own<FdRef>> posixLocks;
+  // A traced process holds locks on few files at a time, a session few lock-taking processes at
+  // once; each owner costs threads (two at least), so a client cannot ask for unbounded many.
+  static constexpr size_t MAX_LOCK_OWNERS = 128;
+  std::map<int32_t, kj::Own<LockOwner>> lockOwners;
 
 public:
   // The credential sets the client defined (Session.defineCredentials), by id; bounded by
@@ -127,6 +119,12 @@ public:
   static constexpr size_t MAX_CREDENTIALS = 1024;
   std::map<uint32_t, kj::Own<const CallerCredentials>> credentials;
 };
+
+// The program's RLIMIT_FSIZE for a call that sets the size of the file behind `fd` to `size`
+// (truncate, fallocate; Node.truncateAt/fallocate fileSizeLimit): -EFBIG when it is a regular
+// file that would grow past `limit`, else 0 (inode_newsize_ok). The caller has made the
+// kernel's earlier checks of its call.
+int64_t growthPastLimit(int fd, int64_t size, uint64_t limit);
 
 // Results of blocking socket calls (node_socket.cc). A worker puts what it took from the kernel
 // (a connection, bytes) here instead of returning it, and the call's continuation takes it back
@@ -216,6 +214,7 @@ public:
   kj::Promise<void> path(PathContext context) override;
   kj::Promise<void> chdirCheck(ChdirCheckContext context) override;
   kj::Promise<void> releaseLocks(ReleaseLocksContext context) override;
+  kj::Promise<void> lease(LeaseContext context) override;
   kj::Promise<void> ioctl(IoctlContext context) override;
   // Sockets (node_socket.cc).
   kj::Promise<void> bind(BindContext context) override;
@@ -273,8 +272,10 @@ private:
   // Runs `work` on the executor with a reference on this node's fd (the fd must be open). The
   // caller must have made its RPC cancellable (context.allowCancellation()).
   kj::Promise<WorkResult> runBlocking(kj::Function<WorkResult(int fd)> work);
-  // Runs `work` on the executor as one of this node's blocking calls (interrupt() reaches it).
-  kj::Promise<WorkResult> runTracked(kj::Function<WorkResult()> work);
+  // Runs `work` on the executor as one of this node's blocking calls (interrupt() reaches it);
+  // on `on` instead of the agent's executor when given (a lock owner's).
+  kj::Promise<WorkResult> runTracked(kj::Function<WorkResult()> work,
+                                     kj::Maybe<Executor&> on = nullptr);
 
   // Unwraps a Node of this session (for copyTo, renameAt, linkAt): null for a foreign node.
   kj::Promise<kj::Maybe<NodeImpl&>> sameSessionNode(proto::Node::Client client);
@@ -294,6 +295,8 @@ private:
   int64_t renameIn(kj::StringPtr oldPath, int newDirFd, kj::StringPtr newPath, unsigned flags);
   int64_t linkIn(kj::StringPtr oldPath, bool follow, bool emptyPath, int newDirFd,
                  kj::StringPtr newPath);
+  // linkat of this node's /proc/self/fd magic link with AT_SYMLINK_FOLLOW (linkAt throughFd).
+  int64_t linkThroughFd(int newDirFd, kj::StringPtr newPath);
 };
 
 }  // namespace sb

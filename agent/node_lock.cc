@@ -26,40 +26,29 @@
 
 namespace sb {
 
-namespace {
-
-// Whether the description `fd` holds a lock overlapping [start, end] (end -1: to EOF), from the
-// "lock:" lines of /proc/self/fdinfo/FD, e.g. "lock:\t1: OFDLCK  ADVISORY  WRITE -1 fd:01:42 0 EOF".
-bool holdsOverlap(int fd, int64_t start, int64_t end) {
-  char path[64];
-  snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
-  FILE* f = fopen(path, "re");
-  if (f == nullptr) {
-    return false;
+kj::Maybe<LockOwner&> SessionState::lockOwner(int32_t owner, int64_t& error) {
+  error = 0;
+  auto it = lockOwners.find(owner);
+  if (it != lockOwners.end()) {
+    return *it->second;
   }
-  KJ_DEFER(fclose(f));
-  char line[512];
-  while (fgets(line, sizeof(line), f)) {
-    if (strncmp(line, "lock:", 5) != 0) {
-      continue;
-    }
-    char kind[32], mode[32], type[32], dev[64], endText[32];
-    long long pid, from;
-    if (sscanf(line, "lock: %*d: %31s %31s %31s %lld %63s %lld %31s", kind, mode, type, &pid, dev,
-               &from, endText) != 7) {
-      continue;
-    }
-    int64_t to = strcmp(endText, "EOF") == 0 ? -1 : strtoll(endText, nullptr, 10);
-    bool beforeEnd = end < 0 || from <= end;
-    bool afterStart = to < 0 || to >= start;
-    if (beforeEnd && afterStart) {
-      return true;
-    }
+  if (lockOwners.size() >= MAX_LOCK_OWNERS) {
+    error = -ENOLCK;
+    return nullptr;
   }
-  return false;
+  auto made = kj::refcounted<LockOwner>(agent.executor.getTimer(), error);
+  if (error < 0) {
+    return nullptr;
+  }
+  LockOwner& result = *made;
+  lockOwners.emplace(owner, kj::mv(made));
+  return result;
 }
 
-}  // namespace
+void SessionState::releaseOwner(int32_t owner) {
+  // Calls of the owner still in flight hold a reference: the owner ends with the last of them.
+  lockOwners.erase(owner);
+}
 
 int32_t SessionState::ownerOfConflict(int fd, int32_t requester, const struct flock& conflict) {
   struct stat st;
@@ -68,10 +57,9 @@ int32_t SessionState::ownerOfConflict(int fd, int32_t requester, const struct fl
   }
   int64_t start = conflict.l_start;
   int64_t end = conflict.l_len == 0 ? -1 : conflict.l_start + conflict.l_len - 1;
-  for (auto& [key, lockFd] : posixLocks) {
-    if (key.dev == st.st_dev && key.ino == st.st_ino && key.owner != requester &&
-        holdsOverlap(lockFd->get(), start, end)) {
-      return key.owner;
+  for (auto& [id, owner] : lockOwners) {
+    if (id != requester && owner->holdsOverlap(st.st_dev, st.st_ino, start, end)) {
+      return id;
     }
   }
   return -1;
@@ -80,11 +68,10 @@ int32_t SessionState::ownerOfConflict(int fd, int32_t requester, const struct fl
 // ---------------------------------------------------------------------------------------------
 // Locks
 //
-// PITFALLS #18: POSIX record locks (F_SETLK/F_SETLKW) belong to a *process*, and this agent is
-// one process for all its sessions and all their tracee processes. Two tracee processes locking
-// the same file through one agent therefore share one lock owner (neither blocks the other), and
-// closing any agent fd on the file drops the locks. Mapping them to OFD locks that mirror the
-// per-process rules is the tracer's decision to make later; the agent performs what it is asked.
+// POSIX record locks (F_GETLK/F_SETLK/F_SETLKW) run on the traced process's LockOwner, on its
+// own dup of this node's description (lock_owner.h), so B's kernel sees each process as the
+// owner it is: conflicts, merging, EDEADLK and the access-mode and SEEK_CUR rules are its own.
+// OFD locks belong to the description: they run on the node's fd.
 
 kj::Promise<void> NodeImpl::lock(LockContext context) {
   auto params = context.getParams();
@@ -96,71 +83,120 @@ kj::Promise<void> NodeImpl::lock(LockContext context) {
     context.getResults().setResult(bad);
     return kj::READY_NOW;
   }
-  // POSIX commands run as OFD locks on the owner's own description (SessionState::lockFdFor).
-  int32_t owner = params.getOwner();
+  int32_t ownerId = params.getOwner();
   bool posix = cmd == F_GETLK || cmd == F_SETLK || cmd == F_SETLKW;
-  kj::Own<const FdRef> lockRef = kj::atomicAddRef(*KJ_ASSERT_NONNULL(fd));
-  if (posix) {
-    // The kernel checks the lock type against the fd it was given, not the owner's description.
-    if (cmd != F_GETLK) {
-      int mode = fcntl(f, F_GETFL) & O_ACCMODE;
-      if ((lk.l_type == F_RDLCK && mode == O_WRONLY) || (lk.l_type == F_WRLCK && mode == O_RDONLY)) {
-        context.getResults().setResult(-EBADF);
-        return kj::READY_NOW;
-      }
-    }
-    int64_t error;
-    KJ_IF_MAYBE(ref, session->lockFdFor(f, owner, error)) {
-      lockRef = kj::mv(*ref);
-    } else if (error < 0) {
-      context.getResults().setResult(error);
-      return kj::READY_NOW;
-    }
-    if (lk.l_whence == SEEK_CUR) {
-      // The owner's description has its own position: anchor the range at the node's.
-      off_t pos = lseek(f, 0, SEEK_CUR);
-      if (pos < 0) {
-        context.getResults().setResult(-int64_t(errno));
-        return kj::READY_NOW;
-      }
-      lk.l_start += pos;
-      lk.l_whence = SEEK_SET;
-    }
-    cmd = cmd == F_GETLK ? F_OFD_GETLK : cmd == F_SETLK ? F_OFD_SETLK : F_OFD_SETLKW;
-    lk.l_pid = 0;
-  }
-  auto answer = [this, f, owner, posix](LockResults::Builder results, int64_t result,
-                                        struct flock& got) {
-    if (posix && result >= 0 && got.l_type != F_UNLCK && got.l_pid == -1) {
-      got.l_pid = session->ownerOfConflict(f, owner, got);
+  auto answer = [this, f, ownerId, posix](LockResults::Builder results, int64_t result,
+                                          struct flock& got) {
+    // A lock one of our owners holds carries the agent's pid (the thread that took it): name
+    // the traced process instead, as its kernel on A would.
+    if (posix && result >= 0 && got.l_type != F_UNLCK && got.l_pid == getpid()) {
+      got.l_pid = session->ownerOfConflict(f, ownerId, got);
     }
     results.setResult(result);
     flockFromHost(got, results.initLock());
   };
-  if (cmd == F_SETLKW || cmd == F_OFD_SETLKW) {
-    context.allowCancellation();
-    // The worker holds its own reference: a release meanwhile cannot close the fd under it.
-    return runTracked([cmd, lk, ref = kj::mv(lockRef)]() mutable {
-             WorkResult w;
-             w.result = sysResult(fcntl(ref->get(), int(cmd), &lk));
-             w.lock = lk;
-             return w;
-           })
-        .then([context, answer](WorkResult&& w) mutable {
-          answer(context.getResults(), w.result, w.lock);
-        });
+  if (!posix) {
+    if (cmd == F_OFD_SETLKW) {
+      context.allowCancellation();
+      return runBlocking([cmd, lk](int fd) mutable {
+               WorkResult w;
+               w.result = sysResult(fcntl(fd, int(cmd), &lk));
+               w.lock = lk;
+               return w;
+             })
+          .then([context, answer](WorkResult&& w) mutable {
+            answer(context.getResults(), w.result, w.lock);
+          });
+    }
+    int64_t result = sysResult(fcntl(f, int(cmd), &lk));
+    answer(context.getResults(), result, lk);
+    return kj::READY_NOW;
   }
-  int64_t result = sysResult(fcntl(lockRef->get(), int(cmd), &lk));
-  answer(context.getResults(), result, lk);
-  return kj::READY_NOW;
+  int64_t error;
+  LockOwner* owner;
+  KJ_IF_MAYBE(o, session->lockOwner(ownerId, error)) {
+    owner = o;
+  } else {
+    context.getResults().setResult(error);
+    return kj::READY_NOW;
+  }
+  const FdRef& node = *KJ_ASSERT_NONNULL(fd);
+  owner->hold(node);
+  if (cmd == F_SETLKW) {
+    context.allowCancellation();
+  }
+  // The work borrows the owner and the node: the promise keeps the owner, whose destructor
+  // waits for its workers, and the owner keeps the node's fd (hold()).
+  return runTracked(
+             [owner, &node, cmd, lk]() mutable {
+               WorkResult w;
+               int64_t own = owner->fdFor(node);
+               w.result = own < 0 ? own : sysResult(fcntl(int(own), int(cmd), &lk));
+               w.lock = lk;
+               return w;
+             },
+             owner->executor())
+      .then([context, answer](WorkResult&& w) mutable {
+        answer(context.getResults(), w.result, w.lock);
+      })
+      .attach(kj::addRef(*owner));
 }
 
 kj::Promise<void> NodeImpl::releaseLocks(ReleaseLocksContext context) {
   int f = fdOrError();
-  if (f >= 0) {
-    session->releaseLocks(f, context.getParams().getOwner());
+  struct stat st;
+  if (f < 0 || fstat(f, &st) < 0) {
+    context.getResults().setResult(f < 0 ? f : -int64_t(errno));
+    return kj::READY_NOW;
   }
-  context.getResults().setResult(f < 0 ? f : 0);
+  context.getResults().setResult(0);
+  auto it = session->lockOwners.find(context.getParams().getOwner());
+  if (it == session->lockOwners.end()) {
+    return kj::READY_NOW;
+  }
+  LockOwner& owner = *it->second;
+  // Closing the owner's dups drops its locks on the file; the answer waits for it, so that the
+  // program's next call (another process's lock) finds them gone.
+  return owner.executor()
+      .run([&owner, dev = st.st_dev, ino = st.st_ino]() {
+        owner.closeFile(dev, ino);
+        return WorkResult();
+      })
+      .then([&owner](WorkResult&&) { owner.releaseClosed(); })
+      .attach(kj::addRef(owner));
+}
+
+// Leases: B's kernel checks, nothing granted (schema: Node.lease). A lease break is a signal to
+// the lease holder's owner, which F_SETLEASE makes the agent; the protocol has no way yet to
+// bring it to the program, and a lease whose break nobody answers makes every other opener on B
+// wait lease-break-time (45 s) for nothing.
+kj::Promise<void> NodeImpl::lease(LeaseContext context) {
+  auto params = context.getParams();
+  auto results = context.getResults();
+  int f = fdOrError();
+  if (f < 0) {
+    results.setResult(f);
+    return kj::READY_NOW;
+  }
+  if (!params.getSet()) {
+    int held = fcntl(f, F_GETLEASE);
+    results.setResult(held < 0 ? -int64_t(errno) : 0);
+    results.setType(held == F_RDLCK   ? proto::LockType::READ
+                    : held == F_WRLCK ? proto::LockType::WRITE
+                                      : proto::LockType::UNLOCK);
+    return kj::READY_NOW;
+  }
+  int type = params.getType() == proto::LockType::READ    ? F_RDLCK
+             : params.getType() == proto::LockType::WRITE ? F_WRLCK
+                                                          : F_UNLCK;
+  int64_t result = sysResult(fcntl(f, F_SETLEASE, type));
+  if (result >= 0 && type != F_UNLCK) {
+    // Granted: given back before anything else runs on this loop. An open on B that met it
+    // meanwhile breaks it with SIGIO to the agent, which ignores SIGIO (executor.cc).
+    fcntl(f, F_SETLEASE, F_UNLCK);
+    result = -EINVAL;
+  }
+  results.setResult(result);
   return kj::READY_NOW;
 }
 

@@ -516,6 +516,21 @@ int64_t NodeImpl::linkIn(kj::StringPtr oldPath, bool follow, bool emptyPath, int
   return sysResult(linkat(AT_FDCWD, proc.cStr(), to.dirFd, to.name.cStr(), AT_SYMLINK_FOLLOW));
 }
 
+int64_t NodeImpl::linkThroughFd(int newDirFd, kj::StringPtr newPath) {
+  int f = fdOrError();
+  if (f < 0 || newDirFd < 0) {
+    return f < 0 ? f : newDirFd;
+  }
+  PathTarget to;
+  int64_t r = nameTarget(newDirFd, newPath, NameUse::CREATE, to);
+  if (r < 0) {
+    return r;
+  }
+  // The program's magic link becomes ours, followed as the program asked.
+  kj::String proc = kj::str("/proc/self/fd/", f);
+  return sysResult(linkat(AT_FDCWD, proc.cStr(), to.dirFd, to.name.cStr(), AT_SYMLINK_FOLLOW));
+}
+
 kj::Promise<void> NodeImpl::linkAt(LinkAtContext context) {
   auto params = context.getParams();
   return sameSessionNode(params.getNewDir())
@@ -527,8 +542,10 @@ kj::Promise<void> NodeImpl::linkAt(LinkAtContext context) {
         int64_t r = oldArg.result < 0 ? oldArg.result : newArg.result;
         if (r >= 0) {
           KJ_IF_MAYBE(dir, newDir) {
-            r = linkIn(oldArg.path, params.getFollow(), params.getEmptyPath(), dir->fdOrError(),
-                       newArg.path);
+            r = params.getThroughFd()
+                    ? linkThroughFd(dir->fdOrError(), newArg.path)
+                    : linkIn(oldArg.path, params.getFollow(), params.getEmptyPath(),
+                             dir->fdOrError(), newArg.path);
           } else {
             r = -EXDEV;
           }
@@ -599,17 +616,40 @@ kj::Promise<void> NodeImpl::truncateAt(TruncateAtContext context) {
   PathArg arg = decodePath(f, params.getPath());
   int64_t length = params.getLength();
   int64_t r = arg.result;
+  uint64_t limit = params.getFileSizeLimit();
   if (r >= 0 && arg.path.size() == 0) {
-    // ftruncate(2): the node must be open for writing, the kernel checks.
+    // ftruncate(2): the node must be open for writing, the kernel checks; RLIMIT_FSIZE after
+    // those checks (do_sys_ftruncate, then inode_newsize_ok).
+    int access = fcntl(f, F_GETFL);
+    bool writable = access >= 0 && !(access & O_PATH) && (access & O_ACCMODE) != O_RDONLY;
     r = !params.getEmptyPath() ? -ENOENT
         : readOnly()           ? -EROFS
-                               : sysResult(::ftruncate(f, length));
+        : writable             ? growthPastLimit(f, length, limit)
+                               : 0;
+    if (r == 0) {
+      r = sysResult(::ftruncate(f, length));
+    }
   } else if (r >= 0) {
     PathTarget t;
     r = confinement().object(f, arg.path, true, false, true, t);
     if (r >= 0) {
       kj::String proc = t.procPath();
-      r = readOnly() ? -EROFS : sysResult(::truncate(proc.cStr(), length));
+      r = readOnly() ? -EROFS : 0;
+      if (r == 0 && limit != UINT64_MAX && length >= 0 && uint64_t(length) > limit) {
+        // RLIMIT_FSIZE comes after the permission checks: an open for writing makes them (with
+        // the caller's credentials), and only a regular file, which it cannot block on, counts.
+        struct stat st;
+        if (stat(proc.cStr(), &st) == 0 && S_ISREG(st.st_mode) && length > st.st_size) {
+          int w = ::open(proc.cStr(), O_WRONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+          r = w < 0 ? -int64_t(errno) : growthPastLimit(w, length, limit);
+          if (w >= 0) {
+            ::close(w);
+          }
+        }
+      }
+      if (r == 0) {
+        r = sysResult(::truncate(proc.cStr(), length));
+      }
     }
   }
   context.getResults().setResult(r);

@@ -537,17 +537,27 @@ interface Node {
   unlinkAt @15 (path :Data, removeDir :Bool) -> (result :Int64);
   renameAt @16 (oldPath :Data, newDir :Node, newPath :Data,
                 noReplace :Bool, exchange :Bool, whiteout :Bool) -> (result :Int64);
-  linkAt @17 (oldPath :Data, newDir :Node, newPath :Data, follow :Bool, emptyPath :Bool)
-      -> (result :Int64);
+  linkAt @17 (oldPath :Data, newDir :Node, newPath :Data, follow :Bool, emptyPath :Bool,
+              throughFd :Bool) -> (result :Int64);
+  # throughFd (added as the sixth parameter): link this node itself, as linkat of its
+  # /proc/self/fd/N magic link with AT_SYMLINK_FOLLOW does on the client (the O_TMPFILE idiom:
+  # no CAP_DAC_READ_SEARCH needed; ENOENT for a file opened O_TMPFILE|O_EXCL or unlinked).
+  # `oldPath` is then empty. An older agent ignores it and answers ENOENT.
   symlinkAt @18 (target :Data, path :Data) -> (result :Int64);
   chmodAt @19 (path :Data, mode :UInt32, noFollow :Bool, emptyPath :Bool) -> (result :Int64);
   chownAt @20 (path :Data, uid :Int64, gid :Int64, noFollow :Bool, emptyPath :Bool)
       -> (result :Int64);
   # uid/gid -1: unchanged.
-  truncateAt @21 (path :Data, length :Int64, emptyPath :Bool) -> (result :Int64);
+  truncateAt @21 (path :Data, length :Int64, emptyPath :Bool,
+                  fileSizeLimit :UInt64 = 0xffffffffffffffff) -> (result :Int64);
   # Empty path + emptyPath: ftruncate of the node.
-  fallocate @22 (mode :UInt32, offset :Int64, length :Int64) -> (result :Int64);
+  fallocate @22 (mode :UInt32, offset :Int64, length :Int64,
+                 fileSizeLimit :UInt64 = 0xffffffffffffffff) -> (result :Int64);
   # mode: FALLOC_FL_* (generic values).
+  # fileSizeLimit (both; added as the fourth parameter): the program's RLIMIT_FSIZE, as for
+  # write. Growing a regular file past it fails with EFBIG once the kernel's other checks have
+  # passed (the client raises SIGXFSZ), as inode_newsize_ok does; shrinking is not limited,
+  # nor a fallocate with FALLOC_FL_KEEP_SIZE except on tmpfs, whose fallocate limits it too.
   fsync @23 (dataOnly :Bool) -> (result :Int64);
   utimensAt @24 (path :Data, atime :TimeSpec, mtime :TimeSpec, noFollow :Bool, emptyPath :Bool)
       -> (result :Int64);
@@ -569,8 +579,11 @@ interface Node {
   copyTo @33 (dst :Node, count :UInt64, srcOffset :Int64, dstOffset :Int64, kind :CopyKind)
       -> (result :Int64, srcOffset :Int64, dstOffset :Int64);
   # Offsets -1: use and advance the file positions. Otherwise explicit, returned advanced.
-  path @34 () -> (result :Int64, path :Data);
-  # The node's current path as seen inside the agent's root (getcwd).
+  path @34 (asLink :Bool) -> (result :Int64, path :Data);
+  # The node's current path as seen inside the agent's root (getcwd: ENOENT once deleted, or
+  # for what is no file system object). asLink (added as its first parameter): the text of its
+  # /proc/self/fd/N magic link instead, for readlink: a deleted file's path with " (deleted)",
+  # and "socket:[...]", "pipe:[...]", "anon_inode:[...]" as B's kernel writes them.
   chdirCheck @35 () -> (result :Int64);
   # What chdir(2) would say about this directory node: ENOTDIR, EACCES (no search permission).
   releaseLocks @36 (owner :Int32) -> (result :Int64);
@@ -634,4 +647,12 @@ interface Node {
   # and only to an agent that assumesCredentials; it pipelines, so it costs no round trip.
   # Nodes passed as arguments (newDir, dst ...) are plain nodes. An unknown id: calls on the
   # answer fail (an exception: the client's bug).
+  lease @50 (set :Bool, type :LockType) -> (result :Int64, type :LockType);
+  # fcntl F_GETLEASE (`set` false: `type` answers the lease this description holds) and
+  # F_SETLEASE (`set` true). B's kernel makes its own checks (the caller's fs uid against the
+  # owner, or CAP_LEASE: send it through asCaller; a regular file; conflicting opens) and its
+  # errno is the answer. A lease it would grant is given back at once and refused with EINVAL,
+  # as a file system that cannot hold leases refuses it: a lease break on B is a signal to the
+  # agent, which the protocol cannot yet bring to the program (docs/protocol.md). An agent
+  # without it answers "unimplemented"; the client then answers EINVAL too.
 }

@@ -1,5 +1,7 @@
 #include "handler_support.h"
 
+#include <sys/resource.h>
+
 #include "proc_status.h"
 
 #include <errno.h>
@@ -269,6 +271,65 @@ Where resolvePath(Call& call, int dirfd, uint64_t pathAddr) {
     return Failed{r};
   }
   return placePath(call, dirfd, kj::mv(path));
+}
+
+Where resolvePathFromDir(Call& call, int dirfd, uint64_t pathAddr) {
+  kj::String path;
+  int64_t r = call.mem().readPath(pathAddr, path);
+  if (r < 0) {
+    return Failed{r};
+  }
+  if (!path.startsWith("/")) {
+    return placePath(call, dirfd, kj::mv(path));
+  }
+  if (call.tracer.explains()) {
+    call.why = kj::str("absolute, resolved from the dirfd (RESOLVE_IN_ROOT/RESOLVE_BENEATH)");
+  }
+  if (dirfd == AT_FDCWD) {
+    AgentLink* side = call.task.fs->side;
+    if (side == nullptr) {
+      return Local{};
+    }
+    return Remote{side, cwdNode(call.task, *side), kj::mv(path)};
+  }
+  KJ_IF_MAYBE(file, call.task.fds->find(dirfd)) {
+    return Remote{&file->target, file->node, kj::mv(path)};
+  }
+  return Local{};
+}
+
+// The program's RLIMIT_FSIZE (RLIM_INFINITY: none), read at each write: setrlimit is not
+// trapped. The agent applies it on B (Node.write fileSizeLimit), where the kernel knows only
+// the agent's.
+uint64_t fileSizeLimitOf(pid_t tgid) {
+  struct rlimit lim;
+  if (prlimit(tgid, RLIMIT_FSIZE, nullptr, &lim) == 0) {
+    return uint64_t(lim.rlim_cur);
+  }
+  // prlimit needs matching ids or CAP_SYS_RESOURCE, which a program that changed its
+  // credentials, or a sbrun in a container, may not give; the limits file is readable by all.
+  auto path = kj::str("/proc/", tgid, "/limits");
+  FILE* f = fopen(path.cStr(), "re");
+  if (f == nullptr) {
+    return uint64_t(RLIM_INFINITY);
+  }
+  uint64_t limit = uint64_t(RLIM_INFINITY);
+  char line[256];
+  while (fgets(line, sizeof(line), f) != nullptr) {
+    // "Max file size             unlimited            unlimited            bytes"
+    if (strncmp(line, "Max file size", 13) == 0) {
+      const char* soft = line + 13;
+      while (*soft == ' ') {
+        ++soft;
+      }
+      if (*soft >= '0' && *soft <= '9') {
+        limit = strtoull(soft, nullptr, 10);
+      }
+      break;
+    }
+  }
+  fclose(f);
+  return limit;
 }
 
 // Reads the tracee's umask: creation modes are applied here, the agent runs with umask 0.

@@ -57,6 +57,10 @@ kj::Maybe<int64_t> staleFd(Call& c);
 // Where the path at `pathAddr`, relative to `dirfd` (AT_FDCWD or an fd), lives. Failed carries
 // the errno the kernel gives for an unreadable or too long path.
 Where resolvePath(Call& call, int dirfd, uint64_t pathAddr);
+// The same for a call whose kernel resolves the whole path from `dirfd`, absolute or not
+// (openat2 with RESOLVE_IN_ROOT or RESOLVE_BENEATH): the path lives where `dirfd` (or the cwd)
+// does, whatever the rules say of an absolute one.
+Where resolvePathFromDir(Call& call, int dirfd, uint64_t pathAddr);
 
 // For *at calls: the dirfd argument as the kernel reads it (an int).
 inline int dirfdOf(Call& call, int idx) { return idx < 0 ? AT_FDCWD : call.fdArg(idx); }
@@ -128,6 +132,21 @@ kj::Promise<Outcome> onPath(Call& c, int dirfd, uint64_t pathAddr, Func&& func) 
     }
   }
   KJ_UNREACHABLE;
+}
+
+// The program's RLIMIT_FSIZE (RLIM_INFINITY: none), read at each call: setrlimit is not trapped.
+// The agent applies it on B (Node.write, truncateAt, fallocate fileSizeLimit).
+uint64_t fileSizeLimitOf(pid_t tgid);
+
+// A call that sets a file's size to `size` (truncate, ftruncate, fallocate): EFBIG for a size
+// past the program's RLIMIT_FSIZE comes with SIGXFSZ, as from the kernel's inode_newsize_ok.
+template <typename Promise>
+kj::Promise<Outcome> withSizeSignal(Promise&& p, int64_t size, uint64_t limit) {
+  return p.then([size, limit](auto r) -> Outcome {
+    int64_t result = r.getResult();
+    bool past = limit != UINT64_MAX && size >= 0 && uint64_t(size) > limit;
+    return Complete{result, result == -EFBIG && past ? SIGXFSZ : 0};
+  });
 }
 
 template <typename Promise>

@@ -123,7 +123,11 @@ kj::Promise<Outcome> hOpenat2(Call& c) {
   }
   open_how how;
   memcpy(&how, raw.begin(), sizeof(how));
-  auto where = resolvePath(c, c.fdArg(0), c.arg(1));
+  // RESOLVE_IN_ROOT and RESOLVE_BENEATH: the kernel that holds the dirfd resolves all of it, so
+  // /proc/version under a remote root is that root's (ENOENT), never A's or B's own.
+  bool fromDir = how.resolve & (RESOLVE_IN_ROOT | RESOLVE_BENEATH);
+  auto where = fromDir ? resolvePathFromDir(c, c.fdArg(0), c.arg(1))
+                       : resolvePath(c, c.fdArg(0), c.arg(1));
   if (where.is<Remote>()) {
     if (!abi::validOpenat2(how.flags, how.mode)) {
       return done(-EINVAL);
@@ -291,11 +295,14 @@ kj::Promise<Outcome> lockCommon(Call& c, RemoteFile& f, proto::LockCmd cmd, uint
     return done(-EINVAL);
   }
   bool isGet = cmd == proto::LockCmd::GET_LK || cmd == proto::LockCmd::OFD_GET_LK;
-  bool isPosixSet = cmd == proto::LockCmd::SET_LK || cmd == proto::LockCmd::SET_LK_W;
+  // Any POSIX command makes the process a lock owner on the agent (its own dup of the
+  // description there), which its closes and its exit must release.
+  bool isPosix = cmd == proto::LockCmd::GET_LK || cmd == proto::LockCmd::SET_LK ||
+                 cmd == proto::LockCmd::SET_LK_W;
   auto& target = f.target;
-  return send(c, f.target, req).then([&c, &target, addr, isGet, isPosixSet, fl](auto reply) mutable
+  return send(c, f.target, req).then([&c, &target, addr, isGet, isPosix, fl](auto reply) mutable
                                      -> Outcome {
-    if (isPosixSet && reply.getResult() >= 0) {
+    if (isPosix) {
       c.tracer.noteLockOwner(target, c.task.tgid);
     }
     if (reply.getResult() < 0 || !isGet) {
@@ -308,6 +315,39 @@ kj::Promise<Outcome> lockCommon(Call& c, RemoteFile& f, proto::LockCmd cmd, uint
     }
     return Complete{putStruct(c, addr, abi::encodeFlock(reply.getLock()), reply.getResult())};
   });
+}
+
+// F_GETLEASE, F_SETLEASE: B's answer (schema Node.lease: its kernel's checks, and EINVAL for a
+// lease it would grant, since its breaks cannot reach the program yet). An older agent: EINVAL.
+kj::Promise<Outcome> leaseCommon(Call& c, RemoteFile& f, bool set, int arg) {
+  bool known = arg == F_RDLCK || arg == F_WRLCK || arg == F_UNLCK;
+  // The lease's owner is checked by the caller's fs uid (or CAP_LEASE).
+  auto req = asCaller(c, f.target, f.node).leaseRequest();
+  // An unknown type is EINVAL after the O_PATH check (EBADF), which F_GETLEASE makes too.
+  req.setSet(set && known);
+  req.setType(arg == F_RDLCK ? proto::LockType::READ
+              : arg == F_WRLCK ? proto::LockType::WRITE
+                               : proto::LockType::UNLOCK);
+  bool badType = set && !known;
+  return send(c, f.target, req)
+      .then([set, badType](auto reply) -> Outcome {
+        if (reply.getResult() < 0 || badType) {
+          return Complete{reply.getResult() < 0 ? reply.getResult() : -EINVAL};
+        }
+        if (set) {
+          return Complete{reply.getResult()};
+        }
+        auto type = reply.getType();
+        return Complete{int64_t(type == proto::LockType::READ    ? F_RDLCK
+                                : type == proto::LockType::WRITE ? F_WRLCK
+                                                                 : F_UNLCK)};
+      })
+      .catch_([](kj::Exception&& e) -> Outcome {
+        if (e.getType() != kj::Exception::Type::UNIMPLEMENTED) {
+          kj::throwFatalException(kj::mv(e));
+        }
+        return Complete{-EINVAL};
+      });
 }
 
 kj::Promise<Outcome> hFcntl(Call& c) {
@@ -356,6 +396,8 @@ kj::Promise<Outcome> hFcntl(Call& c) {
         c.interruptible = true;
         c.interruptNode = f->node;
         return lockCommon(c, *f, proto::LockCmd::OFD_SET_LK_W, c.arg(2));
+      case F_GETLEASE: return leaseCommon(c, *f, false, 0);
+      case F_SETLEASE: return leaseCommon(c, *f, true, static_cast<int>(c.arg(2)));
       default:
         c.tracer.noteOnce(kj::str("fcntl", cmd),
                           kj::str("fcntl command ", cmd, " is not supported on remote fds yet ('",

@@ -194,39 +194,6 @@ struct ReadJob : public IoJob {
   }
 };
 
-// The program's RLIMIT_FSIZE (RLIM_INFINITY: none), read at each write: setrlimit is not
-// trapped. The agent applies it on B (Node.write fileSizeLimit), where the kernel knows only
-// the agent's.
-uint64_t fileSizeLimitOf(pid_t tgid) {
-  struct rlimit lim;
-  if (prlimit(tgid, RLIMIT_FSIZE, nullptr, &lim) == 0) {
-    return uint64_t(lim.rlim_cur);
-  }
-  // prlimit needs matching ids or CAP_SYS_RESOURCE, which a program that changed its
-  // credentials, or a sbrun in a container, may not give; the limits file is readable by all.
-  auto path = kj::str("/proc/", tgid, "/limits");
-  FILE* f = fopen(path.cStr(), "re");
-  if (f == nullptr) {
-    return uint64_t(RLIM_INFINITY);
-  }
-  uint64_t limit = uint64_t(RLIM_INFINITY);
-  char line[256];
-  while (fgets(line, sizeof(line), f) != nullptr) {
-    // "Max file size             unlimited            unlimited            bytes"
-    if (strncmp(line, "Max file size", 13) == 0) {
-      const char* soft = line + 13;
-      while (*soft == ' ') {
-        ++soft;
-      }
-      if (*soft >= '0' && *soft <= '9') {
-        limit = strtoull(soft, nullptr, 10);
-      }
-      break;
-    }
-  }
-  fclose(f);
-  return limit;
-}
 
 struct WriteJob : public IoJob {
   using IoJob::IoJob;
@@ -619,7 +586,9 @@ kj::Promise<Outcome> hFtruncate(Call& c) {
     req.setPath(bytes(""));
     req.setLength(c.arg(1));
     req.setEmptyPath(true);
-    return resultOf(send(c, f->target, req));
+    uint64_t limit = fileSizeLimitOf(c.task.tgid);
+    req.setFileSizeLimit(limit);
+    return withSizeSignal(send(c, f->target, req), c.arg(1), limit);
   }
   return local();
 }
@@ -631,7 +600,13 @@ kj::Promise<Outcome> hFallocate(Call& c) {
     req.setMode(c.arg(1));
     req.setOffset(c.arg(2));
     req.setLength(c.arg(3));
-    return resultOf(send(c, f->target, req));
+    uint64_t limit = fileSizeLimitOf(c.task.tgid);
+    req.setFileSizeLimit(limit);
+    // The size asked for, saturated: only whether it passes the limit matters.
+    uint64_t end = c.arg(2) + c.arg(3);
+    int64_t size = int64_t(c.arg(2)) < 0 || end < c.arg(2) || int64_t(end) < 0 ? INT64_MAX
+                                                                               : int64_t(end);
+    return withSizeSignal(send(c, f->target, req), size, limit);
   }
   return local();
 }

@@ -182,8 +182,10 @@ kj::Promise<Outcome> readlinkCommon(Call& c, int dirfd, uint64_t path, uint64_t 
   }
   return onPath(c, dirfd, path, [&](Remote& r) -> kj::Promise<Outcome> {
     if (r.self) {
-      // readlink of /proc/self/fd/N: the file's path on the target, as the magic link says.
+      // readlink of /proc/self/fd/N: the file's path on the target, as the magic link says
+      // (with " (deleted)", or "socket:[...]").
       auto req = r.dir.pathRequest();
+      req.setAsLink(true);
       return req.send().then([&c, buf, size](auto reply) -> Outcome {
         if (reply.getResult() < 0) {
           return Complete{reply.getResult()};
@@ -343,7 +345,13 @@ kj::Promise<Outcome> linkCommon(Call& c, int olddir, uint64_t oldp, int newdir, 
     return done(-EINVAL);
   }
   return onTwoPaths(c, olddir, oldp, newdir, newp, [&](Remote& a, Remote& b) {
+    if (a.self && !(flags & AT_SYMLINK_FOLLOW)) {
+      // The magic link itself, a symlink of /proc: a link across file systems.
+      return done(-EXDEV);
+    }
     auto req = a.dir.linkAtRequest();
+    // /proc/self/fd/N followed: the file of fd N itself (the O_TMPFILE idiom).
+    req.setThroughFd(a.self && (flags & AT_SYMLINK_FOLLOW));
     req.setOldPath(bytes(a.path));
     req.setNewDir(b.dir);
     req.setNewPath(bytes(b.path));
@@ -457,7 +465,9 @@ kj::Promise<Outcome> hTruncate(Call& c) {
     req.setPath(bytes(r.path));
     req.setLength(length);
     req.setEmptyPath(r.self);
-    return resultOf(req.send());
+    uint64_t limit = fileSizeLimitOf(c.task.tgid);
+    req.setFileSizeLimit(limit);
+    return withSizeSignal(req.send(), length, limit);
   });
 }
 

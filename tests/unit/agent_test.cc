@@ -999,6 +999,76 @@ TEST_CASE("extended attributes round-trip, and size 0 asks for the size") {
   CHECK(errno == ENODATA);
 }
 
+// A POSIX lock request of traced process `owner` on byte `at` of `node`.
+capnp::Request<proto::Node::LockParams, proto::Node::LockResults> posixLock(
+    proto::Node::Client& node, int32_t owner, proto::LockCmd cmd, proto::LockType type, int at) {
+  auto req = node.lockRequest();
+  req.setCmd(cmd);
+  req.setOwner(owner);
+  auto l = req.initLock();
+  l.setType(type);
+  l.setWhence(proto::Whence::SET);
+  l.setStart(at);
+  l.setLen(1);
+  return req;
+}
+
+// The waits for POSIX locks on `path` that the kernel lists in /proc/locks ("->" lines).
+int lockWaiters(const std::string& path) {
+  struct stat st;
+  REQUIRE(stat(path.c_str(), &st) == 0);
+  char want[64];
+  snprintf(want, sizeof(want), ":%lu ", static_cast<unsigned long>(st.st_ino));
+  FILE* f = fopen("/proc/locks", "re");
+  REQUIRE(f != nullptr);
+  char line[256];
+  int n = 0;
+  while (fgets(line, sizeof(line), f) != nullptr) {
+    n += strstr(line, "->") != nullptr && strstr(line, want) != nullptr;
+  }
+  fclose(f);
+  return n;
+}
+
+TEST_CASE("POSIX locks: each traced process is its own owner on B, and B's kernel finds deadlocks") {
+  TempDir tmp;
+  writeFile(tmp / "f", "0123456789");
+  Fixture f;
+  auto session = f.session();
+  auto root = f.root(session);
+  auto node = openAt(f, root, tmp / "f", rw(false)).node;
+  using C = proto::LockCmd;
+  using T = proto::LockType;
+  // Owners 101 and 102 (two traced processes) through one description: they still conflict.
+  CHECK(posixLock(node, 101, C::SET_LK, T::WRITE, 0).send().wait(f.ws).getResult() == 0);
+  CHECK(posixLock(node, 102, C::SET_LK, T::WRITE, 1).send().wait(f.ws).getResult() == 0);
+  CHECK(posixLock(node, 102, C::SET_LK, T::WRITE, 0).send().wait(f.ws).getResult() == -EAGAIN);
+  // F_GETLK names the holder by its traced process.
+  auto held = posixLock(node, 103, C::GET_LK, T::WRITE, 0).send().wait(f.ws);
+  CHECK(held.getResult() == 0);
+  CHECK(held.getLock().getPid() == 101);
+  // 101 waits for 102's byte; 102 then waiting for 101's would close a cycle: EDEADLK.
+  auto waiting = posixLock(node, 101, C::SET_LK_W, T::WRITE, 1).send();
+  for (int i = 0; i < 2000 && lockWaiters(tmp / "f") == 0; ++i) {
+    f.ws.poll();
+    usleep(1000);
+  }
+  REQUIRE(lockWaiters(tmp / "f") == 1);
+  CHECK(posixLock(node, 102, C::SET_LK_W, T::WRITE, 0).send().wait(f.ws).getResult() ==
+        -EDEADLK);
+  // 102 exits: its locks go, and 101's wait ends with the lock.
+  auto gone = session.releaseOwnerRequest();
+  gone.setOwner(102);
+  gone.send().wait(f.ws);
+  CHECK(waiting.wait(f.ws).getResult() == 0);
+  // 101 closes an fd of the file: all its locks on it go.
+  auto release = node.releaseLocksRequest();
+  release.setOwner(101);
+  CHECK(release.send().wait(f.ws).getResult() == 0);
+  CHECK(posixLock(node, 103, C::SET_LK, T::WRITE, 0).send().wait(f.ws).getResult() == 0);
+  CHECK(posixLock(node, 103, C::SET_LK, T::WRITE, 1).send().wait(f.ws).getResult() == 0);
+}
+
 TEST_CASE("fcntl and flock locks conflict between open file descriptions as the kernel says") {
   TempDir tmp;
   writeFile(tmp / "f", "0123456789");
