@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <unistd.h>
 
@@ -75,9 +76,17 @@ Recorder::Recorder(int fd, kj::String path) : fd_(fd), path_(kj::mv(path)) {}
 
 kj::Own<Recorder> Recorder::create(kj::StringPtr path, kj::ArrayPtr<const kj::String> argv,
                                    kj::ArrayPtr<const Target> targets) {
-  int fd = open(path.cStr(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  // Not through a symlink another user planted (sbrun often runs as root), and 0600 even when
+  // the file existed with a wider mode: a recording holds everything the program read on B.
+  int fd = open(path.cStr(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd < 0) {
-    KJ_FAIL_REQUIRE(kj::str("--record ", path, ": ", strerror(errno)));
+    KJ_FAIL_REQUIRE(kj::str("--record ", path, ": ", strerror(errno),
+                            errno == ELOOP ? " (it is a symbolic link: give the file itself)" : ""));
+  }
+  if (fchmod(fd, 0600) != 0) {
+    int e = errno;
+    close(fd);
+    KJ_FAIL_REQUIRE(kj::str("--record ", path, ": cannot make it 0600: ", strerror(e)));
   }
   auto recorder = kj::refcounted<Recorder>(fd, kj::str(path));
   capnp::MallocMessageBuilder message;

@@ -66,6 +66,8 @@ def recorded_run(ctx):
     agent = ctx.agent(prepare=h.B_ETC_HOSTNAME)
     h.empty_tree(agent)
     rec = os.path.join(ctx.tmp, "run.sbrec")
+    open(rec, "w").close()
+    os.chmod(rec, 0o644)  # a wider file there already: the recording is 0600 all the same
     r = record(ctx, agent, rec)
     h.log(r.describe())
     h.check(r.rc == 0, "the recorded run failed")
@@ -166,6 +168,14 @@ def case_replay_bad_input(ctx):
     h.check(r.rc == 125 and "give no --target" in r.err, f"--replay with --target: {r.err}")
     r = h.run([ctx.sbrun, "--record", "/nonexistent-dir/x.sbrec", "--", "true"])
     h.check(r.rc == 125 and "--record" in r.err, f"an unwritable recording: {r.err}")
+    # Never through a planted symlink, and 0600 even over a wider file.
+    victim = os.path.join(ctx.tmp, "victim")
+    open(victim, "w").write("keep\n")
+    link = os.path.join(ctx.tmp, "link.sbrec")
+    os.symlink(victim, link)
+    r = h.run([ctx.sbrun, "--record", link, "--", "true"])
+    h.check(r.rc == 125 and "symbolic link" in r.err and open(victim).read() == "keep\n",
+            f"--record followed a symlink: exit {r.rc}\n{r.err}")
 
 
 def register(cases, harness):
