@@ -67,11 +67,18 @@ Tracer::Tracer(kj::AsyncIoContext& io, Options& options)
   KJ_IF_MAYBE(path, options.traceFile) {
     FILE* out = openOutput(*path, "--trace", owned);
     explain_ = options.verbose > 0;
-    observers.add(kj::heap<TraceWriter>(out, owned, explain_));
+    observers.add(kj::heap<TraceWriter>(out, owned, explain_,
+                                        options.traceOptions.set != nullptr,
+                                        options.traceOptions.time));
   }
   KJ_IF_MAYBE(path, options.statsFile) {
     FILE* out = openOutput(*path, "--stats", owned);
-    observers.add(kj::heap<StatsCollector>(out, owned, options.statsJson));
+    observers.add(kj::heap<StatsCollector>(out, owned, options.statsJson, options.statsSort));
+  }
+  traceStyle_.stringLimit = options.traceOptions.stringLimit;
+  if (options.injects.size() > 0) {
+    injector_ = kj::heap<Injector>(options.injects, options.traceOptions.paths,
+                                   io.provider->getTimer());
   }
   for (auto& o : observers) {
     wantArgs = wantArgs || o->wantsArgs();
