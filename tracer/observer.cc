@@ -41,9 +41,13 @@ void TraceWriter::onCall(const CallRecord& call) {
                      : call.remote ? kj::str(call.where, call.cached ? " cached " : " ",
                                              call.micros, "us")
                                    : kj::str("local");
-  fmt::print(out, "[pid {}] {}({}) = {}{}{} <{}>{}{}{}\n", call.tid, name.cStr(),
-             call.args.cStr(), result.cStr(), mark.cStr(), time.cStr(), where.cStr(),
-             call.why.size() > 0 ? " (" : "", call.why.cStr(), call.why.size() > 0 ? ")" : "");
+  // fputs, not fmt::print: a trace whose reader went away (| head) must not throw out of a
+  // syscall stop and leave the thread stopped.
+  auto line = fmt::format("[pid {}] {}({}) = {}{}{} <{}>{}{}{}\n", call.tid, name.cStr(),
+                          call.args.cStr(), result.cStr(), mark.cStr(), time.cStr(),
+                          where.cStr(), call.why.size() > 0 ? " (" : "", call.why.cStr(),
+                          call.why.size() > 0 ? ")" : "");
+  fputs(line.c_str(), out);
   fflush(out);
 }
 

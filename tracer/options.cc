@@ -261,12 +261,7 @@ bool isOldTraceFile(kj::StringPtr value) {
 void parseTraceSet(Options& o, kj::StringPtr text, kj::StringPtr option) {
   kj::String error;
   KJ_IF_MAYBE(set, parseSyscallSet(text, error)) {
-    // As strace: a later trace= adds to the earlier ones.
-    KJ_IF_MAYBE(old, o.traceOptions.set) {
-      old->addAll(*set);
-    } else {
-      o.traceOptions.set = *set;
-    }
+    o.traceOptions.set = *set;  // as strace's: the last trace= wins
   } else {
     usageError(kj::str(option, text, ": ", error,
                        ". To write the trace to a file, use -o FILE (or --trace=./FILE)"));

@@ -57,10 +57,25 @@ FILE* openOutput(kj::StringPtr path, kj::StringPtr option, bool& owned) {
   return f;
 }
 
+// The fd numbers below which the fast calls (read, write ... on local fds) run untrapped. An
+// -e inject= rule on a fast call must see every such call, or its when= would miss the ones on
+// local fds: then they trap on every fd (slower, and only when asked for).
+int launchFastLimit(const Options& options, int controlFd) {
+  for (auto& rule : options.injects) {
+    for (auto& row : syscallTable()) {
+      if (row.localFast && rule.set.has(row.nr)) {
+        return 0;
+      }
+    }
+  }
+  return fastLimitFor(controlFd);
+}
+
 }  // namespace
 
 Tracer::Tracer(kj::AsyncIoContext& io, Options& options)
-    : io(io), options_(options), filter(SeccompFilter::build(fastLimitFor(pickControlFd()))),
+    : io(io), options_(options),
+      filter(SeccompFilter::build(launchFastLimit(options, pickControlFd()))),
       background(errorHandler), attachMode_(options.attachPid > 0),
       epolls_(kj::heap<EpollRegistry>()) {
   bool owned;
