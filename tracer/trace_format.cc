@@ -166,12 +166,14 @@ kj::String valueName(int64_t value, Names names) {
 
 kj::String openFlagNames(uint64_t flags) {
   // Composite flags first (O_SYNC includes O_DSYNC, O_TMPFILE includes O_DIRECTORY).
+  // strace's order; composite flags before their parts (O_SYNC holds O_DSYNC's bit, O_TMPFILE
+  // O_DIRECTORY's).
   static const std::pair<uint64_t, const char*> NAMES[] = {
-      {O_SYNC, "O_SYNC"}, {O_TMPFILE, "O_TMPFILE"}, {O_CREAT, "O_CREAT"}, {O_EXCL, "O_EXCL"},
-      {O_NOCTTY, "O_NOCTTY"}, {O_TRUNC, "O_TRUNC"}, {O_APPEND, "O_APPEND"},
-      {O_NONBLOCK, "O_NONBLOCK"}, {O_DSYNC, "O_DSYNC"}, {O_DIRECT, "O_DIRECT"},
-      {0100000, "O_LARGEFILE"}, {O_DIRECTORY, "O_DIRECTORY"}, {O_NOFOLLOW, "O_NOFOLLOW"},
-      {O_NOATIME, "O_NOATIME"}, {O_CLOEXEC, "O_CLOEXEC"}, {O_PATH, "O_PATH"},
+      {O_CREAT, "O_CREAT"}, {O_EXCL, "O_EXCL"}, {O_NOCTTY, "O_NOCTTY"}, {O_TRUNC, "O_TRUNC"},
+      {O_APPEND, "O_APPEND"}, {O_NONBLOCK, "O_NONBLOCK"}, {O_SYNC, "O_SYNC"},
+      {O_DSYNC, "O_DSYNC"}, {O_DIRECT, "O_DIRECT"}, {0100000, "O_LARGEFILE"},
+      {O_NOFOLLOW, "O_NOFOLLOW"}, {O_NOATIME, "O_NOATIME"}, {O_CLOEXEC, "O_CLOEXEC"},
+      {O_PATH, "O_PATH"}, {O_TMPFILE, "O_TMPFILE"}, {O_DIRECTORY, "O_DIRECTORY"},
       {FASYNC, "O_ASYNC"},
   };
   kj::Vector<kj::String> parts;
@@ -524,7 +526,7 @@ kj::String formatCallArgs(int nr, const uint64_t args[6], int64_t result,
       case ArgKind::OPEN_FLAGS:
         parts.add(openFlagNames(a));
         // As strace: the mode only when the flags create something.
-        if (!(a & (O_CREAT | O_TMPFILE))) {
+        if (!(a & O_CREAT) && (a & O_TMPFILE) != O_TMPFILE) {
           return kj::strArray(parts, ", ");
         }
         break;

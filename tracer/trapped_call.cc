@@ -195,6 +195,8 @@ void Tracer::apply(Call& call, Outcome outcome) {
       abi::setResult(regs, complete.ret);  // ...and return this (PITFALLS: set both in one write).
       setRegs(task.tid, regs);
       raiseAt(task, complete.signal);
+      // Before the thread runs on: the buffers the answer filled are still the answer's.
+      reporter(complete.ret);
       if (attachMode_) {
         // At a syscall-entry stop the kernel sets the result after skipping: set it at the exit stop.
         task.atExit = [ret = complete.ret](user_regs_struct& r) { abi::setResult(r, ret); };
@@ -202,12 +204,11 @@ void Tracer::apply(Call& call, Outcome outcome) {
       } else {
         resume(task);
       }
-      reporter(complete.ret);
     }
     KJ_CASE_ONEOF(run, RunLocal) {
       KJ_IF_MAYBE(result, run.known) {
-        resume(task);
         reporter(*result);
+        resume(task);
       } else if (watched) {
         // An observed call that runs here: its result (and the buffers it fills) at its exit.
         task.atExit = [reporter = kj::mv(reporter)](user_regs_struct& regs) mutable {

@@ -4032,6 +4032,10 @@ def build_cases():
     import exec_place_cases
     exec_place_cases.register(cases, sys.modules[__name__])
 
+    # strace-style tracing and fault injection (issue 19).
+    import trace_cases
+    trace_cases.register(cases, sys.modules[__name__])
+
     # Installing (issue 20): meson install, socket activation.
     import install_cases
     install_cases.register(cases, sys.modules[__name__])
