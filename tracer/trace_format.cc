@@ -63,6 +63,9 @@ enum class ArgKind : uint8_t {
   ADVICE,    // POSIX_FADV_*
   FCNTL_CMD,  // F_GETFL ...; F_GETFD and F_GETFL take no third argument
   CLOEXEC,   // 0 or O_CLOEXEC
+  SOCKOPT_LEVEL,  // SOL_SOCKET, SOL_TCP ...
+  SOCKOPT_NAME,   // SO_REUSEADDR, TCP_NODELAY ... (by the level before it)
+  SOCKOPT_VALUE,  // [N] when the length after it is an int's, else the address
 };
 
 const std::unordered_map<std::string_view, std::vector<ArgKind>>& argShapes() {
@@ -82,7 +85,7 @@ const std::unordered_map<std::string_view, std::vector<ArgKind>>& argShapes() {
       {"sendmsg", {FD, PTR, MSG_FLAGS}}, {"recvmsg", {FD, PTR, MSG_FLAGS}},
       {"shutdown", {FD, INT}}, {"listen", {FD, INT}},
       {"getsockname", {FD, SOCKADDR_OUT, LEN_PTR}}, {"getpeername", {FD, SOCKADDR_OUT, LEN_PTR}},
-      {"setsockopt", {FD, INT, INT, PTR, INT}}, {"getsockopt", {FD, INT, INT, PTR, PTR}},
+      {"setsockopt", {FD, SOCKOPT_LEVEL, SOCKOPT_NAME, SOCKOPT_VALUE, INT}}, {"getsockopt", {FD, INT, INT, PTR, PTR}},
       {"socketpair", {DOMAIN, SOCK_TYPE, PROTOCOL, PTR}},
       {"uname", {UTSNAME}}, {"fcntl", {FD, FCNTL_CMD, HEX}}, {"flock", {FD, INT}},
       {"fsync", {FD}}, {"fdatasync", {FD}}, {"truncate", {PATH, INT}},
@@ -378,6 +381,26 @@ kj::String direntsText(const TraceeMemory& mem, uint64_t addr, int64_t result) {
   return kj::str(pointer(addr), " /* ", entries, " entries */");
 }
 
+const std::pair<uint64_t, const char*> SOCKOPT_LEVELS[] = {
+    {SOL_SOCKET, "SOL_SOCKET"}, {IPPROTO_TCP, "SOL_TCP"}, {IPPROTO_IP, "SOL_IP"},
+    {IPPROTO_IPV6, "SOL_IPV6"}, {IPPROTO_UDP, "SOL_UDP"}};
+
+kj::String sockoptName(uint64_t level, uint64_t name) {
+  static const std::pair<uint64_t, const char*> SOCKET[] = {
+      {SO_DEBUG, "SO_DEBUG"}, {SO_REUSEADDR, "SO_REUSEADDR"}, {SO_TYPE, "SO_TYPE"},
+      {SO_ERROR, "SO_ERROR"}, {SO_DONTROUTE, "SO_DONTROUTE"}, {SO_BROADCAST, "SO_BROADCAST"},
+      {SO_SNDBUF, "SO_SNDBUF"}, {SO_RCVBUF, "SO_RCVBUF"}, {SO_KEEPALIVE, "SO_KEEPALIVE"},
+      {SO_OOBINLINE, "SO_OOBINLINE"}, {SO_LINGER, "SO_LINGER"}, {SO_REUSEPORT, "SO_REUSEPORT"},
+      {SO_RCVLOWAT, "SO_RCVLOWAT"}, {SO_SNDLOWAT, "SO_SNDLOWAT"}, {SO_RCVTIMEO, "SO_RCVTIMEO"},
+      {SO_SNDTIMEO, "SO_SNDTIMEO"}, {SO_PASSCRED, "SO_PASSCRED"}, {SO_PEERCRED, "SO_PEERCRED"}};
+  static const std::pair<uint64_t, const char*> TCP[] = {
+      {1, "TCP_NODELAY"}, {2, "TCP_MAXSEG"}, {3, "TCP_CORK"}, {4, "TCP_KEEPIDLE"},
+      {5, "TCP_KEEPINTVL"}, {6, "TCP_KEEPCNT"}, {18, "TCP_USER_TIMEOUT"}};
+  int64_t n = static_cast<int64_t>(name);
+  return level == SOL_SOCKET ? valueName(n, SOCKET)
+         : level == IPPROTO_TCP ? valueName(n, TCP) : kj::str(n);
+}
+
 kj::String numberText(uint64_t a) {
   int64_t s = static_cast<int64_t>(a);
   if (a < 0x10000 || (s > -0x10000 && s < 0)) {
@@ -624,6 +647,16 @@ kj::String formatCallArgs(int nr, const uint64_t args[6], int64_t result,
         break;
       }
       case ArgKind::CLOEXEC: parts.add(a == O_CLOEXEC ? kj::str("O_CLOEXEC") : numberText(a)); break;
+      case ArgKind::SOCKOPT_LEVEL:
+        parts.add(valueName(static_cast<int64_t>(a), SOCKOPT_LEVELS));
+        break;
+      case ArgKind::SOCKOPT_NAME: parts.add(sockoptName(args[i - 1], a)); break;
+      case ArgKind::SOCKOPT_VALUE: {
+        int32_t v;
+        parts.add(next == sizeof(v) && readStruct(mem, a, v) ? kj::str("[", v, "]")
+                                                            : pointer(a));
+        break;
+      }
     }
   }
   return kj::strArray(parts, ", ");

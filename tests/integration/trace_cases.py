@@ -219,8 +219,9 @@ def case_inject(ctx):
     h.check(t.rc == 0 and t.out == "gone\n", "unlink with retval=0 must succeed")
     h.check(agent.sh(f"test -e {h.WORK}/sub/a.txt").rc == 0,
             "an injected retval must not perform the call on B")
-    # signal=: delivered as the call enters.
-    t = ctx.traced(agent, ["sh", "-c", f"trap 'echo got USR1' USR1; cat {path}"],
+    # signal=: delivered as the call enters (sh's own open: a cat it started would run on B,
+    # where nothing is traced).
+    t = ctx.traced(agent, ["sh", "-c", f"trap 'echo got USR1' USR1; read x < {path}; echo $x"],
                    extra=["-e", f"inject=openat:signal=SIGUSR1:path={path}"])
     h.log(t.describe())
     h.check(t.rc == 0 and t.out == "got USR1\nhello from board-b\n", "signal= must reach sh")
