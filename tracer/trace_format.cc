@@ -137,10 +137,10 @@ const std::vector<ArgKind>* shapeOf(int nr) {
   return it == argShapes().end() ? nullptr : &it->second;
 }
 
-using Names = kj::ArrayPtr<const std::pair<uint64_t, const char*>>;
+using NameTable = kj::ArrayPtr<const std::pair<uint64_t, const char*>>;
 
 // Bits by name, as strace prints them; unknown bits in hex. `zero` names a value of 0.
-kj::String bitNames(uint64_t value, Names names, const char* zero) {
+kj::String bitNames(uint64_t value, NameTable names, const char* zero) {
   if (value == 0) {
     return kj::str(zero);
   }
@@ -158,7 +158,7 @@ kj::String bitNames(uint64_t value, Names names, const char* zero) {
 }
 
 // One value by name, else in decimal.
-kj::String valueName(int64_t value, Names names) {
+kj::String valueName(int64_t value, NameTable names) {
   for (auto& [v, name] : names) {
     if (static_cast<int64_t>(v) == value) {
       return kj::str(name);
@@ -212,7 +212,7 @@ kj::String modeText(uint64_t mode) {
   return kj::strArray(parts, "|");
 }
 
-kj::String pointer(uint64_t addr) {
+kj::String addressText(uint64_t addr) {
   return addr == 0 ? kj::str("NULL") : kj::str("0x", kj::hex(addr));
 }
 
@@ -222,7 +222,7 @@ kj::String pathText(const TraceeMemory& mem, uint64_t addr) {
   }
   kj::String s;
   if (mem.readString(addr, 4096, s) < 0) {
-    return pointer(addr);
+    return addressText(addr);
   }
   return quoteBytes(s.asBytes(), s.size());
 }
@@ -233,7 +233,7 @@ kj::String stringText(const TraceeMemory& mem, uint64_t addr, size_t limit) {
   }
   kj::String s;
   if (mem.readString(addr, limit + 1, s) < 0) {
-    return pointer(addr);
+    return addressText(addr);
   }
   return quoteBytes(s.asBytes(), limit);
 }
@@ -243,7 +243,7 @@ kj::String bufferText(const TraceeMemory& mem, uint64_t addr, uint64_t len, size
   size_t shown = static_cast<size_t>(std::min<uint64_t>(len, limit));
   auto bytes = kj::heapArray<kj::byte>(shown);
   if (mem.read(addr, bytes) < 0) {
-    return pointer(addr);
+    return addressText(addr);
   }
   return quoteBytes(bytes, limit, len > limit);
 }
@@ -256,7 +256,7 @@ bool readStruct(const TraceeMemory& mem, uint64_t addr, T& out) {
 kj::String statText(const TraceeMemory& mem, uint64_t addr) {
   struct stat st;
   if (!readStruct(mem, addr, st)) {
-    return pointer(addr);
+    return addressText(addr);
   }
   auto type = st.st_mode & S_IFMT;
   if (type == S_IFCHR || type == S_IFBLK) {
@@ -276,7 +276,7 @@ const std::pair<uint64_t, const char*> STATX_MASK_NAMES[] = {
 kj::String statxText(const TraceeMemory& mem, uint64_t addr) {
   struct statx st;
   if (!readStruct(mem, addr, st)) {
-    return pointer(addr);
+    return addressText(addr);
   }
   kj::String size = kj::str("stx_size=", st.stx_size);
   auto type = st.stx_mode & S_IFMT;
@@ -297,7 +297,7 @@ kj::String sockaddrText(const TraceeMemory& mem, uint64_t addr, uint64_t len) {
   size_t n = std::min<uint64_t>(len, sizeof(ss));
   if (n < sizeof(sa_family_t) ||
       mem.read(addr, kj::arrayPtr(reinterpret_cast<kj::byte*>(&ss), n)) < 0) {
-    return pointer(addr);
+    return addressText(addr);
   }
   switch (ss.ss_family) {
     case AF_UNIX: {
@@ -355,7 +355,7 @@ kj::String sockTypeText(uint64_t type) {
 kj::String utsText(const TraceeMemory& mem, uint64_t addr) {
   struct utsname u;
   if (!readStruct(mem, addr, u)) {
-    return pointer(addr);
+    return addressText(addr);
   }
   return kj::str("{sysname=", quoteBytes(kj::StringPtr(u.sysname).asBytes(), 64),
                  ", nodename=", quoteBytes(kj::StringPtr(u.nodename).asBytes(), 64), ", ...}");
@@ -363,11 +363,11 @@ kj::String utsText(const TraceeMemory& mem, uint64_t addr) {
 
 kj::String direntsText(const TraceeMemory& mem, uint64_t addr, int64_t result) {
   if (result < 0) {
-    return pointer(addr);
+    return addressText(addr);
   }
   auto buf = kj::heapArray<kj::byte>(static_cast<size_t>(result));
   if (mem.read(addr, buf) < 0) {
-    return pointer(addr);
+    return addressText(addr);
   }
   size_t entries = 0;
   for (size_t off = 0; off + 19 <= buf.size(); ++entries) {
@@ -378,14 +378,14 @@ kj::String direntsText(const TraceeMemory& mem, uint64_t addr, int64_t result) {
     }
     off += reclen;
   }
-  return kj::str(pointer(addr), " /* ", entries, " entries */");
+  return kj::str(addressText(addr), " /* ", entries, " entries */");
 }
 
 const std::pair<uint64_t, const char*> SOCKOPT_LEVELS[] = {
     {SOL_SOCKET, "SOL_SOCKET"}, {IPPROTO_TCP, "SOL_TCP"}, {IPPROTO_IP, "SOL_IP"},
     {IPPROTO_IPV6, "SOL_IPV6"}, {IPPROTO_UDP, "SOL_UDP"}};
 
-kj::String sockoptName(uint64_t level, uint64_t name) {
+kj::String sockoptText(uint64_t level, uint64_t name) {
   static const std::pair<uint64_t, const char*> SOCKET[] = {
       {SO_DEBUG, "SO_DEBUG"}, {SO_REUSEADDR, "SO_REUSEADDR"}, {SO_TYPE, "SO_TYPE"},
       {SO_ERROR, "SO_ERROR"}, {SO_DONTROUTE, "SO_DONTROUTE"}, {SO_BROADCAST, "SO_BROADCAST"},
@@ -424,7 +424,7 @@ kj::String mmapArgs(const uint64_t args[6]) {
   uint64_t flags = args[3];
   auto type = bitNames(flags & MAP_TYPE, TYPE, "0");
   auto rest = flags & ~uint64_t(MAP_TYPE);
-  return kj::str(pointer(args[0]), ", ", args[1], ", ", bitNames(args[2], PROT, "PROT_NONE"),
+  return kj::str(addressText(args[0]), ", ", args[1], ", ", bitNames(args[2], PROT, "PROT_NONE"),
                  ", ", type, rest ? kj::str("|", bitNames(rest, FLAGS, "0")) : kj::str(), ", ",
                  static_cast<int>(args[4]), ", 0x", kj::hex(args[5]));
 }
@@ -525,7 +525,7 @@ kj::String formatCallArgs(int nr, const uint64_t args[6], int64_t result,
       case ArgKind::INT: parts.add(kj::str(static_cast<int64_t>(a))); break;
       case ArgKind::UINT: parts.add(kj::str(a)); break;
       case ArgKind::HEX: parts.add(numberText(a)); break;
-      case ArgKind::PTR: parts.add(pointer(a)); break;
+      case ArgKind::PTR: parts.add(addressText(a)); break;
       case ArgKind::FD:
       case ArgKind::DIRFD: {
         int fd = static_cast<int>(a);
@@ -539,12 +539,12 @@ kj::String formatCallArgs(int nr, const uint64_t args[6], int64_t result,
       case ArgKind::PATH: parts.add(pathText(mem, a)); break;
       case ArgKind::STR: parts.add(stringText(mem, a, limit)); break;
       case ArgKind::OUT_BUF:
-        parts.add(ok ? bufferText(mem, a, static_cast<uint64_t>(result), limit) : pointer(a));
+        parts.add(ok ? bufferText(mem, a, static_cast<uint64_t>(result), limit) : addressText(a));
         break;
       case ArgKind::IN_BUF: parts.add(bufferText(mem, a, next, limit)); break;
       case ArgKind::CWD:
         parts.add(ok && result > 0 ? bufferText(mem, a, static_cast<uint64_t>(result - 1), 4096)
-                                   : pointer(a));
+                                   : addressText(a));
         break;
       case ArgKind::OPEN_FLAGS:
         parts.add(openFlagNames(a));
@@ -581,8 +581,8 @@ kj::String formatCallArgs(int nr, const uint64_t args[6], int64_t result,
         break;
       }
       case ArgKind::STATX_MASK: parts.add(bitNames(a, STATX_MASK_NAMES, "0")); break;
-      case ArgKind::STAT: parts.add(ok ? statText(mem, a) : pointer(a)); break;
-      case ArgKind::STATX: parts.add(ok ? statxText(mem, a) : pointer(a)); break;
+      case ArgKind::STAT: parts.add(ok ? statText(mem, a) : addressText(a)); break;
+      case ArgKind::STATX: parts.add(ok ? statxText(mem, a) : addressText(a)); break;
       case ArgKind::WHENCE: {
         static const std::pair<uint64_t, const char*> W[] = {
             {SEEK_SET, "SEEK_SET"}, {SEEK_CUR, "SEEK_CUR"}, {SEEK_END, "SEEK_END"},
@@ -593,12 +593,12 @@ kj::String formatCallArgs(int nr, const uint64_t args[6], int64_t result,
       case ArgKind::SOCKADDR: parts.add(sockaddrText(mem, a, next)); break;
       case ArgKind::SOCKADDR_OUT: {
         uint32_t len = 0;
-        parts.add(ok && readStruct(mem, next, len) ? sockaddrText(mem, a, len) : pointer(a));
+        parts.add(ok && readStruct(mem, next, len) ? sockaddrText(mem, a, len) : addressText(a));
         break;
       }
       case ArgKind::LEN_PTR: {
         uint32_t len = 0;
-        parts.add(readStruct(mem, a, len) ? kj::str("[", len, "]") : pointer(a));
+        parts.add(readStruct(mem, a, len) ? kj::str("[", len, "]") : addressText(a));
         break;
       }
       case ArgKind::DOMAIN: parts.add(valueName(static_cast<int64_t>(a), DOMAINS)); break;
@@ -620,7 +620,7 @@ kj::String formatCallArgs(int nr, const uint64_t args[6], int64_t result,
         parts.add(bitNames(a, M, "0"));
         break;
       }
-      case ArgKind::UTSNAME: parts.add(ok ? utsText(mem, a) : pointer(a)); break;
+      case ArgKind::UTSNAME: parts.add(ok ? utsText(mem, a) : addressText(a)); break;
       case ArgKind::DIRENTS: parts.add(direntsText(mem, a, result)); break;
       case ArgKind::ADVICE: {
         static const std::pair<uint64_t, const char*> ADV[] = {
@@ -650,11 +650,11 @@ kj::String formatCallArgs(int nr, const uint64_t args[6], int64_t result,
       case ArgKind::SOCKOPT_LEVEL:
         parts.add(valueName(static_cast<int64_t>(a), SOCKOPT_LEVELS));
         break;
-      case ArgKind::SOCKOPT_NAME: parts.add(sockoptName(args[i - 1], a)); break;
+      case ArgKind::SOCKOPT_NAME: parts.add(sockoptText(args[i - 1], a)); break;
       case ArgKind::SOCKOPT_VALUE: {
         int32_t v;
         parts.add(next == sizeof(v) && readStruct(mem, a, v) ? kj::str("[", v, "]")
-                                                            : pointer(a));
+                                                            : addressText(a));
         break;
       }
     }

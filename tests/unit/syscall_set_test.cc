@@ -12,7 +12,7 @@
 
 namespace {
 
-sb::SyscallSet setOf(kj::StringPtr text) {
+sb::SyscallSet ssSet(kj::StringPtr text) {
   kj::String error;
   KJ_IF_MAYBE(s, sb::parseSyscallSet(text, error)) {
     return *s;
@@ -21,13 +21,13 @@ sb::SyscallSet setOf(kj::StringPtr text) {
   return {};
 }
 
-kj::String setError(kj::StringPtr text) {
+kj::String ssError(kj::StringPtr text) {
   kj::String error;
   CHECK(sb::parseSyscallSet(text, error) == nullptr);
   return error;
 }
 
-sb::WhenSpec whenOf(kj::StringPtr text) {
+sb::WhenSpec ssWhen(kj::StringPtr text) {
   kj::String error;
   KJ_IF_MAYBE(w, sb::parseWhen(text, error)) {
     return *w;
@@ -40,7 +40,7 @@ sb::WhenSpec whenOf(kj::StringPtr text) {
 
 TEST_SUITE("syscall_set") {
   TEST_CASE("names, numbers and comma lists") {
-    auto s = setOf("openat,close,0");
+    auto s = ssSet("openat,close,0");
     CHECK(s.has(SYS_openat));
     CHECK(s.has(SYS_close));
     CHECK(s.has(SYS_read));
@@ -49,17 +49,17 @@ TEST_SUITE("syscall_set") {
   }
 
   TEST_CASE("a leading ! negates the whole set") {
-    auto s = setOf("!close");
+    auto s = ssSet("!close");
     CHECK(!s.has(SYS_close));
     CHECK(s.has(SYS_openat));
     CHECK(s.count() == sb::syscallTable().size() - 1);
-    auto f = setOf("!%file");
+    auto f = ssSet("!%file");
     CHECK(!f.has(SYS_openat));
     CHECK(f.has(SYS_read));
   }
 
   TEST_CASE("classes match strace's membership of common calls") {
-    auto file = setOf("%file");
+    auto file = ssSet("%file");
     for (int nr : {SYS_open, SYS_openat, SYS_stat, SYS_lstat, SYS_newfstatat, SYS_statx,
                    SYS_execve, SYS_access, SYS_unlink, SYS_readlink, SYS_getcwd, SYS_chdir}) {
       CAPTURE(nr);
@@ -69,65 +69,65 @@ TEST_SUITE("syscall_set") {
       CAPTURE(nr);
       CHECK(!file.has(nr));
     }
-    auto desc = setOf("%desc");
+    auto desc = ssSet("%desc");
     CHECK(desc.has(SYS_read));
     CHECK(desc.has(SYS_openat));
     CHECK(desc.has(SYS_fstat));
     CHECK(desc.has(SYS_open));
     CHECK(!desc.has(SYS_socket));
     CHECK(!desc.has(SYS_close_range));  // strace has no class for close_range
-    CHECK(setOf("%net").has(SYS_connect));
-    CHECK(setOf("%network").has(SYS_sendfile));
-    CHECK(setOf("%process").has(SYS_clone));
-    CHECK(setOf("%process").has(SYS_execve));
-    CHECK(setOf("%signal").has(SYS_rt_sigaction));
-    CHECK(setOf("%memory").has(SYS_mmap));
-    CHECK(setOf("%ipc").has(SYS_shmget));
-    CHECK(setOf("%creds").has(SYS_setuid));
-    CHECK(setOf("%clock").has(SYS_clock_gettime));
-    CHECK(setOf("%pure").has(SYS_getpid));
-    CHECK(!setOf("%pure").has(SYS_getcwd));
-    auto stat = setOf("%stat");
+    CHECK(ssSet("%net").has(SYS_connect));
+    CHECK(ssSet("%network").has(SYS_sendfile));
+    CHECK(ssSet("%process").has(SYS_clone));
+    CHECK(ssSet("%process").has(SYS_execve));
+    CHECK(ssSet("%signal").has(SYS_rt_sigaction));
+    CHECK(ssSet("%memory").has(SYS_mmap));
+    CHECK(ssSet("%ipc").has(SYS_shmget));
+    CHECK(ssSet("%creds").has(SYS_setuid));
+    CHECK(ssSet("%clock").has(SYS_clock_gettime));
+    CHECK(ssSet("%pure").has(SYS_getpid));
+    CHECK(!ssSet("%pure").has(SYS_getcwd));
+    auto stat = ssSet("%stat");
     CHECK(stat.has(SYS_stat));
     CHECK(!stat.has(SYS_lstat));
-    CHECK(setOf("%lstat").has(SYS_lstat));
-    CHECK(setOf("%fstat").has(SYS_fstat));
-    CHECK(setOf("%fstat").has(SYS_newfstatat));
-    CHECK(setOf("%fstat").has(SYS_statx));
-    auto anyStat = setOf("%%stat");
+    CHECK(ssSet("%lstat").has(SYS_lstat));
+    CHECK(ssSet("%fstat").has(SYS_fstat));
+    CHECK(ssSet("%fstat").has(SYS_newfstatat));
+    CHECK(ssSet("%fstat").has(SYS_statx));
+    auto anyStat = ssSet("%%stat");
     CHECK(anyStat.count() == 5);  // stat, fstat, lstat, newfstatat, statx
-    CHECK(setOf("%statfs").count() == 1);
-    CHECK(setOf("%fstatfs").has(SYS_fstatfs));
-    CHECK(setOf("%%statfs").count() == 3);  // statfs, fstatfs, ustat
+    CHECK(ssSet("%statfs").count() == 1);
+    CHECK(ssSet("%fstatfs").has(SYS_fstatfs));
+    CHECK(ssSet("%%statfs").count() == 3);  // statfs, fstatfs, ustat
     // strace's deprecated spelling without %, and a syscall named like a class wins.
-    CHECK(setOf("file").has(SYS_openat));
-    CHECK(setOf("stat").count() == 1);
+    CHECK(ssSet("file").has(SYS_openat));
+    CHECK(ssSet("stat").count() == 1);
   }
 
   TEST_CASE("regular expressions, all, none") {
-    auto s = setOf("/^open");
+    auto s = ssSet("/^open");
     CHECK(s.has(SYS_open));
     CHECK(s.has(SYS_openat));
     CHECK(s.has(SYS_openat2));
     CHECK(s.has(SYS_open_tree));
     CHECK(!s.has(SYS_fsopen));
-    CHECK(setOf("all").count() == sb::syscallTable().size());
-    CHECK(setOf("none").empty());
-    CHECK(setOf("!none").count() == sb::syscallTable().size());
+    CHECK(ssSet("all").count() == sb::syscallTable().size());
+    CHECK(ssSet("none").empty());
+    CHECK(ssSet("!none").count() == sb::syscallTable().size());
   }
 
   TEST_CASE("unknown names are errors unless marked with ?") {
-    CHECK(setError("opne").startsWith("unknown syscall 'opne'"));
-    CHECK(setError("openat,nosuchcall").startsWith("unknown syscall 'nosuchcall'"));
-    CHECK(setError("%files").startsWith("unknown syscall class '%files'"));
-    CHECK(setError("/[").startsWith("bad regular expression '/['"));
-    CHECK(setError("/^zzz").startsWith("regular expression '/^zzz' matches no syscall"));
-    CHECK(setError("").startsWith("empty syscall set"));
-    CHECK(setError("read,,write").startsWith("empty element"));
-    CHECK(setError("99999").startsWith("unknown syscall '99999'"));
-    auto s = setOf("?nosuchcall,read");
+    CHECK(ssError("opne").startsWith("unknown syscall 'opne'"));
+    CHECK(ssError("openat,nosuchcall").startsWith("unknown syscall 'nosuchcall'"));
+    CHECK(ssError("%files").startsWith("unknown syscall class '%files'"));
+    CHECK(ssError("/[").startsWith("bad regular expression '/['"));
+    CHECK(ssError("/^zzz").startsWith("regular expression '/^zzz' matches no syscall"));
+    CHECK(ssError("").startsWith("empty syscall set"));
+    CHECK(ssError("read,,write").startsWith("empty element"));
+    CHECK(ssError("99999").startsWith("unknown syscall '99999'"));
+    auto s = ssSet("?nosuchcall,read");
     CHECK(s.count() == 1);
-    CHECK(setOf("?/^zzz").empty());
+    CHECK(ssSet("?/^zzz").empty());
   }
 
   TEST_CASE("straceClasses is the data behind the sets") {
@@ -146,13 +146,13 @@ TEST_SUITE("inject_spec") {
       }
       return kj::strArray(n, ",");
     };
-    CHECK(hits(whenOf("3")) == "3");
-    CHECK(hits(whenOf("3+")) == "3,4,5,6,7,8,9,10,11,12");
-    CHECK(hits(whenOf("2+3")) == "2,5,8,11");
-    CHECK(hits(whenOf("2..4")) == "2,3,4");
-    CHECK(hits(whenOf("2..4+")) == "2,3,4");
-    CHECK(hits(whenOf("2..10+4")) == "2,6,10");
-    CHECK(hits(whenOf("..3")) == "1,2,3");
+    CHECK(hits(ssWhen("3")) == "3");
+    CHECK(hits(ssWhen("3+")) == "3,4,5,6,7,8,9,10,11,12");
+    CHECK(hits(ssWhen("2+3")) == "2,5,8,11");
+    CHECK(hits(ssWhen("2..4")) == "2,3,4");
+    CHECK(hits(ssWhen("2..4+")) == "2,3,4");
+    CHECK(hits(ssWhen("2..10+4")) == "2,6,10");
+    CHECK(hits(ssWhen("..3")) == "1,2,3");
     CHECK(hits(sb::WhenSpec{}) == "1,2,3,4,5,6,7,8,9,10,11,12");
   }
 
