@@ -152,13 +152,47 @@ Scopes (each thread has its own stack of targets; new threads and children inher
                         plus events ("disconnected NAME", "reconnected NAME")
   --status-fd M         where --control-fd answers go
 
-Observing:
-  --trace[=FILE]        one strace-style line per call that went to a target, with the
-                        target and the latency: [pid N] openat(AT_FDCWD, "/x", O_RDONLY) = 3
-                        <target1 84us>. To stderr, or to FILE. A program that starts on a
-                        target gets a line of its own, with its argv and its pid there.
-  --stats[=FILE]        at exit, a `strace -c`-like table per syscall: calls, errors, bytes,
-                        time, local and remote apart (time is counted for remote calls only).
+Observing (strace's options; sbrun traces the calls it traps: see "Tracing" in the guide):
+  --trace               one strace-style line per call that went to a target, to stderr:
+                        [pid N] openat(AT_FDCWD, "/x", O_RDONLY) = 3 <target1 84us> (where it
+                        ran and the latency). Arguments are decoded as strace does: strings,
+                        flags, struct stat, sockaddr, read/write buffers. A program that starts
+                        on a target gets a line of its own, with its argv and its pid there
+  -o FILE, --output=FILE
+                        write the trace to FILE (--trace=FILE, with a '/' in FILE, still does)
+  -e trace=SET, --trace=SET
+                        trace the trapped calls in SET, those that ran here too (<local>).
+                        SET as strace's: names, %file %desc %net %process %memory %signal
+                        %ipc %creds %clock %stat %lstat %fstat %%stat %statfs %fstatfs
+                        %%statfs %pure, /regex, all, none, ?name (no error if unknown), a
+                        leading ! negates: -e trace='!%file,close'. Calls the filter lets run
+                        untrapped (read, write... of local fds, getpid, mmap of memory) are
+                        never seen; -e trace= does not change what is trapped
+  -P PATH, --trace-path=PATH
+                        only calls that name PATH or act on an fd opened from it (repeatable)
+  -s N, --string-limit=N
+                        show at most N bytes of strings and buffers (default 32; paths whole)
+  -T                    add the time from the trap to the answer: <0.000084>
+  -y                    follow fd arguments with their file: 3</etc/x> here, 3<target1:/x> on
+                        a target (from sbrun's fd table: no extra round trip)
+  -f                    accepted (sbrun always follows forks and threads)
+  -e inject=SET:WHAT[:when=EXPR][:path=GLOB], --inject=...
+                        strace's fault injection on trapped calls, here and on targets alike.
+                        WHAT: error=ERRNO (the call fails and is performed nowhere),
+                        retval=N (it "succeeds" with N, performed nowhere), signal=SIG,
+                        delay_enter=T, delay_exit=T (T in us, or with s/ms/us/ns).
+                        when=N (the Nth call only), N+ (from the Nth), N+S (N, N+S, ...),
+                        N..M, N..M+S, ..M (1 to M); counted per thread and syscall, as strace.
+                        path=GLOB (sbrun's own): count only calls touching a matching path;
+                        -P PATH also limits what is counted. Marked (INJECTED) or (DELAYED)
+                        in the trace. Rules on read/write... trap them on every fd
+  -e fault=SET[:error=ERRNO][:when=EXPR], --fault=...
+                        -e inject= with error=ENOSYS by default
+  --stats[=FILE], -c    at exit, a `strace -c`-like table per syscall and where it ran (here,
+                        each target, each target's read-ahead hits): calls, errors, injected,
+                        bytes, time. Filtered by -e trace= and -P as the trace is
+  -S SORT, --summary-sort-by=SORT
+                        sort the table by time (default), calls, errors, name or nothing
   --stats-format=FMT    text (default) or json
 
 Performance:
