@@ -69,8 +69,8 @@ class SyscallObserver {
 // result, and `<not run>` when its answer was injected. With -v (`explain`), trapped calls
 // that ran here are traced too, and every line whose handler said why ends with it:
 // `(rule: remote /dev/ttyS0)`, `(scope: b)`. A program that starts on a target gets a line of
-// its own:
-// `[pid N] started on b: ["uname", "-n"] = pid 4242 <b 2310us> (a child process in a remote scope)`.
+// its own: `[pid N] started on b: ["uname", "-n"] = pid 4242 <b 2310us> (a child process in a
+// remote scope)`.
 class TraceWriter final : public SyscallObserver {
  public:
   // Writes to `out` (not owned when it is stderr). `showLocal`: -e trace= was given.

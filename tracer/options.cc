@@ -513,6 +513,7 @@ Options parseOptions(int argc, char** argv) {
           o.traceFile = kj::str(optarg);  // --trace=FILE of sbrun 0.1, kept (user-guide.md)
         } else {
           parseTraceSet(o, optarg, "--trace=");
+          strace.traceGiven = true;  // --trace=SET says "trace", even beside --stats
         }
         break;
       case 'e': parseQualifier(o, optarg); break;

@@ -85,7 +85,8 @@ const std::unordered_map<std::string_view, std::vector<ArgKind>>& argShapes() {
       {"sendmsg", {FD, PTR, MSG_FLAGS}}, {"recvmsg", {FD, PTR, MSG_FLAGS}},
       {"shutdown", {FD, INT}}, {"listen", {FD, INT}},
       {"getsockname", {FD, SOCKADDR_OUT, LEN_PTR}}, {"getpeername", {FD, SOCKADDR_OUT, LEN_PTR}},
-      {"setsockopt", {FD, SOCKOPT_LEVEL, SOCKOPT_NAME, SOCKOPT_VALUE, INT}}, {"getsockopt", {FD, INT, INT, PTR, PTR}},
+      {"setsockopt", {FD, SOCKOPT_LEVEL, SOCKOPT_NAME, SOCKOPT_VALUE, INT}},
+      {"getsockopt", {FD, INT, INT, PTR, PTR}},
       {"socketpair", {DOMAIN, SOCK_TYPE, PROTOCOL, PTR}},
       {"uname", {UTSNAME}}, {"fcntl", {FD, FCNTL_CMD, HEX}}, {"flock", {FD, INT}},
       {"fsync", {FD}}, {"fdatasync", {FD}}, {"truncate", {PATH, INT}},
@@ -283,9 +284,10 @@ kj::String statxText(const TraceeMemory& mem, uint64_t addr) {
   if (type == S_IFCHR || type == S_IFBLK) {
     size = kj::str("stx_rdev_major=", st.stx_rdev_major, ", stx_rdev_minor=", st.stx_rdev_minor);
   }
+  kj::String attributes = st.stx_attributes == 0 ? kj::str("0")
+                                                 : kj::str("0x", kj::hex(st.stx_attributes));
   return kj::str("{stx_mask=", bitNames(st.stx_mask, STATX_MASK_NAMES, "0"),
-                 ", stx_attributes=", st.stx_attributes == 0 ? kj::str("0")
-                                                             : kj::str("0x", kj::hex(st.stx_attributes)),
+                 ", stx_attributes=", attributes,
                  ", stx_mode=", modeText(st.stx_mode), ", ", size, ", ...}");
 }
 
@@ -510,7 +512,9 @@ kj::String formatCallArgs(int nr, const uint64_t args[6], int64_t result,
     // Not decoded yet: fds and paths by the syscall table, the rest as numbers.
     uint8_t fds = fdArgMask(nr), paths = pathArgMask(nr);
     for (int i = 0; i < 6; ++i) {
-      fallback.push_back(fds & (1u << i) ? ArgKind::FD : paths & (1u << i) ? ArgKind::PATH : ArgKind::HEX);
+      fallback.push_back(fds & (1u << i)     ? ArgKind::FD
+                         : paths & (1u << i) ? ArgKind::PATH
+                                             : ArgKind::HEX);
     }
     shape = &fallback;
   }
@@ -529,7 +533,8 @@ kj::String formatCallArgs(int nr, const uint64_t args[6], int64_t result,
       case ArgKind::FD:
       case ArgKind::DIRFD: {
         int fd = static_cast<int>(a);
-        kj::String text = kind == ArgKind::DIRFD && fd == AT_FDCWD ? kj::str("AT_FDCWD") : kj::str(fd);
+        kj::String text =
+            kind == ArgKind::DIRFD && fd == AT_FDCWD ? kj::str("AT_FDCWD") : kj::str(fd);
         if (i < fdNotes.size() && fdNotes[i].size() > 0) {
           text = kj::str(text, "<", fdNotes[i], ">");
         }
@@ -646,7 +651,9 @@ kj::String formatCallArgs(int nr, const uint64_t args[6], int64_t result,
         }
         break;
       }
-      case ArgKind::CLOEXEC: parts.add(a == O_CLOEXEC ? kj::str("O_CLOEXEC") : numberText(a)); break;
+      case ArgKind::CLOEXEC:
+        parts.add(a == O_CLOEXEC ? kj::str("O_CLOEXEC") : numberText(a));
+        break;
       case ArgKind::SOCKOPT_LEVEL:
         parts.add(valueName(static_cast<int64_t>(a), SOCKOPT_LEVELS));
         break;

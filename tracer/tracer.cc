@@ -83,7 +83,8 @@ Tracer::Tracer(kj::AsyncIoContext& io, Options& options)
     FILE* out = openOutput(*path, "--trace", owned);
     explain_ = options.verbose > 0;
     observers.add(kj::heap<TraceWriter>(out, owned, explain_,
-                                        options.traceOptions.set != nullptr,
+                                        options.traceOptions.set != nullptr ||
+                                            options.traceOptions.paths.size() > 0,
                                         options.traceOptions.time));
   }
   KJ_IF_MAYBE(path, options.statsFile) {

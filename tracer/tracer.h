@@ -207,6 +207,7 @@ class Tracer final : public ScopeHost, public GdbHost {
   void onTrap(Task& task);
   kj::Promise<Outcome> runHandler(Call& call);
   void observeEntry(Call& call);
+  bool sbrunsOwn(const Call& call);
   pid_t attach();
   kj::String whyNoAttach(pid_t pid, int err);
   kj::Promise<void> detachOnSignal(int sig);

@@ -75,7 +75,7 @@ void Tracer::onTrap(Task& task) {
     observeEntry(*call);
   }
   kj::Promise<Outcome> outcome = nullptr;
-  if (injector_.get() != nullptr) {
+  if (injector_.get() != nullptr && !sbrunsOwn(*call)) {
     // -e inject=: the one test the no-injection path pays.
     outcome = injector_->apply(*call, [this, &c = *call]() { return runHandler(c); });
   } else {
@@ -125,9 +125,19 @@ kj::Promise<Outcome> Tracer::runHandler(Call& call) {
   return outcome;
 }
 
+// Calls that are sbrun's machinery, not the program's: the sb-stub protocol (numbers no kernel
+// has) and the calls of a stub standing in for a program on a target (its pumping of stdio).
+// Neither is traced, counted or injected.
+bool Tracer::sbrunsOwn(const Call& call) {
+  return call.row == nullptr || remoteChild(call.task.tgid) != nullptr;
+}
+
 // --trace/--stats: whether an observer wants this call (-e trace=, -P), and if so what its line
 // needs from this stop: the arguments, the time, and -y's notes on its fds (a close ends them).
 void Tracer::observeEntry(Call& call) {
+  if (sbrunsOwn(call)) {
+    return;
+  }
   auto& t = options_.traceOptions;
   KJ_IF_MAYBE(set, t.set) {
     if (!set->has(call.nr)) {

@@ -13,7 +13,8 @@ h = None   # run.py, set by register()
 
 def need_strace():
     if shutil.which("strace") is None:
-        raise h.Failure("strace is not installed (scripts/test installs it: apt-get install strace)")
+        raise h.Failure("strace is not installed "
+                        "(scripts/test installs it: apt-get install strace)")
 
 
 def normalise(line):

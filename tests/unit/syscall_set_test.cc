@@ -205,7 +205,8 @@ TEST_SUITE("inject_spec") {
     CHECK(err("openat:signal=SIGFOO").startsWith("signal=SIGFOO"));
     CHECK(err("openat:delay_enter=1h").startsWith("bad delay '1h'"));
     CHECK(err("openat:error=EIO:when=0").startsWith("bad when=0"));
-    CHECK(err("openat:error=EIO:path=data").startsWith("path=data: the glob must be an absolute path"));
+    CHECK(err("openat:error=EIO:path=data")
+              .startsWith("path=data: the glob must be an absolute path"));
     CHECK(err("openat:error=EIO:colour=red").startsWith("unknown key 'colour'"));
     CHECK(err("openat:EIO").startsWith("'EIO' is not KEY=VALUE"));
   }

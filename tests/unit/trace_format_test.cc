@@ -52,7 +52,8 @@ TEST_SUITE("trace_format") {
 
   TEST_CASE("open: flags by name in strace's order, the mode only when creating") {
     const char path[] = "/etc/hostname";
-    CHECK(tfArgs(SYS_openat, {uint64_t(int64_t(AT_FDCWD)), tfAddr(path), O_RDONLY | O_CLOEXEC}, 3) ==
+    CHECK(tfArgs(SYS_openat, {uint64_t(int64_t(AT_FDCWD)), tfAddr(path), O_RDONLY | O_CLOEXEC},
+                 3) ==
           "AT_FDCWD, \"/etc/hostname\", O_RDONLY|O_CLOEXEC");
     CHECK(tfArgs(SYS_openat, {uint64_t(int64_t(AT_FDCWD)), tfAddr(path),
                                O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_DIRECTORY}, 3) ==
