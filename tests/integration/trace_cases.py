@@ -174,6 +174,14 @@ def case_trace_filters(ctx):
     old = os.path.join(ctx.tmp, "old.trace")
     t = ctx.traced(agent, argv, extra=["--trace=" + old])
     h.check(t.err == "" and "hello.txt" in open(old).read(), "--trace=FILE must still write FILE")
+    # A program that runs on B: its start is one line; sb-stub's protocol and pumping, sbrun's
+    # own calls, never show.
+    t = ctx.traced(agent, ["sh", "-c", "uname -n"], extra=["--trace", "-e", "trace=all"])
+    h.log(t.describe())
+    h.check(t.rc == 0 and t.out == h.B_HOSTNAME + "\n", "uname -n must run on B")
+    h.check(re.search(r'started on target1: \["uname", "-n"\] = pid \d+', t.err),
+            "no line for the start of uname on B")
+    h.check("syscall_" not in t.err, "sbrun's own calls (syscall_N) must not be traced")
     for bad, want in ((["--trace=openat,nosuch"], "unknown syscall 'nosuch'"),
                       (["-e", "trace=%files"], "unknown syscall class '%files'"),
                       (["-e", "verbose=all"], "sbrun takes -e trace=SET")):
