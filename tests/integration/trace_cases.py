@@ -174,6 +174,14 @@ def case_trace_filters(ctx):
     old = os.path.join(ctx.tmp, "old.trace")
     t = ctx.traced(agent, argv, extra=["--trace=" + old])
     h.check(t.err == "" and "hello.txt" in open(old).read(), "--trace=FILE must still write FILE")
+    # -c: the table per syscall and where it ran, -S name sorts it by name.
+    t = ctx.traced(agent, argv, extra=["-c", "-S", "name"])
+    h.log(t.describe())
+    rows = [l.split() for l in t.err.splitlines() if re.match(r"^ *\d+\.\d+ ", l)]
+    named = [(r[-2], r[-1]) for r in rows if r[-1] in ("target1", "local")]
+    h.check(("openat", "target1") in named and ("read", "target1") in named,
+            f"-c: no target1 rows for openat and read in {named}")
+    h.check([n for n, _ in named] == sorted(n for n, _ in named), "-S name: not sorted by name")
     # A program that runs on B: its start is one line; sb-stub's protocol and pumping, sbrun's
     # own calls, never show.
     t = ctx.traced(agent, ["sh", "-c", "uname -n"], extra=["--trace", "-e", "trace=all"])
