@@ -69,8 +69,8 @@ StatsCollector::~StatsCollector() noexcept(false) {
 }
 
 void StatsCollector::onCall(const CallRecord& call) {
-  Key key{call.nr, call.cached ? CACHED : call.remote ? REMOTE : LOCAL,
-          call.remote ? std::string(call.where.cStr()) : std::string()};
+  Side side = !call.performed ? NOT_RUN : call.cached ? CACHED : call.remote ? REMOTE : LOCAL;
+  Key key{call.nr, side, call.remote ? std::string(call.where.cStr()) : std::string()};
   auto& row = rows[key];
   ++row.calls;
   if (call.resultKnown && call.result < 0) {
@@ -114,10 +114,10 @@ void StatsCollector::finish() {
     }
     return false;
   });
-  static const char* const SIDE[] = {"local", "remote", "cached"};
+  static const char* const SIDE[] = {"local", "remote", "cached", "not run"};
   auto whereText = [](const Key& k) {
-    return k.side == LOCAL ? std::string("local")
-           : k.side == CACHED ? k.target + " cached" : k.target;
+    return k.side == REMOTE ? k.target : k.side == CACHED ? k.target + " cached"
+                                                          : std::string(SIDE[k.side]);
   };
   if (json) {
     fmt::print(out, "{{\"syscalls\": [");

@@ -108,8 +108,9 @@ class StatsCollector final : public SyscallObserver {
     uint64_t bytes = 0;
     uint64_t micros = 0;
   };
-  // Where a call ran: here, on a target, or answered from that target's read-ahead window.
-  enum Side { LOCAL, REMOTE, CACHED };
+  // Where a call ran: here, on a target, answered from that target's read-ahead window, or
+  // nowhere (an injected error or retval).
+  enum Side { LOCAL, REMOTE, CACHED, NOT_RUN };
   struct Key {
     int nr;
     Side side;

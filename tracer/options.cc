@@ -189,8 +189,9 @@ Observing (strace's options; sbrun traces the calls it traps: see "Tracing" in t
   -e fault=SET[:error=ERRNO][:when=EXPR], --fault=...
                         -e inject= with error=ENOSYS by default
   --stats[=FILE], -c    at exit, a `strace -c`-like table per syscall and where it ran (here,
-                        each target, each target's read-ahead hits): calls, errors, injected,
-                        bytes, time. Filtered by -e trace= and -P as the trace is
+                        each target, each target's read-ahead hits, "not run" for injected
+                        answers): calls, errors, injected, bytes, time. Filtered by -e trace=
+                        and -P as the trace is
   -S SORT, --summary-sort-by=SORT
                         sort the table by time (default), calls, errors, name or nothing
   --stats-format=FMT    text (default) or json
