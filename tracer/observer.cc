@@ -1,17 +1,10 @@
 #include "observer.h"
 
-#include <fcntl.h>
-#include <sys/mman.h>
 #include <sys/syscall.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <fmt/core.h>
 #include <kj/vector.h>
-#include <string_view>
-#include <unordered_map>
-
-#include "tracee_regs.h"
 #include <vector>
 
 #include "errno_names.h"
