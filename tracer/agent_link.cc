@@ -1,4 +1,6 @@
 #include "agent_link.h"
+#include "recorder.h"
+#include "replayer.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -579,6 +581,35 @@ kj::Promise<void> AgentLink::connect(kj::AsyncIoContext& io, kj::StringPtr agent
   return establish().then([this]() { started(); });
 }
 
+kj::Promise<void> AgentLink::handshake(proto::Agent::Client agent) {
+  auto req = agent.handshakeRequest();
+  auto hello = req.initHello();
+  hello.setProtocolVersion(proto::PROTOCOL_VERSION);
+  hello.setClientArch("x86_64");
+  hello.setToken(token_.asBytes());
+  hello.setClientName(kj::str("sbrun pid ", getpid()));
+  // The agent may then end this session if it hears nothing for much longer
+  // (sbagent --client-timeout). Not for an embedded agent: it is our own child, goes
+  // with us, and must keep the session while we are stopped (^Z).
+  hello.setHeartbeatMillis(url_.kind == TargetUrl::Kind::LOCAL
+                               ? 0
+                               : uint32_t(options_.heartbeat / kj::MILLISECONDS));
+  return req.send().then([this](capnp::Response<proto::Agent::HandshakeResults> r) {
+    auto w = r.getWelcome();
+    if (w.getProtocolVersion() != proto::PROTOCOL_VERSION) {
+      KJ_FAIL_REQUIRE(kj::str("agent speaks protocol ", w.getProtocolVersion(),
+                              ", sbrun speaks ", proto::PROTOCOL_VERSION,
+                              ": install matching versions of sbrun and sbagent",
+                              mismatchHint()));
+    }
+    welcome_ = kj::heap<capnp::MallocMessageBuilder>();
+    welcome_->setRoot(w);
+    session_ = r.getSession();
+    return KJ_ASSERT_NONNULL(session_).rootRequest().send().then(
+        [this](capnp::Response<proto::Session::RootResults> rr) { root_ = rr.getDir(); });
+  });
+}
+
 kj::Promise<void> AgentLink::establish() {
   auto& timer = this->timer();
   timedOut_ = false;
@@ -587,42 +618,27 @@ kj::Promise<void> AgentLink::establish() {
     timedOut_ = true;
     return KJ_EXCEPTION(FAILED, "timed out");
   });
-  return kj::evalNow([&]() { return openStream(); })
-      .then(
-          [this, &timer](kj::Own<kj::AsyncIoStream> stream) {
-            auto rpc = kj::heap<AgentLinkRpc>(kj::mv(stream), timer);
-            auto agent = rpc->bootstrap().castAs<proto::Agent>();
-            auto req = agent.handshakeRequest();
-            auto hello = req.initHello();
-            hello.setProtocolVersion(proto::PROTOCOL_VERSION);
-            hello.setClientArch("x86_64");
-            hello.setToken(token_.asBytes());
-            hello.setClientName(kj::str("sbrun pid ", getpid()));
-            // The agent may then end this session if it hears nothing for much longer
-            // (sbagent --client-timeout). Not for an embedded agent: it is our own child, goes
-            // with us, and must keep the session while we are stopped (^Z).
-            hello.setHeartbeatMillis(
-                url_.kind == TargetUrl::Kind::LOCAL
-                    ? 0
-                    : uint32_t(options_.heartbeat / kj::MILLISECONDS));
-            rpcHolder_ = kj::mv(rpc);
-            return req.send().then([this](capnp::Response<proto::Agent::HandshakeResults> r) {
-              auto w = r.getWelcome();
-              if (w.getProtocolVersion() != proto::PROTOCOL_VERSION) {
-                KJ_FAIL_REQUIRE(kj::str("agent speaks protocol ", w.getProtocolVersion(),
-                                        ", sbrun speaks ", proto::PROTOCOL_VERSION,
-                                        ": install matching versions of sbrun and sbagent",
-                                        mismatchHint()));
-              }
-              welcome_ = kj::heap<capnp::MallocMessageBuilder>();
-              welcome_->setRoot(w);
-              session_ = r.getSession();
-              return KJ_ASSERT_NONNULL(session_).rootRequest().send().then(
-                  [this](capnp::Response<proto::Session::RootResults> rr) {
-                    root_ = rr.getDir();
-                  });
-            });
-          })
+  kj::Promise<void> connected = nullptr;
+  KJ_IF_MAYBE(replayer, replayer_) {
+    // No connection: the recording answers (replayer.h).
+    connected = kj::evalNow([&]() {
+      return handshake(replayer->bootstrap(recordIndex_, uint32_t(generation_ + 1))
+                           .castAs<proto::Agent>());
+    });
+  } else {
+    connected = kj::evalNow([&]() { return openStream(); })
+                    .then([this, &timer](kj::Own<kj::AsyncIoStream> stream) {
+                      auto rpc = kj::heap<AgentLinkRpc>(kj::mv(stream), timer);
+                      capnp::Capability::Client agent = rpc->bootstrap();
+                      KJ_IF_MAYBE(recorder, recorder_) {
+                        agent = recorder->wrap(kj::mv(agent), recordIndex_,
+                                               uint32_t(generation_ + 1));
+                      }
+                      rpcHolder_ = kj::mv(rpc);
+                      return handshake(agent.castAs<proto::Agent>());
+                    });
+  }
+  return connected
       .exclusiveJoin(kj::mv(limit))
       .catch_([this, &timer](kj::Exception&& e) -> kj::Promise<void> {
         auto fail = [this](kj::StringPtr why) {
@@ -769,22 +785,25 @@ kj::Promise<void> AgentLink::ready() {
 }
 
 void AgentLink::started() {
-  auto& conn = *rpcHolder_;
   up_ = true;
   uint64_t gen = ++generation_;
-  // The end of the stream is the first sign of a peer that closed or died: before the RPC
-  // system fails the calls in flight, so no new call is sent on the dead connection meanwhile.
-  conn.stream->onEnd([this, gen]() { dropped(gen, "the connection was closed"); });
-  // The RPC system may also end the connection itself (a protocol error).
-  tasks_->add(conn.network.onDisconnect().then(
-      [this, gen]() { dropped(gen, "the connection ended"); },
-      [](kj::Exception&&) {
-        // The network object was destroyed unfulfilled: that happens only to a connection
-        // retired after its session was dropped (retire()), so there is nothing left to do.
-      }));
-  if (options_.heartbeat > 0 * kj::SECONDS) {
-    conn.liveness = Liveness(options_.heartbeat, timer().now());
-    tasks_->add(heartbeat(gen));
+  // A replay (replayer.h) has no connection to watch.
+  if (rpcHolder_.get() != nullptr) {
+    auto& conn = *rpcHolder_;
+    // The end of the stream is the first sign of a peer that closed or died: before the RPC
+    // system fails the calls in flight, so no new call is sent on the dead connection meanwhile.
+    conn.stream->onEnd([this, gen]() { dropped(gen, "the connection was closed"); });
+    // The RPC system may also end the connection itself (a protocol error).
+    tasks_->add(conn.network.onDisconnect().then(
+        [this, gen]() { dropped(gen, "the connection ended"); },
+        [](kj::Exception&&) {
+          // The network object was destroyed unfulfilled: that happens only to a connection
+          // retired after its session was dropped (retire()), so there is nothing left to do.
+        }));
+    if (options_.heartbeat > 0 * kj::SECONDS) {
+      conn.liveness = Liveness(options_.heartbeat, timer().now());
+      tasks_->add(heartbeat(gen));
+    }
   }
   if (gen > 1) {
     fmt::print(stderr,
@@ -894,7 +913,12 @@ kj::Promise<void> AgentLink::heartbeat(uint64_t gen) {
     switch (live.onTick(now)) {
       case Liveness::Verdict::PING: {
         // uname: the cheapest call there is (no file system, no worker).
-        auto ping = KJ_ASSERT_NONNULL(session_).unameRequest().send();
+        // Not in a --record recording: a replay has no link to keep alive.
+        proto::Session::Client session = KJ_ASSERT_NONNULL(session_);
+        KJ_IF_MAYBE(recorder, recorder_) {
+          session = recorder->unwrap(session).castAs<proto::Session>();
+        }
+        auto ping = session.unameRequest().send();
         tasks_->add(ping.then([this, gen](auto&&) {
                           if (gen == generation_ && up_) {
                             KJ_ASSERT_NONNULL(rpcHolder_->liveness).pingAnswered(timer().now());

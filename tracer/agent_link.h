@@ -46,6 +46,8 @@
 namespace sb {
 
 struct AgentLinkRpc;
+class Recorder;
+class Replayer;
 
 class AgentLink final : public kj::TaskSet::ErrorHandler {
  public:
@@ -58,6 +60,17 @@ class AgentLink final : public kj::TaskSet::ErrorHandler {
   // Zero-deploy for an ssh:// target without a path (tracer/deploy.h; the options outlive the
   // link). Call before connect(). Without it, ssh runs `sbagent` from B's PATH.
   void useDeploy(const DeployOptions& options) { deploy_ = options; }
+  // --record: every connection's Agent is wrapped by `recorder` as target `index` of the
+  // recording. --replay: no connection at all; each "connection" is the replayer's (recorder.h,
+  // replayer.h). Call before connect().
+  void useRecorder(Recorder& recorder, uint16_t index) {
+    recorder_ = recorder;
+    recordIndex_ = index;
+  }
+  void useReplay(Replayer& replayer, uint16_t index) {
+    replayer_ = replayer;
+    recordIndex_ = index;
+  }
 
   // Connects and handshakes, the first time. Throws a kj::Exception whose description says what
   // to do when the agent cannot be reached or refuses us. Reconnects later the same way.
@@ -129,6 +142,9 @@ class AgentLink final : public kj::TaskSet::ErrorHandler {
   kj::String agentPath_;
   kj::Maybe<kj::TlsContext&> tls_;
   kj::Maybe<const DeployOptions&> deploy_;
+  kj::Maybe<Recorder&> recorder_;
+  kj::Maybe<Replayer&> replayer_;
+  uint16_t recordIndex_ = 0;
   // When the attempt in progress gives up (CONNECT_TIMEOUT, more while uploading an agent).
   kj::TimePoint deadline_ = kj::origin<kj::TimePoint>();
   // The child process (embedded agent, ssh, or `sh -c COMMAND`); -1 when there is none or it
@@ -175,6 +191,8 @@ class AgentLink final : public kj::TaskSet::ErrorHandler {
   // One connection attempt: stream, handshake, root. On success the new connection is in
   // rpcHolder_, session_, root_ and welcome_, not yet in use (started() does that).
   kj::Promise<void> establish();
+  // The handshake and the root on a new connection's Agent.
+  kj::Promise<void> handshake(proto::Agent::Client agent);
   // A connection is established: UP, with its watchers and heartbeat.
   void started();
   // Session `gen` is gone (why: for the message): AWAY, once per session.

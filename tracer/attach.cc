@@ -19,8 +19,10 @@ pid_t Tracer::attach() {
   auto fs = kj::addRef(*initialFs);
   fs->side = nullptr;  // The process's working directory is here.
   auto fds = kj::refcounted<FdTable>();
+  uint32_t seen = 0;
   for (pid_t tid : tids) {
     auto task = kj::heap<Task>();
+    task->lineage = kj::str("a", ++seen);  // The threads found at attach, in /proc's order.
     task->tid = tid;
     task->tgid = pid;
     task->fds = kj::addRef(*fds);

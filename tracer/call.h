@@ -111,6 +111,8 @@ struct Call {
   // Set by a read answered from a read-ahead window without a remote call of its own (for
   // --trace and --stats, which show it as "cached").
   bool readAheadHit = false;
+  // The handler's outcome has come (Tracer::settle): no longer waiting for a target.
+  bool settled = false;
 
   uint64_t arg(int i) const;
   // An answer of -EINTR although sbrun interrupted nothing: another thread's signal interrupted

@@ -2,6 +2,8 @@
 // directory each starts in.
 
 #include "tracer.h"
+#include "recorder.h"
+#include "replayer.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -44,7 +46,7 @@ void Tracer::connectTargets(kj::WaitScope& ws) {
   }
   for (auto& url : options_.targets) {
     kj::StringPtr agent = "";
-    if (url.kind == TargetUrl::Kind::LOCAL) {
+    if (url.kind == TargetUrl::Kind::LOCAL && replayer_.get() == nullptr) {
       KJ_IF_MAYBE(path, agentPath) {
         agent = *path;
       } else {
@@ -58,6 +60,13 @@ void Tracer::connectTargets(kj::WaitScope& ws) {
     }
     if (url.kind == TargetUrl::Kind::SSH) {
       link->useDeploy(options_.deploy);
+    }
+    auto index = uint16_t(targets_.size());
+    if (recorder_.get() != nullptr) {
+      link->useRecorder(*recorder_, index);
+    }
+    if (replayer_.get() != nullptr) {
+      link->useReplay(*replayer_, index);
     }
     link->connect(io, agent).wait(ws);
     auto w = link->welcome();

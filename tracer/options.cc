@@ -196,6 +196,17 @@ Observing (strace's options; sbrun traces the calls it traps: see "Tracing" in t
                         sort the table by time (default), calls, errors, name or nothing
   --stats-format=FMT    text (default) or json
 
+Record and replay (docs/replay.md):
+  --record FILE         write every answer the targets give (results, errnos, bytes read,
+                        stat structs, directory entries, uname, remote children's output and
+                        exit codes, timings) to FILE (0600), as the run goes
+  --replay FILE         run the program again with no agent at all: each remote call is
+                        answered from FILE (the targets are the recording's; give no
+                        --target); local calls run for real. A remote call the recording does
+                        not have, or recorded calls left unmade at the end, stop the run with
+                        a report of what was asked and what was recorded, exit status 125.
+                        Written data that differs from the recording is reported.
+
 Performance:
   --no-read-ahead       answer every read() of a remote file with its own round trip. By
                         default, once a program reads a regular file opened read-only in
@@ -388,7 +399,8 @@ Options parseOptions(int argc, char** argv) {
     OPT_STATUS_FD, OPT_PID, OPT_ON_DISCONNECT, OPT_RECONNECT_TIMEOUT, OPT_HEARTBEAT,
     OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CA, OPT_NO_READ_AHEAD, OPT_READ_CHUNK, OPT_CONFIG,
     OPT_PRINT_CONFIG, OPT_DEPLOY, OPT_AGENT_DIR, OPT_SPAWN, OPT_EXEC_HERE, OPT_EXEC_THERE,
-    OPT_GDB, OPT_INJECT, OPT_FAULT, OPT_STRING_LIMIT, OPT_SUMMARY_SORT,
+    OPT_GDB, OPT_INJECT, OPT_FAULT, OPT_STRING_LIMIT, OPT_SUMMARY_SORT, OPT_RECORD,
+    OPT_REPLAY,
   };
   static const struct option LONG[] = {
       {"target", required_argument, nullptr, OPT_TARGET},
@@ -427,6 +439,8 @@ Options parseOptions(int argc, char** argv) {
       {"string-limit", required_argument, nullptr, OPT_STRING_LIMIT},
       {"output", required_argument, nullptr, 'o'},
       {"summary-sort-by", required_argument, nullptr, 'S'},
+      {"record", required_argument, nullptr, OPT_RECORD},
+      {"replay", required_argument, nullptr, OPT_REPLAY},
       {"verbose", no_argument, nullptr, 'v'},
       {"help", no_argument, nullptr, 'h'},
       {"version", no_argument, nullptr, OPT_VERSION},
@@ -585,6 +599,8 @@ Options parseOptions(int argc, char** argv) {
         }
         break;
       }
+      case OPT_RECORD: o.recordFile = kj::str(optarg); break;
+      case OPT_REPLAY: o.replayFile = kj::str(optarg); break;
       case 'v': ++o.verbose; break;
       case 'h': fmt::print("{}", USAGE); exit(0);
       case OPT_CONTROL_FD:
@@ -648,6 +664,14 @@ Options parseOptions(int argc, char** argv) {
   }
   for (int i = optind; i < argc; ++i) {
     o.command.add(kj::str(argv[i]));
+  }
+  if (o.replayFile != nullptr) {
+    if (o.recordFile != nullptr) {
+      usageError("--record and --replay: give one of them");
+    }
+    if (!cfg.targets.empty()) {
+      usageError("--replay plays back the targets of the recording: give no --target");
+    }
   }
   completeTraceOptions(o, strace);
   applyConfig(o, cfg);

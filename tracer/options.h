@@ -81,6 +81,8 @@ struct Options {
   int statusFd = -1;                // --status-fd M: where their answers go
   ReconnectOptions reconnect;
   kj::Maybe<GdbAddress> gdb;        // --gdb=[HOST:]PORT or unix:PATH: serve gdb's protocol
+  kj::Maybe<kj::String> recordFile; // --record FILE: every answer of the targets (recorder.h)
+  kj::Maybe<kj::String> replayFile; // --replay FILE: the targets played back (replayer.h)
   kj::Vector<kj::String> command;
 };
 

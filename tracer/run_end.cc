@@ -8,6 +8,8 @@
 #include <fmt/core.h>
 
 #include "tracer.h"
+#include "recorder.h"
+#include "replayer.h"
 
 namespace sb {
 
@@ -83,7 +85,42 @@ void Tracer::endForLostTarget() {
     return;
   }
   endedForLostTarget_ = true;
-  // Every traced process goes; programs they run on B end with their stubs (SIGHUP there).
+  killProgram();
+}
+
+namespace {
+
+// A call in flight, as the trace shows it (its output buffers not yet written).
+kj::String callArgsText(const Call& call) {
+  uint64_t args[6];
+  for (int i = 0; i < 6; ++i) {
+    args[i] = call.arg(i);
+  }
+  return formatCallArgs(call.nr, args, -1, call.mem(), TraceStyle{}, nullptr);
+}
+
+}  // namespace
+
+void Tracer::endForDivergence(kj::StringPtr report) {
+  replayDiverged_ = true;
+  kj::String inFlight;
+  for (auto& [tid, task] : tasks) {
+    if (task->call.get() != nullptr && task->call->target != nullptr && !task->call->settled) {
+      auto& call = *task->call;
+      inFlight = kj::str(inFlight, "\n  thread ", tid, " was in ", syscallName(call.nr), "(",
+                         callArgsText(call), ") on target '",
+                         call.target->name(), "'");
+    }
+  }
+  fmt::print(stderr, "sbrun: --replay {}: the program diverged from the recording: {}{}\n"
+                     "sbrun: ending the program; sbrun exits {}\n",
+             KJ_ASSERT_NONNULL(options_.replayFile).cStr(), report.cStr(), inFlight.cStr(),
+             EXIT_SBRUN_ERROR);
+  killProgram();
+}
+
+void Tracer::killProgram() {
+  // Programs they run on B end with their stubs (SIGHUP there).
   std::set<pid_t> processes;
   for (auto& [tid, task] : tasks) {
     processes.insert(task->tgid);
@@ -96,6 +133,17 @@ void Tracer::endForLostTarget() {
 int Tracer::exitStatus() {
   if (endedForLostTarget_) {
     return EXIT_TARGET_LOST;
+  }
+  // A recording that is incomplete, or a replay that did not follow it, is sbrun's failure.
+  bool recordingOk = recorder_.get() == nullptr || recorder_->finish();
+  bool replayOk = replayer_.get() == nullptr || replayer_->finish();
+  if (replayDiverged_ || !replayOk) {
+    return EXIT_SBRUN_ERROR;
+  }
+  if (!recordingOk) {
+    fmt::print(stderr, "sbrun: --record: the recording is incomplete; exiting {}\n",
+               EXIT_SBRUN_ERROR);
+    return EXIT_SBRUN_ERROR;
   }
   if (detaching_ && leaderStatus == nullptr) {
     return 0;  // Let go of a process that runs on.

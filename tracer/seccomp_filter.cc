@@ -1,5 +1,7 @@
 #include "seccomp_filter.h"
 
+#include <algorithm>
+
 #include <errno.h>
 #include <seccomp.h>
 #include <stddef.h>
@@ -69,7 +71,7 @@ kj::Array<sock_filter> exportBpf(scmp_filter_ctx ctx) {
 }
 
 // The main filter's rules (see build()).
-void addRules(scmp_filter_ctx ctx, int fastLimit) {
+void addRules(scmp_filter_ctx ctx, int fastLimit, kj::ArrayPtr<const int> alsoTrap) {
   // A binary tree over syscall numbers instead of ~370 sequential comparisons: every syscall
   // of the program runs this filter, trapped or not.
   check(seccomp_attr_set(ctx, SCMP_FLTATR_CTL_OPTIMIZE, 2), "optimize");
@@ -92,6 +94,9 @@ void addRules(scmp_filter_ctx ctx, int fastLimit) {
       check(seccomp_rule_add_array(ctx, SCMP_ACT_ALLOW, row.nr, 1, &below), row.name);
       continue;
     }
+    if (std::find(alsoTrap.begin(), alsoTrap.end(), row.nr) != alsoTrap.end()) {
+      continue;  // The default action: trace.
+    }
     switch (row.cls) {
       case SyscallClass::LOCAL:
       case SyscallClass::PROCESS:
@@ -113,12 +118,13 @@ void addRules(scmp_filter_ctx ctx, int fastLimit) {
 
 }  // namespace
 
-SeccompFilter SeccompFilter::build(int fastLimit) {
+SeccompFilter SeccompFilter::build(int fastLimit, kj::ArrayPtr<const int> alsoTrap) {
   KJ_REQUIRE(fastLimit >= 0 && fastLimit % BLOCK == 0, "fast limit must be a multiple of 8");
   Context ctx(SCMP_ACT_TRACE(0));
-  addRules(ctx, fastLimit);
+  addRules(ctx, fastLimit, alsoTrap);
   SeccompFilter filter;
   filter.fastLimit_ = fastLimit;
+  filter.alsoTrap_ = kj::heapArray(alsoTrap);
   filter.insns = exportBpf(ctx);
   return filter;
 }
@@ -127,7 +133,7 @@ kj::String SeccompFilter::pfc() const {
   // Built again from the same rules: every sbrun start would otherwise pay for ~57 KB of text
   // that only reviews and tests read.
   Context ctx(SCMP_ACT_TRACE(0));
-  addRules(ctx, fastLimit_);
+  addRules(ctx, fastLimit_, alsoTrap_);
   int fd = memfd_create("sb-seccomp-pfc", MFD_CLOEXEC);
   KJ_SYSCALL(fd, "memfd_create");
   KJ_DEFER(close(fd));

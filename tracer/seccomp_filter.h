@@ -21,7 +21,8 @@ class SeccompFilter {
  public:
   // Fast rows (SyscallRow::localFast) run untrapped on fds below `fastLimit` (a multiple of
   // BLOCK: the control fd's block and above always trap).
-  static SeccompFilter build(int fastLimit = 1024);
+  // `alsoTrap`: LOCAL syscalls to trap all the same (getrandom under --record and --replay).
+  static SeccompFilter build(int fastLimit = 1024, kj::ArrayPtr<const int> alsoTrap = nullptr);
 
   // fds come in blocks of this many numbers for the guards below.
   static constexpr int BLOCK = 8;
@@ -45,6 +46,7 @@ class SeccompFilter {
  private:
   kj::Array<sock_filter> insns;
   int fastLimit_ = 0;
+  kj::Array<int> alsoTrap_;
 };
 
 }  // namespace sb

@@ -87,6 +87,11 @@ struct Task {
   // through its own exec chain (--spawn=chain, exec_rules.h). Threads share it; a process made
   // by fork, vfork or clone (posix_spawn, subprocess) never has it, nor do its descendants.
   bool execChainHead = false;
+  // Its place in the program's family, the same in every run of the same program: "1" the
+  // launched program, "1.2" the second thread or process it made, and so on (--record and
+  // --replay key what ran here by it, as tids differ from run to run).
+  kj::String lineage;
+  uint32_t offspring = 0;
   // Set after a PTRACE_SYSCALL resume: what to do at the syscall-exit stop.
   kj::Maybe<kj::Function<void(user_regs_struct&)>> atExit;
   // Set while a seccomp(2) call that stacks a guard filter is being injected: the registers to

@@ -1,4 +1,6 @@
 #include "tracer.h"
+#include "recorder.h"
+#include "replayer.h"
 
 #include "errno_names.h"
 #include "launch.h"
@@ -41,6 +43,16 @@ void Tracer::ErrorHandler::taskFailed(kj::Exception&& e) {
 
 namespace {
 
+// Local syscalls a recording pins (Tracer::pinnedRandom): what makes temporary file names and
+// hash seeds differ from run to run.
+kj::ArrayPtr<const int> pinnedSyscalls(const Options& options) {
+  static const int kPinned[] = {SYS_getrandom};
+  if (options.recordFile == nullptr && options.replayFile == nullptr) {
+    return nullptr;
+  }
+  return kPinned;
+}
+
 // An observer's output: stderr for "", else FILE (truncated), with a clear error if it can't.
 FILE* openOutput(kj::StringPtr path, kj::StringPtr option, bool& owned) {
   if (path.size() == 0) {
@@ -75,7 +87,8 @@ int launchFastLimit(const Options& options, int controlFd) {
 
 Tracer::Tracer(kj::AsyncIoContext& io, Options& options)
     : io(io), options_(options),
-      filter(SeccompFilter::build(launchFastLimit(options, pickControlFd()))),
+      filter(SeccompFilter::build(launchFastLimit(options, pickControlFd()),
+                                  pinnedSyscalls(options))),
       background(errorHandler), attachMode_(options.attachPid > 0),
       epolls_(kj::heap<EpollRegistry>()) {
   bool owned;
@@ -99,8 +112,33 @@ Tracer::Tracer(kj::AsyncIoContext& io, Options& options)
   for (auto& o : observers) {
     wantArgs = wantArgs || o->wantsArgs();
   }
+  KJ_IF_MAYBE(path, options.replayFile) {
+    // The targets are the recording's (parseOptions refused --target).
+    replayer_ = Replayer::open(*path);
+    options_.targets.clear();
+    for (auto t : replayer_->header().getTargets()) {
+      auto url = parseTargetUrl(t.getUrl());
+      url.name = kj::str(t.getName());
+      options_.targets.add(kj::mv(url));
+    }
+    replayer_->onDivergence([this](kj::StringPtr report) { endForDivergence(report); });
+  }
+  KJ_IF_MAYBE(path, options.recordFile) {
+    kj::Vector<Recorder::Target> targets;
+    for (auto& t : options.targets) {
+      targets.add(Recorder::Target{t.name, t.text});
+    }
+    recorder_ = Recorder::create(*path, options.command, targets);
+  }
   for (auto& rule : options.userRules) {
     rules_.addUser(rule.first, rule.second);
+  }
+  if (options.recordFile != nullptr || options.replayFile != nullptr) {
+    // The recording holds the program's randomness (SQLite's journal nonces, seeds): read from
+    // the target, so that a replay gives the same bytes (docs/replay.md).
+    for (kj::StringPtr dev : {"/dev/urandom", "/dev/random"}) {
+      rules_.addUser(Placement::REMOTE, dev);
+    }
   }
   for (auto& rule : options.execRules) {
     execRules_.addUser(rule.first, rule.second);
@@ -147,6 +185,7 @@ void Tracer::setupInitialTask(Task& task) {
   task.attached = true;
   task.launching = true;
   task.execChainHead = true;
+  task.lineage = kj::str("1");
   credentials_.refresh(task);
   if (controlFd_ >= 0) {
     task.fds->bind(controlFd_, kj::addRef(*controlFile));
@@ -483,6 +522,7 @@ void Tracer::onNewChild(Task& parent, bool vfork) {
   // A thread shares its process's place in the exec chain; a new process (fork, vfork, clone
   // without CLONE_THREAD) is a child, whatever memory or files it shares.
   task.execChainHead = (flags & CLONE_THREAD) && parent.execChainHead;
+  task.lineage = kj::str(parent.lineage, ".", ++parent.offspring);
   if (task.tgid != parent.tgid) {
     // Seccomp filters are inherited.
     guards.inherit(parent.tgid, task.tgid, flags & CLONE_FILES);
@@ -514,6 +554,8 @@ void Tracer::onExec(Task& task) {
       task.scope = it->second->scope;
       task.outer = it->second->outer;
       task.execChainHead = it->second->execChainHead;
+      task.lineage = kj::mv(it->second->lineage);
+      task.offspring = it->second->offspring;
       tasks.erase(it);
     }
   }

@@ -141,6 +141,10 @@ class Tracer final : public ScopeHost, public GdbHost {
   ExecRules execRules_;
   // TLS for tcp:// targets (--tls-*); declared before the links, which use it.
   kj::Own<kj::TlsContext> tls_;
+  // --record / --replay (recorder.h, replayer.h): before the links, which use them.
+  kj::Own<Recorder> recorder_;
+  kj::Own<Replayer> replayer_;
+  bool replayDiverged_ = false;
   kj::Vector<kj::Own<AgentLink>> targets_;
   SeccompFilter filter;
   CredentialsRegistry credentials_;
@@ -181,6 +185,13 @@ class Tracer final : public ScopeHost, public GdbHost {
   void watchTargets();
   kj::Promise<void> forwardSignal(int sig);
   void endForLostTarget();
+  // --replay: the program asked what the recording does not have; it ends (exit status 125).
+  void endForDivergence(kj::StringPtr report);
+  // Every traced process goes (SIGKILL); programs they run on B end with their stubs.
+  void killProgram();
+  // --record / --replay: a getrandom (trapped then only) is recorded, or answered from the
+  // recording. Null for any other call.
+  kj::Maybe<kj::Promise<Outcome>> pinnedRandom(Call& call);
   int exitStatus();
   kj::Own<EpollRegistry> epolls_;
   kj::Own<RemoteFile> controlFile;  // Shared by every tracee's control fd, so never closed remotely.

@@ -4,6 +4,8 @@
 // step at the syscall-exit stop.
 
 #include "tracer.h"
+#include "recorder.h"
+#include "replayer.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -110,11 +112,15 @@ kj::Promise<Outcome> Tracer::runHandler(Call& call) {
   Handler handler = findHandler(call.nr);
   kj::Promise<Outcome> outcome = nullptr;
   if (handler == nullptr) {
-    // A trapped row with no handler is a bug the unit tests catch; never run it locally.
-    noteOnce(kj::str("nohandler", call.nr),
-             kj::str("internal: no handler for trapped syscall ", syscallName(call.nr),
-                     ": answering ENOSYS"));
-    outcome = Outcome(Complete{-ENOSYS});
+    KJ_IF_MAYBE(pinned, pinnedRandom(call)) {
+      outcome = kj::mv(*pinned);
+    } else {
+      // A trapped row with no handler is a bug the unit tests catch; never run it locally.
+      noteOnce(kj::str("nohandler", call.nr),
+               kj::str("internal: no handler for trapped syscall ", syscallName(call.nr),
+                       ": answering ENOSYS"));
+      outcome = Outcome(Complete{-ENOSYS});
+    }
   } else if (auto stale = handler::staleFd(call); stale != nullptr) {
     outcome = Outcome(Complete{KJ_ASSERT_NONNULL(stale)});  // Its session is gone: EIO.
   } else {
@@ -166,8 +172,42 @@ void Tracer::observeEntry(Call& call) {
   call.observation = kj::mv(obs);
 }
 
+kj::Maybe<kj::Promise<Outcome>> Tracer::pinnedRandom(Call& call) {
+  // Trapped only under --record and --replay (randomTrap()): a syscall without a handler
+  // otherwise.
+  if (call.nr != SYS_getrandom || (recorder_.get() == nullptr && replayer_.get() == nullptr)) {
+    return nullptr;
+  }
+  uint64_t buf = call.arg(0);
+  uint64_t count = call.arg(1);
+  Task& task = call.task;
+  if (recorder_.get() != nullptr) {
+    return kj::Promise<Outcome>(RunLocalThen{[this, &task, buf](int64_t ret) {
+      auto bytes = kj::heapArray<kj::byte>(ret > 0 ? size_t(ret) : 0);
+      if (ret > 0 && TraceeMemory(task.tid).read(buf, bytes) != ret) {
+        bytes = nullptr;
+      }
+      recorder_->random(task.lineage, ret, bytes);
+      return ret;
+    }});
+  }
+  KJ_IF_MAYBE(answer, replayer_->random(task.lineage)) {
+    auto bytes = answer->bytes.slice(0, kj::min(answer->bytes.size(), count));
+    if (bytes.size() > 0 && call.mem().write(buf, bytes) < 0) {
+      return kj::Promise<Outcome>(Complete{-EFAULT});
+    }
+    int64_t ret = answer->result >= 0 ? int64_t(bytes.size()) : answer->result;
+    return kj::Promise<Outcome>(Complete{ret});
+  }
+  // More than the recording has: this thread's randomness is its own from here.
+  verbose(kj::str("--replay: thread ", task.lineage, " asked getrandom more often than "
+                  "recorded; it runs for real"));
+  return kj::Promise<Outcome>(RunLocal{});
+}
+
 // An answer for the thread's trapped call: applied now, or at the exit stop of its parking.
 void Tracer::settle(Task& task, Outcome outcome) {
+  task.call->settled = true;
   if (task.interrupting) {
     finishInterrupt(task, kj::mv(outcome));
     return;

@@ -4041,6 +4041,10 @@ def build_cases():
     import trace_cases
     trace_cases.register(cases, sys.modules[__name__])
 
+    # Record and replay of B (issue 19): --record, --replay, the divergence report.
+    import replay_cases
+    replay_cases.register(cases, sys.modules[__name__])
+
     # Installing (issue 20): meson install, socket activation.
     import install_cases
     install_cases.register(cases, sys.modules[__name__])
