@@ -152,7 +152,8 @@ Scopes (each thread has its own stack of targets; new threads and children inher
                         plus events ("disconnected NAME", "reconnected NAME")
   --status-fd M         where --control-fd answers go
 
-Observing (strace's options; sbrun traces the calls it traps: see "Tracing" in the guide):
+Observing (strace's options; sbrun traces the calls it traps: docs/user-guide.md,
+"Seeing what goes where"):
   --trace               one strace-style line per call that went to a target, to stderr:
                         [pid N] openat(AT_FDCWD, "/x", O_RDONLY) = 3 <target1 84us> (where it
                         ran and the latency). Arguments are decoded as strace does: strings,
