@@ -420,6 +420,15 @@ const SyscallRow* findSyscall(int nr) {
   return index[nr];
 }
 
+int findSyscallByName(kj::StringPtr name) {
+  for (auto& row : ROWS) {
+    if (name == row.name) {
+      return row.nr;
+    }
+  }
+  return -1;
+}
+
 kj::String syscallName(int nr) {
   if (auto row = findSyscall(nr)) {
     return kj::str(row->name);

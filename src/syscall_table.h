@@ -69,6 +69,9 @@ kj::ArrayPtr<const SyscallRow> syscallTable();
 // The row for `nr`, or null when the number is not a known x86-64 syscall.
 const SyscallRow* findSyscall(int nr);
 
+// The number of the syscall named `name` (libseccomp's spelling), or -1.
+int findSyscallByName(kj::StringPtr name);
+
 // The syscall's name, or "syscall_<nr>".
 kj::String syscallName(int nr);
 

@@ -22,6 +22,19 @@ class AgentLink;
 class Tracer;
 struct Task;
 
+// What the observers need of one trapped call, taken at its stop. A call has one only when some
+// observer wants it (-e trace= and -P choose), so unobserved calls cost nothing more.
+struct CallObservation {
+  pid_t tid;
+  int nr;
+  uint64_t args[6];
+  std::chrono::steady_clock::time_point start;
+  kj::Array<kj::String> fdNotes;  // -y: per argument, taken before the call (a close ends it)
+  bool injected = false;          // -e inject= answered (or signalled) it: (INJECTED)
+  bool delayed = false;           // -e inject= delayed it: (DELAYED)
+  bool notRun = false;            // -e inject= answered it: performed neither here nor there
+};
+
 // What a handler decided for one trapped syscall.
 struct Complete {                   // skip the syscall; return ret (-errno on failure)
   int64_t ret;
@@ -67,9 +80,9 @@ struct Call {
   const SyscallRow* row;
   // The target of the remote call in flight, so a failure maps to its errno policy (EIO).
   AgentLink* target = nullptr;
-  // For observers (--trace, --stats): when the stop was seen, and the formatted arguments.
-  std::chrono::steady_clock::time_point start = {};
-  kj::String args = {};
+  // For observers (--trace, --stats): what they need of this stop; null when none wants the
+  // call (none is on, or -e trace= and -P leave it out).
+  kj::Own<CallObservation> observation = {};
 
   // Set by the handler: the call may wait indefinitely (a pipe read, a lock wait), so a signal
   // must interrupt it as the kernel's would (Tracer::park).

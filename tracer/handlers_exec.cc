@@ -280,11 +280,14 @@ kj::Promise<Outcome> spawnRemote(Call& c, Remote where, uint64_t argvAddr, uint6
     if (reply.getResult() < 0) {
       return Complete{reply.getResult()};
     }
-    // The exec itself is never reported (a successful one has no exit stop): its start is.
-    auto micros = std::chrono::duration_cast<std::chrono::microseconds>(
-                      std::chrono::steady_clock::now() - c.start).count();
-    c.tracer.reportRemoteStart(RemoteStart{c.task.tid, target.name(), argv.asPtr(),
-                                           reply.getPid(), static_cast<uint64_t>(micros), why});
+    // The exec itself is never reported (a successful one has no exit stop): its start is,
+    // when the exec is observed (-e trace= may leave it out).
+    if (c.observation.get() != nullptr) {
+      auto micros = std::chrono::duration_cast<std::chrono::microseconds>(
+                        std::chrono::steady_clock::now() - c.observation->start).count();
+      c.tracer.reportRemoteStart(RemoteStart{c.task.tid, target.name(), argv.asPtr(),
+                                             reply.getPid(), static_cast<uint64_t>(micros), why});
+    }
     auto child = kj::heap<RemoteChild>(RemoteChild{target, reply.getProcess(), {}, kj::mv(program)});
     child->terminal = terminal;
     for (auto pipe : reply.getStdio()) {

@@ -10,6 +10,7 @@
 #include <kj/debug.h>
 
 #include "splitbrain.capnp.h"
+#include "syscall_table.h"
 
 namespace sb {
 
@@ -151,13 +152,49 @@ Scopes (each thread has its own stack of targets; new threads and children inher
                         plus events ("disconnected NAME", "reconnected NAME")
   --status-fd M         where --control-fd answers go
 
-Observing:
-  --trace[=FILE]        one strace-style line per call that went to a target, with the
-                        target and the latency: [pid N] openat(AT_FDCWD, "/x", O_RDONLY) = 3
-                        <target1 84us>. To stderr, or to FILE. A program that starts on a
-                        target gets a line of its own, with its argv and its pid there.
-  --stats[=FILE]        at exit, a `strace -c`-like table per syscall: calls, errors, bytes,
-                        time, local and remote apart (time is counted for remote calls only).
+Observing (strace's options; sbrun traces the calls it traps: docs/user-guide.md,
+"Seeing what goes where"):
+  --trace               one strace-style line per call that went to a target, to stderr:
+                        [pid N] openat(AT_FDCWD, "/x", O_RDONLY) = 3 <target1 84us> (where it
+                        ran and the latency). Arguments are decoded as strace does: strings,
+                        flags, struct stat, sockaddr, read/write buffers. A program that starts
+                        on a target gets a line of its own, with its argv and its pid there
+  -o FILE, --output=FILE
+                        write the trace to FILE (--trace=FILE, with a '/' in FILE, still does)
+  -e trace=SET, --trace=SET
+                        trace the trapped calls in SET, those that ran here too (<local>).
+                        SET as strace's: names, %file %desc %net %process %memory %signal
+                        %ipc %creds %clock %stat %lstat %fstat %%stat %statfs %fstatfs
+                        %%statfs %pure, /regex, all, none, ?name (no error if unknown), a
+                        leading ! negates: -e trace='!%file,close'. Calls the filter lets run
+                        untrapped (read, write... of local fds, getpid, mmap of memory) are
+                        never seen; -e trace= does not change what is trapped
+  -P PATH, --trace-path=PATH
+                        only calls that name PATH or act on an fd opened from it (repeatable)
+  -s N, --string-limit=N
+                        show at most N bytes of strings and buffers (default 32; paths whole)
+  -T                    add the time from the trap to the answer: <0.000084>
+  -y                    follow fd arguments with their file: 3</etc/x> here, 3<target1:/x> on
+                        a target (from sbrun's fd table: no extra round trip)
+  -f                    accepted (sbrun always follows forks and threads)
+  -e inject=SET:WHAT[:when=EXPR][:path=GLOB], --inject=...
+                        strace's fault injection on trapped calls, here and on targets alike.
+                        WHAT: error=ERRNO (the call fails and is performed nowhere),
+                        retval=N (it "succeeds" with N, performed nowhere), signal=SIG,
+                        delay_enter=T, delay_exit=T (T in us, or with s/ms/us/ns).
+                        when=N (the Nth call only), N+ (from the Nth), N+S (N, N+S, ...),
+                        N..M, N..M+S, ..M (1 to M); counted per thread and syscall, as strace.
+                        path=GLOB (sbrun's own): count only calls touching a matching path;
+                        -P PATH also limits what is counted. Marked (INJECTED) or (DELAYED)
+                        in the trace. Rules on read/write... trap them on every fd
+  -e fault=SET[:error=ERRNO][:when=EXPR], --fault=...
+                        -e inject= with error=ENOSYS by default
+  --stats[=FILE], -c    at exit, a `strace -c`-like table per syscall and where it ran (here,
+                        each target, each target's read-ahead hits, "not run" for injected
+                        answers): calls, errors, injected, bytes, time. Filtered by -e trace=
+                        and -P as the trace is
+  -S SORT, --summary-sort-by=SORT
+                        sort the table by time (default), calls, errors, name or nothing
   --stats-format=FMT    text (default) or json
 
 Faults of the link (docs/failure-semantics.md), each SPEC may end with :target=NAME:
@@ -260,6 +297,108 @@ kj::Duration parseSeconds(kj::StringPtr option, const char* text) {
   return static_cast<int64_t>(secs * 1000) * kj::MILLISECONDS;
 }
 
+// strace's options that decide whether and where a trace is written, seen once the loop is over.
+struct StraceInputs {
+  bool traceGiven = false;    // --trace without =
+  bool formatGiven = false;   // -s, -T, -y
+  int follow = 0;             // -f
+  kj::Maybe<kj::String> output;  // -o FILE
+};
+
+// sbrun 0.1 took --trace=FILE; strace's --trace=SET now owns that spelling. A value that can
+// only be a file name (./x, ../x, ~/x, or an absolute path with a directory: no syscall
+// regex needs a second '/') still means the file.
+bool isOldTraceFile(kj::StringPtr value) {
+  if (value.startsWith("./") || value.startsWith("../") || value.startsWith("~")) {
+    return true;
+  }
+  return value.startsWith("/") && strchr(value.cStr() + 1, '/') != nullptr;
+}
+
+void parseTraceSet(Options& o, kj::StringPtr text, kj::StringPtr option) {
+  kj::String error;
+  KJ_IF_MAYBE(set, parseSyscallSet(text, error)) {
+    o.traceOptions.set = *set;  // as strace's: the last trace= wins
+  } else {
+    usageError(kj::str(option, text, ": ", error,
+                       ". To write the trace to a file, use -o FILE (or --trace=./FILE)"));
+  }
+}
+
+// A syscall that the launch filter never stops cannot be injected.
+bool everTrapped(const SyscallRow& row) {
+  return row.cls != SyscallClass::LOCAL && row.cls != SyscallClass::PROCESS &&
+         row.cls != SyscallClass::REFUSED;
+}
+
+void addInjectRule(Options& o, kj::StringPtr text, bool fault) {
+  kj::String error;
+  KJ_IF_MAYBE(rule, parseInjectRule(text, error, fault)) {
+    bool any = false;
+    for (auto& row : syscallTable()) {
+      any = any || (rule->set.has(row.nr) && everTrapped(row));
+    }
+    if (!any) {
+      usageError(kj::str("-e ", fault ? "fault=" : "inject=", text, ": sbrun never stops these "
+                         "syscalls (they run in the kernel without a trap: memory, time, "
+                         "signals, process ids, fork/exit), so it cannot inject into them"));
+    }
+    o.injects.add(kj::mv(*rule));
+  } else {
+    usageError(kj::str("-e ", fault ? "fault=" : "inject=", text, ": ", error));
+  }
+}
+
+// -e EXPR: strace's trace=, t=, inject=, fault=, or a bare SET (trace=).
+void parseQualifier(Options& o, kj::StringPtr expr) {
+  const char* eq = strchr(expr.cStr(), '=');
+  kj::String key = eq ? kj::heapString(expr.cStr(), eq - expr.cStr()) : kj::str("trace");
+  kj::StringPtr value = eq ? kj::StringPtr(eq + 1) : expr;
+  if (key == "trace" || key == "t") {
+    parseTraceSet(o, value, "-e trace=");
+  } else if (key == "inject" || key == "fault") {
+    addInjectRule(o, value, key == "fault");
+  } else {
+    usageError(kj::str("-e ", expr, ": sbrun takes -e trace=SET, -e inject=SET:... and "
+                       "-e fault=SET:... (not strace's ", key, "=)"));
+  }
+}
+
+StatsSort parseStatsSort(kj::StringPtr text) {
+  static const std::pair<const char*, StatsSort> NAMES[] = {
+      {"time", StatsSort::TIME}, {"time-total", StatsSort::TIME}, {"total-time", StatsSort::TIME},
+      {"calls", StatsSort::CALLS}, {"count", StatsSort::CALLS}, {"errors", StatsSort::ERRORS},
+      {"error", StatsSort::ERRORS}, {"name", StatsSort::NAME}, {"syscall", StatsSort::NAME},
+      {"syscall-name", StatsSort::NAME}, {"nothing", StatsSort::NOTHING},
+      {"none", StatsSort::NOTHING}};
+  for (auto& [name, sort] : NAMES) {
+    if (text == name) {
+      return sort;
+    }
+  }
+  usageError(kj::str("-S takes time, calls, errors, name or nothing, not '", text, "'"));
+}
+
+// Whether and where the trace goes: --trace and -o write one; strace's filters and formats
+// (-e trace=, -P, -s, -T, -y) ask for one too, unless only --stats/-c was asked for (then, as
+// with strace -c, they choose what is counted).
+void completeTraceOptions(Options& o, StraceInputs& in) {
+  auto& t = o.traceOptions;
+  KJ_IF_MAYBE(file, in.output) {
+    KJ_IF_MAYBE(old, o.traceFile) {
+      if (old->size() > 0) {
+        usageError(kj::str("--trace=", *old, " and -o ", *file, ": give the trace file once"));
+      }
+    }
+    o.traceFile = kj::mv(*file);
+  } else if (o.traceFile == nullptr) {
+    bool asked = t.set != nullptr || t.paths.size() > 0 || in.formatGiven;
+    if (in.traceGiven || (asked && o.statsFile == nullptr)) {
+      o.traceFile = kj::str("");
+    }
+  }
+}
+
 }  // namespace
 
 kj::StringPtr usageText() { return USAGE; }
@@ -271,7 +410,8 @@ Options parseOptions(int argc, char** argv) {
     OPT_STATUS_FD, OPT_PID, OPT_ON_DISCONNECT, OPT_RECONNECT_TIMEOUT, OPT_HEARTBEAT,
     OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CA, OPT_NO_READ_AHEAD, OPT_READ_CHUNK, OPT_CONFIG,
     OPT_PRINT_CONFIG, OPT_DEPLOY, OPT_AGENT_DIR, OPT_SPAWN, OPT_EXEC_HERE, OPT_EXEC_THERE,
-    OPT_GDB, OPT_RECORD, OPT_REPLAY, OPT_LINK_FAULT,
+    OPT_GDB, OPT_INJECT, OPT_FAULT, OPT_STRING_LIMIT, OPT_SUMMARY_SORT, OPT_RECORD,
+    OPT_REPLAY, OPT_LINK_FAULT,
   };
   static const struct option LONG[] = {
       {"target", required_argument, nullptr, OPT_TARGET},
@@ -304,6 +444,12 @@ Options parseOptions(int argc, char** argv) {
       {"reconnect-timeout", required_argument, nullptr, OPT_RECONNECT_TIMEOUT},
       {"heartbeat", required_argument, nullptr, OPT_HEARTBEAT},
       {"gdb", required_argument, nullptr, OPT_GDB},
+      {"inject", required_argument, nullptr, OPT_INJECT},
+      {"fault", required_argument, nullptr, OPT_FAULT},
+      {"trace-path", required_argument, nullptr, 'P'},
+      {"string-limit", required_argument, nullptr, OPT_STRING_LIMIT},
+      {"output", required_argument, nullptr, 'o'},
+      {"summary-sort-by", required_argument, nullptr, 'S'},
       {"record", required_argument, nullptr, OPT_RECORD},
       {"link-fault", required_argument, nullptr, OPT_LINK_FAULT},
       {"replay", required_argument, nullptr, OPT_REPLAY},
@@ -314,10 +460,11 @@ Options parseOptions(int argc, char** argv) {
   };
   Options o;
   ConfigInputs cfg;  // what the configuration files may fill in (options_config.cc)
+  StraceInputs strace;  // strace's options, completed after the loop
   opterr = 0;
   // "+": stop at the first non-option, so the program's own flags are never ours.
   int c;
-  while ((c = getopt_long(argc, argv, "+vh", LONG, nullptr)) != -1) {
+  while ((c = getopt_long(argc, argv, "+vhe:o:P:s:TyfcS:", LONG, nullptr)) != -1) {
     auto parseRule = [&](Placement p) {
       kj::StringPtr prefix = optarg;
       if (!prefix.startsWith("/")) {
@@ -386,7 +533,55 @@ Options parseOptions(int argc, char** argv) {
         }
         o.remoteCwd = kj::str(optarg);
         break;
-      case OPT_TRACE: o.traceFile = kj::str(optarg ? optarg : ""); break;
+      case OPT_TRACE:
+        if (optarg == nullptr) {
+          strace.traceGiven = true;
+        } else if (isOldTraceFile(optarg)) {
+          o.traceFile = kj::str(optarg);  // --trace=FILE of sbrun 0.1, kept (user-guide.md)
+        } else {
+          parseTraceSet(o, optarg, "--trace=");
+          strace.traceGiven = true;  // --trace=SET says "trace", even beside --stats
+        }
+        break;
+      case 'e': parseQualifier(o, optarg); break;
+      case OPT_INJECT:
+      case OPT_FAULT: addInjectRule(o, optarg, c == OPT_FAULT); break;
+      case 'o':
+        if (*optarg == 0) {
+          usageError("-o takes a file name for the trace");
+        }
+        strace.output = kj::str(optarg);
+        break;
+      case 'P':
+        if (*optarg == 0) {
+          usageError("-P takes a path");
+        }
+        o.traceOptions.paths.add(kj::str(optarg));
+        break;
+      case 's':
+      case OPT_STRING_LIMIT: {
+        char* end = nullptr;
+        errno = 0;
+        unsigned long n = strtoul(optarg, &end, 10);
+        if (*optarg == 0 || *end != 0 || errno != 0 || n > 1048576) {
+          usageError(kj::str("-s takes a string limit in bytes (0 to 1048576), not '", optarg,
+                             "'"));
+        }
+        o.traceOptions.stringLimit = n;
+        strace.formatGiven = true;
+        break;
+      }
+      case 'T': o.traceOptions.time = true; strace.formatGiven = true; break;
+      case 'y': ++o.traceOptions.decodeFds; strace.formatGiven = true; break;
+      case 'f':
+        // sbrun always follows forks and threads; strace's -ff writes a file per process.
+        if (++strace.follow > 1) {
+          usageError("-ff (a trace file per process) is not supported: sbrun writes one trace, "
+                     "each line with its [pid N]");
+        }
+        break;
+      case 'c': o.statsFile = kj::str(""); break;
+      case 'S': o.statsSort = parseStatsSort(optarg); break;
       case OPT_STATS: o.statsFile = kj::str(optarg ? optarg : ""); break;
       case OPT_STATS_FORMAT:
         if (kj::StringPtr(optarg) == "json") {
@@ -499,6 +694,7 @@ Options parseOptions(int argc, char** argv) {
       usageError("--replay plays back the targets of the recording: give no --target");
     }
   }
+  completeTraceOptions(o, strace);
   applyConfig(o, cfg);
   if (o.targets.empty()) {
     o.targets.add(parseTargetUrl("local"));

@@ -15,6 +15,8 @@
 #include "exec_rules.h"
 #include "path_rules.h"
 #include "gdb_server.h"
+#include "inject_spec.h"
+#include "syscall_set.h"
 #include "target_url.h"
 #include "tls_setup.h"
 
@@ -43,6 +45,18 @@ constexpr int EXIT_SBRUN_ERROR = 125;
 constexpr int EXIT_CANNOT_EXECUTE = 126;
 constexpr int EXIT_NOT_FOUND = 127;
 
+// strace's -S: the order of the --stats table.
+enum class StatsSort { TIME, CALLS, ERRORS, NAME, NOTHING };
+
+// What strace's options ask of the trace and the stats (tracer/observer.h, trace_format.h).
+struct TraceOptions {
+  kj::Maybe<SyscallSet> set;        // -e trace=SET / --trace=SET: null = every remote call
+  kj::Vector<kj::String> paths;     // -P PATH: only calls that touch one of them
+  size_t stringLimit = 32;          // -s N
+  bool time = false;                // -T
+  int decodeFds = 0;                // -y (1), -yy (2)
+};
+
 struct Options {
   kj::Vector<TargetUrl> targets;  // Named: "NAME=" or target1, target2...
   kj::String tokenFile;
@@ -55,9 +69,12 @@ struct Options {
   kj::Vector<std::pair<ExecSide, kj::String>> execRules;  // --exec-here/--exec-there, in order
   kj::String remoteCwd;           // "" = same as local cwd when it exists there, else root
   int verbose = 0;
-  kj::Maybe<kj::String> traceFile;  // --trace[=FILE]: "" is stderr
-  kj::Maybe<kj::String> statsFile;  // --stats[=FILE]: "" is stderr
+  kj::Maybe<kj::String> traceFile;  // --trace, -o FILE, -e trace=...: "" is stderr
+  kj::Maybe<kj::String> statsFile;  // --stats[=FILE], -c: "" is stderr
   bool statsJson = false;           // --stats-format=json
+  StatsSort statsSort = StatsSort::TIME;  // -S
+  TraceOptions traceOptions;        // strace's filters and formats (-e trace=, -P, -s, -T, -y)
+  kj::Vector<InjectRule> injects;   // -e inject=, -e fault=
   bool readAhead = true;            // --no-read-ahead turns it off
   uint64_t readChunk = 0;           // --read-chunk=KIB, in bytes: pipelined big reads (0: off)
   pid_t attachPid = -1;             // --pid PID: attach instead of launching

@@ -204,9 +204,9 @@ void Tracer::interruptParked(Task& task, int sig) {
   }
   abi::setResult(regs, ret);
   setRegs(task.tid, regs);
-  if (!observers.empty()) {
-    report(task.tid, call.nr, call.target, true, ret < -511 && ret > -4096 ? -EINTR : ret,
-           call.start, call.args, false, call.why);
+  if (call.observation.get() != nullptr) {
+    report(*call.observation, call.target, true, ret < -511 && ret > -4096 ? -EINTR : ret,
+           false, call.why);
   }
   resume(task, sig);
 }
@@ -227,8 +227,8 @@ void Tracer::finishParked(Task& task, Outcome o) {
     abi::setResult(regs, o.get<Complete>().ret);
     setRegs(task.tid, regs);
     raiseAt(task, o.get<Complete>().signal);
-    if (!observers.empty()) {
-      report(task.tid, call.nr, call.target, true, o.get<Complete>().ret, call.start, call.args,
+    if (call.observation.get() != nullptr) {
+      report(*call.observation, call.target, true, o.get<Complete>().ret,
              call.readAheadHit, call.why);
     }
   } else {

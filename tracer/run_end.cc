@@ -88,6 +88,19 @@ void Tracer::endForLostTarget() {
   killProgram();
 }
 
+namespace {
+
+// A call in flight, as the trace shows it (its output buffers not yet written).
+kj::String callArgsText(const Call& call) {
+  uint64_t args[6];
+  for (int i = 0; i < 6; ++i) {
+    args[i] = call.arg(i);
+  }
+  return formatCallArgs(call.nr, args, -1, call.mem(), TraceStyle{}, nullptr);
+}
+
+}  // namespace
+
 void Tracer::endForDivergence(kj::StringPtr report) {
   replayDiverged_ = true;
   kj::String inFlight;
@@ -95,7 +108,7 @@ void Tracer::endForDivergence(kj::StringPtr report) {
     if (task->call.get() != nullptr && task->call->target != nullptr && !task->call->settled) {
       auto& call = *task->call;
       inFlight = kj::str(inFlight, "\n  thread ", tid, " was in ", syscallName(call.nr), "(",
-                         formatArgs(call.row, call.nr, call.regs, call.mem()), ") on target '",
+                         callArgsText(call), ") on target '",
                          call.target->name(), "'");
     }
   }

@@ -69,22 +69,45 @@ FILE* openOutput(kj::StringPtr path, kj::StringPtr option, bool& owned) {
   return f;
 }
 
+// The fd numbers below which the fast calls (read, write ... on local fds) run untrapped. An
+// -e inject= rule on a fast call must see every such call, or its when= would miss the ones on
+// local fds: then they trap on every fd (slower, and only when asked for).
+int launchFastLimit(const Options& options, int controlFd) {
+  for (auto& rule : options.injects) {
+    for (auto& row : syscallTable()) {
+      if (row.localFast && rule.set.has(row.nr)) {
+        return 0;
+      }
+    }
+  }
+  return fastLimitFor(controlFd);
+}
+
 }  // namespace
 
 Tracer::Tracer(kj::AsyncIoContext& io, Options& options)
     : io(io), options_(options),
-      filter(SeccompFilter::build(fastLimitFor(pickControlFd()), pinnedSyscalls(options))),
+      filter(SeccompFilter::build(launchFastLimit(options, pickControlFd()),
+                                  pinnedSyscalls(options))),
       background(errorHandler), attachMode_(options.attachPid > 0),
       epolls_(kj::heap<EpollRegistry>()) {
   bool owned;
   KJ_IF_MAYBE(path, options.traceFile) {
     FILE* out = openOutput(*path, "--trace", owned);
     explain_ = options.verbose > 0;
-    observers.add(kj::heap<TraceWriter>(out, owned, explain_));
+    observers.add(kj::heap<TraceWriter>(out, owned, explain_,
+                                        options.traceOptions.set != nullptr ||
+                                            options.traceOptions.paths.size() > 0,
+                                        options.traceOptions.time));
   }
   KJ_IF_MAYBE(path, options.statsFile) {
     FILE* out = openOutput(*path, "--stats", owned);
-    observers.add(kj::heap<StatsCollector>(out, owned, options.statsJson));
+    observers.add(kj::heap<StatsCollector>(out, owned, options.statsJson, options.statsSort));
+  }
+  traceStyle_.stringLimit = options.traceOptions.stringLimit;
+  if (options.injects.size() > 0) {
+    injector_ = kj::heap<Injector>(options.injects, options.traceOptions.paths,
+                                   io.provider->getTimer());
   }
   for (auto& o : observers) {
     wantArgs = wantArgs || o->wantsArgs();

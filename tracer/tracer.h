@@ -30,6 +30,7 @@
 #include "fd_guard.h"
 #include "fd_table.h"
 #include "gdb_server.h"
+#include "injector.h"
 #include "map_cache.h"
 #include "observer.h"
 #include "options.h"
@@ -88,8 +89,7 @@ class Tracer final : public ScopeHost, public GdbHost {
   }
 
   // Tells the observers how a trapped call ended (see observer.h).
-  void report(pid_t tid, int nr, AgentLink* target, bool known, int64_t result,
-              std::chrono::steady_clock::time_point start, kj::StringPtr args,
+  void report(const CallObservation& obs, AgentLink* target, bool known, int64_t result,
               bool cached = false, kj::StringPtr why = "");
   // A program started on a target (handlers_exec.cc), for --trace.
   void reportRemoteStart(const RemoteStart& start) {
@@ -153,6 +153,9 @@ class Tracer final : public ScopeHost, public GdbHost {
   kj::Vector<kj::String> notesShown;
   kj::Vector<kj::Own<SyscallObserver>> observers;
   bool wantArgs = false;
+  TraceStyle traceStyle_;  // -s
+  // -e inject=: null without rules (trapped_call.cc tests only that).
+  kj::Own<Injector> injector_;
   bool explain_ = false;
   std::set<std::pair<AgentLink*, pid_t>> lockOwners;
   std::set<pid_t> reaped;
@@ -213,6 +216,9 @@ class Tracer final : public ScopeHost, public GdbHost {
   void onInterruptStop(Task& task);
   void onSignal(Task& task, int sig);
   void onTrap(Task& task);
+  kj::Promise<Outcome> runHandler(Call& call);
+  void observeEntry(Call& call);
+  bool sbrunsOwn(const Call& call);
   pid_t attach();
   kj::String whyNoAttach(pid_t pid, int err);
   kj::Promise<void> detachOnSignal(int sig);

@@ -17,8 +17,10 @@
 #include <fmt/core.h>
 #include <kj/debug.h>
 
+#include "call_paths.h"
 #include "errno_names.h"
 #include "handler_support.h"
+#include "injector.h"
 #include "ptrace.h"
 
 namespace sb {
@@ -72,29 +74,14 @@ void Tracer::onTrap(Task& task) {
   task.call = kj::heap<Call>(Call{*this, task, regs, nr, findSyscall(nr)});
   auto& call = task.call;
   if (!observers.empty()) {
-    call->start = std::chrono::steady_clock::now();
-    if (wantArgs) {
-      call->args = formatArgs(call->row, nr, regs, call->mem());
-    }
+    observeEntry(*call);
   }
-  Handler handler = findHandler(nr);
   kj::Promise<Outcome> outcome = nullptr;
-  if (handler == nullptr) {
-    KJ_IF_MAYBE(pinned, pinnedRandom(*call)) {
-      outcome = kj::mv(*pinned);
-    } else {
-    // A trapped row with no handler is a bug the unit tests catch; never run it locally.
-    noteOnce(kj::str("nohandler", nr),
-             kj::str("internal: no handler for trapped syscall ", syscallName(nr),
-                     ": answering ENOSYS"));
-    outcome = Outcome(Complete{-ENOSYS});
-    }
-  } else if (auto stale = handler::staleFd(*call); stale != nullptr) {
-    outcome = Outcome(Complete{KJ_ASSERT_NONNULL(stale)});  // Its session is gone: EIO.
+  if (injector_.get() != nullptr && !sbrunsOwn(*call)) {
+    // -e inject=: the one test the no-injection path pays.
+    outcome = injector_->apply(*call, [this, &c = *call]() { return runHandler(c); });
   } else {
-    KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() { outcome = handler(*call); })) {
-      outcome = kj::mv(*e);
-    }
+    outcome = runHandler(*call);
   }
   auto& c = *call;
   task.pending = outcome
@@ -118,6 +105,71 @@ void Tracer::onTrap(Task& task) {
   if (c.interruptible || (c.target != nullptr && c.target->away())) {
     armPark(task);
   }
+}
+
+// The handler's answer for a trapped call (a failure of its own is an exception in the promise).
+kj::Promise<Outcome> Tracer::runHandler(Call& call) {
+  Handler handler = findHandler(call.nr);
+  kj::Promise<Outcome> outcome = nullptr;
+  if (handler == nullptr) {
+    KJ_IF_MAYBE(pinned, pinnedRandom(call)) {
+      outcome = kj::mv(*pinned);
+    } else {
+      // A trapped row with no handler is a bug the unit tests catch; never run it locally.
+      noteOnce(kj::str("nohandler", call.nr),
+               kj::str("internal: no handler for trapped syscall ", syscallName(call.nr),
+                       ": answering ENOSYS"));
+      outcome = Outcome(Complete{-ENOSYS});
+    }
+  } else if (auto stale = handler::staleFd(call); stale != nullptr) {
+    outcome = Outcome(Complete{KJ_ASSERT_NONNULL(stale)});  // Its session is gone: EIO.
+  } else {
+    KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() { outcome = handler(call); })) {
+      outcome = kj::mv(*e);
+    }
+  }
+  return outcome;
+}
+
+// Calls that are sbrun's machinery, not the program's: the sb-stub protocol (numbers no kernel
+// has) and the calls of a stub standing in for a program on a target (its pumping of stdio).
+// Neither is traced, counted or injected.
+bool Tracer::sbrunsOwn(const Call& call) {
+  return call.row == nullptr || remoteChild(call.task.tgid) != nullptr;
+}
+
+// --trace/--stats: whether an observer wants this call (-e trace=, -P), and if so what its line
+// needs from this stop: the arguments, the time, and -y's notes on its fds (a close ends them).
+void Tracer::observeEntry(Call& call) {
+  if (sbrunsOwn(call)) {
+    return;
+  }
+  auto& t = options_.traceOptions;
+  KJ_IF_MAYBE(set, t.set) {
+    if (!set->has(call.nr)) {
+      return;
+    }
+  }
+  if (t.paths.size() > 0 && !touchesAny(call, t.paths)) {
+    return;
+  }
+  auto obs = kj::heap<CallObservation>();
+  obs->tid = call.task.tid;
+  obs->nr = call.nr;
+  for (int i = 0; i < 6; ++i) {
+    obs->args[i] = abi::arg(call.regs, i);
+  }
+  obs->start = std::chrono::steady_clock::now();
+  if (t.decodeFds > 0 && wantArgs) {
+    uint8_t fds = fdArgMask(call.nr);
+    obs->fdNotes = kj::heapArray<kj::String>(6);
+    for (int i = 0; i < 6; ++i) {
+      if (fds & (1u << i)) {
+        obs->fdNotes[i] = fdNote(call, call.fdArg(i));
+      }
+    }
+  }
+  call.observation = kj::mv(obs);
 }
 
 kj::Maybe<kj::Promise<Outcome>> Tracer::pinnedRandom(Call& call) {
@@ -179,14 +231,14 @@ void Tracer::settle(Task& task, Outcome outcome) {
 
 void Tracer::apply(Call& call, Outcome outcome) {
   Task& task = call.task;
-  bool observed = !observers.empty();
-  // What an exit-stop continuation needs to report (the Call is gone by then).
-  kj::String args = kj::mv(call.args);
-  auto reporter = [this, observed, tid = task.tid, nr = call.nr, target = call.target,
-                   start = call.start, args = kj::str(args),
+  // What an exit-stop continuation needs to report (the Call is gone by then): nothing when no
+  // observer wants the call.
+  kj::Own<CallObservation> observed = kj::mv(call.observation);
+  bool watched = observed.get() != nullptr;
+  auto reporter = [this, obs = kj::mv(observed), target = call.target,
                    cached = call.readAheadHit, why = kj::str(call.why)](int64_t result) {
-    if (observed) {
-      report(tid, nr, target, true, result, start, args, cached, why);
+    if (obs.get() != nullptr) {
+      report(*obs, target, true, result, cached, why);
     }
   };
   KJ_SWITCH_ONEOF(outcome) {
@@ -196,6 +248,8 @@ void Tracer::apply(Call& call, Outcome outcome) {
       abi::setResult(regs, complete.ret);  // ...and return this (PITFALLS: set both in one write).
       setRegs(task.tid, regs);
       raiseAt(task, complete.signal);
+      // Before the thread runs on: the buffers the answer filled are still the answer's.
+      reporter(complete.ret);
       if (attachMode_) {
         // At a syscall-entry stop the kernel sets the result after skipping: set it at the exit stop.
         task.atExit = [ret = complete.ret](user_regs_struct& r) { abi::setResult(r, ret); };
@@ -203,16 +257,19 @@ void Tracer::apply(Call& call, Outcome outcome) {
       } else {
         resume(task);
       }
-      reporter(complete.ret);
     }
     KJ_CASE_ONEOF(run, RunLocal) {
-      resume(task);
-      if (observed) {
-        KJ_IF_MAYBE(result, run.known) {
-          reporter(*result);
-        } else {
-          report(task.tid, call.nr, call.target, false, 0, call.start, args, false, call.why);
-        }
+      KJ_IF_MAYBE(result, run.known) {
+        reporter(*result);
+        resume(task);
+      } else if (watched) {
+        // An observed call that runs here: its result (and the buffers it fills) at its exit.
+        task.atExit = [reporter = kj::mv(reporter)](user_regs_struct& regs) mutable {
+          reporter(abi::result(regs));
+        };
+        resume(task);
+      } else {
+        resume(task);
       }
     }
     KJ_CASE_ONEOF(then, RunLocalThen) {
@@ -302,18 +359,22 @@ bool Tracer::onSequenceStep(Task& task, const user_regs_struct& regs) {
   return false;
 }
 
-void Tracer::report(pid_t tid, int nr, AgentLink* target, bool known, int64_t result,
-                    std::chrono::steady_clock::time_point start, kj::StringPtr args,
+void Tracer::report(const CallObservation& obs, AgentLink* target, bool known, int64_t result,
                     bool cached, kj::StringPtr why) {
-  auto elapsed = std::chrono::steady_clock::now() - start;
-  CallRecord record{tid, nr, target ? target->name() : kj::StringPtr("local"), target != nullptr,
-                    known, result,
-                    // A local call's own time is the kernel's, which sbrun does not see.
-                    target ? static_cast<uint64_t>(
-                                 std::chrono::duration_cast<std::chrono::microseconds>(elapsed)
-                                     .count())
-                           : 0,
-                    args, cached && target != nullptr, why};
+  auto elapsed = std::chrono::steady_clock::now() - obs.start;
+  kj::String args;
+  if (wantArgs) {
+    args = formatCallArgs(obs.nr, obs.args, known ? result : -1, TraceeMemory(obs.tid),
+                          traceStyle_, obs.fdNotes);
+  }
+  bool performed = !obs.notRun;
+  CallRecord record{obs.tid, obs.nr, target && performed ? target->name() : kj::StringPtr("local"),
+                    target != nullptr && performed, known, result,
+                    // From the stop to the answer (a local call: to its exit stop).
+                    static_cast<uint64_t>(
+                        std::chrono::duration_cast<std::chrono::microseconds>(elapsed).count()),
+                    args, cached && target != nullptr, why, obs.injected, obs.delayed,
+                    performed};
   for (auto& o : observers) {
     o->onCall(record);
   }

@@ -1,0 +1,284 @@
+"""Integration cases for strace-style tracing and fault injection (issue 19): the trace of real
+programs under sbrun against `strace -f` of the same programs run natively on B, the filters
+(-e trace=, -P), -o against --trace, and -e inject= (the Nth call fails with the asked errno,
+when=2+3, retval=, signal=, delay_enter= seen by -T, path=, a local trapped call, bad specs).
+run.py registers them (register()); they use run.py's helpers through the module `h`."""
+
+import os
+import re
+import shutil
+
+h = None   # run.py, set by register()
+
+
+def need_strace():
+    if shutil.which("strace") is None:
+        raise h.Failure("strace is not installed "
+                        "(scripts/test installs it: apt-get install strace)")
+
+
+def normalise(line):
+    """A trace line without what differs between two runs: sbrun's `[pid N] ` and `<where>`
+    suffix, strace's column padding, -T times, addresses."""
+    line = re.sub(r"^(\[pid \d+\] |\d+ +)", "", line)
+    line = re.sub(r" <(target\d|local|not run)[^>]*>( \(.*\))?$", "", line)
+    line = re.sub(r" <\d+\.\d+>$", "", line)
+    line = re.sub(r"\)\s+= ", ") = ", line)
+    line = re.sub(r"0x[0-9a-f]{6,}", "ADDR", line)
+    return line
+
+
+def trace_lines(text):
+    return [normalise(l) for l in text.splitlines()
+            if re.match(r"^(\[pid \d+\] |\d+ +)?[a-z_0-9]+\(", l)]
+
+
+def strace_on_b(agent, calls, argv, cwd=None):
+    """`strace -f -e trace=CALLS` of argv natively on B: its trace lines and its result."""
+    out = os.path.join(h.B_ROOT, "strace.out")
+    script = (f"cd {cwd or h.WORK} && strace -f -qq -o {out} -e trace={calls} "
+              + " ".join(h.shlex.quote(a) for a in argv) + f"; rc=$?; cat {out} >&2; exit $rc")
+    r = agent.sh(script)
+    h.log(r.describe())
+    return r, trace_lines(r.err)
+
+
+def sbrun_trace(ctx, agent, calls, argv, extra=()):
+    trace = os.path.join(ctx.tmp, "trace.txt")
+    t = ctx.traced(agent, argv, extra=["-e", f"trace={calls}", "-o", trace] + list(extra))
+    with open(trace) as f:
+        text = f.read()
+    h.log(t.describe() + "--- sbrun trace ---\n" + text)
+    return t, text, trace_lines(text)
+
+
+def window(lines, needle):
+    """The lines from the first that names `needle` (an open returning fd N) to the close of N."""
+    for i, l in enumerate(lines):
+        m = re.match(r"openat\(.*" + re.escape(needle) + r".*\) = (\d+)$", l)
+        if m:
+            fd = m.group(1)
+            for j in range(i + 1, len(lines)):
+                if lines[j] == f"close({fd}) = 0":
+                    return lines[i:j + 1]
+            return lines[i:]
+    return []
+
+
+def compare(native, ours, what):
+    h.log(f"--- {what}: strace natively on B ---\n" + "\n".join(native) +
+          f"\n--- {what}: sbrun ---\n" + "\n".join(ours))
+    h.check(native, f"{what}: strace on B shows none of the compared calls: the case is wrong")
+    h.check(native == ours, f"{what}: sbrun's lines differ from strace's\n" +
+            h.diff(native, ours, "strace on B", "sbrun"))
+
+
+def case_trace_like_strace(ctx):
+    """cat FILE, ls -l DIR and python3 -c '...' traced by sbrun read as strace's lines for the
+    same calls, the programs run natively on B: same names, decoded arguments (strings, flags,
+    struct stat, statx), results, errno names."""
+    need_strace()
+    agent = ctx.agent()
+    h.make_tree(agent)
+    if ctx.native_only:
+        return
+    path = h.WORK + "/hello.txt"
+    calls = "openat,read,close,newfstatat,fstat,fadvise64,lseek"
+    r, native = strace_on_b(agent, calls, ["cat", path])
+    t, _, ours = sbrun_trace(ctx, agent, calls, ["cat", path])
+    h.check(t.rc == 0 and t.out == "hello from board-b\n", "cat under sbrun failed")
+    compare(window(native, path), window(ours, path), "cat")
+    # A missing file: the errno name and its text.
+    miss = h.WORK + "/missing.txt"
+    r, native = strace_on_b(agent, "openat", ["cat", miss])
+    t, _, ours = sbrun_trace(ctx, agent, "openat", ["cat", miss])
+    compare([l for l in native if miss in l], [l for l in ours if miss in l], "cat missing")
+    h.check(any("= -1 ENOENT (No such file or directory)" in l for l in ours), "no ENOENT line")
+
+    calls = "openat,getdents64,statx,newfstatat,lstat,readlink,close"
+    r, native = strace_on_b(agent, calls, ["ls", "-l", h.WORK + "/sub"])
+    t, _, ours = sbrun_trace(ctx, agent, calls, ["ls", "-l", h.WORK + "/sub"])
+    h.check(t.rc == 0, "ls -l under sbrun failed")
+    compare(window(native, h.WORK + "/sub"), window(ours, h.WORK + "/sub"), "ls -l")
+
+    prog = (f"import os\nos.stat('{path}')\nos.lstat('{h.WORK}/link')\n"
+            f"open('{path}').read()\nos.access('{path}', os.R_OK|os.W_OK)\n"
+            f"os.mkdir('{h.WORK}/d', 0o750)\nos.rmdir('{h.WORK}/d')\n"
+            f"os.readlink('{h.WORK}/link')\n"
+            f"open('{h.WORK}/new.txt', 'w').write('x' * 40)\nos.unlink('{h.WORK}/new.txt')\n")
+    calls = "%file,read,write,close"
+    r, native = strace_on_b(agent, calls, [h.SYS_PYTHON, "-c", prog])
+    t, _, ours = sbrun_trace(ctx, agent, calls, [h.SYS_PYTHON, "-c", prog])
+    h.check(t.rc == 0, "python3 under sbrun failed")
+    compare([l for l in native if h.WORK in l], [l for l in ours if h.WORK in l], "python3")
+
+
+def case_trace_socket_like_strace(ctx):
+    """A TCP client's socket calls to a server only B's network has, as strace shows them
+    natively on B: socket, connect with its sockaddr_in, send and recv with their bytes."""
+    need_strace()
+    client = os.path.abspath(os.path.join(ctx.helpers_dir or "", "echo_client"))
+    h.need_binary(client, "helper echo_client (--helpers-dir)")
+    agent = ctx.agent(net=True)
+    h.make_tree(agent)
+    port = h.first_line(agent.spawn([h.SYS_PYTHON, "-c", h.ECHO_SERVER, h.B_ADDR]),
+                        "the echo server on B")
+    if ctx.native_only:
+        return
+    calls = "socket,connect,setsockopt,sendto,recvfrom"
+    argv = [client, h.B_ADDR, port, "3"]
+    r, native = strace_on_b(agent, calls, argv)
+    t, _, ours = sbrun_trace(ctx, agent, calls, argv)
+    h.check(t.rc == 0, "the client under sbrun failed")
+
+    def from_socket(lines):
+        for i, l in enumerate(lines):
+            if l.startswith("socket(AF_INET"):
+                return lines[i:]
+        return []
+    compare(from_socket(native), from_socket(ours), "echo_client")
+    h.check(any("sin_addr=inet_addr(\"" + h.B_ADDR + "\")" in l for l in ours),
+            "connect's sockaddr_in is not decoded")
+
+
+def case_trace_filters(ctx):
+    """-e trace=%file, !close, /^open and -P choose the calls; -o FILE writes the trace there and
+    nothing to stderr; --trace alone writes to stderr; the old --trace=FILE still works; a bad
+    set is refused with the element and a hint."""
+    agent = ctx.agent()
+    h.make_tree(agent)
+    if ctx.native_only:
+        return
+    path = h.WORK + "/hello.txt"
+    argv = ["cat", path, h.WORK + "/sub/a.txt"]
+
+    def names(lines):
+        return {re.match(r"([a-z_0-9]+)\(", l).group(1) for l in lines}
+    t, text, lines = sbrun_trace(ctx, agent, "%file", argv)
+    h.check(t.rc == 0 and t.err == "", "-o: nothing may go to stderr")
+    h.check(names(lines) <= {"openat", "newfstatat", "access", "execve", "readlink", "statx"},
+            f"%file traced {names(lines)}")
+    h.check("openat" in names(lines), "%file must show openat")
+    t, text, lines = sbrun_trace(ctx, agent, "!close", argv)
+    h.check("close" not in names(lines) and "read" in names(lines), f"!close traced {names(lines)}")
+    t, text, lines = sbrun_trace(ctx, agent, "/^open", argv)
+    h.check(names(lines) == {"openat"}, f"/^open traced {names(lines)}")
+    t, text, lines = sbrun_trace(ctx, agent, "all", argv, extra=["-P", path])
+    h.check(lines and all("hello.txt" in l or re.match(r"(read|close|newfstatat|fadvise64)\(3", l)
+                          for l in lines), "-P must leave only the calls on hello.txt")
+    h.check(not any("a.txt" in l for l in lines), "-P showed a call on another file")
+    # --trace alone: stderr. --trace=FILE (sbrun 0.1) is still a file.
+    t = ctx.traced(agent, argv, extra=["--trace"])
+    h.check(re.search(r'openat\(AT_FDCWD, "' + re.escape(path) + r'", O_RDONLY\) = 3 <target1 ',
+                      t.err), "--trace must write the trace to stderr")
+    old = os.path.join(ctx.tmp, "old.trace")
+    t = ctx.traced(agent, argv, extra=["--trace=" + old])
+    h.check(t.err == "" and "hello.txt" in open(old).read(), "--trace=FILE must still write FILE")
+    # -c: the table per syscall and where it ran, -S name sorts it by name.
+    t = ctx.traced(agent, argv, extra=["-c", "-S", "name"])
+    h.log(t.describe())
+    rows = [l.split() for l in t.err.splitlines() if re.match(r"^ *\d+\.\d+ ", l)]
+    named = [(r[-2], r[-1]) for r in rows if r[-1] in ("target1", "local")]
+    h.check(("openat", "target1") in named and ("read", "target1") in named,
+            f"-c: no target1 rows for openat and read in {named}")
+    h.check([n for n, _ in named] == sorted(n for n, _ in named), "-S name: not sorted by name")
+    # A program that runs on B: its start is one line; sb-stub's protocol and pumping, sbrun's
+    # own calls, never show.
+    t = ctx.traced(agent, ["sh", "-c", "uname -n"], extra=["--trace", "-e", "trace=all"])
+    h.log(t.describe())
+    h.check(t.rc == 0 and t.out == h.B_HOSTNAME + "\n", "uname -n must run on B")
+    h.check(re.search(r'started on target1: \["uname", "-n"\] = pid \d+', t.err),
+            "no line for the start of uname on B")
+    h.check("syscall_" not in t.err, "sbrun's own calls (syscall_N) must not be traced")
+    for bad, want in ((["--trace=openat,nosuch"], "unknown syscall 'nosuch'"),
+                      (["-e", "trace=%files"], "unknown syscall class '%files'"),
+                      (["-e", "verbose=all"], "sbrun takes -e trace=SET")):
+        t = h.run([ctx.sbrun] + bad + ["--", "true"], timeout=30)
+        h.log(t.describe())
+        h.check(t.rc == 125 and want in t.err and "Try 'sbrun --help'" in t.err,
+                f"{bad}: expected exit 125 and '{want}'")
+
+
+def injected(text):
+    return [l for l in text.splitlines() if "(INJECTED)" in l]
+
+
+def case_inject(ctx):
+    """-e inject=: the Nth openat of a file on B fails with the asked errno (not performed: the
+    agent never sees it) and cat's message says so; when=2+3 hits exactly calls 2, 5, 8;
+    retval=; signal=; delay_enter= shows in -T; path=GLOB; -P with inject; a local trapped call;
+    --stats counts the injections; bad specs exit 125 with a clear message."""
+    agent = ctx.agent()
+    h.make_tree(agent)
+    if ctx.native_only:
+        return
+    path = h.WORK + "/hello.txt"
+    # The 2nd open of files under WORK fails with EACCES: cat prints the first, then the error.
+    t, text, lines = sbrun_trace(
+        ctx, agent, "openat", ["cat", path, path, path],
+        extra=["-e", f"inject=openat:error=EACCES:when=2:path={h.WORK}/*"])
+    h.check(t.rc == 1 and t.out == "hello from board-b\n" * 2, "cat's output")
+    h.check(f"cat: {path}: Permission denied" in t.err, "cat must report Permission denied")
+    h.check(len(injected(text)) == 1 and "= -1 EACCES (Permission denied) (INJECTED) <not run>"
+            in injected(text)[0], "one injected EACCES line")
+    # when=2+3: calls 2, 5, 8 of ten stats of B's file, as python sees them.
+    prog = ("import os\nfor i in range(10):\n    try:\n        os.stat(%r); print(i + 1, 'ok')\n"
+            "    except OSError as e:\n        print(i + 1, e.strerror)\n" % path)
+    t, text, lines = sbrun_trace(ctx, agent, "newfstatat", [h.SYS_PYTHON, "-c", prog],
+                                 extra=["-P", path, "-e", "inject=newfstatat:error=EIO:when=2+3"])
+    failed = [l.split()[0] for l in t.out.splitlines() if "Input/output error" in l]
+    h.check(failed == ["2", "5", "8"], f"when=2+3 failed calls {failed}, expected 2 5 8")
+    h.check(len(injected(text)) == 3, "three INJECTED lines")
+    # retval=: the call is not performed and "succeeds".
+    t, text, lines = sbrun_trace(ctx, agent, "unlink", [h.SYS_PYTHON, "-c",
+                                 f"import os; os.unlink('{h.WORK}/sub/a.txt'); print('gone')"],
+                                 extra=["-e", "inject=unlink:retval=0"])
+    h.check(t.rc == 0 and t.out == "gone\n", "unlink with retval=0 must succeed")
+    h.check(agent.sh(f"test -e {h.WORK}/sub/a.txt").rc == 0,
+            "an injected retval must not perform the call on B")
+    # signal=: delivered as the call enters (sh's own open: a cat it started would run on B,
+    # where nothing is traced).
+    t = ctx.traced(agent, ["sh", "-c", f"trap 'echo got USR1' USR1; read x < {path}; echo $x"],
+                   extra=["-e", f"inject=openat:signal=SIGUSR1:path={path}"])
+    h.log(t.describe())
+    h.check(t.rc == 0 and t.out == "got USR1\nhello from board-b\n", "signal= must reach sh")
+    # delay_enter= shows in -T, and the call still runs (DELAYED).
+    t, text, lines = sbrun_trace(ctx, agent, "close", ["cat", path],
+                                 extra=["-T", "-e", "inject=close:delay_enter=150ms:when=1"])
+    delayed = [l for l in text.splitlines() if "(DELAYED)" in l]
+    h.check(len(delayed) == 1, "one DELAYED line")
+    secs = float(re.search(r"<(\d+\.\d+)>", delayed[0]).group(1))
+    h.check(secs >= 0.15, f"-T shows {secs} s for a call delayed 150 ms")
+    # A local trapped call: an open of a file here, under --local.
+    here = os.path.join(ctx.tmp, "here.txt")
+    with open(here, "w") as f:
+        f.write("local\n")
+    t = ctx.traced(agent, ["cat", here], extra=["--local", ctx.tmp, "-e",
+                                                f"inject=openat:error=ENOSPC:path={here}"])
+    h.log(t.describe())
+    h.check(t.rc == 1 and "No space left on device" in t.err, "a local open must fail too")
+    # --stats counts the injections.
+    stats = os.path.join(ctx.tmp, "stats.json")
+    t = ctx.traced(agent, ["cat", path, path], extra=[
+        "--stats=" + stats, "--stats-format=json", "-e", f"inject=openat:error=EIO:path={path}"])
+    data = h.json.load(open(stats))
+    h.log(h.json.dumps(data, indent=1))
+    h.check(data["injected"] == 2, "--stats: 2 injected")
+    for bad, want in ((["-e", "inject=openat"], "injects nothing"),
+                      (["-e", "inject=openat:error=EIO:when=0"], "bad when=0"),
+                      (["-e", "inject=opnat:error=EIO"], "unknown syscall 'opnat'"),
+                      (["-e", "inject=getpid:error=EIO"], "never stops these syscalls"),
+                      (["--inject=openat:error=EBOGUS"], "not an errno name")):
+        t = h.run([ctx.sbrun] + bad + ["--", "true"], timeout=30)
+        h.log(t.describe())
+        h.check(t.rc == 125 and want in t.err and "Try 'sbrun --help'" in t.err,
+                f"{bad}: expected exit 125 and '{want}'")
+
+
+def register(cases, harness):
+    global h
+    h = harness
+    cases["trace-like-strace"] = (case_trace_like_strace, True)
+    cases["trace-socket-like-strace"] = (case_trace_socket_like_strace, True)
+    cases["trace-filters"] = (case_trace_filters, True)
+    cases["inject"] = (case_inject, True)
