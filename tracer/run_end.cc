@@ -113,10 +113,12 @@ void Tracer::endForDivergence(kj::StringPtr report) {
     }
   }
   fmt::print(stderr, "sbrun: --replay {}: the program diverged from the recording: {}{}\n"
-                     "sbrun: ending the program; sbrun exits {}\n",
+                     "sbrun: {}; sbrun exits {}\n",
              KJ_ASSERT_NONNULL(options_.replayFile).cStr(), report.cStr(), inFlight.cStr(),
-             EXIT_SBRUN_ERROR);
-  killProgram();
+             runEnded_ ? "the program has ended" : "ending the program", EXIT_SBRUN_ERROR);
+  if (!runEnded_) {
+    killProgram();
+  }
 }
 
 void Tracer::killProgram() {

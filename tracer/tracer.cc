@@ -253,6 +253,7 @@ int Tracer::run(kj::WaitScope& ws) {
   });
   drainWaits();
   paf.promise.wait(ws);
+  runEnded_ = true;
   for (auto& o : observers) {
     o->finish();
   }

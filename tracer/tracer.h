@@ -145,6 +145,9 @@ class Tracer final : public ScopeHost, public GdbHost {
   kj::Own<Recorder> recorder_;
   kj::Own<Replayer> replayer_;
   bool replayDiverged_ = false;
+  // Every traced process is gone (run() returns): nothing may be killed by pid any more, the
+  // numbers may be other processes' by now.
+  bool runEnded_ = false;
   kj::Vector<kj::Own<AgentLink>> targets_;
   SeccompFilter filter;
   CredentialsRegistry credentials_;
