@@ -2320,7 +2320,10 @@ def sync(tag):
 
 r = subprocess.run(["uname", "-n"], capture_output=True)
 print("uname -n:", r.stdout, r.returncode, r.stdout == b"board-b\n")
-p = subprocess.Popen(["sleep", "30"])
+# stdin from /dev/null: the harness answers on this script's stdin, and a stub pumps its local
+# stdin to B as soon as its program starts, like ssh without -n (docs/user-guide.md), so it would
+# race the script for the harness's "go".
+p = subprocess.Popen(["sleep", "30"], stdin=subprocess.DEVNULL)
 sync("sleep-running")
 p.kill()
 print("Popen(sleep 30).kill(); wait():", p.wait())
