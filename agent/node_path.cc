@@ -207,21 +207,22 @@ kj::Promise<void> NodeImpl::openAt(OpenAtContext context) {
     finish(results, sysResult(::open(proc.cStr(), reopenFlags, mode)));
     return kj::READY_NOW;
   }
+  // Tracked on this node (runTracked): Node.interrupt ends the wait with EINTR (a signal for the
+  // program), and the worker opens with the caller's credentials, as the inline open above does.
   context.allowCancellation();
-  return executor()
-      .run([probeFd = kj::mv(probeFd), reopenFlags, mode]() {
-        WorkResult w;
-        char proc[64];
-        snprintf(proc, sizeof(proc), "/proc/self/fd/%d", probeFd.get());
-        int fd = ::open(proc, reopenFlags, mode);
-        // Owned by the result from here on: if the call was cancelled meanwhile, dropping the
-        // result closes the fd.
-        w.result = fd < 0 ? -int64_t(errno) : 0;
-        if (fd >= 0) {
-          w.fd = kj::AutoCloseFd(fd);
-        }
-        return w;
-      })
+  return runTracked([probeFd = kj::mv(probeFd), reopenFlags, mode]() {
+           WorkResult w;
+           char proc[64];
+           snprintf(proc, sizeof(proc), "/proc/self/fd/%d", probeFd.get());
+           int fd = ::open(proc, reopenFlags, mode);
+           // Owned by the result from here on: if the call was cancelled meanwhile, dropping
+           // the result closes the fd.
+           w.result = fd < 0 ? -int64_t(errno) : 0;
+           if (fd >= 0) {
+             w.fd = kj::AutoCloseFd(fd);
+           }
+           return w;
+         })
       .then([context, finish](WorkResult&& w) mutable {
         finish(context.getResults(), w.result < 0 ? w.result : w.fd.release());
       });

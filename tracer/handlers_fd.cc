@@ -48,7 +48,8 @@ bool readAheadAllowed(Call& call, uint64_t flags, const RemoteFile& file,
 
 kj::Promise<Outcome> openRemote(Call& call, Remote where, uint64_t flags, uint32_t mode,
                                 kj::Maybe<uint64_t> resolve) {
-  auto req = asCaller(call, *where.target, kj::mv(where.dir)).openAtRequest();
+  auto dir = asCaller(call, *where.target, kj::mv(where.dir));
+  auto req = dir.openAtRequest();
   req.setPath(bytes(where.path));
   auto how = req.initHow();
   uint32_t umask = (flags & (O_CREAT | __O_TMPFILE)) ? umaskOf(call.task.tid) : 0;
@@ -60,8 +61,14 @@ kj::Promise<Outcome> openRemote(Call& call, Remote where, uint64_t flags, uint32
   }
   how.setReopen(where.self);
   // Opening a FIFO waits for its other end, interruptibly. Safe to cancel and restart unless it
-  // may create the file (a restarted O_EXCL create would fail with EEXIST).
+  // may create the file (a restarted O_EXCL create would fail with EEXIST). Two-phase on the
+  // directory's node (Tracer::onParkedSignal): the agent interrupts the open only if it waits (a
+  // FIFO, a device), so a signal never makes the open of a regular file fail with EINTR, however
+  // long its answer takes to come.
   call.interruptible = !(flags & O_CREAT);
+  if (call.interruptible) {
+    call.interruptNode = dir;
+  }
   bool cloexec = flags & O_CLOEXEC;
   bool writable = (flags & O_ACCMODE) != O_RDONLY && !(flags & O_PATH);
   auto target = where.target;

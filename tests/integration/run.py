@@ -3954,12 +3954,17 @@ def build_cases():
             cases["conformance-" + name] = (conformance_case(name), True)
     # Issue 16: the limits and locks hold for a program that dropped from root to nobody too.
     for name in ("rlimit_fsize", "rlimit_nofile", "locks_getlk", "opath_fd",
-                 "errno_dirfd_order", "locks_deadlock", "leases", "openat2_resolve", "rlimit_fsize_size", "proc_fd_link"):
+                 "errno_dirfd_order", "locks_deadlock", "leases", "openat2_resolve", "rlimit_fsize_size", "proc_fd_link",
+                 "open_signal"):
         cases[f"conformance-{name}-as-nobody"] = (conformance_case(name, ["as-nobody"]), True)
     # Big reads in pipelined chunks (--read-chunk): small chunks, so that every big read of the
     # program is several of them.
     cases["conformance-read_big-chunked"] = (
         conformance_case("read_big", sbrun_extra=["--read-chunk=64"]), True)
+    # Every answer 5 ms late: each open parks its thread (after 2 ms) while the 1 ms timer's
+    # signals come; an open of a regular file must still never fail with EINTR.
+    cases["conformance-open_signal-delayed"] = (
+        conformance_case("open_signal", sbrun_extra=["--link-fault=delay=5ms"]), True)
     cases["eacces"] = (case_eacces, True)
     cases["root"] = (case_root, True)
     cases["dlopen-remote"] = (case_dlopen_remote, True)
