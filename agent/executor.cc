@@ -47,7 +47,7 @@ struct Executor::Job: public kj::AtomicRefcounted {
   kj::Maybe<WorkResult> result;         // once DONE: what the work returned,
   kj::Maybe<kj::Exception> exception;  // or what it threw
   bool cancelled = false;
-  bool interrupted = false;  // JobHandle::interrupt: EINTR, but the result is still wanted
+  bool interrupted = false;  // JobHandle::interrupt: signalled while it runs; the result is wanted
   pthread_t thread{};
 
   Job(kj::Function<WorkResult()> work,
@@ -159,17 +159,9 @@ void Executor::workerMain() {
       // Dropping the fulfiller rejects a promise nobody waits for any more.
       continue;
     }
-    if (job->interrupted) {
-      // Interrupted before it ran: EINTR, as a syscall interrupted at once.
-      job->state = Job::State::DONE;
-      lock.unlock();
-      WorkResult eintr;
-      eintr.result = -EINTR;
-      job->result = kj::mv(eintr);
-      deliver(kj::mv(job));
-      lock.lock();
-      continue;
-    }
+    // Interrupted before it ran, it runs all the same: a signal that comes before a syscall
+    // starts ends it only if it waits (the re-signalling that interrupt() began goes on while it
+    // runs), so a call that does not wait (TCGETS, the open of a regular file) completes.
     job->state = Job::State::RUNNING;
     job->thread = pthread_self();
     ++busy;
@@ -262,8 +254,9 @@ void Executor::interrupt(Job& job) {
   job.interrupted = true;
   if (job.state == Job::State::RUNNING) {
     pthread_kill(job.thread, SIG_INTERRUPT);
-    resignals.add(resignalLater(kj::atomicAddRef(job), 1 * kj::MILLISECONDS));
   }
+  // A queued job is signalled once a worker runs it (resignalLater waits for that).
+  resignals.add(resignalLater(kj::atomicAddRef(job), 1 * kj::MILLISECONDS));
 }
 
 kj::Promise<void> Executor::resignalLater(kj::Own<Job> job, kj::Duration delay) {
@@ -271,10 +264,13 @@ kj::Promise<void> Executor::resignalLater(kj::Own<Job> job, kj::Duration delay) 
                                       -> kj::Promise<void> {
     {
       std::lock_guard<std::mutex> lock(mutex);
-      if (job->state != Job::State::RUNNING) {
+      bool waiting = job->state == Job::State::QUEUED && !job->cancelled && !stopping;
+      if (job->state != Job::State::RUNNING && !waiting) {
         return kj::READY_NOW;
       }
-      pthread_kill(job->thread, SIG_INTERRUPT);
+      if (job->state == Job::State::RUNNING) {
+        pthread_kill(job->thread, SIG_INTERRUPT);
+      }
     }
     // Back off: a call that ignores signals (fsync in D state) should not cost a busy loop.
     kj::Duration next = delay * 2 < 100 * kj::MILLISECONDS ? delay * 2 : 100 * kj::MILLISECONDS;

@@ -104,7 +104,8 @@ public:
     ~JobHandle() noexcept(false);
     KJ_DISALLOW_COPY(JobHandle);
     // Makes the job's blocking syscall return EINTR (re-sent until the job is done); a queued
-    // job completes with -EINTR without running. No-op once the job is done. Loop thread only.
+    // job still runs, and is signalled once it does: as a signal that comes before a syscall,
+    // it ends only a call that waits. No-op once the job is done. Loop thread only.
     void interrupt();
 
   private:

@@ -149,6 +149,11 @@ kj::Promise<Outcome> hIoctl(Call& c) {
     }
     req.setOutSize(pointer ? plan.out : 0);
     c.interruptible = mayBlock(f->type);  // TCSETSW, TCSBRK and TIOCMIWAIT wait for the line
+    if (c.interruptible) {
+      // Two-phase (Tracer::onParkedSignal): a signal ends only a request that waits on B (the
+      // agent runs these on a tracked worker); a slow TCGETS answer is never an EINTR.
+      c.interruptNode = f->node;
+    }
     uint32_t out = plan.out;
     return send(c, f->target, req).then([&c, arg, out, pointer](auto reply) -> Outcome {
       int64_t r = reply.getResult();

@@ -3965,6 +3965,9 @@ def build_cases():
     # signals come; an open of a regular file must still never fail with EINTR.
     cases["conformance-open_signal-delayed"] = (
         conformance_case("open_signal", sbrun_extra=["--link-fault=delay=5ms"]), True)
+    cases["conformance-open_signal-remote-pty"] = (
+        conformance_case("open_signal", sbrun_extra=["--link-fault=delay=5ms", "--remote",
+                                                     "/dev/ptmx", "--remote", "/dev/pts"]), True)
     cases["eacces"] = (case_eacces, True)
     cases["root"] = (case_root, True)
     cases["dlopen-remote"] = (case_dlopen_remote, True)
