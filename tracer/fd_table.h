@@ -178,13 +178,15 @@ class FdTable : public kj::Refcounted {
   kj::Vector<Binding> bindingsIn(unsigned first, unsigned last);
   // Forgets `b.fd` if it still holds that very binding (I1); returns whether it did.
   bool unbindIfSame(Binding b);
-  // Keeps only the fds for which `stillOpen(fd)` is true (after exec closed O_CLOEXEC ones).
+  // Keeps only the fds for which `stillOpen(fd)` is true (after exec closed O_CLOEXEC ones);
+  // the files of the others go to `dropped`.
   template <typename Func>
-  void retainIf(Func&& stillOpen) {
+  void retainIf(Func&& stillOpen, kj::Vector<kj::Own<RemoteFile>>& dropped) {
     for (auto it = fds.begin(); it != fds.end();) {
       if (stillOpen(it->first)) {
         ++it;
       } else {
+        dropped.add(kj::addRef(*it->second.file));
         it = fds.erase(it);
       }
     }

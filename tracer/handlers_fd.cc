@@ -208,6 +208,16 @@ kj::Promise<Outcome> hClose(Call& c) {
 // dup, dup2, dup3, F_DUPFD*: the kernel duplicates the placeholder; we bind the new number at
 // the exit stop (fd_table.h I1), to what the source referred to at the entry stop (I2). dup2 over
 // a remote fd: the kernel replaced that placeholder in one step, so the number was never free.
+// Whether `fd` is open in thread `tid` now (the kernel's table, seen through /proc).
+bool fdOpenIn(pid_t tid, int fd) {
+  if (fd < 0) {
+    return false;
+  }
+  auto path = kj::str("/proc/", tid, "/fd/", fd);
+  struct stat st;
+  return lstat(path.cStr(), &st) == 0;
+}
+
 kj::Promise<Outcome> dupCommon(Call& c, int oldfd, kj::Maybe<int> newfd) {
   auto& fds = c.task.fds;
   kj::Own<RemoteFile> source;
@@ -218,7 +228,7 @@ kj::Promise<Outcome> dupCommon(Call& c, int oldfd, kj::Maybe<int> newfd) {
     return local();
   }
   Task& task = c.task;
-  return Outcome(RunLocalThen{[&task, oldfd, source = kj::mv(source)](int64_t ret) mutable {
+  auto dup = Outcome(RunLocalThen{[&task, oldfd, source = kj::mv(source)](int64_t ret) mutable {
     if (ret < 0 || ret == oldfd) {
       return ret;
     }
@@ -228,6 +238,21 @@ kj::Promise<Outcome> dupCommon(Call& c, int oldfd, kj::Maybe<int> newfd) {
     }
     return ret;
   }});
+  // dup2 over a remote fd closes it: the process's locks on that file go first, unless the call
+  // is to fail (oldfd not open; dup3's flags are checked before it too).
+  KJ_IF_MAYBE(n, newfd) {
+    KJ_IF_MAYBE(closed, fds->find(*n)) {
+      bool fails = (c.nr == SYS_dup3 && (c.arg(2) & ~uint64_t(O_CLOEXEC)) != 0) ||
+                   !fdOpenIn(task.tid, oldfd);
+      if (*n != oldfd && !fails && c.tracer.holdsLocks(closed->target, task.tgid)) {
+        RemoteFile* files[] = {closed};
+        return c.tracer.releaseLocksOn(task.tgid, files)
+            .attach(kj::addRef(*closed))
+            .then([dup = kj::mv(dup)]() mutable { return kj::mv(dup); });
+      }
+    }
+  }
+  return dup;
 }
 
 kj::Promise<Outcome> hDup(Call& c) { return dupCommon(c, c.fdArg(0), nullptr); }
@@ -245,7 +270,7 @@ kj::Promise<Outcome> hCloseRange(Call& c) {
   Task& task = c.task;
   auto closing = (flags & CLOSE_RANGE_CLOEXEC) ? kj::Vector<FdTable::Binding>()
                                                : task.fds->bindingsIn(first, last);
-  return Outcome(RunLocalThen{[&task, flags, closing = kj::mv(closing)](int64_t ret) {
+  auto range = Outcome(RunLocalThen{[&task, flags, closing = kj::mv(closing)](int64_t ret) {
     if (ret == 0) {
       if (flags & CLOSE_RANGE_UNSHARE) {
         task.fds = task.fds->copy();
@@ -256,6 +281,26 @@ kj::Promise<Outcome> hCloseRange(Call& c) {
     }
     return ret;
   }});
+  // The closes drop the process's locks on those files: on B first, unless the call is to fail
+  // (EINVAL).
+  bool fails = first > last || (flags & ~unsigned(CLOSE_RANGE_UNSHARE | CLOSE_RANGE_CLOEXEC));
+  kj::Vector<kj::Own<RemoteFile>> locked;
+  kj::Vector<RemoteFile*> files;
+  if (!fails && !(flags & CLOSE_RANGE_CLOEXEC)) {
+    task.fds->forEach([&](int fd, RemoteFile& f) {
+      if (unsigned(fd) >= first && unsigned(fd) <= last &&
+          c.tracer.holdsLocks(f.target, task.tgid)) {
+        files.add(&f);
+        locked.add(kj::addRef(f));
+      }
+    });
+  }
+  if (files.size() == 0) {
+    return kj::mv(range);
+  }
+  return c.tracer.releaseLocksOn(task.tgid, files)
+      .attach(kj::mv(locked))
+      .then([range = kj::mv(range)]() mutable { return kj::mv(range); });
 }
 
 // ---------------------------------------------------------------------------------------------

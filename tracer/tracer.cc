@@ -574,12 +574,26 @@ void Tracer::onExec(Task& task) {
   // exec unshares the file table; O_CLOEXEC placeholders are gone: forget their remote side.
   task.fds = task.fds->copy();
   pid_t tid = task.tid;
+  kj::Vector<kj::Own<RemoteFile>> closed;
   task.fds->retainIf([tid](int fd) {
     auto path = kj::str("/proc/", tid, "/fd/", fd);
     struct stat st;
     return lstat(path.cStr(), &st) == 0;
-  });
-  resume(task);
+  }, closed);
+  kj::Vector<RemoteFile*> files;
+  for (auto& f : closed) {
+    files.add(f.get());
+  }
+  if (files.size() == 0 || lockOwners.empty()) {
+    resume(task);
+    return;
+  }
+  // The new image runs once the locks those closes dropped are gone on B too.
+  background.add(releaseLocksOn(task.tgid, files).attach(kj::mv(closed)).then([this, tid]() {
+    KJ_IF_MAYBE(t, findTask(tid)) {
+      resume(*t);
+    }
+  }));
 }
 
 void Tracer::onExit(pid_t tid, ptrace::WaitStatus status) {
@@ -632,6 +646,23 @@ void Tracer::onExit(pid_t tid, ptrace::WaitStatus status) {
     leaderStatus = status;
   }
   maybeFinish();
+}
+
+kj::Promise<void> Tracer::releaseLocksOn(pid_t tgid, kj::ArrayPtr<RemoteFile* const> files) {
+  kj::Vector<kj::Promise<void>> releases;
+  for (RemoteFile* file : files) {
+    if (!holdsLocks(file->target, tgid)) {
+      continue;
+    }
+    auto req = file->node.releaseLocksRequest();
+    req.setOwner(tgid);
+    releases.add(req.send().ignoreResult().catch_([](kj::Exception&& e) {
+      if (!isConnectionLoss(e)) {
+        kj::throwFatalException(kj::mv(e));
+      }
+    }));
+  }
+  return kj::joinPromises(releases.releaseAsArray());
 }
 
 // A new task whose creator died at its clone event stop (SIGKILL) never gets that event: adopt

@@ -87,6 +87,11 @@ class Tracer final : public ScopeHost, public GdbHost {
   bool holdsLocks(AgentLink& target, pid_t tgid) {
     return lockOwners.count({&target, tgid}) > 0;
   }
+  // POSIX: closing any fd of a file drops the process's record locks on it, however the fd is
+  // closed (close, dup2 over it, close_range, exec's close-on-exec). Ready once every target
+  // holding locks of `tgid` has dropped those on `files` (at once when none does); a lost
+  // connection took the locks with it.
+  kj::Promise<void> releaseLocksOn(pid_t tgid, kj::ArrayPtr<RemoteFile* const> files);
 
   // Tells the observers how a trapped call ended (see observer.h).
   void report(const CallObservation& obs, AgentLink* target, bool known, int64_t result,

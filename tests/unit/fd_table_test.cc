@@ -127,8 +127,12 @@ TEST_SUITE("fd_table") {
     auto t = kj::refcounted<sb::FdTable>();
     t->bind(3, file("/keep"));
     t->bind(4, file("/cloexec"));
-    t->retainIf([](int fd) { return fd == 3; });
+    kj::Vector<kj::Own<sb::RemoteFile>> dropped;
+    t->retainIf([](int fd) { return fd == 3; }, dropped);
     CHECK(t->isRemote(3));
     CHECK_FALSE(t->isRemote(4));
+    // The closed ones' files, for the locks their close drops (Tracer::releaseLocksOn).
+    REQUIRE(dropped.size() == 1);
+    CHECK(dropped[0]->path == "/cloexec");
   }
 }
