@@ -1148,6 +1148,31 @@ TEST_CASE("a lease B grants is held by the agent, and B's break reaches the leas
   CHECK(n == 1);
 }
 
+TEST_CASE("a lease B granted goes with the session: a lost connection lets B's openers in") {
+  LeaseBreaks::block();
+  TempDir tmp;
+  writeFile(tmp / "f", "0123456789");
+  Fixture f;
+  LeaseBreaks breaks(f.io.unixEventPort, f.log);
+  f.agentContext.leaseBreaks = breaks;
+  {
+    auto session = f.session();
+    auto root = f.root(session);
+    auto node = openAt(f, root, tmp / "f").node;
+    kj::Vector<capnp::Response<proto::Node::LeaseResults>> keep;
+    int n = 0;
+    uint32_t band = 0;
+    proto::LeaseHolder::Client holder = kj::heap<CountingHolder>(n, band);
+    REQUIRE(setLease(f, node, proto::LockType::WRITE, holder, keep).getResult() == 0);
+    CHECK(breaks.held() == 1);
+  }
+  f.disconnect();
+  CHECK(breaks.held() == 0);
+  int opened = open((tmp / "f").c_str(), O_WRONLY | O_NONBLOCK);
+  CHECK(opened >= 0);
+  close(opened);
+}
+
 TEST_CASE("fcntl and flock locks conflict between open file descriptions as the kernel says") {
   TempDir tmp;
   writeFile(tmp / "f", "0123456789");
