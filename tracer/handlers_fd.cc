@@ -330,23 +330,20 @@ kj::Promise<Outcome> leaseCommon(Call& c, RemoteFile& f, int fd, bool set, int a
   req.setType(arg == F_RDLCK ? proto::LockType::READ
               : arg == F_WRLCK ? proto::LockType::WRITE
                                : proto::LockType::UNLOCK);
-  bool taking = set && (arg == F_RDLCK || arg == F_WRLCK);
-  if (taking) {
-    req.setHolder(c.tracer.leaseSignals().holderFor(kj::addRef(*f.signals)));
+  kj::Maybe<kj::Own<LeaseTaken>> taken;
+  if (set && (arg == F_RDLCK || arg == F_WRLCK)) {
+    auto t = kj::refcounted<LeaseTaken>(kj::addRef(*f.signals), c.task.tgid, fd);
+    req.setHolder(c.tracer.leaseSignals().holderFor(kj::addRef(*t)));
+    taken = kj::mv(t);
   }
   bool badType = set && !known;
   return send(c, f.target, req)
-      .then([set, badType, taking, fd, signals = kj::addRef(*f.signals),
-             tgid = c.task.tgid](auto reply) mutable -> Outcome {
+      .then([set, badType, taken = kj::mv(taken)](auto reply) mutable -> Outcome {
         if (reply.getResult() < 0 || badType) {
           return Complete{reply.getResult() < 0 ? reply.getResult() : -EINVAL};
         }
-        if (taking) {
-          // F_SETLEASE makes the caller the description's owner, and the fd the one si_fd
-          // names (fs/locks.c lease_setup).
-          signals->ownerType = F_OWNER_PID;
-          signals->owner = tgid;
-          signals->leaseFd = fd;
+        KJ_IF_MAYBE(t, taken) {
+          (*t)->grant();  // F_SETLEASE makes the caller the owner (lease_setup)
         }
         if (set) {
           return Complete{reply.getResult()};

@@ -51,31 +51,42 @@ int64_t setOwnerEx(FileSignals& s, int type, pid_t pid, bool (*exists)(pid_t)) {
   return 0;
 }
 
+void LeaseTaken::grant() {
+  if (granted) {
+    return;
+  }
+  granted = true;
+  file->ownerType = F_OWNER_PID;
+  file->owner = tgid;
+  file->leaseFd = fd;
+}
+
 namespace {
 
 class LeaseHolderImpl final: public proto::LeaseHolder::Server {
  public:
-  LeaseHolderImpl(LeaseSignals& signals, kj::Own<FileSignals> file)
-      : signals(signals), file(kj::mv(file)) {}
+  LeaseHolderImpl(LeaseSignals& signals, kj::Own<LeaseTaken> taken)
+      : signals(signals), taken(kj::mv(taken)) {}
 
   kj::Promise<void> broken(BrokenContext context) override {
     // A description the program has closed since: the agent closed it too, and with it the
     // lease; this break crossed the close on the way.
-    if (file->open) {
-      signals.raise(*file, context.getParams().getBand());
+    if (taken->file->open) {
+      taken->grant();  // a break means B granted it, whatever came first here
+      signals.raise(*taken->file, context.getParams().getBand());
     }
     return kj::READY_NOW;
   }
 
  private:
   LeaseSignals& signals;
-  kj::Own<FileSignals> file;
+  kj::Own<LeaseTaken> taken;
 };
 
 }  // namespace
 
-proto::LeaseHolder::Client LeaseSignals::holderFor(kj::Own<FileSignals> file) {
-  return kj::heap<LeaseHolderImpl>(*this, kj::mv(file));
+proto::LeaseHolder::Client LeaseSignals::holderFor(kj::Own<LeaseTaken> taken) {
+  return kj::heap<LeaseHolderImpl>(*this, kj::mv(taken));
 }
 
 siginfo_t LeaseSignals::kernelInfo(const FileSignals& s, uint32_t band) {

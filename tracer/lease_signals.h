@@ -44,6 +44,21 @@ struct FileSignals: public kj::Refcounted {
   bool open = true;             // cleared when the description's last fd goes
 };
 
+// One F_SETLEASE that takes a lease, by process `tgid` through fd `fd`. Once B grants it, that
+// process is the description's owner and that fd the one si_fd names (fs/locks.c lease_setup).
+// B's answer says so, or the lease's first break, should the agent's call to the holder be
+// handled before the answer's continuation.
+struct LeaseTaken: public kj::Refcounted {
+  LeaseTaken(kj::Own<FileSignals> file, pid_t tgid, int fd)
+      : file(kj::mv(file)), tgid(tgid), fd(fd) {}
+  kj::Own<FileSignals> file;
+  pid_t tgid;
+  int fd;
+  bool granted = false;
+  // B granted it: the owner and si_fd become the taker's (once).
+  void grant();
+};
+
 // fcntl commands on FileSignals: the kernel's checks and answers (fs/fcntl.c). Each returns
 // the syscall's result or -errno. `exists(pid)` says whether a pid (or, negated, a process
 // group) exists, for ESRCH.
@@ -58,8 +73,8 @@ class LeaseSignals {
   explicit LeaseSignals(kj::Function<pid_t(pid_t)> tgidOf): tgidOf(kj::mv(tgidOf)) {}
   KJ_DISALLOW_COPY(LeaseSignals);
 
-  // The holder for a lease on `file` (Node.lease `holder`): a break raises the signal.
-  proto::LeaseHolder::Client holderFor(kj::Own<FileSignals> file);
+  // The holder for the lease `taken` asks for (Node.lease `holder`): a break raises the signal.
+  proto::LeaseHolder::Client holderFor(kj::Own<LeaseTaken> taken);
   // What a break of a lease on `s` raises, where, as the kernel would (send_sigio_to_task).
   void raise(const FileSignals& s, uint32_t band);
   // At a signal-delivery-stop of `tid` for `sig`: the siginfo of a break this raised is put
