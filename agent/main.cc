@@ -22,6 +22,7 @@
 #include "executor.h"
 #include "identity.h"
 #include "landlock.h"
+#include "lease_breaks.h"
 #include "resource_limits.h"
 #include "listener.h"
 #include "log.h"
@@ -448,6 +449,8 @@ private:
 
   void serve() {
     keepMessageMemory();
+    // Before any thread exists, so every thread inherits the block (lease_breaks.h).
+    LeaseBreaks::block();
     // Before any thread exists: unshare(CLONE_NEWUSER) needs a single-threaded process.
     KJ_IF_MAYBE(name, hostname) {
       enterHostnameNamespace(*name);
@@ -480,11 +483,12 @@ private:
     if (tlsFiles.any()) {
       tls = makeTlsContext(tlsFiles, TlsRole::AGENT);
     }
+    LeaseBreaks leaseBreaks(io.unixEventPort, log);
     Executor executor(io.provider->getTimer());
     Reaper reaper(executor);
     isolation.useTimer(io.provider->getTimer());
     AgentContext agent{*confinement, executor, reaper, readOnly, limits, allowDevices,
-                       isolation};
+                       isolation, leaseBreaks};
     AgentOptions options{kj::mv(token), log};
     options.handshakeTimeout = handshakeTimeout;
     options.clientTimeout = clientTimeout;

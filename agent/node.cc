@@ -245,7 +245,10 @@ NodeImpl::NodeImpl(kj::Own<SessionState> session, kj::Own<FdRef> fd, bool blocki
   ++this->session->liveNodes;
 }
 
-NodeImpl::~NodeImpl() noexcept(false) { --session->liveNodes; }
+NodeImpl::~NodeImpl() noexcept(false) {
+  forgetLease();
+  --session->liveNodes;
+}
 
 int NodeImpl::fdOrError() const {
   KJ_IF_MAYBE(f, fd) {
@@ -331,6 +334,7 @@ kj::Promise<kj::Maybe<NodeImpl&>> NodeImpl::sameSessionNode(proto::Node::Client 
 
 kj::Promise<void> NodeImpl::close(CloseContext context) {
   auto results = context.getResults();
+  forgetLease();
   KJ_IF_MAYBE(f, fd) {
     kj::Own<FdRef> ref = kj::mv(*f);
     fd = nullptr;

@@ -34,6 +34,7 @@
 namespace sb {
 
 class Reaper;
+class LeaseBreaks;
 
 // Agent-wide services every session and node borrows. Owned by main (or a test).
 class SessionIsolation;
@@ -50,6 +51,9 @@ struct AgentContext {
   // Cgroups, pid namespaces and reduced privileges for spawned programs (session_isolation.h);
   // null: programs run as the agent's children in its own namespaces (tests, the fuzzer).
   kj::Maybe<SessionIsolation&> isolation = nullptr;
+  // Brings B's lease breaks to the clients holding the leases (lease_breaks.h); null: leases B
+  // would grant are refused with EINVAL (Node.lease).
+  kj::Maybe<LeaseBreaks&> leaseBreaks = nullptr;
 };
 
 // An fd shared by a node and its in-flight worker calls. Worker threads drop their references,
@@ -241,6 +245,10 @@ private:
   // EOF once that process has exited and the pipe is empty, even while a descendant it left
   // behind still holds the write end, so `cmd &` in a remote shell does not hang its reader.
   kj::Maybe<kj::Own<FdRef>> exitWatch;
+  // The description holds a lease whose breaks LeaseBreaks passes on (Node.lease): its holder
+  // is forgotten before the fd can close and its number be reused.
+  bool leaseHeld = false;
+  void forgetLease();
 
   // The unix path this socket was bound to, as the program named it: getsockname answers it
   // (the kernel knows only the name the agent bound, relative to a confined directory).

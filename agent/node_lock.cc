@@ -23,6 +23,7 @@
 #include <kj/debug.h>
 
 #include "host_wire.h"
+#include "lease_breaks.h"
 
 namespace sb {
 
@@ -166,10 +167,11 @@ kj::Promise<void> NodeImpl::releaseLocks(ReleaseLocksContext context) {
       .attach(kj::addRef(owner));
 }
 
-// Leases: B's kernel checks, nothing granted (schema: Node.lease). A lease break is a signal to
-// the lease holder's owner, which F_SETLEASE makes the agent; the protocol has no way yet to
-// bring it to the program, and a lease whose break nobody answers makes every other opener on B
-// wait lease-break-time (45 s) for nothing.
+// Leases (schema: Node.lease). B's kernel makes every check; a lease it grants is held here on
+// the node's description, and its break travels to the client through LeaseBreaks. Without a
+// holder to tell (an older client) or a way to hear breaks, a granted lease is given back at
+// once and refused with EINVAL: a break nobody answers would make every other opener on B wait
+// lease-break-time (45 s) for nothing.
 kj::Promise<void> NodeImpl::lease(LeaseContext context) {
   auto params = context.getParams();
   auto results = context.getResults();
@@ -179,6 +181,7 @@ kj::Promise<void> NodeImpl::lease(LeaseContext context) {
     return kj::READY_NOW;
   }
   if (!params.getSet()) {
+    // During a break B answers the type the lease is being broken to.
     int held = fcntl(f, F_GETLEASE);
     results.setResult(held < 0 ? -int64_t(errno) : 0);
     results.setType(held == F_RDLCK   ? proto::LockType::READ
@@ -189,15 +192,49 @@ kj::Promise<void> NodeImpl::lease(LeaseContext context) {
   int type = params.getType() == proto::LockType::READ    ? F_RDLCK
              : params.getType() == proto::LockType::WRITE ? F_WRLCK
                                                           : F_UNLCK;
+  kj::Maybe<LeaseBreaks&> breaks = params.hasHolder() ? session->agent.leaseBreaks : nullptr;
+  if (type != F_UNLCK) {
+    KJ_IF_MAYBE(b, breaks) {
+      // Before the lease exists, so that its first break already comes as the queued signal.
+      int64_t prepared = b->prepare(f);
+      if (prepared < 0) {
+        results.setResult(prepared);
+        return kj::READY_NOW;
+      }
+    }
+  }
   int64_t result = sysResult(fcntl(f, F_SETLEASE, type));
-  if (result >= 0 && type != F_UNLCK) {
-    // Granted: given back before anything else runs on this loop. An open on B that met it
-    // meanwhile breaks it with SIGIO to the agent, which ignores SIGIO (executor.cc).
-    fcntl(f, F_SETLEASE, F_UNLCK);
-    result = -EINVAL;
+  if (result >= 0 && type == F_UNLCK) {
+    forgetLease();
+  } else if (result >= 0) {
+    KJ_IF_MAYBE(b, breaks) {
+      result = b->hold(f, params.getHolder());
+      leaseHeld = result >= 0;
+    } else {
+      result = -EINVAL;
+    }
+    if (result < 0) {
+      // Nobody would hear its break: given back before anything else runs on this loop. An
+      // open on B that met it meanwhile broke it with SIGIO to the agent, which ignores SIGIO
+      // (executor.cc).
+      fcntl(f, F_SETLEASE, F_UNLCK);
+      forgetLease();
+    }
   }
   results.setResult(result);
   return kj::READY_NOW;
+}
+
+void NodeImpl::forgetLease() {
+  if (!leaseHeld) {
+    return;
+  }
+  leaseHeld = false;
+  KJ_IF_MAYBE(b, session->agent.leaseBreaks) {
+    KJ_IF_MAYBE(f, fd) {
+      b->drop((*f)->get());
+    }
+  }
 }
 
 kj::Promise<void> NodeImpl::flock(FlockContext context) {

@@ -647,12 +647,28 @@ interface Node {
   # and only to an agent that assumesCredentials; it pipelines, so it costs no round trip.
   # Nodes passed as arguments (newDir, dst ...) are plain nodes. An unknown id: calls on the
   # answer fail (an exception: the client's bug).
-  lease @50 (set :Bool, type :LockType) -> (result :Int64, type :LockType);
-  # fcntl F_GETLEASE (`set` false: `type` answers the lease this description holds) and
-  # F_SETLEASE (`set` true). B's kernel makes its own checks (the caller's fs uid against the
-  # owner, or CAP_LEASE: send it through asCaller; a regular file; conflicting opens) and its
-  # errno is the answer. A lease it would grant is given back at once and refused with EINVAL,
-  # as a file system that cannot hold leases refuses it: a lease break on B is a signal to the
-  # agent, which the protocol cannot yet bring to the program (docs/protocol.md). An agent
-  # without it answers "unimplemented"; the client then answers EINVAL too.
+  lease @50 (set :Bool, type :LockType, holder :LeaseHolder) -> (result :Int64, type :LockType);
+  # fcntl F_GETLEASE (`set` false: `type` answers the lease this description holds, or during a
+  # break the type it is being broken to, as B's kernel says) and F_SETLEASE (`set` true). B's
+  # kernel makes its own checks (the caller's fs uid against the owner, or CAP_LEASE: send it
+  # through asCaller; a regular file; conflicting opens) and its errno is the answer.
+  # A lease B grants is held by the agent on this description when the client passes `holder`
+  # and the agent can watch for breaks: when B's kernel breaks it (another process on B opens or
+  # truncates the file) the agent calls holder.broken, and the client raises in the program the
+  # signal B's kernel would have raised; the program's answer (F_SETLEASE F_UNLCK or F_RDLCK)
+  # comes back through this method and lets the breaker on B go on. Unanswered, B's
+  # lease-break-time applies. Closing the node (or the session's end) releases the lease.
+  # Without `holder` (an older client), or from an agent that cannot watch for breaks, a lease B
+  # would grant is given back at once and refused with EINVAL, as a file system that cannot hold
+  # leases refuses it. An agent without the method answers "unimplemented"; the client then
+  # answers EINVAL too.
+}
+
+interface LeaseHolder {
+  # The client's side of a lease B granted (Node.lease with `holder`), one per lease taken.
+  broken @0 (band :UInt32) -> ();
+  # B's kernel broke the lease: its signal reached the agent with si_code POLL_MSG and this
+  # si_band. The client raises the program's own signal for the file (F_SETSIG, else SIGIO) in
+  # the description's owner (F_SETOWN, by default the process that set the lease). Sent once
+  # per break; the answer means nothing.
 }

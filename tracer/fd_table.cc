@@ -10,6 +10,7 @@ RemoteFile::RemoteFile(AgentLink& target, proto::Node::Client node, proto::FileT
       path(kj::mv(path)) {}
 
 RemoteFile::~RemoteFile() noexcept(false) {
+  signals->open = false;
   if (epolls != nullptr) {
     epolls->released(*this);
   }

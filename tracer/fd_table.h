@@ -16,6 +16,7 @@
 #include <kj/vector.h>
 #include <map>
 
+#include "lease_signals.h"
 #include "splitbrain.capnp.h"
 
 namespace sb {
@@ -127,6 +128,9 @@ class RemoteFile : public kj::Refcounted {
   // O_DIRECT and once the description is shared with a process on the agent, whose reads could
   // fall between the chunks.
   bool pipelineReads = false;
+  // F_SETSIG, F_SETOWN and the lease's fd, for the signal a lease break on B raises
+  // (lease_signals.h). Shared with the lease's holder, which may outlive the file.
+  kj::Own<FileSignals> signals = kj::refcounted<FileSignals>();
 
   bool isStale() const;
 };

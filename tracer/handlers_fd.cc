@@ -369,9 +369,11 @@ kj::Promise<Outcome> lockCommon(Call& c, RemoteFile& f, proto::LockCmd cmd, uint
   });
 }
 
-// F_GETLEASE, F_SETLEASE: B's answer (schema Node.lease: its kernel's checks, and EINVAL for a
-// lease it would grant, since its breaks cannot reach the program yet). An older agent: EINVAL.
-kj::Promise<Outcome> leaseCommon(Call& c, RemoteFile& f, bool set, int arg) {
+// F_GETLEASE, F_SETLEASE: B's answer (schema Node.lease: its kernel's checks, and a lease it
+// grants is held on the agent, whose breaks come back to the holder this passes and raise the
+// program's signal, lease_signals.h). An older agent: EINVAL for a lease it would grant, or for
+// any call without the method.
+kj::Promise<Outcome> leaseCommon(Call& c, RemoteFile& f, int fd, bool set, int arg) {
   bool known = arg == F_RDLCK || arg == F_WRLCK || arg == F_UNLCK;
   // The lease's owner is checked by the caller's fs uid (or CAP_LEASE).
   auto req = asCaller(c, f.target, f.node).leaseRequest();
@@ -380,11 +382,20 @@ kj::Promise<Outcome> leaseCommon(Call& c, RemoteFile& f, bool set, int arg) {
   req.setType(arg == F_RDLCK ? proto::LockType::READ
               : arg == F_WRLCK ? proto::LockType::WRITE
                                : proto::LockType::UNLOCK);
+  kj::Maybe<kj::Own<LeaseTaken>> taken;
+  if (set && (arg == F_RDLCK || arg == F_WRLCK)) {
+    auto t = kj::refcounted<LeaseTaken>(kj::addRef(*f.signals), c.task.tgid, fd);
+    req.setHolder(c.tracer.leaseSignals().holderFor(kj::addRef(*t)));
+    taken = kj::mv(t);
+  }
   bool badType = set && !known;
   return send(c, f.target, req)
-      .then([set, badType](auto reply) -> Outcome {
+      .then([set, badType, taken = kj::mv(taken)](auto reply) mutable -> Outcome {
         if (reply.getResult() < 0 || badType) {
           return Complete{reply.getResult() < 0 ? reply.getResult() : -EINVAL};
+        }
+        KJ_IF_MAYBE(t, taken) {
+          (*t)->grant();  // F_SETLEASE makes the caller the owner (lease_setup)
         }
         if (set) {
           return Complete{reply.getResult()};
@@ -400,6 +411,36 @@ kj::Promise<Outcome> leaseCommon(Call& c, RemoteFile& f, bool set, int arg) {
         }
         return Complete{-EINVAL};
       });
+}
+
+// Whether `who` (a pid, or a process group negated) exists here, for F_SETOWN's ESRCH.
+bool ownerExists(pid_t who) { return kill(who, 0) == 0 || errno != ESRCH; }
+
+// F_SETSIG, F_GETSIG, F_SETOWN(_EX), F_GETOWN(_EX) on a remote fd: the description's state
+// here (lease_signals.h), with the kernel's checks. An O_PATH fd takes none of them (EBADF).
+kj::Promise<Outcome> signalCommon(Call& c, RemoteFile& f, int cmd) {
+  if (f.pathOnly) {
+    return done(-EBADF);
+  }
+  FileSignals& s = *f.signals;
+  switch (cmd) {
+    case F_SETSIG: return done(setSignal(s, c.arg(2)));
+    case F_GETSIG: return done(s.sig);
+    case F_SETOWN: return done(setOwner(s, static_cast<int64_t>(c.arg(2)), ownerExists));
+    case F_GETOWN: return done(getOwner(s));
+    case F_SETOWN_EX: {
+      struct f_owner_ex owner;
+      if (c.mem().readValue(c.arg(2), owner) < 0) {
+        return done(-EFAULT);
+      }
+      return done(setOwnerEx(s, owner.type, owner.pid, ownerExists));
+    }
+    case F_GETOWN_EX: {
+      struct f_owner_ex owner = {static_cast<enum __pid_type>(s.ownerType), s.owner};
+      return done(putStruct(c, c.arg(2), owner, 0));
+    }
+  }
+  KJ_UNREACHABLE;
 }
 
 kj::Promise<Outcome> hFcntl(Call& c) {
@@ -448,8 +489,15 @@ kj::Promise<Outcome> hFcntl(Call& c) {
         c.interruptible = true;
         c.interruptNode = f->node;
         return lockCommon(c, *f, proto::LockCmd::OFD_SET_LK_W, c.arg(2));
-      case F_GETLEASE: return leaseCommon(c, *f, false, 0);
-      case F_SETLEASE: return leaseCommon(c, *f, true, static_cast<int>(c.arg(2)));
+      case F_GETLEASE: return leaseCommon(c, *f, fd, false, 0);
+      case F_SETLEASE: return leaseCommon(c, *f, fd, true, static_cast<int>(c.arg(2)));
+      case F_SETSIG:
+      case F_GETSIG:
+      case F_SETOWN:
+      case F_GETOWN:
+      case F_SETOWN_EX:
+      case F_GETOWN_EX:
+        return signalCommon(c, *f, cmd);
       default:
         c.tracer.noteOnce(kj::str("fcntl", cmd),
                           kj::str("fcntl command ", cmd, " is not supported on remote fds yet ('",

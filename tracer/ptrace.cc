@@ -173,6 +173,10 @@ bool signalInfo(pid_t tid, siginfo_t& info) {
   return ::ptrace(PTRACE_GETSIGINFO, tid, nullptr, &info) == 0;
 }
 
+bool setSignalInfo(pid_t tid, const siginfo_t& info) {
+  return ::ptrace(PTRACE_SETSIGINFO, tid, nullptr, &info) == 0;
+}
+
 bool atSyscallEntry(pid_t tid) {
   struct __ptrace_syscall_info info;
   long n = ::ptrace(PTRACE_GET_SYSCALL_INFO, tid, sizeof(info), &info);

@@ -91,6 +91,8 @@ bool interrupt(pid_t tid);
 // PTRACE_GETEVENTMSG (the new child of a clone event, the former tid of an exec).
 kj::Maybe<unsigned long> eventMessage(pid_t tid);
 bool signalInfo(pid_t tid, siginfo_t& info);
+// At a signal-delivery-stop: the siginfo the signal is delivered with (PTRACE_SETSIGINFO).
+bool setSignalInfo(pid_t tid, const siginfo_t& info);
 // At a SYSCALL stop: whether it is the entry (else the exit).
 bool atSyscallEntry(pid_t tid);
 

@@ -90,7 +90,13 @@ Tracer::Tracer(kj::AsyncIoContext& io, Options& options)
       filter(SeccompFilter::build(launchFastLimit(options, pickControlFd()),
                                   pinnedSyscalls(options))),
       background(errorHandler), attachMode_(options.attachPid > 0),
-      epolls_(kj::heap<EpollRegistry>()) {
+      epolls_(kj::heap<EpollRegistry>()),
+      leaseSignals_([this](pid_t tid) -> pid_t {
+        KJ_IF_MAYBE(task, findTask(tid)) {
+          return task->tgid;
+        }
+        return 0;
+      }) {
   bool owned;
   KJ_IF_MAYBE(path, options.traceFile) {
     FILE* out = openOutput(*path, "--trace", owned);
@@ -415,6 +421,8 @@ void Tracer::onStop(Task& task, ptrace::WaitStatus status) {
       resume(task);
       return;
     case Kind::SIGNAL:
+      // A lease break's signal gets the kernel's siginfo before anyone looks at it.
+      leaseSignals_.rewrite(task.tid, status.signal());
       if (gdb_.get() != nullptr && !task.launching &&
           gdb_->onSignal(task.tid, task.tgid, status.signal())) {
         return;  // gdb decides what becomes of it (gdbContinueAfterSignal).

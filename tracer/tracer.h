@@ -31,6 +31,7 @@
 #include "fd_table.h"
 #include "gdb_server.h"
 #include "injector.h"
+#include "lease_signals.h"
 #include "map_cache.h"
 #include "observer.h"
 #include "options.h"
@@ -74,6 +75,8 @@ class Tracer final : public ScopeHost, public GdbHost {
   CredentialsRegistry& credentials() { return credentials_; }
   // Remote interests of the program's epoll instances (epoll_set.h).
   EpollRegistry& epolls() { return *epolls_; }
+  // The signals lease breaks on B raise in the program (lease_signals.h).
+  LeaseSignals& leaseSignals() { return leaseSignals_; }
   Options& options() { return options_; }
   kj::ArrayPtr<kj::Own<AgentLink>> targets() override { return targets_; }
   AgentLink& defaultTarget() { return *targets_[0]; }
@@ -202,6 +205,7 @@ class Tracer final : public ScopeHost, public GdbHost {
   kj::Maybe<kj::Promise<Outcome>> pinnedRandom(Call& call);
   int exitStatus();
   kj::Own<EpollRegistry> epolls_;
+  LeaseSignals leaseSignals_;
   kj::Own<RemoteFile> controlFile;  // Shared by every tracee's control fd, so never closed remotely.
   kj::Maybe<kj::Own<ControlChannel>> controlChannel;
   kj::Maybe<kj::Promise<void>> controlRunning;

@@ -1,9 +1,8 @@
 /* Leases (F_SETLEASE/F_GETLEASE) as B's kernel refuses them (issue 16): its checks and their
  * order (EBADF on an O_PATH fd, EINVAL for an unknown type or a directory, EACCES for a file the
  * caller does not own without CAP_LEASE, EAGAIN for a lease that conflicts with an open, or an
- * unlock with no lease), and F_GETLEASE of a description without one. A lease B would grant is
- * not asked for here: under sbrun it is refused with EINVAL, since its break could not reach
- * the program (docs/user-guide.md), so the two runs would differ there by design. */
+ * unlock with no lease), and F_GETLEASE of a description without one. Leases B grants, and
+ * their breaks: lease_break.c. */
 #include "util.h"
 
 int main(int argc, char **argv) {

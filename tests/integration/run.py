@@ -1673,6 +1673,52 @@ def case_sbrun_killed(ctx):
     check(open(mark).read() == before, "something still writes the mark after sbrun died")
 
 
+PY_LEASE_HOLD = (
+    "import fcntl, os, signal, sys, time\n"
+    "signal.signal(signal.SIGIO, signal.SIG_IGN)\n"
+    "fd = os.open('leased', os.O_RDWR)\n"
+    "fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_WRLCK)\n"
+    "print('held', flush=True)\n"
+    "time.sleep(60)\n")
+
+
+def case_lease_sbrun_killed(ctx):
+    """A lease B granted to a program under sbrun holds an opener on B while the program does
+    not answer its break (it ignores SIGIO), and goes with the connection: once sbrun is killed
+    the opener on B goes on at once, not after lease-break-time (45 s)."""
+    agent = ctx.agent()
+    make_tree(agent)
+    if ctx.native_only:
+        return
+    need_binary(ctx.sbrun, "sbrun")
+    agent.sh(f"echo content > {WORK}/leased")
+    argv = [ctx.sbrun, "--target", agent.url, "--remote-cwd", WORK, "--",
+            SYS_PYTHON, "-c", PY_LEASE_HOLD]
+    p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, env=ENV, cwd=ctx.tmp)
+    ctx.cleanups.append(lambda: p.poll() is None and p.kill())
+    line = p.stdout.readline().decode()
+    if line != "held\n":
+        p.kill()
+        check(False, f"the program did not take the lease: {line!r}\n"
+              + p.communicate()[1].decode())
+    opener = agent.spawn(["sh", "-c", f"exec 3< {WORK}/leased; echo opened"])
+    time.sleep(1.0)
+    check(opener.poll() is None, "the opener on B did not wait for the lease's break")
+    start = time.monotonic()
+    p.kill()
+    p.wait()
+    try:
+        out, _ = opener.communicate(timeout=20)
+    except subprocess.TimeoutExpired:
+        check(False, "the opener on B still waits after sbrun died: the lease outlived its "
+              "session")
+    took = time.monotonic() - start
+    log(f"the opener went on {took:.1f} s after sbrun died")
+    check(opener.returncode == 0 and out.decode() == "opened\n", f"the opener failed: {out!r}")
+    check(took < 10, f"the opener waited {took:.1f} s: the lease outlived its session")
+
+
 # ---------------------------------------------------------------------------------------------
 # Losing and regaining B (issue 7, docs/failure-semantics.md): the agent is killed, frozen or
 # restarted under a running program. tests/integration/reconnect_probe.c is the program; the
@@ -3954,8 +4000,8 @@ def build_cases():
             cases["conformance-" + name] = (conformance_case(name), True)
     # Issue 16: the limits and locks hold for a program that dropped from root to nobody too.
     for name in ("rlimit_fsize", "rlimit_nofile", "locks_getlk", "opath_fd",
-                 "errno_dirfd_order", "locks_deadlock", "leases", "openat2_resolve", "rlimit_fsize_size", "proc_fd_link",
-                 "open_signal", "locks_close_paths"):
+                 "errno_dirfd_order", "locks_deadlock", "leases", "lease_break", "openat2_resolve",
+                 "rlimit_fsize_size", "proc_fd_link", "open_signal", "locks_close_paths"):
         cases[f"conformance-{name}-as-nobody"] = (conformance_case(name, ["as-nobody"]), True)
     # Big reads in pipelined chunks (--read-chunk): small chunks, so that every big read of the
     # program is several of them.
@@ -3986,6 +4032,7 @@ def build_cases():
     cases["exit-codes"] = (case_exit_codes, True)
     cases["agent-killed"] = (case_agent_killed, True)
     cases["sbrun-killed"] = (case_sbrun_killed, True)
+    cases["lease-sbrun-killed"] = (case_lease_sbrun_killed, True)
     cases["reconnect-wait"] = (case_reconnect_wait, True)
     cases["reconnect-fail"] = (case_reconnect_fail, True)
     cases["agent-killed-mid-read"] = (case_agent_killed_mid_read, True)

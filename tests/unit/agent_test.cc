@@ -36,6 +36,7 @@
 #include "confinement.h"
 #include "executor.h"
 #include "host_wire.h"
+#include "lease_breaks.h"
 #include "listener.h"
 #include "log.h"
 #include "node.h"
@@ -1067,6 +1068,109 @@ TEST_CASE("POSIX locks: each traced process is its own owner on B, and B's kerne
   CHECK(release.send().wait(f.ws).getResult() == 0);
   CHECK(posixLock(node, 103, C::SET_LK, T::WRITE, 0).send().wait(f.ws).getResult() == 0);
   CHECK(posixLock(node, 103, C::SET_LK, T::WRITE, 1).send().wait(f.ws).getResult() == 0);
+}
+
+// The client's side of a lease: counts the breaks the agent passes on.
+class CountingHolder final: public proto::LeaseHolder::Server {
+ public:
+  explicit CountingHolder(int& breaks, uint32_t& band): breaks(breaks), band(band) {}
+  kj::Promise<void> broken(BrokenContext context) override {
+    ++breaks;
+    band = context.getParams().getBand();
+    return kj::READY_NOW;
+  }
+
+ private:
+  int& breaks;
+  uint32_t& band;
+};
+
+proto::Node::LeaseResults::Reader setLease(Fixture& f, Node::Client node, proto::LockType type,
+                                           kj::Maybe<proto::LeaseHolder::Client> holder,
+                                           kj::Vector<capnp::Response<
+                                               proto::Node::LeaseResults>>& keep) {
+  auto req = node.leaseRequest();
+  req.setSet(true);
+  req.setType(type);
+  KJ_IF_MAYBE(h, holder) {
+    req.setHolder(*h);
+  }
+  keep.add(req.send().wait(f.ws));
+  return keep.back();
+}
+
+TEST_CASE("a lease B grants is held by the agent, and B's break reaches the lease's holder") {
+  LeaseBreaks::block();  // this thread is the event loop's
+  TempDir tmp;
+  writeFile(tmp / "f", "0123456789");
+  Fixture f;
+  LeaseBreaks breaks(f.io.unixEventPort, f.log);
+  f.agentContext.leaseBreaks = breaks;
+  auto session = f.session();
+  auto root = f.root(session);
+  auto node = openAt(f, root, tmp / "f").node;
+  kj::Vector<capnp::Response<proto::Node::LeaseResults>> keep;
+  using T = proto::LockType;
+  // Without a holder (an older client): B's grant is given back, EINVAL.
+  CHECK(setLease(f, node, T::WRITE, nullptr, keep).getResult() == -EINVAL);
+  int n = 0;
+  uint32_t band = 0;
+  proto::LeaseHolder::Client holder = kj::heap<CountingHolder>(n, band);
+  REQUIRE(setLease(f, node, T::WRITE, holder, keep).getResult() == 0);
+  CHECK(breaks.held() == 1);
+  auto get = node.leaseRequest();
+  get.setSet(false);
+  CHECK(get.send().wait(f.ws).getType() == T::WRITE);
+  // An opener on B (here: a reader that would rather not wait) breaks it.
+  errno = 0;
+  CHECK(open((tmp / "f").c_str(), O_RDONLY | O_NONBLOCK) == -1);
+  CHECK(errno == EWOULDBLOCK);
+  REQUIRE(f.waitUntil([&]() { return n > 0; }));
+  CHECK(n == 1);
+  CHECK((band & POLLMSG) != 0);
+  // During the break B reports the type it breaks to; the holder's answer ends it.
+  auto during = node.leaseRequest();
+  during.setSet(false);
+  CHECK(during.send().wait(f.ws).getType() == T::READ);
+  CHECK(setLease(f, node, T::UNLOCK, nullptr, keep).getResult() == 0);
+  CHECK(breaks.held() == 0);
+  int opened = open((tmp / "f").c_str(), O_RDONLY | O_NONBLOCK);
+  CHECK(opened >= 0);
+  close(opened);
+  // A lease still held goes with the node's close.
+  REQUIRE(setLease(f, node, T::READ, holder, keep).getResult() == 0);
+  CHECK(breaks.held() == 1);
+  CHECK(node.closeRequest().send().wait(f.ws).getResult() == 0);
+  CHECK(breaks.held() == 0);
+  opened = open((tmp / "f").c_str(), O_WRONLY | O_NONBLOCK);
+  CHECK(opened >= 0);
+  close(opened);
+  CHECK(n == 1);
+}
+
+TEST_CASE("a lease B granted goes with the session: a lost connection lets B's openers in") {
+  LeaseBreaks::block();
+  TempDir tmp;
+  writeFile(tmp / "f", "0123456789");
+  Fixture f;
+  LeaseBreaks breaks(f.io.unixEventPort, f.log);
+  f.agentContext.leaseBreaks = breaks;
+  {
+    auto session = f.session();
+    auto root = f.root(session);
+    auto node = openAt(f, root, tmp / "f").node;
+    kj::Vector<capnp::Response<proto::Node::LeaseResults>> keep;
+    int n = 0;
+    uint32_t band = 0;
+    proto::LeaseHolder::Client holder = kj::heap<CountingHolder>(n, band);
+    REQUIRE(setLease(f, node, proto::LockType::WRITE, holder, keep).getResult() == 0);
+    CHECK(breaks.held() == 1);
+  }
+  f.disconnect();
+  CHECK(breaks.held() == 0);
+  int opened = open((tmp / "f").c_str(), O_WRONLY | O_NONBLOCK);
+  CHECK(opened >= 0);
+  close(opened);
 }
 
 TEST_CASE("fcntl and flock locks conflict between open file descriptions as the kernel says") {
