@@ -301,7 +301,7 @@ const SyscallRow ROWS[] = {
     {272, "unshare", TRACKED},
     {273, "set_robust_list", LOCAL},
     {274, "get_robust_list", LOCAL},
-    {275, "splice", UNHANDLED, 0, -1, -1, EINVAL},
+    {275, "splice", FD, 0},
     {276, "tee", UNHANDLED, 0, -1, -1, EINVAL},
     {277, "sync_file_range", FD, 0, -1, -1, 0, false, true},
     {278, "vmsplice", UNHANDLED, 0, -1, -1, EBADF},

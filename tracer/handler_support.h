@@ -174,6 +174,7 @@ kj::ArrayPtr<const HandlerEntry> execHandlers();
 kj::ArrayPtr<const HandlerEntry> mmapHandlers();
 kj::ArrayPtr<const HandlerEntry> pollHandlers();
 kj::ArrayPtr<const HandlerEntry> netHandlers();
+kj::ArrayPtr<const HandlerEntry> spliceHandlers();
 // A syscall number sbrun does not know: ENOSYS, explained once.
 kj::Promise<Outcome> hUnknown(Call& c);
 // sb-stub's requests (stub_protocol.h), under a syscall number no kernel has.

@@ -251,7 +251,7 @@ Handler findHandler(int nr) {
         handler::HERE_HANDLERS, handler::fdHandlers(), handler::ioHandlers(),
         handler::pathHandlers(), handler::execHandlers(), handler::mmapHandlers(),
         handler::pollHandlers(), handler::netHandlers(),
-        handler::sockMsgHandlers()};
+        handler::sockMsgHandlers(), handler::spliceHandlers()};
     for (auto family : families) {
       for (auto& e : family) {
         // A syscall answered by two families would depend on the order of this list.

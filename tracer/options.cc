@@ -263,7 +263,7 @@ Redirected today: open/openat/openat2/creat, close/close_range, read/write and t
 pwrite, readv, writev, preadv(2), pwritev(2) family, lseek, stat family and statx, statfs,
 access family, getdents64, readlink, mkdir, rmdir, unlink, rename family, link, symlink,
 chmod, chown, truncate, fallocate, fsync, fdatasync, utime family, mknod, xattrs, dup family,
-fcntl, flock, chdir, fchdir, getcwd, sendfile, copy_file_range, uname. Programs that run on
+fcntl, flock, chdir, fchdir, getcwd, sendfile, copy_file_range, splice, uname. Programs that run on
 the target (see --spawn) have a local stand-in (sb-stub) that relays their stdio, signals and
 exit status; --trace prints a line when one starts. When its stdin is a terminal here, such a
 program gets a pseudo-terminal there (as ssh -t does): window size and ^C/^Z reach it. Sockets made inside a remote scope live on the

@@ -75,6 +75,7 @@ CONFORMANCE_EXCLUDED = {
     "fifo_eintr": "timer-driven EINTR of a parked call: the tracer's, run by the integration suite",
     "locks_eintr": "timer-driven EINTR of a lock wait: the tracer's, run by the integration suite",
     "open_signal": "timer-driven signals against opens: the tracer's, run by the integration suite",
+    "splice_mixed": "the tracer moves the bytes (plain pread/pwrite on B); 1.3 s of waits",
     # qemu-user 7.2 does not emulate openat2(2): the agent under it gets ENOSYS, as a board
     # with a kernel before 5.6 would give the program. A real board's kernel has it.
     "openat2_resolve": "qemu-user has no openat2 (ENOSYS); run by the integration suite",

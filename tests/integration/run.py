@@ -4001,7 +4001,8 @@ def build_cases():
     # Issue 16: the limits and locks hold for a program that dropped from root to nobody too.
     for name in ("rlimit_fsize", "rlimit_nofile", "locks_getlk", "opath_fd",
                  "errno_dirfd_order", "locks_deadlock", "leases", "lease_break", "openat2_resolve",
-                 "rlimit_fsize_size", "proc_fd_link", "open_signal", "locks_close_paths"):
+                 "rlimit_fsize_size", "proc_fd_link", "open_signal", "locks_close_paths",
+                 "splice_mixed"):
         cases[f"conformance-{name}-as-nobody"] = (conformance_case(name, ["as-nobody"]), True)
     # Big reads in pipelined chunks (--read-chunk): small chunks, so that every big read of the
     # program is several of them.
