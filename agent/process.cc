@@ -4,6 +4,7 @@
 #include "process.h"
 
 #include <poll.h>
+#include <sys/ioctl.h>
 #include <signal.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -218,7 +219,8 @@ void fillStatus(const ExitInfo& e, proto::ExitStatus::Builder out) {
 
 }  // namespace
 
-ProcessImpl::ProcessImpl(kj::Own<Child> child): child(kj::mv(child)) {}
+ProcessImpl::ProcessImpl(kj::Own<Child> child, kj::AutoCloseFd stdinReader)
+    : child(kj::mv(child)), stdinReader(kj::mv(stdinReader)) {}
 
 kj::Promise<void> ProcessImpl::wait(WaitContext context) {
   KJ_IF_MAYBE(e, child->exitInfo()) {
@@ -246,6 +248,17 @@ kj::Promise<void> ProcessImpl::kill(KillContext context) {
 
 kj::Promise<void> ProcessImpl::pid(PidContext context) {
   context.getResults().setPid(child->pid());
+  return kj::READY_NOW;
+}
+
+kj::Promise<void> ProcessImpl::stdinUnread(StdinUnreadContext context) {
+  int64_t r = -ENOENT;
+  if (stdinReader != nullptr) {
+    int unread = 0;
+    r = ioctl(stdinReader.get(), FIONREAD, &unread) < 0 ? -int64_t(errno) : unread;
+    stdinReader = kj::AutoCloseFd();  // Asked once: writers may see EPIPE again.
+  }
+  context.getResults().setResult(r);
   return kj::READY_NOW;
 }
 

@@ -120,14 +120,16 @@ private:
 
 class ProcessImpl final: public proto::Process::Server {
 public:
-  explicit ProcessImpl(kj::Own<Child> child);
+  ProcessImpl(kj::Own<Child> child, kj::AutoCloseFd stdinReader);
 
   kj::Promise<void> wait(WaitContext context) override;
   kj::Promise<void> kill(KillContext context) override;
   kj::Promise<void> pid(PidContext context) override;
+  kj::Promise<void> stdinUnread(StdinUnreadContext context) override;
 
 private:
   kj::Own<Child> child;
+  kj::AutoCloseFd stdinReader;  // SpawnRequest.keepStdinReader
 };
 
 using SpawnContext =

@@ -76,6 +76,8 @@ struct SpawnPlan {
   kj::Vector<kj::String> envp;
   bool emptyPath = false;
   bool noFollow = false;
+  bool keepStdinReader = false;
+  kj::AutoCloseFd stdinReader;  // keepStdinReader: a reader of fd 0's pipe that never reads
   mode_t umask = 022;
   kj::Own<const CallerCredentials> creds;  // null: the agent's own
   kj::Own<FdRef> dir;        // null: the request names none
@@ -105,6 +107,7 @@ int64_t decodeRequest(proto::SpawnRequest::Reader request, SpawnPlan& plan) {
   }
   plan.emptyPath = request.getEmptyPath();
   plan.noFollow = request.getNoFollow();
+  plan.keepStdinReader = request.getKeepStdinReader();
   plan.umask = mode_t(request.getUmask() & 0777);
   for (auto fd: request.getFds()) {
     Slot slot;
@@ -354,6 +357,13 @@ int64_t forkChild(SpawnPlan& plan, const Confinement& conf, SessionJail* jail,
         bool toChild = slot.kind == Slot::Kind::TO_CHILD;
         slot.childEnd = kj::AutoCloseFd(ends[toChild ? 0 : 1]);
         slot.agentEnd = kj::AutoCloseFd(ends[toChild ? 1 : 0]);
+        if (toChild && slot.target == 0 && plan.keepStdinReader) {
+          int reader = fcntl(ends[0], F_DUPFD_CLOEXEC, 3);
+          if (reader < 0) {
+            return -int64_t(errno);
+          }
+          plan.stdinReader = kj::AutoCloseFd(reader);
+        }
         break;
       }
       case Slot::Kind::DEV_NULL: {
@@ -479,7 +489,7 @@ kj::Promise<void> answer(SpawnContext context, SessionState& session,
     stdio[i].setNode(session.newNode(slot.agentEnd.release(), type, kj::mv(watch)));
     ++i;
   }
-  results.setProcess(kj::heap<ProcessImpl>(kj::mv(child)));
+  results.setProcess(kj::heap<ProcessImpl>(kj::mv(child), kj::mv(plan.stdinReader)));
   return kj::READY_NOW;
 }
 

@@ -269,6 +269,11 @@ struct SpawnRequest {
   terminalCols @10 :UInt16; # left as the kernel makes it).
   credentials @11 :UInt32;  # Session.defineCredentials id the program starts with; 0: the
                             # agent's own (as before).
+  keepStdinReader @12 :Bool;
+  # With a pipeToChild fd 0: the agent keeps a reader of that pipe (which never reads), so that
+  # Process.stdinUnread can say how much of what was written the program left unread. Asked when
+  # stdin is a regular file here, whose position the stub then puts back after what the program
+  # consumed (a program that never reads its stdin takes nothing from it, as natively).
 }
 
 struct ChildFd {
@@ -306,6 +311,10 @@ interface Process {
   # Sends a signal (Linux numbering) to the process; 0 after it has ended (it is reaped).
   pid @2 () -> (pid :Int32);
   # Its pid on the agent's host (for logs and tests).
+  stdinUnread @3 () -> (result :Int64);
+  # The bytes left unread in its stdin pipe (FIONREAD on the reader spawn kept for
+  # keepStdinReader), then that reader is closed; -ENOENT when none was kept. Asked once the
+  # stub has stopped pumping and the process has ended, so the count is final.
 }
 
 struct ExitStatus {

@@ -251,6 +251,10 @@ kj::Promise<Outcome> spawnRemote(Call& c, Remote where, uint64_t argvAddr, uint6
       }
     } else if (plan[i].fd == 0) {
       entry.setPipeToChild();
+      // A regular file here: the stub gives back what the program leaves unread (stub.c).
+      struct stat st;
+      auto path = kj::str("/proc/", c.task.tid, "/fd/0");
+      spec.setKeepStdinReader(stat(path.cStr(), &st) == 0 && S_ISREG(st.st_mode));
     } else {
       entry.setPipeFromChild();
     }
@@ -487,6 +491,17 @@ kj::Promise<Outcome> stubCall(Call& c) {
           }
         }
         return done(-ENOENT);
+      }
+      case SB_STUB_STDIN_UNREAD: {
+        auto req = child->process.stdinUnreadRequest();
+        return send(c, child->target, req)
+            .then([](auto reply) -> Outcome { return Complete{reply.getResult()}; })
+            .catch_([](kj::Exception&& e) -> Outcome {
+              if (e.getType() == kj::Exception::Type::UNIMPLEMENTED || isConnectionLoss(e)) {
+                return Complete{-ENOENT};  // An older agent, or a lost one, counts nothing.
+              }
+              kj::throwFatalException(kj::mv(e));
+            });
       }
       case SB_STUB_WAIT: {
         c.interruptible = true;

@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <termios.h>
@@ -39,12 +40,19 @@ struct pump {
   int to;
   enum close_end closes;
   pthread_t thread;
+  /* Bytes read from `from` and written to `to` so far, and a request to stop (stdin's pump,
+   * after the remote process ended: see give_back_stdin). */
+  _Atomic long long nread, nwritten;
+  _Atomic int stop;
 };
 
 static void* run_pump(void* arg) {
   struct pump* p = arg;
   static __thread char buf[65536];
   for (;;) {
+    if (p->stop) {
+      return NULL;
+    }
     ssize_t n = read(p->from, buf, sizeof(buf));
     if (n < 0 && errno == EINTR) {
       continue;
@@ -52,8 +60,15 @@ static void* run_pump(void* arg) {
     if (n <= 0) {
       break;
     }
+    p->nread += n;
     for (ssize_t off = 0; off < n;) {
+      if (p->stop) {
+        return NULL;
+      }
       ssize_t w = write(p->to, buf + off, (size_t)(n - off));
+      if (w > 0) {
+        p->nwritten += w;
+      }
       if (w < 0 && errno == EINTR) {
         continue;
       }
@@ -77,7 +92,39 @@ static int start_pump(struct pump* p, int from, int to, enum close_end closes) {
   p->from = from;
   p->to = to;
   p->closes = closes;
+  p->nread = 0;
+  p->nwritten = 0;
+  p->stop = 0;
   return pthread_create(&p->thread, NULL, run_pump, p);
+}
+
+static void wake_pump(int sig) { (void)sig; /* being delivered ends a blocked write: EINTR */ }
+
+/* Stdin is a regular file here: the pump read ahead of the remote process, which may have taken
+ * little or nothing of it (`while read l; do remote-cmd; done < list`). Once the process has
+ * ended, stop the pump and put the file position back after what the process consumed: what
+ * the pump read, less what it wrote, plus what the process left unread in its pipe (the agent
+ * counts it). As natively, where a program that does not read its stdin leaves it in place. */
+static void give_back_stdin(struct pump* p) {
+  struct stat st;
+  if (fstat(0, &st) != 0 || !S_ISREG(st.st_mode)) {
+    return;
+  }
+  struct sigaction wake;
+  memset(&wake, 0, sizeof(wake));
+  wake.sa_handler = wake_pump; /* no SA_RESTART */
+  sigaction(SIGUSR2, &wake, NULL);
+  p->stop = 1;
+  pthread_kill(p->thread, SIGUSR2);
+  pthread_join(p->thread, NULL);
+  long unread = syscall(SB_STUB_SYSCALL, SB_STUB_STDIN_UNREAD);
+  if (unread < 0) {
+    return; /* not counted (an older agent): the pump's read-ahead is gone, as before */
+  }
+  long long back = p->nread - p->nwritten + unread;
+  if (back > 0) {
+    lseek(0, -(off_t)back, SEEK_CUR);
+  }
 }
 
 /* The remote pseudo-terminal's master, and the local terminal's modes to give back. */
@@ -157,7 +204,8 @@ int main(void) {
     }
   }
   if (fds[0] >= 0) {
-    /* Detached in effect: a read of a terminal may never return; exit ends it. */
+    /* Detached in effect: a read of a terminal may never return; exit ends it (a regular file's
+     * pump is stopped and its read-ahead given back: give_back_stdin). */
     started[0] = start_pump(&pumps[0], 0, (int)fds[0], CLOSE_TO) == 0;
   }
   for (int i = 1; i < 3; ++i) {
@@ -177,6 +225,9 @@ int main(void) {
     restore_terminal();
     fprintf(stderr, "sb-stub: lost the remote process: %s\n", strerror(errno));
     _exit(127);
+  }
+  if (started[0]) {
+    give_back_stdin(&pumps[0]);
   }
   /* The remote output pipes (and the terminal's output) end once it has exited and they are
    * drained. */

@@ -23,6 +23,11 @@ enum {
    * output (EOF once it has exited and all is read), TIOCSWINSZ it. Then SB_STUB_FD answers
    * -ENOENT for fd 0, and for fds 1 and 2 on the terminal. -ENOENT when it has none. */
   SB_STUB_TERMINAL = 3,
+  /* sb_stub(SB_STUB_STDIN_UNREAD): after SB_STUB_WAIT, with the stdin pump stopped: how many of
+   * the bytes it wrote to the remote process's stdin pipe that process left unread, when sbrun
+   * asked the agent to count them (stdin is a regular file here); then the stub puts the file
+   * position back after what the program consumed. -ENOENT when nothing was counted. */
+  SB_STUB_STDIN_UNREAD = 4,
 };
 
 #endif

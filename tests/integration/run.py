@@ -2534,6 +2534,40 @@ def case_pipeline_sigpipe(ctx):
                  check_out=expected, expect_rc=0, timeout=60)
 
 
+# Remote programs in a loop over a local file on their stdin: the stub pumps the file to B ahead
+# of the program, and gives back what the program did not consume once it ends, so the loop goes
+# on as natively: one that never reads takes nothing (sleep), one that reads part takes that part
+# (head -c 2), one that reads all takes all (cat).
+STDIN_LOOP = ('while read l; do echo "got $l"; head -c 2; echo; done < "$1"; echo ---; '
+              'while read l; do echo "got $l"; sleep 0.1; done < "$1"; echo ---; '
+              'while read l; do echo "got $l"; cat; done < "$1"; echo ---; '
+              'head -c 3 >/dev/null; cat; uname -n')
+
+
+def case_stdin_given_back(ctx):
+    """`while read l; do remote-cmd; done < list` reads every line, as natively: each remote
+    program's stub gives the local file back what the program left unread (issue 16 fidelity;
+    before, the first stub swallowed the rest of the list, like ssh without -n)."""
+    agent = ctx.agent(prepare=B_ETC_HOSTNAME)
+    lines = os.path.join(ctx.tmp, "stdin-list")
+    with open(lines, "w") as f:
+        f.write("a\nb\nc\nd\ne\n")
+    argv = ["sh", "-c", STDIN_LOOP, "loop", lines]
+    # Natively here (the file is here); uname -n stands for B's name.
+    native = run(["sh", "-c", STDIN_LOOP.replace("uname -n", "echo board-b"), "loop", lines],
+                 timeout=60)
+    log(f"[native here]\n{native.describe()}")
+    check(native.rc == 0 and native.out.count("got ") == 9, "native run: unexpected")
+    if ctx.native_only:
+        return
+    empty_tree(agent)
+    t = ctx.traced(agent, argv, timeout=60, extra=("--local", ctx.tmp, "-v"))
+    log(f"[traced via sbrun]\n{t.describe()}")
+    check(t.rc == 0 and t.out == native.out, "sbrun: not as natively")
+    check("exec of /usr/bin/head" in t.err and "runs on" in t.err,
+          "head did not run on B (see -v)")
+
+
 def case_background_kill(ctx):
     """A background remote program killed by its shell: while the shell waits for the harness,
     `sleep 100` runs on B; then `kill $!` reaches it there, `wait $!` gives 143, sbrun ends
@@ -4058,6 +4092,7 @@ def build_cases():
     cases["exec-b-only"] = (case_exec_b_only, True)
     cases["pipeline-sigpipe"] = (case_pipeline_sigpipe, True)
     cases["background-kill"] = (case_background_kill, True)
+    cases["stdin-given-back"] = (case_stdin_given_back, True)
     cases["agent-clean"] = (case_agent_clean, True)
     cases["scope-threads"] = (case_scope_threads, True)
     cases["scope-python"] = (case_scope_python, True)
