@@ -113,6 +113,10 @@ struct Call {
   bool readAheadHit = false;
   // The handler's outcome has come (Tracer::settle): no longer waiting for a target.
   bool settled = false;
+  // What the outcome's registers point at below the stack (a placeholder's "/", sb-stub's path,
+  // a local copy's name: abi::scratchBelow). Written again when a parked call's outcome is
+  // applied after a signal handler ran on that stack (Tracer::onReplay).
+  kj::Vector<std::pair<uint64_t, kj::Array<kj::byte>>> scratch = {};
 
   uint64_t arg(int i) const;
   // An answer of -EINTR although sbrun interrupted nothing: another thread's signal interrupted
@@ -121,6 +125,9 @@ struct Call {
   bool wokenByOther(const Outcome& o) const;
   int fdArg(int i) const { return static_cast<int>(arg(i)); }
   TraceeMemory mem() const;
+  // Writes `bytes` at `addr` below the stack for the outcome's registers, and keeps them (see
+  // `scratch`). 0 or -errno, as TraceeMemory::write.
+  int64_t writeScratch(uint64_t addr, kj::ArrayPtr<const kj::byte> bytes);
 };
 
 using Handler = kj::Promise<Outcome> (*)(Call& call);

@@ -302,8 +302,8 @@ kj::Promise<Outcome> spawnRemote(Call& c, Remote where, uint64_t argvAddr, uint6
     // exec sb-stub instead, with the same argv and envp (ps shows the program's argv).
     kj::StringPtr stub = c.tracer.stubPath();
     uint64_t scratch = abi::scratchBelow(c.regs, stub.size() + 1 + 16);
-    if (c.mem().write(scratch, kj::arrayPtr(reinterpret_cast<const kj::byte*>(stub.cStr()),
-                                            stub.size() + 1)) < 0) {
+    if (c.writeScratch(scratch, kj::arrayPtr(reinterpret_cast<const kj::byte*>(stub.cStr()),
+                                             stub.size() + 1)) < 0) {
       c.tracer.noteOnce("scratch", "cannot write to the program's stack to exec sb-stub");
       child->process.killRequest().send().detach([](kj::Exception&&) {});
       return Complete{-ENOMEM};
@@ -381,8 +381,8 @@ kj::Promise<Outcome> execHere(Call& c, kj::StringPtr given, kj::StringPtr abs, b
     return local();
   }
   uint64_t scratch = abi::scratchBelow(c.regs, abs.size() + 1 + 16);
-  if (c.mem().write(scratch, kj::arrayPtr(reinterpret_cast<const kj::byte*>(abs.cStr()),
-                                          abs.size() + 1)) < 0) {
+  if (c.writeScratch(scratch, kj::arrayPtr(reinterpret_cast<const kj::byte*>(abs.cStr()),
+                                           abs.size() + 1)) < 0) {
     return local();  // No stack to write on: the kernel's own resolution, relative to here.
   }
   // execveat(AT_FDCWD, abs, argv, envp, flags) says the same for both calls.

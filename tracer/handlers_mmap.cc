@@ -43,7 +43,7 @@ Outcome mapCopy(Call& c, kj::Own<MapCopy> copy) {
   auto path = kj::str("/proc/", getpid(), "/fd/", copy->fd());
   uint64_t scratch = abi::scratchBelow(c.regs, path.size() + 1);
   // With its NUL (kj::String keeps one after its end).
-  if (c.mem().write(scratch, kj::arrayPtr(path.asBytes().begin(), path.size() + 1)) < 0) {
+  if (c.writeScratch(scratch, kj::arrayPtr(path.asBytes().begin(), path.size() + 1)) < 0) {
     return Complete{-ENOMEM};
   }
   auto open = abi::syscallRegs(c.regs, SYS_openat,

@@ -250,6 +250,14 @@ bool Tracer::onReplay(Task& task, const user_regs_struct& regs) {
     task.replay = nullptr;
     auto outcome = kj::mv(KJ_ASSERT_NONNULL(task.replayOutcome));
     task.replayOutcome = nullptr;
+    // A signal handler may have run on the stack since the handler wrote what the outcome's
+    // registers point at below it: write it again (the stack pointer is the call's again).
+    for (auto& [addr, bytes] : task.call->scratch) {
+      if (task.call->mem().write(addr, bytes) < 0) {
+        noteOnce("rescratch", "cannot write to the program's stack again after a signal "
+                              "handler ran: a restarted call may fail (EFAULT, ENOENT)");
+      }
+    }
     apply(*task.call, kj::mv(outcome));
     return true;
   }

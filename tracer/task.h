@@ -133,6 +133,10 @@ struct RemoteChild {
 };
 
 inline TraceeMemory Call::mem() const { return TraceeMemory(task.tid); }
+inline int64_t Call::writeScratch(uint64_t addr, kj::ArrayPtr<const kj::byte> bytes) {
+  scratch.add(addr, kj::heapArray(bytes));
+  return mem().write(addr, bytes);
+}
 
 
 }  // namespace sb

@@ -401,7 +401,7 @@ kj::Maybe<user_regs_struct> Tracer::placeholderOpen(Call& call, bool cloexec) {
   // The path "/" goes just below the stack's red zone (abi::scratchBelow).
   uint64_t scratch = abi::scratchBelow(call.regs, 16);
   static const kj::byte ROOT[] = {'/', 0};
-  if (call.mem().write(scratch, ROOT) < 0) {
+  if (call.writeScratch(scratch, ROOT) < 0) {
     noteOnce("scratch", "cannot write to the program's stack to create a placeholder fd");
     return nullptr;
   }

@@ -34,18 +34,24 @@ int main(int argc, char **argv) {
   struct itimerval every = {{0, 1000}, {0, 1000}};
   test_assert(setitimer(ITIMER_REAL, &every, NULL) == 0);
   int failures = 0, first_errno = 0;
+  const char *first_call = "";
   for (int i = 0; (i < 60 || handled < 5) && i < 1000000; i++) {
-    int fd = open(P("plain"), O_RDONLY | O_CLOEXEC);
     struct stat st;
     char buf[32];
-    if (fd < 0 || fstat(fd, &st) != 0 || read(fd, buf, sizeof buf) != 11) {
-      if (failures++ == 0) first_errno = errno;
+    errno = 0;
+    int fd = open(P("plain"), O_RDONLY | O_CLOEXEC);
+    const char *call = fd < 0 ? "open" : fstat(fd, &st) != 0 ? "fstat"
+                       : read(fd, buf, sizeof buf) != 11 ? "read" : NULL;
+    if (call != NULL && failures++ == 0) {
+      first_errno = errno;
+      first_call = call;
     }
     if (fd >= 0) close(fd);
   }
   struct itimerval stop = {{0, 0}, {0, 0}};
   test_assert(setitimer(ITIMER_REAL, &stop, NULL) == 0);
-  obs("opens under a 1 ms timer (60, and until 5 signals came): %d failed%s%s", failures, failures ? ", the first with " : "",
+  obs("opens under a 1 ms timer (60, and until 5 signals came): %d failed%s%s%s%s", failures,
+      failures ? ", the first in " : "", first_call, failures ? " with " : "",
       failures ? errname(first_errno) : "");
   test_assert(failures == 0);
   test_assert(handled >= 5);
