@@ -71,7 +71,8 @@ kj::Promise<void> presentToken(kj::AsyncIoStream& stream, kj::ArrayPtr<const kj:
   return write.attach(kj::mv(message))
       .then([&stream]() { return readAnswer(stream, kj::heap<kj::Vector<kj::byte>>()); })
       .then([](kj::Array<kj::byte> line) {
-        kj::StringPtr text(reinterpret_cast<const char*>(line.begin()), line.size());
+        // Not NUL-terminated: an ArrayPtr, never a StringPtr (which reads one byte past it).
+        auto text = kj::arrayPtr(reinterpret_cast<const char*>(line.begin()), line.size());
         if (line.size() == 3 && memcmp(line.begin(), "ok\n", 3) == 0) {
           return;
         }
@@ -87,7 +88,8 @@ kj::Promise<void> presentToken(kj::AsyncIoStream& stream, kj::ArrayPtr<const kj:
                            "certificate that CA signed)"));
         }
         kj::StringPtr refused = "refused: ";
-        if (line.back() == '\n' && text.startsWith(refused)) {
+        if (line.back() == '\n' && text.size() > refused.size() &&
+            memcmp(text.begin(), refused.begin(), refused.size()) == 0) {
           failWith(kj::str("the agent refused the connection: ",
                            kj::heapString(text.begin() + refused.size(),
                                           line.size() - refused.size() - 1)));

@@ -475,11 +475,13 @@ kj::Promise<Outcome> controlIo(Call& c, bool isWrite, Shape shape) {
     if (count > 0 && c.mem().read(c.arg(1), bytes) < 0) {
       return done(-EFAULT);
     }
-    kj::StringPtr text(reinterpret_cast<const char*>(bytes.begin()), bytes.size());
-    if (text.endsWith("\n")) {
-      text = kj::StringPtr(text.begin(), text.size() - 1);
+    // Not NUL-terminated: an ArrayPtr (a StringPtr would read one byte past it).
+    auto text = kj::arrayPtr(reinterpret_cast<const char*>(bytes.begin()), bytes.size());
+    if (text.size() > 0 && text.back() == '\n') {
+      text = text.slice(0, text.size() - 1);
     }
-    if (text.findFirst('\n') != nullptr || text.findFirst('\0') != nullptr) {
+    if (memchr(text.begin(), '\n', text.size()) != nullptr ||
+        memchr(text.begin(), '\0', text.size()) != nullptr) {
       return done(-EINVAL);  // One command per write.
     }
     int64_t r = applyScopeCommand(c.tracer.targets(), &c.task, kj::heapString(text));
