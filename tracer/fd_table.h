@@ -15,6 +15,7 @@
 #include <kj/string.h>
 #include <kj/vector.h>
 #include <map>
+#include <string>
 
 #include "lease_signals.h"
 #include "splitbrain.capnp.h"
@@ -43,6 +44,10 @@ struct SocketInfo {
   // under SA_RESTART (socket(7)).
   bool receiveTimeout = false;
   bool sendTimeout = false;
+  // -yy: the endpoints as B sees them ("10.0.0.2:40000", "[::1]:80", "\"/run/x.sock\""),
+  // learnt when bind, connect and accept succeed (with -yy only); "" while unknown.
+  std::string localEnd = std::string();
+  std::string peerEnd = std::string();
 };
 
 // Read-ahead of one open file description (handlers_io.cc; docs/architecture.md, "Speed"): a

@@ -165,7 +165,7 @@ void Tracer::observeEntry(Call& call) {
     obs->fdNotes = kj::heapArray<kj::String>(6);
     for (int i = 0; i < 6; ++i) {
       if (fds & (1u << i)) {
-        obs->fdNotes[i] = fdNote(call, call.fdArg(i));
+        obs->fdNotes[i] = fdNote(call, call.fdArg(i), t.decodeFds);
       }
     }
   }
