@@ -181,6 +181,18 @@ def case_trace_yy_like_strace(ctx):
     h.check(re.search(r"<target1:TCP:\[" + re.escape(h.B_ADDR) + r":\d+->" +
                       re.escape(h.B_ADDR) + ":" + port + r"\]>", text),
             "-yy must show the remote socket's endpoints and keep the target marker")
+    # A local device, trapped because its fd shares a block of 8 with a remote one: strace's
+    # `4</dev/null<char 1:3>>`.
+    prog = (f"import os\nf = open('{h.WORK}/hello.txt')\n"
+            f"n = os.open('/dev/null', os.O_RDONLY)\nos.fstat(n)\n")
+    argv = [h.SYS_PYTHON, "-c", prog]
+    r = agent.sh(f"cd {h.WORK} && strace -f -qq -yy -o {out} -e trace=newfstatat,fstat "
+                 + " ".join(h.shlex.quote(a) for a in argv) + f"; rc=$?; cat {out} >&2; exit $rc")
+    h.log(r.describe())
+    native = [l for l in trace_lines(r.err) if "/dev/null<char" in l]
+    t, text, ours = sbrun_trace(ctx, agent, "newfstatat,fstat", argv, extra=["-yy"])
+    h.check(t.rc == 0, "python3 under sbrun failed")
+    compare(native, [l for l in ours if "/dev/null<char" in l], "/dev/null -yy")
 
 
 def case_trace_decode_like_strace(ctx):
