@@ -75,6 +75,8 @@ enum class ArgKind : uint8_t {
   STATFS,    // struct statfs, written by the call
   IOCTL_REQ,  // an ioctl request by name (ioctl_table.h); its argument after it by request
   SKIP,      // not shown (preadv2's pos_h: strace prints the offset once)
+  MSGHDR_IN,   // sendmsg's struct msghdr: its name, iovecs and control messages
+  MSGHDR_OUT,  // recvmsg's, at exit: the iovecs up to the result, the name and control it got
   RWF_FLAGS,  // RWF_NOWAIT|...
 };
 
@@ -92,7 +94,7 @@ const std::unordered_map<std::string_view, std::vector<ArgKind>>& argShapes() {
       {"accept", {FD, SOCKADDR_OUT, LEN_PTR}}, {"accept4", {FD, SOCKADDR_OUT, LEN_PTR, SOCK_TYPE}},
       {"sendto", {FD, IN_BUF, UINT, MSG_FLAGS, SOCKADDR, UINT}},
       {"recvfrom", {FD, OUT_BUF, UINT, MSG_FLAGS, SOCKADDR_OUT, LEN_PTR}},
-      {"sendmsg", {FD, PTR, MSG_FLAGS}}, {"recvmsg", {FD, PTR, MSG_FLAGS}},
+      {"sendmsg", {FD, MSGHDR_IN, MSG_FLAGS}}, {"recvmsg", {FD, MSGHDR_OUT, MSG_FLAGS}},
       {"shutdown", {FD, INT}}, {"listen", {FD, INT}},
       {"getsockname", {FD, SOCKADDR_OUT, LEN_PTR}}, {"getpeername", {FD, SOCKADDR_OUT, LEN_PTR}},
       {"setsockopt", {FD, SOCKOPT_LEVEL, SOCKOPT_NAME, SOCKOPT_VALUE, INT}},
@@ -529,6 +531,82 @@ kj::String statfsText(const TraceeMemory& mem, uint64_t addr) {
                  ", f_flags=", bitNames(static_cast<uint64_t>(st.f_flags), FLAGS, "0"), "}");
 }
 
+const std::pair<uint64_t, const char*> MSG_FLAG_NAMES[] = {
+    {MSG_OOB, "MSG_OOB"}, {MSG_PEEK, "MSG_PEEK"}, {MSG_DONTROUTE, "MSG_DONTROUTE"},
+    {MSG_CTRUNC, "MSG_CTRUNC"}, {MSG_TRUNC, "MSG_TRUNC"}, {MSG_DONTWAIT, "MSG_DONTWAIT"},
+    {MSG_EOR, "MSG_EOR"}, {MSG_WAITALL, "MSG_WAITALL"}, {MSG_NOSIGNAL, "MSG_NOSIGNAL"},
+    {MSG_MORE, "MSG_MORE"}, {MSG_CMSG_CLOEXEC, "MSG_CMSG_CLOEXEC"}};
+
+// Control messages as strace prints them: SCM_RIGHTS' fds, SCM_CREDENTIALS' ids; the header
+// alone for others.
+kj::String cmsgText(const TraceeMemory& mem, uint64_t addr, uint64_t len) {
+  auto buf = kj::heapArray<kj::byte>(static_cast<size_t>(std::min<uint64_t>(len, 4096)));
+  if (mem.read(addr, buf) < 0) {
+    return addressText(addr);
+  }
+  kj::Vector<kj::String> parts;
+  for (size_t off = 0; off + sizeof(struct cmsghdr) <= buf.size();) {
+    struct cmsghdr h;
+    memcpy(&h, buf.begin() + off, sizeof(h));
+    if (h.cmsg_len < sizeof(h) || off + h.cmsg_len > buf.size()) {
+      break;
+    }
+    kj::String level = valueName(h.cmsg_level, SOCKOPT_LEVELS);
+    kj::String type = kj::str(h.cmsg_type);
+    kj::String data;
+    auto payload = buf.slice(off + CMSG_LEN(0), off + h.cmsg_len);
+    if (h.cmsg_level == SOL_SOCKET && h.cmsg_type == SCM_RIGHTS) {
+      type = kj::str("SCM_RIGHTS");
+      kj::Vector<kj::String> fds;
+      for (size_t i = 0; i + sizeof(int) <= payload.size(); i += sizeof(int)) {
+        int fd;
+        memcpy(&fd, payload.begin() + i, sizeof(fd));
+        fds.add(kj::str(fd));
+      }
+      data = kj::str(", cmsg_data=[", kj::strArray(fds, ", "), "]");
+    } else if (h.cmsg_level == SOL_SOCKET && h.cmsg_type == SCM_CREDENTIALS &&
+               payload.size() >= sizeof(struct ucred)) {
+      type = kj::str("SCM_CREDENTIALS");
+      struct ucred cred;
+      memcpy(&cred, payload.begin(), sizeof(cred));
+      data = kj::str(", cmsg_data={pid=", cred.pid, ", uid=", cred.uid, ", gid=", cred.gid, "}");
+    }
+    parts.add(kj::str("{cmsg_len=", h.cmsg_len, ", cmsg_level=", level, ", cmsg_type=", type,
+                      data, "}"));
+    off += CMSG_ALIGN(h.cmsg_len);
+  }
+  return kj::str("[", kj::strArray(parts, ", "), "]");
+}
+
+// struct msghdr as strace prints it. `out`: recvmsg's, at exit (`result` bytes in its iovecs;
+// `nameLenIn` is msg_namelen before the call, -1 when unknown).
+kj::String msghdrText(const TraceeMemory& mem, uint64_t addr, bool out, int64_t result,
+                      int64_t nameLenIn, size_t limit) {
+  struct msghdr m;
+  if (!readStruct(mem, addr, m) || (out && result < 0)) {
+    return addressText(addr);
+  }
+  uint64_t nameAddr = reinterpret_cast<uint64_t>(m.msg_name);
+  kj::String name = nameAddr == 0 || m.msg_namelen == 0 ? addressText(nameAddr)
+                                                       : sockaddrText(mem, nameAddr, m.msg_namelen);
+  kj::String nameLen = out && nameLenIn >= 0 && nameLenIn != m.msg_namelen
+                           ? kj::str(nameLenIn, " => ", m.msg_namelen)
+                           : kj::str(m.msg_namelen);
+  uint64_t iovAddr = reinterpret_cast<uint64_t>(m.msg_iov);
+  kj::String iov = iovecText(mem, iovAddr, m.msg_iovlen,
+                             out ? static_cast<uint64_t>(result) : UINT64_MAX, limit);
+  uint64_t control = reinterpret_cast<uint64_t>(m.msg_control);
+  kj::String controlText = control != 0 && m.msg_controllen > 0
+                               ? kj::str("msg_control=", cmsgText(mem, control, m.msg_controllen),
+                                         ", ")
+                               : kj::str();
+  return kj::str("{msg_name=", name, ", msg_namelen=", nameLen, ", msg_iov=", iov,
+                 ", msg_iovlen=", m.msg_iovlen, ", ", controlText,
+                 "msg_controllen=", m.msg_controllen,
+                 ", msg_flags=", bitNames(static_cast<uint32_t>(m.msg_flags), MSG_FLAG_NAMES, "0"),
+                 "}");
+}
+
 // struct termios as the kernel's TCGETS/TCSETS* copy it (36 bytes), at strace's depth.
 struct KernelTermios {
   uint32_t iflag, oflag, cflag, lflag;
@@ -729,9 +807,18 @@ uint8_t pathArgMask(int nr) {
   return mask;
 }
 
+CallEntry readCallEntry(int nr, const uint64_t args[6], const TraceeMemory& mem) {
+  CallEntry entry;
+  struct msghdr m;
+  if (nr == SYS_recvmsg && readStruct(mem, args[1], m)) {
+    entry.msgNameLen = m.msg_namelen;
+  }
+  return entry;
+}
+
 kj::String formatCallArgs(int nr, const uint64_t args[6], int64_t result,
                           const TraceeMemory& mem, const TraceStyle& style,
-                          kj::ArrayPtr<const kj::String> fdNotes) {
+                          kj::ArrayPtr<const kj::String> fdNotes, const CallEntry& entry) {
   if (nr == SYS_mmap) {
     return mmapArgs(args);
   }
@@ -845,15 +932,11 @@ kj::String formatCallArgs(int nr, const uint64_t args[6], int64_t result,
         parts.add(ip ? valueName(static_cast<int64_t>(a), IP) : kj::str(a));
         break;
       }
-      case ArgKind::MSG_FLAGS: {
-        static const std::pair<uint64_t, const char*> M[] = {
-            {MSG_OOB, "MSG_OOB"}, {MSG_PEEK, "MSG_PEEK"}, {MSG_DONTROUTE, "MSG_DONTROUTE"},
-            {MSG_CTRUNC, "MSG_CTRUNC"}, {MSG_TRUNC, "MSG_TRUNC"}, {MSG_DONTWAIT, "MSG_DONTWAIT"},
-            {MSG_EOR, "MSG_EOR"}, {MSG_WAITALL, "MSG_WAITALL"}, {MSG_NOSIGNAL, "MSG_NOSIGNAL"},
-            {MSG_MORE, "MSG_MORE"}, {MSG_CMSG_CLOEXEC, "MSG_CMSG_CLOEXEC"}};
-        parts.add(bitNames(a, M, "0"));
+      case ArgKind::MSG_FLAGS: parts.add(bitNames(a, MSG_FLAG_NAMES, "0")); break;
+      case ArgKind::MSGHDR_IN: parts.add(msghdrText(mem, a, false, result, -1, limit)); break;
+      case ArgKind::MSGHDR_OUT:
+        parts.add(msghdrText(mem, a, true, result, entry.msgNameLen, limit));
         break;
-      }
       case ArgKind::UTSNAME: parts.add(ok ? utsText(mem, a) : addressText(a)); break;
       case ArgKind::DIRENTS: parts.add(direntsText(mem, a, result)); break;
       case ArgKind::ADVICE: {

@@ -198,7 +198,8 @@ def case_trace_yy_like_strace(ctx):
 def case_trace_decode_like_strace(ctx):
     """iovecs (writev, readv up to what it returned, pwritev2/preadv2), ioctl requests by name
     with their arguments (FIONREAD [N], FIONBIO [1], TCGETS failing), statfs/fstatfs structs, on
-    a file on B, as strace shows the same program natively on B."""
+    a file on B; sendmsg/recvmsg's struct msghdr on a socketpair on B; as strace shows the same
+    programs natively on B."""
     need_strace()
     agent = ctx.agent()
     h.make_tree(agent)
@@ -240,6 +241,15 @@ def case_trace_decode_like_strace(ctx):
             "readv's iovecs are not decoded")
     h.check(any(re.match(r"ioctl\(\d+, FIONREAD, \[\d+\]\) = 0", l) for l in ours),
             "FIONREAD is not decoded")
+    # sendmsg and recvmsg on a unix socketpair (made on B): struct msghdr with its iovecs, the
+    # received bytes up to the result, msg_namelen as `110 => 0`.
+    prog = ("import socket\na, b = socket.socketpair()\n"
+            "a.sendmsg([b'abc', b'de'])\nb.recvmsg(100)\n"
+            "a.sendmsg([b'x' * 40])\nb.recvmsg(3)\n")
+    r, native = strace_on_b(agent, "sendmsg,recvmsg", [h.SYS_PYTHON, "-c", prog])
+    t, _, ours = sbrun_trace(ctx, agent, "sendmsg,recvmsg", [h.SYS_PYTHON, "-c", prog])
+    h.check(t.rc == 0, "python3 under sbrun failed")
+    compare(native, ours, "sendmsg, recvmsg")
 
 
 def case_trace_stats_to_output(ctx):

@@ -161,6 +161,45 @@ TEST_SUITE("trace_format") {
           "{iov_base=\"x\", iov_len=1}, {iov_base=\"x\", iov_len=1}, ...], 6, 7");
   }
 
+  TEST_CASE("sendmsg and recvmsg: struct msghdr, its iovecs and control messages") {
+    char a[] = "abc", b[] = "de";
+    struct iovec iov[2] = {{a, 3}, {b, 2}};
+    struct msghdr m = {};
+    m.msg_iov = iov;
+    m.msg_iovlen = 2;
+    CHECK(tfArgs(SYS_sendmsg, {3, tfAddr(&m), 0}, 5) ==
+          "3, {msg_name=NULL, msg_namelen=0, msg_iov=[{iov_base=\"abc\", iov_len=3}, "
+          "{iov_base=\"de\", iov_len=2}], msg_iovlen=2, msg_controllen=0, msg_flags=0}, 0");
+    alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+    struct cmsghdr* c = reinterpret_cast<struct cmsghdr*>(control);
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    int fd = 7;
+    memcpy(CMSG_DATA(c), &fd, sizeof(fd));
+    m.msg_control = control;
+    m.msg_controllen = sizeof(control);
+    sockaddr_in in = {};
+    in.sin_family = AF_INET;
+    in.sin_port = htons(80);
+    inet_pton(AF_INET, "127.0.0.1", &in.sin_addr);
+    m.msg_name = &in;
+    m.msg_namelen = sizeof(in);
+    // recvmsg at exit: the iovecs up to the result, msg_namelen as `in => out` when it changed.
+    sb::CallEntry entry;
+    entry.msgNameLen = 110;
+    uint64_t args[6] = {4, tfAddr(&m), 0, 0, 0, 0};
+    sb::TraceStyle style;
+    CHECK(sb::formatCallArgs(SYS_recvmsg, args, 4, sb::TraceeMemory(getpid()), style, nullptr,
+                             entry) ==
+          "4, {msg_name={sa_family=AF_INET, sin_port=htons(80), "
+          "sin_addr=inet_addr(\"127.0.0.1\")}, msg_namelen=110 => 16, "
+          "msg_iov=[{iov_base=\"abc\", iov_len=3}, {iov_base=\"d\", iov_len=2}], msg_iovlen=2, "
+          "msg_control=[{cmsg_len=20, cmsg_level=SOL_SOCKET, cmsg_type=SCM_RIGHTS, "
+          "cmsg_data=[7]}], msg_controllen=24, msg_flags=0}, 0");
+    CHECK(tfArgs(SYS_recvmsg, {4, tfAddr(&m), 0}, -EAGAIN).startsWith("4, 0x"));
+  }
+
   TEST_CASE("statfs at strace's depth") {
     struct statfs st = {};
     st.f_type = 0x01021994;
