@@ -151,7 +151,8 @@ def yy_normalise(line):
 def case_trace_yy_like_strace(ctx):
     """-yy on a TCP client's socket to a server only B's network has: its endpoints as B sees
     them, `3<TCP:[10.77.0.1:PORT->10.77.0.1:N]>`, as strace -yy shows them natively on B (the
-    lines after the connect; sbrun marks the fd as the target's)."""
+    lines after the connect; sbrun marks the fd as the target's); a UDP socket's port after its
+    first sendto; a local /dev/null's device numbers."""
     need_strace()
     client = os.path.abspath(os.path.join(ctx.helpers_dir or "", "echo_client"))
     h.need_binary(client, "helper echo_client (--helpers-dir)")
@@ -181,6 +182,17 @@ def case_trace_yy_like_strace(ctx):
     h.check(re.search(r"<target1:TCP:\[" + re.escape(h.B_ADDR) + r":\d+->" +
                       re.escape(h.B_ADDR) + ":" + port + r"\]>", text),
             "-yy must show the remote socket's endpoints and keep the target marker")
+    # A datagram socket gets its port from its first send: the next send's note shows it.
+    prog = ("import socket\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+            f"s.sendto(b'a', ('{h.B_ADDR}', 9))\ns.sendto(b'b', ('{h.B_ADDR}', 9))\n")
+    argv = [h.SYS_PYTHON, "-c", prog]
+    r = agent.sh(f"cd {h.WORK} && strace -f -qq -yy -o {out} -e trace=sendto "
+                 + " ".join(h.shlex.quote(a) for a in argv) + f"; rc=$?; cat {out} >&2; exit $rc")
+    h.log(r.describe())
+    native = [yy_normalise(l) for l in trace_lines(r.err)][1:]
+    t, text, ours = sbrun_trace(ctx, agent, "sendto", argv, extra=["-yy"])
+    h.check(t.rc == 0, "python3 under sbrun failed")
+    compare(native, [yy_normalise(l) for l in ours][1:], "udp -yy")
     # A local device, trapped because its fd shares a block of 8 with a remote one: strace's
     # `4</dev/null<char 1:3>>`.
     prog = (f"import os\nf = open('{h.WORK}/hello.txt')\n"
