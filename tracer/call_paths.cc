@@ -164,6 +164,9 @@ kj::String fdNote(const Call& call, int fd, int level) {
       KJ_IF_MAYBE(s, file->socket) {
         return kj::str(file->target.name(), ":", remoteSocketNote(*s));
       }
+      if (!file->device.empty()) {
+        return kj::str(file->target.name(), ":", file->path, "<", file->device.c_str(), ">");
+      }
     }
     return kj::str(file->target.name(), ":", file->path);
   }

@@ -120,6 +120,8 @@ class RemoteFile : public kj::Refcounted {
   uint32_t ioEpoch = 0;
   // Set for the sockets sbrun made on the target (socket, socketpair, accept).
   kj::Maybe<SocketInfo> socket;
+  // -yy: a device's type and numbers on B ("char 1:3"), asked at its open under -yy only.
+  std::string device = std::string();
   // Opened for writing (O_WRONLY, O_RDWR): its close may report a deferred write error (NFS,
   // FUSE), so it waits for the target's answer; other closes of files and directories do not.
   bool writable = false;

@@ -180,8 +180,9 @@ Observing (strace's options; sbrun traces the calls it traps: docs/user-guide.md
   -yy                   -y, and a socket's protocol and endpoints, a device's numbers:
                         3<TCP:[127.0.0.1:40000->127.0.0.1:80]>, 0</dev/null<char 1:3>>; a
                         remote socket's as B sees them, 3<target1:TCP:[...]> (learnt when
-                        bind, connect, accept succeed and at a datagram's first send: one
-                        more round trip each, with -yy only)
+                        bind, connect, accept succeed and at a datagram's first send; a
+                        remote device's numbers at its open: one more round trip each, with
+                        -yy only)
   -f                    accepted (sbrun always follows forks and threads)
   -e inject=SET:WHAT[:when=EXPR][:path=GLOB], --inject=...
                         strace's fault injection on trapped calls, here and on targets alike.

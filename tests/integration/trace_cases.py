@@ -152,7 +152,7 @@ def case_trace_yy_like_strace(ctx):
     """-yy on a TCP client's socket to a server only B's network has: its endpoints as B sees
     them, `3<TCP:[10.77.0.1:PORT->10.77.0.1:N]>`, as strace -yy shows them natively on B (the
     lines after the connect; sbrun marks the fd as the target's); a UDP socket's port after its
-    first sendto; a local /dev/null's device numbers."""
+    first sendto; /dev/null's device numbers, here and on B."""
     need_strace()
     client = os.path.abspath(os.path.join(ctx.helpers_dir or "", "echo_client"))
     h.need_binary(client, "helper echo_client (--helpers-dir)")
@@ -205,6 +205,21 @@ def case_trace_yy_like_strace(ctx):
     t, text, ours = sbrun_trace(ctx, agent, "newfstatat,fstat", argv, extra=["-yy"])
     h.check(t.rc == 0, "python3 under sbrun failed")
     compare(native, [l for l in ours if "/dev/null<char" in l], "/dev/null -yy")
+    # The same device opened on B (--remote /dev/null): its numbers as B's stat gives them,
+    # after the target's marker.
+    prog = "import os\nn = os.open('/dev/null', os.O_RDONLY)\nos.fstat(n)\n"
+    argv = [h.SYS_PYTHON, "-c", prog]
+    r = agent.sh(f"cd {h.WORK} && strace -f -qq -yy -o {out} -e trace=newfstatat,fstat "
+                 + " ".join(h.shlex.quote(a) for a in argv) + f"; rc=$?; cat {out} >&2; exit $rc")
+    h.log(r.describe())
+    null = r"newfstatat\([3-9]</dev/null<"
+    native = [l for l in trace_lines(r.err) if re.match(null, l)]
+    t, text, ours = sbrun_trace(ctx, agent, "newfstatat,fstat", argv,
+                                extra=["-yy", "--remote", "/dev/null"])
+    h.check(t.rc == 0, "python3 under sbrun failed")
+    h.check("<target1:/dev/null<char 1:3>>" in text, "a remote device's -yy note")
+    ours = [yy_normalise(l) for l in ours]
+    compare(native, [l for l in ours if re.match(null, l)], "remote /dev/null -yy")
 
 
 def case_trace_decode_like_strace(ctx):
