@@ -813,6 +813,14 @@ CallEntry readCallEntry(int nr, const uint64_t args[6], const TraceeMemory& mem)
   if (nr == SYS_recvmsg && readStruct(mem, args[1], m)) {
     entry.msgNameLen = m.msg_namelen;
   }
+  if (auto shape = shapeOf(nr)) {
+    for (size_t i = 0; i < shape->size(); ++i) {
+      uint32_t len;
+      if ((*shape)[i] == ArgKind::LEN_PTR && readStruct(mem, args[i], len)) {
+        entry.addrLen = len;
+      }
+    }
+  }
   return entry;
 }
 
@@ -919,7 +927,13 @@ kj::String formatCallArgs(int nr, const uint64_t args[6], int64_t result,
       }
       case ArgKind::LEN_PTR: {
         uint32_t len = 0;
-        parts.add(readStruct(mem, a, len) ? kj::str("[", len, "]") : addressText(a));
+        if (!readStruct(mem, a, len)) {
+          parts.add(addressText(a));
+        } else if (ok && entry.addrLen >= 0 && entry.addrLen != len) {
+          parts.add(kj::str("[", entry.addrLen, " => ", len, "]"));  // the kernel changed it
+        } else {
+          parts.add(kj::str("[", len, "]"));
+        }
         break;
       }
       case ArgKind::DOMAIN: parts.add(valueName(static_cast<int64_t>(a), DOMAINS)); break;

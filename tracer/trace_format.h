@@ -17,9 +17,11 @@ struct TraceStyle {
 };
 
 // What a call's line needs from its entry that the call itself overwrites: recvmsg's
-// msg_namelen, which strace prints as `110 => 16` when the kernel changed it.
+// msg_namelen and the socklen_t of accept, getsockname, recvfrom..., which strace prints as
+// `110 => 16` when the kernel changed them (-1: not read).
 struct CallEntry {
   int64_t msgNameLen = -1;
+  int64_t addrLen = -1;
 };
 // Read at the entry stop of an observed call (nothing but for the calls that need it).
 CallEntry readCallEntry(int nr, const uint64_t args[6], const TraceeMemory& mem);

@@ -182,6 +182,27 @@ def case_trace_yy_like_strace(ctx):
     h.check(re.search(r"<target1:TCP:\[" + re.escape(h.B_ADDR) + r":\d+->" +
                       re.escape(h.B_ADDR) + ":" + port + r"\]>", text),
             "-yy must show the remote socket's endpoints and keep the target marker")
+    # A listener and both ends of a connection it accepted, all on B: bind and accept learn
+    # their endpoints (every port is B's pick: all read PORT).
+    prog = ("import socket\ns = socket.socket()\n"
+            f"s.bind(('{h.B_ADDR}', 0))\ns.listen()\n"
+            "c = socket.socket()\nc.connect(s.getsockname())\na, _ = s.accept()\n"
+            "c.send(b'hi')\na.recv(10)\na.send(b'yo')\nc.recv(10)\n")
+    argv = [h.SYS_PYTHON, "-c", prog]
+    calls = "listen,getsockname,sendto,recvfrom"
+    r = agent.sh(f"cd {h.WORK} && strace -f -qq -yy -o {out} -e trace={calls} "
+                 + " ".join(h.shlex.quote(a) for a in argv) + f"; rc=$?; cat {out} >&2; exit $rc")
+    h.log(r.describe())
+
+    def all_ports(line):
+        line = re.sub(r"<target\d+:", "<", line)
+        line = re.sub(r"htons\(\d+\)", "htons(PORT)", line)
+        return re.sub(r"<(TCP|UDP):\[[^\]]*\]>",
+                      lambda m: re.sub(r":\d+", ":PORT", m.group(0)), line)
+    native = [all_ports(l) for l in trace_lines(r.err)]
+    t, text, ours = sbrun_trace(ctx, agent, calls, argv, extra=["-yy"])
+    h.check(t.rc == 0, "python3 under sbrun failed")
+    compare(native, [all_ports(l) for l in ours], "listener and accepted -yy")
     # A datagram socket gets its port from its first send: the next send's note shows it.
     prog = ("import socket\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
             f"s.sendto(b'a', ('{h.B_ADDR}', 9))\ns.sendto(b'b', ('{h.B_ADDR}', 9))\n")

@@ -136,6 +136,20 @@ TEST_SUITE("trace_format") {
     CHECK(tfArgs(SYS_setsockopt, {3, IPPROTO_TCP, 1, tfAddr(&one), 4}, 0) ==
           "3, SOL_TCP, TCP_NODELAY, [1], 4");
     CHECK(tfArgs(SYS_sendto, {3, tfAddr("a"), 1, 0, 0, 0}, 1) == "3, \"a\", 1, 0, NULL, 0");
+    // A socklen_t the call changed: strace's `[in => out]`, the value before from the entry.
+    socklen_t len = sizeof(in);
+    sb::CallEntry entry;
+    entry.addrLen = 128;
+    uint64_t args[6] = {3, tfAddr(&in), tfAddr(&len), 0, 0, 0};
+    sb::TraceStyle style;
+    CHECK(sb::formatCallArgs(SYS_getsockname, args, 0, sb::TraceeMemory(getpid()), style,
+                             nullptr, entry) ==
+          "3, {sa_family=AF_INET, sin_port=htons(80), sin_addr=inet_addr(\"127.0.0.1\")}, "
+          "[128 => 16]");
+    entry.addrLen = 16;
+    CHECK(sb::formatCallArgs(SYS_getsockname, args, 0, sb::TraceeMemory(getpid()), style,
+                             nullptr, entry)
+              .endsWith(", [16]"));
   }
 
   TEST_CASE("iovecs: input arrays whole, output arrays up to the result, each cut at -s") {
