@@ -14,6 +14,7 @@
 
 #include "splitbrain.capnp.h"
 #include "syscall_table.h"
+#include "trace_format.h"
 #include "tracee_memory.h"
 
 namespace sb {
@@ -30,6 +31,7 @@ struct CallObservation {
   uint64_t args[6];
   std::chrono::steady_clock::time_point start;
   kj::Array<kj::String> fdNotes;  // -y: per argument, taken before the call (a close ends it)
+  CallEntry entry;                // what the line needs that the call overwrites (trace_format.h)
   bool injected = false;          // -e inject= answered (or signalled) it: (INJECTED)
   bool delayed = false;           // -e inject= delayed it: (DELAYED)
   bool notRun = false;            // -e inject= answered it: performed neither here nor there

@@ -15,8 +15,16 @@ namespace sb {
 kj::Vector<kj::String> callPaths(const Call& call);
 
 // -y's note on fd argument `fd`: "/etc/hostname" for a local fd, "target1:/data/x" for a remote
-// one, "" when there is nothing to say (not open).
-kj::String fdNote(const Call& call, int fd);
+// one, "" when there is nothing to say (not open). `level` 2 (-yy) adds strace's details: a
+// socket's protocol and endpoints ("TCP:[10.0.0.1:40000->10.0.0.2:80]"; a remote socket's as B
+// sees them, "target1:TCP:[...]"), a device's numbers ("/dev/null<char 1:3>").
+kj::String fdNote(const Call& call, int fd, int level = 1);
+
+// -yy for a local socket: "TCP:[127.0.0.1:40000->127.0.0.1:80]", "UNIX-STREAM:[12345,\"/p\"]",
+// from /proc/TID/net/{tcp,tcp6,udp,udp6,unix} by the socket's inode; `proto` is the kernel's
+// name for it (the xattr system.sockprotoname: "TCP", "UNIX-STREAM"...). "PROTO:[inode]" when
+// the tables do not list it. `procNet` is the directory of those tables.
+kj::String localSocketNote(kj::StringPtr procNet, kj::StringPtr proto, uint64_t inode);
 
 // Whether any of `paths` is one the call touches (-P: exact names).
 bool touchesAny(const Call& call, kj::ArrayPtr<const kj::String> paths);

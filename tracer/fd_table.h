@@ -15,6 +15,7 @@
 #include <kj/string.h>
 #include <kj/vector.h>
 #include <map>
+#include <string>
 
 #include "lease_signals.h"
 #include "splitbrain.capnp.h"
@@ -43,6 +44,10 @@ struct SocketInfo {
   // under SA_RESTART (socket(7)).
   bool receiveTimeout = false;
   bool sendTimeout = false;
+  // -yy: the endpoints as B sees them ("10.0.0.2:40000", "[::1]:80", "\"/run/x.sock\""),
+  // learnt when bind, connect and accept succeed (with -yy only); "" while unknown.
+  std::string localEnd = std::string();
+  std::string peerEnd = std::string();
 };
 
 // Read-ahead of one open file description (handlers_io.cc; docs/architecture.md, "Speed"): a
@@ -115,6 +120,8 @@ class RemoteFile : public kj::Refcounted {
   uint32_t ioEpoch = 0;
   // Set for the sockets sbrun made on the target (socket, socketpair, accept).
   kj::Maybe<SocketInfo> socket;
+  // -yy: a device's type and numbers on B ("char 1:3"), asked at its open under -yy only.
+  std::string device = std::string();
   // Opened for writing (O_WRONLY, O_RDWR): its close may report a deferred write error (NFS,
   // FUSE), so it waits for the target's answer; other closes of files and directories do not.
   bool writable = false;

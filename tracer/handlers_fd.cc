@@ -7,11 +7,13 @@
 #include <linux/openat2.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 
 #include <kj/debug.h>
 
 #include "handler_support.h"
+#include "options.h"
 
 namespace sb::handler {
 
@@ -78,17 +80,35 @@ kj::Promise<Outcome> openRemote(Call& call, Remote where, uint64_t flags, uint32
   auto path = kj::mv(where.path);
   return send(call, *target, req).then(
       [&call, target, cloexec, writable, flags, path = kj::mv(path)](auto reply) mutable
-      -> Outcome {
+      -> kj::Promise<Outcome> {
         if (reply.getResult() < 0) {
-          return Complete{reply.getResult()};
+          return Outcome(Complete{reply.getResult()});
         }
-        auto file = kj::refcounted<RemoteFile>(*target, reply.getNode(),
-                                               reply.getInfo().getType(), kj::mv(path));
+        auto type = reply.getInfo().getType();
+        auto file = kj::refcounted<RemoteFile>(*target, reply.getNode(), type, kj::mv(path));
         file->writable = writable;
         file->pathOnly = flags & O_PATH;
         file->readAhead.allowed = readAheadAllowed(call, flags, *file, reply.getInfo());
         file->pipelineReads = storedFileToRead(flags, *file, reply.getInfo());
-        return call.tracer.installPlaceholder(call, kj::mv(file), cloexec);
+        bool device = type == proto::FileType::CHAR_DEVICE ||
+                      type == proto::FileType::BLOCK_DEVICE;
+        if (!device || call.tracer.options().traceOptions.decodeFds < 2) {
+          return call.tracer.installPlaceholder(call, kj::mv(file), cloexec);
+        }
+        // -yy: the device's numbers on B, for the trace's fd notes (one more round trip).
+        auto req = file->node.statAtRequest();
+        req.initFlags().setEmptyPath(true);
+        req.setMask(STATX_TYPE);
+        auto stat = req.send();
+        return stat.then([&call, file = kj::mv(file), cloexec](auto st) mutable -> Outcome {
+          if (st.getResult() >= 0) {
+            auto s = st.getStat();
+            file->device = (S_ISCHR(s.getMode()) ? "char " : "block ") +
+                           std::to_string(s.getRdevMajor()) + ":" +
+                           std::to_string(s.getRdevMinor());
+          }
+          return call.tracer.installPlaceholder(call, kj::mv(file), cloexec);
+        });
       });
 }
 

@@ -9,6 +9,7 @@
 // (connect, accept, send, recv) are interruptible; with SO_RCVTIMEO/SO_SNDTIMEO set, a signal
 // gives EINTR even under SA_RESTART, as socket(7) says.
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <signal.h>
 #include <string.h>
@@ -21,6 +22,7 @@
 #include <kj/vector.h>
 
 #include "handlers_net.h"
+#include "options.h"
 #include "sockopt_table.h"
 #include "tracee_socket.h"
 
@@ -269,6 +271,57 @@ void msgFlags(Call& c, uint64_t flags, proto::MsgFlags::Builder out) {
   }
 }
 
+// -yy (docs/user-guide.md, tracing): a socket's endpoints as B sees them, for the trace's fd
+// notes. They are learnt only when they change and only with -yy: connect and accept already
+// say the peer; B is asked for the socket's own address (one sockName, after the call's
+// answer) where its port may be one B chose.
+bool wantEndpoints(Call& c) { return c.tracer.options().traceOptions.decodeFds >= 2; }
+
+// An endpoint as strace's -yy prints it: "10.0.0.2:40000", "[::1]:80", a unix name quoted
+// ("@name" for an abstract one); "" for an unnamed or unknown one.
+std::string endpointText(proto::SockAddr::Reader a) {
+  char text[INET6_ADDRSTRLEN] = "";
+  switch (a.which()) {
+    case proto::SockAddr::INET: {
+      struct in_addr in = {htonl(a.getInet().getAddr())};
+      inet_ntop(AF_INET, &in, text, sizeof(text));
+      return std::string(text) + ":" + std::to_string(a.getInet().getPort());
+    }
+    case proto::SockAddr::INET6: {
+      auto bytes = a.getInet6().getAddr();
+      struct in6_addr in6 = {};
+      if (bytes.size() == sizeof(in6)) {
+        memcpy(&in6, bytes.begin(), sizeof(in6));
+      }
+      inet_ntop(AF_INET6, &in6, text, sizeof(text));
+      return "[" + std::string(text) + "]:" + std::to_string(a.getInet6().getPort());
+    }
+    case proto::SockAddr::UNIX_PATH: {
+      auto p = a.getUnixPath();
+      return "\"" + std::string(reinterpret_cast<const char*>(p.begin()), p.size()) + "\"";
+    }
+    case proto::SockAddr::UNIX_ABSTRACT: {
+      auto p = a.getUnixAbstract();
+      return "\"@" + std::string(reinterpret_cast<const char*>(p.begin()), p.size()) + "\"";
+    }
+    default: return std::string();
+  }
+}
+
+// Asks B for the socket's own address and keeps it (errors leave it unknown).
+kj::Promise<void> learnLocalEnd(RemoteFile& f) {
+  auto req = f.node.sockNameRequest();
+  return req.send().then(
+      [file = kj::addRef(f)](auto reply) mutable {
+        KJ_IF_MAYBE(s, file->socket) {
+          if (reply.getResult() >= 0) {
+            s->localEnd = endpointText(reply.getAddr());
+          }
+        }
+      },
+      [](kj::Exception&&) {});
+}
+
 kj::Promise<Outcome> hBind(Call& c) {
   return onSocket(c, [&c](RemoteFile& f, SocketInfo&) {
     auto req = asCaller(c, f.target, f.node).bindRequest();  // a unix name's owner, access
@@ -277,7 +330,17 @@ kj::Promise<Outcome> hBind(Call& c) {
       return done(r);
     }
     setDirFor(c, f, req, req.asReader().getAddr());
-    return resultOf(send(c, f.target, req));
+    if (!wantEndpoints(c)) {
+      return resultOf(send(c, f.target, req));
+    }
+    return send(c, f.target, req).then([file = kj::addRef(f)](auto reply) mutable
+                                           -> kj::Promise<Outcome> {
+      int64_t r = reply.getResult();
+      if (r < 0) {
+        return Outcome(Complete{r});
+      }
+      return learnLocalEnd(*file).then([r]() -> Outcome { return Complete{r}; });
+    });
   });
 }
 
@@ -292,7 +355,21 @@ kj::Promise<Outcome> hConnect(Call& c) {
     c.interruptible = true;  // a blocking connect waits for the peer
     c.interruptNode = f.node;  // two-phase interrupt (Tracer::onParkedSignal)
     c.restartOnSignal = !s.sendTimeout;
-    return resultOf(send(c, f.target, req));
+    if (!wantEndpoints(c)) {
+      return resultOf(send(c, f.target, req));
+    }
+    std::string peer = endpointText(req.asReader().getAddr());
+    return send(c, f.target, req).then([file = kj::addRef(f), peer = kj::mv(peer)](
+                                           auto reply) mutable -> kj::Promise<Outcome> {
+      int64_t r = reply.getResult();
+      if (r < 0 && r != -EINPROGRESS) {
+        return Outcome(Complete{r});
+      }
+      KJ_IF_MAYBE(sock, file->socket) {
+        sock->peerEnd = kj::mv(peer);
+      }
+      return learnLocalEnd(*file).then([r]() -> Outcome { return Complete{r}; });
+    });
   });
 }
 
@@ -320,21 +397,29 @@ kj::Promise<Outcome> acceptCommon(Call& c, int64_t flags) {
     SocketInfo info{s.family, s.type};
     AgentLink& target = f.target;
     return send(c, target, req).then(
-        [&c, &target, addr, lenAddr, cloexec, info](auto reply) -> Outcome {
+        [&c, &target, addr, lenAddr, cloexec, info](auto reply) -> kj::Promise<Outcome> {
           if (reply.getResult() < 0) {
-            return Complete{reply.getResult()};
+            return Outcome(Complete{reply.getResult()});
           }
           if (addr != 0) {
             // As the kernel: an address that cannot be written loses the new connection.
             int64_t w = putSockAddr(c, addr, lenAddr, reply.hasAddr(), reply.getAddr());
             if (w < 0) {
-              return Complete{w};
+              return Outcome(Complete{w});
             }
           }
           auto file = kj::refcounted<RemoteFile>(target, reply.getNode(), proto::FileType::SOCKET,
                                                  socketLabel(info.family, info.type));
           file->socket = info;
-          return c.tracer.installPlaceholder(c, kj::mv(file), cloexec);
+          if (!wantEndpoints(c)) {
+            return c.tracer.installPlaceholder(c, kj::mv(file), cloexec);
+          }
+          KJ_ASSERT_NONNULL(file->socket).peerEnd =
+              reply.hasAddr() ? endpointText(reply.getAddr()) : std::string();
+          auto learnt = learnLocalEnd(*file);
+          return learnt.then([&c, file = kj::mv(file), cloexec]() mutable -> Outcome {
+            return c.tracer.installPlaceholder(c, kj::mv(file), cloexec);
+          });
         });
   });
 }

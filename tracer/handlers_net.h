@@ -33,6 +33,10 @@ kj::Promise<Outcome> notASocket(Call& c, RemoteFile& f);
 void msgFlags(Call& c, uint64_t flags, proto::MsgFlags::Builder out);
 // How messages name a socket of the target ("socket:inet/1").
 kj::String socketLabel(proto::SockFamily family, proto::SockType type);
+// -yy: whether the trace wants remote sockets' endpoints, and asking B for a socket's own
+// address (kept in its SocketInfo; errors leave it unknown).
+bool wantEndpoints(Call& c);
+kj::Promise<void> learnLocalEnd(RemoteFile& f);
 // A remote socket of `target` as the program's file.
 kj::Own<RemoteFile> socketFile(AgentLink& target, proto::Node::Client node,
                                proto::SockFamily family, const net::SocketType& st);

@@ -112,6 +112,20 @@ kj::Promise<Outcome> runSend(Call& c, kj::Own<SendJob> job) {
   }
   uint64_t flags = job->flags;
   auto& j = *job;
+  KJ_IF_MAYBE(s, job->file->socket) {
+    if (!job->stream && s->localEnd.empty() && wantEndpoints(c)) {
+      // -yy: a datagram socket's first send binds it to a port B picks.
+      auto file = kj::addRef(*job->file);
+      return j.step()
+          .then([flags, file = kj::mv(file)](int64_t r) mutable -> kj::Promise<Outcome> {
+            if (r < 0) {
+              return sendOutcome(r, flags);
+            }
+            return learnLocalEnd(*file).then([r, flags]() { return sendOutcome(r, flags); });
+          })
+          .attach(kj::mv(job));
+    }
+  }
   return j.step()
       .then([flags](int64_t r) { return sendOutcome(r, flags); })
       .attach(kj::mv(job));

@@ -160,7 +160,8 @@ Observing (strace's options; sbrun traces the calls it traps: docs/user-guide.md
                         flags, struct stat, sockaddr, read/write buffers. A program that starts
                         on a target gets a line of its own, with its argv and its pid there
   -o FILE, --output=FILE
-                        write the trace to FILE (--trace=FILE, with a '/' in FILE, still does)
+                        write the trace to FILE (--trace=FILE, with a '/' in FILE, still does);
+                        with -c and no --trace, the table (as strace -c -o FILE)
   -e trace=SET, --trace=SET
                         trace the trapped calls in SET, those that ran here too (<local>).
                         SET as strace's: names, %file %desc %net %process %memory %signal
@@ -176,6 +177,12 @@ Observing (strace's options; sbrun traces the calls it traps: docs/user-guide.md
   -T                    add the time from the trap to the answer: <0.000084>
   -y                    follow fd arguments with their file: 3</etc/x> here, 3<target1:/x> on
                         a target (from sbrun's fd table: no extra round trip)
+  -yy                   -y, and a socket's protocol and endpoints, a device's numbers:
+                        3<TCP:[127.0.0.1:40000->127.0.0.1:80]>, 0</dev/null<char 1:3>>; a
+                        remote socket's as B sees them, 3<target1:TCP:[...]> (learnt when
+                        bind, connect, accept succeed and at a datagram's first send; a
+                        remote device's numbers at its open: one more round trip each, with
+                        -yy only)
   -f                    accepted (sbrun always follows forks and threads)
   -e inject=SET:WHAT[:when=EXPR][:path=GLOB], --inject=...
                         strace's fault injection on trapped calls, here and on targets alike.
@@ -384,6 +391,17 @@ StatsSort parseStatsSort(kj::StringPtr text) {
 // with strace -c, they choose what is counted).
 void completeTraceOptions(Options& o, StraceInputs& in) {
   auto& t = o.traceOptions;
+  KJ_IF_MAYBE(file, in.output) {
+    // strace -c -o FILE: the table goes to FILE, and there is no trace (unless --trace asks
+    // for one; then FILE holds the trace and the table goes to stderr).
+    KJ_IF_MAYBE(stats, o.statsFile) {
+      if (stats->size() == 0 && !in.traceGiven && o.traceFile == nullptr) {
+        o.statsFile = kj::mv(*file);
+        in.output = nullptr;
+        return;
+      }
+    }
+  }
   KJ_IF_MAYBE(file, in.output) {
     KJ_IF_MAYBE(old, o.traceFile) {
       if (old->size() > 0) {

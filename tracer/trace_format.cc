@@ -8,11 +8,14 @@
 #include <arpa/inet.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/statvfs.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/sysmacros.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/utsname.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include <fmt/core.h>
@@ -22,6 +25,7 @@
 #include <vector>
 
 #include "errno_names.h"
+#include "ioctl_table.h"
 #include "syscall_table.h"
 
 namespace sb {
@@ -66,6 +70,14 @@ enum class ArgKind : uint8_t {
   SOCKOPT_LEVEL,  // SOL_SOCKET, SOL_TCP ...
   SOCKOPT_NAME,   // SO_REUSEADDR, TCP_NODELAY ... (by the level before it)
   SOCKOPT_VALUE,  // [N] when the length after it is an int's, else the address
+  IOV_IN,    // an iovec array the call read, of the next argument's count
+  IOV_OUT,   // an iovec array the call filled: its bytes up to the result, at exit
+  STATFS,    // struct statfs, written by the call
+  IOCTL_REQ,  // an ioctl request by name (ioctl_table.h); its argument after it by request
+  SKIP,      // not shown (preadv2's pos_h: strace prints the offset once)
+  MSGHDR_IN,   // sendmsg's struct msghdr: its name, iovecs and control messages
+  MSGHDR_OUT,  // recvmsg's, at exit: the iovecs up to the result, the name and control it got
+  RWF_FLAGS,  // RWF_NOWAIT|...
 };
 
 const std::unordered_map<std::string_view, std::vector<ArgKind>>& argShapes() {
@@ -75,14 +87,14 @@ const std::unordered_map<std::string_view, std::vector<ArgKind>>& argShapes() {
       {"open", {PATH, OPEN_FLAGS, MODE}}, {"close", {FD}}, {"stat", {PATH, STAT}},
       {"fstat", {FD, STAT}}, {"lstat", {PATH, STAT}}, {"lseek", {FD, INT, WHENCE}},
       {"pread64", {FD, OUT_BUF, UINT, INT}}, {"pwrite64", {FD, IN_BUF, UINT, INT}},
-      {"readv", {FD, PTR, INT}}, {"writev", {FD, PTR, INT}}, {"access", {PATH, ACCESS}},
+      {"readv", {FD, IOV_OUT, INT}}, {"writev", {FD, IOV_IN, INT}}, {"access", {PATH, ACCESS}},
       {"dup", {FD}}, {"dup2", {FD, FD}}, {"dup3", {FD, FD, CLOEXEC}},
       {"sendfile", {FD, FD, PTR, UINT}}, {"socket", {DOMAIN, SOCK_TYPE, PROTOCOL}},
       {"connect", {FD, SOCKADDR, UINT}}, {"bind", {FD, SOCKADDR, UINT}},
       {"accept", {FD, SOCKADDR_OUT, LEN_PTR}}, {"accept4", {FD, SOCKADDR_OUT, LEN_PTR, SOCK_TYPE}},
       {"sendto", {FD, IN_BUF, UINT, MSG_FLAGS, SOCKADDR, UINT}},
       {"recvfrom", {FD, OUT_BUF, UINT, MSG_FLAGS, SOCKADDR_OUT, LEN_PTR}},
-      {"sendmsg", {FD, PTR, MSG_FLAGS}}, {"recvmsg", {FD, PTR, MSG_FLAGS}},
+      {"sendmsg", {FD, MSGHDR_IN, MSG_FLAGS}}, {"recvmsg", {FD, MSGHDR_OUT, MSG_FLAGS}},
       {"shutdown", {FD, INT}}, {"listen", {FD, INT}},
       {"getsockname", {FD, SOCKADDR_OUT, LEN_PTR}}, {"getpeername", {FD, SOCKADDR_OUT, LEN_PTR}},
       {"setsockopt", {FD, SOCKOPT_LEVEL, SOCKOPT_NAME, SOCKOPT_VALUE, INT}},
@@ -97,7 +109,7 @@ const std::unordered_map<std::string_view, std::vector<ArgKind>>& argShapes() {
       {"symlink", {PATH, PATH}}, {"readlink", {PATH, OUT_BUF, UINT}},
       {"chmod", {PATH, MODE}}, {"fchmod", {FD, MODE}}, {"chown", {PATH, INT, INT}},
       {"fchown", {FD, INT, INT}}, {"lchown", {PATH, INT, INT}}, {"utime", {PATH, PTR}},
-      {"mknod", {PATH, MODE, HEX}}, {"statfs", {PATH, PTR}}, {"fstatfs", {FD, PTR}},
+      {"mknod", {PATH, MODE, HEX}}, {"statfs", {PATH, STATFS}}, {"fstatfs", {FD, STATFS}},
       {"setxattr", {PATH, STR, IN_BUF, UINT, INT}}, {"lsetxattr", {PATH, STR, IN_BUF, UINT, INT}},
       {"fsetxattr", {FD, STR, IN_BUF, UINT, INT}}, {"getxattr", {PATH, STR, PTR, UINT}},
       {"lgetxattr", {PATH, STR, PTR, UINT}}, {"fgetxattr", {FD, STR, PTR, UINT}},
@@ -112,15 +124,15 @@ const std::unordered_map<std::string_view, std::vector<ArgKind>>& argShapes() {
       {"readlinkat", {DIRFD, PATH, OUT_BUF, UINT}}, {"fchmodat", {DIRFD, PATH, MODE}},
       {"faccessat", {DIRFD, PATH, ACCESS}}, {"faccessat2", {DIRFD, PATH, ACCESS, AT_FLAGS}},
       {"fchmodat2", {DIRFD, PATH, MODE, AT_FLAGS}}, {"utimensat", {DIRFD, PATH, PTR, AT_FLAGS}},
-      {"fallocate", {FD, INT, INT, INT}}, {"preadv", {FD, PTR, INT, INT}},
-      {"pwritev", {FD, PTR, INT, INT}}, {"preadv2", {FD, PTR, INT, INT, INT, HEX}},
-      {"pwritev2", {FD, PTR, INT, INT, INT, HEX}},
+      {"fallocate", {FD, INT, INT, INT}}, {"preadv", {FD, IOV_OUT, INT, INT}},
+      {"pwritev", {FD, IOV_IN, INT, INT}}, {"preadv2", {FD, IOV_OUT, INT, INT, SKIP, RWF_FLAGS}},
+      {"pwritev2", {FD, IOV_IN, INT, INT, SKIP, RWF_FLAGS}},
       {"renameat2", {DIRFD, PATH, DIRFD, PATH, HEX}},
       {"copy_file_range", {FD, PTR, FD, PTR, UINT, UINT}},
       {"statx", {DIRFD, PATH, STATX_FLAGS, STATX_MASK, STATX}},
       {"close_range", {FD, UINT, HEX}}, {"openat2", {DIRFD, PATH, PTR, UINT}},
       {"fadvise64", {FD, INT, INT, ADVICE}}, {"readahead", {FD, INT, UINT}},
-      {"sync_file_range", {FD, INT, INT, UINT}}, {"syncfs", {FD}}, {"ioctl", {FD, HEX, HEX}},
+      {"sync_file_range", {FD, INT, INT, UINT}}, {"syncfs", {FD}}, {"ioctl", {FD, IOCTL_REQ}},
       {"sethostname", {STR, UINT}}, {"setdomainname", {STR, UINT}},
       {"unshare", {HEX}}, {"execve", {PATH, PTR, PTR}},
       {"execveat", {DIRFD, PATH, PTR, PTR, AT_FLAGS}}, {"epoll_ctl", {FD, INT, FD, PTR}},
@@ -431,6 +443,301 @@ kj::String mmapArgs(const uint64_t args[6]) {
                  static_cast<int>(args[4]), ", 0x", kj::hex(args[5]));
 }
 
+// An iovec array, as strace's tprint_iovec: `[{iov_base="abc", iov_len=3}, ...]`, at most -s
+// elements. `dataSize`: bytes of data to show in all (an output array: what the call returned;
+// UINT64_MAX for an input one), each element's cut at -s.
+kj::String iovecText(const TraceeMemory& mem, uint64_t addr, uint64_t count, uint64_t dataSize,
+                     size_t limit) {
+  if (addr == 0) {
+    return kj::str("NULL");
+  }
+  if (count > 1024) {  // IOV_MAX: the kernel's EINVAL; strace prints the address
+    return addressText(addr);
+  }
+  struct Iov {
+    uint64_t base;
+    uint64_t len;
+  };
+  size_t shown = static_cast<size_t>(std::min<uint64_t>(count, limit));
+  auto iov = kj::heapArray<Iov>(shown);
+  if (shown > 0 && mem.read(addr, iov.asBytes()) < 0) {
+    return addressText(addr);
+  }
+  kj::Vector<kj::String> parts;
+  for (auto& v : iov) {
+    uint64_t len = std::min(v.len, dataSize);
+    if (dataSize != UINT64_MAX) {
+      dataSize -= len;
+    }
+    parts.add(kj::str("{iov_base=", bufferText(mem, v.base, len, limit), ", iov_len=", v.len,
+                      "}"));
+  }
+  if (count > shown) {
+    parts.add(kj::str("..."));
+  }
+  return kj::str("[", kj::strArray(parts, ", "), "]");
+}
+
+kj::String statfsText(const TraceeMemory& mem, uint64_t addr) {
+  struct statfs st;
+  if (!readStruct(mem, addr, st)) {
+    return addressText(addr);
+  }
+  static const std::pair<uint64_t, const char*> MAGIC[] = {
+      {0xef53, "EXT2_SUPER_MAGIC"}, {0x01021994, "TMPFS_MAGIC"}, {0x9fa0, "PROC_SUPER_MAGIC"},
+      {0x62656572, "SYSFS_MAGIC"}, {0x794c7630, "OVERLAYFS_SUPER_MAGIC"},
+      {0x9123683e, "BTRFS_SUPER_MAGIC"}, {0x58465342, "XFS_SUPER_MAGIC"},
+      {0x6969, "NFS_SUPER_MAGIC"}, {0x1cd1, "DEVPTS_SUPER_MAGIC"},
+      {0x63677270, "CGROUP2_SUPER_MAGIC"}, {0x27e0eb, "CGROUP_SUPER_MAGIC"},
+      {0x65735546, "FUSE_SUPER_MAGIC"}, {0x73717368, "SQUASHFS_MAGIC"},
+      {0x858458f6, "RAMFS_MAGIC"}, {0x4d44, "MSDOS_SUPER_MAGIC"},
+      {0x9660, "ISOFS_SUPER_MAGIC"}, {0xff534d42, "CIFS_SUPER_MAGIC"},
+      {0x5346544e, "NTFS_SB_MAGIC"}, {0x01021997, "V9FS_MAGIC"}, {0x6e736673, "NSFS_MAGIC"},
+      {0xcafe4a11, "BPF_FS_MAGIC"}, {0x74726163, "TRACEFS_MAGIC"},
+      {0x64626720, "DEBUGFS_MAGIC"}, {0x73636673, "SECURITYFS_MAGIC"},
+      {0x42494e4d, "BINFMTFS_MAGIC"}, {0x2011bab0, "EXFAT_SUPER_MAGIC"},
+      {0x958458f6, "HUGETLBFS_MAGIC"}, {0xf2f52010, "F2FS_SUPER_MAGIC"},
+      {0xca451a4e, "BCACHEFS_SUPER_MAGIC"}, {0x3153464a, "JFS_SUPER_MAGIC"},
+      {0x52654973, "REISERFS_SUPER_MAGIC"}, {0x517b, "SMB_SUPER_MAGIC"},
+      {0xfe534d42, "SMB2_SUPER_MAGIC"}, {0x50495045, "PIPEFS_MAGIC"},
+      {0x534f434b, "SOCKFS_MAGIC"}, {0x6165676c, "PSTOREFS_MAGIC"},
+      {0xde5e81e4, "EFIVARFS_MAGIC"}, {0x1badface, "BFS_MAGIC"}, {0x15013346, "UDF_SUPER_MAGIC"},
+      {0x2fc12fc1, "ZFS_SUPER_MAGIC"}, {0x7461636f, "OCFS2_SUPER_MAGIC"},
+      {0x47504653, "GPFS_SUPER_MAGIC"}, {0x00c36400, "CEPH_SUPER_MAGIC"}};
+  static const std::pair<uint64_t, const char*> FLAGS[] = {
+      // strace's order (xlat/statfs_flags.in)
+      {0x20, "ST_VALID"}, {ST_RDONLY, "ST_RDONLY"}, {ST_NOSUID, "ST_NOSUID"},
+      {ST_NODEV, "ST_NODEV"}, {ST_NOEXEC, "ST_NOEXEC"}, {ST_SYNCHRONOUS, "ST_SYNCHRONOUS"},
+      {ST_MANDLOCK, "ST_MANDLOCK"}, {ST_NOATIME, "ST_NOATIME"},
+      {ST_NODIRATIME, "ST_NODIRATIME"}, {ST_RELATIME, "ST_RELATIME"},
+      {0x2000, "ST_NOSYMFOLLOW"}};
+  uint64_t type = static_cast<uint64_t>(st.f_type);
+  kj::String typeName = kj::str("0x", kj::hex(type));
+  for (auto& [magic, name] : MAGIC) {
+    if (magic == type) {
+      typeName = kj::str(name);
+    }
+  }
+  auto hex = [](int v) {
+    return v == 0 ? kj::str("0") : kj::str("0x", kj::hex(static_cast<uint32_t>(v)));
+  };
+  int fsid[2];
+  static_assert(sizeof(fsid) == sizeof(st.f_fsid));
+  memcpy(fsid, &st.f_fsid, sizeof(fsid));
+  return kj::str("{f_type=", typeName, ", f_bsize=", st.f_bsize, ", f_blocks=", st.f_blocks,
+                 ", f_bfree=", st.f_bfree, ", f_bavail=", st.f_bavail, ", f_files=", st.f_files,
+                 ", f_ffree=", st.f_ffree, ", f_fsid={val=[", hex(fsid[0]), ", ", hex(fsid[1]),
+                 "]}, f_namelen=", st.f_namelen, ", f_frsize=", st.f_frsize,
+                 ", f_flags=", bitNames(static_cast<uint64_t>(st.f_flags), FLAGS, "0"), "}");
+}
+
+const std::pair<uint64_t, const char*> MSG_FLAG_NAMES[] = {
+    {MSG_OOB, "MSG_OOB"}, {MSG_PEEK, "MSG_PEEK"}, {MSG_DONTROUTE, "MSG_DONTROUTE"},
+    {MSG_CTRUNC, "MSG_CTRUNC"}, {MSG_TRUNC, "MSG_TRUNC"}, {MSG_DONTWAIT, "MSG_DONTWAIT"},
+    {MSG_EOR, "MSG_EOR"}, {MSG_WAITALL, "MSG_WAITALL"}, {MSG_NOSIGNAL, "MSG_NOSIGNAL"},
+    {MSG_MORE, "MSG_MORE"}, {MSG_CMSG_CLOEXEC, "MSG_CMSG_CLOEXEC"}};
+
+// Control messages as strace prints them: SCM_RIGHTS' fds, SCM_CREDENTIALS' ids; the header
+// alone for others.
+kj::String cmsgText(const TraceeMemory& mem, uint64_t addr, uint64_t len) {
+  auto buf = kj::heapArray<kj::byte>(static_cast<size_t>(std::min<uint64_t>(len, 4096)));
+  if (mem.read(addr, buf) < 0) {
+    return addressText(addr);
+  }
+  kj::Vector<kj::String> parts;
+  for (size_t off = 0; off + sizeof(struct cmsghdr) <= buf.size();) {
+    struct cmsghdr h;
+    memcpy(&h, buf.begin() + off, sizeof(h));
+    if (h.cmsg_len < sizeof(h) || off + h.cmsg_len > buf.size()) {
+      break;
+    }
+    kj::String level = valueName(h.cmsg_level, SOCKOPT_LEVELS);
+    kj::String type = kj::str(h.cmsg_type);
+    kj::String data;
+    auto payload = buf.slice(off + CMSG_LEN(0), off + h.cmsg_len);
+    if (h.cmsg_level == SOL_SOCKET && h.cmsg_type == SCM_RIGHTS) {
+      type = kj::str("SCM_RIGHTS");
+      kj::Vector<kj::String> fds;
+      for (size_t i = 0; i + sizeof(int) <= payload.size(); i += sizeof(int)) {
+        int fd;
+        memcpy(&fd, payload.begin() + i, sizeof(fd));
+        fds.add(kj::str(fd));
+      }
+      data = kj::str(", cmsg_data=[", kj::strArray(fds, ", "), "]");
+    } else if (h.cmsg_level == SOL_SOCKET && h.cmsg_type == SCM_CREDENTIALS &&
+               payload.size() >= sizeof(struct ucred)) {
+      type = kj::str("SCM_CREDENTIALS");
+      struct ucred cred;
+      memcpy(&cred, payload.begin(), sizeof(cred));
+      data = kj::str(", cmsg_data={pid=", cred.pid, ", uid=", cred.uid, ", gid=", cred.gid, "}");
+    }
+    parts.add(kj::str("{cmsg_len=", h.cmsg_len, ", cmsg_level=", level, ", cmsg_type=", type,
+                      data, "}"));
+    off += CMSG_ALIGN(h.cmsg_len);
+  }
+  return kj::str("[", kj::strArray(parts, ", "), "]");
+}
+
+// struct msghdr as strace prints it. `out`: recvmsg's, at exit (`result` bytes in its iovecs;
+// `nameLenIn` is msg_namelen before the call, -1 when unknown).
+kj::String msghdrText(const TraceeMemory& mem, uint64_t addr, bool out, int64_t result,
+                      int64_t nameLenIn, size_t limit) {
+  struct msghdr m;
+  if (!readStruct(mem, addr, m) || (out && result < 0)) {
+    return addressText(addr);
+  }
+  uint64_t nameAddr = reinterpret_cast<uint64_t>(m.msg_name);
+  kj::String name = nameAddr == 0 || m.msg_namelen == 0 ? addressText(nameAddr)
+                                                       : sockaddrText(mem, nameAddr, m.msg_namelen);
+  kj::String nameLen = out && nameLenIn >= 0 && nameLenIn != m.msg_namelen
+                           ? kj::str(nameLenIn, " => ", m.msg_namelen)
+                           : kj::str(m.msg_namelen);
+  uint64_t iovAddr = reinterpret_cast<uint64_t>(m.msg_iov);
+  kj::String iov = iovecText(mem, iovAddr, m.msg_iovlen,
+                             out ? static_cast<uint64_t>(result) : UINT64_MAX, limit);
+  uint64_t control = reinterpret_cast<uint64_t>(m.msg_control);
+  kj::String controlText = control != 0 && m.msg_controllen > 0
+                               ? kj::str("msg_control=", cmsgText(mem, control, m.msg_controllen),
+                                         ", ")
+                               : kj::str();
+  return kj::str("{msg_name=", name, ", msg_namelen=", nameLen, ", msg_iov=", iov,
+                 ", msg_iovlen=", m.msg_iovlen, ", ", controlText,
+                 "msg_controllen=", m.msg_controllen,
+                 ", msg_flags=", bitNames(static_cast<uint32_t>(m.msg_flags), MSG_FLAG_NAMES, "0"),
+                 "}");
+}
+
+// struct termios as the kernel's TCGETS/TCSETS* copy it (36 bytes), at strace's depth.
+struct KernelTermios {
+  uint32_t iflag, oflag, cflag, lflag;
+  uint8_t line;
+  uint8_t cc[19];
+};
+
+// A field of termios flags: its multi-bit fields first (`NL0|CR0|...`, by value under their
+// mask), then the single bits in strace's order (its xlat/term_*flags.in), the rest in hex.
+struct TermiosField {
+  uint32_t mask;
+  kj::ArrayPtr<const std::pair<uint64_t, const char*>> values;
+};
+
+kj::String termiosFlags(uint32_t v, kj::ArrayPtr<const TermiosField> fields, NameTable bits) {
+  kj::Vector<kj::String> parts;
+  for (auto& f : fields) {
+    uint32_t part = v & f.mask;
+    bool named = false;
+    for (auto& [value, name] : f.values) {
+      if (value == part) {
+        parts.add(kj::str(name));
+        named = true;
+        break;
+      }
+    }
+    if (named) {
+      v &= ~f.mask;
+    }
+  }
+  if (v != 0 || parts.size() == 0) {
+    parts.add(bitNames(v, bits, "0"));
+  }
+  return kj::strArray(parts, "|");
+}
+
+kj::String termiosText(const TraceeMemory& mem, uint64_t addr) {
+  KernelTermios t;
+  static_assert(sizeof(KernelTermios) == 36);
+  if (!readStruct(mem, addr, t)) {
+    return addressText(addr);
+  }
+  static const std::pair<uint64_t, const char*> IFLAG[] = {
+      {IGNBRK, "IGNBRK"}, {BRKINT, "BRKINT"}, {IGNPAR, "IGNPAR"}, {PARMRK, "PARMRK"},
+      {INPCK, "INPCK"}, {ISTRIP, "ISTRIP"}, {INLCR, "INLCR"}, {IGNCR, "IGNCR"},
+      {ICRNL, "ICRNL"}, {IUCLC, "IUCLC"}, {IXON, "IXON"}, {IXANY, "IXANY"}, {IXOFF, "IXOFF"},
+      {IMAXBEL, "IMAXBEL"}, {IUTF8, "IUTF8"}};
+  static const std::pair<uint64_t, const char*> OFLAG[] = {
+      {OPOST, "OPOST"}, {OLCUC, "OLCUC"}, {ONLCR, "ONLCR"}, {OCRNL, "OCRNL"},
+      {ONOCR, "ONOCR"}, {ONLRET, "ONLRET"}, {OFILL, "OFILL"}, {OFDEL, "OFDEL"}};
+  static const std::pair<uint64_t, const char*> NL[] = {{NL0, "NL0"}, {NL1, "NL1"}};
+  static const std::pair<uint64_t, const char*> CR[] = {
+      {CR0, "CR0"}, {CR1, "CR1"}, {CR2, "CR2"}, {CR3, "CR3"}};
+  static const std::pair<uint64_t, const char*> TAB[] = {
+      {TAB0, "TAB0"}, {TAB1, "TAB1"}, {TAB2, "TAB2"}, {TAB3, "TAB3"}};
+  static const std::pair<uint64_t, const char*> BS[] = {{BS0, "BS0"}, {BS1, "BS1"}};
+  static const std::pair<uint64_t, const char*> VT[] = {{VT0, "VT0"}, {VT1, "VT1"}};
+  static const std::pair<uint64_t, const char*> FF[] = {{FF0, "FF0"}, {FF1, "FF1"}};
+  static const TermiosField OFIELDS[] = {{NLDLY, NL}, {CRDLY, CR}, {TABDLY, TAB},
+                                         {BSDLY, BS}, {VTDLY, VT}, {FFDLY, FF}};
+  static const std::pair<uint64_t, const char*> BAUD[] = {
+      {B0, "B0"}, {B50, "B50"}, {B75, "B75"}, {B110, "B110"}, {B134, "B134"}, {B150, "B150"},
+      {B200, "B200"}, {B300, "B300"}, {B600, "B600"}, {B1200, "B1200"}, {B1800, "B1800"},
+      {B2400, "B2400"}, {B4800, "B4800"}, {B9600, "B9600"}, {B19200, "B19200"},
+      {B38400, "B38400"}, {B57600, "B57600"}, {B115200, "B115200"}, {B230400, "B230400"},
+      {B460800, "B460800"}, {B500000, "B500000"}, {B576000, "B576000"},
+      {B921600, "B921600"}, {B1000000, "B1000000"}, {B1152000, "B1152000"},
+      {B1500000, "B1500000"}, {B2000000, "B2000000"}, {B2500000, "B2500000"},
+      {B3000000, "B3000000"}, {B3500000, "B3500000"}, {B4000000, "B4000000"}};
+  static const std::pair<uint64_t, const char*> SIZE[] = {
+      {CS5, "CS5"}, {CS6, "CS6"}, {CS7, "CS7"}, {CS8, "CS8"}};
+  static const TermiosField CFIELDS[] = {{CBAUD, BAUD}, {CSIZE, SIZE}};
+  static const std::pair<uint64_t, const char*> CFLAG[] = {
+      {CSTOPB, "CSTOPB"}, {CREAD, "CREAD"}, {PARENB, "PARENB"}, {PARODD, "PARODD"},
+      {HUPCL, "HUPCL"}, {CLOCAL, "CLOCAL"}, {CMSPAR, "CMSPAR"}, {CRTSCTS, "CRTSCTS"}};
+  static const std::pair<uint64_t, const char*> LFLAG[] = {
+      {ISIG, "ISIG"}, {ICANON, "ICANON"}, {XCASE, "XCASE"}, {ECHO, "ECHO"}, {ECHOE, "ECHOE"},
+      {ECHOK, "ECHOK"}, {ECHONL, "ECHONL"}, {NOFLSH, "NOFLSH"}, {IEXTEN, "IEXTEN"},
+      {ECHOCTL, "ECHOCTL"}, {ECHOPRT, "ECHOPRT"}, {ECHOKE, "ECHOKE"}, {FLUSHO, "FLUSHO"},
+      {PENDIN, "PENDIN"}, {TOSTOP, "TOSTOP"}, {EXTPROC, "EXTPROC"}};
+  return kj::str("{c_iflag=", termiosFlags(t.iflag, nullptr, IFLAG),
+                 ", c_oflag=", termiosFlags(t.oflag, OFIELDS, OFLAG),
+                 ", c_cflag=", termiosFlags(t.cflag, CFIELDS, CFLAG),
+                 ", c_lflag=", termiosFlags(t.lflag, nullptr, LFLAG), ", ...}");
+}
+
+// ioctl(fd, REQUEST, arg): the request by name and its argument as strace decodes it at its
+// default depth (an int as [N], struct winsize, struct termios); others as a number. Output
+// arguments only when the call succeeded.
+kj::String ioctlArgs(uint64_t request64, uint64_t arg, bool ok, const TraceeMemory& mem) {
+  uint32_t request = static_cast<uint32_t>(request64);
+  kj::String name;
+  switch (request) {
+    // strace's names for the numbers OSS's sequencer shares with the terminal.
+    case 0x5402: name = kj::str("SNDCTL_TMR_START or TCSETS"); break;
+    case 0x5403: name = kj::str("SNDCTL_TMR_STOP or TCSETSW"); break;
+    case 0x5404: name = kj::str("SNDCTL_TMR_CONTINUE or TCSETSF"); break;
+    default: name = ioctlName(request); break;
+  }
+  auto intArg = [&]() {
+    int32_t v;
+    return readStruct(mem, arg, v) ? kj::str("[", v, "]") : addressText(arg);
+  };
+  auto winsize = [&]() {
+    uint16_t ws[4];
+    return readStruct(mem, arg, ws) ? kj::str("{ws_row=", ws[0], ", ws_col=", ws[1],
+                                              ", ws_xpixel=", ws[2], ", ws_ypixel=", ws[3], "}")
+                                    : addressText(arg);
+  };
+  kj::String text;
+  switch (request) {
+    case 0x5450: case 0x5451:  // FIONCLEX, FIOCLEX: no argument
+      return name;
+    case 0x541B: case 0x5411: case 0x5415: case 0x5424: case 0x5419:
+      // FIONREAD, TIOCOUTQ, TIOCMGET, TIOCGETD, TIOCGSOFTCAR: an int the call wrote
+      text = ok ? intArg() : addressText(arg);
+      break;
+    case 0x5421: case 0x5416: case 0x5417: case 0x5418: case 0x5423: case 0x541A:
+    case 0x5452: case 0x5420:
+      // FIONBIO, TIOCMBIS/BIC/SET, TIOCSETD, TIOCSSOFTCAR, FIOASYNC, TIOCPKT: an int it read
+      text = intArg();
+      break;
+    case 0x5413: text = ok ? winsize() : addressText(arg); break;  // TIOCGWINSZ
+    case 0x5414: text = winsize(); break;                          // TIOCSWINSZ
+    case 0x5401: text = ok ? termiosText(mem, arg) : addressText(arg); break;  // TCGETS
+    case 0x5402: case 0x5403: case 0x5404: text = termiosText(mem, arg); break;
+    default: text = arg == 0 ? kj::str("0") : kj::str("0x", kj::hex(arg)); break;
+  }
+  return kj::str(name, ", ", text);
+}
+
 }  // namespace
 
 kj::String quoteBytes(kj::ArrayPtr<const kj::byte> bytes, size_t limit, bool more) {
@@ -500,9 +807,26 @@ uint8_t pathArgMask(int nr) {
   return mask;
 }
 
+CallEntry readCallEntry(int nr, const uint64_t args[6], const TraceeMemory& mem) {
+  CallEntry entry;
+  struct msghdr m;
+  if (nr == SYS_recvmsg && readStruct(mem, args[1], m)) {
+    entry.msgNameLen = m.msg_namelen;
+  }
+  if (auto shape = shapeOf(nr)) {
+    for (size_t i = 0; i < shape->size(); ++i) {
+      uint32_t len;
+      if ((*shape)[i] == ArgKind::LEN_PTR && readStruct(mem, args[i], len)) {
+        entry.addrLen = len;
+      }
+    }
+  }
+  return entry;
+}
+
 kj::String formatCallArgs(int nr, const uint64_t args[6], int64_t result,
                           const TraceeMemory& mem, const TraceStyle& style,
-                          kj::ArrayPtr<const kj::String> fdNotes) {
+                          kj::ArrayPtr<const kj::String> fdNotes, const CallEntry& entry) {
   if (nr == SYS_mmap) {
     return mmapArgs(args);
   }
@@ -603,7 +927,13 @@ kj::String formatCallArgs(int nr, const uint64_t args[6], int64_t result,
       }
       case ArgKind::LEN_PTR: {
         uint32_t len = 0;
-        parts.add(readStruct(mem, a, len) ? kj::str("[", len, "]") : addressText(a));
+        if (!readStruct(mem, a, len)) {
+          parts.add(addressText(a));
+        } else if (ok && entry.addrLen >= 0 && entry.addrLen != len) {
+          parts.add(kj::str("[", entry.addrLen, " => ", len, "]"));  // the kernel changed it
+        } else {
+          parts.add(kj::str("[", len, "]"));
+        }
         break;
       }
       case ArgKind::DOMAIN: parts.add(valueName(static_cast<int64_t>(a), DOMAINS)); break;
@@ -616,15 +946,11 @@ kj::String formatCallArgs(int nr, const uint64_t args[6], int64_t result,
         parts.add(ip ? valueName(static_cast<int64_t>(a), IP) : kj::str(a));
         break;
       }
-      case ArgKind::MSG_FLAGS: {
-        static const std::pair<uint64_t, const char*> M[] = {
-            {MSG_OOB, "MSG_OOB"}, {MSG_PEEK, "MSG_PEEK"}, {MSG_DONTROUTE, "MSG_DONTROUTE"},
-            {MSG_CTRUNC, "MSG_CTRUNC"}, {MSG_TRUNC, "MSG_TRUNC"}, {MSG_DONTWAIT, "MSG_DONTWAIT"},
-            {MSG_EOR, "MSG_EOR"}, {MSG_WAITALL, "MSG_WAITALL"}, {MSG_NOSIGNAL, "MSG_NOSIGNAL"},
-            {MSG_MORE, "MSG_MORE"}, {MSG_CMSG_CLOEXEC, "MSG_CMSG_CLOEXEC"}};
-        parts.add(bitNames(a, M, "0"));
+      case ArgKind::MSG_FLAGS: parts.add(bitNames(a, MSG_FLAG_NAMES, "0")); break;
+      case ArgKind::MSGHDR_IN: parts.add(msghdrText(mem, a, false, result, -1, limit)); break;
+      case ArgKind::MSGHDR_OUT:
+        parts.add(msghdrText(mem, a, true, result, entry.msgNameLen, limit));
         break;
-      }
       case ArgKind::UTSNAME: parts.add(ok ? utsText(mem, a) : addressText(a)); break;
       case ArgKind::DIRENTS: parts.add(direntsText(mem, a, result)); break;
       case ArgKind::ADVICE: {
@@ -658,6 +984,23 @@ kj::String formatCallArgs(int nr, const uint64_t args[6], int64_t result,
         parts.add(valueName(static_cast<int64_t>(a), SOCKOPT_LEVELS));
         break;
       case ArgKind::SOCKOPT_NAME: parts.add(sockoptText(args[i - 1], a)); break;
+      case ArgKind::IOV_IN: parts.add(iovecText(mem, a, next, UINT64_MAX, limit)); break;
+      case ArgKind::IOV_OUT:
+        parts.add(ok ? iovecText(mem, a, next, static_cast<uint64_t>(result), limit)
+                     : addressText(a));
+        break;
+      case ArgKind::STATFS: parts.add(ok ? statfsText(mem, a) : addressText(a)); break;
+      case ArgKind::SKIP: break;
+      case ArgKind::RWF_FLAGS: {
+        static const std::pair<uint64_t, const char*> RWF[] = {
+            {0x1, "RWF_HIPRI"}, {0x2, "RWF_DSYNC"}, {0x4, "RWF_SYNC"}, {0x8, "RWF_NOWAIT"},
+            {0x10, "RWF_APPEND"}};
+        parts.add(bitNames(a, RWF, "0"));
+        break;
+      }
+      case ArgKind::IOCTL_REQ:
+        parts.add(ioctlArgs(a, next, ok, mem));
+        return kj::strArray(parts, ", ");
       case ArgKind::SOCKOPT_VALUE: {
         int32_t v;
         parts.add(next == sizeof(v) && readStruct(mem, a, v) ? kj::str("[", v, "]")

@@ -16,12 +16,22 @@ struct TraceStyle {
   size_t stringLimit = 32;  // -s: bytes of a string or buffer shown before `...`
 };
 
+// What a call's line needs from its entry that the call itself overwrites: recvmsg's
+// msg_namelen and the socklen_t of accept, getsockname, recvfrom..., which strace prints as
+// `110 => 16` when the kernel changed them (-1: not read).
+struct CallEntry {
+  int64_t msgNameLen = -1;
+  int64_t addrLen = -1;
+};
+// Read at the entry stop of an observed call (nothing but for the calls that need it).
+CallEntry readCallEntry(int nr, const uint64_t args[6], const TraceeMemory& mem);
+
 // The arguments of `nr` between the parentheses. `fdNotes[i]`, when not empty, follows fd
 // argument i in angle brackets (-y: `3</etc/hostname>`, taken before the call, since a close
 // ends the fd). `result` is the call's answer (the output buffers it filled are decoded).
 kj::String formatCallArgs(int nr, const uint64_t args[6], int64_t result,
                           const TraceeMemory& mem, const TraceStyle& style,
-                          kj::ArrayPtr<const kj::String> fdNotes);
+                          kj::ArrayPtr<const kj::String> fdNotes, const CallEntry& entry = {});
 
 // The result as strace prints it: "3", "0x7f..." for an address, "-1 ENOENT (No such file ...)".
 kj::String formatCallResult(int nr, int64_t result);

@@ -160,12 +160,15 @@ void Tracer::observeEntry(Call& call) {
     obs->args[i] = abi::arg(call.regs, i);
   }
   obs->start = std::chrono::steady_clock::now();
+  if (wantArgs) {
+    obs->entry = readCallEntry(call.nr, obs->args, call.mem());
+  }
   if (t.decodeFds > 0 && wantArgs) {
     uint8_t fds = fdArgMask(call.nr);
     obs->fdNotes = kj::heapArray<kj::String>(6);
     for (int i = 0; i < 6; ++i) {
       if (fds & (1u << i)) {
-        obs->fdNotes[i] = fdNote(call, call.fdArg(i));
+        obs->fdNotes[i] = fdNote(call, call.fdArg(i), t.decodeFds);
       }
     }
   }
@@ -365,7 +368,7 @@ void Tracer::report(const CallObservation& obs, AgentLink* target, bool known, i
   kj::String args;
   if (wantArgs) {
     args = formatCallArgs(obs.nr, obs.args, known ? result : -1, TraceeMemory(obs.tid),
-                          traceStyle_, obs.fdNotes);
+                          traceStyle_, obs.fdNotes, obs.entry);
   }
   bool performed = !obs.notRun;
   CallRecord record{obs.tid, obs.nr, target && performed ? target->name() : kj::StringPtr("local"),

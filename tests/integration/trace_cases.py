@@ -141,6 +141,185 @@ def case_trace_socket_like_strace(ctx):
             "connect's sockaddr_in is not decoded")
 
 
+def yy_normalise(line):
+    """-yy lines of two runs: sbrun's target marker on remote fds goes (`3<target1:TCP:[` reads
+    `3<TCP:[`), and the client's own port, which B picks anew each run, reads PORT."""
+    line = re.sub(r"<target\d+:", "<", line)
+    return re.sub(r"(<(?:TCP|UDP)v?6?:\[[0-9.:\[\]a-f]*?):\d+(->|\])", r"\1:PORT\2", line)
+
+
+def case_trace_yy_like_strace(ctx):
+    """-yy on a TCP client's socket to a server only B's network has: its endpoints as B sees
+    them, `3<TCP:[10.77.0.1:PORT->10.77.0.1:N]>`, as strace -yy shows them natively on B (the
+    lines after the connect; sbrun marks the fd as the target's); a UDP socket's port after its
+    first sendto; /dev/null's device numbers, here and on B."""
+    need_strace()
+    client = os.path.abspath(os.path.join(ctx.helpers_dir or "", "echo_client"))
+    h.need_binary(client, "helper echo_client (--helpers-dir)")
+    agent = ctx.agent(net=True)
+    h.make_tree(agent)
+    port = h.first_line(agent.spawn([h.SYS_PYTHON, "-c", h.ECHO_SERVER, h.B_ADDR]),
+                        "the echo server on B")
+    if ctx.native_only:
+        return
+    calls = "connect,sendto,recvfrom"
+    argv = [client, h.B_ADDR, port, "2"]
+    out = os.path.join(h.B_ROOT, "strace.out")
+    r = agent.sh(f"cd {h.WORK} && strace -f -qq -yy -o {out} -e trace={calls} "
+                 + " ".join(h.shlex.quote(a) for a in argv) + f"; rc=$?; cat {out} >&2; exit $rc")
+    h.log(r.describe())
+    native = [yy_normalise(l) for l in trace_lines(r.err)]
+    t, text, ours = sbrun_trace(ctx, agent, calls, argv, extra=["-yy"])
+    ours = [yy_normalise(l) for l in ours]
+    h.check(t.rc == 0, "the client under sbrun failed")
+
+    def after_connect(lines):
+        for i, l in enumerate(lines):
+            if l.startswith("connect("):
+                return lines[i + 1:]
+        return []
+    compare(after_connect(native), after_connect(ours), "echo_client -yy")
+    h.check(re.search(r"<target1:TCP:\[" + re.escape(h.B_ADDR) + r":\d+->" +
+                      re.escape(h.B_ADDR) + ":" + port + r"\]>", text),
+            "-yy must show the remote socket's endpoints and keep the target marker")
+    # A listener and both ends of a connection it accepted, all on B: bind and accept learn
+    # their endpoints (every port is B's pick: all read PORT).
+    prog = ("import socket\ns = socket.socket()\n"
+            f"s.bind(('{h.B_ADDR}', 0))\ns.listen()\n"
+            "c = socket.socket()\nc.connect(s.getsockname())\na, _ = s.accept()\n"
+            "c.send(b'hi')\na.recv(10)\na.send(b'yo')\nc.recv(10)\n")
+    argv = [h.SYS_PYTHON, "-c", prog]
+    calls = "listen,getsockname,sendto,recvfrom"
+    r = agent.sh(f"cd {h.WORK} && strace -f -qq -yy -o {out} -e trace={calls} "
+                 + " ".join(h.shlex.quote(a) for a in argv) + f"; rc=$?; cat {out} >&2; exit $rc")
+    h.log(r.describe())
+
+    def all_ports(line):
+        line = re.sub(r"<target\d+:", "<", line)
+        line = re.sub(r"htons\(\d+\)", "htons(PORT)", line)
+        return re.sub(r"<(TCP|UDP):\[[^\]]*\]>",
+                      lambda m: re.sub(r":\d+", ":PORT", m.group(0)), line)
+    native = [all_ports(l) for l in trace_lines(r.err)]
+    t, text, ours = sbrun_trace(ctx, agent, calls, argv, extra=["-yy"])
+    h.check(t.rc == 0, "python3 under sbrun failed")
+    compare(native, [all_ports(l) for l in ours], "listener and accepted -yy")
+    # A datagram socket gets its port from its first send: the next send's note shows it.
+    prog = ("import socket\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+            f"s.sendto(b'a', ('{h.B_ADDR}', 9))\ns.sendto(b'b', ('{h.B_ADDR}', 9))\n")
+    argv = [h.SYS_PYTHON, "-c", prog]
+    r = agent.sh(f"cd {h.WORK} && strace -f -qq -yy -o {out} -e trace=sendto "
+                 + " ".join(h.shlex.quote(a) for a in argv) + f"; rc=$?; cat {out} >&2; exit $rc")
+    h.log(r.describe())
+    native = [yy_normalise(l) for l in trace_lines(r.err)][1:]
+    t, text, ours = sbrun_trace(ctx, agent, "sendto", argv, extra=["-yy"])
+    h.check(t.rc == 0, "python3 under sbrun failed")
+    compare(native, [yy_normalise(l) for l in ours][1:], "udp -yy")
+    # A local device, trapped because its fd shares a block of 8 with a remote one: strace's
+    # `4</dev/null<char 1:3>>`.
+    prog = (f"import os\nf = open('{h.WORK}/hello.txt')\n"
+            f"n = os.open('/dev/null', os.O_RDONLY)\nos.fstat(n)\n")
+    argv = [h.SYS_PYTHON, "-c", prog]
+    r = agent.sh(f"cd {h.WORK} && strace -f -qq -yy -o {out} -e trace=newfstatat,fstat "
+                 + " ".join(h.shlex.quote(a) for a in argv) + f"; rc=$?; cat {out} >&2; exit $rc")
+    h.log(r.describe())
+    native = [l for l in trace_lines(r.err) if "/dev/null<char" in l]
+    t, text, ours = sbrun_trace(ctx, agent, "newfstatat,fstat", argv, extra=["-yy"])
+    h.check(t.rc == 0, "python3 under sbrun failed")
+    compare(native, [l for l in ours if "/dev/null<char" in l], "/dev/null -yy")
+    # The same device opened on B (--remote /dev/null): its numbers as B's stat gives them,
+    # after the target's marker.
+    prog = "import os\nn = os.open('/dev/null', os.O_RDONLY)\nos.fstat(n)\n"
+    argv = [h.SYS_PYTHON, "-c", prog]
+    r = agent.sh(f"cd {h.WORK} && strace -f -qq -yy -o {out} -e trace=newfstatat,fstat "
+                 + " ".join(h.shlex.quote(a) for a in argv) + f"; rc=$?; cat {out} >&2; exit $rc")
+    h.log(r.describe())
+    null = r"newfstatat\([3-9]</dev/null<"
+    native = [l for l in trace_lines(r.err) if re.match(null, l)]
+    t, text, ours = sbrun_trace(ctx, agent, "newfstatat,fstat", argv,
+                                extra=["-yy", "--remote", "/dev/null"])
+    h.check(t.rc == 0, "python3 under sbrun failed")
+    h.check("<target1:/dev/null<char 1:3>>" in text, "a remote device's -yy note")
+    ours = [yy_normalise(l) for l in ours]
+    compare(native, [l for l in ours if re.match(null, l)], "remote /dev/null -yy")
+
+
+def case_trace_decode_like_strace(ctx):
+    """iovecs (writev, readv up to what it returned, pwritev2/preadv2), ioctl requests by name
+    with their arguments (FIONREAD [N], FIONBIO [1], TCGETS failing), statfs/fstatfs structs, on
+    a file on B; sendmsg/recvmsg's struct msghdr on a socketpair on B; as strace shows the same
+    programs natively on B."""
+    need_strace()
+    agent = ctx.agent()
+    h.make_tree(agent)
+    if ctx.native_only:
+        return
+    path = h.WORK + "/iov.txt"
+    prog = (f"import os, fcntl, termios, array, struct\n"
+            f"fd = os.open('{path}', os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)\n"
+            f"os.writev(fd, [b'abc', b'de', b'x' * 40])\n"
+            f"os.lseek(fd, 0, 0)\n"
+            f"a = bytearray(2); b = bytearray(10); c = bytearray(100)\n"
+            f"os.readv(fd, [a, b, c])\n"
+            f"os.pwritev(fd, [b'hello', b'world'], 0)\n"
+            f"x = bytearray(3); y = bytearray(30)\n"
+            f"os.preadv(fd, [x, y], 0)\n"
+            f"os.lseek(fd, 40, 0)\n"
+            f"n = array.array('i', [0])\n"
+            f"fcntl.ioctl(fd, termios.FIONREAD, n)\n"
+            f"fcntl.ioctl(fd, termios.FIONBIO, struct.pack('i', 1))\n"
+            f"try:\n    fcntl.ioctl(fd, termios.TCGETS, bytes(60))\nexcept OSError:\n    pass\n"
+            f"os.statvfs('{h.WORK}')\nos.fstatvfs(fd)\n"
+            f"os.unlink('{path}')\n")
+    calls = "readv,writev,preadv2,pwritev2,ioctl,statfs,fstatfs"
+
+    def norm(lines):
+        # Free blocks and inodes may change between the two runs.
+        return [re.sub(r"(f_bfree|f_bavail|f_ffree)=\d+", r"\1=N", l) for l in lines
+                if re.match(r"(readv|writev|preadv2|pwritev2|statfs|fstatfs)\(", l)
+                or re.match(r"ioctl\(\d+, (FIONREAD|FIONBIO|TCGETS)", l)]
+    r, native = strace_on_b(agent, calls, [h.SYS_PYTHON, "-c", prog])
+    t, _, ours = sbrun_trace(ctx, agent, calls, [h.SYS_PYTHON, "-c", prog])
+    h.check(t.rc == 0, "python3 under sbrun failed")
+    native = norm(native)
+    native = native[next((i for i, l in enumerate(native) if l.startswith("writev(")), 0):]
+    ours = norm(ours)
+    ours = ours[next((i for i, l in enumerate(ours) if l.startswith("writev(")), 0):]
+    compare(native, ours, "iovecs, ioctl, statfs")
+    h.check(any('readv(' in l and '{iov_base="ab", iov_len=2}' in l for l in ours),
+            "readv's iovecs are not decoded")
+    h.check(any(re.match(r"ioctl\(\d+, FIONREAD, \[\d+\]\) = 0", l) for l in ours),
+            "FIONREAD is not decoded")
+    # sendmsg and recvmsg on a unix socketpair (made on B): struct msghdr with its iovecs, the
+    # received bytes up to the result, msg_namelen as `110 => 0`.
+    prog = ("import socket\na, b = socket.socketpair()\n"
+            "a.sendmsg([b'abc', b'de'])\nb.recvmsg(100)\n"
+            "a.sendmsg([b'x' * 40])\nb.recvmsg(3)\n")
+    r, native = strace_on_b(agent, "sendmsg,recvmsg", [h.SYS_PYTHON, "-c", prog])
+    t, _, ours = sbrun_trace(ctx, agent, "sendmsg,recvmsg", [h.SYS_PYTHON, "-c", prog])
+    h.check(t.rc == 0, "python3 under sbrun failed")
+    compare(native, ours, "sendmsg, recvmsg")
+
+
+def case_trace_stats_to_output(ctx):
+    """-c -o FILE writes the table to FILE (as strace -c -o does), nothing to stderr, no trace."""
+    agent = ctx.agent()
+    h.make_tree(agent)
+    if ctx.native_only:
+        return
+    out = os.path.join(ctx.tmp, "table.txt")
+    t = ctx.traced(agent, ["cat", h.WORK + "/hello.txt"], extra=["-c", "-o", out])
+    h.log(t.describe())
+    h.check(t.rc == 0 and t.out == "hello from board-b\n", "cat under sbrun -c -o failed")
+    h.check(os.path.exists(out), "-c -o FILE: FILE was not written")
+    text = open(out).read()
+    h.log("--- FILE ---\n" + text)
+    h.check("% time" in text and re.search(r"\bopenat +target1", text),
+            "-c -o FILE: the table is not in FILE")
+    h.check("% time" not in t.err and "openat(" not in t.err,
+            "-c -o FILE: the table (or a trace) went to stderr")
+    h.check("openat(" not in text, "-c -o FILE: FILE must hold the table, not a trace")
+
+
 def case_trace_filters(ctx):
     """-e trace=%file, !close, /^open and -P choose the calls; -o FILE writes the trace there and
     nothing to stderr; --trace alone writes to stderr; the old --trace=FILE still works; a bad
@@ -281,4 +460,7 @@ def register(cases, harness):
     cases["trace-like-strace"] = (case_trace_like_strace, True)
     cases["trace-socket-like-strace"] = (case_trace_socket_like_strace, True)
     cases["trace-filters"] = (case_trace_filters, True)
+    cases["trace-yy-like-strace"] = (case_trace_yy_like_strace, True)
+    cases["trace-decode-like-strace"] = (case_trace_decode_like_strace, True)
+    cases["trace-stats-to-output"] = (case_trace_stats_to_output, True)
     cases["inject"] = (case_inject, True)

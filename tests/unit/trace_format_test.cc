@@ -6,14 +6,20 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
+#include <sys/uio.h>
 #include <sys/un.h>
+#include <termios.h>
 #include <unistd.h>
 
+#include "call_paths.h"
 #include "trace_format.h"
 
 namespace {
@@ -130,6 +136,166 @@ TEST_SUITE("trace_format") {
     CHECK(tfArgs(SYS_setsockopt, {3, IPPROTO_TCP, 1, tfAddr(&one), 4}, 0) ==
           "3, SOL_TCP, TCP_NODELAY, [1], 4");
     CHECK(tfArgs(SYS_sendto, {3, tfAddr("a"), 1, 0, 0, 0}, 1) == "3, \"a\", 1, 0, NULL, 0");
+    // A socklen_t the call changed: strace's `[in => out]`, the value before from the entry.
+    socklen_t len = sizeof(in);
+    sb::CallEntry entry;
+    entry.addrLen = 128;
+    uint64_t args[6] = {3, tfAddr(&in), tfAddr(&len), 0, 0, 0};
+    sb::TraceStyle style;
+    CHECK(sb::formatCallArgs(SYS_getsockname, args, 0, sb::TraceeMemory(getpid()), style,
+                             nullptr, entry) ==
+          "3, {sa_family=AF_INET, sin_port=htons(80), sin_addr=inet_addr(\"127.0.0.1\")}, "
+          "[128 => 16]");
+    entry.addrLen = 16;
+    CHECK(sb::formatCallArgs(SYS_getsockname, args, 0, sb::TraceeMemory(getpid()), style,
+                             nullptr, entry)
+              .endsWith(", [16]"));
+  }
+
+  TEST_CASE("iovecs: input arrays whole, output arrays up to the result, each cut at -s") {
+    char a[] = "abc", b[] = "de";
+    struct iovec in[2] = {{a, 3}, {b, 2}};
+    CHECK(tfArgs(SYS_writev, {4, tfAddr(in), 2}, 5) ==
+          "4, [{iov_base=\"abc\", iov_len=3}, {iov_base=\"de\", iov_len=2}], 2");
+    char out1[] = "ab", out2[] = "cdexxxxxxx";
+    struct iovec rd[2] = {{out1, 2}, {out2, 10}};
+    CHECK(tfArgs(SYS_readv, {3, tfAddr(rd), 2}, 12) ==
+          "3, [{iov_base=\"ab\", iov_len=2}, {iov_base=\"cdexxxxxxx\", iov_len=10}], 2");
+    // A short read: the second element shows the 3 bytes the call wrote there.
+    CHECK(tfArgs(SYS_readv, {3, tfAddr(rd), 2}, 5) ==
+          "3, [{iov_base=\"ab\", iov_len=2}, {iov_base=\"cde\", iov_len=10}], 2");
+    CHECK(tfArgs(SYS_readv, {3, tfAddr(rd), 2}, 0) ==
+          "3, [{iov_base=\"\", iov_len=2}, {iov_base=\"\", iov_len=10}], 2");
+    CHECK(tfArgs(SYS_readv, {3, tfAddr(rd), 2}, -EBADF).startsWith("3, 0x"));
+    // -s 4 cuts each element's bytes and the number of elements shown.
+    char big[] = "xxxxxxxxxx";
+    struct iovec many[6] = {{big, 10}, {big, 1}, {big, 1}, {big, 1}, {big, 1}, {big, 1}};
+    CHECK(tfArgs(SYS_pwritev, {3, tfAddr(many), 6, 7}, 15, 4) ==
+          "3, [{iov_base=\"xxxx\"..., iov_len=10}, {iov_base=\"x\", iov_len=1}, "
+          "{iov_base=\"x\", iov_len=1}, {iov_base=\"x\", iov_len=1}, ...], 6, 7");
+  }
+
+  TEST_CASE("sendmsg and recvmsg: struct msghdr, its iovecs and control messages") {
+    char a[] = "abc", b[] = "de";
+    struct iovec iov[2] = {{a, 3}, {b, 2}};
+    struct msghdr m = {};
+    m.msg_iov = iov;
+    m.msg_iovlen = 2;
+    CHECK(tfArgs(SYS_sendmsg, {3, tfAddr(&m), 0}, 5) ==
+          "3, {msg_name=NULL, msg_namelen=0, msg_iov=[{iov_base=\"abc\", iov_len=3}, "
+          "{iov_base=\"de\", iov_len=2}], msg_iovlen=2, msg_controllen=0, msg_flags=0}, 0");
+    alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+    struct cmsghdr* c = reinterpret_cast<struct cmsghdr*>(control);
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    int fd = 7;
+    memcpy(CMSG_DATA(c), &fd, sizeof(fd));
+    m.msg_control = control;
+    m.msg_controllen = sizeof(control);
+    sockaddr_in in = {};
+    in.sin_family = AF_INET;
+    in.sin_port = htons(80);
+    inet_pton(AF_INET, "127.0.0.1", &in.sin_addr);
+    m.msg_name = &in;
+    m.msg_namelen = sizeof(in);
+    // recvmsg at exit: the iovecs up to the result, msg_namelen as `in => out` when it changed.
+    sb::CallEntry entry;
+    entry.msgNameLen = 110;
+    uint64_t args[6] = {4, tfAddr(&m), 0, 0, 0, 0};
+    sb::TraceStyle style;
+    CHECK(sb::formatCallArgs(SYS_recvmsg, args, 4, sb::TraceeMemory(getpid()), style, nullptr,
+                             entry) ==
+          "4, {msg_name={sa_family=AF_INET, sin_port=htons(80), "
+          "sin_addr=inet_addr(\"127.0.0.1\")}, msg_namelen=110 => 16, "
+          "msg_iov=[{iov_base=\"abc\", iov_len=3}, {iov_base=\"d\", iov_len=2}], msg_iovlen=2, "
+          "msg_control=[{cmsg_len=20, cmsg_level=SOL_SOCKET, cmsg_type=SCM_RIGHTS, "
+          "cmsg_data=[7]}], msg_controllen=24, msg_flags=0}, 0");
+    CHECK(tfArgs(SYS_recvmsg, {4, tfAddr(&m), 0}, -EAGAIN).startsWith("4, 0x"));
+  }
+
+  TEST_CASE("statfs at strace's depth") {
+    struct statfs st = {};
+    st.f_type = 0x01021994;
+    st.f_bsize = 4096;
+    st.f_blocks = 100;
+    st.f_bfree = 50;
+    st.f_bavail = 40;
+    st.f_files = 10;
+    st.f_ffree = 5;
+    st.f_namelen = 255;
+    st.f_frsize = 4096;
+    st.f_flags = 0x20 | 0x2 | 0x1000;
+    int fsid[2] = {0x15, 0};
+    memcpy(&st.f_fsid, fsid, sizeof(fsid));
+    const char path[] = "/tmp";
+    CHECK(tfArgs(SYS_statfs, {tfAddr(path), tfAddr(&st)}, 0) ==
+          "\"/tmp\", {f_type=TMPFS_MAGIC, f_bsize=4096, f_blocks=100, f_bfree=50, f_bavail=40, "
+          "f_files=10, f_ffree=5, f_fsid={val=[0x15, 0]}, f_namelen=255, f_frsize=4096, "
+          "f_flags=ST_VALID|ST_NOSUID|ST_RELATIME}");
+    CHECK(tfArgs(SYS_fstatfs, {3, tfAddr(&st)}, -EBADF).startsWith("3, 0x"));
+  }
+
+  TEST_CASE("ioctl: requests by name, their arguments as strace decodes them") {
+    int n = 5;
+    CHECK(tfArgs(SYS_ioctl, {3, 0x541B, tfAddr(&n)}, 0) == "3, FIONREAD, [5]");
+    CHECK(tfArgs(SYS_ioctl, {3, 0x541B, tfAddr(&n)}, -ENOTTY).startsWith("3, FIONREAD, 0x"));
+    int one = 1;
+    CHECK(tfArgs(SYS_ioctl, {3, 0x5421, tfAddr(&one)}, 0) == "3, FIONBIO, [1]");
+    CHECK(tfArgs(SYS_ioctl, {3, 0x5451, 0}, 0) == "3, FIOCLEX");
+    uint16_t ws[4] = {24, 80, 0, 0};
+    CHECK(tfArgs(SYS_ioctl, {0, 0x5413, tfAddr(ws)}, 0) ==
+          "0, TIOCGWINSZ, {ws_row=24, ws_col=80, ws_xpixel=0, ws_ypixel=0}");
+    // struct termios as the kernel copies it: what a terminal in cooked mode shows.
+    uint32_t t[9] = {ICRNL | IXON, OPOST | ONLCR, B38400 | CS8 | CREAD,
+                     ISIG | ICANON | ECHO | ECHOE | ECHOK | IEXTEN | ECHOCTL | ECHOKE, 0};
+    const char* cooked =
+        "{c_iflag=ICRNL|IXON, c_oflag=NL0|CR0|TAB0|BS0|VT0|FF0|OPOST|ONLCR, "
+        "c_cflag=B38400|CS8|CREAD, c_lflag=ISIG|ICANON|ECHO|ECHOE|ECHOK|IEXTEN|ECHOCTL|ECHOKE, "
+        "...}";
+    CHECK(tfArgs(SYS_ioctl, {0, 0x5401, tfAddr(t)}, 0) == kj::str("0, TCGETS, ", cooked));
+    CHECK(tfArgs(SYS_ioctl, {0, 0x5402, tfAddr(t)}, 0) ==
+          kj::str("0, SNDCTL_TMR_START or TCSETS, ", cooked));
+    CHECK(tfArgs(SYS_ioctl, {3, 0x5401, tfAddr(t)}, -ENOTTY).startsWith("3, TCGETS, 0x"));
+  }
+
+  TEST_CASE("-yy: a local socket's endpoints from /proc/net by its inode") {
+    char dir[] = "/tmp/tf_procnet_XXXXXX";
+    REQUIRE(mkdtemp(dir) != nullptr);
+    auto put = [&](const char* name, const char* text) {
+      FILE* f = fopen(kj::str(dir, "/", name).cStr(), "w");
+      REQUIRE(f != nullptr);
+      fputs(text, f);
+      fclose(f);
+    };
+    put("tcp",
+        "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  "
+        "timeout inode\n"
+        "   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000 "
+        "       0 111 1 0000000000000000 100 0 0 10 0\n"
+        "   1: 0100007F:9C40 0100007F:1F90 01 00000000:00000000 00:00000000 00000000  1000 "
+        "       0 222 1 0000000000000000 20 4 30 10 -1\n");
+    put("tcp6",
+        "  sl  local_address                         remote_address                        st "
+        "tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"
+        "   0: 00000000000000000000000001000000:0050 00000000000000000000000000000000:0000 0A "
+        "00000000:00000000 00:00000000 00000000     0        0 333 1 0000000000000000 100 0 0 "
+        "10 0\n");
+    put("unix",
+        "Num       RefCount Protocol Flags    Type St Inode Path\n"
+        "0000000000000000: 00000002 00000000 00010000 0001 01 444 /run/x.sock\n"
+        "0000000000000000: 00000003 00000000 00000000 0001 03 555\n");
+    CHECK(sb::localSocketNote(dir, "TCP", 111) == "TCP:[127.0.0.1:8080]");
+    CHECK(sb::localSocketNote(dir, "TCP", 222) == "TCP:[127.0.0.1:40000->127.0.0.1:8080]");
+    CHECK(sb::localSocketNote(dir, "TCPv6", 333) == "TCPv6:[[::1]:80]");
+    CHECK(sb::localSocketNote(dir, "UNIX-STREAM", 444) == "UNIX-STREAM:[444,\"/run/x.sock\"]");
+    CHECK(sb::localSocketNote(dir, "UNIX-STREAM", 555) == "UNIX-STREAM:[555]");
+    CHECK(sb::localSocketNote(dir, "TCP", 999) == "TCP:[999]");
+    CHECK(sb::localSocketNote(dir, "UDP", 111) == "UDP:[111]");  // no udp table there
+    for (const char* name : {"tcp", "tcp6", "unix"}) {
+      unlink(kj::str(dir, "/", name).cStr());
+    }
+    rmdir(dir);
   }
 
   TEST_CASE("results: numbers, errno names with their text, addresses") {
