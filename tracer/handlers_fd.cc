@@ -13,6 +13,7 @@
 #include <kj/debug.h>
 
 #include "handler_support.h"
+#include "proc_status.h"
 #include "options.h"
 
 namespace sb::handler {
@@ -228,16 +229,6 @@ kj::Promise<Outcome> hClose(Call& c) {
 // dup, dup2, dup3, F_DUPFD*: the kernel duplicates the placeholder; we bind the new number at
 // the exit stop (fd_table.h I1), to what the source referred to at the entry stop (I2). dup2 over
 // a remote fd: the kernel replaced that placeholder in one step, so the number was never free.
-// Whether `fd` is open in thread `tid` now (the kernel's table, seen through /proc).
-bool fdOpenIn(pid_t tid, int fd) {
-  if (fd < 0) {
-    return false;
-  }
-  auto path = kj::str("/proc/", tid, "/fd/", fd);
-  struct stat st;
-  return lstat(path.cStr(), &st) == 0;
-}
-
 kj::Promise<Outcome> dupCommon(Call& c, int oldfd, kj::Maybe<int> newfd) {
   auto& fds = c.task.fds;
   kj::Own<RemoteFile> source;

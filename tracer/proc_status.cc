@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <type_traits>
 
 namespace sb {
@@ -107,6 +108,15 @@ bool ProcStatus::ignores(int sig) const {
 
 bool ProcStatus::signalWaiting(uint64_t mask) const {
   return ((sigPnd | shdPnd) & ~mask & ~sigIgn & ~ignoredByDefault(sigCgt)) != 0;
+}
+
+bool fdOpenIn(pid_t tid, int fd) {
+  if (fd < 0) {
+    return false;
+  }
+  auto path = kj::str("/proc/", tid, "/fd/", fd);
+  struct stat st;
+  return lstat(path.cStr(), &st) == 0;
 }
 
 }  // namespace sb

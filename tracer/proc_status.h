@@ -38,4 +38,7 @@ struct ProcStatus {
   bool signalWaiting(uint64_t mask) const;
 };
 
+// Whether fd `fd` of thread `tid` is open now, as the kernel's table says (/proc/TID/fd).
+bool fdOpenIn(pid_t tid, int fd);
+
 }  // namespace sb

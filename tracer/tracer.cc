@@ -583,11 +583,7 @@ void Tracer::onExec(Task& task) {
   task.fds = task.fds->copy();
   pid_t tid = task.tid;
   kj::Vector<kj::Own<RemoteFile>> closed;
-  task.fds->retainIf([tid](int fd) {
-    auto path = kj::str("/proc/", tid, "/fd/", fd);
-    struct stat st;
-    return lstat(path.cStr(), &st) == 0;
-  }, closed);
+  task.fds->retainIf([tid](int fd) { return fdOpenIn(tid, fd); }, closed);
   kj::Vector<RemoteFile*> files;
   for (auto& f : closed) {
     files.add(f.get());
