@@ -253,9 +253,11 @@ kj::Promise<Outcome> dupCommon(Call& c, int oldfd, kj::Maybe<int> newfd) {
   // is to fail (oldfd not open; dup3's flags are checked before it too).
   KJ_IF_MAYBE(n, newfd) {
     KJ_IF_MAYBE(closed, fds->find(*n)) {
-      bool fails = (c.nr == SYS_dup3 && (c.arg(2) & ~uint64_t(O_CLOEXEC)) != 0) ||
-                   !fdOpenIn(task.tid, oldfd);
-      if (*n != oldfd && !fails && c.tracer.holdsLocks(closed->target, task.tgid)) {
+      auto fails = [&]() {
+        return (c.nr == SYS_dup3 && (c.arg(2) & ~uint64_t(O_CLOEXEC)) != 0) ||
+               !fdOpenIn(task.tid, oldfd);
+      };
+      if (*n != oldfd && c.tracer.holdsLocks(closed->target, task.tgid) && !fails()) {
         RemoteFile* files[] = {closed};
         return c.tracer.releaseLocksOn(task.tgid, files)
             .attach(kj::addRef(*closed))

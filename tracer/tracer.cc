@@ -593,11 +593,18 @@ void Tracer::onExec(Task& task) {
     return;
   }
   // The new image runs once the locks those closes dropped are gone on B too.
-  background.add(releaseLocksOn(task.tgid, files).attach(kj::mv(closed)).then([this, tid]() {
-    KJ_IF_MAYBE(t, findTask(tid)) {
-      resume(*t);
-    }
-  }));
+  background.add(releaseLocksOn(task.tgid, files)
+                     .attach(kj::mv(closed))
+                     .catch_([this](kj::Exception&& e) {
+                       noteOnce("exec-locks", kj::str("cannot drop the locks of the files exec "
+                                                      "closed on the target: ",
+                                                      e.getDescription()));
+                     })
+                     .then([this, tid]() {
+                       KJ_IF_MAYBE(t, findTask(tid)) {
+                         resume(*t);  // Whatever became of the release: never left stopped.
+                       }
+                     }));
 }
 
 void Tracer::onExit(pid_t tid, ptrace::WaitStatus status) {
