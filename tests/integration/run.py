@@ -3680,12 +3680,16 @@ def case_ssh_deploy_reconnect(ctx):
                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          env=board.sshd.env(), cwd=ctx.tmp)
     try:
+        # The program's first line says the session is up: an agent killed before that dies in
+        # sbrun's first handshake, which fails at once (exit 125) whatever --on-disconnect says.
+        first = first_line(p, "the program's first cat", 60)
         agents = wait_for(lambda: [x.split()[0] for x in board.in_session()
                                    if "sbagent-x86_64 --stdio" in x], 20)
         check(agents, "no agent seen on B while the program ran")
         for pid in agents:
             os.kill(int(pid), signal.SIGKILL)
         out, err = p.communicate(b"go\n", timeout=60)
+        out = first.encode() + b"\n" + out
     finally:
         if p.poll() is None:
             p.kill()
