@@ -36,8 +36,9 @@ void TraceWriter::onCall(const CallRecord& call) {
                                    : kj::str("local");
   // fputs, not fmt::print: a trace whose reader went away (| head) must not throw out of a
   // syscall stop and leave the thread stopped.
-  auto line = fmt::format("[pid {}] {}({}) = {}{}{} <{}>{}{}{}\n", call.tid, name.cStr(),
-                          call.args.cStr(), result.cStr(), mark.cStr(), time.cStr(),
+  auto line = fmt::format("[pid {}] {}({}) = {}{}{}{} <{}>{}{}{}\n", call.tid, name.cStr(),
+                          call.args.cStr(), result.cStr(), call.resultNote.cStr(), mark.cStr(),
+                          time.cStr(),
                           where.cStr(), call.why.size() > 0 ? " (" : "", call.why.cStr(),
                           call.why.size() > 0 ? ")" : "");
   fputs(line.c_str(), out);

@@ -38,6 +38,7 @@ struct CallRecord {
   bool injected = false;   // -e inject= answered it (not performed) or signalled it
   bool delayed = false;    // -e inject= delayed it
   bool performed = true;   // false: an injected error or retval, run neither here nor there
+  kj::StringPtr resultNote = "";  // after the result, as strace: ` (left {...})`
 };
 
 // A program that started on a target in place of a local exec (DESIGN D7). The exec's own

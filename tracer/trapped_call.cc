@@ -365,10 +365,13 @@ bool Tracer::onSequenceStep(Task& task, const user_regs_struct& regs) {
 void Tracer::report(const CallObservation& obs, AgentLink* target, bool known, int64_t result,
                     bool cached, kj::StringPtr why) {
   auto elapsed = std::chrono::steady_clock::now() - obs.start;
-  kj::String args;
+  kj::String args, note;
   if (wantArgs) {
     args = formatCallArgs(obs.nr, obs.args, known ? result : -1, TraceeMemory(obs.tid),
                           traceStyle_, obs.fdNotes, obs.entry);
+    if (known) {
+      note = formatResultNote(obs.nr, obs.args, result, TraceeMemory(obs.tid));
+    }
   }
   bool performed = !obs.notRun;
   CallRecord record{obs.tid, obs.nr, target && performed ? target->name() : kj::StringPtr("local"),
@@ -377,7 +380,7 @@ void Tracer::report(const CallObservation& obs, AgentLink* target, bool known, i
                     static_cast<uint64_t>(
                         std::chrono::duration_cast<std::chrono::microseconds>(elapsed).count()),
                     args, cached && target != nullptr, why, obs.injected, obs.delayed,
-                    performed};
+                    performed, note};
   for (auto& o : observers) {
     o->onCall(record);
   }

@@ -214,6 +214,99 @@ TEST_SUITE("trace_format") {
     CHECK(tfArgs(SYS_recvmsg, {4, tfAddr(&m), 0}, -EAGAIN).startsWith("4, 0x"));
   }
 
+  TEST_CASE("sendmmsg and recvmmsg: mmsghdr arrays, msg_len for the messages the call moved") {
+    // strace's own tests/mmsg.c lines, for two messages.
+    char one[] = "one", two[] = "two", three[] = "three";
+    struct iovec w0[2] = {{one, 3}, {two, 3}}, w1[1] = {{three, 5}};
+    struct mmsghdr w[2] = {};
+    w[0].msg_hdr.msg_iov = w0;
+    w[0].msg_hdr.msg_iovlen = 2;
+    w[0].msg_len = 6;
+    w[1].msg_hdr.msg_iov = w1;
+    w[1].msg_hdr.msg_iovlen = 1;
+    w[1].msg_len = 5;
+    kj::StringPtr hdr0 = "{msg_hdr={msg_name=NULL, msg_namelen=0, msg_iov=[{iov_base=\"one\", "
+                         "iov_len=3}, {iov_base=\"two\", iov_len=3}], msg_iovlen=2, "
+                         "msg_controllen=0, msg_flags=0}";
+    kj::StringPtr hdr1 = "{msg_hdr={msg_name=NULL, msg_namelen=0, msg_iov=[{iov_base=\"three\", "
+                         "iov_len=5}], msg_iovlen=1, msg_controllen=0, msg_flags=0}";
+    CHECK(tfArgs(SYS_sendmmsg, {1, tfAddr(w), 2, MSG_DONTROUTE | MSG_NOSIGNAL}, 2) ==
+          kj::str("1, [", hdr0, ", msg_len=6}, ", hdr1, ", msg_len=5}], 2, "
+                  "MSG_DONTROUTE|MSG_NOSIGNAL"));
+    // One sent: msg_len for it alone; failed: for none.
+    CHECK(tfArgs(SYS_sendmmsg, {1, tfAddr(w), 2, 0}, 1) ==
+          kj::str("1, [", hdr0, ", msg_len=6}, ", hdr1, "}], 2, 0"));
+    CHECK(tfArgs(SYS_sendmmsg, {1, tfAddr(w), 2, 0}, -EPIPE) ==
+          kj::str("1, [", hdr0, "}, ", hdr1, "}], 2, 0"));
+    // -s 1: one element, then `...`.
+    CHECK(tfArgs(SYS_sendmmsg, {1, tfAddr(w), 2, 0}, 2, 1).endsWith(", ...], 2, 0"));
+
+    // recvmmsg at exit: the messages it filled, each iovec's data up to its msg_len.
+    char r0[9] = "01234567", r1[5] = "89ab", r2[5] = "cde";
+    struct iovec ri0[1] = {{r0, 8}}, ri1[2] = {{r1, 4}, {r2, 4}};
+    struct mmsghdr r[2] = {};
+    r[0].msg_hdr.msg_iov = ri0;
+    r[0].msg_hdr.msg_iovlen = 1;
+    r[0].msg_len = 8;
+    r[1].msg_hdr.msg_iov = ri1;
+    r[1].msg_hdr.msg_iovlen = 2;
+    r[1].msg_len = 7;
+    uint64_t args[6] = {0, tfAddr(r), 2, MSG_DONTWAIT, 0, 0};
+    sb::TraceeMemory mem(getpid());
+    sb::CallEntry entry = sb::readCallEntry(SYS_recvmmsg, args, mem);
+    CHECK(entry.mmsgNameLens.size() == 2);
+    sb::TraceStyle style;
+    CHECK(sb::formatCallArgs(SYS_recvmmsg, args, 2, mem, style, nullptr, entry) ==
+          "0, [{msg_hdr={msg_name=NULL, msg_namelen=0, msg_iov=[{iov_base=\"01234567\", "
+          "iov_len=8}], msg_iovlen=1, msg_controllen=0, msg_flags=0}, msg_len=8}, "
+          "{msg_hdr={msg_name=NULL, msg_namelen=0, msg_iov=[{iov_base=\"89ab\", iov_len=4}, "
+          "{iov_base=\"cde\", iov_len=4}], msg_iovlen=2, msg_controllen=0, msg_flags=0}, "
+          "msg_len=7}], 2, MSG_DONTWAIT, NULL");
+    // The timeout as it was at entry (the kernel rewrites it with what is left).
+    struct timespec ts = {1, 500};
+    args[4] = tfAddr(&ts);
+    entry = sb::readCallEntry(SYS_recvmmsg, args, mem);
+    ts = {0, 0};
+    CHECK(sb::formatCallArgs(SYS_recvmmsg, args, -EAGAIN, mem, style, nullptr, entry) ==
+          kj::str("0, 0x", kj::hex(tfAddr(r)), ", 2, MSG_DONTWAIT, {tv_sec=1, tv_nsec=500}"));
+    CHECK(sb::formatCallResult(SYS_recvmmsg, 0) == "0 (Timeout)");
+    ts = {0, 999};  // what the kernel left
+    CHECK(sb::formatResultNote(SYS_recvmmsg, args, 2, mem) == " (left {tv_sec=0, tv_nsec=999})");
+    CHECK(sb::formatResultNote(SYS_recvmmsg, args, -EAGAIN, mem) == "");
+    args[4] = 0;
+    CHECK(sb::formatResultNote(SYS_recvmmsg, args, 2, mem) == "");
+  }
+
+  TEST_CASE("splice, copy_file_range, sendfile: offsets by value, flags by name") {
+    sb::TraceeMemory mem(getpid());
+    sb::TraceStyle style;
+    int64_t offIn = 4096, offOut = 7;
+    uint64_t splice[6] = {3, tfAddr(&offIn), 5, 0, 65536, 1 | 4};
+    sb::CallEntry entry = sb::readCallEntry(SYS_splice, splice, mem);
+    offIn += 100;  // the kernel moved it: strace prints the offset the call was given
+    CHECK(sb::formatCallArgs(SYS_splice, splice, 100, mem, style, nullptr, entry) ==
+          "3, [4096], 5, NULL, 65536, SPLICE_F_MOVE|SPLICE_F_MORE");
+    uint64_t copy[6] = {3, 0, 4, tfAddr(&offOut), 10, 0};
+    entry = sb::readCallEntry(SYS_copy_file_range, copy, mem);
+    CHECK(sb::formatCallArgs(SYS_copy_file_range, copy, 10, mem, style, nullptr, entry) ==
+          "3, NULL, 4, [7], 10, 0");
+    uint64_t tee[6] = {3, 4, 10, 2};
+    CHECK(sb::formatCallArgs(SYS_tee, tee, 10, mem, style, nullptr, {}) ==
+          "3, 4, 10, SPLICE_F_NONBLOCK");
+    // sendfile: [before => after] when it sent something, as strace.
+    int64_t off = 0;
+    uint64_t sendfile[6] = {1, 3, tfAddr(&off), 100};
+    entry = sb::readCallEntry(SYS_sendfile, sendfile, mem);
+    off = 10;
+    CHECK(sb::formatCallArgs(SYS_sendfile, sendfile, 10, mem, style, nullptr, entry) ==
+          "1, 3, [0] => [10], 100");
+    CHECK(sb::formatCallArgs(SYS_sendfile, sendfile, -EBADF, mem, style, nullptr, entry) ==
+          "1, 3, [0], 100");
+    sendfile[2] = 0;
+    CHECK(sb::formatCallArgs(SYS_sendfile, sendfile, 10, mem, style, nullptr, {}) ==
+          "1, 3, NULL, 100");
+  }
+
   TEST_CASE("statfs at strace's depth") {
     struct statfs st = {};
     st.f_type = 0x01021994;
