@@ -11,6 +11,8 @@
 //     consuming it (tee into a scratch pipe), write it to B, and only then consume from the pipe
 //     as many bytes as B took: a failed or short write leaves the rest in the pipe, as the
 //     kernel's does.
+// Into the file, B is asked first for the description's access mode and O_APPEND (one more
+// round trip): the fd may have come over a socket, or a process on B may have changed them.
 // The waits are interruptible (nothing has moved yet); the transfer is two-phase (the agent does
 // not stop a regular file's IO), so a signal never loses bytes that moved. Between two remote
 // fds, or with a remote FIFO or socket, splice answers EINVAL, explained once (not supported yet).
@@ -228,6 +230,53 @@ int64_t fdFlags(pid_t tid, int fd) {
   return found ? int64_t(flags) : -EBADF;
 }
 
+// What hSplice worked out before the remote file's own checks.
+struct SplicePlan {
+  bool toPipe;
+  bool isPipe;      // the local fd is a pipe
+  int localFd;
+  uint64_t fileOffAddr;
+  int64_t offset;   // -1: the file position
+  uint64_t len;
+  bool nonBlocking;
+};
+
+// The rest of the kernel's checks, in its order, then the transfer.
+kj::Promise<Outcome> spliceChecked(Call& c, RemoteFile& file, const SplicePlan& p) {
+  if (!p.isPipe) {
+    // Neither end is a pipe here: the kernel's EINVAL (a FIFO on the target is not handled).
+    if (file.type == proto::FileType::FIFO) {
+      return unsupported(c, file, "(a FIFO on the target)");
+    }
+    return done(-EINVAL);
+  }
+  if (!remoteFileKind(file)) {
+    return unsupported(c, file, "(not a regular file)");
+  }
+  if (p.fileOffAddr != 0 && p.offset < 0) {
+    return done(-EINVAL);
+  }
+  int64_t pipe = openPipeEnd(c.task.tid, p.localFd, p.toPipe);
+  if (pipe == -ENXIO) {
+    return Outcome(Complete{-EPIPE, SIGPIPE});  // No reader left: as a write to the pipe.
+  }
+  if (pipe < 0) {
+    return done(pipe);
+  }
+  auto job = kj::refcounted<SpliceJob>(c, file, kj::AutoCloseFd(int(pipe)), p.toPipe,
+                                       p.nonBlocking, p.len, p.fileOffAddr, p.offset);
+  auto& j = *job;
+  return settleReadAhead(c.tracer, file)
+      .then([&j]() { return j.ready(); })
+      .then([&j](int64_t r) -> kj::Promise<Outcome> {
+        if (r < 0) {
+          return failed(r);
+        }
+        return j.toPipe ? j.fileToPipe() : j.pipeToFile();
+      })
+      .attach(kj::mv(job));
+}
+
 kj::Promise<Outcome> hSplice(Call& c) {
   int inFd = c.fdArg(0), outFd = c.fdArg(2);
   uint64_t offInAddr = c.arg(1), offOutAddr = c.arg(3);
@@ -276,44 +325,34 @@ kj::Promise<Outcome> hSplice(Call& c) {
   }
   int access = localFlags & O_ACCMODE;
   bool localOk = access == O_RDWR || access == (toPipe ? O_WRONLY : O_RDONLY);
-  if (!localOk || (!toPipe && !file.writable) || file.pathOnly) {
+  if (!localOk || file.pathOnly) {
     return done(-EBADF);
   }
-  if (!isPipe) {
-    // Neither end is a pipe here: the kernel's EINVAL (a FIFO on the target is not handled).
-    if (file.type == proto::FileType::FIFO) {
-      return unsupported(c, file, "(a FIFO on the target)");
-    }
-    return done(-EINVAL);
-  }
-  if (!remoteFileKind(file)) {
-    return unsupported(c, file, "(not a regular file)");
-  }
-  if (fileOffAddr != 0 && offset < 0) {
-    return done(-EINVAL);
-  }
-  int64_t pipe = openPipeEnd(c.task.tid, localFd, toPipe);
-  if (pipe == -ENXIO) {
-    return Outcome(Complete{-EPIPE, SIGPIPE});  // No reader left: as a write to the pipe.
-  }
-  if (pipe < 0) {
-    return done(pipe);
-  }
   bool nonBlocking = (flags & SPLICE_F_NONBLOCK) || (localFlags & O_NONBLOCK);
-  auto job = kj::refcounted<SpliceJob>(c, file, kj::AutoCloseFd(int(pipe)), toPipe, nonBlocking,
-                                       len, fileOffAddr, offset);
+  SplicePlan plan{toPipe, isPipe, localFd, fileOffAddr, offset, len, nonBlocking};
   c.target = &file.target;
-  c.interruptible = !nonBlocking;  // The wait for the pipe ends with a signal.
-  auto& j = *job;
-  return settleReadAhead(c.tracer, file)
-      .then([&j]() { return j.ready(); })
-      .then([&j](int64_t r) -> kj::Promise<Outcome> {
-        if (r < 0) {
-          return failed(r);
-        }
-        return j.toPipe ? j.fileToPipe() : j.pipeToFile();
-      })
-      .attach(kj::mv(job));
+  // The wait for the pipe ends with a signal (and B's flags may be asked first: nothing has
+  // moved yet either).
+  c.interruptible = !nonBlocking;
+  if (toPipe) {
+    return spliceChecked(c, file, plan);  // A read-only or write-only file: B's pread says.
+  }
+  // Its access mode and O_APPEND as B has them now: the description may have come over a
+  // socket, or had its flags changed by a process on B.
+  auto req = file.node.getFlagsRequest();
+  return send(c, file.target, req).then([&c, f = kj::addRef(file), plan](auto reply) mutable {
+    if (reply.getResult() < 0) {
+      return done(reply.getResult());
+    }
+    auto st = reply.getFlags();
+    if (st.getAccess() == proto::AccessMode::READ_ONLY) {
+      return done(-EBADF);
+    }
+    if (plan.isPipe && st.getAppend()) {
+      return done(-EINVAL);  // The kernel does not splice to an O_APPEND file.
+    }
+    return spliceChecked(c, *f, plan);
+  });
 }
 
 const HandlerEntry SPLICE_HANDLERS[] = {

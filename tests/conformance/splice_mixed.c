@@ -1,14 +1,48 @@
 /* splice(2) between a file and a pipe, both ways (under sbrun the file is on B and the pipe
  * here): the bytes, the file position or the offset pointer, partial transfers, the pipe's end,
  * non-blocking answers, a wait for a writer, a signal during that wait, a reader that is gone,
- * and the errnos in the kernel's order (CPython's test_os splice tests do the first three).
+ * an O_APPEND file (opened so, set with F_SETFL, or received over a socket), and the errnos in the kernel's order (CPython's test_os splice tests do the first three).
  */
 #define _GNU_SOURCE
 #include "util.h"
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 
 static void on_alarm(int sig) { (void)sig; }
+
+/* `fd` passed through a socketpair (SCM_RIGHTS): a new fd of the same description. */
+static int passed_through_socket(int fd) {
+  int sv[2];
+  check_ok(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv));
+  union {
+    char buf[CMSG_SPACE(sizeof(int))];
+    struct cmsghdr align;
+  } u;
+  memset(&u, 0, sizeof u);
+  struct iovec iov = {"F", 1};
+  struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+                     .msg_controllen = sizeof u.buf};
+  struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof(int));
+  memcpy(CMSG_DATA(c), &fd, sizeof fd);
+  test_assert(sendmsg(sv[0], &m, 0) == 1);
+  char byte;
+  struct iovec riov = {&byte, 1};
+  memset(&u, 0, sizeof u);
+  struct msghdr r = {.msg_iov = &riov, .msg_iovlen = 1, .msg_control = u.buf,
+                     .msg_controllen = sizeof u.buf};
+  test_assert(recvmsg(sv[1], &r, MSG_CMSG_CLOEXEC) == 1);
+  c = CMSG_FIRSTHDR(&r);
+  test_assert(c != NULL && c->cmsg_type == SCM_RIGHTS);
+  int got;
+  memcpy(&got, CMSG_DATA(c), sizeof got);
+  check_ok(close(sv[0]));
+  check_ok(close(sv[1]));
+  return got;
+}
 
 static void read_pipe_expect(int r, const char *want) {
   char buf[64] = {0};
@@ -98,6 +132,25 @@ int main(int argc, char **argv) {
   check_err("file to file", splice(in, NULL, out, NULL, 10, 0), EINVAL);
   off = -1;
   check_err("negative offset", splice(in, &off, p[1], NULL, 10, 0), EINVAL);
+  /* Into an O_APPEND file: EINVAL, whether opened so or set with F_SETFL; the bytes stay. */
+  int app = check_ok(open(P("append"), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644));
+  test_assert(write(p[1], "ap", 2) == 2);
+  check_err("into an O_APPEND file", splice(p[0], NULL, app, NULL, 10, 0), EINVAL);
+  check_err("into an O_APPEND file at an offset", splice(p[0], NULL, app, &(loff_t){0}, 10, 0),
+            EINVAL);
+  check_ok(fcntl(app, F_SETFL, 0));
+  obs("once F_SETFL cleared O_APPEND = %ld", (long)splice(p[0], NULL, app, NULL, 10, 0));
+  check_ok(fcntl(app, F_SETFL, O_APPEND));
+  test_assert(write(p[1], "pa", 2) == 2);
+  check_err("once F_SETFL set O_APPEND again", splice(p[0], NULL, app, NULL, 10, 0), EINVAL);
+  /* The same description, received over a socket. */
+  int got = passed_through_socket(app);
+  check_err("into an O_APPEND file received over a socket",
+            splice(p[0], NULL, got, NULL, 10, 0), EINVAL);
+  check_ok(fcntl(got, F_SETFL, 0));
+  obs("once F_SETFL cleared it there = %ld", (long)splice(p[0], NULL, app, NULL, 10, 0));
+  check_ok(close(got));
+  check_ok(close(app));
 
   /* 7. The pipe's end (no writer left): 0. A pipe with no reader: EPIPE. */
   check_ok(close(p[1]));
