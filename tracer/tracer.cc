@@ -14,6 +14,7 @@
 #include <string.h>
 #include <dirent.h>
 #include <algorithm>
+#include <unordered_set>
 #include <sys/signalfd.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -661,8 +662,9 @@ void Tracer::onExit(pid_t tid, ptrace::WaitStatus status) {
 
 kj::Promise<void> Tracer::releaseLocksOn(pid_t tgid, kj::ArrayPtr<RemoteFile* const> files) {
   kj::Vector<kj::Promise<void>> releases;
+  std::unordered_set<RemoteFile*> seen;  // close_range may close two fds of one description
   for (RemoteFile* file : files) {
-    if (!holdsLocks(file->target, tgid)) {
+    if (!seen.insert(file).second || !holdsLocks(file->target, tgid)) {
       continue;
     }
     auto req = file->node.releaseLocksRequest();
