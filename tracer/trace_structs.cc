@@ -4,6 +4,7 @@
 #include "trace_structs.h"
 
 #include <arpa/inet.h>
+#include <linux/ioctl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -444,6 +445,20 @@ kj::String termiosText(const TraceeMemory& mem, uint64_t addr) {
                  ", c_lflag=", termiosFlags(t.lflag, nullptr, LFLAG), ", ...}");
 }
 
+// A request by name when sbrun knows it, else as strace prints an unknown one:
+// `_IOC(_IOC_READ|_IOC_WRITE, 0x54, 0x99, 0x4)`.
+kj::String ioctlCodeText(uint32_t request) {
+  if (const char* known = planIoctl(request).name) {
+    return kj::str(known);
+  }
+  static const std::pair<uint64_t, const char*> DIRS[] = {{_IOC_READ, "_IOC_READ"},
+                                                          {_IOC_WRITE, "_IOC_WRITE"}};
+  auto hex = [](uint32_t v) { return v == 0 ? kj::str("0") : kj::str("0x", kj::hex(v)); };
+  return kj::str("_IOC(", bitNames(_IOC_DIR(request), DIRS, "_IOC_NONE"), ", ",
+                 hex(_IOC_TYPE(request)), ", ", hex(_IOC_NR(request)), ", ",
+                 hex(_IOC_SIZE(request)), ")");
+}
+
 }  // namespace
 
 kj::String ioctlArgs(uint64_t request64, uint64_t arg, bool ok, const TraceeMemory& mem) {
@@ -454,7 +469,7 @@ kj::String ioctlArgs(uint64_t request64, uint64_t arg, bool ok, const TraceeMemo
     case 0x5402: name = kj::str("SNDCTL_TMR_START or TCSETS"); break;
     case 0x5403: name = kj::str("SNDCTL_TMR_STOP or TCSETSW"); break;
     case 0x5404: name = kj::str("SNDCTL_TMR_CONTINUE or TCSETSF"); break;
-    default: name = ioctlName(request); break;
+    default: name = ioctlCodeText(request); break;
   }
   auto intArg = [&]() {
     int32_t v;

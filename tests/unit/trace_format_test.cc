@@ -336,6 +336,13 @@ TEST_SUITE("trace_format") {
     int one = 1;
     CHECK(tfArgs(SYS_ioctl, {3, 0x5421, tfAddr(&one)}, 0) == "3, FIONBIO, [1]");
     CHECK(tfArgs(SYS_ioctl, {3, 0x5451, 0}, 0) == "3, FIOCLEX");
+    // Unknown requests as strace prints them (its lines for these three codes).
+    CHECK(tfArgs(SYS_ioctl, {3, 0xc0045499, 0x1000}, -ENOTTY) ==
+          "3, _IOC(_IOC_READ|_IOC_WRITE, 0x54, 0x99, 0x4), 0x1000");
+    CHECK(tfArgs(SYS_ioctl, {3, 0xabcd, 0x1000}, -ENOTTY) ==
+          "3, _IOC(_IOC_NONE, 0xab, 0xcd, 0), 0x1000");
+    CHECK(tfArgs(SYS_ioctl, {3, 0x80087a01, 0x1000}, -ENOTTY) ==
+          "3, _IOC(_IOC_READ, 0x7a, 0x1, 0x8), 0x1000");
     uint16_t ws[4] = {24, 80, 0, 0};
     CHECK(tfArgs(SYS_ioctl, {0, 0x5413, tfAddr(ws)}, 0) ==
           "0, TIOCGWINSZ, {ws_row=24, ws_col=80, ws_xpixel=0, ws_ypixel=0}");
