@@ -21,6 +21,14 @@ static void must(int ok, const char* what) {
   }
 }
 
+static struct mmsghdr message(struct iovec* iov, size_t n) {
+  struct mmsghdr m;
+  memset(&m, 0, sizeof(m));
+  m.msg_hdr.msg_iov = iov;
+  m.msg_hdr.msg_iovlen = n;
+  return m;
+}
+
 int main(int argc, char** argv) {
   if (argc != 2) {
     fprintf(stderr, "usage: mmsg_splice DIR\n");
@@ -30,23 +38,11 @@ int main(int argc, char** argv) {
   must(socketpair(AF_UNIX, SOCK_DGRAM, 0, sv) == 0, "socketpair");
   char one[] = "one", two[] = "two", three[] = "three";
   struct iovec w0[2] = {{one, 3}, {two, 3}}, w1[1] = {{three, 5}};
-  struct mmsghdr w[2];
-  memset(w, 0, sizeof(w));
-  w[0].msg_hdr.msg_iov = w0;
-  w[0].msg_hdr.msg_iovlen = 2;
-  w[1].msg_hdr.msg_iov = w1;
-  w[1].msg_hdr.msg_iovlen = 1;
+  struct mmsghdr w[2] = {message(w0, 2), message(w1, 1)};
   must(sendmmsg(sv[0], w, 2, MSG_NOSIGNAL) == 2, "sendmmsg");
   char r0[8], r1[4], r2[4];
   struct iovec ri0[1] = {{r0, sizeof(r0)}}, ri1[2] = {{r1, sizeof(r1)}, {r2, sizeof(r2)}};
-  struct mmsghdr r[3];
-  memset(r, 0, sizeof(r));
-  r[0].msg_hdr.msg_iov = ri0;
-  r[0].msg_hdr.msg_iovlen = 1;
-  r[1].msg_hdr.msg_iov = ri1;
-  r[1].msg_hdr.msg_iovlen = 2;
-  r[2].msg_hdr.msg_iov = ri0;
-  r[2].msg_hdr.msg_iovlen = 1;
+  struct mmsghdr r[3] = {message(ri0, 1), message(ri1, 2), message(ri0, 1)};
   struct timespec ts = {1, 0};
   must(recvmmsg(sv[1], r, 3, MSG_DONTWAIT, &ts) == 2, "recvmmsg");
 

@@ -216,15 +216,16 @@ TEST_SUITE("trace_format") {
 
   TEST_CASE("sendmmsg and recvmmsg: mmsghdr arrays, msg_len for the messages the call moved") {
     // strace's own tests/mmsg.c lines, for two messages.
+    auto mmsg = [](struct iovec* iov, size_t n, unsigned len) {
+      struct mmsghdr m = {};
+      m.msg_hdr.msg_iov = iov;
+      m.msg_hdr.msg_iovlen = n;
+      m.msg_len = len;
+      return m;
+    };
     char one[] = "one", two[] = "two", three[] = "three";
     struct iovec w0[2] = {{one, 3}, {two, 3}}, w1[1] = {{three, 5}};
-    struct mmsghdr w[2] = {};
-    w[0].msg_hdr.msg_iov = w0;
-    w[0].msg_hdr.msg_iovlen = 2;
-    w[0].msg_len = 6;
-    w[1].msg_hdr.msg_iov = w1;
-    w[1].msg_hdr.msg_iovlen = 1;
-    w[1].msg_len = 5;
+    struct mmsghdr w[2] = {mmsg(w0, 2, 6), mmsg(w1, 1, 5)};
     kj::StringPtr hdr0 = "{msg_hdr={msg_name=NULL, msg_namelen=0, msg_iov=[{iov_base=\"one\", "
                          "iov_len=3}, {iov_base=\"two\", iov_len=3}], msg_iovlen=2, "
                          "msg_controllen=0, msg_flags=0}";
@@ -244,13 +245,7 @@ TEST_SUITE("trace_format") {
     // recvmmsg at exit: the messages it filled, each iovec's data up to its msg_len.
     char r0[9] = "01234567", r1[5] = "89ab", r2[5] = "cde";
     struct iovec ri0[1] = {{r0, 8}}, ri1[2] = {{r1, 4}, {r2, 4}};
-    struct mmsghdr r[2] = {};
-    r[0].msg_hdr.msg_iov = ri0;
-    r[0].msg_hdr.msg_iovlen = 1;
-    r[0].msg_len = 8;
-    r[1].msg_hdr.msg_iov = ri1;
-    r[1].msg_hdr.msg_iovlen = 2;
-    r[1].msg_len = 7;
+    struct mmsghdr r[2] = {mmsg(ri0, 1, 8), mmsg(ri1, 2, 7)};
     uint64_t args[6] = {0, tfAddr(r), 2, MSG_DONTWAIT, 0, 0};
     sb::TraceeMemory mem(getpid());
     sb::CallEntry entry = sb::readCallEntry(SYS_recvmmsg, args, mem);
