@@ -301,10 +301,10 @@ private:
 
   // Shared by renameAt and linkAt once the destination directory is known.
   int64_t renameIn(kj::StringPtr oldPath, int newDirFd, kj::StringPtr newPath, unsigned flags);
-  int64_t linkIn(kj::StringPtr oldPath, bool follow, bool emptyPath, int newDirFd,
-                 kj::StringPtr newPath);
-  // linkat of this node's /proc/self/fd magic link with AT_SYMLINK_FOLLOW (linkAt throughFd).
-  int64_t linkThroughFd(int newDirFd, kj::StringPtr newPath);
+  // throughFd: linkat of this node's /proc/self/fd magic link with AT_SYMLINK_FOLLOW (linkAt's
+  // throughFd), oldPath unused.
+  int64_t linkIn(kj::StringPtr oldPath, bool follow, bool emptyPath, bool throughFd,
+                 int newDirFd, kj::StringPtr newPath);
 };
 
 }  // namespace sb

@@ -490,8 +490,8 @@ kj::Promise<void> NodeImpl::renameAt(RenameAtContext context) {
       }));
 }
 
-int64_t NodeImpl::linkIn(kj::StringPtr oldPath, bool follow, bool emptyPath, int newDirFd,
-                         kj::StringPtr newPath) {
+int64_t NodeImpl::linkIn(kj::StringPtr oldPath, bool follow, bool emptyPath, bool throughFd,
+                         int newDirFd, kj::StringPtr newPath) {
   int f = fdOrError();
   if (f < 0 || newDirFd < 0) {
     return f < 0 ? f : newDirFd;
@@ -500,6 +500,11 @@ int64_t NodeImpl::linkIn(kj::StringPtr oldPath, bool follow, bool emptyPath, int
   int64_t r = nameTarget(newDirFd, newPath, NameUse::CREATE, to);
   if (r < 0) {
     return r;
+  }
+  if (throughFd) {
+    // The program's magic link becomes ours, followed as the program asked.
+    kj::String proc = kj::str("/proc/self/fd/", f);
+    return sysResult(linkat(AT_FDCWD, proc.cStr(), to.dirFd, to.name.cStr(), AT_SYMLINK_FOLLOW));
   }
   if (oldPath.size() == 0 || !confinement().isConfined()) {
     // The kernel applies its own rules, including CAP_DAC_READ_SEARCH for AT_EMPTY_PATH.
@@ -517,21 +522,6 @@ int64_t NodeImpl::linkIn(kj::StringPtr oldPath, bool follow, bool emptyPath, int
   return sysResult(linkat(AT_FDCWD, proc.cStr(), to.dirFd, to.name.cStr(), AT_SYMLINK_FOLLOW));
 }
 
-int64_t NodeImpl::linkThroughFd(int newDirFd, kj::StringPtr newPath) {
-  int f = fdOrError();
-  if (f < 0 || newDirFd < 0) {
-    return f < 0 ? f : newDirFd;
-  }
-  PathTarget to;
-  int64_t r = nameTarget(newDirFd, newPath, NameUse::CREATE, to);
-  if (r < 0) {
-    return r;
-  }
-  // The program's magic link becomes ours, followed as the program asked.
-  kj::String proc = kj::str("/proc/self/fd/", f);
-  return sysResult(linkat(AT_FDCWD, proc.cStr(), to.dirFd, to.name.cStr(), AT_SYMLINK_FOLLOW));
-}
-
 kj::Promise<void> NodeImpl::linkAt(LinkAtContext context) {
   auto params = context.getParams();
   return sameSessionNode(params.getNewDir())
@@ -543,10 +533,8 @@ kj::Promise<void> NodeImpl::linkAt(LinkAtContext context) {
         int64_t r = oldArg.result < 0 ? oldArg.result : newArg.result;
         if (r >= 0) {
           KJ_IF_MAYBE(dir, newDir) {
-            r = params.getThroughFd()
-                    ? linkThroughFd(dir->fdOrError(), newArg.path)
-                    : linkIn(oldArg.path, params.getFollow(), params.getEmptyPath(),
-                             dir->fdOrError(), newArg.path);
+            r = linkIn(oldArg.path, params.getFollow(), params.getEmptyPath(),
+                       params.getThroughFd(), dir->fdOrError(), newArg.path);
           } else {
             r = -EXDEV;
           }
