@@ -314,13 +314,7 @@ void Tracer::drainWaits() {
       onExit(pid, what);
     } else {
       onStop(taskFor(pid), what);
-      if (!justDetached.empty()) {
-        for (pid_t tid : justDetached) {
-          tasks.erase(tid);
-        }
-        justDetached.clear();
-        maybeFinish();
-      }
+      forgetDetached();
     }
   }
 }
@@ -350,6 +344,10 @@ void Tracer::resume(Task& task, int sig) {
     ptrace::resume(task.tid, ptrace::Resume::DETACH, sig);
     task.detached = true;
     justDetached.push_back(task.tid);
+    // A detached thread stops no more, so no later stop may be the one that drops its task: a
+    // detach from a call's answer (not from a stop in drainWaits) must finish sbrun too. Later,
+    // once the caller's reference to the task is gone.
+    background.add(kj::evalLater([this]() { forgetDetached(); }));
     return;
   }
   // Syscall stops: attach mode (no filter); something to do at this call's exit; a Sequence
@@ -713,6 +711,17 @@ void Tracer::adoptOrphans() {
     task->attached = true;
     resume(*task);
   }
+}
+
+void Tracer::forgetDetached() {
+  if (justDetached.empty()) {
+    return;
+  }
+  for (pid_t tid : justDetached) {
+    tasks.erase(tid);
+  }
+  justDetached.clear();
+  maybeFinish();
 }
 
 void Tracer::maybeFinish() {

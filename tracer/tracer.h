@@ -188,6 +188,7 @@ class Tracer final : public ScopeHost, public GdbHost {
   bool detachForced_ = false;
   kj::Maybe<kj::Promise<void>> detachGrace;
   static constexpr kj::Duration DETACH_GRACE = 2 * kj::SECONDS;
+  // Threads let go, whose tasks are dropped once no stop handler holds them (forgetDetached).
   std::vector<pid_t> justDetached;
   kj::Maybe<kj::Promise<void>> signalWatch;
   // --on-disconnect=exit ended the program (run_end.cc).
@@ -255,6 +256,7 @@ class Tracer final : public ScopeHost, public GdbHost {
   void resume(Task& task, int sig = 0);
   Task& taskFor(pid_t tid);
   void maybeFinish();
+  void forgetDetached();
   void adoptOrphans();
   // Before a thread at an exit stop returns to its program: every block of its remote fds must
   // trap (fd_guard.h). Injects a guard, holds the thread for another's, or resumes it.

@@ -2724,6 +2724,22 @@ def case_control_fd(ctx):
           f"output did not go A, then B, then A: {seen}")
 
 
+def proc_status_text(pid):
+    """The state and tracer of each thread of pid, for a failure message."""
+    lines = []
+    try:
+        for tid in sorted(os.listdir(f"/proc/{pid}/task"), key=int):
+            with open(f"/proc/{pid}/task/{tid}/status") as f:
+                fields = dict(l.split(":", 1) for l in f.read().splitlines() if ":" in l)
+            with open(f"/proc/{pid}/task/{tid}/wchan") as f:
+                wchan = f.read().strip()
+            lines.append(f"thread {tid}: {fields.get('State', '?').strip()}, TracerPid "
+                         f"{fields.get('TracerPid', '?').strip()}, wchan {wchan}")
+    except OSError as e:
+        lines.append(f"process {pid}: {e}")
+    return "\n".join(lines)
+
+
 ATTACH_PY = r"""
 import os, sys, time
 print("pid", os.getpid(), flush=True)
@@ -2733,6 +2749,59 @@ for i in range(100):
     time.sleep(0.1)
 print("done", flush=True)
 """
+
+
+ATTACH_BUSY_PY = r"""
+import os, time
+print("pid", os.getpid(), flush=True)
+for i in range(300):
+    with open("/etc/hostname") as f:
+        f.read()
+    time.sleep(0.01)
+print("done", flush=True)
+"""
+
+
+def case_attach_detach_in_flight(ctx):
+    """SIGINT reaches an attached sbrun while a redirected call is in flight (each answer is
+    100 ms late, --link-fault=delay): the thread is let go when that answer comes, not at a stop,
+    and sbrun must still see that every thread is gone and exit 0 (it hung for good before);
+    the process runs on to its end. Five times, each at another point of the loop."""
+    agent = ctx.agent(prepare=B_ETC_HOSTNAME)
+    if ctx.native_only:
+        return
+    need_binary(ctx.sbrun, "sbrun")
+    for attempt in range(5):
+        loop = subprocess.Popen([SYS_PYTHON, "-c", ATTACH_BUSY_PY], stdout=subprocess.PIPE,
+                                text=True, env=ENV, start_new_session=True)
+        try:
+            first = loop.stdout.readline()
+            check(first.startswith("pid "), f"loop did not start: {first!r}")
+            pid = int(first.split()[1])
+            argv = [ctx.sbrun, "-v", "--target", f"b={agent.url}", "--link-fault=delay=100ms",
+                    "--pid", str(pid)]
+            sb = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                  text=True, env=ENV, start_new_session=True)
+            time.sleep(1 + 0.05 * attempt)
+            sb.send_signal(signal.SIGINT)
+            try:
+                _, sb_err = sb.communicate(timeout=20)
+            except subprocess.TimeoutExpired:
+                sb.kill()
+                _, sb_err = sb.communicate()
+                raise Failure(f"attempt {attempt}: sbrun did not exit within 20 s of SIGINT "
+                              f"(a thread let go from a call's answer)\n--- its stderr ---\n"
+                              f"{sb_err}--- end ---\n{proc_status_text(pid)}")
+            check(sb.returncode == 0, f"attempt {attempt}: sbrun exited {sb.returncode}\n{sb_err}")
+            rest, _ = loop.communicate(timeout=60)
+            check(loop.returncode == 0 and rest.strip().endswith("done"),
+                  f"attempt {attempt}: the process did not run on to its end "
+                  f"(exit {loop.returncode})")
+            log(f"[attempt {attempt}] sbrun let go and exited 0; the process ran on")
+        finally:
+            if loop.poll() is None:
+                os.killpg(loop.pid, signal.SIGKILL)
+                loop.wait()
 
 
 def case_attach(ctx):
@@ -2753,9 +2822,9 @@ def case_attach(ctx):
         pid = int(first.split()[1])
         time.sleep(1)
         argv = [ctx.sbrun, "--target", f"b={agent.url}", "--pid", str(pid)]
-        log("$ " + shlex.join(argv))
-        sb = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                              env=ENV, start_new_session=True)
+        log("$ " + shlex.join(argv + ["-v"]))
+        sb = subprocess.Popen(argv + ["-v"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, env=ENV, start_new_session=True)
         time.sleep(2)
         # A second tracer is refused with the reason.
         again = run(argv, timeout=30)
@@ -2763,7 +2832,13 @@ def case_attach(ctx):
         check(again.rc == 125 and "already traced" in again.err,
               "a second attach must fail: already traced")
         sb.send_signal(signal.SIGINT)
-        sb_out, sb_err = sb.communicate(timeout=30)
+        try:
+            sb_out, sb_err = sb.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            sb.kill()
+            sb_out, sb_err = sb.communicate()
+            raise Failure(f"sbrun did not detach within 30 s of SIGINT\n--- its stderr ---\n"
+                          f"{sb_err}--- end ---\n{proc_status_text(pid)}")
         log(f"sbrun exit {sb.returncode}\n{sb_err}")
         check(sb.returncode == 0, "sbrun must exit 0 after detaching")
         rest, _ = loop.communicate(timeout=60)
@@ -4104,6 +4179,7 @@ def build_cases():
     cases["scopes-nested"] = (case_scopes_nested, True)
     cases["control-fd"] = (case_control_fd, True)
     cases["attach"] = (case_attach, True)
+    cases["attach-detach-in-flight"] = (case_attach_detach_in_flight, True)
     cases["ssh-target"] = (case_ssh_target, True)
     cases["ssh-refused"] = (case_ssh_refused, False)
     cases["ssh-deploy"] = (case_ssh_deploy, True)
