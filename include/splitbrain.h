@@ -198,7 +198,7 @@ namespace detail {
 // target for "enter" (nullptr: the first target).
 inline std::string message(int err, const char* op, const char* name) {
   std::string what = "splitbrain: ";
-  std::string target = name != nullptr ? "'" + std::string(name) + "'" : "the first target";
+  std::string target = name != nullptr ? std::string("'") + name + "'" : "the first target";
   if (err == ENOSYS) {
     const char* value = getenv(SB_CONTROL_FD_ENV);
     if (value == nullptr) {

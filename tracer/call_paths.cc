@@ -78,7 +78,7 @@ std::string procNetEndpoint(const char* field, bool& zero) {
       zero = zero && in6.s6_addr32[i] == 0;
     }
     inet_ntop(AF_INET6, &in6, text, sizeof(text));
-    return "[" + std::string(text) + "]:" + std::to_string(port);
+    return std::string("[") + text + "]:" + std::to_string(port);
   }
   return std::string();
 }

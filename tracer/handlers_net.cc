@@ -294,11 +294,11 @@ std::string endpointText(proto::SockAddr::Reader a) {
         memcpy(&in6, bytes.begin(), sizeof(in6));
       }
       inet_ntop(AF_INET6, &in6, text, sizeof(text));
-      return "[" + std::string(text) + "]:" + std::to_string(a.getInet6().getPort());
+      return std::string("[") + text + "]:" + std::to_string(a.getInet6().getPort());
     }
     case proto::SockAddr::UNIX_PATH: {
       auto p = a.getUnixPath();
-      return "\"" + std::string(reinterpret_cast<const char*>(p.begin()), p.size()) + "\"";
+      return std::string("\"").append(reinterpret_cast<const char*>(p.begin()), p.size()) + "\"";
     }
     case proto::SockAddr::UNIX_ABSTRACT: {
       auto p = a.getUnixAbstract();

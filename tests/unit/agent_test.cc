@@ -78,7 +78,7 @@ void writeFile(const std::string& path, const std::string& content) {
 
 std::string readFile(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return "<" + std::string(strerror(errno)) + ">";
+  if (fd < 0) return std::string("<") + strerror(errno) + ">";
   char buf[4096];
   ssize_t n = ::read(fd, buf, sizeof(buf));
   ::close(fd);

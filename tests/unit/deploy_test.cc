@@ -26,7 +26,7 @@ std::string names(kj::StringPtr machine) {
   auto v = agentNamesFor(machine);
   std::string out;
   for (auto& n : v) {
-    out += (out.empty() ? "" : " ") + std::string(n.cStr());
+    out += std::string(out.empty() ? "" : " ") + n.cStr();
   }
   return out;
 }
