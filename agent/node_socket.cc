@@ -27,6 +27,7 @@
 
 #include <sched.h>
 #include <stddef.h>
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -249,6 +250,9 @@ void answerRecv(SessionState& session, Results results, WorkResult& w, uint64_t 
   for (size_t i = 0; i < installed; ++i) {
     int fd = w.passed[i].get();
     describeSocket(fd, fds[i]);
+    if (int fl = fcntl(fd, F_GETFL); fl >= 0) {
+      statusFlagsFromHost(fl, fds[i].initFlags());
+    }
     proto::FileType type;
     fds[i].setNode(session.newNode(w.passed[i].release(), type));
     fds[i].setType(type);

@@ -247,6 +247,8 @@ struct PassedFd {
   sockType @4 :SockType;
   receiveTimeout @5 :Bool;  # SO_RCVTIMEO / SO_SNDTIMEO are set on it (socket(7): a signal
   sendTimeout @6 :Bool;     # then ends a blocking call with EINTR even under SA_RESTART).
+  flags @7 :StatusFlags;    # Its description's access mode (`path`: an O_PATH fd) and status
+                            # flags, as F_GETFL gives them. Unset (an older agent): not known.
 }
 
 enum ShutdownHow {

@@ -332,6 +332,12 @@ kj::Own<RemoteFile> passedFile(Call& c, AgentLink& target, proto::PassedFd::Read
   auto file = kj::refcounted<RemoteFile>(
       target, p.getNode(), p.getType(),
       p.getSocket() ? socketLabel(p.getFamily(), p.getSockType()) : kj::str("passed fd"));
+  if (p.hasFlags()) {  // else an older agent: not known, taken as read-only as before
+    auto access = p.getFlags().getAccess();
+    file->pathOnly = access == proto::AccessMode::PATH;
+    file->writable = access == proto::AccessMode::WRITE_ONLY ||
+                     access == proto::AccessMode::READ_WRITE;
+  }
   if (p.getSocket()) {
     SocketInfo info{p.getFamily(), p.getSockType()};
     info.receiveTimeout = p.getReceiveTimeout();

@@ -1,7 +1,8 @@
 /* Passing fds over AF_UNIX sockets (SCM_RIGHTS; under sbrun: remote fds over a remote socket,
  * crossing as the target's own fds): a regular file shares its offset and inode with the fd it
- * came from; three fds (file, directory, FIFO) in one message; a socket passed and used; the new
- * numbers are the lowest free ones; MSG_CMSG_CLOEXEC; a control buffer too small (MSG_CTRUNC,
+ * came from; an O_PATH fd stays one (fchmod, fchown and read answer EBADF); three fds (file,
+ * directory, FIFO) in one message; a socket passed and used; the new numbers are the lowest free
+ * ones; MSG_CMSG_CLOEXEC; a control buffer too small (MSG_CTRUNC,
  * only the fds that fit, nothing leaked); no fd number left (RLIMIT_NOFILE: those installed,
  * MSG_CTRUNC); an fd per datagram through recvmmsg; and EBADF for a bad fd number.
  */
@@ -108,6 +109,19 @@ int main(int argc, char **argv) {
   obs("FD_CLOEXEC without MSG_CMSG_CLOEXEC: %d", (int)(check_ok(fcntl(got[0], F_GETFD)) & FD_CLOEXEC));
   check_ok(close(got[0]));
   obs("after closing the copy the original reads on: %zd", read(file, buf, 3));
+
+  /* An O_PATH fd: what needs a real open file fails with EBADF through the copy too. */
+  int opath = check_ok(open(P("data"), O_PATH | O_CLOEXEC));
+  obs("send an O_PATH fd -> %ld", send_fds(sv[0], &opath, 1));
+  n = recv_fds(sv[1], 0, CMSG_SPACE(sizeof(int)), got, &flags, &used);
+  test_assert(n == 1);
+  obs("received O_PATH fd: F_GETFL has O_PATH %d",
+      (check_ok(fcntl(got[0], F_GETFL)) & O_PATH) != 0);
+  check_err("fchmod through the received O_PATH fd", fchmod(got[0], 0600), EBADF);
+  check_err("fchown through the received O_PATH fd", fchown(got[0], -1, -1), EBADF);
+  check_err("read through the received O_PATH fd", read(got[0], buf, 1), EBADF);
+  check_ok(close(got[0]));
+  check_ok(close(opath));
 
   /* Three fds in one message. */
   int dir = check_ok(open(P("dir"), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
