@@ -255,17 +255,17 @@ CallEntry readCallEntry(int nr, const uint64_t args[6], const TraceeMemory& mem)
         }
         break;
       }
-      case ArgKind::MMSGHDR_OUT:
-        // Each element's msg_namelen, which the call overwrites (at most -s elements print,
-        // and no more than IOV_MAX are read, as strace).
-        for (uint64_t k = 0; k < std::min<uint64_t>(args[i + 1], 1024); ++k) {
-          struct mmsghdr m;
-          if (!readStruct(mem, args[i] + k * sizeof(m), m)) {
-            break;
+      case ArgKind::MMSGHDR_OUT: {
+        // Each element's msg_namelen, which the call overwrites: the array in one read, no more
+        // than IOV_MAX elements (as strace).
+        auto vec = kj::heapArray<struct mmsghdr>(std::min<uint64_t>(args[i + 1], 1024));
+        if (args[i] != 0 && vec.size() > 0 && mem.read(args[i], vec.asBytes()) >= 0) {
+          for (auto& m : vec) {
+            entry.mmsgNameLens.push_back(m.msg_hdr.msg_namelen);
           }
-          entry.mmsgNameLens.push_back(m.msg_hdr.msg_namelen);
         }
         break;
+      }
       default:
         break;
     }

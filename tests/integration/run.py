@@ -2740,6 +2740,20 @@ def proc_status_text(pid):
     return "\n".join(lines)
 
 
+def detach_with_sigint(sb, pid, secs, what):
+    """SIGINT to an attached sbrun: its stderr once it has let go of pid; a Failure with that
+    stderr and the threads' state if it has not exited within secs."""
+    sb.send_signal(signal.SIGINT)
+    try:
+        _, err = sb.communicate(timeout=secs)
+    except subprocess.TimeoutExpired:
+        sb.kill()
+        _, err = sb.communicate()
+        raise Failure(f"{what}: sbrun did not exit within {secs} s of SIGINT\n"
+                      f"--- its stderr ---\n{err}--- end ---\n{proc_status_text(pid)}")
+    return err
+
+
 ATTACH_PY = r"""
 import os, sys, time
 print("pid", os.getpid(), flush=True)
@@ -2783,15 +2797,8 @@ def case_attach_detach_in_flight(ctx):
             sb = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                   text=True, env=ENV, start_new_session=True)
             time.sleep(1 + 0.05 * attempt)
-            sb.send_signal(signal.SIGINT)
-            try:
-                _, sb_err = sb.communicate(timeout=20)
-            except subprocess.TimeoutExpired:
-                sb.kill()
-                _, sb_err = sb.communicate()
-                raise Failure(f"attempt {attempt}: sbrun did not exit within 20 s of SIGINT "
-                              f"(a thread let go from a call's answer)\n--- its stderr ---\n"
-                              f"{sb_err}--- end ---\n{proc_status_text(pid)}")
+            sb_err = detach_with_sigint(sb, pid, 20, f"attempt {attempt} (a thread let go from "
+                                        "a call's answer)")
             check(sb.returncode == 0, f"attempt {attempt}: sbrun exited {sb.returncode}\n{sb_err}")
             rest, _ = loop.communicate(timeout=60)
             check(loop.returncode == 0 and rest.strip().endswith("done"),
@@ -2831,14 +2838,7 @@ def case_attach(ctx):
         log(again.describe())
         check(again.rc == 125 and "already traced" in again.err,
               "a second attach must fail: already traced")
-        sb.send_signal(signal.SIGINT)
-        try:
-            sb_out, sb_err = sb.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            sb.kill()
-            sb_out, sb_err = sb.communicate()
-            raise Failure(f"sbrun did not detach within 30 s of SIGINT\n--- its stderr ---\n"
-                          f"{sb_err}--- end ---\n{proc_status_text(pid)}")
+        sb_err = detach_with_sigint(sb, pid, 30, "detach")
         log(f"sbrun exit {sb.returncode}\n{sb_err}")
         check(sb.returncode == 0, "sbrun must exit 0 after detaching")
         rest, _ = loop.communicate(timeout=60)
