@@ -33,10 +33,10 @@ def trace_lines(text):
             if re.match(r"^(\[pid \d+\] |\d+ +)?[a-z_0-9]+\(", l)]
 
 
-def strace_on_b(agent, calls, argv, cwd=None):
-    """`strace -f -e trace=CALLS` of argv natively on B: its trace lines and its result."""
+def strace_on_b(agent, calls, argv, cwd=None, flags=()):
+    """`strace -f FLAGS -e trace=CALLS` of argv natively on B: its result and trace lines."""
     out = os.path.join(h.B_ROOT, "strace.out")
-    script = (f"cd {cwd or h.WORK} && strace -f -qq -o {out} -e trace={calls} "
+    script = (f"cd {cwd or h.WORK} && strace -f -qq {' '.join(flags)} -o {out} -e trace={calls} "
               + " ".join(h.shlex.quote(a) for a in argv) + f"; rc=$?; cat {out} >&2; exit $rc")
     r = agent.sh(script)
     h.log(r.describe())
@@ -164,11 +164,8 @@ def case_trace_yy_like_strace(ctx):
         return
     calls = "connect,sendto,recvfrom"
     argv = [client, h.B_ADDR, port, "2"]
-    out = os.path.join(h.B_ROOT, "strace.out")
-    r = agent.sh(f"cd {h.WORK} && strace -f -qq -yy -o {out} -e trace={calls} "
-                 + " ".join(h.shlex.quote(a) for a in argv) + f"; rc=$?; cat {out} >&2; exit $rc")
-    h.log(r.describe())
-    native = [yy_normalise(l) for l in trace_lines(r.err)]
+    _, lines = strace_on_b(agent, calls, argv, flags=["-yy"])
+    native = [yy_normalise(l) for l in lines]
     t, text, ours = sbrun_trace(ctx, agent, calls, argv, extra=["-yy"])
     ours = [yy_normalise(l) for l in ours]
     h.check(t.rc == 0, "the client under sbrun failed")
@@ -190,16 +187,14 @@ def case_trace_yy_like_strace(ctx):
             "c.send(b'hi')\na.recv(10)\na.send(b'yo')\nc.recv(10)\n")
     argv = [h.SYS_PYTHON, "-c", prog]
     calls = "listen,getsockname,sendto,recvfrom"
-    r = agent.sh(f"cd {h.WORK} && strace -f -qq -yy -o {out} -e trace={calls} "
-                 + " ".join(h.shlex.quote(a) for a in argv) + f"; rc=$?; cat {out} >&2; exit $rc")
-    h.log(r.describe())
+    _, lines = strace_on_b(agent, calls, argv, flags=["-yy"])
 
     def all_ports(line):
         line = re.sub(r"<target\d+:", "<", line)
         line = re.sub(r"htons\(\d+\)", "htons(PORT)", line)
         return re.sub(r"<(TCP|UDP):\[[^\]]*\]>",
                       lambda m: re.sub(r":\d+", ":PORT", m.group(0)), line)
-    native = [all_ports(l) for l in trace_lines(r.err)]
+    native = [all_ports(l) for l in lines]
     t, text, ours = sbrun_trace(ctx, agent, calls, argv, extra=["-yy"])
     h.check(t.rc == 0, "python3 under sbrun failed")
     compare(native, [all_ports(l) for l in ours], "listener and accepted -yy")
@@ -207,10 +202,8 @@ def case_trace_yy_like_strace(ctx):
     prog = ("import socket\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
             f"s.sendto(b'a', ('{h.B_ADDR}', 9))\ns.sendto(b'b', ('{h.B_ADDR}', 9))\n")
     argv = [h.SYS_PYTHON, "-c", prog]
-    r = agent.sh(f"cd {h.WORK} && strace -f -qq -yy -o {out} -e trace=sendto "
-                 + " ".join(h.shlex.quote(a) for a in argv) + f"; rc=$?; cat {out} >&2; exit $rc")
-    h.log(r.describe())
-    native = [yy_normalise(l) for l in trace_lines(r.err)][1:]
+    _, lines = strace_on_b(agent, "sendto", argv, flags=["-yy"])
+    native = [yy_normalise(l) for l in lines][1:]
     t, text, ours = sbrun_trace(ctx, agent, "sendto", argv, extra=["-yy"])
     h.check(t.rc == 0, "python3 under sbrun failed")
     compare(native, [yy_normalise(l) for l in ours][1:], "udp -yy")
@@ -219,10 +212,8 @@ def case_trace_yy_like_strace(ctx):
     prog = (f"import os\nf = open('{h.WORK}/hello.txt')\n"
             f"n = os.open('/dev/null', os.O_RDONLY)\nos.fstat(n)\n")
     argv = [h.SYS_PYTHON, "-c", prog]
-    r = agent.sh(f"cd {h.WORK} && strace -f -qq -yy -o {out} -e trace=newfstatat,fstat "
-                 + " ".join(h.shlex.quote(a) for a in argv) + f"; rc=$?; cat {out} >&2; exit $rc")
-    h.log(r.describe())
-    native = [l for l in trace_lines(r.err) if "/dev/null<char" in l]
+    _, lines = strace_on_b(agent, "newfstatat,fstat", argv, flags=["-yy"])
+    native = [l for l in lines if "/dev/null<char" in l]
     t, text, ours = sbrun_trace(ctx, agent, "newfstatat,fstat", argv, extra=["-yy"])
     h.check(t.rc == 0, "python3 under sbrun failed")
     compare(native, [l for l in ours if "/dev/null<char" in l], "/dev/null -yy")
@@ -230,11 +221,9 @@ def case_trace_yy_like_strace(ctx):
     # after the target's marker.
     prog = "import os\nn = os.open('/dev/null', os.O_RDONLY)\nos.fstat(n)\n"
     argv = [h.SYS_PYTHON, "-c", prog]
-    r = agent.sh(f"cd {h.WORK} && strace -f -qq -yy -o {out} -e trace=newfstatat,fstat "
-                 + " ".join(h.shlex.quote(a) for a in argv) + f"; rc=$?; cat {out} >&2; exit $rc")
-    h.log(r.describe())
+    _, lines = strace_on_b(agent, "newfstatat,fstat", argv, flags=["-yy"])
     null = r"newfstatat\([3-9]</dev/null<"
-    native = [l for l in trace_lines(r.err) if re.match(null, l)]
+    native = [l for l in lines if re.match(null, l)]
     t, text, ours = sbrun_trace(ctx, agent, "newfstatat,fstat", argv,
                                 extra=["-yy", "--remote", "/dev/null"])
     h.check(t.rc == 0, "python3 under sbrun failed")
