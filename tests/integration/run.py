@@ -3928,15 +3928,22 @@ def remote_calls(stats_path):
     return {s["name"]: s["calls"] for s in data["syscalls"] if s["where"] == "remote"}
 
 
-def case_net_echo(ctx):
-    """A TCP echo server running only in B's network namespace; a local client program under
-    sbrun resolves a name only B's /etc/hosts has, connects to an address only B has, and plays
-    ping-pong. --stats proves the socket calls went to the target."""
+def echo_server_on_b(ctx):
+    """The echo cases' set-up: the echo_client helper, an agent with B's network and its tree,
+    and an echo server on B: (client, agent, port)."""
     client = os.path.abspath(os.path.join(ctx.helpers_dir or "", "echo_client"))
     need_binary(client, "helper echo_client (--helpers-dir)")
     agent = ctx.agent(net=True)
     make_tree(agent)
     port = first_line(agent.spawn([SYS_PYTHON, "-c", ECHO_SERVER, B_ADDR]), "the echo server on B")
+    return client, agent, port
+
+
+def case_net_echo(ctx):
+    """A TCP echo server running only in B's network namespace; a local client program under
+    sbrun resolves a name only B's /etc/hosts has, connects to an address only B has, and plays
+    ping-pong. --stats proves the socket calls went to the target."""
+    client, agent, port = echo_server_on_b(ctx)
     unreachable_from_a(port)
     native = agent.nsenter([client, B_NAME, port, "20"])
     check(native.rc == 0 and f"connected to {B_ADDR}" in native.out,

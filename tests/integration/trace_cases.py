@@ -117,12 +117,7 @@ def case_trace_socket_like_strace(ctx):
     """A TCP client's socket calls to a server only B's network has, as strace shows them
     natively on B: socket, connect with its sockaddr_in, send and recv with their bytes."""
     need_strace()
-    client = os.path.abspath(os.path.join(ctx.helpers_dir or "", "echo_client"))
-    h.need_binary(client, "helper echo_client (--helpers-dir)")
-    agent = ctx.agent(net=True)
-    h.make_tree(agent)
-    port = h.first_line(agent.spawn([h.SYS_PYTHON, "-c", h.ECHO_SERVER, h.B_ADDR]),
-                        "the echo server on B")
+    client, agent, port = h.echo_server_on_b(ctx)
     if ctx.native_only:
         return
     calls = "socket,connect,setsockopt,sendto,recvfrom"
@@ -154,12 +149,7 @@ def case_trace_yy_like_strace(ctx):
     lines after the connect; sbrun marks the fd as the target's); a UDP socket's port after its
     first sendto; /dev/null's device numbers, here and on B."""
     need_strace()
-    client = os.path.abspath(os.path.join(ctx.helpers_dir or "", "echo_client"))
-    h.need_binary(client, "helper echo_client (--helpers-dir)")
-    agent = ctx.agent(net=True)
-    h.make_tree(agent)
-    port = h.first_line(agent.spawn([h.SYS_PYTHON, "-c", h.ECHO_SERVER, h.B_ADDR]),
-                        "the echo server on B")
+    client, agent, port = h.echo_server_on_b(ctx)
     if ctx.native_only:
         return
     calls = "connect,sendto,recvfrom"
